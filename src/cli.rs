@@ -1,0 +1,47 @@
+//! The command line: one binary, `confidant`, with a subcommand per job.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Confidant: end-to-end encrypted messaging, live schedules and intake forms for
+/// mental-health practices.
+#[derive(Debug, Parser)]
+#[command(name = "confidant", version, about, long_about = None, after_help = CONFIG_HELP)]
+pub struct Cli {
+    /// TOML file overriding the embedded defaults (environment variables override both).
+    #[arg(long, global = true, value_name = "FILE", env = "CONFIDANT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: apply pending migrations, then serve HTTPS and WSS until SIGTERM/SIGINT.
+    ///
+    /// With no configuration it runs as a single node on embedded defaults: SQLite files, a
+    /// node id and a self-signed development certificate in ./data, listening on
+    /// https://127.0.0.1:8443.
+    Serve,
+    /// Apply pending database migrations to the main and audit stores, then exit.
+    ///
+    /// `serve` does this at start-up too; run it on its own to migrate before rolling out new
+    /// nodes. Safe to run repeatedly and from several nodes at once.
+    Migrate,
+}
+
+const CONFIG_HELP: &str = "\
+Configuration: embedded defaults < --config FILE < environment variables.
+  CONFIDANT_LISTEN               address of the HTTPS/WSS listener (default 127.0.0.1:8443)
+  CONFIDANT_DATA_DIR             data directory (default ./data)
+  CONFIDANT_DATABASE_URL         postgres:// main store (default: SQLite in the data directory)
+  CONFIDANT_AUDIT_DATABASE_URL   postgres:// audit store (default: SQLite audit.db)
+  CONFIDANT_REDIS_URL            rediss:// for several nodes (default: single node)
+  CONFIDANT_TLS_CERT, CONFIDANT_TLS_KEY   PEM files (default: a development certificate)
+  CONFIDANT_<SECTION>__<KEY>     any other key of config/default.toml
+  CONFIDANT_<KEY>_FILE           read a URL setting from a file
+A bad value stops start-up with exit code 2.";

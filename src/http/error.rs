@@ -1,0 +1,160 @@
+//! The API's error type and the one place that writes error bodies. Every response with a 4xx or
+//! 5xx status, whether it came from a handler, an extractor or actix itself (404, 405), leaves
+//! through [`shape_errors`] as `{"error": "...", "code": "...", "request_id": "..."}`. The body
+//! never carries a cause chain: details go to the log, keyed by the request id.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use serde_json::{Value, json};
+
+use super::health::ReadinessReport;
+use super::request_id::RequestId;
+
+/// Everything a handler can answer instead of success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is larger than `http.max_body_bytes` (bad input).
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not in a media type this endpoint reads (bad input).
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// The body cannot be parsed as the expected JSON document (bad input). The parser's own
+    /// message is not passed on: it may quote the input.
+    #[error("request body is not the expected JSON document")]
+    InvalidBody,
+    /// A dependency the node needs is down (readiness only).
+    #[error("not ready")]
+    NotReady(ReadinessReport),
+    /// A dependency is down or overloaded; retrying later may succeed.
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    /// Our bug. The cause is logged; the client learns only the request id.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// Stable snake_case code clients can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::InvalidBody => "invalid_body",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::Unavailable => "service_unavailable",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    /// The body fields besides `request_id`.
+    fn body(&self) -> Value {
+        match self {
+            ApiError::NotReady(report) => json!({
+                "error": format!("not ready: {} down", report.down().join(", ")),
+                "code": self.code(),
+                "checks": report,
+            }),
+            other => json!({ "error": other.to_string(), "code": other.code() }),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidBody => StatusCode::BAD_REQUEST,
+            ApiError::NotReady(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body is written by [`shape_errors`], which also knows the request id.
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::new(self.status_code())
+    }
+}
+
+/// Body for an error response that did not come from an [`ApiError`] (actix's own 404, 405, a
+/// failed extractor): the status's standard reason, as text and as a snake_case code.
+fn body_for_status(status: StatusCode) -> Value {
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code: String = reason
+        .chars()
+        .filter_map(|c| match c {
+            'a'..='z' | '0'..='9' => Some(c),
+            'A'..='Z' => Some(c.to_ascii_lowercase()),
+            ' ' | '-' => Some('_'),
+            _ => None,
+        })
+        .collect();
+    json!({ "error": reason.to_lowercase(), "code": code })
+}
+
+/// Middleware: rewrites every error response into the standard JSON body, keeping its status
+/// and headers (`Allow`, `Retry-After`). Installed inside the request-id middleware.
+pub async fn shape_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Inner layers answer errors as responses (actix turns handler and extractor errors into
+    // responses), so `Err` here would be a wiring bug; it is passed on for actix to answer.
+    // The request cannot be cloned up front to build a response: routing needs it unshared.
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+
+    let api_error = res.response().error().and_then(|e| e.as_error::<ApiError>());
+    let mut body = api_error.map_or_else(|| body_for_status(status), ApiError::body);
+    let request_id = res.request().extensions().get::<RequestId>().cloned();
+    if let Some(id) = &request_id {
+        body["request_id"] = Value::String(id.to_string());
+    }
+    if status.is_server_error() {
+        // The Display of our error types carries no PHI by construction; the debug form holds
+        // the cause chain, which stays in the log.
+        let cause = res.response().error().map(|e| format!("{e:?}"));
+        tracing::error!(status = status.as_u16(), cause = cause.as_deref().unwrap_or("none"), "request failed");
+    }
+
+    let (http_req, response) = res.into_parts();
+    let mut shaped = HttpResponse::build(status);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            shaped.append_header((name.clone(), value.clone()));
+        }
+    }
+    let mut shaped = shaped.body(body.to_string());
+    shaped.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(ServiceResponse::new(http_req, shaped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_for_plain_statuses_are_snake_case_reasons() {
+        assert_eq!(body_for_status(StatusCode::NOT_FOUND)["code"], "not_found");
+        assert_eq!(body_for_status(StatusCode::METHOD_NOT_ALLOWED)["code"], "method_not_allowed");
+        assert_eq!(body_for_status(StatusCode::URI_TOO_LONG)["code"], "uri_too_long");
+    }
+
+    #[test]
+    fn an_invalid_body_does_not_echo_the_input() {
+        let body = ApiError::InvalidBody.body();
+        assert_eq!(body["code"], "invalid_body");
+        assert_eq!(body["error"], "request body is not the expected JSON document");
+    }
+}

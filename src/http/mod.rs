@@ -1,0 +1,52 @@
+//! The HTTP surface: the app factory with its middleware stack, and the routes. Only this module
+//! knows actix-web's request types; handlers call into the layers below.
+
+mod error;
+mod headers;
+mod health;
+mod limits;
+mod portal;
+mod request_id;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+
+pub use error::ApiError;
+pub use headers::CONTENT_SECURITY_POLICY;
+pub use health::{Check, ReadinessReport};
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+
+use crate::state::AppState;
+
+/// Builds the application for one worker. Middleware, outermost first: request id and request
+/// log; security headers; error bodies; body limit. So every response, including a 413 refused
+/// before routing and actix's own 404, has an id, the security headers and the JSON error shape.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let http = &state.settings.http;
+    let (max_body, hsts) = (http.max_body_bytes, http.hsts_max_age_secs);
+    App::new()
+        .app_data(state)
+        .app_data(limits::BodyLimit(max_body))
+        .app_data(limits::json_config(max_body))
+        .app_data(limits::payload_config(max_body))
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(portal::index)
+        .service(portal::style)
+        .wrap(from_fn(limits::refuse_oversized))
+        .wrap(from_fn(error::shape_errors))
+        .wrap(headers::security_headers(hsts))
+        .wrap(from_fn(request_id::trace_requests))
+}

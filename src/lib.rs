@@ -1,0 +1,14 @@
+//! Confidant's server: composition root, configuration, HTTP API, storage, TLS. The actor layer
+//! lives in the `confidant-actors` crate; see docs/ARCHITECTURE.md for the map.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod http;
+pub mod node;
+pub mod redis_link;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+pub mod tls;

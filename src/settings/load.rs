@@ -1,0 +1,290 @@
+//! Layering and checking of the configuration sources. Errors name the key, where the value came
+//! from and what is wrong with it, and never echo a secret value.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer};
+
+use super::Settings;
+
+/// The embedded defaults, compiled in so a bare `confidant serve` needs no files.
+pub const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Prefix of every environment variable Confidant reads.
+const ENV_PREFIX: &str = "CONFIDANT_";
+
+/// Settings that may hold a password, so may also be given as `CONFIDANT_<KEY>_FILE` naming a
+/// file that holds the value (for container secrets), and whose values are never echoed.
+const SECRET_KEYS: &[&str] = &["database_url", "audit_database_url", "redis_url"];
+
+/// Short environment names kept for operators' convenience, mapped to their nested keys.
+const ENV_ALIASES: &[(&str, &str)] = &[("tls_cert", "tls.cert"), ("tls_key", "tls.key")];
+
+/// Environment variables with the prefix that are not settings (read by the CLI itself).
+const ENV_NOT_SETTINGS: &[&str] = &["config"];
+
+/// Configuration that cannot be used. Start-up stops with exit code 2 and this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key has a value of the wrong type or format, or is unknown.
+    #[error("invalid configuration: {problems}")]
+    Invalid {
+        /// One line per problem: key, source and what is wrong.
+        problems: String,
+    },
+    /// A file named by `--config` or a `*_FILE` variable cannot be read.
+    #[error("invalid configuration: {what}: cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// Which setting or option named the file.
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+}
+
+/// Loads settings from the process environment and the optional `--config` file.
+pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
+    load_from(config_file, std::env::vars())
+}
+
+/// Loads settings from the given environment instead of the process's, so tests need not touch
+/// global state. Later sources win: defaults, then the file, then the environment.
+pub fn load_from(
+    config_file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let mut figment = Figment::from(Toml::string(DEFAULTS));
+    if let Some(path) = config_file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            what: "--config".into(),
+            path: path.to_owned(),
+            source,
+        })?;
+        figment = figment.merge(Named(format!("config file {}", path.display()), Toml::string(&text)));
+    }
+
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    for (name, value) in &env {
+        let Some(key) = settings_key(name) else { continue };
+        // Parsed the way figment's own `Env` provider does: "8443" becomes a number, "1.3" a float.
+        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+        figment = figment.merge(Named(format!("environment variable {name}"), Serialized::default(&key, value)));
+    }
+    for (name, path) in &env {
+        let Some(key) = secret_file_key(name) else { continue };
+        let path = PathBuf::from(path);
+        let value = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+            what: name.clone(),
+            path,
+            source,
+        })?;
+        figment = figment.merge(Named(format!("file named by {name}"), Serialized::default(key, value.trim())));
+    }
+
+    let settings: Settings = figment.extract().map_err(describe)?;
+    check(&settings)?;
+    Ok(settings)
+}
+
+/// A provider under the name its errors should cite ("environment variable CONFIDANT_LISTEN").
+struct Named<P>(String, P);
+
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.0.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.1.data()
+    }
+}
+
+/// `CONFIDANT_HTTP__MAX_BODY_BYTES` -> `http.max_body_bytes`; `None` for variables that are not
+/// settings (`*_FILE`, `CONFIDANT_CONFIG`).
+fn settings_key(env_name: &str) -> Option<String> {
+    let key = env_name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
+    if key.ends_with("_file") || ENV_NOT_SETTINGS.contains(&key.as_str()) {
+        return None;
+    }
+    let key =
+        ENV_ALIASES.iter().find(|(short, _)| *short == key).map_or(key.replace("__", "."), |(_, k)| (*k).to_owned());
+    Some(key)
+}
+
+/// `CONFIDANT_DATABASE_URL_FILE` -> `database_url`, for secret keys only.
+fn secret_file_key(env_name: &str) -> Option<&'static str> {
+    let key = env_name.strip_prefix(ENV_PREFIX)?.strip_suffix("_FILE")?.to_ascii_lowercase();
+    SECRET_KEYS.iter().copied().find(|k| *k == key)
+}
+
+/// Turns figment's errors into one line per problem: `key` (source): what is wrong.
+fn describe(errors: figment::Error) -> ConfigError {
+    let problems: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e.metadata.as_ref().map(|m| m.name.to_string());
+            let secret = SECRET_KEYS.contains(&key.as_str());
+            let what = match &e.kind {
+                figment::error::Kind::Message(m) => m.clone(),
+                figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
+                _ if secret => "has the wrong type".into(),
+                kind => kind.to_string(),
+            };
+            match (key.is_empty(), source) {
+                (false, Some(source)) => format!("`{key}` (from {source}) {what}"),
+                (false, None) => format!("`{key}` {what}"),
+                (true, Some(source)) => format!("{source}: {what}"),
+                (true, None) => what,
+            }
+        })
+        .collect();
+    ConfigError::Invalid { problems: problems.join("; ") }
+}
+
+/// Rules that span several keys.
+fn check(settings: &Settings) -> Result<(), ConfigError> {
+    let invalid = |problems: &str| Err(ConfigError::Invalid { problems: problems.into() });
+    match (&settings.tls.cert, &settings.tls.key) {
+        (Some(_), None) => {
+            return invalid(
+                "`tls.cert` is set but `tls.key` is not: set both, or neither for a development certificate",
+            );
+        }
+        (None, Some(_)) => {
+            return invalid(
+                "`tls.key` is set but `tls.cert` is not: set both, or neither for a development certificate",
+            );
+        }
+        _ => {}
+    }
+    if settings.http.max_body_bytes == 0 {
+        return invalid("`http.max_body_bytes` must be greater than 0");
+    }
+    if settings.database.max_connections == 0 {
+        return invalid("`database.max_connections` must be greater than 0");
+    }
+    Ok(())
+}
+
+/// An optional path where an empty string means "not set".
+pub(super) fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.trim().is_empty()).map(PathBuf::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{LogFormat, TlsVersion};
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> String {
+        load_from(None, env(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn embedded_defaults_alone_give_a_runnable_single_node() {
+        let s = load_from(None, env(&[])).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(s.database_url.is_none() && s.audit_database_url.is_none() && s.redis_url.is_none());
+        assert!(s.tls.cert.is_none() && s.tls.key.is_none());
+        assert_eq!(s.tls.min_version, TlsVersion::Tls13);
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/from-file\"\n[http]\nmax_body_bytes = 10\nhsts_max_age_secs = 1\nshutdown_timeout_secs = 1\nreadiness_timeout_ms = 1\n").unwrap();
+
+        let s = load_from(
+            Some(&file),
+            env(&[("CONFIDANT_DATA_DIR", "/srv/from-env"), ("CONFIDANT_HTTP__MAX_BODY_BYTES", "2048")]),
+        )
+        .unwrap();
+
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.data_dir, PathBuf::from("/srv/from-env"));
+        assert_eq!(s.http.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn short_tls_names_and_numeric_min_version_are_understood() {
+        let s = load_from(
+            None,
+            env(&[
+                ("CONFIDANT_TLS_CERT", "/c.pem"),
+                ("CONFIDANT_TLS_KEY", "/k.pem"),
+                ("CONFIDANT_TLS__MIN_VERSION", "1.2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.tls.cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(s.tls.min_version, TlsVersion::Tls12);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_its_source() {
+        let message = problems(&[("CONFIDANT_LISTEN", "not-an-address")]);
+        assert!(message.contains("`listen`"), "{message}");
+        assert!(message.contains("CONFIDANT_LISTEN"), "{message}");
+    }
+
+    #[test]
+    fn tls_older_than_1_2_cannot_be_configured() {
+        let message = problems(&[("CONFIDANT_TLS__MIN_VERSION", "1.1")]);
+        assert!(message.contains("`tls.min_version`"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_rather_than_ignored() {
+        let message = problems(&[("CONFIDANT_LISTNE", "127.0.0.1:1")]);
+        assert!(message.contains("listne"), "{message}");
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused() {
+        let message = problems(&[("CONFIDANT_TLS_CERT", "/c.pem")]);
+        assert!(message.contains("tls.key"), "{message}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_and_are_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        std::fs::write(&file, "mysql://app:hunter2hunter2@db.example.org/x\n").unwrap();
+
+        let message = problems(&[("CONFIDANT_DATABASE_URL_FILE", file.to_str().unwrap())]);
+
+        assert!(message.contains("`database_url`"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_url_means_not_configured() {
+        let s = load_from(None, env(&[("CONFIDANT_DATABASE_URL", ""), ("CONFIDANT_REDIS_URL", " ")])).unwrap();
+        assert!(s.database_url.is_none() && s.redis_url.is_none());
+    }
+
+    #[test]
+    fn the_production_example_is_complete_and_valid() {
+        // Parsed alone, without the defaults underneath: every key must be present in the example,
+        // and none may be stale (unknown keys are refused).
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.example.toml");
+        let s: Settings = Figment::from(Toml::file_exact(&example)).extract().unwrap();
+        check(&s).unwrap();
+        assert!(s.database_url.is_some() && s.audit_database_url.is_some() && s.redis_url.is_some());
+        assert!(s.tls.cert.is_some());
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+}

@@ -1,0 +1,163 @@
+//! Typed configuration. One [`Settings`] value is built at start-up from the embedded defaults
+//! (`config/default.toml`), an optional `--config` file and `CONFIDANT_*` environment variables
+//! (see [`load`]), checked once, and passed down; nothing reads the environment after that.
+
+mod load;
+mod urls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{ConfigError, load, load_from};
+pub use urls::{DatabaseUrl, RedisUrl};
+
+/// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back
+/// to a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the HTTPS/WSS listener.
+    pub listen: SocketAddr,
+    /// SQLite files, node id and development certificate live here.
+    pub data_dir: PathBuf,
+    /// Main store; `None` means SQLite in `data_dir`.
+    #[serde(default, deserialize_with = "urls::optional")]
+    pub database_url: Option<DatabaseUrl>,
+    /// Audit store; `None` means SQLite `audit.db` in `data_dir`.
+    #[serde(default, deserialize_with = "urls::optional")]
+    pub audit_database_url: Option<DatabaseUrl>,
+    /// Cross-node fan-out; `None` means a single node with the in-process broker.
+    #[serde(default, deserialize_with = "urls::optional")]
+    pub redis_url: Option<RedisUrl>,
+    /// Connection pools.
+    pub database: DatabaseSettings,
+    /// The listener's certificate and protocol versions.
+    pub tls: TlsSettings,
+    /// HTTP limits and headers.
+    pub http: HttpSettings,
+    /// Log format and filter.
+    pub log: LogSettings,
+}
+
+/// Connection pool sizing, per pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Upper bound of open connections.
+    pub max_connections: u32,
+    /// How long to wait for a free connection.
+    pub acquire_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// [`Self::acquire_timeout_secs`] as a duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_secs)
+    }
+}
+
+/// Certificate and protocol versions of the listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain; with `key`. Neither: a development certificate in `data_dir`.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `cert`.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub key: Option<PathBuf>,
+    /// Oldest accepted protocol version.
+    pub min_version: TlsVersion,
+}
+
+/// The TLS versions Confidant can be told to accept at minimum. Anything below 1.2 does not
+/// exist here, so it cannot be configured by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    Tls12,
+    /// TLS 1.3 only (the default).
+    Tls13,
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    /// Accepts `"1.2"`/`"1.3"`, and the bare numbers a TOML file or an environment variable
+    /// turn them into.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TlsVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"1.3\" or \"1.2\" (older versions are never accepted)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsVersion, E> {
+                match v.trim() {
+                    "1.3" => Ok(TlsVersion::Tls13),
+                    "1.2" => Ok(TlsVersion::Tls12),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+                // Environment values arrive as f32, so 1.3 is 1.2999999523...
+                let near = |x: f64| (v - x).abs() < 1e-6;
+                if near(1.3) {
+                    Ok(TlsVersion::Tls13)
+                } else if near(1.2) {
+                    Ok(TlsVersion::Tls12)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Request limits and response headers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// `Strict-Transport-Security` max-age.
+    pub hsts_max_age_secs: u64,
+    /// Grace period for in-flight work on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Per-dependency budget of `GET /readyz`.
+    pub readiness_timeout_ms: u64,
+}
+
+impl HttpSettings {
+    /// [`Self::shutdown_timeout_secs`] as a duration.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// [`Self::readiness_timeout_ms`] as a duration.
+    pub fn readiness_timeout(&self) -> Duration {
+        Duration::from_millis(self.readiness_timeout_ms)
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Human-readable or JSON lines.
+    pub format: LogFormat,
+    /// `tracing-subscriber` filter directives.
+    pub filter: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

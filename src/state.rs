@@ -1,0 +1,29 @@
+//! `AppState`: what every request handler and actor needs from the node, built once in
+//! [`crate::server`] and shared by reference.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use confidant_actors::Lifecycle;
+
+use crate::node::NodeId;
+use crate::redis_link::RedisLink;
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+/// Shared state of one node.
+#[derive(Clone)]
+pub struct AppState {
+    /// The checked configuration.
+    pub settings: Arc<Settings>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The main store.
+    pub storage: Storage,
+    /// The audit store (a separate database).
+    pub audit_storage: Storage,
+    /// Redis, when several nodes share fan-out.
+    pub redis: Option<RedisLink>,
+    /// Components to stop on shutdown register here.
+    pub lifecycle: Addr<Lifecycle>,
+}

@@ -1,0 +1,151 @@
+//! Relational storage through sqlx. One [`Storage`] per database (the main store and, separately,
+//! the audit store). Query code is written once against sqlx's `Any` driver with `$N`
+//! placeholders, which both SQLite and PostgreSQL accept; everything that differs between the
+//! two dialects lives in [`dialect`].
+
+mod dialect;
+mod error;
+pub mod nodes;
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+pub use dialect::Backend;
+pub use error::StorageError;
+
+use crate::settings::{DatabaseSettings, DatabaseUrl, Settings};
+
+/// Which of Confidant's databases a [`Storage`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Users, patients, schedules, encrypted PHI columns, message ciphertext.
+    Main,
+    /// The append-only audit trail, kept apart from the data it describes.
+    Audit,
+}
+
+impl Store {
+    /// File name used when the store lives in the data directory.
+    fn sqlite_file(self) -> &'static str {
+        match self {
+            Store::Main => "confidant.db",
+            Store::Audit => "audit.db",
+        }
+    }
+
+    /// Name used in logs and readiness reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Store::Main => "database",
+            Store::Audit => "audit_database",
+        }
+    }
+}
+
+/// Where a store lives, resolved from the settings.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A SQLite file, created on first use.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(DatabaseUrl),
+}
+
+impl Location {
+    /// The configured URL for `store`, or its SQLite file in the data directory.
+    pub fn of(store: Store, settings: &Settings) -> Self {
+        let url = match store {
+            Store::Main => &settings.database_url,
+            Store::Audit => &settings.audit_database_url,
+        };
+        match url {
+            Some(url) => Location::Postgres(url.clone()),
+            None => Location::Sqlite(settings.data_dir.join(store.sqlite_file())),
+        }
+    }
+}
+
+/// A pooled connection to one database.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pool: AnyPool,
+    backend: Backend,
+    store: Store,
+}
+
+impl Storage {
+    /// Connects to `store` at `location` (creating a SQLite file if needed). Does not migrate.
+    pub async fn connect(store: Store, location: &Location, pool: &DatabaseSettings) -> Result<Self, StorageError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let (backend, url) = match location {
+            Location::Sqlite(path) => (Backend::Sqlite, sqlite_url(path)?),
+            Location::Postgres(url) => (Backend::Postgres, url.expose().to_owned()),
+        };
+        let options =
+            AnyPoolOptions::new().max_connections(pool.max_connections).acquire_timeout(pool.acquire_timeout());
+        let pool = backend
+            .configure(options)
+            .connect(&url)
+            .await
+            .map_err(|source| StorageError::Connect { store: store.name(), source })?;
+        Ok(Self { pool, backend, store })
+    }
+
+    /// Applies the store's pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, StorageError> {
+        let Some(migrator) = self.backend.migrator(self.store) else { return Ok(0) };
+        let before = self.applied_migrations().await?;
+        migrator.run(&self.pool).await.map_err(|source| StorageError::Migrate { store: self.store.name(), source })?;
+        Ok(self.applied_migrations().await?.saturating_sub(before))
+    }
+
+    /// How many migrations this database has recorded (0 before the first run).
+    async fn applied_migrations(&self) -> Result<usize, StorageError> {
+        let table_exists: i64 =
+            sqlx::query_scalar(self.backend.migrations_table_exists_sql()).fetch_one(&self.pool).await?;
+        if table_exists == 0 {
+            return Ok(0);
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// Cheap round trip for readiness checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which dialect this database speaks.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the query modules of this crate.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Waits for checked-out connections to return, then closes them (SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://` URL for a file, created if missing. The path is percent-encoded so any file
+/// name survives the URL round trip.
+fn sqlite_url(path: &Path) -> Result<String, StorageError> {
+    let absolute = std::path::absolute(path).map_err(|source| StorageError::DataDir { source })?;
+    let text = absolute.to_str().ok_or(StorageError::NonUtf8Path)?;
+    const UNSAFE_IN_URL_PATH: &AsciiSet =
+        &CONTROLS.add(b' ').add(b'%').add(b'?').add(b'#').add(b'"').add(b'<').add(b'>');
+    Ok(format!("sqlite://{}?mode=rwc", utf8_percent_encode(text, UNSAFE_IN_URL_PATH)))
+}
