@@ -73,11 +73,16 @@ impl TryFrom<String> for RedisUrl {
     }
 }
 
-/// Loopback hosts (and Unix sockets, which have no host) never leave the machine.
+/// Loopback hosts (and Unix sockets, which have no host) never leave the machine. For
+/// non-special schemes such as `postgres:` the url crate leaves IP hosts as text, so they are
+/// parsed here.
 fn is_local(url: &Url) -> bool {
     match url.host() {
         None => true,
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
     }

@@ -29,6 +29,13 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The connection does not enforce foreign keys (a SQLite build or driver change); running
+    /// would let references dangle, so the store is refused.
+    #[error("the {store} does not enforce foreign keys")]
+    ForeignKeysOff {
+        /// Which store.
+        store: &'static str,
+    },
     /// SQLite file paths must be UTF-8 to go into a connection URL.
     #[error("the data directory path is not valid UTF-8")]
     NonUtf8Path,

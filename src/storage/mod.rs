@@ -94,7 +94,11 @@ impl Storage {
             .connect(&url)
             .await
             .map_err(|source| StorageError::Connect { store: store.name(), source })?;
-        Ok(Self { pool, backend, store })
+        let storage = Self { pool, backend, store };
+        if !storage.foreign_keys_enforced().await? {
+            return Err(StorageError::ForeignKeysOff { store: store.name() });
+        }
+        Ok(storage)
     }
 
     /// Applies the store's pending migrations; returns how many were applied.
@@ -116,6 +120,18 @@ impl Storage {
             .fetch_one(&self.pool)
             .await?;
         Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// Whether the database enforces foreign keys on a pooled connection. Always true on
+    /// PostgreSQL; on SQLite it depends on a per-connection pragma, so it is checked at connect.
+    pub async fn foreign_keys_enforced(&self) -> Result<bool, StorageError> {
+        match self.backend {
+            Backend::Postgres => Ok(true),
+            Backend::Sqlite => {
+                let on: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&self.pool).await?;
+                Ok(on == 1)
+            }
+        }
     }
 
     /// Cheap round trip for readiness checks.

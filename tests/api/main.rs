@@ -1,0 +1,13 @@
+//! Black-box tests: each starts the real `confidant` binary on a free port with a fresh data
+//! directory (and, for PostgreSQL, fresh databases) and talks to it over HTTPS like a client.
+//! Tests that touch storage run on both backends; none skips a backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config;
+mod errors;
+mod headers;
+mod health;
+mod helpers;
+mod shutdown;
+mod storage;
+mod tls;

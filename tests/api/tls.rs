@@ -1,0 +1,153 @@
+//! Transport security: TLS 1.3 by default, TLS 1.2 only when configured, nothing older ever;
+//! the development certificate is generated once and reused; a configured certificate is served.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, ProtocolVersion, RootCertStore, SupportedProtocolVersion};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{Backend, Options, spawn_app, spawn_app_with};
+
+/// Handshakes with only `versions` offered; returns the negotiated version and the server's
+/// leaf certificate, or the handshake error.
+fn handshake(
+    address: SocketAddr,
+    trusted: &Path,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Result<(ProtocolVersion, CertificateDer<'static>), String> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(trusted).unwrap()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut connection = ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut socket = TcpStream::connect(address).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).map_err(|e| e.to_string())?;
+    }
+    let leaf = connection.peer_certificates().unwrap()[0].clone().into_owned();
+    Ok((connection.protocol_version().unwrap(), leaf))
+}
+
+/// Sends a TLS 1.1 ClientHello (no supported_versions extension, so 1.1 is the client's best)
+/// and returns the first record the server answers with.
+fn tls11_client_hello(address: SocketAddr) -> Vec<u8> {
+    let cipher_suites: &[u8] = &[0xc0, 0x13, 0xc0, 0x14, 0x00, 0x2f, 0x00, 0x35]; // ECDHE-RSA-AES-CBC, RSA-AES-CBC
+    let mut body = vec![0x03, 0x02]; // client_version TLS 1.1
+    body.extend_from_slice(&[0x42; 32]); // random
+    body.push(0); // empty session id
+    body.extend_from_slice(&(cipher_suites.len() as u16).to_be_bytes());
+    body.extend_from_slice(cipher_suites);
+    body.extend_from_slice(&[1, 0]); // compression: null only
+    let mut handshake = vec![0x01]; // ClientHello
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x02]; // handshake record, TLS 1.1
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+
+    let mut socket = TcpStream::connect(address).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    socket.write_all(&record).unwrap();
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    answer
+}
+
+fn assert_refuses_tls11(address: SocketAddr) {
+    let answer = tls11_client_hello(address);
+    // A fatal alert record (content type 21), never a ServerHello (content type 22).
+    assert_eq!(answer.first(), Some(&0x15), "expected an alert, got {answer:02x?}");
+    assert_eq!(answer.get(5), Some(&2), "alert level must be fatal: {answer:02x?}");
+}
+
+#[tokio::test]
+async fn tls_1_3_is_accepted() {
+    let app = spawn_app(Backend::Sqlite).await;
+
+    let (version, _) = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS13]).unwrap();
+
+    assert_eq!(version, ProtocolVersion::TLSv1_3);
+}
+
+#[tokio::test]
+async fn tls_1_2_is_refused_unless_configured() {
+    let app = spawn_app(Backend::Sqlite).await;
+
+    let refused = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS12]);
+
+    assert!(refused.is_err(), "TLS 1.2 was accepted by default");
+}
+
+#[tokio::test]
+async fn tls_1_2_is_accepted_when_configured() {
+    let min_version = ("CONFIDANT_TLS__MIN_VERSION", "1.2".to_owned());
+    let app = spawn_app_with(Backend::Sqlite, Options { env: vec![min_version], ..Options::default() }).await;
+
+    let (version, _) = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS12]).unwrap();
+
+    assert_eq!(version, ProtocolVersion::TLSv1_2);
+}
+
+#[tokio::test]
+async fn tls_1_1_is_refused_by_default() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_refuses_tls11(app.address);
+}
+
+#[tokio::test]
+async fn tls_1_1_is_refused_even_when_tls_1_2_is_allowed() {
+    let min_version = ("CONFIDANT_TLS__MIN_VERSION", "1.2".to_owned());
+    let app = spawn_app_with(Backend::Sqlite, Options { env: vec![min_version], ..Options::default() }).await;
+    assert_refuses_tls11(app.address);
+}
+
+#[tokio::test]
+async fn the_development_certificate_is_generated_once_logged_and_reused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, first_leaf) = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS13]).unwrap();
+    let fingerprint = fingerprint(&first_leaf);
+    let generated =
+        app.logs().into_iter().find(|l| l.contains("generated a self-signed development certificate")).unwrap();
+    assert!(generated.contains(&fingerprint), "the log line lacks the fingerprint: {generated}");
+    assert!(generated.contains("dev-cert.pem"), "the log line lacks the path: {generated}");
+
+    let (status, options) = app.into_parts_after("TERM");
+    assert!(status.success());
+    let restarted = spawn_app_with(Backend::Sqlite, options).await;
+    let (_, second_leaf) = handshake(restarted.address, &restarted.dev_cert(), &[&rustls::version::TLS13]).unwrap();
+
+    assert_eq!(first_leaf, second_leaf);
+    assert!(!restarted.logs().iter().any(|l| l.contains("generated a self-signed")));
+}
+
+#[tokio::test]
+async fn a_configured_certificate_is_served_instead_of_the_development_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).unwrap();
+    std::fs::write(&key, issued.key_pair.serialize_pem()).unwrap();
+    let env =
+        vec![("CONFIDANT_TLS_CERT", cert.display().to_string()), ("CONFIDANT_TLS_KEY", key.display().to_string())];
+
+    let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
+    let (_, leaf) = handshake(app.address, &cert, &[&rustls::version::TLS13]).unwrap();
+
+    assert_eq!(leaf.as_ref(), issued.cert.der().as_ref());
+    assert!(!app.dev_cert().exists(), "no development certificate is made when one is configured");
+}
+
+fn fingerprint(der: &CertificateDer<'_>) -> String {
+    Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
