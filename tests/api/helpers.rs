@@ -186,19 +186,20 @@ fn collect_output(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, Receiver<Strin
 fn wait_for_listening(lines: &Receiver<String>, child: &mut Child, logs: &Mutex<Vec<String>>) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                if event["message"] == "listening" {
-                    let url = event["address"].as_str().unwrap();
-                    return url.trim_start_matches("https://").parse().unwrap();
-                }
-            }
+        let event = lines.recv_timeout(Duration::from_millis(100)).ok().and_then(|line| parse_json(&line));
+        if let Some(event) = event.filter(|e| e["message"] == "listening") {
+            let url = event["address"].as_str().unwrap();
+            return url.trim_start_matches("https://").parse().unwrap();
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("server exited with {status} before listening:\n{}", logs.lock().unwrap().join("\n"));
         }
     }
     panic!("server did not start listening within 60 s:\n{}", logs.lock().unwrap().join("\n"));
+}
+
+fn parse_json(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line).ok()
 }
 
 /// An HTTPS client that trusts exactly the given certificate and nothing else.
