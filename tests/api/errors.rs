@@ -15,7 +15,7 @@ async fn error_body(response: reqwest::Response) -> Value {
     body
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_route_gets_a_json_404() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -25,7 +25,7 @@ async fn an_unknown_route_gets_a_json_404() {
     assert_eq!(error_body(response).await["code"], "not_found");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused_with_413() {
     let app = spawn_app(Backend::Sqlite).await;
     let too_big = vec![b'x'; 1024 * 1024 + 1];
@@ -36,7 +36,7 @@ async fn an_oversized_body_is_refused_with_413() {
     assert_eq!(error_body(response).await["code"], "payload_too_large");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_at_the_limit_is_not_refused_for_its_size() {
     let app = spawn_app(Backend::Sqlite).await;
     let at_limit = vec![b'x'; 1024 * 1024];
@@ -46,7 +46,7 @@ async fn a_body_at_the_limit_is_not_refused_for_its_size() {
     assert_ne!(response.status(), 413);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_strings_are_not_logged() {
     let app = spawn_app(Backend::Sqlite).await;
 

@@ -6,7 +6,7 @@ use crate::helpers::{Backend, spawn_app};
 
 const PATHS: &[&str] = &["/healthz", "/readyz", "/", "/no-such-page"];
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -27,7 +27,7 @@ async fn every_response_carries_the_security_headers() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_has_its_own_request_id() {
     let app = spawn_app(Backend::Sqlite).await;
     let mut seen = HashSet::new();
@@ -40,7 +40,7 @@ async fn every_response_has_its_own_request_id() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_supplied_request_id_is_not_trusted() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -49,7 +49,7 @@ async fn a_client_supplied_request_id_is_not_trusted() {
     assert_ne!(response.headers()["x-request-id"], "forged");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_page_is_served_over_https() {
     let app = spawn_app(Backend::Sqlite).await;
 

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 on_both_backends!(readiness_reports_every_configured_dependency_up, readiness_names_a_redis_that_is_down);
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveness_answers_ok() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -41,7 +41,7 @@ async fn readiness_names_a_redis_that_is_down(backend: Backend) {
     assert_eq!(body["checks"], json!({ "database": "up", "audit_database": "up", "redis": "down" }));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_configured_readiness_does_not_need_it() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -50,7 +50,7 @@ async fn without_redis_configured_readiness_does_not_need_it() {
     assert_eq!(body["checks"]["redis"], "not_configured");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_names_an_audit_database_that_went_away() {
     let app = spawn_app(Backend::Postgres).await;
     app.audit_db.as_ref().unwrap().drop_now().await;

@@ -25,11 +25,11 @@ macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
             use $crate::helpers::Backend;
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 super::$name(Backend::Sqlite).await
             }
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 super::$name(Backend::Postgres).await
             }
@@ -232,6 +232,9 @@ impl TestApp {
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the process to exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         let mut child = self.child.take().expect("server already stopped");
+        // Close our pooled keep-alive connections first, as a departing client would; the server
+        // otherwise waits for them until its shutdown timeout.
+        self.client = reqwest::Client::new();
         let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
         assert!(sent.success(), "kill -{signal} failed");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -17,7 +17,7 @@ async fn sigterm_stops_cleanly_with_exit_code_0(backend: Backend) {
     assert!(!restarted.logs().iter().any(|l| l.contains("did not stop cleanly")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_cleanly_with_exit_code_0() {
     let mut app = spawn_app(Backend::Sqlite).await;
     let status = app.stop_with("INT");

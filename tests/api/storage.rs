@@ -60,7 +60,7 @@ async fn a_start_without_a_stop_is_reported_as_interrupted(backend: Backend) {
     storage.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_files_use_write_ahead_logging_and_enforce_foreign_keys() {
     let (storage, dir, _) = open(Backend::Sqlite).await;
     storage.migrate().await.unwrap();
@@ -77,7 +77,7 @@ async fn sqlite_files_use_write_ahead_logging_and_enforce_foreign_keys() {
     assert!(reopened.foreign_keys_enforced().await.unwrap(), "foreign keys must be enforced on pooled connections");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_command_prepares_both_stores_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = server_command(dir.path());
@@ -90,7 +90,7 @@ async fn migrate_command_prepares_both_stores_and_exits_0() {
     assert!(dir.path().join("confidant.db").exists() && dir.path().join("audit.db").exists());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_command_works_on_postgres() {
     let (main, audit) = (TestDatabase::create("main").await, TestDatabase::create("audit").await);
     let dir = tempfile::tempdir().unwrap();
@@ -108,7 +108,7 @@ async fn migrate_command_works_on_postgres() {
     assert_eq!(tables, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_fails_start_up_with_exit_code_1() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = server_command(dir.path());

@@ -71,7 +71,7 @@ fn assert_refuses_tls11(address: SocketAddr) {
     assert_eq!(answer.get(5), Some(&2), "alert level must be fatal: {answer:02x?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_3_is_accepted() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -80,7 +80,7 @@ async fn tls_1_3_is_accepted() {
     assert_eq!(version, ProtocolVersion::TLSv1_3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_2_is_refused_unless_configured() {
     let app = spawn_app(Backend::Sqlite).await;
 
@@ -89,7 +89,7 @@ async fn tls_1_2_is_refused_unless_configured() {
     assert!(refused.is_err(), "TLS 1.2 was accepted by default");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_2_is_accepted_when_configured() {
     let min_version = ("CONFIDANT_TLS__MIN_VERSION", "1.2".to_owned());
     let app = spawn_app_with(Backend::Sqlite, Options { env: vec![min_version], ..Options::default() }).await;
@@ -99,20 +99,20 @@ async fn tls_1_2_is_accepted_when_configured() {
     assert_eq!(version, ProtocolVersion::TLSv1_2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_1_is_refused_by_default() {
     let app = spawn_app(Backend::Sqlite).await;
     assert_refuses_tls11(app.address);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_1_1_is_refused_even_when_tls_1_2_is_allowed() {
     let min_version = ("CONFIDANT_TLS__MIN_VERSION", "1.2".to_owned());
     let app = spawn_app_with(Backend::Sqlite, Options { env: vec![min_version], ..Options::default() }).await;
     assert_refuses_tls11(app.address);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_development_certificate_is_generated_once_logged_and_reused() {
     let app = spawn_app(Backend::Sqlite).await;
     let (_, first_leaf) = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS13]).unwrap();
@@ -131,7 +131,7 @@ async fn the_development_certificate_is_generated_once_logged_and_reused() {
     assert!(!restarted.logs().iter().any(|l| l.contains("generated a self-signed")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configured_certificate_is_served_instead_of_the_development_one() {
     let dir = tempfile::tempdir().unwrap();
     let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
