@@ -47,9 +47,6 @@ fn fail(error: &dyn Error, code: u8) -> ExitCode {
         cause = inner.source();
     }
     tracing::error!(exit_code = code, "{message}");
-    #[allow(clippy::print_stderr)]
-    {
-        eprintln!("{message}");
-    }
+    eprintln!("{message}");
     ExitCode::from(code)
 }
