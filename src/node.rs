@@ -1,21 +1,10 @@
 //! The identity of this server process across restarts: a random id kept in the data directory.
 //! Logs, the `nodes` table and (later) each node's audit hash chain are keyed by it.
 
-use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
-use uuid::Uuid;
-
-/// Stable id of one node (one data directory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NodeId(Uuid);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use confidant_actors::ids::NodeId;
 
 /// File in the data directory holding the node id.
 const NODE_ID_FILE: &str = "node-id";
@@ -31,27 +20,25 @@ pub enum NodeIdError {
     Corrupt,
 }
 
-impl NodeId {
-    /// Reads the node id from `data_dir`, creating it on first run.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, NodeIdError> {
-        let path = data_dir.join(NODE_ID_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Uuid::parse_str(text.trim()).map(Self).map_err(|_| NodeIdError::Corrupt),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = Uuid::new_v4();
-                // create_new: if another process raced us, its id wins and we read it back.
-                match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(mut file) => {
-                        writeln!(file, "{id}")?;
-                        file.sync_all()?;
-                        Ok(Self(id))
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(data_dir),
-                    Err(e) => Err(e.into()),
+/// Reads the node id from `data_dir`, creating it on first run.
+pub fn load_or_create(data_dir: &Path) -> Result<NodeId, NodeIdError> {
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| NodeIdError::Corrupt),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeId::generate();
+            // create_new: if another process raced us, its id wins and we read it back.
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    writeln!(file, "{id}")?;
+                    file.sync_all()?;
+                    Ok(id)
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(data_dir),
+                Err(e) => Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -62,8 +49,8 @@ mod tests {
     #[test]
     fn the_node_id_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let first = NodeId::load_or_create(dir.path()).unwrap();
-        let second = NodeId::load_or_create(dir.path()).unwrap();
+        let first = load_or_create(dir.path()).unwrap();
+        let second = load_or_create(dir.path()).unwrap();
         assert_eq!(first, second);
     }
 
@@ -71,6 +58,6 @@ mod tests {
     fn a_corrupt_node_id_file_is_an_error_not_a_new_identity() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(NODE_ID_FILE), "garbage").unwrap();
-        assert!(matches!(NodeId::load_or_create(dir.path()), Err(NodeIdError::Corrupt)));
+        assert!(matches!(load_or_create(dir.path()), Err(NodeIdError::Corrupt)));
     }
 }

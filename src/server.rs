@@ -16,7 +16,7 @@ use actix_web::{HttpServer, web};
 use confidant_actors::{Lifecycle, ShutdownAll, ShutdownReason};
 
 use crate::http;
-use crate::node::{NodeId, NodeIdError};
+use crate::node::{self, NodeIdError};
 use crate::redis_link::{RedisError, RedisLink};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -99,7 +99,7 @@ pub async fn migrate(settings: &Settings) -> Result<MigrationReport, ServerError
 pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     let settings = Arc::new(settings);
     prepare_data_dir(&settings.data_dir)?;
-    let node_id = NodeId::load_or_create(&settings.data_dir)?;
+    let node_id = node::load_or_create(&settings.data_dir)?;
 
     let (storage, audit_storage) = open_stores(&settings).await?;
     for store in [&storage, &audit_storage] {

@@ -1,7 +1,7 @@
 //! The same storage code on SQLite and PostgreSQL: migrations, connection settings, the nodes
 //! table, and the `migrate` command.
 
-use confidant::node::NodeId;
+use confidant::node;
 use confidant::settings::{self, DatabaseUrl, Settings};
 use confidant::storage::nodes::PreviousRun;
 use confidant::storage::{Backend as StorageBackend, Location, Storage, Store};
@@ -47,7 +47,7 @@ async fn migrations_apply_once_and_are_idempotent(backend: Backend) {
 async fn a_start_without_a_stop_is_reported_as_interrupted(backend: Backend) {
     let (storage, dir, _db) = open(backend).await;
     storage.migrate().await.unwrap();
-    let node = NodeId::load_or_create(dir.path()).unwrap();
+    let node = node::load_or_create(dir.path()).unwrap();
 
     let first = storage.record_node_start(&node, "0.1.0", 1_000).await.unwrap();
     storage.record_node_stop(&node, 2_000).await.unwrap();

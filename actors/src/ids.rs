@@ -1,0 +1,86 @@
+//! Identifier newtypes shared by the actors and the server. Each wraps a UUID so ids of
+//! different things cannot be mixed up across a module boundary; none of them is PHI.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Wraps an existing UUID.
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            /// The UUID inside.
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, uuid::Error> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// One node: a server process with its own data directory.
+    NodeId
+);
+uuid_id!(
+    /// One account (staff or patient).
+    UserId
+);
+uuid_id!(
+    /// One patient record.
+    PatientId
+);
+uuid_id!(
+    /// One sign-in session.
+    SessionId
+);
+uuid_id!(
+    /// One HTTP request or WebSocket frame exchange.
+    RequestId
+);
+uuid_id!(
+    /// One audit event.
+    EventId
+);
+
+impl RequestId {
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl EventId {
+    /// A fresh, time-ordered id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl NodeId {
+    /// A fresh random id, for a node's first run.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
