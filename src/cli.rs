@@ -32,6 +32,22 @@ pub enum Command {
     /// `serve` does this at start-up too; run it on its own to migrate before rolling out new
     /// nodes. Safe to run repeatedly and from several nodes at once.
     Migrate,
+    /// Work with the audit trail.
+    Audit {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `confidant audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every node's hash chain in the audit store.
+    ///
+    /// Exits 0 when every chain is intact. Exits 1 naming the node and the first bad sequence
+    /// number when an entry was changed, deleted, inserted or reordered.
+    Verify,
 }
 
 const CONFIG_HELP: &str = "\

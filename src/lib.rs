@@ -2,6 +2,7 @@
 //! lives in the `confidant-actors` crate; see docs/ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod http;
 pub mod node;

@@ -5,7 +5,8 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
-use confidant::cli::{Cli, Command};
+use confidant::audit::{Broken, ChainSummary};
+use confidant::cli::{AuditCommand, Cli, Command};
 use confidant::{server, settings, telemetry};
 
 fn main() -> ExitCode {
@@ -34,6 +35,28 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error, error.exit_code()),
         },
+        Command::Audit { command: AuditCommand::Verify } => match system.block_on(server::audit_verify(&settings)) {
+            Ok(outcome) => report_verification(&outcome),
+            Err(error) => fail(&error, error.exit_code()),
+        },
+    }
+}
+
+/// Prints the outcome of `audit verify`: exit 0 when intact, 1 when broken.
+#[allow(clippy::print_stdout)] // the command's output
+fn report_verification(outcome: &Result<Vec<ChainSummary>, Broken>) -> ExitCode {
+    match outcome {
+        Ok(chains) => {
+            for chain in chains {
+                println!("node {}: {} entries, intact through seq {}", chain.node_id, chain.entries, chain.last_seq);
+            }
+            println!("audit trail intact: {} chain(s)", chains.len());
+            ExitCode::SUCCESS
+        }
+        Err(broken) => {
+            println!("AUDIT TRAIL TAMPERED: {broken}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -9,11 +9,16 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::Actor;
 use actix_web::{HttpServer, web};
-use confidant_actors::{Lifecycle, ShutdownAll, ShutdownReason};
+use confidant_actors::audit::{
+    Action, AuditActor, AuditError, AuditEvent, AuditWriter, Outcome, ReasonCode, ResourceType, WriterLimits, record,
+};
+use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
+
+use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains};
 
 use crate::http;
 use crate::node::{self, NodeIdError};
@@ -26,6 +31,9 @@ use crate::tls::{self, TlsError};
 
 /// The version recorded in the `nodes` table and logs.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long start-up and shutdown wait for their audit events to be durable.
+const AUDIT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +68,12 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
+    /// The audit trail cannot record the start, so the node must not serve.
+    #[error("cannot write to the audit trail")]
+    Audit(#[from] AuditError),
+    /// SIGTERM/SIGINT handlers cannot be installed, so the node could not stop gracefully.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] io::Error),
     /// The HTTP server failed while running.
     #[error("the HTTP server failed")]
     Run(#[source] io::Error),
@@ -95,8 +109,18 @@ pub async fn migrate(settings: &Settings) -> Result<MigrationReport, ServerError
     Ok(report)
 }
 
+/// `confidant audit verify`: recomputes every chain in the audit store.
+pub async fn audit_verify(settings: &Settings) -> Result<Result<Vec<ChainSummary>, Broken>, ServerError> {
+    let location = Location::of(Store::Audit, settings);
+    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
+    let outcome = verify_chains(&storage).await?;
+    storage.close().await;
+    Ok(outcome)
+}
+
 /// `confidant serve`: runs the node until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> Result<(), ServerError> {
+    let mut signals = ShutdownSignals::install()?;
     let settings = Arc::new(settings);
     prepare_data_dir(&settings.data_dir)?;
     let node_id = node::load_or_create(&settings.data_dir)?;
@@ -111,9 +135,29 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         PreviousRun::None | PreviousRun::StoppedCleanly => {}
     }
 
-    let redis = settings.redis_url.as_ref().map(RedisLink::new).transpose()?;
-    let tls = tls::server_config(&settings)?;
     let lifecycle = Lifecycle::new().start();
+    let audit_store = Arc::new(AuditStore::new(audit_storage.clone(), node_id));
+    let audit = AuditWriter::new(node_id, audit_store, WriterLimits::default()).start();
+    let registered = lifecycle.send(Register { component: "audit_writer", recipient: audit.clone().recipient() }).await;
+    debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+    let server_event = |action, outcome| {
+        AuditEvent::new(node_id, AuditActor::System, action, outcome).on(ResourceType::Server, Some(*node_id.as_uuid()))
+    };
+
+    let redis = settings.redis_url.as_ref().map(RedisLink::new).transpose()?;
+    let tls = match tls::server_config(&settings) {
+        Ok(tls) => tls,
+        Err(error) => {
+            if error.is_configuration() {
+                let event =
+                    server_event(Action::ConfigurationError, Outcome::Error).because(reason("tls_configuration"));
+                if let Err(audit_error) = record(&audit, event, AUDIT_ACK_TIMEOUT).await {
+                    tracing::error!(%audit_error, "could not audit the configuration error");
+                }
+            }
+            return Err(error.into());
+        }
+    };
 
     let state = web::Data::new(AppState {
         settings: settings.clone(),
@@ -122,6 +166,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         audit_storage: audit_storage.clone(),
         redis,
         lifecycle: lifecycle.clone(),
+        audit: audit.clone(),
+        readiness: Default::default(),
     });
     let shutdown_timeout = settings.http.shutdown_timeout();
     let server = HttpServer::new(move || http::app(state.clone()))
@@ -129,6 +175,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         .shutdown_timeout(shutdown_timeout.as_secs())
         .bind_rustls_0_23(settings.listen, tls)
         .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
+    record(&audit, server_event(Action::ServerStart, Outcome::Success), AUDIT_ACK_TIMEOUT).await?;
     for addr in server.addrs() {
         tracing::info!(%node_id, version = VERSION, address = %format!("https://{addr}"), "listening");
     }
@@ -145,9 +192,12 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
                 Err(join) => Err(ServerError::Run(io::Error::other(join.to_string()))),
             };
         }
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down"),
+        signal = signals.recv() => tracing::info!(signal, "shutting down"),
     }
 
+    if let Err(error) = record(&audit, server_event(Action::ServerStop, Outcome::Success), AUDIT_ACK_TIMEOUT).await {
+        tracing::error!(%error, "could not audit the stop");
+    }
     let report = lifecycle
         .send(ShutdownAll { reason: ShutdownReason::Signal, deadline: shutdown_timeout })
         .await
@@ -187,20 +237,35 @@ fn prepare_data_dir(path: &Path) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT, naming the signal.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        },
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+/// SIGTERM and SIGINT listeners, installed at the very start of `serve` so a signal arriving
+/// during start-up is not lost (or fatal): it is acted on as soon as the node is serving.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<Self, ServerError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let fail = |source| ServerError::Signals(source);
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).map_err(fail)?,
+            interrupt: signal(SignalKind::interrupt()).map_err(fail)?,
+        })
+    }
+
+    /// Resolves on SIGTERM or SIGINT, naming the signal.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
         }
     }
+}
+
+/// A reason code written in this file; all are valid literals.
+fn reason(code: &'static str) -> ReasonCode {
+    ReasonCode::new(code).unwrap_or_else(|| unreachable!("invalid reason code literal {code}"))
 }
 
 /// Milliseconds since the Unix epoch.

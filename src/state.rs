@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use actix::Addr;
 use confidant_actors::Lifecycle;
+use confidant_actors::audit::AuditWriter;
 
+use crate::http::ReadinessMemory;
 use crate::node::NodeId;
 use crate::redis_link::RedisLink;
 use crate::settings::Settings;
@@ -26,4 +28,8 @@ pub struct AppState {
     pub redis: Option<RedisLink>,
     /// Components to stop on shutdown register here.
     pub lifecycle: Addr<Lifecycle>,
+    /// The node's single audit writer.
+    pub audit: Addr<AuditWriter>,
+    /// The last readiness result, so a dependency going down is audited once, not per probe.
+    pub readiness: Arc<ReadinessMemory>,
 }

@@ -3,7 +3,10 @@
 //! by readiness; orchestrators restart on liveness.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, record};
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -68,10 +71,40 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         redis,
     );
     let report = ReadinessReport { database, audit_database, redis };
+    audit_newly_down(&state, &report);
     if report.down().is_empty() {
         Ok(HttpResponse::Ok().json(json!({ "status": "ready", "checks": report })))
     } else {
         Err(ApiError::NotReady(report))
+    }
+}
+
+/// Remembers which dependencies were down at the last probe.
+#[derive(Debug, Default)]
+pub struct ReadinessMemory(Mutex<Vec<&'static str>>);
+
+/// Records a `readiness_failure` audit event for each dependency that was up at the previous
+/// probe and is down now. In the background: readiness must answer even when the audit store
+/// is the dependency that is down (the failure to audit is then logged).
+fn audit_newly_down(state: &AppState, report: &ReadinessReport) {
+    let down = report.down();
+    let newly_down: Vec<&'static str> = {
+        let mut last = state.readiness.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let newly = down.iter().copied().filter(|d| !last.contains(d)).collect();
+        *last = down;
+        newly
+    };
+    for dependency in newly_down {
+        let reason = ReasonCode::new(&format!("{dependency}_down"));
+        let mut event = AuditEvent::new(state.node_id, AuditActor::System, Action::ReadinessFailure, Outcome::Error)
+            .on(ResourceType::Dependency, None);
+        event.reason = reason;
+        let writer = state.audit.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(error) = record(&writer, event, Duration::from_secs(5)).await {
+                tracing::error!(dependency, %error, "could not audit a readiness failure");
+            }
+        });
     }
 }
 

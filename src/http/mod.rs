@@ -15,7 +15,7 @@ use actix_web::{App, web};
 
 pub use error::ApiError;
 pub use headers::CONTENT_SECURITY_POLICY;
-pub use health::{Check, ReadinessReport};
+pub use health::{Check, ReadinessMemory, ReadinessReport};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 use crate::state::AppState;

@@ -18,19 +18,25 @@ pub enum Backend {
 
 static MAIN_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MAIN_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+static AUDIT_SQLITE: Migrator = sqlx::migrate!("./migrations/audit/sqlite");
+static AUDIT_POSTGRES: Migrator = sqlx::migrate!("./migrations/audit/postgres");
 
 impl Backend {
-    /// Per-connection set-up. SQLite: write-ahead log (readers never block the writer),
-    /// `synchronous = NORMAL` (durable across application crashes; WAL makes it safe), foreign
-    /// keys enforced. sqlx also enables foreign keys itself; stating it here keeps the
-    /// guarantee visible and independent of driver defaults.
-    pub(super) fn configure(self, options: AnyPoolOptions) -> AnyPoolOptions {
+    /// Per-connection set-up. SQLite: write-ahead log (readers never block the writer) and
+    /// foreign keys enforced (sqlx enables them too; stating it keeps the guarantee independent
+    /// of driver defaults). `synchronous` is NORMAL for the main store (durable across process
+    /// crashes) and FULL for the audit store, whose acknowledgements promise durability even
+    /// across a power loss.
+    pub(super) fn configure(self, store: Store, options: AnyPoolOptions) -> AnyPoolOptions {
+        let pragmas = match store {
+            Store::Main => "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            Store::Audit => "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        };
         match self {
             Backend::Postgres => options,
-            Backend::Sqlite => options.after_connect(|conn, _meta| {
+            Backend::Sqlite => options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-                        .await?;
+                    conn.execute(pragmas).await?;
                     Ok(())
                 })
             }),
@@ -38,11 +44,12 @@ impl Backend {
     }
 
     /// The embedded migrations for `store` in this dialect.
-    pub(super) fn migrator(self, store: Store) -> Option<&'static Migrator> {
+    pub(super) fn migrator(self, store: Store) -> &'static Migrator {
         match (store, self) {
-            (Store::Main, Backend::Sqlite) => Some(&MAIN_SQLITE),
-            (Store::Main, Backend::Postgres) => Some(&MAIN_POSTGRES),
-            (Store::Audit, _) => None,
+            (Store::Main, Backend::Sqlite) => &MAIN_SQLITE,
+            (Store::Main, Backend::Postgres) => &MAIN_POSTGRES,
+            (Store::Audit, Backend::Sqlite) => &AUDIT_SQLITE,
+            (Store::Audit, Backend::Postgres) => &AUDIT_POSTGRES,
         }
     }
 

@@ -90,7 +90,7 @@ impl Storage {
         let options =
             AnyPoolOptions::new().max_connections(pool.max_connections).acquire_timeout(pool.acquire_timeout());
         let pool = backend
-            .configure(options)
+            .configure(store, options)
             .connect(&url)
             .await
             .map_err(|source| StorageError::Connect { store: store.name(), source })?;
@@ -103,7 +103,7 @@ impl Storage {
 
     /// Applies the store's pending migrations; returns how many were applied.
     pub async fn migrate(&self) -> Result<usize, StorageError> {
-        let Some(migrator) = self.backend.migrator(self.store) else { return Ok(0) };
+        let migrator = self.backend.migrator(self.store);
         let before = self.applied_migrations().await?;
         migrator.run(&self.pool).await.map_err(|source| StorageError::Migrate { store: self.store.name(), source })?;
         Ok(self.applied_migrations().await?.saturating_sub(before))

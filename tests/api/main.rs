@@ -3,6 +3,7 @@
 //! Tests that touch storage run on both backends; none skips a backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod config;
 mod errors;
 mod headers;

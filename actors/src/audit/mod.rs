@@ -7,4 +7,4 @@ pub mod event;
 pub mod writer;
 
 pub use event::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, Role};
-pub use writer::{Append, AuditError, AuditSink, AuditWriter, SinkError, WriterLimits};
+pub use writer::{Append, AuditError, AuditSink, AuditWriter, SinkError, SinkFuture, WriterLimits, record};

@@ -1,0 +1,218 @@
+//! The hash chain: the stored form of an audit entry ([`AuditRow`]), its canonical bytes, and
+//! `hash = SHA-256(prev_hash || canonical bytes)`. docs/AUDIT.md specifies the same encoding for
+//! independent verifiers; change neither without the other (and never for stored chains).
+
+use confidant_actors::audit::{AuditActor, AuditEvent};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// `prev_hash` of the first entry of a chain.
+pub const GENESIS: Hash = [0; 32];
+
+/// Domain separation: these bytes open every entry's encoding.
+const DOMAIN: &[u8] = b"confidant.audit.v1\0";
+
+/// One audit entry exactly as stored: every field in its text form, plus the chain position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub node_id: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub at_ms: i64,
+    pub actor_kind: String,
+    pub actor_user_id: Option<String>,
+    pub actor_role: Option<String>,
+    pub session_id: Option<String>,
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The position of the newest entry of a node's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Its sequence number (0 for an empty chain).
+    pub seq: i64,
+    /// Its hash ([`GENESIS`] for an empty chain).
+    pub hash: Hash,
+}
+
+impl ChainHead {
+    /// The head of a chain with no entries.
+    pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS };
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl AuditRow {
+    /// Places `event` after `head` in the chain, computing its hash.
+    pub fn chained(event: &AuditEvent, head: ChainHead) -> Self {
+        let (actor_kind, actor_user_id, actor_role) = match event.actor {
+            AuditActor::Anonymous => ("anonymous", None, None),
+            AuditActor::System => ("system", None, None),
+            AuditActor::User { id, role } => ("user", Some(id.to_string()), Some(role.as_str().to_owned())),
+        };
+        let mut row = AuditRow {
+            node_id: event.node_id.to_string(),
+            seq: head.seq + 1,
+            event_id: event.event_id.to_string(),
+            at_ms: event.at_ms,
+            actor_kind: actor_kind.to_owned(),
+            actor_user_id,
+            actor_role,
+            session_id: event.session_id.map(|v| v.to_string()),
+            request_id: event.request_id.map(|v| v.to_string()),
+            source_ip: event.source_ip.map(|v| v.to_string()),
+            action: event.action.as_str().to_owned(),
+            resource_type: event.resource_type.map(|v| v.as_str().to_owned()),
+            resource_id: event.resource_id.map(|v| v.to_string()),
+            patient_id: event.patient_id.map(|v| v.to_string()),
+            outcome: event.outcome.as_str().to_owned(),
+            reason: event.reason.as_ref().map(|r| r.as_str().to_owned()),
+            prev_hash: head.hash.to_vec(),
+            hash: Vec::new(),
+        };
+        row.hash = row.compute_hash().to_vec();
+        row
+    }
+
+    /// The canonical bytes of the entry (everything but the two hashes).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        out.extend_from_slice(DOMAIN);
+        put_text(&mut out, Some(&self.node_id));
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        put_text(&mut out, Some(&self.event_id));
+        out.extend_from_slice(&self.at_ms.to_be_bytes());
+        for field in [
+            Some(&self.actor_kind),
+            self.actor_user_id.as_ref(),
+            self.actor_role.as_ref(),
+            self.session_id.as_ref(),
+            self.request_id.as_ref(),
+            self.source_ip.as_ref(),
+            Some(&self.action),
+            self.resource_type.as_ref(),
+            self.resource_id.as_ref(),
+            self.patient_id.as_ref(),
+            Some(&self.outcome),
+            self.reason.as_ref(),
+        ] {
+            put_text(&mut out, field.map(String::as_str));
+        }
+        out
+    }
+
+    /// `SHA-256(prev_hash || canonical bytes)`.
+    pub fn compute_hash(&self) -> Hash {
+        let mut digest = Sha256::new();
+        digest.update(&self.prev_hash);
+        digest.update(self.canonical_bytes());
+        digest.finalize().into()
+    }
+
+    /// This entry as the head of its chain.
+    pub fn as_head(&self) -> ChainHead {
+        let mut hash = GENESIS;
+        if self.hash.len() == 32 {
+            hash.copy_from_slice(&self.hash);
+        }
+        ChainHead { seq: self.seq, hash }
+    }
+}
+
+/// Present text: `0x01`, its UTF-8 length as a big-endian u32, the bytes. Absent: `0x00`.
+fn put_text(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        None => out.push(0),
+        Some(text) => {
+            out.push(1);
+            // Every stored field is an id or a short code, far below 4 GiB.
+            out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confidant_actors::audit::{Action, Outcome, ReasonCode, Role};
+    use confidant_actors::ids::{NodeId, UserId};
+
+    use super::*;
+
+    fn event() -> AuditEvent {
+        let user = AuditActor::User { id: UserId::from_uuid(uuid::Uuid::nil()), role: Role::Clinician };
+        AuditEvent::new(NodeId::generate(), user, Action::Read, Outcome::Denied)
+            .because(ReasonCode::new("not_on_care_team").unwrap())
+    }
+
+    #[test]
+    fn consecutive_entries_link_by_hash() {
+        let event = event();
+        let first = AuditRow::chained(&event, ChainHead::EMPTY);
+        let second = AuditRow::chained(&event, first.as_head());
+
+        assert_eq!((first.seq, second.seq), (1, 2));
+        assert_eq!(first.prev_hash, GENESIS.to_vec());
+        assert_eq!(second.prev_hash, first.hash);
+        assert_eq!(second.compute_hash().to_vec(), second.hash);
+    }
+
+    #[test]
+    fn changing_any_field_changes_the_hash() {
+        let row = AuditRow::chained(&event(), ChainHead::EMPTY);
+        let mut changed = row.clone();
+        changed.outcome = "success".into();
+        assert_ne!(changed.compute_hash().to_vec(), row.hash);
+
+        // Moving a value between adjacent optional fields must not collide either.
+        let mut moved = row.clone();
+        moved.actor_role = None;
+        moved.session_id = row.actor_role.clone();
+        assert_ne!(moved.compute_hash().to_vec(), row.hash);
+    }
+
+    #[test]
+    fn the_encoding_matches_the_documented_example() {
+        // docs/AUDIT.md walks through this entry byte by byte.
+        let row = AuditRow {
+            node_id: "00000000-0000-0000-0000-000000000001".into(),
+            seq: 1,
+            event_id: "00000000-0000-0000-0000-000000000002".into(),
+            at_ms: 1_700_000_000_000,
+            actor_kind: "system".into(),
+            actor_user_id: None,
+            actor_role: None,
+            session_id: None,
+            request_id: None,
+            source_ip: None,
+            action: "server_start".into(),
+            resource_type: Some("server".into()),
+            resource_id: None,
+            patient_id: None,
+            outcome: "success".into(),
+            reason: None,
+            prev_hash: GENESIS.to_vec(),
+            hash: Vec::new(),
+        };
+        let hex: String = row.compute_hash().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, DOCUMENTED_EXAMPLE_HASH);
+    }
+
+    /// Also printed in docs/AUDIT.md.
+    const DOCUMENTED_EXAMPLE_HASH: &str = "4caa4a77b0a5b27e1f7ea04df1c08b2cda42413857b010614366108192bd0a59";
+}

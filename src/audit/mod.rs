@@ -1,0 +1,10 @@
+//! The audit trail's storage side: the hash chain ([`chain`]), the store behind the actors'
+//! `AuditSink` port ([`store`]) and verification ([`verify`]). Events themselves and the single
+//! writer per node live in `confidant_actors::audit`.
+
+pub mod chain;
+pub mod store;
+pub mod verify;
+
+pub use store::AuditStore;
+pub use verify::{Broken, ChainSummary, Problem, verify_chains};

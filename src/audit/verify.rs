@@ -1,0 +1,123 @@
+//! Chain verification: reads every node's chain in order and recomputes it. Any changed,
+//! deleted, inserted or reordered entry shows up as the first sequence number whose link or
+//! hash does not hold.
+
+use std::fmt;
+
+use futures_util::TryStreamExt;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::chain::{AuditRow, GENESIS};
+use super::store::COLUMNS;
+use crate::storage::{Storage, StorageError};
+
+/// One intact chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSummary {
+    /// Whose chain.
+    pub node_id: String,
+    /// How many entries it holds.
+    pub entries: u64,
+    /// Its newest sequence number.
+    pub last_seq: i64,
+}
+
+/// The first place a chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// Whose chain.
+    pub node_id: String,
+    /// The first bad sequence number.
+    pub seq: i64,
+    /// What is wrong there.
+    pub problem: Problem,
+}
+
+/// What can be wrong with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The entry before it is missing (deleted), or this one is out of order.
+    Missing,
+    /// Its `prev_hash` is not the hash of the entry before it (reordered or inserted).
+    BrokenLink,
+    /// Its content does not match its hash (changed).
+    Altered,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.problem {
+            Problem::Missing => "an entry is missing before it or it is out of order",
+            Problem::BrokenLink => "its prev_hash does not match the entry before it",
+            Problem::Altered => "its content does not match its hash",
+        };
+        write!(f, "chain of node {} is broken at seq {}: {what}", self.node_id, self.seq)
+    }
+}
+
+/// Verifies every chain in the audit store. `Ok(Ok(chains))` when all hold, `Ok(Err(broken))`
+/// at the first entry that does not.
+pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_entries ORDER BY node_id, seq");
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(storage.pool());
+    let mut chains: Vec<ChainSummary> = Vec::new();
+    let mut prev_hash = GENESIS.to_vec();
+    while let Some(row) = rows.try_next().await? {
+        let row = decode(&row)?;
+        let starts_chain = chains.last().is_none_or(|c| c.node_id != row.node_id);
+        if starts_chain {
+            chains.push(ChainSummary { node_id: row.node_id.clone(), entries: 0, last_seq: 0 });
+            prev_hash = GENESIS.to_vec();
+        }
+        let chain = chains.last_mut().ok_or(StorageError::Query(sqlx::Error::RowNotFound))?;
+        let broken = |problem| Broken { node_id: row.node_id.clone(), seq: row.seq, problem };
+        if row.seq != chain.last_seq + 1 {
+            return Ok(Err(broken(Problem::Missing)));
+        }
+        if row.prev_hash != prev_hash {
+            return Ok(Err(broken(Problem::BrokenLink)));
+        }
+        if row.compute_hash().as_slice() != row.hash.as_slice() {
+            return Ok(Err(broken(Problem::Altered)));
+        }
+        chain.entries += 1;
+        chain.last_seq = row.seq;
+        prev_hash = row.hash;
+    }
+    Ok(Ok(chains))
+}
+
+/// Every entry of `node`'s chain, in order (for export and tests).
+pub async fn read_chain(
+    storage: &Storage,
+    node: &confidant_actors::ids::NodeId,
+) -> Result<Vec<AuditRow>, StorageError> {
+    let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE node_id = $1 ORDER BY seq");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node.to_string()).fetch_all(storage.pool()).await?;
+    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
+}
+
+/// Reads an `audit_entries` row selected with [`COLUMNS`].
+pub(super) fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
+    Ok(AuditRow {
+        node_id: row.try_get(0)?,
+        seq: row.try_get(1)?,
+        event_id: row.try_get(2)?,
+        at_ms: row.try_get(3)?,
+        actor_kind: row.try_get(4)?,
+        actor_user_id: row.try_get(5)?,
+        actor_role: row.try_get(6)?,
+        session_id: row.try_get(7)?,
+        request_id: row.try_get(8)?,
+        source_ip: row.try_get(9)?,
+        action: row.try_get(10)?,
+        resource_type: row.try_get(11)?,
+        resource_id: row.try_get(12)?,
+        patient_id: row.try_get(13)?,
+        outcome: row.try_get(14)?,
+        reason: row.try_get(15)?,
+        prev_hash: row.try_get(16)?,
+        hash: row.try_get(17)?,
+    })
+}

@@ -1,0 +1,295 @@
+//! The audit trail: events round-trip through the writer and the store, acknowledgements mean
+//! durable, the store refuses changes, and verification catches every kind of tampering on both
+//! backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use confidant::audit::chain::AuditRow;
+use confidant::audit::{AuditStore, Broken, Problem, verify_chains};
+use confidant::settings::{self, DatabaseUrl};
+use confidant::storage::{Location, Storage, Store};
+use confidant_actors::audit::{
+    Action, AuditActor, AuditEvent, AuditWriter, Outcome, ReasonCode, ResourceType, Role, WriterLimits, record,
+};
+use confidant_actors::ids::{NodeId, PatientId, RequestId, SessionId, UserId};
+use sqlx::Connection;
+
+use crate::helpers::{Backend, Options, TestDatabase, run_to_exit, server_command, spawn_app, spawn_app_with};
+
+/// An audit store on `backend` with a writer for one node.
+struct AuditFixture {
+    storage: Storage,
+    writer: Addr<AuditWriter>,
+    node: NodeId,
+    /// A connection that bypasses the application: SQLite file access or the PostgreSQL superuser.
+    privileged_url: String,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
+}
+
+async fn fixture(backend: Backend) -> AuditFixture {
+    let dir = tempfile::tempdir().unwrap();
+    let settings =
+        settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())]).unwrap();
+    let (location, db, privileged_url) = match backend {
+        Backend::Sqlite => {
+            let path = dir.path().join("audit.db");
+            (Location::Sqlite(path.clone()), None, format!("sqlite://{}", path.display()))
+        }
+        Backend::Postgres => {
+            let db = TestDatabase::create("audit").await;
+            let url = db.url();
+            (Location::Postgres(DatabaseUrl::try_from(url.clone()).unwrap()), Some(db), url)
+        }
+    };
+    let storage = Storage::connect(Store::Audit, &location, &settings.database).await.unwrap();
+    storage.migrate().await.unwrap();
+    let node = NodeId::generate();
+    let sink = Arc::new(AuditStore::new(storage.clone(), node));
+    let writer = AuditWriter::new(node, sink, WriterLimits::default()).start();
+    AuditFixture { storage, writer, node, privileged_url, backend, _dir: dir, _db: db }
+}
+
+impl AuditFixture {
+    /// Records `count` varied events, each acknowledged.
+    async fn record_events(&self, count: usize) -> Vec<AuditEvent> {
+        let mut events = Vec::new();
+        for i in 0..count {
+            let event = sample_event(self.node, i);
+            record(&self.writer, event.clone(), Duration::from_secs(10)).await.unwrap();
+            events.push(event);
+        }
+        events
+    }
+
+    async fn verify(&self) -> Result<Vec<confidant::audit::ChainSummary>, Broken> {
+        verify_chains(&self.storage).await.unwrap()
+    }
+
+    /// Runs statements with the append-only protection switched off, as an attacker with
+    /// database access would.
+    async fn tamper(&self, statements: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.privileged_url).await.unwrap();
+                let sql = format!(
+                    "DROP TRIGGER audit_entries_refuse_update; DROP TRIGGER audit_entries_refuse_delete; {statements}"
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.privileged_url).await.unwrap();
+                let sql = format!("ALTER TABLE audit_entries DISABLE TRIGGER USER; {statements}");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
+    /// Runs one statement as the application could, protections in place; returns the error text.
+    async fn try_as_application(&self, statement: &'static str) -> String {
+        let result = match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.privileged_url).await.unwrap();
+                sqlx::raw_sql(statement).execute(&mut c).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.privileged_url).await.unwrap();
+                sqlx::raw_sql(statement).execute(&mut c).await.map(|_| ())
+            }
+        };
+        result.expect_err("the audit store accepted a change").to_string()
+    }
+}
+
+fn sample_event(node: NodeId, i: usize) -> AuditEvent {
+    let actor = AuditActor::User { id: UserId::from_uuid(uuid::Uuid::new_v4()), role: Role::Clinician };
+    let outcome = if i.is_multiple_of(3) { Outcome::Denied } else { Outcome::Success };
+    let mut event = AuditEvent::new(node, actor, Action::Read, outcome)
+        .on(ResourceType::Patient, Some(uuid::Uuid::new_v4()))
+        .for_patient(PatientId::from_uuid(uuid::Uuid::new_v4()))
+        .in_session(SessionId::from_uuid(uuid::Uuid::new_v4()))
+        .from_request(RequestId::generate(), Some("203.0.113.7".parse().unwrap()));
+    if outcome == Outcome::Denied {
+        event = event.because(ReasonCode::new("not_on_care_team").unwrap());
+    }
+    event
+}
+
+macro_rules! on_both_backends_actix {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::Backend;
+            #[actix::test]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+            #[actix::test]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+on_both_backends_actix!(
+    events_round_trip_through_writer_and_store,
+    an_acknowledged_event_is_already_in_the_store,
+    the_store_refuses_updates_and_deletes,
+    verify_catches_a_changed_field,
+    verify_catches_a_deleted_entry,
+    verify_catches_two_swapped_entries,
+);
+
+async fn events_round_trip_through_writer_and_store(backend: Backend) {
+    let f = fixture(backend).await;
+
+    let events = f.record_events(20).await;
+
+    let rows = stored_rows(&f).await;
+    assert_eq!(rows.len(), 20);
+    for (i, (event, row)) in events.iter().zip(&rows).enumerate() {
+        let expected = AuditRow::chained(event, if i == 0 { Default::default() } else { rows[i - 1].as_head() });
+        assert_eq!(row, &expected, "entry {i} differs from what was sent");
+    }
+    assert_eq!(f.verify().await.unwrap()[0].entries, 20);
+}
+
+async fn an_acknowledged_event_is_already_in_the_store(backend: Backend) {
+    let f = fixture(backend).await;
+    let event = sample_event(f.node, 1);
+
+    record(&f.writer, event.clone(), Duration::from_secs(10)).await.unwrap();
+
+    // Read through a separate connection: the commit is visible to anyone, not just the writer.
+    let count: i64 = match backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&f.privileged_url).await.unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE event_id = $1")
+                .bind(event.event_id.to_string())
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&f.privileged_url).await.unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE event_id = $1")
+                .bind(event.event_id.to_string())
+                .fetch_one(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count, 1);
+}
+
+async fn the_store_refuses_updates_and_deletes(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(3).await;
+
+    let update = f.try_as_application("UPDATE audit_entries SET outcome = 'success'").await;
+    let delete = f.try_as_application("DELETE FROM audit_entries").await;
+    assert!(update.contains("append-only"), "{update}");
+    assert!(delete.contains("append-only") || delete.contains("purge"), "{delete}");
+    if backend == Backend::Postgres {
+        let truncate = f.try_as_application("TRUNCATE audit_entries").await;
+        assert!(truncate.contains("append-only"), "{truncate}");
+    }
+    assert_eq!(f.verify().await.unwrap()[0].entries, 3);
+}
+
+async fn verify_catches_a_changed_field(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(10).await;
+
+    f.tamper("UPDATE audit_entries SET outcome = 'success' WHERE seq = 4").await;
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 4, Problem::Altered));
+}
+
+async fn verify_catches_a_deleted_entry(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(10).await;
+
+    f.tamper("DELETE FROM audit_entries WHERE seq = 5").await;
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 6, Problem::Missing));
+}
+
+async fn verify_catches_two_swapped_entries(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(10).await;
+
+    f.tamper(
+        "UPDATE audit_entries SET seq = -1 WHERE seq = 3; UPDATE audit_entries SET seq = 3 WHERE seq = 4; \
+         UPDATE audit_entries SET seq = 4 WHERE seq = -1;",
+    )
+    .await;
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 3, Problem::BrokenLink));
+}
+
+fn broken(f: &AuditFixture, seq: i64, problem: Problem) -> Broken {
+    Broken { node_id: f.node.to_string(), seq, problem }
+}
+
+async fn stored_rows(f: &AuditFixture) -> Vec<AuditRow> {
+    confidant::audit::verify::read_chain(&f.storage, &f.node).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_and_stop_are_audited_and_the_cli_verifies_the_chain() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, options) = app.into_parts_after("TERM");
+    assert!(status.success());
+    let data_dir = options.data_dir.unwrap();
+
+    let mut verify = server_command(data_dir.path());
+    verify.args(["audit", "verify"]);
+    let (code, output) = run_to_exit(verify);
+
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("2 entries"), "start and stop make two entries: {output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_1_naming_the_first_bad_seq() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, options) = app.into_parts_after("TERM");
+    let data_dir = options.data_dir.unwrap();
+    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("DROP TRIGGER audit_entries_refuse_update; UPDATE audit_entries SET outcome = 'error' WHERE seq = 2")
+        .execute(&mut c)
+        .await
+        .unwrap();
+
+    let mut verify = server_command(data_dir.path());
+    verify.args(["audit", "verify"]);
+    let (code, output) = run_to_exit(verify);
+
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("seq 2"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_going_down_is_audited_once_not_per_probe() {
+    let redis = ("CONFIDANT_REDIS_URL", "redis://127.0.0.1:1".to_owned());
+    let app = spawn_app_with(Backend::Sqlite, Options { env: vec![redis], ..Options::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+    }
+    let (_, options) = app.into_parts_after("TERM");
+    let url = format!("sqlite://{}", options.data_dir.as_ref().unwrap().path().join("audit.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+
+    let failures: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT action, reason FROM audit_entries WHERE action = 'readiness_failure'")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+
+    assert_eq!(failures, vec![("readiness_failure".to_owned(), Some("redis_down".to_owned()))]);
+}
