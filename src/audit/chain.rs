@@ -124,6 +124,31 @@ impl AuditRow {
         digest.finalize().into()
     }
 
+    /// The 18 columns as a JSON array in `audit_entries` order, hashes as hex: the transport
+    /// form of a batch append (see `Backend::audit_append_sql`).
+    pub fn to_json_columns(&self) -> serde_json::Value {
+        serde_json::json!([
+            self.node_id,
+            self.seq,
+            self.event_id,
+            self.at_ms,
+            self.actor_kind,
+            self.actor_user_id,
+            self.actor_role,
+            self.session_id,
+            self.request_id,
+            self.source_ip,
+            self.action,
+            self.resource_type,
+            self.resource_id,
+            self.patient_id,
+            self.outcome,
+            self.reason,
+            hex(&self.prev_hash),
+            hex(&self.hash),
+        ])
+    }
+
     /// This entry as the head of its chain.
     pub fn as_head(&self) -> ChainHead {
         let mut hash = GENESIS;
@@ -132,6 +157,11 @@ impl AuditRow {
         }
         ChainHead { seq: self.seq, hash }
     }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Present text: `0x01`, its UTF-8 length as a big-endian u32, the bytes. Absent: `0x00`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use confidant_actors::audit::{AuditEvent, AuditSink, SinkError, SinkFuture};
 use confidant_actors::ids::NodeId;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 use tokio::sync::Mutex;
 
 use super::chain::{AuditRow, ChainHead, GENESIS};
@@ -14,10 +14,6 @@ use crate::storage::{Storage, StorageError};
 /// Columns of `audit_entries`, in insert order.
 pub(super) const COLUMNS: &str = "node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, session_id, request_id, \
      source_ip, action, resource_type, resource_id, patient_id, outcome, reason, prev_hash, hash";
-const COLUMN_COUNT: usize = 18;
-
-/// Rows per INSERT statement: 18 parameters each keeps a statement under SQLite's 32,766.
-const ROWS_PER_STATEMENT: usize = 500;
 
 /// Appends to one node's chain in the audit database. Cheap to clone; clones share the head.
 #[derive(Clone)]
@@ -33,6 +29,11 @@ impl AuditStore {
     /// A store appending `node_id`'s events to `storage` (the migrated audit database).
     pub fn new(storage: Storage, node_id: NodeId) -> Self {
         Self { storage, node_id, head: Arc::new(Mutex::new(None)) }
+    }
+
+    /// The node whose chain this store extends.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     /// Writes `events` after the chain head, in one transaction.
@@ -51,33 +52,9 @@ impl AuditStore {
         }
 
         *head_slot = None;
+        let payload = serde_json::Value::Array(rows.iter().map(AuditRow::to_json_columns).collect()).to_string();
         let mut tx = self.storage.pool().begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for row in chunk {
-                query = query
-                    .bind(row.node_id.clone())
-                    .bind(row.seq)
-                    .bind(row.event_id.clone())
-                    .bind(row.at_ms)
-                    .bind(row.actor_kind.clone())
-                    .bind(row.actor_user_id.clone())
-                    .bind(row.actor_role.clone())
-                    .bind(row.session_id.clone())
-                    .bind(row.request_id.clone())
-                    .bind(row.source_ip.clone())
-                    .bind(row.action.clone())
-                    .bind(row.resource_type.clone())
-                    .bind(row.resource_id.clone())
-                    .bind(row.patient_id.clone())
-                    .bind(row.outcome.clone())
-                    .bind(row.reason.clone())
-                    .bind(row.prev_hash.clone())
-                    .bind(row.hash.clone());
-            }
-            query.execute(&mut *tx).await?;
-        }
+        sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *tx).await?;
         tx.commit().await?;
         *head_slot = Some(next);
         Ok(())
@@ -110,21 +87,4 @@ pub(super) async fn load_head(storage: &Storage, node: &NodeId) -> Result<ChainH
         hash.copy_from_slice(&stored);
     }
     Ok(ChainHead { seq, hash })
-}
-
-/// `INSERT INTO audit_entries (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO audit_entries ({COLUMNS}) VALUES ");
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..COLUMN_COUNT {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(r * COLUMN_COUNT + c + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
 }

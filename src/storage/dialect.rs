@@ -53,6 +53,32 @@ impl Backend {
         }
     }
 
+    /// Appends a batch of audit entries passed as ONE parameter: a JSON array of rows, each an
+    /// array of the 18 columns in `audit_entries` order, hashes in hex. One statement per batch
+    /// whatever its size keeps the per-statement cost of the driver (and any Nagle stall on the
+    /// wire) out of the per-event cost; this is what lets group commit scale.
+    pub fn audit_append_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "INSERT INTO audit_entries (node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, \
+                 session_id, request_id, source_ip, action, resource_type, resource_id, patient_id, outcome, reason, \
+                 prev_hash, hash) \
+                 SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
+                 r.value ->> 6, r.value ->> 7, r.value ->> 8, r.value ->> 9, r.value ->> 10, r.value ->> 11, \
+                 r.value ->> 12, r.value ->> 13, r.value ->> 14, r.value ->> 15, unhex(r.value ->> 16), \
+                 unhex(r.value ->> 17) FROM json_each($1) AS r"
+            }
+            Backend::Postgres => {
+                "INSERT INTO audit_entries (node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, \
+                 session_id, request_id, source_ip, action, resource_type, resource_id, patient_id, outcome, reason, \
+                 prev_hash, hash) \
+                 SELECT r ->> 0, (r ->> 1)::bigint, r ->> 2, (r ->> 3)::bigint, r ->> 4, r ->> 5, r ->> 6, r ->> 7, \
+                 r ->> 8, r ->> 9, r ->> 10, r ->> 11, r ->> 12, r ->> 13, r ->> 14, r ->> 15, \
+                 decode(r ->> 16, 'hex'), decode(r ->> 17, 'hex') FROM json_array_elements($1::json) AS r"
+            }
+        }
+    }
+
     /// A query returning 1 when sqlx's migration table exists, else 0.
     pub(super) fn migrations_table_exists_sql(self) -> &'static str {
         match self {
