@@ -46,8 +46,14 @@ pub enum AuditCommand {
     /// Recompute every node's hash chain in the audit store.
     ///
     /// Exits 0 when every chain is intact. Exits 1 naming the node and the first bad sequence
-    /// number when an entry was changed, deleted, inserted or reordered.
+    /// number when an entry was changed, deleted, inserted or reordered, when the chain no
+    /// longer reaches a signed checkpoint (its tail was truncated), or when a checkpoint's
+    /// signature is not the node's.
     Verify,
+    /// Print the newest signed checkpoint of each node, from the checkpoint files.
+    Head,
+    /// Print the Ed25519 public key that verifies this node's checkpoints (hex).
+    PublicKey,
 }
 
 const CONFIG_HELP: &str = "\

@@ -39,7 +39,24 @@ fn main() -> ExitCode {
             Ok(outcome) => report_verification(&outcome),
             Err(error) => fail(&error, error.exit_code()),
         },
+        Command::Audit { command: AuditCommand::Head } => match server::audit_head(&settings) {
+            Ok(checkpoints) => print_lines(checkpoints.iter().map(|c| c.to_line())),
+            Err(error) => fail(&error, error.exit_code()),
+        },
+        Command::Audit { command: AuditCommand::PublicKey } => match server::audit_public_key(&settings) {
+            Ok(key) => print_lines([key]),
+            Err(error) => fail(&error, error.exit_code()),
+        },
     }
+}
+
+/// Prints a command's output lines.
+#[allow(clippy::print_stdout)] // the command's output
+fn print_lines(lines: impl IntoIterator<Item = String>) -> ExitCode {
+    for line in lines {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints the outcome of `audit verify`: exit 0 when intact, 1 when broken.

@@ -18,7 +18,8 @@ use confidant_actors::audit::{
 };
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
-use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains};
+use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
+use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
 
 use crate::http;
 use crate::node::{self, NodeIdError};
@@ -71,6 +72,12 @@ pub enum ServerError {
     /// The audit trail cannot record the start, so the node must not serve.
     #[error("cannot write to the audit trail")]
     Audit(#[from] AuditError),
+    /// The audit signing key cannot be read or created.
+    #[error("cannot use the audit signing key")]
+    AuditKey(#[source] io::Error),
+    /// The checkpoint files cannot be read.
+    #[error("cannot read the audit checkpoint files")]
+    Checkpoints(#[source] io::Error),
     /// SIGTERM/SIGINT handlers cannot be installed, so the node could not stop gracefully.
     #[error("cannot install signal handlers")]
     Signals(#[source] io::Error),
@@ -113,9 +120,38 @@ pub async fn migrate(settings: &Settings) -> Result<MigrationReport, ServerError
 pub async fn audit_verify(settings: &Settings) -> Result<Result<Vec<ChainSummary>, Broken>, ServerError> {
     let location = Location::of(Store::Audit, settings);
     let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
-    let outcome = verify_chains(&storage).await?;
+    let outcome = match verify_chains(&storage).await? {
+        Err(broken) => Err(broken),
+        Ok(chains) => {
+            let mut checkpoints =
+                CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
+            checkpoints.extend(crate::audit::verify::stored_checkpoints(&storage).await?);
+            let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+            verify_checkpoints(&storage, &chains, &checkpoints, &key.verifying_key()).await?.map(|()| chains)
+        }
+    };
     storage.close().await;
     Ok(outcome)
+}
+
+/// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.
+pub fn audit_head(settings: &Settings) -> Result<Vec<Checkpoint>, ServerError> {
+    let all = CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
+    let mut newest: Vec<Checkpoint> = Vec::new();
+    for checkpoint in all {
+        match newest.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
+            Some(existing) if existing.seq < checkpoint.seq => *existing = checkpoint,
+            Some(_) => {}
+            None => newest.push(checkpoint),
+        }
+    }
+    Ok(newest)
+}
+
+/// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex.
+pub fn audit_public_key(settings: &Settings) -> Result<String, ServerError> {
+    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    Ok(crate::audit::checkpoint::to_hex(key.verifying_key().as_bytes()))
 }
 
 /// `confidant serve`: runs the node until SIGTERM or SIGINT.
@@ -136,8 +172,17 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     }
 
     let lifecycle = Lifecycle::new().start();
-    let audit_store = Arc::new(AuditStore::new(audit_storage.clone(), node_id));
-    let audit = AuditWriter::new(node_id, audit_store, WriterLimits::default()).start();
+    let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let audit_store = AuditStore::new(audit_storage.clone(), node_id).with_checkpoints(
+        signing_key,
+        CheckpointLog::new(settings.audit_checkpoint_dir()),
+        settings.audit.checkpoint_every_entries,
+    );
+    let limits = WriterLimits {
+        checkpoint_every: Duration::from_secs(settings.audit.checkpoint_every_secs),
+        ..WriterLimits::default()
+    };
+    let audit = AuditWriter::new(node_id, Arc::new(audit_store), limits).start();
     let registered = lifecycle.send(Register { component: "audit_writer", recipient: audit.clone().recipient() }).await;
     debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     let server_event = |action, outcome| {

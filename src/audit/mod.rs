@@ -3,8 +3,9 @@
 //! writer per node live in `confidant_actors::audit`.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod store;
 pub mod verify;
 
 pub use store::AuditStore;
-pub use verify::{Broken, ChainSummary, Problem, verify_chains};
+pub use verify::{Broken, ChainSummary, Problem, verify_chains, verify_checkpoints};

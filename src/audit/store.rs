@@ -8,7 +8,10 @@ use confidant_actors::ids::NodeId;
 use sqlx::Row;
 use tokio::sync::Mutex;
 
+use ed25519_dalek::SigningKey;
+
 use super::chain::{AuditRow, ChainHead, GENESIS};
+use super::checkpoint::{Checkpoint, CheckpointLog};
 use crate::storage::{Storage, StorageError};
 
 /// Columns of `audit_entries`, in insert order.
@@ -20,15 +23,75 @@ pub(super) const COLUMNS: &str = "node_id, seq, event_id, at_ms, actor_kind, act
 pub struct AuditStore {
     storage: Storage,
     node_id: NodeId,
-    /// The chain's newest entry, loaded on first use and after any failed write (the write may
-    /// have committed without our knowing, so the database is asked again).
-    head: Arc<Mutex<Option<ChainHead>>>,
+    /// The chain's newest entry and newest checkpointed seq, loaded on first use and after any
+    /// failed write (the write may have committed without our knowing, so the database is asked
+    /// again).
+    head: Arc<Mutex<Option<Position>>>,
+    checkpoints: Option<Checkpointer>,
+}
+
+/// Where the chain stands.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    head: ChainHead,
+    checkpointed: i64,
+}
+
+/// Signs and records checkpoints.
+#[derive(Clone)]
+struct Checkpointer {
+    key: Arc<SigningKey>,
+    log: CheckpointLog,
+    every_entries: i64,
 }
 
 impl AuditStore {
     /// A store appending `node_id`'s events to `storage` (the migrated audit database).
     pub fn new(storage: Storage, node_id: NodeId) -> Self {
-        Self { storage, node_id, head: Arc::new(Mutex::new(None)) }
+        Self { storage, node_id, head: Arc::new(Mutex::new(None)), checkpoints: None }
+    }
+
+    /// Also signs a checkpoint with `key` after every `every_entries` new entries (and when
+    /// asked by the writer's timer), storing it in the database and appending it to `log`.
+    pub fn with_checkpoints(mut self, key: SigningKey, log: CheckpointLog, every_entries: u64) -> Self {
+        let every_entries = i64::try_from(every_entries).unwrap_or(i64::MAX);
+        self.checkpoints = Some(Checkpointer { key: Arc::new(key), log, every_entries });
+        self
+    }
+
+    /// The position, from memory or the database.
+    async fn position(&self, slot: &mut Option<Position>) -> Result<Position, StorageError> {
+        if let Some(position) = *slot {
+            return Ok(position);
+        }
+        let head = load_head(&self.storage, &self.node_id).await?;
+        let checkpointed: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints WHERE node_id = $1")
+            .bind(self.node_id.to_string())
+            .fetch_one(self.storage.pool())
+            .await?;
+        Ok(Position { head, checkpointed: checkpointed.unwrap_or(0) })
+    }
+
+    /// Signs `position.head`, stores the checkpoint and appends it to the file. Returns the new
+    /// position; on failure the old one (the next attempt retries).
+    async fn seal(&self, position: Position) -> Result<Position, CheckpointError> {
+        let Some(checkpointer) = &self.checkpoints else { return Ok(position) };
+        if position.head.seq <= position.checkpointed {
+            return Ok(position);
+        }
+        let at_ms = now_ms();
+        let checkpoint = Checkpoint::sign(&checkpointer.key, &self.node_id.to_string(), position.head, at_ms);
+        sqlx::query("INSERT INTO audit_checkpoints (node_id, seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5)")
+            .bind(checkpoint.node_id.clone())
+            .bind(checkpoint.seq)
+            .bind(checkpoint.hash.to_vec())
+            .bind(checkpoint.at_ms)
+            .bind(checkpoint.signature.to_vec())
+            .execute(self.storage.pool())
+            .await
+            .map_err(|e| CheckpointError::Store(e.into()))?;
+        checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
+        Ok(Position { head: position.head, checkpointed: position.head.seq })
     }
 
     /// The node whose chain this store extends.
@@ -38,11 +101,9 @@ impl AuditStore {
 
     /// Writes `events` after the chain head, in one transaction.
     async fn append_now(&self, events: Vec<AuditEvent>) -> Result<(), StorageError> {
-        let mut head_slot = self.head.lock().await;
-        let head = match *head_slot {
-            Some(head) => head,
-            None => load_head(&self.storage, &self.node_id).await?,
-        };
+        let mut slot = self.head.lock().await;
+        let position = self.position(&mut slot).await?;
+        let head = position.head;
         let mut rows = Vec::with_capacity(events.len());
         let mut next = head;
         for event in &events {
@@ -51,12 +112,29 @@ impl AuditStore {
             rows.push(row);
         }
 
-        *head_slot = None;
+        *slot = None;
         let payload = serde_json::Value::Array(rows.iter().map(AuditRow::to_json_columns).collect()).to_string();
         let mut tx = self.storage.pool().begin().await?;
         sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *tx).await?;
         tx.commit().await?;
-        *head_slot = Some(next);
+        let mut position = Position { head: next, checkpointed: position.checkpointed };
+        *slot = Some(position);
+        if self.checkpoints.as_ref().is_some_and(|c| next.seq - position.checkpointed >= c.every_entries) {
+            // The events are durable already; a failed checkpoint is logged and retried later.
+            match self.seal(position).await {
+                Ok(sealed) => position = sealed,
+                Err(error) => tracing::error!(%error, "audit checkpoint failed"),
+            }
+            *slot = Some(position);
+        }
+        Ok(())
+    }
+
+    /// Seals new entries with a checkpoint (the writer's timer and shutdown call this).
+    async fn checkpoint_now(&self) -> Result<(), CheckpointError> {
+        let mut slot = self.head.lock().await;
+        let position = self.position(&mut slot).await.map_err(CheckpointError::Store)?;
+        *slot = Some(self.seal(position).await?);
         Ok(())
     }
 }
@@ -71,6 +149,33 @@ impl AuditSink for AuditStore {
             })
         })
     }
+
+    fn checkpoint(&self) -> SinkFuture {
+        let store = self.clone();
+        Box::pin(async move {
+            store.checkpoint_now().await.map_err(|error| {
+                tracing::error!(%error, "audit checkpoint failed");
+                SinkError::Unavailable
+            })
+        })
+    }
+}
+
+/// Why a checkpoint was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The audit database refused it.
+    #[error("cannot store the checkpoint")]
+    Store(#[source] StorageError),
+    /// The checkpoint file cannot be written.
+    #[error("cannot append to the checkpoint file")]
+    File(#[source] std::io::Error),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The newest entry of `node`'s chain, or [`ChainHead::EMPTY`].

@@ -8,7 +8,10 @@ use futures_util::TryStreamExt;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use ed25519_dalek::VerifyingKey;
+
 use super::chain::{AuditRow, GENESIS};
+use super::checkpoint::Checkpoint;
 use super::store::COLUMNS;
 use crate::storage::{Storage, StorageError};
 
@@ -43,6 +46,12 @@ pub enum Problem {
     BrokenLink,
     /// Its content does not match its hash (changed).
     Altered,
+    /// The chain ends before an entry a signed checkpoint vouches for: the tail was cut off.
+    Truncated,
+    /// The entry differs from what a signed checkpoint vouches for: the chain was rewritten.
+    CheckpointMismatch,
+    /// A checkpoint's signature is not the node's: the checkpoint was forged or altered.
+    BadCheckpointSignature,
 }
 
 impl fmt::Display for Broken {
@@ -51,6 +60,11 @@ impl fmt::Display for Broken {
             Problem::Missing => "an entry is missing before it or it is out of order",
             Problem::BrokenLink => "its prev_hash does not match the entry before it",
             Problem::Altered => "its content does not match its hash",
+            Problem::Truncated => {
+                "it is missing, but a signed checkpoint vouches for it or a later entry (the tail was truncated)"
+            }
+            Problem::CheckpointMismatch => "it differs from the signed checkpoint for it (the chain was rewritten)",
+            Problem::BadCheckpointSignature => "the checkpoint for it is not signed by the audit key",
         };
         write!(f, "chain of node {} is broken at seq {}: {what}", self.node_id, self.seq)
     }
@@ -86,6 +100,57 @@ pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>
         prev_hash = row.hash;
     }
     Ok(Ok(chains))
+}
+
+/// Checks every checkpoint against intact `chains`: signed by `key`, and the chain still holds
+/// the vouched-for entry with the vouched-for hash.
+pub async fn verify_checkpoints(
+    storage: &Storage,
+    chains: &[ChainSummary],
+    checkpoints: &[Checkpoint],
+    key: &VerifyingKey,
+) -> Result<Result<(), Broken>, StorageError> {
+    for checkpoint in checkpoints {
+        let broken = |seq, problem| Broken { node_id: checkpoint.node_id.clone(), seq, problem };
+        if !checkpoint.is_signed_by(key) {
+            return Ok(Err(broken(checkpoint.seq, Problem::BadCheckpointSignature)));
+        }
+        let last_seq = chains.iter().find(|c| c.node_id == checkpoint.node_id).map_or(0, |c| c.last_seq);
+        if last_seq < checkpoint.seq {
+            return Ok(Err(broken(last_seq + 1, Problem::Truncated)));
+        }
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
+            .bind(checkpoint.node_id.clone())
+            .bind(checkpoint.seq)
+            .fetch_one(storage.pool())
+            .await?;
+        if stored.as_slice() != checkpoint.hash.as_slice() {
+            return Ok(Err(broken(checkpoint.seq, Problem::CheckpointMismatch)));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The checkpoints kept in the audit database.
+pub async fn stored_checkpoints(storage: &Storage) -> Result<Vec<Checkpoint>, StorageError> {
+    let rows = sqlx::query("SELECT node_id, seq, hash, at_ms, signature FROM audit_checkpoints ORDER BY node_id, seq")
+        .fetch_all(storage.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(2)?;
+        let signature: Vec<u8> = row.try_get(4)?;
+        // A row whose sizes are wrong cannot carry a valid signature; an all-zero one is
+        // reported as a bad signature by the check above.
+        out.push(Checkpoint {
+            node_id: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            hash: hash.try_into().unwrap_or([0; 32]),
+            at_ms: row.try_get(3)?,
+            signature: signature.try_into().unwrap_or([0; 64]),
+        });
+    }
+    Ok(out)
 }
 
 /// Every entry of `node`'s chain, in order (for export and tests).

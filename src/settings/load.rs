@@ -166,6 +166,9 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.http.max_body_bytes == 0 {
         return invalid("`http.max_body_bytes` must be greater than 0");
     }
+    if settings.audit.checkpoint_every_entries == 0 || settings.audit.checkpoint_every_secs == 0 {
+        return invalid("`audit.checkpoint_every_entries` and `audit.checkpoint_every_secs` must be greater than 0");
+    }
     if settings.database.max_connections == 0 {
         return invalid("`database.max_connections` must be greater than 0");
     }

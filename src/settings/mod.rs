@@ -40,6 +40,38 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Log format and filter.
     pub log: LogSettings,
+    /// Audit trail checkpoints.
+    pub audit: AuditSettings,
+}
+
+/// Where and how often the audit writer signs checkpoints of its chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Ed25519 signing key (32-byte seed, hex). `None`: `audit-signing.key` in `data_dir`,
+    /// generated on first run.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Directory of the append-only checkpoint files, kept apart from the audit database.
+    /// `None`: `audit-checkpoints/` in `data_dir`.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// A checkpoint after this many new entries...
+    pub checkpoint_every_entries: u64,
+    /// ...or after this many seconds with new entries, whichever comes first.
+    pub checkpoint_every_secs: u64,
+}
+
+impl Settings {
+    /// The audit signing key file.
+    pub fn audit_signing_key_file(&self) -> PathBuf {
+        self.audit.signing_key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-signing.key"))
+    }
+
+    /// The checkpoint directory.
+    pub fn audit_checkpoint_dir(&self) -> PathBuf {
+        self.audit.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints"))
+    }
 }
 
 /// Connection pool sizing, per pool.

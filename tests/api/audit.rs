@@ -7,16 +7,21 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use confidant::audit::chain::AuditRow;
-use confidant::audit::{AuditStore, Broken, Problem, verify_chains};
+use confidant::audit::checkpoint::CheckpointLog;
+use confidant::audit::{AuditStore, Broken, Problem, verify_chains, verify_checkpoints};
 use confidant::settings::{self, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
 use confidant_actors::audit::{
     Action, AuditActor, AuditEvent, AuditWriter, Outcome, ReasonCode, ResourceType, Role, WriterLimits, record,
 };
 use confidant_actors::ids::{NodeId, PatientId, RequestId, SessionId, UserId};
+use ed25519_dalek::SigningKey;
 use sqlx::Connection;
 
 use crate::helpers::{Backend, Options, TestDatabase, run_to_exit, server_command, spawn_app, spawn_app_with};
+
+/// The fixture signs a checkpoint after this many entries.
+const CHECKPOINT_EVERY: u64 = 5;
 
 /// An audit store on `backend` with a writer for one node.
 struct AuditFixture {
@@ -48,7 +53,9 @@ async fn fixture(backend: Backend) -> AuditFixture {
     let storage = Storage::connect(Store::Audit, &location, &settings.database).await.unwrap();
     storage.migrate().await.unwrap();
     let node = NodeId::generate();
-    let sink = Arc::new(AuditStore::new(storage.clone(), node));
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let log = CheckpointLog::new(dir.path().join("checkpoints"));
+    let sink = Arc::new(AuditStore::new(storage.clone(), node).with_checkpoints(key, log, CHECKPOINT_EVERY));
     let writer = AuditWriter::new(node, sink, WriterLimits::default()).start();
     AuditFixture { storage, writer, node, privileged_url, backend, _dir: dir, _db: db }
 }
@@ -66,25 +73,54 @@ impl AuditFixture {
     }
 
     async fn verify(&self) -> Result<Vec<confidant::audit::ChainSummary>, Broken> {
-        verify_chains(&self.storage).await.unwrap()
+        let chains = verify_chains(&self.storage).await.unwrap()?;
+        let checkpoints = CheckpointLog::new(self._dir.path().join("checkpoints")).read_all().unwrap();
+        let key = SigningKey::from_bytes(&[42; 32]).verifying_key();
+        verify_checkpoints(&self.storage, &chains, &checkpoints, &key).await.unwrap()?;
+        Ok(chains)
     }
 
     /// Runs statements with the append-only protection switched off, as an attacker with
     /// database access would.
     async fn tamper(&self, statements: &str) {
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "DROP TRIGGER IF EXISTS audit_entries_refuse_update; DROP TRIGGER IF EXISTS audit_entries_refuse_delete; {statements}"
+            ),
+            Backend::Postgres => format!("ALTER TABLE audit_entries DISABLE TRIGGER USER; {statements}"),
+        };
+        self.raw(&sql).await;
+    }
+
+    /// Like [`Self::tamper`], for the checkpoint table.
+    async fn tamper_checkpoints(&self, statements: &str) {
+        let sql = match self.backend {
+            Backend::Sqlite => format!("DROP TRIGGER audit_checkpoints_refuse_delete; {statements}"),
+            Backend::Postgres => format!("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER; {statements}"),
+        };
+        self.raw(&sql).await;
+    }
+
+    async fn raw(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self.backend {
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.privileged_url).await.unwrap();
-                let sql = format!(
-                    "DROP TRIGGER audit_entries_refuse_update; DROP TRIGGER audit_entries_refuse_delete; {statements}"
-                );
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.privileged_url).await.unwrap();
-                let sql = format!("ALTER TABLE audit_entries DISABLE TRIGGER USER; {statements}");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
             }
+        }
+    }
+
+    /// A blob literal in this backend's syntax.
+    fn blob(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self.backend {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
         }
     }
 
@@ -141,6 +177,8 @@ on_both_backends_actix!(
     verify_catches_a_changed_field,
     verify_catches_a_deleted_entry,
     verify_catches_two_swapped_entries,
+    verify_catches_a_truncated_tail_against_the_checkpoint_file,
+    verify_catches_a_consistently_rewritten_chain,
 );
 
 async fn events_round_trip_through_writer_and_store(backend: Backend) {
@@ -231,6 +269,43 @@ async fn verify_catches_two_swapped_entries(backend: Backend) {
     assert_eq!(f.verify().await.unwrap_err(), broken(&f, 3, Problem::BrokenLink));
 }
 
+async fn verify_catches_a_truncated_tail_against_the_checkpoint_file(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(12).await; // checkpoints at seq 5 and 10
+
+    // Cut the tail and the database's own checkpoints: the chain that is left is consistent.
+    f.tamper("DELETE FROM audit_entries WHERE seq >= 8;").await;
+    f.tamper_checkpoints("DELETE FROM audit_checkpoints WHERE seq >= 8;").await;
+    assert!(verify_chains(&f.storage).await.unwrap().is_ok(), "the remaining chain is internally intact");
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 8, Problem::Truncated));
+}
+
+async fn verify_catches_a_consistently_rewritten_chain(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(6).await; // checkpoint at seq 5
+
+    // Rewrite entry 5 and recompute every hash from there, as an attacker without the key can.
+    let rows = stored_rows(&f).await;
+    let mut forged = rows[4].clone();
+    forged.outcome = "denied".into();
+    forged.hash = forged.compute_hash().to_vec();
+    let mut next = rows[5].clone();
+    next.prev_hash = forged.hash.clone();
+    next.hash = next.compute_hash().to_vec();
+    f.tamper(&format!(
+        "UPDATE audit_entries SET outcome = 'denied', hash = {} WHERE seq = 5; \
+         UPDATE audit_entries SET prev_hash = {}, hash = {} WHERE seq = 6;",
+        f.blob(&forged.hash),
+        f.blob(&next.prev_hash),
+        f.blob(&next.hash)
+    ))
+    .await;
+    assert!(verify_chains(&f.storage).await.unwrap().is_ok(), "the rewritten chain is internally consistent");
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 5, Problem::CheckpointMismatch));
+}
+
 fn broken(f: &AuditFixture, seq: i64, problem: Problem) -> Broken {
     Broken { node_id: f.node.to_string(), seq, problem }
 }
@@ -252,6 +327,41 @@ async fn start_and_stop_are_audited_and_the_cli_verifies_the_chain() {
 
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("2 entries"), "start and stop make two entries: {output}");
+
+    let mut head = server_command(data_dir.path());
+    head.args(["audit", "head"]);
+    let (code, output) = run_to_exit(head);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("\"seq\":2"), "shutdown seals the chain with a checkpoint: {output}");
+
+    let mut public_key = server_command(data_dir.path());
+    public_key.args(["audit", "public-key"]);
+    let (code, output) = run_to_exit(public_key);
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(output.trim().len(), 64, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_exits_1_when_the_tail_was_cut_off_after_the_last_checkpoint() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, options) = app.into_parts_after("TERM");
+    let data_dir = options.data_dir.unwrap();
+    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; \
+         DELETE FROM audit_entries WHERE seq = 2; DELETE FROM audit_checkpoints;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    let mut verify = server_command(data_dir.path());
+    verify.args(["audit", "verify"]);
+    let (code, output) = run_to_exit(verify);
+
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("seq 2") && output.contains("truncated"), "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

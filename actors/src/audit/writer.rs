@@ -35,6 +35,12 @@ pub trait AuditSink: Send + Sync + 'static {
     /// Appends `events` in order, in one transaction. Resolves `Ok` only once they are durable;
     /// on `Err` none of them was stored.
     fn append(&self, events: Vec<AuditEvent>) -> SinkFuture;
+
+    /// Seals what has been appended so far (a signed checkpoint), if anything is new. Called
+    /// every [`WriterLimits::checkpoint_every`] and at shutdown.
+    fn checkpoint(&self) -> SinkFuture {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Why the audit store did not take a batch.
@@ -83,11 +89,13 @@ pub struct WriterLimits {
     pub max_pending: usize,
     /// Mailbox capacity; senders wait while it is full.
     pub mailbox: usize,
+    /// How often the sink is asked to seal new entries with a checkpoint.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for WriterLimits {
     fn default() -> Self {
-        Self { max_batch: 4096, max_pending: 65_536, mailbox: 4096 }
+        Self { max_batch: 4096, max_pending: 65_536, mailbox: 4096, checkpoint_every: Duration::from_secs(60) }
     }
 }
 
@@ -148,6 +156,13 @@ impl Actor for AuditWriter {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.limits.mailbox);
+        ctx.run_interval(self.limits.checkpoint_every, |writer, ctx| {
+            ctx.spawn(writer.sink.checkpoint().into_actor(writer).map(|result, _, _| {
+                if result.is_err() {
+                    tracing::error!("periodic audit checkpoint failed; the next one retries");
+                }
+            }));
+        });
     }
 }
 
@@ -171,13 +186,18 @@ impl Handler<Append> for AuditWriter {
 impl Handler<Shutdown> for AuditWriter {
     type Result = ResponseFuture<()>;
 
-    /// Answers once every event accepted so far has been written (or has failed).
+    /// Answers once every event accepted so far has been written (or has failed) and sealed
+    /// with a final checkpoint.
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) -> Self::Result {
         let (done, drained) = oneshot::channel();
         self.drained.push(done);
         self.flush(ctx);
+        let sink = self.sink.clone();
         Box::pin(async move {
             let _ = drained.await;
+            if sink.checkpoint().await.is_err() {
+                tracing::error!("final audit checkpoint failed");
+            }
         })
     }
 }
@@ -305,7 +325,7 @@ mod tests {
 
     #[actix::test]
     async fn beyond_the_pending_limit_events_are_refused_at_once() {
-        let h = harness(WriterLimits { max_pending: 2, max_batch: 1, mailbox: 16 }, false);
+        let h = harness(WriterLimits { max_pending: 2, max_batch: 1, mailbox: 16, ..WriterLimits::default() }, false);
         // One in flight, two pending: the fourth is refused.
         let held: Vec<_> = (0..3).map(|_| actix::spawn(record_owned(h.writer.clone(), event(h.node)))).collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
