@@ -150,6 +150,12 @@ impl Storage {
         &self.pool
     }
 
+    /// The pool, for tests and benchmarks that inspect the database directly.
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Waits for checked-out connections to return, then closes them (SQLite checkpoints its WAL).
     pub async fn close(&self) {
         self.pool.close().await;

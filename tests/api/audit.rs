@@ -154,23 +154,7 @@ fn sample_event(node: NodeId, i: usize) -> AuditEvent {
     event
 }
 
-macro_rules! on_both_backends_actix {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            use $crate::helpers::Backend;
-            #[actix::test]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-            #[actix::test]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    )+};
-}
-
-on_both_backends_actix!(
+crate::on_both_backends_actix!(
     events_round_trip_through_writer_and_store,
     an_acknowledged_event_is_already_in_the_store,
     the_store_refuses_updates_and_deletes,

@@ -37,6 +37,24 @@ macro_rules! on_both_backends {
     )+};
 }
 
+/// Like `on_both_backends!`, inside an actix system (for tests that start actors in-process).
+#[macro_export]
+macro_rules! on_both_backends_actix {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::Backend;
+            #[actix::test]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+            #[actix::test]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
 /// Administrative connection to the test PostgreSQL server (trust auth on the test machine).
 pub fn postgres_admin_url() -> String {
     std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())

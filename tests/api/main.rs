@@ -5,6 +5,7 @@
 
 mod audit;
 mod config;
+mod crash;
 mod errors;
 mod headers;
 mod health;
