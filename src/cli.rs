@@ -54,6 +54,18 @@ pub enum AuditCommand {
     Head,
     /// Print the Ed25519 public key that verifies this node's checkpoints (hex).
     PublicKey,
+    /// Create the PostgreSQL role the server should use for the audit database.
+    ///
+    /// The role may SELECT and INSERT audit records and nothing else. Run with
+    /// CONFIDANT_AUDIT_DATABASE_URL set to the database OWNER, after `confidant migrate`; the
+    /// new role's password is read from standard input (one line, at least 16 characters).
+    /// Then give the server an audit_database_url with the new role. The grants are those of
+    /// scripts/audit-role.sql.
+    SetupRole {
+        /// Name of the role to create (or whose password to reset).
+        #[arg(long, default_value = "confidant_audit")]
+        role: String,
+    },
 }
 
 const CONFIG_HELP: &str = "\

@@ -39,6 +39,20 @@ fn main() -> ExitCode {
             Ok(outcome) => report_verification(&outcome),
             Err(error) => fail(&error, error.exit_code()),
         },
+        Command::Audit { command: AuditCommand::SetupRole { role } } => {
+            let mut password = String::new();
+            if let Err(error) = std::io::stdin().read_line(&mut password) {
+                return fail(&error, 2);
+            }
+            let password = password.trim_end_matches(['\n', '\r']);
+            match system.block_on(server::audit_setup_role(&settings, &role, password)) {
+                Ok(()) => {
+                    tracing::info!(role = %role, "audit role ready: give the server an audit_database_url with it");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::Audit { command: AuditCommand::Head } => match server::audit_head(&settings) {
             Ok(checkpoints) => print_lines(checkpoints.iter().map(|c| c.to_line())),
             Err(error) => fail(&error, error.exit_code()),

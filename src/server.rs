@@ -19,6 +19,7 @@ use confidant_actors::audit::{
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
 use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
+use crate::audit::role::{RoleError, RoleName, setup_role};
 use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
 
 use crate::http;
@@ -78,6 +79,9 @@ pub enum ServerError {
     /// The checkpoint files cannot be read.
     #[error("cannot read the audit checkpoint files")]
     Checkpoints(#[source] io::Error),
+    /// A command was given arguments it cannot use.
+    #[error("{0}")]
+    Usage(&'static str),
     /// SIGTERM/SIGINT handlers cannot be installed, so the node could not stop gracefully.
     #[error("cannot install signal handlers")]
     Signals(#[source] io::Error),
@@ -91,7 +95,7 @@ impl ServerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ServerError::Tls(e) if e.is_configuration() => 2,
-            ServerError::Redis(RedisError::Url(_)) => 2,
+            ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) => 2,
             _ => 1,
         }
     }
@@ -132,6 +136,22 @@ pub async fn audit_verify(settings: &Settings) -> Result<Result<Vec<ChainSummary
     };
     storage.close().await;
     Ok(outcome)
+}
+
+/// `confidant audit setup-role`: creates the insert-only audit role.
+pub async fn audit_setup_role(settings: &Settings, role: &str, password: &str) -> Result<(), ServerError> {
+    let role = RoleName::parse(role).ok_or(ServerError::Usage("--role must be 1-63 characters of a-z, 0-9 and _"))?;
+    let location = Location::of(Store::Audit, settings);
+    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
+    let result = setup_role(&storage, &role, password).await;
+    storage.close().await;
+    result.map_err(|e| match e {
+        RoleError::Storage(e) => ServerError::Storage(e),
+        RoleError::NotPostgres => {
+            ServerError::Usage("the audit store is SQLite: setup-role applies to PostgreSQL only")
+        }
+        RoleError::WeakPassword => ServerError::Usage("the password must be at least 16 characters, on one line"),
+    })
 }
 
 /// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.

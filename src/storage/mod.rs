@@ -104,22 +104,28 @@ impl Storage {
     /// Applies the store's pending migrations; returns how many were applied.
     pub async fn migrate(&self) -> Result<usize, StorageError> {
         let migrator = self.backend.migrator(self.store);
-        let before = self.applied_migrations().await?;
+        let applied = self.applied_versions().await?;
+        let pending =
+            migrator.iter().filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version));
+        if pending.count() == 0 {
+            // Nothing to do, so touch nothing: a role without DDL rights (the audit store's
+            // insert-only role) can start a node whose schema is current.
+            return Ok(0);
+        }
         migrator.run(&self.pool).await.map_err(|source| StorageError::Migrate { store: self.store.name(), source })?;
-        Ok(self.applied_migrations().await?.saturating_sub(before))
+        Ok(self.applied_versions().await?.len().saturating_sub(applied.len()))
     }
 
-    /// How many migrations this database has recorded (0 before the first run).
-    async fn applied_migrations(&self) -> Result<usize, StorageError> {
+    /// Versions of the migrations this database has applied (none before the first run).
+    async fn applied_versions(&self) -> Result<Vec<i64>, StorageError> {
         let table_exists: i64 =
             sqlx::query_scalar(self.backend.migrations_table_exists_sql()).fetch_one(&self.pool).await?;
         if table_exists == 0 {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+        Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Whether the database enforces foreign keys on a pooled connection. Always true on

@@ -387,3 +387,85 @@ async fn a_dependency_going_down_is_audited_once_not_per_probe() {
 
     assert_eq!(failures, vec![("readiness_failure".to_owned(), Some("redis_down".to_owned()))]);
 }
+
+/// A PostgreSQL role created by a test, dropped (with its grants) when the test ends.
+struct TestRole {
+    name: String,
+    database: String,
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let (name, database) = (self.name.clone(), self.database.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let base = crate::helpers::postgres_admin_url();
+                if let Ok(mut c) = sqlx::PgConnection::connect(&format!("{base}/{database}")).await {
+                    let _ =
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP OWNED BY \"{name}\""))).execute(&mut c).await;
+                }
+                let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres")).await.unwrap();
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS \"{name}\"")))
+                    .execute(&mut admin)
+                    .await;
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_on_an_audit_role_that_can_only_select_and_insert() {
+    let (main, audit) = (TestDatabase::create("main").await, TestDatabase::create("audit").await);
+    let dir = tempfile::tempdir().unwrap();
+    let owner_env = |c: &mut std::process::Command| {
+        c.env("CONFIDANT_DATABASE_URL", main.url()).env("CONFIDANT_AUDIT_DATABASE_URL", audit.url());
+    };
+    let mut migrate = server_command(dir.path());
+    migrate.arg("migrate");
+    owner_env(&mut migrate);
+    assert_eq!(run_to_exit(migrate).0, Some(0));
+
+    let role =
+        TestRole { name: format!("confidant_audit_{}", uuid::Uuid::new_v4().simple()), database: audit.name.clone() };
+    let password = "correct-horse-battery-staple-42";
+    let mut setup = server_command(dir.path());
+    setup.args(["audit", "setup-role", "--role", &role.name]).stdin(std::process::Stdio::piped());
+    owner_env(&mut setup);
+    let mut child = setup.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // The node starts and stops on the restricted role: its start and stop are appended.
+    let role_url = format!("postgres://{}:{password}@127.0.0.1:5432/{}", role.name, audit.name);
+    let env = vec![("CONFIDANT_DATABASE_URL", main.url()), ("CONFIDANT_AUDIT_DATABASE_URL", role_url.clone())];
+    let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
+    let (status, _) = app.into_parts_after("TERM");
+    assert!(status.success());
+
+    let mut as_role = sqlx::PgConnection::connect(&role_url).await.unwrap();
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries").fetch_one(&mut as_role).await.unwrap();
+    assert_eq!(entries, 2);
+    for statement in [
+        "UPDATE audit_entries SET outcome = 'error'",
+        "DELETE FROM audit_entries",
+        "TRUNCATE audit_entries",
+        "DELETE FROM audit_checkpoints",
+        "DROP TABLE audit_entries",
+        "ALTER TABLE audit_entries DISABLE TRIGGER USER",
+    ] {
+        let refused = sqlx::raw_sql(statement).execute(&mut as_role).await.expect_err(statement).to_string();
+        assert!(refused.contains("permission denied") || refused.contains("must be owner"), "{statement}: {refused}");
+    }
+}
+
+#[test]
+fn setup_role_refuses_a_sqlite_audit_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = server_command(dir.path());
+    setup.args(["audit", "setup-role"]).stdin(std::process::Stdio::null());
+    let (code, output) = run_to_exit(setup);
+    assert_eq!(code, Some(2), "{output}");
+}
