@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::export::ExportFormat;
+
 /// Confidant: end-to-end encrypted messaging, live schedules and intake forms for
 /// mental-health practices.
 #[derive(Debug, Parser)]
@@ -50,6 +52,21 @@ pub enum AuditCommand {
     /// longer reaches a signed checkpoint (its tail was truncated), or when a checkpoint's
     /// signature is not the node's.
     Verify,
+    /// Write the audit entries recorded in [--since, --until) to standard output.
+    ///
+    /// The export is itself audited (action `export`), and fails without output if that audit
+    /// record cannot be written. Times are dates (2026-11-23, midnight UTC) or RFC 3339.
+    Export {
+        /// First instant included.
+        #[arg(long)]
+        since: String,
+        /// First instant excluded.
+        #[arg(long)]
+        until: String,
+        /// JSON lines (stored form, with hashes) or a FHIR R4 Bundle of AuditEvent resources.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
     /// Print the newest signed checkpoint of each node, from the checkpoint files.
     Head,
     /// Print the Ed25519 public key that verifies this node's checkpoints (hex).

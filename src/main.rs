@@ -53,6 +53,15 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error, error.exit_code()),
             }
         }
+        Command::Audit { command: AuditCommand::Export { since, until, format } } => {
+            match system.block_on(server::audit_export(&settings, &since, &until, format)) {
+                Ok(entries) => {
+                    tracing::info!(entries, "audit export written");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::Audit { command: AuditCommand::Head } => match server::audit_head(&settings) {
             Ok(checkpoints) => print_lines(checkpoints.iter().map(|c| c.to_line())),
             Err(error) => fail(&error, error.exit_code()),

@@ -13,28 +13,40 @@ const NODE_ID_FILE: &str = "node-id";
 #[derive(Debug, thiserror::Error)]
 pub enum NodeIdError {
     /// The file cannot be read or written.
-    #[error("cannot read or create {NODE_ID_FILE} in the data directory")]
+    #[error("cannot read or create the node id file in the data directory")]
     Io(#[from] std::io::Error),
     /// The file exists but holds no UUID: someone edited it, or the disk is corrupt.
-    #[error("{NODE_ID_FILE} in the data directory does not hold a UUID")]
+    #[error("a node id file in the data directory does not hold a UUID")]
     Corrupt,
 }
 
+/// File holding the id of the command-line tools' own audit chain, so an audited CLI command
+/// (an export) never competes with the running server for the next seq of its chain.
+const CLI_NODE_ID_FILE: &str = "cli-node-id";
+
 /// Reads the node id from `data_dir`, creating it on first run.
 pub fn load_or_create(data_dir: &Path) -> Result<NodeId, NodeIdError> {
-    let path = data_dir.join(NODE_ID_FILE);
-    match std::fs::read_to_string(&path) {
+    load_or_create_file(&data_dir.join(NODE_ID_FILE))
+}
+
+/// The id under which this data directory's command-line tools append audit events.
+pub fn load_or_create_cli(data_dir: &Path) -> Result<NodeId, NodeIdError> {
+    load_or_create_file(&data_dir.join(CLI_NODE_ID_FILE))
+}
+
+fn load_or_create_file(path: &Path) -> Result<NodeId, NodeIdError> {
+    match std::fs::read_to_string(path) {
         Ok(text) => text.trim().parse().map_err(|_| NodeIdError::Corrupt),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = NodeId::generate();
             // create_new: if another process raced us, its id wins and we read it back.
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
                 Ok(mut file) => {
                     writeln!(file, "{id}")?;
                     file.sync_all()?;
                     Ok(id)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(data_dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_file(path),
                 Err(e) => Err(e.into()),
             }
         }

@@ -19,6 +19,7 @@ use confidant_actors::audit::{
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
 use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
+use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
 use crate::audit::role::{RoleError, RoleName, setup_role};
 use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
 
@@ -79,6 +80,9 @@ pub enum ServerError {
     /// The checkpoint files cannot be read.
     #[error("cannot read the audit checkpoint files")]
     Checkpoints(#[source] io::Error),
+    /// A command's output could not be written.
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
     /// A command was given arguments it cannot use.
     #[error("{0}")]
     Usage(&'static str),
@@ -152,6 +156,49 @@ pub async fn audit_setup_role(settings: &Settings, role: &str, password: &str) -
         }
         RoleError::WeakPassword => ServerError::Usage("the password must be at least 16 characters, on one line"),
     })
+}
+
+/// `confidant audit export`: records the export (durably, or fails), then writes the entries.
+pub async fn audit_export(
+    settings: &Settings,
+    since: &str,
+    until: &str,
+    format: ExportFormat,
+) -> Result<u64, ServerError> {
+    let since_ms =
+        parse_time(since).ok_or(ServerError::Usage("--since must be a date (2026-11-23) or an RFC 3339 time"))?;
+    let until_ms =
+        parse_time(until).ok_or(ServerError::Usage("--until must be a date (2026-11-23) or an RFC 3339 time"))?;
+    if since_ms >= until_ms {
+        return Err(ServerError::Usage("--since must be before --until"));
+    }
+    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    let cli_node = node::load_or_create_cli(&settings.data_dir)?;
+    let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let store = Arc::new(AuditStore::new(storage.clone(), cli_node).with_checkpoints(
+        signing_key,
+        CheckpointLog::new(settings.audit_checkpoint_dir()),
+        settings.audit.checkpoint_every_entries,
+    ));
+    let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
+    let code = match format {
+        ExportFormat::Jsonl => "format_jsonl",
+        ExportFormat::Fhir => "format_fhir",
+    };
+    let event = AuditEvent::new(cli_node, AuditActor::System, Action::Export, Outcome::Success)
+        .on(ResourceType::AuditLog, None)
+        .because(reason(code));
+    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
+    if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
+        tracing::warn!("could not checkpoint the export's audit record");
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
+        ExportError::Storage(e) => ServerError::Storage(e),
+        ExportError::Output(e) => ServerError::Output(e),
+    })?;
+    storage.close().await;
+    Ok(written)
 }
 
 /// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.

@@ -1,4 +1,5 @@
-//! Logging set-up: `tracing` to standard output, text or JSON. Log lines carry ids (request,
+//! Logging set-up: `tracing` to standard error (standard output is for command output such as
+//! an audit export), text or JSON. Log lines carry ids (request,
 //! node, later user and session ids), never PHI; panics are logged by location only because a
 //! panic message may quote data.
 
@@ -31,10 +32,11 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInitialised)?;
 

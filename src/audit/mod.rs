@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod export;
 pub mod role;
 pub mod store;
 pub mod verify;

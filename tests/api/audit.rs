@@ -469,3 +469,53 @@ fn setup_role_refuses_a_sqlite_audit_store() {
     let (code, output) = run_to_exit(setup);
     assert_eq!(code, Some(2), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_jsonl_and_fhir_and_is_itself_audited() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, options) = app.into_parts_after("TERM");
+    let data_dir = options.data_dir.unwrap();
+    let export = |format: &str| {
+        let mut c = server_command(data_dir.path());
+        c.args(["audit", "export", "--since", "2000-01-01", "--until", "2100-01-01", "--format", format]);
+        let output = c.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let jsonl = export("jsonl");
+    let actions: Vec<String> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["server_start", "server_stop", "export"], "the export records itself first: {jsonl}");
+
+    let bundle: serde_json::Value = serde_json::from_str(&export("fhir")).unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    let events = bundle["entry"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "the second export is recorded too");
+    for entry in events {
+        let event = &entry["resource"];
+        assert_eq!(event["resourceType"], "AuditEvent");
+        for required in ["type", "recorded", "agent", "source"] {
+            assert!(!event[required].is_null(), "AuditEvent lacks {required}: {event}");
+        }
+        assert!(event["recorded"].as_str().unwrap().starts_with("20"), "{event}");
+    }
+
+    let mut verify = server_command(data_dir.path());
+    verify.args(["audit", "verify"]);
+    let (code, output) = run_to_exit(verify);
+    assert_eq!(code, Some(0), "the server's and the CLI's chains both verify: {output}");
+    assert!(output.contains("2 chain(s)"), "{output}");
+}
+
+#[test]
+fn export_refuses_a_range_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = server_command(dir.path());
+    c.args(["audit", "export", "--since", "last tuesday", "--until", "2100-01-01"]);
+    let (code, output) = run_to_exit(c);
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("--since"), "{output}");
+}
