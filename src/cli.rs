@@ -67,6 +67,17 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
+    /// Remove audit entries recorded before --before, which must be older than the retention
+    /// period (`audit.retention_years`, at least six years).
+    ///
+    /// Each chain loses only a prefix; a signed anchor keeps the rest verifiable. The purge is
+    /// audited before anything is removed. On PostgreSQL, run it with the audit database's
+    /// owner: the server's insert-only role cannot delete.
+    Purge {
+        /// Remove entries recorded before this date (2019-01-01) or RFC 3339 time.
+        #[arg(long)]
+        before: String,
+    },
     /// Print the newest signed checkpoint of each node, from the checkpoint files.
     Head,
     /// Print the Ed25519 public key that verifies this node's checkpoints (hex).

@@ -62,6 +62,17 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error, error.exit_code()),
             }
         }
+        Command::Audit { command: AuditCommand::Purge { before } } => {
+            match system.block_on(server::audit_purge(&settings, &before)) {
+                Ok(purged) => print_lines(purged.iter().map(|p| {
+                    format!(
+                        "node {}: purged {} entries, chain now starts after seq {}",
+                        p.node_id, p.entries, p.up_to_seq
+                    )
+                })),
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::Audit { command: AuditCommand::Head } => match server::audit_head(&settings) {
             Ok(checkpoints) => print_lines(checkpoints.iter().map(|c| c.to_line())),
             Err(error) => fail(&error, error.exit_code()),

@@ -20,6 +20,7 @@ use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
 use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
 use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
+use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
 use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
 
@@ -83,6 +84,14 @@ pub enum ServerError {
     /// A command's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] io::Error),
+    /// A purge would remove entries younger than the retention period.
+    #[error(
+        "refused: audit entries younger than {years} years are kept (audit.retention_years); choose an earlier --before"
+    )]
+    Retention {
+        /// The configured retention.
+        years: u16,
+    },
     /// A command was given arguments it cannot use.
     #[error("{0}")]
     Usage(&'static str),
@@ -99,7 +108,7 @@ impl ServerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ServerError::Tls(e) if e.is_configuration() => 2,
-            ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) => 2,
+            ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) | ServerError::Retention { .. } => 2,
             _ => 1,
         }
     }
@@ -173,6 +182,28 @@ pub async fn audit_export(
         return Err(ServerError::Usage("--since must be before --until"));
     }
     let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    let code = match format {
+        ExportFormat::Jsonl => "format_jsonl",
+        ExportFormat::Fhir => "format_fhir",
+    };
+    record_cli_event(settings, &storage, Action::Export, code).await?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
+        ExportError::Storage(e) => ServerError::Storage(e),
+        ExportError::Output(e) => ServerError::Output(e),
+    })?;
+    storage.close().await;
+    Ok(written)
+}
+
+/// Durably records an audit event of a command-line operation on the CLI's own chain (sealed
+/// with a checkpoint at once), before the operation touches anything.
+async fn record_cli_event(
+    settings: &Settings,
+    storage: &Storage,
+    action: Action,
+    code: &'static str,
+) -> Result<(), ServerError> {
     let cli_node = node::load_or_create_cli(&settings.data_dir)?;
     let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
     let store = Arc::new(AuditStore::new(storage.clone(), cli_node).with_checkpoints(
@@ -181,24 +212,30 @@ pub async fn audit_export(
         settings.audit.checkpoint_every_entries,
     ));
     let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
-    let code = match format {
-        ExportFormat::Jsonl => "format_jsonl",
-        ExportFormat::Fhir => "format_fhir",
-    };
-    let event = AuditEvent::new(cli_node, AuditActor::System, Action::Export, Outcome::Success)
+    let event = AuditEvent::new(cli_node, AuditActor::System, action, Outcome::Success)
         .on(ResourceType::AuditLog, None)
         .because(reason(code));
     record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
     if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
-        tracing::warn!("could not checkpoint the export's audit record");
+        tracing::warn!("could not checkpoint the command's audit record");
     }
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
-        ExportError::Storage(e) => ServerError::Storage(e),
-        ExportError::Output(e) => ServerError::Output(e),
-    })?;
+    Ok(())
+}
+
+/// `confidant audit purge`: checks the retention period, records the purge, then purges.
+pub async fn audit_purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, ServerError> {
+    let before_ms =
+        parse_time(before).ok_or(ServerError::Usage("--before must be a date (2019-01-01) or an RFC 3339 time"))?;
+    let now = time::OffsetDateTime::now_utc();
+    if before_ms > retention_cutoff_ms(now, settings.audit.retention_years) {
+        return Err(ServerError::Retention { years: settings.audit.retention_years });
+    }
+    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    record_cli_event(settings, &storage, Action::Purge, "retention_expired").await?;
+    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let purged = purge_before(&storage, &key, before_ms, now_ms()).await?;
     storage.close().await;
-    Ok(written)
+    Ok(purged)
 }
 
 /// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.

@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
+pub mod purge;
 pub mod role;
 pub mod store;
 pub mod verify;

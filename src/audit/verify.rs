@@ -12,6 +12,7 @@ use ed25519_dalek::VerifyingKey;
 
 use super::chain::{AuditRow, GENESIS};
 use super::checkpoint::Checkpoint;
+use super::purge::anchors;
 use super::store::COLUMNS;
 use crate::storage::{Storage, StorageError};
 
@@ -73,6 +74,7 @@ impl fmt::Display for Broken {
 /// Verifies every chain in the audit store. `Ok(Ok(chains))` when all hold, `Ok(Err(broken))`
 /// at the first entry that does not.
 pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
+    let anchors = anchors(storage).await?;
     let sql = format!("SELECT {COLUMNS} FROM audit_entries ORDER BY node_id, seq");
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(storage.pool());
     let mut chains: Vec<ChainSummary> = Vec::new();
@@ -81,8 +83,12 @@ pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>
         let row = decode(&row)?;
         let starts_chain = chains.last().is_none_or(|c| c.node_id != row.node_id);
         if starts_chain {
-            chains.push(ChainSummary { node_id: row.node_id.clone(), entries: 0, last_seq: 0 });
-            prev_hash = GENESIS.to_vec();
+            // A purged chain starts right after its anchor (checked for its signature in
+            // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
+            let (last_seq, prev) =
+                anchors.get(&row.node_id).map_or((0, GENESIS.to_vec()), |a| (a.seq, a.hash.to_vec()));
+            chains.push(ChainSummary { node_id: row.node_id.clone(), entries: 0, last_seq });
+            prev_hash = prev;
         }
         let chain = chains.last_mut().ok_or(StorageError::Query(sqlx::Error::RowNotFound))?;
         let broken = |problem| Broken { node_id: row.node_id.clone(), seq: row.seq, problem };
@@ -110,10 +116,21 @@ pub async fn verify_checkpoints(
     checkpoints: &[Checkpoint],
     key: &VerifyingKey,
 ) -> Result<Result<(), Broken>, StorageError> {
+    let anchors = anchors(storage).await?;
+    for anchor in anchors.values() {
+        if !anchor.is_signed_by(key) {
+            let broken =
+                Broken { node_id: anchor.node_id.clone(), seq: anchor.seq, problem: Problem::BadCheckpointSignature };
+            return Ok(Err(broken));
+        }
+    }
     for checkpoint in checkpoints {
         let broken = |seq, problem| Broken { node_id: checkpoint.node_id.clone(), seq, problem };
         if !checkpoint.is_signed_by(key) {
             return Ok(Err(broken(checkpoint.seq, Problem::BadCheckpointSignature)));
+        }
+        if anchors.get(&checkpoint.node_id).is_some_and(|a| checkpoint.seq <= a.seq) {
+            continue; // vouches for an entry purged after its retention period
         }
         let last_seq = chains.iter().find(|c| c.node_id == checkpoint.node_id).map_or(0, |c| c.last_seq);
         if last_seq < checkpoint.seq {

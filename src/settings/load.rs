@@ -169,6 +169,9 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.audit.checkpoint_every_entries == 0 || settings.audit.checkpoint_every_secs == 0 {
         return invalid("`audit.checkpoint_every_entries` and `audit.checkpoint_every_secs` must be greater than 0");
     }
+    if settings.audit.retention_years < 6 {
+        return invalid("`audit.retention_years` must be at least 6 (HIPAA, 45 CFR 164.316(b)(2))");
+    }
     if settings.database.max_connections == 0 {
         return invalid("`database.max_connections` must be greater than 0");
     }

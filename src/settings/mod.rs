@@ -60,6 +60,8 @@ pub struct AuditSettings {
     pub checkpoint_every_entries: u64,
     /// ...or after this many seconds with new entries, whichever comes first.
     pub checkpoint_every_secs: u64,
+    /// Entries younger than this many years are never purged (at least 6, 45 CFR 164.316).
+    pub retention_years: u16,
 }
 
 impl Settings {

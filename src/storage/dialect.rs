@@ -79,6 +79,17 @@ impl Backend {
         }
     }
 
+    /// Lets DELETE through the audit tables' triggers for the rest of the current transaction
+    /// (SQLite: the guard row, closed again before commit; PostgreSQL: a transaction-local
+    /// setting). Only `confidant audit purge` runs it, and on PostgreSQL only the owner of the
+    /// audit database has DELETE at all.
+    pub fn open_purge_guard_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "UPDATE audit_purge_guard SET open = 1 WHERE id = 1",
+            Backend::Postgres => "SET LOCAL confidant.audit_purge = 'on'",
+        }
+    }
+
     /// A query returning 1 when sqlx's migration table exists, else 0.
     pub(super) fn migrations_table_exists_sql(self) -> &'static str {
         match self {

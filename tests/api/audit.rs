@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use confidant::audit::chain::AuditRow;
 use confidant::audit::checkpoint::CheckpointLog;
+use confidant::audit::purge::purge_before;
 use confidant::audit::{AuditStore, Broken, Problem, verify_chains, verify_checkpoints};
 use confidant::settings::{self, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
@@ -163,6 +164,7 @@ crate::on_both_backends_actix!(
     verify_catches_two_swapped_entries,
     verify_catches_a_truncated_tail_against_the_checkpoint_file,
     verify_catches_a_consistently_rewritten_chain,
+    purge_removes_old_entries_and_the_rest_still_verifies,
 );
 
 async fn events_round_trip_through_writer_and_store(backend: Backend) {
@@ -288,6 +290,34 @@ async fn verify_catches_a_consistently_rewritten_chain(backend: Backend) {
     assert!(verify_chains(&f.storage).await.unwrap().is_ok(), "the rewritten chain is internally consistent");
 
     assert_eq!(f.verify().await.unwrap_err(), broken(&f, 5, Problem::CheckpointMismatch));
+}
+
+async fn purge_removes_old_entries_and_the_rest_still_verifies(backend: Backend) {
+    let f = fixture(backend).await;
+    let year_2015 = 1_420_070_400_000; // 2015-01-01T00:00:00Z
+    for i in 0..8 {
+        let mut old = sample_event(f.node, i);
+        old.at_ms = year_2015 + i as i64;
+        record(&f.writer, old, Duration::from_secs(10)).await.unwrap();
+    }
+    f.record_events(4).await; // checkpoints sealed seq 5 (purged below) and seq 10 (kept)
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let before_2018 = 1_514_764_800_000;
+
+    let purged = purge_before(&f.storage, &key, before_2018, year_2015 + 1_000_000_000_000).await.unwrap();
+
+    assert_eq!(purged.len(), 1);
+    assert_eq!((purged[0].entries, purged[0].up_to_seq), (8, 8));
+    let chains = f.verify().await.expect("the remaining chain verifies from its anchor");
+    assert_eq!((chains[0].entries, chains[0].last_seq), (4, 12));
+    f.record_events(1).await;
+    assert_eq!(f.verify().await.unwrap()[0].last_seq, 13, "appending continues after a purge");
+    f.tamper("DELETE FROM audit_entries WHERE seq = 9").await;
+    assert_eq!(
+        f.verify().await.unwrap_err(),
+        broken(&f, 10, Problem::Missing),
+        "the anchor does not excuse later gaps"
+    );
 }
 
 fn broken(f: &AuditFixture, seq: i64, problem: Problem) -> Broken {
@@ -518,4 +548,30 @@ fn export_refuses_a_range_it_cannot_read() {
     let (code, output) = run_to_exit(c);
     assert_eq!(code, Some(2), "{output}");
     assert!(output.contains("--since"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_refuses_entries_younger_than_six_years_and_audits_itself() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, options) = app.into_parts_after("TERM");
+    let data_dir = options.data_dir.unwrap();
+    let purge = |before: &str| {
+        let mut c = server_command(data_dir.path());
+        c.args(["audit", "purge", "--before", before]);
+        run_to_exit(c)
+    };
+
+    let (code, output) = purge("2025-01-01");
+    assert_eq!(code, Some(2), "{output}");
+    assert!(output.contains("6 years"), "{output}");
+
+    let (code, output) = purge("2010-01-01");
+    assert_eq!(code, Some(0), "{output}");
+    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let purges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE action = 'purge'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(purges, 1, "the allowed purge was audited; the refused one was not attempted");
 }

@@ -35,6 +35,17 @@ CREATE TABLE audit_checkpoints (
     PRIMARY KEY (node_id, seq)
 );
 
+-- One row per purge: the last purged entry's seq and hash, signed, so the chain that remains
+-- (starting at up_to_seq + 1 with prev_hash = hash) still verifies.
+CREATE TABLE audit_purges (
+    node_id    TEXT   NOT NULL,
+    up_to_seq  BIGINT NOT NULL,
+    hash       BYTEA  NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    signature  BYTEA  NOT NULL,
+    PRIMARY KEY (node_id, up_to_seq)
+);
+
 CREATE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('confidant.audit_purge', true) = 'on' THEN
@@ -52,4 +63,8 @@ CREATE TRIGGER audit_entries_refuse_truncate BEFORE TRUNCATE ON audit_entries
 CREATE TRIGGER audit_checkpoints_refuse_change BEFORE UPDATE OR DELETE ON audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
 CREATE TRIGGER audit_checkpoints_refuse_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+CREATE TRIGGER audit_purges_refuse_change BEFORE UPDATE OR DELETE ON audit_purges
+    FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+CREATE TRIGGER audit_purges_refuse_truncate BEFORE TRUNCATE ON audit_purges
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();

@@ -35,6 +35,17 @@ CREATE TABLE audit_checkpoints (
     PRIMARY KEY (node_id, seq)
 );
 
+-- One row per purge: the last purged entry's seq and hash, signed, so the chain that remains
+-- (starting at up_to_seq + 1 with prev_hash = hash) still verifies.
+CREATE TABLE audit_purges (
+    node_id    TEXT   NOT NULL,
+    up_to_seq  BIGINT NOT NULL,
+    hash       BLOB   NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    signature  BLOB   NOT NULL,
+    PRIMARY KEY (node_id, up_to_seq)
+);
+
 -- One row; `open` is 1 only inside a purge transaction.
 CREATE TABLE audit_purge_guard (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -62,4 +73,14 @@ CREATE TRIGGER audit_checkpoints_refuse_delete BEFORE DELETE ON audit_checkpoint
 WHEN (SELECT open FROM audit_purge_guard WHERE id = 1) = 0
 BEGIN
     SELECT RAISE(ABORT, 'audit checkpoints are removed only by confidant audit purge');
+END;
+
+CREATE TRIGGER audit_purges_refuse_update BEFORE UPDATE ON audit_purges
+BEGIN
+    SELECT RAISE(ABORT, 'audit purge records are append-only');
+END;
+
+CREATE TRIGGER audit_purges_refuse_delete BEFORE DELETE ON audit_purges
+BEGIN
+    SELECT RAISE(ABORT, 'audit purge records are append-only');
 END;

@@ -1,0 +1,135 @@
+//! `confidant audit purge`: removes entries older than the retention period (six years at least,
+//! 45 CFR 164.316(b)(2)) from the start of each chain. The last removed entry's seq and hash are
+//! kept as a signed anchor in `audit_purges`, so what remains still verifies from there.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::SigningKey;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::checkpoint::Checkpoint;
+use crate::storage::{Backend, Storage, StorageError};
+
+/// What a purge removed from one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    /// Whose chain.
+    pub node_id: String,
+    /// Entries removed now.
+    pub entries: u64,
+    /// The chain now starts after this seq.
+    pub up_to_seq: i64,
+}
+
+/// Removes, from the start of every chain, the entries recorded before `before_ms` (stopping at
+/// the first newer one, so a chain only ever loses a prefix), in one transaction per chain.
+/// The caller has already checked the retention period and audited the purge.
+pub async fn purge_before(
+    storage: &Storage,
+    key: &SigningKey,
+    before_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<Purged>, StorageError> {
+    let nodes: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT node_id FROM audit_entries").fetch_all(storage.pool()).await?;
+    let mut report = Vec::new();
+    for node_id in nodes {
+        let bounds = sqlx::query(
+            "SELECT MIN(seq), MAX(seq), (SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND at_ms >= $2) \
+             FROM audit_entries WHERE node_id = $1",
+        )
+        .bind(node_id.clone())
+        .bind(before_ms)
+        .fetch_one(storage.pool())
+        .await?;
+        let (first, last, first_kept): (i64, i64, Option<i64>) =
+            (bounds.try_get(0)?, bounds.try_get(1)?, bounds.try_get(2)?);
+        let up_to_seq = first_kept.map_or(last, |kept| kept - 1);
+        if up_to_seq < first {
+            continue;
+        }
+        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
+            .bind(node_id.clone())
+            .bind(up_to_seq)
+            .fetch_one(storage.pool())
+            .await?;
+        let head = super::chain::ChainHead { seq: up_to_seq, hash: hash.try_into().unwrap_or(super::chain::GENESIS) };
+        let anchor = Checkpoint::sign(key, &node_id, head, now_ms);
+
+        let mut tx = storage.pool().begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(storage.backend().open_purge_guard_sql())).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO audit_purges (node_id, up_to_seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(node_id.clone())
+        .bind(up_to_seq)
+        .bind(anchor.hash.to_vec())
+        .bind(anchor.at_ms)
+        .bind(anchor.signature.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query("DELETE FROM audit_entries WHERE node_id = $1 AND seq <= $2")
+            .bind(node_id.clone())
+            .bind(up_to_seq)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM audit_checkpoints WHERE node_id = $1 AND seq <= $2")
+            .bind(node_id.clone())
+            .bind(up_to_seq)
+            .execute(&mut *tx)
+            .await?;
+        if storage.backend() == Backend::Sqlite {
+            sqlx::query("UPDATE audit_purge_guard SET open = 0 WHERE id = 1").execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        report.push(Purged { node_id, entries: removed, up_to_seq });
+    }
+    Ok(report)
+}
+
+/// The newest instant (ms) a purge may reach: `years` calendar years before `now` (29 February
+/// becomes 28 February in a non-leap year).
+pub fn retention_cutoff_ms(now: time::OffsetDateTime, years: u16) -> i64 {
+    let year = now.year() - i32::from(years);
+    let cutoff =
+        now.replace_year(year).or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year))).unwrap_or(now);
+    i64::try_from(cutoff.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The newest purge anchor of each chain.
+pub async fn anchors(storage: &Storage) -> Result<HashMap<String, Checkpoint>, StorageError> {
+    let rows =
+        sqlx::query("SELECT node_id, up_to_seq, hash, at_ms, signature FROM audit_purges ORDER BY node_id, up_to_seq")
+            .fetch_all(storage.pool())
+            .await?;
+    let mut newest = HashMap::new();
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(2)?;
+        let signature: Vec<u8> = row.try_get(4)?;
+        let anchor = Checkpoint {
+            node_id: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            hash: hash.try_into().unwrap_or([0; 32]),
+            at_ms: row.try_get(3)?,
+            signature: signature.try_into().unwrap_or([0; 64]),
+        };
+        newest.insert(anchor.node_id.clone(), anchor);
+    }
+    Ok(newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn the_cutoff_is_whole_calendar_years_back() {
+        let cutoff = retention_cutoff_ms(datetime!(2026-11-23 12:00 UTC), 6);
+        assert_eq!(cutoff, datetime!(2020-11-23 12:00 UTC).unix_timestamp() * 1000);
+        let leap = retention_cutoff_ms(datetime!(2024-02-29 00:00 UTC), 7);
+        assert_eq!(leap, datetime!(2017-02-28 00:00 UTC).unix_timestamp() * 1000);
+    }
+}
