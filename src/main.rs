@@ -13,7 +13,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
-        Err(error) => return fail(&error, 2),
+        Err(error) => {
+            if matches!(cli.command, Command::Serve) {
+                audit_refused_start(cli.config.as_deref());
+            }
+            return fail(&error, 2);
+        }
     };
     if let Err(error) = telemetry::init(&settings.log) {
         return fail(&error, 2);
@@ -81,6 +86,17 @@ fn main() -> ExitCode {
             Ok(key) => print_lines([key]),
             Err(error) => fail(&error, error.exit_code()),
         },
+    }
+}
+
+/// Records a start refused on bad settings in the audit trail, if the settings still say where
+/// it is. Failing to do so changes nothing about the refusal: it is reported either way.
+fn audit_refused_start(config: Option<&std::path::Path>) {
+    let Some(hint) = settings::audit_store_hint(config) else { return };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let recorded = actix_web::rt::System::new().block_on(server::audit_refused_start(&hint));
+    if let Err(error) = recorded {
+        eprintln!("confidant: could not audit the refused start: {error}");
     }
 }
 

@@ -27,7 +27,7 @@ use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_check
 use crate::http;
 use crate::node::{self, NodeIdError};
 use crate::redis_link::{RedisError, RedisLink};
-use crate::settings::Settings;
+use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
 use crate::state::AppState;
 use crate::storage::nodes::PreviousRun;
 use crate::storage::{Location, Storage, StorageError, Store};
@@ -131,6 +131,28 @@ pub async fn migrate(settings: &Settings) -> Result<MigrationReport, ServerError
     main.close().await;
     audit.close().await;
     Ok(report)
+}
+
+/// Best effort: records that the node refused to start on its configuration, in the audit store
+/// the configuration names (if that much of it is usable and the store already exists).
+pub async fn audit_refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
+    let location = match &hint.audit_database_url {
+        Some(url) => Location::Postgres(url.clone()),
+        None if hint.data_dir.is_dir() => Location::Sqlite(hint.data_dir.join("audit.db")),
+        None => return Ok(()), // never started here: there is no audit trail to write to yet
+    };
+    let pool = DatabaseSettings { max_connections: 1, acquire_timeout_secs: 3 };
+    let storage = Storage::connect(Store::Audit, &location, &pool).await?;
+    storage.migrate().await?;
+    let node_id = node::load_or_create(&hint.data_dir)?;
+    let writer =
+        AuditWriter::new(node_id, Arc::new(AuditStore::new(storage.clone(), node_id)), WriterLimits::default()).start();
+    let event = AuditEvent::new(node_id, AuditActor::System, Action::ConfigurationError, Outcome::Error)
+        .on(ResourceType::Server, Some(*node_id.as_uuid()))
+        .because(reason("invalid_settings"));
+    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
+    storage.close().await;
+    Ok(())
 }
 
 /// `confidant audit verify`: recomputes every chain in the audit store.

@@ -58,6 +58,33 @@ pub fn load_from(
     config_file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
+    let settings: Settings = layered(config_file, env)?.extract().map_err(describe)?;
+    check(&settings)?;
+    Ok(settings)
+}
+
+/// Where the audit store is, read from the same sources even when the rest of the
+/// configuration is invalid, so that a refused start can still be audited. `None` when these
+/// two keys are themselves unusable.
+pub fn audit_store_hint(config_file: Option<&Path>) -> Option<AuditStoreHint> {
+    layered(config_file, std::env::vars()).ok()?.extract().ok()
+}
+
+/// The two settings that locate the audit store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditStoreHint {
+    /// The data directory (SQLite audit store, node id).
+    pub data_dir: PathBuf,
+    /// The PostgreSQL audit store, if configured.
+    #[serde(default, deserialize_with = "super::urls::optional")]
+    pub audit_database_url: Option<super::DatabaseUrl>,
+}
+
+/// The configuration sources, later ones winning: defaults, the file, the environment.
+fn layered(
+    config_file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Figment, ConfigError> {
     let mut figment = Figment::from(Toml::string(DEFAULTS));
     if let Some(path) = config_file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
@@ -85,10 +112,7 @@ pub fn load_from(
         })?;
         figment = figment.merge(Named(format!("file named by {name}"), Serialized::default(key, value.trim())));
     }
-
-    let settings: Settings = figment.extract().map_err(describe)?;
-    check(&settings)?;
-    Ok(settings)
+    Ok(figment)
 }
 
 /// A provider under the name its errors should cite ("environment variable CONFIDANT_LISTEN").

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use load::{ConfigError, load, load_from};
+pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
 pub use urls::{DatabaseUrl, RedisUrl};
 
 /// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back

@@ -575,3 +575,27 @@ async fn purge_refuses_entries_younger_than_six_years_and_audits_itself() {
         .unwrap();
     assert_eq!(purges, 1, "the allowed purge was audited; the refused one was not attempted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_refused_on_bad_settings_is_audited() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, options) = app.into_parts_after("TERM");
+    let data_dir = options.data_dir.unwrap();
+
+    let mut bad = server_command(data_dir.path());
+    bad.arg("serve").env("CONFIDANT_LISTEN", "not-an-address");
+    let (code, output) = run_to_exit(bad);
+    assert_eq!(code, Some(2), "{output}");
+
+    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let last: (String, String, Option<String>) =
+        sqlx::query_as("SELECT action, outcome, reason FROM audit_entries ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(last, ("configuration_error".to_owned(), "error".to_owned(), Some("invalid_settings".to_owned())));
+    let mut verify = server_command(data_dir.path());
+    verify.args(["audit", "verify"]);
+    assert_eq!(run_to_exit(verify).0, Some(0));
+}
