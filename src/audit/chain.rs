@@ -124,29 +124,41 @@ impl AuditRow {
         digest.finalize().into()
     }
 
-    /// The 18 columns as a JSON array in `audit_entries` order, hashes as hex: the transport
-    /// form of a batch append (see `Backend::audit_append_sql`).
-    pub fn to_json_columns(&self) -> serde_json::Value {
-        serde_json::json!([
-            self.node_id,
-            self.seq,
-            self.event_id,
-            self.at_ms,
-            self.actor_kind,
-            self.actor_user_id,
-            self.actor_role,
-            self.session_id,
-            self.request_id,
-            self.source_ip,
-            self.action,
-            self.resource_type,
-            self.resource_id,
-            self.patient_id,
-            self.outcome,
-            self.reason,
-            hex(&self.prev_hash),
-            hex(&self.hash),
-        ])
+    /// Appends the 18 columns as a JSON array in `audit_entries` order, hashes as hex: the
+    /// transport form of a batch append (see `Backend::audit_append_sql`). Written by hand
+    /// because it runs once per audit event.
+    pub fn write_json_columns(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push('[');
+        json_str(out, Some(&self.node_id));
+        let _ = write!(out, ",{},", self.seq);
+        json_str(out, Some(&self.event_id));
+        let _ = write!(out, ",{}", self.at_ms);
+        for field in [
+            Some(&self.actor_kind),
+            self.actor_user_id.as_ref(),
+            self.actor_role.as_ref(),
+            self.session_id.as_ref(),
+            self.request_id.as_ref(),
+            self.source_ip.as_ref(),
+            Some(&self.action),
+            self.resource_type.as_ref(),
+            self.resource_id.as_ref(),
+            self.patient_id.as_ref(),
+            Some(&self.outcome),
+            self.reason.as_ref(),
+        ] {
+            out.push(',');
+            json_str(out, field.map(String::as_str));
+        }
+        for hash in [&self.prev_hash, &self.hash] {
+            out.push_str(",\"");
+            for b in hash {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push('"');
+        }
+        out.push(']');
     }
 
     /// This entry as the head of its chain.
@@ -159,9 +171,25 @@ impl AuditRow {
     }
 }
 
-/// Lower-case hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A JSON string (or `null`), escaped per RFC 8259.
+fn json_str(out: &mut String, text: Option<&str>) {
+    use std::fmt::Write as _;
+    let Some(text) = text else {
+        out.push_str("null");
+        return;
+    };
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Present text: `0x01`, its UTF-8 length as a big-endian u32, the bytes. Absent: `0x00`.
@@ -214,6 +242,19 @@ mod tests {
         moved.actor_role = None;
         moved.session_id = row.actor_role.clone();
         assert_ne!(moved.compute_hash().to_vec(), row.hash);
+    }
+
+    #[test]
+    fn the_json_transport_form_is_valid_json_with_every_column() {
+        let mut row = AuditRow::chained(&event(), ChainHead::EMPTY);
+        row.reason = Some("quote\"back\\slash\u{1}".into());
+        let mut out = String::new();
+        row.write_json_columns(&mut out);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed.as_array().unwrap().len(), 18);
+        assert_eq!(parsed[15], "quote\"back\\slash\u{1}");
+        assert_eq!(parsed[1], 1);
+        assert_eq!(parsed[17].as_str().unwrap().len(), 64);
     }
 
     #[test]

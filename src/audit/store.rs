@@ -104,16 +104,12 @@ impl AuditStore {
         let mut slot = self.head.lock().await;
         let position = self.position(&mut slot).await?;
         let head = position.head;
-        let mut rows = Vec::with_capacity(events.len());
-        let mut next = head;
-        for event in &events {
-            let row = AuditRow::chained(event, next);
-            next = row.as_head();
-            rows.push(row);
-        }
+        // Hashing and encoding are CPU work: off the async thread, so the writer keeps taking
+        // events (the next batch) meanwhile.
+        let (next, payload) =
+            tokio::task::spawn_blocking(move || encode_batch(&events, head)).await.map_err(|_| StorageError::Encode)?;
 
         *slot = None;
-        let payload = serde_json::Value::Array(rows.iter().map(AuditRow::to_json_columns).collect()).to_string();
         let mut tx = self.storage.pool().begin().await?;
         sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -176,6 +172,23 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Chains `events` after `head`; returns the new head and the batch's JSON parameter.
+fn encode_batch(events: &[AuditEvent], head: ChainHead) -> (ChainHead, String) {
+    let mut payload = String::with_capacity(events.len() * 640 + 2);
+    payload.push('[');
+    let mut next = head;
+    for (i, event) in events.iter().enumerate() {
+        let row = AuditRow::chained(event, next);
+        next = row.as_head();
+        if i > 0 {
+            payload.push(',');
+        }
+        row.write_json_columns(&mut payload);
+    }
+    payload.push(']');
+    (next, payload)
 }
 
 /// The newest entry of `node`'s chain, or [`ChainHead::EMPTY`].

@@ -30,7 +30,9 @@ impl Backend {
     pub(super) fn configure(self, store: Store, options: AnyPoolOptions) -> AnyPoolOptions {
         let pragmas = match store {
             Store::Main => "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            Store::Audit => "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            Store::Audit => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;"
+            }
         };
         match self {
             Backend::Postgres => options,

@@ -39,6 +39,9 @@ pub enum StorageError {
     /// SQLite file paths must be UTF-8 to go into a connection URL.
     #[error("the data directory path is not valid UTF-8")]
     NonUtf8Path,
+    /// Preparing a batch for the database failed (the encoding task panicked: our bug).
+    #[error("could not encode the batch")]
+    Encode,
     /// A query failed: a dependency outage (pool timeout, I/O) or a bug (bad SQL, constraint).
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
