@@ -89,15 +89,9 @@ impl AuditRow {
         row
     }
 
-    /// The canonical bytes of the entry (everything but the two hashes).
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(320);
-        out.extend_from_slice(DOMAIN);
-        put_text(&mut out, Some(&self.node_id));
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        put_text(&mut out, Some(&self.event_id));
-        out.extend_from_slice(&self.at_ms.to_be_bytes());
-        for field in [
+    /// Columns 5 to 16 in table order: the fields after `at_ms`, each text or null.
+    fn text_fields(&self) -> [Option<&str>; 12] {
+        [
             Some(&self.actor_kind),
             self.actor_user_id.as_ref(),
             self.actor_role.as_ref(),
@@ -110,8 +104,20 @@ impl AuditRow {
             self.patient_id.as_ref(),
             Some(&self.outcome),
             self.reason.as_ref(),
-        ] {
-            put_text(&mut out, field.map(String::as_str));
+        ]
+        .map(|field| field.map(String::as_str))
+    }
+
+    /// The canonical bytes of the entry (everything but the two hashes).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        out.extend_from_slice(DOMAIN);
+        put_text(&mut out, Some(&self.node_id));
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        put_text(&mut out, Some(&self.event_id));
+        out.extend_from_slice(&self.at_ms.to_be_bytes());
+        for field in self.text_fields() {
+            put_text(&mut out, field);
         }
         out
     }
@@ -134,22 +140,9 @@ impl AuditRow {
         let _ = write!(out, ",{},", self.seq);
         json_str(out, Some(&self.event_id));
         let _ = write!(out, ",{}", self.at_ms);
-        for field in [
-            Some(&self.actor_kind),
-            self.actor_user_id.as_ref(),
-            self.actor_role.as_ref(),
-            self.session_id.as_ref(),
-            self.request_id.as_ref(),
-            self.source_ip.as_ref(),
-            Some(&self.action),
-            self.resource_type.as_ref(),
-            self.resource_id.as_ref(),
-            self.patient_id.as_ref(),
-            Some(&self.outcome),
-            self.reason.as_ref(),
-        ] {
+        for field in self.text_fields() {
             out.push(',');
-            json_str(out, field.map(String::as_str));
+            json_str(out, field);
         }
         for hash in [&self.prev_hash, &self.hash] {
             out.push_str(",\"");

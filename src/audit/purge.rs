@@ -8,6 +8,7 @@ use ed25519_dalek::SigningKey;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::checkpoint::Checkpoint;
+use super::verify::checkpoint_from_row;
 use crate::storage::{Backend, Storage, StorageError};
 
 /// What a purge removed from one chain.
@@ -104,16 +105,8 @@ pub async fn anchors(storage: &Storage) -> Result<HashMap<String, Checkpoint>, S
             .fetch_all(storage.pool())
             .await?;
     let mut newest = HashMap::new();
-    for row in rows {
-        let hash: Vec<u8> = row.try_get(2)?;
-        let signature: Vec<u8> = row.try_get(4)?;
-        let anchor = Checkpoint {
-            node_id: row.try_get(0)?,
-            seq: row.try_get(1)?,
-            hash: hash.try_into().unwrap_or([0; 32]),
-            at_ms: row.try_get(3)?,
-            signature: signature.try_into().unwrap_or([0; 64]),
-        };
+    for row in &rows {
+        let anchor = checkpoint_from_row(row)?;
         newest.insert(anchor.node_id.clone(), anchor);
     }
     Ok(newest)

@@ -153,21 +153,21 @@ pub async fn stored_checkpoints(storage: &Storage) -> Result<Vec<Checkpoint>, St
     let rows = sqlx::query("SELECT node_id, seq, hash, at_ms, signature FROM audit_checkpoints ORDER BY node_id, seq")
         .fetch_all(storage.pool())
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let hash: Vec<u8> = row.try_get(2)?;
-        let signature: Vec<u8> = row.try_get(4)?;
-        // A row whose sizes are wrong cannot carry a valid signature; an all-zero one is
-        // reported as a bad signature by the check above.
-        out.push(Checkpoint {
-            node_id: row.try_get(0)?,
-            seq: row.try_get(1)?,
-            hash: hash.try_into().unwrap_or([0; 32]),
-            at_ms: row.try_get(3)?,
-            signature: signature.try_into().unwrap_or([0; 64]),
-        });
-    }
-    Ok(out)
+    Ok(rows.iter().map(checkpoint_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Reads a row selected as `node_id, seq, hash, at_ms, signature` (checkpoints and purge
+/// anchors). Wrong sizes cannot carry a valid signature; they become zeros and fail the check.
+pub(super) fn checkpoint_from_row(row: &AnyRow) -> Result<Checkpoint, sqlx::Error> {
+    let hash: Vec<u8> = row.try_get(2)?;
+    let signature: Vec<u8> = row.try_get(4)?;
+    Ok(Checkpoint {
+        node_id: row.try_get(0)?,
+        seq: row.try_get(1)?,
+        hash: hash.try_into().unwrap_or([0; 32]),
+        at_ms: row.try_get(3)?,
+        signature: signature.try_into().unwrap_or([0; 64]),
+    })
 }
 
 /// Every entry of `node`'s chain, in order (for export and tests).

@@ -330,38 +330,26 @@ async fn stored_rows(f: &AuditFixture) -> Vec<AuditRow> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_and_stop_are_audited_and_the_cli_verifies_the_chain() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (status, options) = app.into_parts_after("TERM");
-    assert!(status.success());
-    let data_dir = options.data_dir.unwrap();
+    let data_dir = stopped_node().await;
 
-    let mut verify = server_command(data_dir.path());
-    verify.args(["audit", "verify"]);
-    let (code, output) = run_to_exit(verify);
+    let (code, output) = confidant(&data_dir, &["audit", "verify"]);
 
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("2 entries"), "start and stop make two entries: {output}");
 
-    let mut head = server_command(data_dir.path());
-    head.args(["audit", "head"]);
-    let (code, output) = run_to_exit(head);
+    let (code, output) = confidant(&data_dir, &["audit", "head"]);
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("\"seq\":2"), "shutdown seals the chain with a checkpoint: {output}");
 
-    let mut public_key = server_command(data_dir.path());
-    public_key.args(["audit", "public-key"]);
-    let (code, output) = run_to_exit(public_key);
+    let (code, output) = confidant(&data_dir, &["audit", "public-key"]);
     assert_eq!(code, Some(0), "{output}");
     assert_eq!(output.trim().len(), 64, "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_exits_1_when_the_tail_was_cut_off_after_the_last_checkpoint() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, options) = app.into_parts_after("TERM");
-    let data_dir = options.data_dir.unwrap();
-    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let data_dir = stopped_node().await;
+    let mut c = audit_db(&data_dir).await;
     sqlx::raw_sql(
         "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; \
          DELETE FROM audit_entries WHERE seq = 2; DELETE FROM audit_checkpoints;",
@@ -370,9 +358,7 @@ async fn verify_exits_1_when_the_tail_was_cut_off_after_the_last_checkpoint() {
     .await
     .unwrap();
 
-    let mut verify = server_command(data_dir.path());
-    verify.args(["audit", "verify"]);
-    let (code, output) = run_to_exit(verify);
+    let (code, output) = confidant(&data_dir, &["audit", "verify"]);
 
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("seq 2") && output.contains("truncated"), "{output}");
@@ -380,19 +366,14 @@ async fn verify_exits_1_when_the_tail_was_cut_off_after_the_last_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_exits_1_naming_the_first_bad_seq() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, options) = app.into_parts_after("TERM");
-    let data_dir = options.data_dir.unwrap();
-    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let data_dir = stopped_node().await;
+    let mut c = audit_db(&data_dir).await;
     sqlx::raw_sql("DROP TRIGGER audit_entries_refuse_update; UPDATE audit_entries SET outcome = 'error' WHERE seq = 2")
         .execute(&mut c)
         .await
         .unwrap();
 
-    let mut verify = server_command(data_dir.path());
-    verify.args(["audit", "verify"]);
-    let (code, output) = run_to_exit(verify);
+    let (code, output) = confidant(&data_dir, &["audit", "verify"]);
 
     assert_eq!(code, Some(1), "{output}");
     assert!(output.contains("seq 2"), "{output}");
@@ -406,8 +387,7 @@ async fn a_dependency_going_down_is_audited_once_not_per_probe() {
         assert_eq!(app.client.get(app.url("/readyz")).send().await.unwrap().status(), 503);
     }
     let (_, options) = app.into_parts_after("TERM");
-    let url = format!("sqlite://{}", options.data_dir.as_ref().unwrap().path().join("audit.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut c = audit_db(options.data_dir.as_ref().unwrap()).await;
 
     let failures: Vec<(String, Option<String>)> =
         sqlx::query_as("SELECT action, reason FROM audit_entries WHERE action = 'readiness_failure'")
@@ -502,9 +482,7 @@ fn setup_role_refuses_a_sqlite_audit_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_writes_jsonl_and_fhir_and_is_itself_audited() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, options) = app.into_parts_after("TERM");
-    let data_dir = options.data_dir.unwrap();
+    let data_dir = stopped_node().await;
     let export = |format: &str| {
         let mut c = server_command(data_dir.path());
         c.args(["audit", "export", "--since", "2000-01-01", "--until", "2100-01-01", "--format", format]);
@@ -533,9 +511,7 @@ async fn export_writes_jsonl_and_fhir_and_is_itself_audited() {
         assert!(event["recorded"].as_str().unwrap().starts_with("20"), "{event}");
     }
 
-    let mut verify = server_command(data_dir.path());
-    verify.args(["audit", "verify"]);
-    let (code, output) = run_to_exit(verify);
+    let (code, output) = confidant(&data_dir, &["audit", "verify"]);
     assert_eq!(code, Some(0), "the server's and the CLI's chains both verify: {output}");
     assert!(output.contains("2 chain(s)"), "{output}");
 }
@@ -552,14 +528,8 @@ fn export_refuses_a_range_it_cannot_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_refuses_entries_younger_than_six_years_and_audits_itself() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, options) = app.into_parts_after("TERM");
-    let data_dir = options.data_dir.unwrap();
-    let purge = |before: &str| {
-        let mut c = server_command(data_dir.path());
-        c.args(["audit", "purge", "--before", before]);
-        run_to_exit(c)
-    };
+    let data_dir = stopped_node().await;
+    let purge = |before: &str| confidant(&data_dir, &["audit", "purge", "--before", before]);
 
     let (code, output) = purge("2025-01-01");
     assert_eq!(code, Some(2), "{output}");
@@ -567,8 +537,7 @@ async fn purge_refuses_entries_younger_than_six_years_and_audits_itself() {
 
     let (code, output) = purge("2010-01-01");
     assert_eq!(code, Some(0), "{output}");
-    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut c = audit_db(&data_dir).await;
     let purges: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries WHERE action = 'purge'")
         .fetch_one(&mut c)
         .await
@@ -578,24 +547,40 @@ async fn purge_refuses_entries_younger_than_six_years_and_audits_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_refused_on_bad_settings_is_audited() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, options) = app.into_parts_after("TERM");
-    let data_dir = options.data_dir.unwrap();
+    let data_dir = stopped_node().await;
 
     let mut bad = server_command(data_dir.path());
     bad.arg("serve").env("CONFIDANT_LISTEN", "not-an-address");
     let (code, output) = run_to_exit(bad);
     assert_eq!(code, Some(2), "{output}");
 
-    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut c = audit_db(&data_dir).await;
     let last: (String, String, Option<String>) =
         sqlx::query_as("SELECT action, outcome, reason FROM audit_entries ORDER BY seq DESC LIMIT 1")
             .fetch_one(&mut c)
             .await
             .unwrap();
     assert_eq!(last, ("configuration_error".to_owned(), "error".to_owned(), Some("invalid_settings".to_owned())));
-    let mut verify = server_command(data_dir.path());
-    verify.args(["audit", "verify"]);
-    assert_eq!(run_to_exit(verify).0, Some(0));
+    assert_eq!(confidant(&data_dir, &["audit", "verify"]).0, Some(0));
+}
+
+/// Runs a node once (start, SIGTERM) and returns its data directory.
+async fn stopped_node() -> tempfile::TempDir {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, options) = app.into_parts_after("TERM");
+    assert!(status.success());
+    options.data_dir.unwrap()
+}
+
+/// A direct connection to a stopped node's SQLite audit store.
+async fn audit_db(data_dir: &tempfile::TempDir) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
+    sqlx::SqliteConnection::connect(&url).await.unwrap()
+}
+
+/// Runs `confidant ARGS` on a data directory; returns (exit code, output).
+fn confidant(data_dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String) {
+    let mut command = server_command(data_dir.path());
+    command.args(args);
+    run_to_exit(command)
 }
