@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod audit_commands;
 pub mod cli;
 pub mod http;
 pub mod node;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use confidant::audit::{Broken, ChainSummary};
 use confidant::cli::{AuditCommand, Cli, Command};
-use confidant::{server, settings, telemetry};
+use confidant::{audit_commands, server, settings, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error, error.exit_code()),
         },
-        Command::Audit { command: AuditCommand::Verify } => match system.block_on(server::audit_verify(&settings)) {
+        Command::Audit { command: AuditCommand::Verify } => match system.block_on(audit_commands::verify(&settings)) {
             Ok(outcome) => report_verification(&outcome),
             Err(error) => fail(&error, error.exit_code()),
         },
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
                 return fail(&error, 2);
             }
             let password = password.trim_end_matches(['\n', '\r']);
-            match system.block_on(server::audit_setup_role(&settings, &role, password)) {
+            match system.block_on(audit_commands::setup_audit_role(&settings, &role, password)) {
                 Ok(()) => {
                     tracing::info!(role = %role, "audit role ready: give the server an audit_database_url with it");
                     ExitCode::SUCCESS
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit { command: AuditCommand::Export { since, until, format } } => {
-            match system.block_on(server::audit_export(&settings, &since, &until, format)) {
+            match system.block_on(audit_commands::export_entries(&settings, &since, &until, format)) {
                 Ok(entries) => {
                     tracing::info!(entries, "audit export written");
                     ExitCode::SUCCESS
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit { command: AuditCommand::Purge { before } } => {
-            match system.block_on(server::audit_purge(&settings, &before)) {
+            match system.block_on(audit_commands::purge(&settings, &before)) {
                 Ok(purged) => print_lines(purged.iter().map(|p| {
                     format!(
                         "node {}: purged {} entries, chain now starts after seq {}",
@@ -78,11 +78,11 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error, error.exit_code()),
             }
         }
-        Command::Audit { command: AuditCommand::Head } => match server::audit_head(&settings) {
+        Command::Audit { command: AuditCommand::Head } => match audit_commands::head(&settings) {
             Ok(checkpoints) => print_lines(checkpoints.iter().map(|c| c.to_line())),
             Err(error) => fail(&error, error.exit_code()),
         },
-        Command::Audit { command: AuditCommand::PublicKey } => match server::audit_public_key(&settings) {
+        Command::Audit { command: AuditCommand::PublicKey } => match audit_commands::public_key(&settings) {
             Ok(key) => print_lines([key]),
             Err(error) => fail(&error, error.exit_code()),
         },
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
 fn audit_refused_start(config: Option<&std::path::Path>) {
     let Some(hint) = settings::audit_store_hint(config) else { return };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let recorded = actix_web::rt::System::new().block_on(server::audit_refused_start(&hint));
+    let recorded = actix_web::rt::System::new().block_on(audit_commands::refused_start(&hint));
     if let Err(error) = recorded {
         eprintln!("confidant: could not audit the refused start: {error}");
     }

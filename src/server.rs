@@ -1,4 +1,4 @@
-//! Start-up, serving and shutdown of one node. The order matters and is written down here:
+//! Start-up, serving and shutdown of one node, and `confidant migrate`. The order matters and is written down here:
 //! data directory, node id, stores (migrated), Redis, TLS, actors, listener; on SIGTERM or
 //! SIGINT: tell the actors (sockets close with going-away, writers flush), stop accepting and
 //! let in-flight requests finish, record a clean stop, close the pools, exit 0.
@@ -18,16 +18,13 @@ use confidant_actors::audit::{
 };
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
-use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
-use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
-use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
-use crate::audit::role::{RoleError, RoleName, setup_role};
-use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
+use crate::audit::AuditStore;
+use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 
 use crate::http;
 use crate::node::{self, NodeIdError};
 use crate::redis_link::{RedisError, RedisLink};
-use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
+use crate::settings::Settings;
 use crate::state::AppState;
 use crate::storage::nodes::PreviousRun;
 use crate::storage::{Location, Storage, StorageError, Store};
@@ -37,7 +34,7 @@ use crate::tls::{self, TlsError};
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long start-up and shutdown wait for their audit events to be durable.
-const AUDIT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const AUDIT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -131,153 +128,6 @@ pub async fn migrate(settings: &Settings) -> Result<MigrationReport, ServerError
     main.close().await;
     audit.close().await;
     Ok(report)
-}
-
-/// Best effort: records that the node refused to start on its configuration, in the audit store
-/// the configuration names (if that much of it is usable and the store already exists).
-pub async fn audit_refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
-    let location = match &hint.audit_database_url {
-        Some(url) => Location::Postgres(url.clone()),
-        None if hint.data_dir.is_dir() => Location::Sqlite(hint.data_dir.join("audit.db")),
-        None => return Ok(()), // never started here: there is no audit trail to write to yet
-    };
-    let pool = DatabaseSettings { max_connections: 1, acquire_timeout_secs: 3 };
-    let storage = Storage::connect(Store::Audit, &location, &pool).await?;
-    storage.migrate().await?;
-    let node_id = node::load_or_create(&hint.data_dir)?;
-    let writer =
-        AuditWriter::new(node_id, Arc::new(AuditStore::new(storage.clone(), node_id)), WriterLimits::default()).start();
-    let event = AuditEvent::new(node_id, AuditActor::System, Action::ConfigurationError, Outcome::Error)
-        .on(ResourceType::Server, Some(*node_id.as_uuid()))
-        .because(reason("invalid_settings"));
-    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
-    storage.close().await;
-    Ok(())
-}
-
-/// `confidant audit verify`: recomputes every chain in the audit store.
-pub async fn audit_verify(settings: &Settings) -> Result<Result<Vec<ChainSummary>, Broken>, ServerError> {
-    let location = Location::of(Store::Audit, settings);
-    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
-    let outcome = match verify_chains(&storage).await? {
-        Err(broken) => Err(broken),
-        Ok(chains) => {
-            let mut checkpoints =
-                CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
-            checkpoints.extend(crate::audit::verify::stored_checkpoints(&storage).await?);
-            let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-            verify_checkpoints(&storage, &chains, &checkpoints, &key.verifying_key()).await?.map(|()| chains)
-        }
-    };
-    storage.close().await;
-    Ok(outcome)
-}
-
-/// `confidant audit setup-role`: creates the insert-only audit role.
-pub async fn audit_setup_role(settings: &Settings, role: &str, password: &str) -> Result<(), ServerError> {
-    let role = RoleName::parse(role).ok_or(ServerError::Usage("--role must be 1-63 characters of a-z, 0-9 and _"))?;
-    let location = Location::of(Store::Audit, settings);
-    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
-    let result = setup_role(&storage, &role, password).await;
-    storage.close().await;
-    result.map_err(|e| match e {
-        RoleError::Storage(e) => ServerError::Storage(e),
-        RoleError::NotPostgres => {
-            ServerError::Usage("the audit store is SQLite: setup-role applies to PostgreSQL only")
-        }
-        RoleError::WeakPassword => ServerError::Usage("the password must be at least 16 characters, on one line"),
-    })
-}
-
-/// `confidant audit export`: records the export (durably, or fails), then writes the entries.
-pub async fn audit_export(
-    settings: &Settings,
-    since: &str,
-    until: &str,
-    format: ExportFormat,
-) -> Result<u64, ServerError> {
-    let since_ms =
-        parse_time(since).ok_or(ServerError::Usage("--since must be a date (2026-11-23) or an RFC 3339 time"))?;
-    let until_ms =
-        parse_time(until).ok_or(ServerError::Usage("--until must be a date (2026-11-23) or an RFC 3339 time"))?;
-    if since_ms >= until_ms {
-        return Err(ServerError::Usage("--since must be before --until"));
-    }
-    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
-    let code = match format {
-        ExportFormat::Jsonl => "format_jsonl",
-        ExportFormat::Fhir => "format_fhir",
-    };
-    record_cli_event(settings, &storage, Action::Export, code).await?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
-        ExportError::Storage(e) => ServerError::Storage(e),
-        ExportError::Output(e) => ServerError::Output(e),
-    })?;
-    storage.close().await;
-    Ok(written)
-}
-
-/// Durably records an audit event of a command-line operation on the CLI's own chain (sealed
-/// with a checkpoint at once), before the operation touches anything.
-async fn record_cli_event(
-    settings: &Settings,
-    storage: &Storage,
-    action: Action,
-    code: &'static str,
-) -> Result<(), ServerError> {
-    let cli_node = node::load_or_create_cli(&settings.data_dir)?;
-    let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-    let store = Arc::new(AuditStore::new(storage.clone(), cli_node).with_checkpoints(
-        signing_key,
-        CheckpointLog::new(settings.audit_checkpoint_dir()),
-        settings.audit.checkpoint_every_entries,
-    ));
-    let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
-    let event = AuditEvent::new(cli_node, AuditActor::System, action, Outcome::Success)
-        .on(ResourceType::AuditLog, None)
-        .because(reason(code));
-    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
-    if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
-        tracing::warn!("could not checkpoint the command's audit record");
-    }
-    Ok(())
-}
-
-/// `confidant audit purge`: checks the retention period, records the purge, then purges.
-pub async fn audit_purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, ServerError> {
-    let before_ms =
-        parse_time(before).ok_or(ServerError::Usage("--before must be a date (2019-01-01) or an RFC 3339 time"))?;
-    let now = time::OffsetDateTime::now_utc();
-    if before_ms > retention_cutoff_ms(now, settings.audit.retention_years) {
-        return Err(ServerError::Retention { years: settings.audit.retention_years });
-    }
-    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
-    record_cli_event(settings, &storage, Action::Purge, "retention_expired").await?;
-    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-    let purged = purge_before(&storage, &key, before_ms, now_ms()).await?;
-    storage.close().await;
-    Ok(purged)
-}
-
-/// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.
-pub fn audit_head(settings: &Settings) -> Result<Vec<Checkpoint>, ServerError> {
-    let all = CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
-    let mut newest: Vec<Checkpoint> = Vec::new();
-    for checkpoint in all {
-        match newest.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
-            Some(existing) if existing.seq < checkpoint.seq => *existing = checkpoint,
-            Some(_) => {}
-            None => newest.push(checkpoint),
-        }
-    }
-    Ok(newest)
-}
-
-/// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex.
-pub fn audit_public_key(settings: &Settings) -> Result<String, ServerError> {
-    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-    Ok(crate::audit::checkpoint::to_hex(key.verifying_key().as_bytes()))
 }
 
 /// `confidant serve`: runs the node until SIGTERM or SIGINT.
@@ -387,14 +237,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
 }
 
 /// Connects the main and audit stores.
-async fn open_stores(settings: &Settings) -> Result<(Storage, Storage), ServerError> {
+pub(crate) async fn open_stores(settings: &Settings) -> Result<(Storage, Storage), ServerError> {
     let main = Storage::connect(Store::Main, &Location::of(Store::Main, settings), &settings.database).await?;
     let audit = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
     Ok((main, audit))
 }
 
 /// Creates the data directory on first run, readable by this user only.
-fn prepare_data_dir(path: &Path) -> Result<(), ServerError> {
+pub(crate) fn prepare_data_dir(path: &Path) -> Result<(), ServerError> {
     let fail = |source| ServerError::DataDir { path: path.to_owned(), source };
     if !path.exists() {
         fs::create_dir_all(path).map_err(fail)?;
@@ -434,12 +284,12 @@ impl ShutdownSignals {
     }
 }
 
-/// A reason code written in this file; all are valid literals.
-fn reason(code: &'static str) -> ReasonCode {
+/// A reason code written as a literal in this crate; all are valid.
+pub(crate) fn reason(code: &'static str) -> ReasonCode {
     ReasonCode::new(code).unwrap_or_else(|| unreachable!("invalid reason code literal {code}"))
 }
 
 /// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

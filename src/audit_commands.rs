@@ -1,0 +1,168 @@
+//! The bodies of the `confidant audit ...` commands, and the audit record of a start refused on
+//! bad settings. Commands that change or reveal the audit trail (export, purge) record
+//! themselves first, on the command line's own chain, and do nothing if that fails.
+
+use std::io;
+use std::sync::Arc;
+
+use actix::Actor;
+use confidant_actors::audit::{
+    Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, WriterLimits, record,
+};
+
+use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
+use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
+use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
+use crate::audit::role::{RoleError, RoleName, setup_role};
+use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
+use crate::node;
+use crate::server::{AUDIT_ACK_TIMEOUT, ServerError, now_ms, reason};
+use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
+use crate::storage::{Location, Storage, Store};
+
+/// Best effort: records that the node refused to start on its configuration, in the audit store
+/// the configuration names (if that much of it is usable and the store already exists).
+pub async fn refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
+    let location = match &hint.audit_database_url {
+        Some(url) => Location::Postgres(url.clone()),
+        None if hint.data_dir.is_dir() => Location::Sqlite(hint.data_dir.join("audit.db")),
+        None => return Ok(()), // never started here: there is no audit trail to write to yet
+    };
+    let pool = DatabaseSettings { max_connections: 1, acquire_timeout_secs: 3 };
+    let storage = Storage::connect(Store::Audit, &location, &pool).await?;
+    storage.migrate().await?;
+    let node_id = node::load_or_create(&hint.data_dir)?;
+    let writer =
+        AuditWriter::new(node_id, Arc::new(AuditStore::new(storage.clone(), node_id)), WriterLimits::default()).start();
+    let event = AuditEvent::new(node_id, AuditActor::System, Action::ConfigurationError, Outcome::Error)
+        .on(ResourceType::Server, Some(*node_id.as_uuid()))
+        .because(reason("invalid_settings"));
+    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
+    storage.close().await;
+    Ok(())
+}
+
+/// `confidant audit verify`: recomputes every chain in the audit store.
+pub async fn verify(settings: &Settings) -> Result<Result<Vec<ChainSummary>, Broken>, ServerError> {
+    let location = Location::of(Store::Audit, settings);
+    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
+    let outcome = match verify_chains(&storage).await? {
+        Err(broken) => Err(broken),
+        Ok(chains) => {
+            let mut checkpoints =
+                CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
+            checkpoints.extend(crate::audit::verify::stored_checkpoints(&storage).await?);
+            let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+            verify_checkpoints(&storage, &chains, &checkpoints, &key.verifying_key()).await?.map(|()| chains)
+        }
+    };
+    storage.close().await;
+    Ok(outcome)
+}
+
+/// `confidant audit setup-role`: creates the insert-only audit role.
+pub async fn setup_audit_role(settings: &Settings, role: &str, password: &str) -> Result<(), ServerError> {
+    let role = RoleName::parse(role).ok_or(ServerError::Usage("--role must be 1-63 characters of a-z, 0-9 and _"))?;
+    let location = Location::of(Store::Audit, settings);
+    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
+    let result = setup_role(&storage, &role, password).await;
+    storage.close().await;
+    result.map_err(|e| match e {
+        RoleError::Storage(e) => ServerError::Storage(e),
+        RoleError::NotPostgres => {
+            ServerError::Usage("the audit store is SQLite: setup-role applies to PostgreSQL only")
+        }
+        RoleError::WeakPassword => ServerError::Usage("the password must be at least 16 characters, on one line"),
+    })
+}
+
+/// `confidant audit export`: records the export (durably, or fails), then writes the entries.
+pub async fn export_entries(
+    settings: &Settings,
+    since: &str,
+    until: &str,
+    format: ExportFormat,
+) -> Result<u64, ServerError> {
+    let since_ms =
+        parse_time(since).ok_or(ServerError::Usage("--since must be a date (2026-11-23) or an RFC 3339 time"))?;
+    let until_ms =
+        parse_time(until).ok_or(ServerError::Usage("--until must be a date (2026-11-23) or an RFC 3339 time"))?;
+    if since_ms >= until_ms {
+        return Err(ServerError::Usage("--since must be before --until"));
+    }
+    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    let code = match format {
+        ExportFormat::Jsonl => "format_jsonl",
+        ExportFormat::Fhir => "format_fhir",
+    };
+    record_cli_event(settings, &storage, Action::Export, code).await?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
+        ExportError::Storage(e) => ServerError::Storage(e),
+        ExportError::Output(e) => ServerError::Output(e),
+    })?;
+    storage.close().await;
+    Ok(written)
+}
+
+/// Durably records an audit event of a command-line operation on the CLI's own chain (sealed
+/// with a checkpoint at once), before the operation touches anything.
+async fn record_cli_event(
+    settings: &Settings,
+    storage: &Storage,
+    action: Action,
+    code: &'static str,
+) -> Result<(), ServerError> {
+    let cli_node = node::load_or_create_cli(&settings.data_dir)?;
+    let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let store = Arc::new(AuditStore::new(storage.clone(), cli_node).with_checkpoints(
+        signing_key,
+        CheckpointLog::new(settings.audit_checkpoint_dir()),
+        settings.audit.checkpoint_every_entries,
+    ));
+    let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
+    let event = AuditEvent::new(cli_node, AuditActor::System, action, Outcome::Success)
+        .on(ResourceType::AuditLog, None)
+        .because(reason(code));
+    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
+    if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
+        tracing::warn!("could not checkpoint the command's audit record");
+    }
+    Ok(())
+}
+
+/// `confidant audit purge`: checks the retention period, records the purge, then purges.
+pub async fn purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, ServerError> {
+    let before_ms =
+        parse_time(before).ok_or(ServerError::Usage("--before must be a date (2019-01-01) or an RFC 3339 time"))?;
+    let now = time::OffsetDateTime::now_utc();
+    if before_ms > retention_cutoff_ms(now, settings.audit.retention_years) {
+        return Err(ServerError::Retention { years: settings.audit.retention_years });
+    }
+    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    record_cli_event(settings, &storage, Action::Purge, "retention_expired").await?;
+    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let purged = purge_before(&storage, &key, before_ms, now_ms()).await?;
+    storage.close().await;
+    Ok(purged)
+}
+
+/// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.
+pub fn head(settings: &Settings) -> Result<Vec<Checkpoint>, ServerError> {
+    let all = CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
+    let mut newest: Vec<Checkpoint> = Vec::new();
+    for checkpoint in all {
+        match newest.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
+            Some(existing) if existing.seq < checkpoint.seq => *existing = checkpoint,
+            Some(_) => {}
+            None => newest.push(checkpoint),
+        }
+    }
+    Ok(newest)
+}
+
+/// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex.
+pub fn public_key(settings: &Settings) -> Result<String, ServerError> {
+    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    Ok(crate::audit::checkpoint::to_hex(key.verifying_key().as_bytes()))
+}
