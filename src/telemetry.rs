@@ -36,7 +36,13 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
     };
     installed.map_err(|_| TelemetryError::AlreadyInitialised)?;
 
