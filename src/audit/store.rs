@@ -81,15 +81,19 @@ impl AuditStore {
         }
         let at_ms = now_ms();
         let checkpoint = Checkpoint::sign(&checkpointer.key, &self.node_id.to_string(), position.head, at_ms);
-        sqlx::query("INSERT INTO audit_checkpoints (node_id, seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5)")
-            .bind(checkpoint.node_id.clone())
-            .bind(checkpoint.seq)
-            .bind(checkpoint.hash.to_vec())
-            .bind(checkpoint.at_ms)
-            .bind(checkpoint.signature.to_vec())
-            .execute(self.storage.pool())
-            .await
-            .map_err(|e| CheckpointError::Store(e.into()))?;
+        // A retry after the file append failed finds the row already there; the file gets it now.
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (node_id, seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (node_id, seq) DO NOTHING",
+        )
+        .bind(checkpoint.node_id.clone())
+        .bind(checkpoint.seq)
+        .bind(checkpoint.hash.to_vec())
+        .bind(checkpoint.at_ms)
+        .bind(checkpoint.signature.to_vec())
+        .execute(self.storage.pool())
+        .await
+        .map_err(|e| CheckpointError::Store(e.into()))?;
         checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
         Ok(Position { head: position.head, checkpointed: position.head.seq })
     }
