@@ -9,6 +9,7 @@ use actix::Actor;
 use confidant_actors::audit::{
     Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, WriterLimits, record,
 };
+use confidant_actors::clock::now_ms;
 
 use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
 use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
@@ -16,7 +17,7 @@ use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
 use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
 use crate::node;
-use crate::server::{AUDIT_ACK_TIMEOUT, ServerError, now_ms, reason};
+use crate::server::{AUDIT_ACK_TIMEOUT, ServerError, reason};
 use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
 use crate::storage::{Location, Storage, Store};
 

@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix::Actor;
 use actix_web::{HttpServer, web};
 use confidant_actors::audit::{
     Action, AuditActor, AuditError, AuditEvent, AuditWriter, Outcome, ReasonCode, ResourceType, WriterLimits, record,
 };
+use confidant_actors::clock::now_ms;
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
 use crate::audit::AuditStore;
@@ -287,9 +288,4 @@ impl ShutdownSignals {
 /// A reason code written as a literal in this crate; all are valid.
 pub(crate) fn reason(code: &'static str) -> ReasonCode {
     ReasonCode::new(code).unwrap_or_else(|| unreachable!("invalid reason code literal {code}"))
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clock;
 pub mod ids;
 pub mod lifecycle;
 

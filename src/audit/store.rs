@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use confidant_actors::audit::{AuditEvent, AuditSink, SinkError, SinkFuture};
+use confidant_actors::clock::now_ms;
 use confidant_actors::ids::NodeId;
 use sqlx::Row;
 use tokio::sync::Mutex;
@@ -170,12 +171,6 @@ pub enum CheckpointError {
     /// The checkpoint file cannot be written.
     #[error("cannot append to the checkpoint file")]
     File(#[source] std::io::Error),
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Chains `events` after `head`; returns the new head and the batch's JSON parameter.

@@ -3,7 +3,6 @@
 //! answer, and the one free-form field, the reason, is restricted to a snake_case code.
 
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::ids::{EventId, NodeId, PatientId, RequestId, SessionId, UserId};
 
@@ -41,9 +40,7 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event happening now on `node_id`, with no resource, session, request or reason yet.
     pub fn new(node_id: NodeId, actor: AuditActor, action: Action, outcome: Outcome) -> Self {
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let at_ms = crate::clock::now_ms();
         Self {
             event_id: EventId::generate(),
             node_id,
