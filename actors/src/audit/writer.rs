@@ -202,6 +202,21 @@ impl Handler<Shutdown> for AuditWriter {
     }
 }
 
+/// Test probe: how many events wait, and whether a write is in flight.
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "(usize, bool)")]
+struct Queued;
+
+#[cfg(test)]
+impl Handler<Queued> for AuditWriter {
+    type Result = MessageResult<Queued>;
+
+    fn handle(&mut self, _msg: Queued, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult((self.pending.len(), self.in_flight))
+    }
+}
+
 /// Sends `event` to `writer` and waits, at most `deadline`, until it is durable. The one way
 /// handlers record an event: every failure comes back as an [`AuditError`] to fail closed on.
 pub async fn record(writer: &Addr<AuditWriter>, event: AuditEvent, deadline: Duration) -> Result<(), AuditError> {
@@ -270,6 +285,7 @@ mod tests {
         let sent = event(h.node);
         let ack = actix::spawn(record_owned(h.writer.clone(), sent.clone()));
 
+        until_queued(&h.writer, 0).await; // the write has started and is held at the gate
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!ack.is_finished(), "acknowledged before the write committed");
         assert!(h.committed.lock().unwrap().is_empty());
@@ -283,9 +299,9 @@ mod tests {
     async fn events_arriving_during_a_write_go_out_together_in_the_next_batch() {
         let h = harness(WriterLimits::default(), false);
         let first = actix::spawn(record_owned(h.writer.clone(), event(h.node)));
-        tokio::time::sleep(Duration::from_millis(20)).await; // the first write is now in flight
+        until_queued(&h.writer, 0).await; // the first write is in flight
         let rest: Vec<_> = (0..100).map(|_| actix::spawn(record_owned(h.writer.clone(), event(h.node)))).collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        until_queued(&h.writer, 100).await;
 
         h.gate.add_permits(2);
         assert_eq!(first.await.unwrap(), Ok(()));
@@ -328,7 +344,7 @@ mod tests {
         let h = harness(WriterLimits { max_pending: 2, max_batch: 1, mailbox: 16, ..WriterLimits::default() }, false);
         // One in flight, two pending: the fourth is refused.
         let held: Vec<_> = (0..3).map(|_| actix::spawn(record_owned(h.writer.clone(), event(h.node)))).collect();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        until_queued(&h.writer, 2).await;
 
         let refused = record(&h.writer, event(h.node), LONG).await;
 
@@ -350,7 +366,7 @@ mod tests {
     async fn shutdown_waits_until_accepted_events_are_written() {
         let h = harness(WriterLimits::default(), false);
         let ack = actix::spawn(record_owned(h.writer.clone(), event(h.node)));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        until_queued(&h.writer, 0).await;
         let stopped = actix::spawn({
             let writer = h.writer.clone();
             async move { writer.send(Shutdown { reason: crate::lifecycle::ShutdownReason::Signal }).await }
@@ -361,6 +377,15 @@ mod tests {
         h.gate.add_permits(1);
         assert_eq!(ack.await.unwrap(), Ok(()));
         assert!(stopped.await.unwrap().is_ok());
+    }
+
+    /// Waits (at most 5 s) until the writer holds `pending` waiting events and a write in flight.
+    async fn until_queued(writer: &Addr<AuditWriter>, pending: usize) {
+        let deadline = tokio::time::Instant::now() + LONG;
+        while writer.send(Queued).await.unwrap() != (pending, true) {
+            assert!(tokio::time::Instant::now() < deadline, "the writer never queued {pending} events");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     async fn record_owned(writer: Addr<AuditWriter>, event: AuditEvent) -> Result<(), AuditError> {
