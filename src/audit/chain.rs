@@ -49,6 +49,12 @@ pub struct ChainHead {
 impl ChainHead {
     /// The head of a chain with no entries.
     pub const EMPTY: ChainHead = ChainHead { seq: 0, hash: GENESIS };
+
+    /// The head at entry `seq` whose stored hash is `hash`. A stored hash of the wrong length
+    /// (only possible by tampering) becomes [`GENESIS`], which the next link then fails.
+    pub fn from_stored(seq: i64, hash: &[u8]) -> Self {
+        Self { seq, hash: hash.try_into().unwrap_or(GENESIS) }
+    }
 }
 
 impl Default for ChainHead {
@@ -156,11 +162,7 @@ impl AuditRow {
 
     /// This entry as the head of its chain.
     pub fn as_head(&self) -> ChainHead {
-        let mut hash = GENESIS;
-        if self.hash.len() == 32 {
-            hash.copy_from_slice(&self.hash);
-        }
-        ChainHead { seq: self.seq, hash }
+        ChainHead::from_stored(self.seq, &self.hash)
     }
 }
 
@@ -273,8 +275,7 @@ mod tests {
             prev_hash: GENESIS.to_vec(),
             hash: Vec::new(),
         };
-        let hex: String = row.compute_hash().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, DOCUMENTED_EXAMPLE_HASH);
+        assert_eq!(crate::audit::checkpoint::to_hex(&row.compute_hash()), DOCUMENTED_EXAMPLE_HASH);
     }
 
     /// Also printed in docs/AUDIT.md.

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use ed25519_dalek::SigningKey;
 use sqlx::{AssertSqlSafe, Row};
 
+use super::chain::ChainHead;
 use super::checkpoint::Checkpoint;
-use super::verify::checkpoint_from_row;
+use super::verify::{checkpoint_from_row, entry_hash};
 use crate::storage::{Backend, Storage, StorageError};
 
 /// What a purge removed from one chain.
@@ -49,13 +50,8 @@ pub async fn purge_before(
         if up_to_seq < first {
             continue;
         }
-        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
-            .bind(node_id.clone())
-            .bind(up_to_seq)
-            .fetch_one(storage.pool())
-            .await?;
-        let head = super::chain::ChainHead { seq: up_to_seq, hash: hash.try_into().unwrap_or(super::chain::GENESIS) };
-        let anchor = Checkpoint::sign(key, &node_id, head, now_ms);
+        let hash = entry_hash(storage, &node_id, up_to_seq).await?;
+        let anchor = Checkpoint::sign(key, &node_id, ChainHead::from_stored(up_to_seq, &hash), now_ms);
 
         let mut tx = storage.pool().begin().await?;
         sqlx::raw_sql(AssertSqlSafe(storage.backend().open_purge_guard_sql())).execute(&mut *tx).await?;

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
 
-use super::chain::{AuditRow, ChainHead, GENESIS};
+use super::chain::{AuditRow, ChainHead};
 use super::checkpoint::{Checkpoint, CheckpointLog};
 use crate::storage::{Storage, StorageError};
 
@@ -199,9 +199,5 @@ pub(super) async fn load_head(storage: &Storage, node: &NodeId) -> Result<ChainH
     let Some(row) = row else { return Ok(ChainHead::EMPTY) };
     let seq: i64 = row.try_get(0)?;
     let stored: Vec<u8> = row.try_get(1)?;
-    let mut hash = GENESIS;
-    if stored.len() == hash.len() {
-        hash.copy_from_slice(&stored);
-    }
-    Ok(ChainHead { seq, hash })
+    Ok(ChainHead::from_stored(seq, &stored))
 }

@@ -136,16 +136,20 @@ pub async fn verify_checkpoints(
         if last_seq < checkpoint.seq {
             return Ok(Err(broken(last_seq + 1, Problem::Truncated)));
         }
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
-            .bind(checkpoint.node_id.clone())
-            .bind(checkpoint.seq)
-            .fetch_one(storage.pool())
-            .await?;
-        if stored.as_slice() != checkpoint.hash.as_slice() {
+        if entry_hash(storage, &checkpoint.node_id, checkpoint.seq).await? != checkpoint.hash.as_slice() {
             return Ok(Err(broken(checkpoint.seq, Problem::CheckpointMismatch)));
         }
     }
     Ok(Ok(()))
+}
+
+/// The stored hash of entry `seq` of `node_id`'s chain.
+pub(super) async fn entry_hash(storage: &Storage, node_id: &str, seq: i64) -> Result<Vec<u8>, StorageError> {
+    Ok(sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
+        .bind(node_id.to_owned())
+        .bind(seq)
+        .fetch_one(storage.pool())
+        .await?)
 }
 
 /// The checkpoints kept in the audit database.

@@ -22,11 +22,6 @@ impl DatabaseUrl {
     pub fn expose(&self) -> &str {
         self.0.as_str()
     }
-
-    /// The database name, for messages and tests.
-    pub fn database_name(&self) -> &str {
-        self.0.path().trim_start_matches('/')
-    }
 }
 
 impl RedisUrl {

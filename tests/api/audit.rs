@@ -118,7 +118,7 @@ impl AuditFixture {
 
     /// A blob literal in this backend's syntax.
     fn blob(&self, bytes: &[u8]) -> String {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = confidant::audit::checkpoint::to_hex(bytes);
         match self.backend {
             Backend::Sqlite => format!("X'{hex}'"),
             Backend::Postgres => format!("'\\x{hex}'::bytea"),
