@@ -63,6 +63,41 @@ impl Default for ChainHead {
     }
 }
 
+/// What an entry's hash covers, borrowed from wherever the entry was read: every column but
+/// the two hashes, the twelve text columns after `at_ms` in table order.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryContent<'a> {
+    pub node_id: &'a str,
+    pub seq: i64,
+    pub event_id: &'a str,
+    pub at_ms: i64,
+    pub texts: [Option<&'a str>; 12],
+}
+
+impl EntryContent<'_> {
+    /// The canonical bytes (docs/AUDIT.md).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(320);
+        out.extend_from_slice(DOMAIN);
+        put_text(&mut out, Some(self.node_id));
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        put_text(&mut out, Some(self.event_id));
+        out.extend_from_slice(&self.at_ms.to_be_bytes());
+        for field in self.texts {
+            put_text(&mut out, field);
+        }
+        out
+    }
+
+    /// `SHA-256(prev_hash || canonical bytes)`.
+    pub fn hash_after(&self, prev_hash: &[u8]) -> Hash {
+        let mut digest = Sha256::new();
+        digest.update(prev_hash);
+        digest.update(self.canonical_bytes());
+        digest.finalize().into()
+    }
+}
+
 impl AuditRow {
     /// Places `event` after `head` in the chain, computing its hash.
     pub fn chained(event: &AuditEvent, head: ChainHead) -> Self {
@@ -114,26 +149,25 @@ impl AuditRow {
         .map(|field| field.map(String::as_str))
     }
 
+    /// The hashed content of the entry, borrowed.
+    pub fn content(&self) -> EntryContent<'_> {
+        EntryContent {
+            node_id: &self.node_id,
+            seq: self.seq,
+            event_id: &self.event_id,
+            at_ms: self.at_ms,
+            texts: self.text_fields(),
+        }
+    }
+
     /// The canonical bytes of the entry (everything but the two hashes).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(320);
-        out.extend_from_slice(DOMAIN);
-        put_text(&mut out, Some(&self.node_id));
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        put_text(&mut out, Some(&self.event_id));
-        out.extend_from_slice(&self.at_ms.to_be_bytes());
-        for field in self.text_fields() {
-            put_text(&mut out, field);
-        }
-        out
+        self.content().canonical_bytes()
     }
 
     /// `SHA-256(prev_hash || canonical bytes)`.
     pub fn compute_hash(&self) -> Hash {
-        let mut digest = Sha256::new();
-        digest.update(&self.prev_hash);
-        digest.update(self.canonical_bytes());
-        digest.finalize().into()
+        self.content().hash_after(&self.prev_hash)
     }
 
     /// Appends the 18 columns as a JSON array in `audit_entries` order, hashes as hex: the

@@ -2,16 +2,17 @@
 //! deleted, inserted or reordered entry shows up as the first sequence number whose link or
 //! hash does not hold.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
-use futures_util::TryStreamExt;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use ed25519_dalek::VerifyingKey;
 
-use super::chain::{AuditRow, GENESIS};
-use super::checkpoint::Checkpoint;
+use super::chain::{AuditRow, EntryContent, GENESIS};
+use super::checkpoint::{Checkpoint, from_hex, to_hex};
 use super::purge::anchors;
 use super::store::COLUMNS;
 use crate::storage::{Storage, StorageError};
@@ -71,41 +72,201 @@ impl fmt::Display for Broken {
     }
 }
 
+/// Entries per page read by [`verify_chains`].
+const PAGE: i64 = 16_384;
+
 /// Verifies every chain in the audit store. `Ok(Ok(chains))` when all hold, `Ok(Err(broken))`
 /// at the first entry that does not.
+///
+/// Reads in pages (see `Backend::audit_page_sql`) and overlaps the database's work on the next
+/// page with the checking of this one; hashes within a page are recomputed on every core.
 pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
-    let anchors = anchors(storage).await?;
-    let sql = format!("SELECT {COLUMNS} FROM audit_entries ORDER BY node_id, seq");
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(storage.pool());
-    let mut chains: Vec<ChainSummary> = Vec::new();
-    let mut prev_hash = GENESIS.to_vec();
-    while let Some(row) = rows.try_next().await? {
-        let row = decode(&row)?;
-        let starts_chain = chains.last().is_none_or(|c| c.node_id != row.node_id);
-        if starts_chain {
-            // A purged chain starts right after its anchor (checked for its signature in
-            // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
-            let (last_seq, prev) =
-                anchors.get(&row.node_id).map_or((0, GENESIS.to_vec()), |a| (a.seq, a.hash.to_vec()));
-            chains.push(ChainSummary { node_id: row.node_id.clone(), entries: 0, last_seq });
-            prev_hash = prev;
+    let anchors = anchors(storage).await?.into_iter().map(|(node, a)| (node, (a.seq, to_hex(&a.hash)))).collect();
+    let mut walk = Walk { chains: Vec::new(), prev_hash: to_hex(&GENESIS), anchors };
+    let mut next = Some(fetch_page(storage, String::new(), 0).await?);
+    while let Some(Some(page)) = next.take() {
+        let (position_tx, position_rx) = tokio::sync::oneshot::channel();
+        let check = tokio::task::spawn_blocking(move || {
+            let entries: Vec<PagedEntry<'_>> = match serde_json::from_str(&page) {
+                Ok(entries) => entries,
+                Err(_) => return (walk, Err(PageError::Malformed)),
+            };
+            let _ = position_tx.send(entries.last().map(|e| (e.node_id.to_string(), e.seq)));
+            let verdict = walk.check(&entries).map_err(PageError::Broken);
+            (walk, verdict)
+        });
+        // While this page is checked, the database assembles the next one.
+        if let Ok(Some((node, seq))) = position_rx.await {
+            next = Some(fetch_page(storage, node, seq).await?);
         }
-        let chain = chains.last_mut().ok_or(StorageError::Query(sqlx::Error::RowNotFound))?;
-        let broken = |problem| Broken { node_id: row.node_id.clone(), seq: row.seq, problem };
-        if row.seq != chain.last_seq + 1 {
-            return Ok(Err(broken(Problem::Missing)));
+        let (returned, verdict) = check.await.map_err(|_| StorageError::Encode)?;
+        walk = returned;
+        match verdict {
+            Ok(()) => {}
+            Err(PageError::Broken(broken)) => return Ok(Err(broken)),
+            Err(PageError::Malformed) => return Err(StorageError::Encode),
         }
-        if row.prev_hash != prev_hash {
-            return Ok(Err(broken(Problem::BrokenLink)));
-        }
-        if row.compute_hash().as_slice() != row.hash.as_slice() {
-            return Ok(Err(broken(Problem::Altered)));
-        }
-        chain.entries += 1;
-        chain.last_seq = row.seq;
-        prev_hash = row.hash;
     }
-    Ok(Ok(chains))
+    Ok(Ok(walk.chains))
+}
+
+/// The page of entries after (`node`, `seq`), or `None` past the end.
+async fn fetch_page(storage: &Storage, node: String, seq: i64) -> Result<Option<String>, StorageError> {
+    let page: Option<String> = sqlx::query_scalar(storage.backend().audit_page_sql())
+        .bind(node)
+        .bind(seq)
+        .bind(PAGE)
+        .fetch_one(storage.pool())
+        .await?;
+    Ok(page.filter(|p| p != "[]"))
+}
+
+/// An entry as a page delivers it: the stored columns in table order, hashes in hex.
+#[derive(serde::Deserialize)]
+struct PagedEntry<'a> {
+    #[serde(borrow)]
+    node_id: Cow<'a, str>,
+    seq: i64,
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    at_ms: i64,
+    #[serde(borrow)]
+    actor_kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor_role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source_ip: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resource_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    patient_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    prev_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+}
+
+impl PagedEntry<'_> {
+    /// Whether the stored hash is `SHA-256(prev_hash || canonical bytes)`.
+    fn hash_holds(&self) -> bool {
+        let content = EntryContent {
+            node_id: &self.node_id,
+            seq: self.seq,
+            event_id: &self.event_id,
+            at_ms: self.at_ms,
+            texts: [
+                self.actor_kind.as_deref(),
+                self.actor_user_id.as_deref(),
+                self.actor_role.as_deref(),
+                self.session_id.as_deref(),
+                self.request_id.as_deref(),
+                self.source_ip.as_deref(),
+                self.action.as_deref(),
+                self.resource_type.as_deref(),
+                self.resource_id.as_deref(),
+                self.patient_id.as_deref(),
+                self.outcome.as_deref(),
+                self.reason.as_deref(),
+            ],
+        };
+        let (Some(prev), Some(stored)) = (from_hex::<32>(&self.prev_hash), from_hex::<32>(&self.hash)) else {
+            return false;
+        };
+        content.hash_after(&prev) == stored
+    }
+}
+
+/// Why a page failed.
+enum PageError {
+    Broken(Broken),
+    /// The page is not the JSON the query builds (a bug, not tampering).
+    Malformed,
+}
+
+/// Where verification stands between pages.
+struct Walk {
+    chains: Vec<ChainSummary>,
+    /// Hex hash of the last entry checked (or of the chain's start).
+    prev_hash: String,
+    /// Purge anchors by node: the chain starts after this seq and hash (hex).
+    anchors: HashMap<String, (i64, String)>,
+}
+
+impl Walk {
+    /// Checks the next entries in chain order: the links one after another, the hashes in
+    /// parallel. Reports the first entry that does not hold.
+    fn check(&mut self, entries: &[PagedEntry<'_>]) -> Result<(), Broken> {
+        let mut first_bad: Option<(usize, Problem)> = None;
+        let mut prev: &str = &self.prev_hash;
+        let mut anchor_hash: String;
+        for (i, entry) in entries.iter().enumerate() {
+            if self.chains.last().is_none_or(|c| c.node_id != entry.node_id) {
+                // A purged chain starts right after its anchor (checked for its signature in
+                // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
+                let (last_seq, start) =
+                    self.anchors.get(entry.node_id.as_ref()).cloned().unwrap_or((0, to_hex(&GENESIS)));
+                self.chains.push(ChainSummary { node_id: entry.node_id.to_string(), entries: 0, last_seq });
+                anchor_hash = start;
+                prev = &anchor_hash;
+            }
+            let Some(chain) = self.chains.last_mut() else { break };
+            if entry.seq != chain.last_seq + 1 {
+                first_bad = Some((i, Problem::Missing));
+                break;
+            }
+            if entry.prev_hash != prev {
+                first_bad = Some((i, Problem::BrokenLink));
+                break;
+            }
+            chain.entries += 1;
+            chain.last_seq = entry.seq;
+            prev = &entry.hash;
+        }
+        let prev = prev.to_owned();
+        let linked = first_bad.map_or(entries.len(), |(i, _)| i);
+        let altered = first_altered(&entries[..linked]);
+        let broken = |i: usize, problem| {
+            let entry = &entries[i];
+            Err(Broken { node_id: entry.node_id.to_string(), seq: entry.seq, problem })
+        };
+        match (altered, first_bad) {
+            (Some(i), _) => broken(i, Problem::Altered),
+            (None, Some((i, problem))) => broken(i, problem),
+            (None, None) => {
+                self.prev_hash = prev;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The first entry whose hash does not hold, recomputing on every core.
+fn first_altered(entries: &[PagedEntry<'_>]) -> Option<usize> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = entries
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| scope.spawn(move || part.iter().position(|e| !e.hash_holds()).map(|i| n * chunk + i)))
+            .collect();
+        // A worker cannot panic short of a bug in sha2; count that as "altered" at its chunk start.
+        workers.into_iter().enumerate().find_map(|(n, worker)| worker.join().unwrap_or(Some(n * chunk)))
+    })
 }
 
 /// Checks every checkpoint against intact `chains`: signed by `key`, and the chain still holds
@@ -206,4 +367,91 @@ pub(super) fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
         prev_hash: row.try_get(16)?,
         hash: row.try_get(17)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome};
+    use confidant_actors::ids::NodeId;
+
+    use super::*;
+    use crate::audit::chain::ChainHead;
+
+    /// `count` chained entries of one node, as stored.
+    fn chain(count: usize) -> Vec<AuditRow> {
+        let node = NodeId::generate();
+        let mut head = ChainHead::EMPTY;
+        (0..count)
+            .map(|_| {
+                let row =
+                    AuditRow::chained(&AuditEvent::new(node, AuditActor::System, Action::Read, Outcome::Success), head);
+                head = row.as_head();
+                row
+            })
+            .collect()
+    }
+
+    /// Rows as the page query delivers them.
+    fn page(rows: &[AuditRow]) -> String {
+        let mut out = String::from("[");
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            row.write_json_columns(&mut out);
+        }
+        out.push(']');
+        out
+    }
+
+    /// Checks `rows` split into pages of `size`, in chain order (node ids sorted, as the query does).
+    fn walk(mut rows: Vec<AuditRow>, size: usize) -> Result<Vec<ChainSummary>, Broken> {
+        rows.sort_by(|a, b| (&a.node_id, a.seq).cmp(&(&b.node_id, b.seq)));
+        let mut walk = Walk { chains: Vec::new(), prev_hash: to_hex(&GENESIS), anchors: HashMap::new() };
+        for part in rows.chunks(size) {
+            let text = page(part);
+            let entries: Vec<PagedEntry<'_>> = serde_json::from_str(&text).unwrap();
+            walk.check(&entries)?;
+        }
+        Ok(walk.chains)
+    }
+
+    #[test]
+    fn chains_spanning_pages_verify_with_their_counts() {
+        let rows: Vec<AuditRow> = chain(7).into_iter().chain(chain(5)).collect();
+        let chains = walk(rows, 3).unwrap();
+        let mut counts: Vec<(u64, i64)> = chains.iter().map(|c| (c.entries, c.last_seq)).collect();
+        counts.sort();
+        assert_eq!(counts, vec![(5, 5), (7, 7)]);
+    }
+
+    #[test]
+    fn an_altered_entry_on_a_later_page_is_named() {
+        let mut rows = chain(10);
+        rows[7].outcome = "denied".into();
+        let broken = walk(rows, 4).unwrap_err();
+        assert_eq!((broken.seq, broken.problem), (8, Problem::Altered));
+    }
+
+    #[test]
+    fn a_link_broken_across_a_page_boundary_is_named() {
+        let mut rows = chain(8);
+        rows.remove(4); // the second page starts one entry late
+        let broken = walk(rows, 4).unwrap_err();
+        assert_eq!((broken.seq, broken.problem), (6, Problem::Missing));
+
+        let mut rows = chain(8);
+        let forged = AuditRow::chained(
+            &AuditEvent::new(
+                rows[0].node_id.parse::<NodeId>().unwrap(),
+                AuditActor::System,
+                Action::Read,
+                Outcome::Success,
+            ),
+            ChainHead { seq: 4, hash: [7; 32] },
+        );
+        rows[4] = forged; // self-consistent, but not linked to entry 4
+        let broken = walk(rows, 4).unwrap_err();
+        assert_eq!((broken.seq, broken.problem), (5, Problem::BrokenLink));
+    }
 }
