@@ -78,28 +78,35 @@ const PAGE: i64 = 16_384;
 /// Verifies every chain in the audit store. `Ok(Ok(chains))` when all hold, `Ok(Err(broken))`
 /// at the first entry that does not.
 ///
-/// Reads in pages (see `Backend::audit_page_sql`) and overlaps the database's work on the next
-/// page with the checking of this one; hashes within a page are recomputed on every core.
+/// Each chain is read in pages of consecutive sequence numbers, so page boundaries are known
+/// before any page arrives and the database assembles the next few pages (see
+/// `Backend::audit_page_sql`) on other connections while this one is checked. Hashes within a
+/// page are recomputed on every core. Entries appended while verification runs are left for
+/// the next run.
 pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
     let anchors = anchors(storage).await?.into_iter().map(|(node, a)| (node, (a.seq, to_hex(&a.hash)))).collect();
+    let spans = spans(storage).await?;
+    let mut pages = spans.iter().flat_map(Span::pages);
+    let ahead = std::thread::available_parallelism().map_or(2, |n| n.get() + 1);
+    let mut in_flight = std::collections::VecDeque::with_capacity(ahead);
     let mut walk = Walk { chains: Vec::new(), prev_hash: to_hex(&GENESIS), anchors };
-    let mut next = Some(fetch_page(storage, String::new(), 0).await?);
-    while let Some(Some(page)) = next.take() {
-        let (position_tx, position_rx) = tokio::sync::oneshot::channel();
-        let check = tokio::task::spawn_blocking(move || {
-            let entries: Vec<PagedEntry<'_>> = match serde_json::from_str(&page) {
-                Ok(entries) => entries,
-                Err(_) => return (walk, Err(PageError::Malformed)),
-            };
-            let _ = position_tx.send(entries.last().map(|e| (e.node_id.to_string(), e.seq)));
-            let verdict = walk.check(&entries).map_err(PageError::Broken);
-            (walk, verdict)
-        });
-        // While this page is checked, the database assembles the next one.
-        if let Ok(Some((node, seq))) = position_rx.await {
-            next = Some(fetch_page(storage, node, seq).await?);
+    loop {
+        while in_flight.len() < ahead {
+            let Some((node, from, to)) = pages.next() else { break };
+            let storage = storage.clone();
+            in_flight.push_back(tokio::spawn(async move { fetch_page(&storage, node, from, to).await }));
         }
-        let (returned, verdict) = check.await.map_err(|_| StorageError::Encode)?;
+        let Some(fetch) = in_flight.pop_front() else { break };
+        let Some(page) = fetch.await.map_err(|_| StorageError::Encode)?? else { continue };
+        let (returned, verdict) = tokio::task::spawn_blocking(move || {
+            let verdict = match serde_json::from_str::<Vec<PagedEntry<'_>>>(&page) {
+                Ok(entries) => walk.check(&entries).map_err(PageError::Broken),
+                Err(_) => Err(PageError::Malformed),
+            };
+            (walk, verdict)
+        })
+        .await
+        .map_err(|_| StorageError::Encode)?;
         walk = returned;
         match verdict {
             Ok(()) => {}
@@ -107,18 +114,67 @@ pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>
             Err(PageError::Malformed) => return Err(StorageError::Encode),
         }
     }
+    // A chain with a gap holds entries beyond the pages its count covered; the first of them
+    // is where the chain breaks.
+    for span in &spans {
+        let checked = walk.chains.iter().find(|c| c.node_id == span.node_id).map_or(0, |c| c.last_seq);
+        if checked < span.last {
+            let seq = next_seq(storage, &span.node_id, checked).await?;
+            return Ok(Err(Broken { node_id: span.node_id.clone(), seq, problem: Problem::Missing }));
+        }
+    }
     Ok(Ok(walk.chains))
 }
 
-/// The page of entries after (`node`, `seq`), or `None` past the end.
-async fn fetch_page(storage: &Storage, node: String, seq: i64) -> Result<Option<String>, StorageError> {
+/// What the store holds of one node's chain: its lowest and highest seq and how many entries.
+struct Span {
+    node_id: String,
+    first: i64,
+    last: i64,
+    count: i64,
+}
+
+impl Span {
+    /// Pages `(node, from, to)` over `count` consecutive seqs from `first`: all of an intact
+    /// chain, and at least up to its first gap otherwise.
+    fn pages(&self) -> impl Iterator<Item = (String, i64, i64)> + '_ {
+        let end = self.first + self.count;
+        (self.first..end).step_by(PAGE as usize).map(move |from| (self.node_id.clone(), from, (from + PAGE).min(end)))
+    }
+}
+
+async fn spans(storage: &Storage) -> Result<Vec<Span>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT node_id, MIN(seq), MAX(seq), COUNT(*) FROM audit_entries GROUP BY node_id ORDER BY node_id",
+    )
+    .fetch_all(storage.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Span { node_id: row.try_get(0)?, first: row.try_get(1)?, last: row.try_get(2)?, count: row.try_get(3)? })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StorageError::from)
+}
+
+/// The entries of `node`'s chain with `from <= seq < to`, as one JSON text; `None` when none.
+async fn fetch_page(storage: &Storage, node: String, from: i64, to: i64) -> Result<Option<String>, StorageError> {
     let page: Option<String> = sqlx::query_scalar(storage.backend().audit_page_sql())
         .bind(node)
-        .bind(seq)
-        .bind(PAGE)
+        .bind(from)
+        .bind(to)
         .fetch_one(storage.pool())
         .await?;
     Ok(page.filter(|p| p != "[]"))
+}
+
+/// The lowest seq above `after` in `node`'s chain.
+async fn next_seq(storage: &Storage, node: &str, after: i64) -> Result<i64, StorageError> {
+    Ok(sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND seq > $2")
+        .bind(node.to_owned())
+        .bind(after)
+        .fetch_one(storage.pool())
+        .await?)
 }
 
 /// An entry as a page delivers it: the stored columns in table order, hashes in hex.

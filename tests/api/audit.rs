@@ -162,6 +162,8 @@ crate::on_both_backends_actix!(
     verify_catches_a_changed_field,
     verify_catches_a_deleted_entry,
     verify_catches_two_swapped_entries,
+    verify_catches_an_entry_moved_far_past_the_end,
+    verify_catches_a_deleted_first_entry,
     verify_catches_a_truncated_tail_against_the_checkpoint_file,
     verify_catches_a_consistently_rewritten_chain,
     purge_removes_old_entries_and_the_rest_still_verifies,
@@ -253,6 +255,24 @@ async fn verify_catches_two_swapped_entries(backend: Backend) {
     .await;
 
     assert_eq!(f.verify().await.unwrap_err(), broken(&f, 3, Problem::BrokenLink));
+}
+
+async fn verify_catches_an_entry_moved_far_past_the_end(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(4).await; // no checkpoint yet, so only the chain itself can tell
+
+    f.tamper("UPDATE audit_entries SET seq = 1000000000000 WHERE seq = 4").await;
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 1_000_000_000_000, Problem::Missing));
+}
+
+async fn verify_catches_a_deleted_first_entry(backend: Backend) {
+    let f = fixture(backend).await;
+    f.record_events(3).await;
+
+    f.tamper("DELETE FROM audit_entries WHERE seq = 1").await;
+
+    assert_eq!(f.verify().await.unwrap_err(), broken(&f, 2, Problem::Missing));
 }
 
 async fn verify_catches_a_truncated_tail_against_the_checkpoint_file(backend: Backend) {
