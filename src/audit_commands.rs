@@ -96,7 +96,7 @@ pub async fn export_entries(
         ExportFormat::Jsonl => "format_jsonl",
         ExportFormat::Fhir => "format_fhir",
     };
-    record_cli_event(settings, &storage, Action::Export, code).await?;
+    record_cli_event(settings, &storage, Action::Export, (ResourceType::AuditLog, None), code).await?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written = export(&storage, since_ms, until_ms, format, &mut out).await.map_err(|e| match e {
         ExportError::Storage(e) => ServerError::Storage(e),
@@ -108,10 +108,11 @@ pub async fn export_entries(
 
 /// Durably records an audit event of a command-line operation on the CLI's own chain (sealed
 /// with a checkpoint at once), before the operation touches anything.
-async fn record_cli_event(
+pub(crate) async fn record_cli_event(
     settings: &Settings,
     storage: &Storage,
     action: Action,
+    resource: (ResourceType, Option<uuid::Uuid>),
     code: &'static str,
 ) -> Result<(), ServerError> {
     let cli_node = node::load_or_create_cli(&settings.data_dir)?;
@@ -123,7 +124,7 @@ async fn record_cli_event(
     ));
     let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
     let event = AuditEvent::new(cli_node, AuditActor::System, action, Outcome::Success)
-        .on(ResourceType::AuditLog, None)
+        .on(resource.0, resource.1)
         .because(reason(code));
     record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
     if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
@@ -141,7 +142,7 @@ pub async fn purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, Ser
         return Err(ServerError::Retention { years: settings.audit.retention_years });
     }
     let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
-    record_cli_event(settings, &storage, Action::Purge, "retention_expired").await?;
+    record_cli_event(settings, &storage, Action::Purge, (ResourceType::AuditLog, None), "retention_expired").await?;
     let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
     let purged = purge_before(&storage, &key, before_ms, now_ms()).await?;
     storage.close().await;

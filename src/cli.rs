@@ -40,6 +40,38 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage the keys that encrypt PHI at rest (see docs/SECURITY.md).
+    Keys {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `confidant keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the data keys: id, purpose, state, and how many values each still protects.
+    Status,
+    /// Make a new active data key. Running nodes seal new values with it within
+    /// `keys.refresh_secs` and re-encrypt older values in the background, in batches. Audited.
+    Rotate,
+    /// Delete a data key that protects nothing any more (after a rotation and re-encryption).
+    ///
+    /// Refused while the key is active, still protects values, or stopped being active less
+    /// than `keys.retire_grace_secs` ago. Audited.
+    Retire {
+        /// The key id, as `keys status` lists it.
+        key_id: u32,
+    },
+    /// Rewrap every data key under a new master key, read from standard input (base64 of 32
+    /// bytes, one line). No value is re-encrypted. Audited.
+    ///
+    /// If the current master key is in a file, the file is replaced; otherwise set the new key
+    /// (CONFIDANT_MASTER_KEY) on every node and restart them.
+    RotateMaster,
+    /// Print a new random master key (base64 of 32 bytes), for CONFIDANT_MASTER_KEY.
+    GenerateMaster,
 }
 
 /// `confidant audit ...`
@@ -104,6 +136,7 @@ Configuration: embedded defaults < --config FILE < environment variables.
   CONFIDANT_AUDIT_DATABASE_URL   postgres:// audit store (default: SQLite audit.db)
   CONFIDANT_REDIS_URL            rediss:// for several nodes (default: single node)
   CONFIDANT_TLS_CERT, CONFIDANT_TLS_KEY   PEM files (default: a development certificate)
+  CONFIDANT_MASTER_KEY           base64 master key of PHI encryption (required with PostgreSQL)
   CONFIDANT_<SECTION>__<KEY>     any other key of config/default.toml
   CONFIDANT_<KEY>_FILE           read a URL setting from a file
 A bad value stops start-up with exit code 2.";

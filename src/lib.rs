@@ -5,8 +5,12 @@
 pub mod audit;
 pub mod audit_commands;
 pub mod cli;
+pub mod crypto;
 pub mod http;
+pub mod key_commands;
 pub mod node;
+pub mod patients;
+pub mod phi;
 pub mod redis_link;
 pub mod server;
 pub mod settings;

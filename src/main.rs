@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use confidant::audit::{Broken, ChainSummary};
-use confidant::cli::{AuditCommand, Cli, Command};
-use confidant::{audit_commands, server, settings, telemetry};
+use confidant::cli::{AuditCommand, Cli, Command, KeysCommand};
+use confidant::crypto::MasterKey;
+use confidant::{audit_commands, key_commands, server, settings, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -86,6 +87,63 @@ fn main() -> ExitCode {
             Ok(key) => print_lines([key]),
             Err(error) => fail(&error, error.exit_code()),
         },
+        Command::Keys { command } => run_keys(&system, &settings, command),
+    }
+}
+
+/// `confidant keys ...`.
+fn run_keys(system: &actix_web::rt::SystemRunner, settings: &settings::Settings, command: KeysCommand) -> ExitCode {
+    let outcome = match command {
+        KeysCommand::Status => system.block_on(key_commands::status(settings)).map(|keys| {
+            let mut lines = vec![format!(
+                "{:>6}  {:<7}  {:<12}  {:>10}  {:>10}  note",
+                "key", "purpose", "state", "rows", "values"
+            )];
+            lines.extend(keys.iter().map(|k| {
+                let note = match (k.key.purpose.as_str(), k.key.state.as_str(), k.protected.rows) {
+                    ("field", "decrypt_only", 0) => "protects nothing: can be retired",
+                    ("field", "decrypt_only", _) => "re-encryption pending",
+                    ("index", _, _) => "blind index",
+                    _ => "",
+                };
+                format!(
+                    "{:>6}  {:<7}  {:<12}  {:>10}  {:>10}  {note}",
+                    k.key.key_id,
+                    k.key.purpose.as_str(),
+                    k.key.state.as_str(),
+                    k.protected.rows,
+                    k.protected.values
+                )
+            }));
+            lines
+        }),
+        KeysCommand::Rotate => system.block_on(key_commands::rotate(settings)).map(|key_id| {
+            vec![format!(
+                "data key {key_id} is active; nodes re-encrypt older values within keys.refresh_secs ({} s)",
+                settings.keys.refresh_secs
+            )]
+        }),
+        KeysCommand::Retire { key_id } => {
+            system.block_on(key_commands::retire(settings, key_id)).map(|()| vec![format!("data key {key_id} retired")])
+        }
+        KeysCommand::RotateMaster => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            if let Err(error) = std::io::stdin().read_line(&mut line) {
+                return fail(&error, 2);
+            }
+            system.block_on(key_commands::rotate_master(settings, &line)).map(|done| {
+                let next = match &done.replaced_file {
+                    Some(path) => format!("{} now holds it", path.display()),
+                    None => "set it as CONFIDANT_MASTER_KEY on every node and restart them".to_owned(),
+                };
+                vec![format!("rewrapped {} data keys under master key {}; {next}", done.rewrapped, done.fingerprint)]
+            })
+        }
+        KeysCommand::GenerateMaster => Ok(vec![MasterKey::generate().to_base64().to_string()]),
+    };
+    match outcome {
+        Ok(lines) => print_lines(lines),
+        Err(error) => fail(&error, error.exit_code()),
     }
 }
 

@@ -22,6 +22,9 @@ use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 use crate::audit::AuditStore;
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 
+use crate::crypto::master::{self, MasterKeySource};
+use crate::crypto::rotation::Reencryptor;
+use crate::crypto::{KeyError, Keyring};
 use crate::http;
 use crate::node::{self, NodeIdError};
 use crate::redis_link::{RedisError, RedisLink};
@@ -73,6 +76,9 @@ pub enum ServerError {
     /// The audit trail cannot record the start, so the node must not serve.
     #[error("cannot write to the audit trail")]
     Audit(#[from] AuditError),
+    /// The field-encryption keyring cannot be opened (no, malformed or wrong master key).
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     /// The audit signing key cannot be read or created.
     #[error("cannot use the audit signing key")]
     AuditKey(#[source] io::Error),
@@ -106,6 +112,7 @@ impl ServerError {
     pub fn exit_code(&self) -> u8 {
         match self {
             ServerError::Tls(e) if e.is_configuration() => 2,
+            ServerError::Keys(e) if e.is_configuration() => 2,
             ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) | ServerError::Retention { .. } => 2,
             _ => 1,
         }
@@ -166,6 +173,22 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         AuditEvent::new(node_id, AuditActor::System, action, outcome).on(ResourceType::Server, Some(*node_id.as_uuid()))
     };
 
+    let keyring = match open_keyring(&settings, &storage).await {
+        Ok(keyring) => Arc::new(keyring),
+        Err(error) => {
+            if error.is_configuration() {
+                let event = server_event(Action::ConfigurationError, Outcome::Error).because(reason("master_key"));
+                if let Err(audit_error) = record(&audit, event, AUDIT_ACK_TIMEOUT).await {
+                    tracing::error!(%audit_error, "could not audit the configuration error");
+                }
+            }
+            return Err(error.into());
+        }
+    };
+    let reencryptor = Reencryptor::new(keyring.clone(), audit.clone(), node_id, settings.keys.clone()).start();
+    let registered = lifecycle.send(Register { component: "reencryptor", recipient: reencryptor.recipient() }).await;
+    debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+
     let redis = settings.redis_url.as_ref().map(RedisLink::new).transpose()?;
     let tls = match tls::server_config(&settings) {
         Ok(tls) => tls,
@@ -186,6 +209,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         node_id,
         storage: storage.clone(),
         audit_storage: audit_storage.clone(),
+        keyring,
         redis,
         lifecycle: lifecycle.clone(),
         audit: audit.clone(),
@@ -235,6 +259,23 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     audit_storage.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Finds the master key and opens the keyring of the main store.
+pub(crate) async fn open_keyring(settings: &Settings, storage: &Storage) -> Result<Keyring, KeyError> {
+    let (master_key, source) = master::locate(settings)?;
+    match &source {
+        MasterKeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            fingerprint = master_key.fingerprint(),
+            "generated a master key for field encryption: back it up apart from the database (without it the PHI is unreadable), and set CONFIDANT_MASTER_KEY in production"
+        ),
+        MasterKeySource::File(path) => {
+            tracing::info!(path = %path.display(), fingerprint = master_key.fingerprint(), "master key loaded")
+        }
+        MasterKeySource::Setting => tracing::info!(fingerprint = master_key.fingerprint(), "master key loaded"),
+    }
+    Keyring::open(storage.clone(), master_key).await
 }
 
 /// Connects the main and audit stores.

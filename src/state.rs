@@ -7,6 +7,7 @@ use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::audit::AuditWriter;
 
+use crate::crypto::Keyring;
 use crate::http::ReadinessMemory;
 use crate::node::NodeId;
 use crate::redis_link::RedisLink;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub storage: Storage,
     /// The audit store (a separate database).
     pub audit_storage: Storage,
+    /// Field encryption keys of the main store.
+    pub keyring: Arc<Keyring>,
     /// Redis, when several nodes share fan-out.
     pub redis: Option<RedisLink>,
     /// Components to stop on shutdown register here.

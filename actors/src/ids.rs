@@ -84,3 +84,11 @@ impl NodeId {
         Self(Uuid::new_v4())
     }
 }
+
+impl PatientId {
+    /// A fresh random id. Random rather than time-ordered: a patient id may appear where the
+    /// time the patient registered should not be readable from it.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::health::ReadinessReport;
 use super::request_id::RequestId;
+use crate::patients::{InvalidField, PatientError};
 
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum ApiError {
     /// message is not passed on: it may quote the input.
     #[error("request body is not the expected JSON document")]
     InvalidBody,
+    /// A field breaks its rule (bad input). Names the field and the rule, never the value.
+    #[error(transparent)]
+    InvalidField(#[from] InvalidField),
     /// A dependency the node needs is down (readiness only).
     #[error("not ready")]
     NotReady(ReadinessReport),
@@ -48,6 +52,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidBody => "invalid_body",
+            ApiError::InvalidField(_) => "invalid_field",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal => "internal_error",
@@ -67,12 +72,27 @@ impl ApiError {
     }
 }
 
+impl From<PatientError> for ApiError {
+    /// Bad input is the client's to fix; a value failing its integrity check or a database
+    /// fault is logged (without values) and reaches the client only as its code.
+    fn from(error: PatientError) -> Self {
+        match error {
+            PatientError::Invalid(field) => ApiError::InvalidField(field),
+            PatientError::Storage(e) if e.is_unavailable() => ApiError::Unavailable,
+            other => {
+                tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "patient record operation failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidBody => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
             ApiError::NotReady(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -156,5 +176,20 @@ mod tests {
         let body = ApiError::InvalidBody.body();
         assert_eq!(body["code"], "invalid_body");
         assert_eq!(body["error"], "request body is not the expected JSON document");
+    }
+
+    #[test]
+    fn a_value_failing_its_integrity_check_reaches_the_client_only_as_internal_error() {
+        let error = ApiError::from(PatientError::Crypto(crate::crypto::CryptoError::Integrity));
+        assert_eq!(error.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.body(), json!({ "error": "internal error", "code": "internal_error" }));
+    }
+
+    #[test]
+    fn an_invalid_field_is_named_without_its_value() {
+        let invalid = InvalidField { field: "date_of_birth", rule: "is in the future" };
+        let error = ApiError::from(PatientError::Invalid(invalid));
+        assert_eq!(error.status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.body(), json!({ "error": "`date_of_birth` is in the future", "code": "invalid_field" }));
     }
 }

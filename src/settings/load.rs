@@ -18,7 +18,7 @@ const ENV_PREFIX: &str = "CONFIDANT_";
 
 /// Settings that may hold a password, so may also be given as `CONFIDANT_<KEY>_FILE` naming a
 /// file that holds the value (for container secrets), and whose values are never echoed.
-const SECRET_KEYS: &[&str] = &["database_url", "audit_database_url", "redis_url"];
+const SECRET_KEYS: &[&str] = &["database_url", "audit_database_url", "redis_url", "master_key"];
 
 /// Short environment names kept for operators' convenience, mapped to their nested keys.
 const ENV_ALIASES: &[(&str, &str)] = &[("tls_cert", "tls.cert"), ("tls_key", "tls.key")];
@@ -198,6 +198,16 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     }
     if settings.database.max_connections == 0 {
         return invalid("`database.max_connections` must be greater than 0");
+    }
+    if settings.master_key.is_some() && settings.keys.master_key_file.is_some() {
+        return invalid("both `master_key` and `keys.master_key_file` are set: set one");
+    }
+    let keys = &settings.keys;
+    if keys.reencrypt_batch == 0 || keys.refresh_secs == 0 {
+        return invalid("`keys.reencrypt_batch` and `keys.refresh_secs` must be greater than 0");
+    }
+    if keys.retire_grace_secs < 2 * keys.refresh_secs {
+        return invalid("`keys.retire_grace_secs` must be at least twice `keys.refresh_secs`");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! (see [`load`]), checked once, and passed down; nothing reads the environment after that.
 
 mod load;
+mod secret;
 mod urls;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
+pub use secret::Secret;
 pub use urls::{DatabaseUrl, RedisUrl};
 
 /// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back
@@ -42,6 +44,45 @@ pub struct Settings {
     pub log: LogSettings,
     /// Audit trail checkpoints.
     pub audit: AuditSettings,
+    /// The master key (key-encryption key) of PHI field encryption, base64 of 32 bytes.
+    /// Usually `CONFIDANT_MASTER_KEY` or `CONFIDANT_MASTER_KEY_FILE`; never in a committed file.
+    #[serde(default)]
+    pub master_key: Option<Secret>,
+    /// Field encryption keys and their rotation.
+    pub keys: KeySettings,
+}
+
+/// Where the master key is kept, and how re-encryption after a rotation paces itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// A file holding the master key (base64 of 32 bytes, mode 0600), as an alternative to
+    /// `master_key`. With neither, the embedded SQLite default generates `master.key` in
+    /// `data_dir`; PostgreSQL refuses to start.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub master_key_file: Option<PathBuf>,
+    /// Rows re-encrypted per transaction after a rotation.
+    pub reencrypt_batch: u32,
+    /// Pause between two re-encryption batches, so serving keeps priority.
+    pub reencrypt_pause_ms: u64,
+    /// How often each node reloads the key list (to pick up a rotation made elsewhere) and
+    /// looks for values still under an older key.
+    pub refresh_secs: u64,
+    /// A key is only retired this long after it stopped being active, so that every node has
+    /// reloaded the key list (and stopped sealing with it) first. At least `2 * refresh_secs`.
+    pub retire_grace_secs: u64,
+}
+
+impl KeySettings {
+    /// [`Self::refresh_secs`] as a duration.
+    pub fn refresh(&self) -> Duration {
+        Duration::from_secs(self.refresh_secs)
+    }
+
+    /// [`Self::reencrypt_pause_ms`] as a duration.
+    pub fn reencrypt_pause(&self) -> Duration {
+        Duration::from_millis(self.reencrypt_pause_ms)
+    }
 }
 
 /// Where and how often the audit writer signs checkpoints of its chain.
@@ -73,6 +114,11 @@ impl Settings {
     /// The checkpoint directory.
     pub fn audit_checkpoint_dir(&self) -> PathBuf {
         self.audit.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints"))
+    }
+
+    /// Where the embedded default keeps a generated master key.
+    pub fn generated_master_key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
     }
 }
 

@@ -55,6 +55,9 @@ macro_rules! on_both_backends_actix {
     )+};
 }
 
+/// The master key test servers on PostgreSQL get unless a test gives its own (base64 of 32 bytes).
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LWZvci1jb25maWRhbnQtMDE=";
+
 /// Administrative connection to the test PostgreSQL server (trust auth on the test machine).
 pub fn postgres_admin_url() -> String {
     std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
@@ -150,6 +153,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options<'_>) -> TestApp {
     command.arg("serve");
     if let Some((main, audit)) = &databases {
         command.env("CONFIDANT_DATABASE_URL", main.url()).env("CONFIDANT_AUDIT_DATABASE_URL", audit.url());
+    }
+    if backend == Backend::Postgres && !options.env.iter().any(|(k, _)| *k == "CONFIDANT_MASTER_KEY") {
+        command.env("CONFIDANT_MASTER_KEY", TEST_MASTER_KEY);
     }
     for (key, value) in &options.env {
         command.env(key, value);

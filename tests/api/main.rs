@@ -10,6 +10,7 @@ mod errors;
 mod headers;
 mod health;
 mod helpers;
+mod phi;
 mod shutdown;
 mod storage;
 mod tls;
