@@ -19,7 +19,9 @@ use confidant_actors::ids::{NodeId, PatientId, RequestId, SessionId, UserId};
 use ed25519_dalek::SigningKey;
 use sqlx::Connection;
 
-use crate::helpers::{Backend, Options, TestDatabase, run_to_exit, server_command, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, Options, TEST_MASTER_KEY, TestDatabase, run_to_exit, server_command, spawn_app, spawn_app_with,
+};
 
 /// The fixture signs a checkpoint after this many entries.
 const CHECKPOINT_EVERY: u64 = 5;
@@ -470,7 +472,11 @@ async fn the_server_runs_on_an_audit_role_that_can_only_select_and_insert() {
 
     // The node starts and stops on the restricted role: its start and stop are appended.
     let role_url = format!("postgres://{}:{password}@127.0.0.1:5432/{}", role.name, audit.name);
-    let env = vec![("CONFIDANT_DATABASE_URL", main.url()), ("CONFIDANT_AUDIT_DATABASE_URL", role_url.clone())];
+    let env = vec![
+        ("CONFIDANT_DATABASE_URL", main.url()),
+        ("CONFIDANT_AUDIT_DATABASE_URL", role_url.clone()),
+        ("CONFIDANT_MASTER_KEY", TEST_MASTER_KEY.to_owned()),
+    ];
     let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
     let (status, _) = app.into_parts_after("TERM");
     assert!(status.success());
