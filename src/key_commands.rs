@@ -80,12 +80,21 @@ pub async fn rotate_master(settings: &Settings, new_master: &str) -> Result<Mast
         return Err(ServerError::Usage("the new master key is the one in use"));
     }
     let keyring = Keyring::open(main.clone(), old).await?;
+    record_cli_event(settings, &audit, Action::KeyRotation, (ResourceType::Key, None), "master_key_rotated").await?;
     let staged = match &source {
         MasterKeySource::File(path) | MasterKeySource::Generated(path) => Some(stage_key_file(path, &new)?),
         MasterKeySource::Setting => None,
     };
-    record_cli_event(settings, &audit, Action::KeyRotation, (ResourceType::Key, None), "master_key_rotated").await?;
-    let rewrapped = rotation::rewrap(keyring.storage(), keyring.master(), &new).await?;
+    let rewrapped = match rotation::rewrap(keyring.storage(), keyring.master(), &new).await {
+        Ok(rewrapped) => rewrapped,
+        Err(error) => {
+            // The database still uses the old key: the staged copy of the new one must not linger.
+            if let Some((staged, _)) = &staged {
+                let _ = std::fs::remove_file(staged);
+            }
+            return Err(error.into());
+        }
+    };
     let replaced_file = match staged {
         Some((staged, path)) => {
             std::fs::rename(&staged, &path).map_err(|source| KeyError::MasterKeyFile { path: path.clone(), source })?;

@@ -412,3 +412,46 @@ async fn open_patients(dir: &std::path::Path, dbs: &Option<(TestDatabase, TestDa
     let keyring = Arc::new(Keyring::open(storage.clone(), master).await.unwrap());
     (storage.clone(), Patients::new(storage, keyring))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_generated_master_key_replaces_its_file_and_keeps_the_data_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut command = server_command(dir.path());
+        command.args(args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+        command.stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        if let Some(input) = stdin {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    };
+    assert_eq!(run(&["keys", "status"], None).0, Some(0));
+    let (_, patients) =
+        open_patients_with(dir.path(), &std::fs::read_to_string(dir.path().join("master.key")).unwrap()).await;
+    let id = patients.create(&record(7)).await.unwrap();
+
+    let new = MasterKey::generate();
+    let (code, output) = run(&["keys", "rotate-master"], Some(&format!("{}\n", new.to_base64().as_str())));
+
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("rewrapped 2 data keys") && output.contains(new.fingerprint()), "{output}");
+    let file = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    assert_eq!(file.trim(), new.to_base64().as_str());
+    let (_, reopened) = open_patients_with(dir.path(), &file).await;
+    assert_eq!(reopened.get(id).await.unwrap().unwrap().record, record(7));
+    let (code, exported) = run(&["audit", "export", "--since", "2020-01-01", "--until", "2100-01-01"], None);
+    assert_eq!(code, Some(0), "{exported}");
+    assert!(exported.contains("master_key_rotated"), "{exported}");
+}
+
+/// The patient table of the SQLite store in `dir`, under the given master key.
+async fn open_patients_with(dir: &std::path::Path, key: &str) -> (Storage, Patients) {
+    let settings = settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.display().to_string())]).unwrap();
+    let storage =
+        Storage::connect(Store::Main, &Location::of(Store::Main, &settings), &settings.database).await.unwrap();
+    let keyring = Arc::new(Keyring::open(storage.clone(), MasterKey::from_base64(key, "test").unwrap()).await.unwrap());
+    (storage.clone(), Patients::new(storage, keyring))
+}
