@@ -129,10 +129,11 @@ impl<P: Provider> Provider for Named<P> {
 }
 
 /// `CONFIDANT_HTTP__MAX_BODY_BYTES` -> `http.max_body_bytes`; `None` for variables that are not
-/// settings (`*_FILE`, `CONFIDANT_CONFIG`).
+/// settings (`CONFIDANT_<SECRET>_FILE`, `CONFIDANT_CONFIG`). Settings that are paths ending in
+/// `_file` (`CONFIDANT_KEYS__MASTER_KEY_FILE`) are settings like any other.
 fn settings_key(env_name: &str) -> Option<String> {
     let key = env_name.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase();
-    if key.ends_with("_file") || ENV_NOT_SETTINGS.contains(&key.as_str()) {
+    if secret_file_key(env_name).is_some() || ENV_NOT_SETTINGS.contains(&key.as_str()) {
         return None;
     }
     let key =
@@ -326,5 +327,34 @@ mod tests {
         assert!(s.database_url.is_some() && s.audit_database_url.is_some() && s.redis_url.is_some());
         assert!(s.tls.cert.is_some());
         assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn path_settings_ending_in_file_are_settings_not_secret_files() {
+        let s = load_from(
+            None,
+            env(&[
+                ("CONFIDANT_KEYS__MASTER_KEY_FILE", "/etc/confidant/master.key"),
+                ("CONFIDANT_AUDIT__SIGNING_KEY_FILE", "/etc/confidant/audit.key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.keys.master_key_file, Some(PathBuf::from("/etc/confidant/master.key")));
+        assert_eq!(s.audit.signing_key_file, Some(PathBuf::from("/etc/confidant/audit.key")));
+    }
+
+    #[test]
+    fn the_master_key_comes_from_a_file_variable_and_is_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("master");
+        std::fs::write(&file, "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=\n").unwrap();
+        let s = load_from(None, env(&[("CONFIDANT_MASTER_KEY_FILE", file.to_str().unwrap())])).unwrap();
+        assert_eq!(s.master_key.unwrap().expose(), "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=");
+
+        let both = problems(&[
+            ("CONFIDANT_MASTER_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="),
+            ("CONFIDANT_KEYS__MASTER_KEY_FILE", "/k"),
+        ]);
+        assert!(both.contains("set one") && !both.contains("c2VjcmV0"), "{both}");
     }
 }
