@@ -14,12 +14,14 @@ use crate::crypto::rotation::{self, KeyStatus};
 use crate::crypto::{KeyError, Keyring};
 use crate::server::{ServerError, open_keyring, open_stores, prepare_data_dir};
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::storage::{Location, Storage, Store};
 
 /// `confidant keys status`: every data key, its state and what it still protects.
 pub async fn status(settings: &Settings) -> Result<Vec<KeyStatus>, ServerError> {
-    let (main, audit) = connect(settings).await?;
-    audit.close().await;
+    prepare_data_dir(&settings.data_dir)?;
+    let main = Storage::connect(Store::Main, &Location::of(Store::Main, settings), &settings.database).await?;
+    main.migrate().await?;
+    // Opening the keyring checks the master key (and makes the first keys on a new database).
     let keyring = open_keyring(settings, &main).await?;
     let status = rotation::status(keyring.storage()).await?;
     main.close().await;

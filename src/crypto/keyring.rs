@@ -158,7 +158,6 @@ pub(super) async fn insert_key(
 /// The unwrapped keys in memory.
 struct Loaded {
     active: Arc<DataKey>,
-    active_audit_id: uuid::Uuid,
     fields: HashMap<u32, Arc<DataKey>>,
     index: Arc<KeyBytes>,
 }
@@ -199,11 +198,6 @@ impl Keyring {
     /// A sealer under the active field key.
     pub fn sealer(&self) -> Sealer {
         Sealer(self.read().active.clone())
-    }
-
-    /// The audit id of the active field key.
-    pub fn active_audit_id(&self) -> uuid::Uuid {
-        self.read().active_audit_id
     }
 
     /// Decrypts a stored value of `field`. A key id this process does not know yet (a key
@@ -303,12 +297,7 @@ async fn load(
         let data_key = match reused {
             Some(data_key) => data_key,
             None => {
-                let material =
-                    master.unwrap(key.key_id, key.purpose, wrapped).ok_or_else(|| KeyError::WrongMasterKey {
-                        key_id: key.key_id,
-                        configured: master.fingerprint().to_owned(),
-                        wrapped_by: key.master_key_id.clone(),
-                    })?;
+                let material = unwrap_stored(master, &key, wrapped)?;
                 if key.purpose == Purpose::Index {
                     if key.state == KeyState::Active {
                         index = Some(Arc::new(material));
@@ -319,11 +308,20 @@ async fn load(
             }
         };
         if key.state == KeyState::Active {
-            active = Some((data_key.clone(), key.audit_id));
+            active = Some(data_key.clone());
         }
         fields.insert(key.key_id, data_key);
     }
-    let (active, active_audit_id) = active.ok_or(KeyError::Corrupt { key_id: 0, what: "no active field key" })?;
+    let active = active.ok_or(KeyError::Corrupt { key_id: 0, what: "no active field key" })?;
     let index = index.ok_or(KeyError::Corrupt { key_id: 0, what: "no active index key" })?;
-    Ok(Loaded { active, active_audit_id, fields, index })
+    Ok(Loaded { active, fields, index })
+}
+
+/// Unwraps a stored key's material (`wrapped`) with `master`, or says which master key it needs.
+pub(super) fn unwrap_stored(master: &MasterKey, key: &StoredKey, wrapped: &[u8]) -> Result<KeyBytes, KeyError> {
+    master.unwrap(key.key_id, key.purpose, wrapped).ok_or_else(|| KeyError::WrongMasterKey {
+        key_id: key.key_id,
+        configured: master.fingerprint().to_owned(),
+        wrapped_by: key.master_key_id.clone(),
+    })
 }

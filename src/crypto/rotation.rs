@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use sqlx::Row;
 
 use super::envelope::Field;
-use super::keyring::{KeyState, Keyring, Purpose, StoredKey, insert_key, stored_keys};
+use super::keyring::{KeyState, Keyring, Purpose, StoredKey, insert_key, stored_keys, unwrap_stored};
 use super::master::MasterKey;
 use super::tables::{self, EncryptedTable, Protected};
 use super::{CryptoError, KeyError};
@@ -113,11 +113,7 @@ pub async fn rewrap(storage: &Storage, old: &MasterKey, new: &MasterKey) -> Resu
     let mut rewrapped = 0;
     for key in stored_keys(storage).await? {
         let Some(wrapped) = &key.wrapped else { continue };
-        let material = old.unwrap(key.key_id, key.purpose, wrapped).ok_or_else(|| KeyError::WrongMasterKey {
-            key_id: key.key_id,
-            configured: old.fingerprint().to_owned(),
-            wrapped_by: key.master_key_id.clone(),
-        })?;
+        let material = unwrap_stored(old, &key, wrapped)?;
         sqlx::query("UPDATE data_keys SET wrapped = $1, master_key_id = $2 WHERE key_id = $3")
             .bind(new.wrap(key.key_id, key.purpose, &material))
             .bind(new.fingerprint().to_owned())

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::record::{EmergencyContact, InvalidField, Patient, PatientRecord, normalized_email};
 use crate::crypto::tables::PATIENTS;
-use crate::crypto::{CryptoError, Field, Keyring, Sealer};
+use crate::crypto::{CryptoError, Field, Keyring};
 use crate::phi::PhiText;
 use crate::storage::{Storage, StorageError};
 
@@ -61,56 +61,34 @@ impl Patients {
 
     /// Stores a new patient; returns its id.
     pub async fn create(&self, record: &PatientRecord) -> Result<PatientId, PatientError> {
-        record.validate(today())?;
+        const INSERT: &str = "INSERT INTO patients (patient_id, key_id, legal_name, preferred_name, date_of_birth, \
+             email, phone, address, emergency_contact, email_index, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)";
         let id = PatientId::generate();
-        let sealed = self.seal(&id.to_string(), record)?;
-        let now = now_ms();
-        let [legal_name, preferred_name, date_of_birth, email, phone, address, emergency_contact] = sealed.values;
-        sqlx::query(
-            "INSERT INTO patients (patient_id, key_id, legal_name, preferred_name, date_of_birth, email, phone, \
-             address, emergency_contact, email_index, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(id.to_string())
-        .bind(sealed.key_id)
-        .bind(legal_name)
-        .bind(preferred_name)
-        .bind(date_of_birth)
-        .bind(email)
-        .bind(phone)
-        .bind(address)
-        .bind(emergency_contact)
-        .bind(sealed.email_index)
-        .bind(now)
-        .execute(self.storage.pool())
-        .await?;
+        self.write(INSERT, id, record).await?;
         Ok(id)
     }
 
     /// Replaces a patient's record; `false` when there is no such patient.
     pub async fn update(&self, id: PatientId, record: &PatientRecord) -> Result<bool, PatientError> {
+        const UPDATE: &str = "UPDATE patients SET key_id = $2, legal_name = $3, preferred_name = $4, \
+             date_of_birth = $5, email = $6, phone = $7, address = $8, emergency_contact = $9, email_index = $10, \
+             updated_at_ms = $11 WHERE patient_id = $1";
+        Ok(self.write(UPDATE, id, record).await? == 1)
+    }
+
+    /// Validates and seals `record` for row `id`, then runs `sql` with the parameters both
+    /// writes share: $1 the id, $2 the key id, $3-$9 the sealed columns in [`PATIENTS`] order,
+    /// $10 the email's blind index, $11 now. Returns the rows affected.
+    async fn write(&self, sql: &'static str, id: PatientId, record: &PatientRecord) -> Result<u64, PatientError> {
         record.validate(today())?;
         let sealed = self.seal(&id.to_string(), record)?;
-        let [legal_name, preferred_name, date_of_birth, email, phone, address, emergency_contact] = sealed.values;
-        let done = sqlx::query(
-            "UPDATE patients SET key_id = $2, legal_name = $3, preferred_name = $4, date_of_birth = $5, email = $6, \
-             phone = $7, address = $8, emergency_contact = $9, email_index = $10, updated_at_ms = $11 \
-             WHERE patient_id = $1",
-        )
-        .bind(id.to_string())
-        .bind(sealed.key_id)
-        .bind(legal_name)
-        .bind(preferred_name)
-        .bind(date_of_birth)
-        .bind(email)
-        .bind(phone)
-        .bind(address)
-        .bind(emergency_contact)
-        .bind(sealed.email_index)
-        .bind(now_ms())
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut query = sqlx::query(sql).bind(id.to_string()).bind(sealed.key_id);
+        for value in sealed.values {
+            query = query.bind(value);
+        }
+        let done = query.bind(sealed.email_index).bind(now_ms()).execute(self.storage.pool()).await?;
+        Ok(done.rows_affected())
     }
 
     /// One patient, decrypted; `None` when there is no such patient.
@@ -166,7 +144,7 @@ impl Patients {
     }
 
     fn seal(&self, row_id: &str, record: &PatientRecord) -> Result<Sealed, PatientError> {
-        let sealer: Sealer = self.keyring.sealer();
+        let sealer = self.keyring.sealer();
         let contact = record
             .emergency_contact
             .as_ref()
