@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use actix::Actor;
 use confidant::audit::chain::{AuditRow, ChainHead};
 use confidant::audit::{AuditStore, verify_chains};
-use confidant::settings::{self, DatabaseUrl};
-use confidant::storage::{Location, Storage, Store};
+use confidant::storage::Store;
 use confidant_actors::audit::{
     Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, Role, WriterLimits, record,
 };
 use confidant_actors::ids::{NodeId, PatientId, RequestId, SessionId, UserId};
-use sqlx::Connection;
+
+mod support;
 
 const SUSTAINED_EVENTS: usize = 200_000;
 const CONCURRENT_SENDERS: usize = 4_096;
@@ -37,7 +37,7 @@ fn main() {
 }
 
 async fn run(backend: &str) {
-    let (storage, _guard) = open(backend).await;
+    let (storage, _guard) = support::open(backend, Store::Audit).await;
     let node = NodeId::generate();
     let writer =
         AuditWriter::new(node, Arc::new(AuditStore::new(storage.clone(), node)), WriterLimits::default()).start();
@@ -133,57 +133,6 @@ fn event(node: NodeId) -> AuditEvent {
         .for_patient(PatientId::from_uuid(uuid::Uuid::new_v4()))
         .in_session(SessionId::from_uuid(uuid::Uuid::new_v4()))
         .from_request(RequestId::generate(), Some("203.0.113.7".parse().expect("ip")))
-}
-
-/// Drops the PostgreSQL database (or the temp dir) when the benchmark ends.
-enum Guard {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Guard::Postgres(name) = self {
-            let name = name.clone();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                rt.block_on(async move {
-                    let mut admin =
-                        sqlx::PgConnection::connect(&format!("{}/postgres", pg_url())).await.expect("admin");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await;
-                });
-            })
-            .join();
-        }
-    }
-}
-
-fn pg_url() -> String {
-    std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-async fn open(backend: &str) -> (Storage, Guard) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let settings = settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())])
-        .expect("settings");
-    let (location, guard) = if backend == "sqlite" {
-        (Location::Sqlite(dir.path().join("audit.db")), Guard::Dir(dir))
-    } else {
-        let name = format!("confidant_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin =
-            sqlx::PgConnection::connect(&format!("{}/postgres", pg_url())).await.expect("PostgreSQL must run");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create");
-        let url = DatabaseUrl::try_from(format!("{}/{name}", pg_url())).expect("url");
-        (Location::Postgres(url), Guard::Postgres(name))
-    };
-    let storage = Storage::connect(Store::Audit, &location, &settings.database).await.expect("connect");
-    storage.migrate().await.expect("migrate");
-    (storage, guard)
 }
 
 fn machine() -> String {

@@ -11,10 +11,11 @@ use confidant::crypto::envelope::DataKey;
 use confidant::crypto::{Field, KeyBytes, Keyring, MasterKey};
 use confidant::patients::{EmergencyContact, PatientRecord, Patients};
 use confidant::phi::PhiText;
-use confidant::settings::{self, DatabaseUrl};
-use confidant::storage::{Location, Storage, Store};
+use confidant::storage::{Storage, Store};
 use confidant_actors::ids::PatientId;
-use sqlx::{Connection, Row};
+use sqlx::Row;
+
+mod support;
 
 const RECORDS: usize = 1_000;
 const ROUNDS: usize = 15;
@@ -76,7 +77,7 @@ const PLAIN_TABLE: &str = "CREATE TABLE patients_plain (patient_id TEXT PRIMARY 
 
 /// Reads the same 1,000 records from `patients` (encrypted) and `patients_plain`, alternating.
 async fn records(backend: &str) {
-    let (storage, _guard) = open(backend).await;
+    let (storage, _guard) = support::open(backend, Store::Main).await;
     let master = MasterKey::generate();
     let keyring = Arc::new(Keyring::open(storage.clone(), master).await.expect("keyring"));
     let patients = Patients::new(storage.clone(), keyring);
@@ -153,55 +154,4 @@ async fn read_plain(storage: &Storage, ids: &[PatientId]) -> Vec<PatientRecord> 
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
-}
-
-/// Drops the PostgreSQL database (or the temp dir) when the benchmark ends.
-enum Guard {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(String),
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Guard::Postgres(name) = self {
-            let name = name.clone();
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-                rt.block_on(async move {
-                    let mut admin =
-                        sqlx::PgConnection::connect(&format!("{}/postgres", pg_url())).await.expect("admin");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await;
-                });
-            })
-            .join();
-        }
-    }
-}
-
-fn pg_url() -> String {
-    std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-async fn open(backend: &str) -> (Storage, Guard) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let settings = settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())])
-        .expect("settings");
-    let (location, guard) = if backend == "sqlite" {
-        (Location::Sqlite(dir.path().join("confidant.db")), Guard::Dir(dir))
-    } else {
-        let name = format!("confidant_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin =
-            sqlx::PgConnection::connect(&format!("{}/postgres", pg_url())).await.expect("PostgreSQL must run");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create");
-        let url = DatabaseUrl::try_from(format!("{}/{name}", pg_url())).expect("url");
-        (Location::Postgres(url), Guard::Postgres(name))
-    };
-    let storage = Storage::connect(Store::Main, &location, &settings.database).await.expect("connect");
-    storage.migrate().await.expect("migrate");
-    (storage, guard)
 }
