@@ -115,22 +115,46 @@ pub(crate) async fn record_cli_event(
     resource: (ResourceType, Option<uuid::Uuid>),
     code: &'static str,
 ) -> Result<(), ServerError> {
-    let cli_node = node::load_or_create_cli(&settings.data_dir)?;
-    let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-    let store = Arc::new(AuditStore::new(storage.clone(), cli_node).with_checkpoints(
-        signing_key,
-        CheckpointLog::new(settings.audit_checkpoint_dir()),
-        settings.audit.checkpoint_every_entries,
-    ));
-    let writer = AuditWriter::new(cli_node, store.clone(), WriterLimits::default()).start();
-    let event = AuditEvent::new(cli_node, AuditActor::System, action, Outcome::Success)
+    let cli = CliAudit::start(settings, storage)?;
+    let event = AuditEvent::new(cli.node_id, AuditActor::System, action, Outcome::Success)
         .on(resource.0, resource.1)
         .because(reason(code));
-    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
-    if confidant_actors::audit::AuditSink::checkpoint(&*store).await.is_err() {
-        tracing::warn!("could not checkpoint the command's audit record");
-    }
+    record(&cli.writer, event, AUDIT_ACK_TIMEOUT).await?;
+    cli.checkpoint().await;
     Ok(())
+}
+
+/// An audit writer on the command line's own chain (commands run beside serving nodes, which
+/// each own their chain).
+pub(crate) struct CliAudit {
+    /// The command line's chain id.
+    pub node_id: node::NodeId,
+    /// Its writer.
+    pub writer: actix::Addr<AuditWriter>,
+    store: Arc<AuditStore>,
+}
+
+impl CliAudit {
+    /// Starts the writer over the audit store `storage`.
+    pub fn start(settings: &Settings, storage: &Storage) -> Result<Self, ServerError> {
+        let node_id = node::load_or_create_cli(&settings.data_dir)?;
+        let signing_key =
+            load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+        let store = Arc::new(AuditStore::new(storage.clone(), node_id).with_checkpoints(
+            signing_key,
+            CheckpointLog::new(settings.audit_checkpoint_dir()),
+            settings.audit.checkpoint_every_entries,
+        ));
+        let writer = AuditWriter::new(node_id, store.clone(), WriterLimits::default()).start();
+        Ok(Self { node_id, writer, store })
+    }
+
+    /// Signs a checkpoint over what the command recorded, so a short-lived chain is anchored too.
+    pub async fn checkpoint(&self) {
+        if confidant_actors::audit::AuditSink::checkpoint(&*self.store).await.is_err() {
+            tracing::warn!("could not checkpoint the command's audit record");
+        }
+    }
 }
 
 /// `confidant audit purge`: checks the retention period, records the purge, then purges.

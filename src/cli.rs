@@ -40,11 +40,48 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Create accounts and invitations from the server's command line.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Manage the keys that encrypt PHI at rest (see docs/SECURITY.md).
     Keys {
         /// What to do with them.
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+/// `confidant user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an active staff account; the password is read from standard input (one line).
+    ///
+    /// Bootstraps the first practice owner: `confidant user create --role practice_owner
+    /// --email owner@example.org`. The owner then invites everyone else. The account must
+    /// enroll TOTP at first sign-in before it reaches any PHI. Audited.
+    Create {
+        /// practice_owner, clinician, front_desk or billing.
+        #[arg(long)]
+        role: String,
+        /// The sign-in email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a one-time invitation token (valid `identity.invitation_secs`) to deliver out of
+    /// band; the invitee sets a password with it (POST /api/v1/invitations/accept). Audited.
+    Invite {
+        /// practice_owner, clinician, front_desk, billing or patient.
+        #[arg(long)]
+        role: String,
+        /// The sign-in email.
+        #[arg(long)]
+        email: String,
+        /// For --role patient: the patient record's id.
+        #[arg(long)]
+        patient: Option<uuid::Uuid>,
     },
 }
 

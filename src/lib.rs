@@ -2,11 +2,13 @@
 //! lives in the `confidant-actors` crate; see docs/ARCHITECTURE.md for the map.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 pub mod audit_commands;
 pub mod cli;
 pub mod crypto;
 pub mod http;
+pub mod identity;
 pub mod key_commands;
 pub mod node;
 pub mod patients;
@@ -18,3 +20,4 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod user_commands;

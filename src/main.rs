@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use confidant::audit::{Broken, ChainSummary};
-use confidant::cli::{AuditCommand, Cli, Command, KeysCommand};
+use confidant::cli::{AuditCommand, Cli, Command, KeysCommand, UserCommand};
 use confidant::crypto::MasterKey;
-use confidant::{audit_commands, key_commands, server, settings, telemetry};
+use confidant::{audit_commands, key_commands, server, settings, telemetry, user_commands};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -88,6 +88,36 @@ fn main() -> ExitCode {
             Err(error) => fail(&error, error.exit_code()),
         },
         Command::Keys { command } => run_keys(&system, &settings, command),
+        Command::User { command } => run_user(&system, &settings, command),
+    }
+}
+
+/// `confidant user ...`.
+fn run_user(system: &actix_web::rt::SystemRunner, settings: &settings::Settings, command: UserCommand) -> ExitCode {
+    let outcome = match command {
+        UserCommand::Create { role, email } => {
+            let mut password = zeroize::Zeroizing::new(String::new());
+            if let Err(error) = std::io::stdin().read_line(&mut password) {
+                return fail(&error, 2);
+            }
+            system
+                .block_on(user_commands::create(settings, &role, &email, &password))
+                .map(|id| vec![format!("created {role} account {id}; sign in and enroll TOTP")])
+        }
+        UserCommand::Invite { role, email, patient } => {
+            let patient = patient.map(confidant_actors::ids::PatientId::from_uuid);
+            system.block_on(user_commands::invite(settings, &role, &email, patient)).map(|invitation| {
+                vec![
+                    format!("invited {role} account {}", invitation.user_id),
+                    format!("invitation token (deliver it out of band; it works once): {}", invitation.token),
+                    format!("expires at {} (UTC ms)", invitation.expires_at_ms),
+                ]
+            })
+        }
+    };
+    match outcome {
+        Ok(lines) => print_lines(lines),
+        Err(error) => fail(&error, error.exit_code()),
     }
 }
 

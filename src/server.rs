@@ -22,11 +22,17 @@ use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 use crate::audit::AuditStore;
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 
+use confidant_actors::clock::{Clock, SystemClock};
+
+use crate::access::{Access, BreakGlass, CareTeam};
 use crate::crypto::master::{self, MasterKeySource};
 use crate::crypto::rotation::Reencryptor;
 use crate::crypto::{KeyError, Keyring};
 use crate::http;
+use crate::identity::Identity;
+use crate::identity::password::PasswordHasher;
 use crate::node::{self, NodeIdError};
+use crate::patients::Patients;
 use crate::redis_link::{RedisError, RedisLink};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -79,6 +85,9 @@ pub enum ServerError {
     /// The field-encryption keyring cannot be opened (no, malformed or wrong master key).
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// An account operation was refused or failed.
+    #[error(transparent)]
+    Auth(#[from] crate::identity::AuthError),
     /// The audit signing key cannot be read or created.
     #[error("cannot use the audit signing key")]
     AuditKey(#[source] io::Error),
@@ -113,6 +122,7 @@ impl ServerError {
         match self {
             ServerError::Tls(e) if e.is_configuration() => 2,
             ServerError::Keys(e) if e.is_configuration() => 2,
+            ServerError::Auth(crate::identity::AuthError::Policy(_) | crate::identity::AuthError::Conflict(_)) => 2,
             ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) | ServerError::Retention { .. } => 2,
             _ => 1,
         }
@@ -204,12 +214,18 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         }
     };
 
+    let services = Services::new(&settings, keyring.clone(), audit.clone(), node_id, Arc::new(SystemClock));
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         node_id,
         storage: storage.clone(),
         audit_storage: audit_storage.clone(),
         keyring,
+        identity: services.identity,
+        access: services.access,
+        patients: services.patients,
+        care_team: services.care_team,
+        break_glass: services.break_glass,
         redis,
         lifecycle: lifecycle.clone(),
         audit: audit.clone(),
@@ -259,6 +275,39 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     audit_storage.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The request-serving layers over the main store, built once per node.
+pub struct Services {
+    /// Accounts, sign-in and sessions.
+    pub identity: Identity,
+    /// The authorization decision.
+    pub access: Access,
+    /// Patient records.
+    pub patients: Patients,
+    /// Care teams.
+    pub care_team: CareTeam,
+    /// Break-glass grants.
+    pub break_glass: BreakGlass,
+}
+
+impl Services {
+    /// Builds them over `keyring`'s store with `clock` (the system clock, or a test's).
+    pub fn new(
+        settings: &Settings,
+        keyring: Arc<Keyring>,
+        audit: actix::Addr<AuditWriter>,
+        node_id: node::NodeId,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let storage = keyring.storage().clone();
+        let hasher = PasswordHasher::new(settings.identity.password_hashing_concurrency);
+        let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, audit, node_id);
+        let care_team = CareTeam::new(storage.clone());
+        let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        Self { identity, access, patients: Patients::new(storage, keyring), care_team, break_glass }
+    }
 }
 
 /// Finds the master key and opens the keyring of the main store.

@@ -7,9 +7,12 @@ use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::audit::AuditWriter;
 
+use crate::access::{Access, BreakGlass, CareTeam};
 use crate::crypto::Keyring;
 use crate::http::ReadinessMemory;
+use crate::identity::Identity;
 use crate::node::NodeId;
+use crate::patients::Patients;
 use crate::redis_link::RedisLink;
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -27,6 +30,16 @@ pub struct AppState {
     pub audit_storage: Storage,
     /// Field encryption keys of the main store.
     pub keyring: Arc<Keyring>,
+    /// Accounts, sign-in and sessions.
+    pub identity: Identity,
+    /// The one authorization decision.
+    pub access: Access,
+    /// Patient records.
+    pub patients: Patients,
+    /// Who treats whom.
+    pub care_team: CareTeam,
+    /// Emergency access grants.
+    pub break_glass: BreakGlass,
     /// Redis, when several nodes share fan-out.
     pub redis: Option<RedisLink>,
     /// Components to stop on shutdown register here.

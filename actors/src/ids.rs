@@ -10,6 +10,7 @@ macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(transparent))]
         pub struct $name(Uuid);
 
         impl $name {
@@ -88,6 +89,20 @@ impl NodeId {
 impl PatientId {
     /// A fresh random id. Random rather than time-ordered: a patient id may appear where the
     /// time the patient registered should not be readable from it.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl UserId {
+    /// A fresh random id (random for the same reason as [`PatientId::generate`]).
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl SessionId {
+    /// A fresh random id.
     pub fn generate() -> Self {
         Self(Uuid::new_v4())
     }

@@ -174,7 +174,7 @@ async fn reencrypt_batch(
     for row in &rows {
         let row_id: String = row.try_get(0)?;
         let old_key: i64 = row.try_get(1)?;
-        let patient: String = row.try_get(2)?;
+        let patient: Option<String> = row.try_get(2)?;
         cursor.after.clone_from(&row_id);
         let mut values = Vec::with_capacity(table.columns.len());
         let mut intact = true;
@@ -208,7 +208,7 @@ async fn reencrypt_batch(
         let mut event = AuditEvent::new(node_id, AuditActor::System, Action::Update, Outcome::Success)
             .on(table.resource, row_id.parse().ok())
             .because(reason("reencrypted_under_new_key"));
-        if let Ok(patient) = patient.parse() {
+        if let Some(Ok(patient)) = patient.as_deref().map(str::parse) {
             event = event.for_patient(PatientId::from_uuid(patient));
         }
         record(audit, event, AUDIT_ACK_TIMEOUT)

@@ -18,7 +18,8 @@ pub struct EncryptedTable {
     pub name: &'static str,
     /// Its id column.
     pub id_column: &'static str,
-    /// The column naming the patient a row belongs to (for the audit trail).
+    /// The column naming the patient a row belongs to, NULL for rows about no patient (for the
+    /// audit trail).
     pub patient_column: &'static str,
     /// What a row is, in the audit trail.
     pub resource: ResourceType,
@@ -35,8 +36,27 @@ pub const PATIENTS: EncryptedTable = EncryptedTable {
     columns: &["legal_name", "preferred_name", "date_of_birth", "email", "phone", "address", "emergency_contact"],
 };
 
+/// Accounts: the sign-in email and the TOTP secret (patients' emails are PHI; staff emails are
+/// sealed the same way so one code path handles all accounts).
+pub const USERS: EncryptedTable = EncryptedTable {
+    name: "users",
+    id_column: "user_id",
+    patient_column: "patient_id",
+    resource: ResourceType::User,
+    columns: &["email", "totp_secret"],
+};
+
+/// Break-glass grants: the reason a clinician gave (it may describe the patient's condition).
+pub const BREAK_GLASS_GRANTS: EncryptedTable = EncryptedTable {
+    name: "break_glass_grants",
+    id_column: "grant_id",
+    patient_column: "patient_id",
+    resource: ResourceType::BreakGlassGrant,
+    columns: &["reason"],
+};
+
 /// Every table with encrypted columns.
-pub const ALL: &[&EncryptedTable] = &[&PATIENTS];
+pub const ALL: &[&EncryptedTable] = &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

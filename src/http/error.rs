@@ -13,7 +13,11 @@ use serde_json::{Value, json};
 
 use super::health::ReadinessReport;
 use super::request_id::RequestId;
+use crate::access::{AccessError, Denial};
+use crate::identity::AuthError;
+use crate::identity::password::PolicyViolation;
 use crate::patients::{InvalidField, PatientError};
+use crate::storage::StorageError;
 
 /// Everything a handler can answer instead of success.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,44 @@ pub enum ApiError {
     /// A field breaks its rule (bad input). Names the field and the rule, never the value.
     #[error(transparent)]
     InvalidField(#[from] InvalidField),
+    /// No valid access token (401, with `WWW-Authenticate: Bearer`).
+    #[error("sign in first")]
+    Unauthenticated,
+    /// The session ended on its idle or absolute limit (401).
+    #[error("the session expired; sign in again")]
+    SessionExpired,
+    /// Wrong email or password, or an account that cannot sign in (401, one answer for all).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// The second-factor code is wrong or was used (401).
+    #[error("the second-factor code is wrong or was already used")]
+    InvalidMfa,
+    /// The permission check refused (403); the denial names the rule, never the record.
+    #[error(transparent)]
+    Forbidden(#[from] Denial),
+    /// No such resource, or one the caller may not know about (404).
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with what is stored (409).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// Too many failed attempts (429 with `Retry-After`).
+    #[error("too many failed attempts; try again later")]
+    TooManyAttempts {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// An OAuth 2.0 error (RFC 6749 section 5.2): `error` and `code` both carry its code.
+    #[error("{description}")]
+    OAuth {
+        /// `invalid_request`, `invalid_client`, `invalid_grant`, `unsupported_grant_type`.
+        code: &'static str,
+        /// For the developer.
+        description: &'static str,
+    },
+    /// A new password breaks the policy (400, code names the rule).
+    #[error(transparent)]
+    Password(#[from] PolicyViolation),
     /// A dependency the node needs is down (readiness only).
     #[error("not ready")]
     NotReady(ReadinessReport),
@@ -53,6 +95,17 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidBody => "invalid_body",
             ApiError::InvalidField(_) => "invalid_field",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::SessionExpired => "session_expired",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::InvalidMfa => "invalid_mfa",
+            ApiError::Forbidden(Denial::MfaRequired) => "mfa_required",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::OAuth { code, .. } => code,
+            ApiError::Password(violation) => violation.code(),
             ApiError::NotReady(_) => "not_ready",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal => "internal_error",
@@ -66,6 +119,11 @@ impl ApiError {
                 "error": format!("not ready: {} down", report.down().join(", ")),
                 "code": self.code(),
                 "checks": report,
+            }),
+            ApiError::OAuth { code, description } => json!({
+                "error": code,
+                "error_description": description,
+                "code": code,
             }),
             other => json!({ "error": other.to_string(), "code": other.code() }),
         }
@@ -87,20 +145,83 @@ impl From<PatientError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; the rest is logged (no values) and is 500.
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::InvalidMfa => ApiError::InvalidMfa,
+            AuthError::Throttled { retry_after_secs } => ApiError::TooManyAttempts { retry_after_secs },
+            AuthError::Unauthenticated => ApiError::Unauthenticated,
+            AuthError::SessionExpired => ApiError::SessionExpired,
+            AuthError::OAuth { code, description } => ApiError::OAuth { code, description },
+            AuthError::Policy(violation) => ApiError::Password(violation),
+            AuthError::Conflict(what) => ApiError::Conflict(what),
+            AuthError::NotFound => ApiError::NotFound,
+            AuthError::AuditUnavailable => ApiError::Unavailable,
+            AuthError::Storage(e) if e.is_unavailable() => ApiError::Unavailable,
+            other => {
+                tracing::error!(error = %other, cause = ?std::error::Error::source(&other).map(ToString::to_string), "identity operation failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Denied(denial) => ApiError::Forbidden(denial),
+            AccessError::Storage(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        if error.is_unavailable() {
+            return ApiError::Unavailable;
+        }
+        tracing::error!(error = %error, cause = ?std::error::Error::source(&error).map(ToString::to_string), "storage operation failed");
+        ApiError::Internal
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidBody | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody | ApiError::InvalidField(_) | ApiError::Password(_) => StatusCode::BAD_REQUEST,
+            ApiError::OAuth { code: "invalid_client", .. } => StatusCode::UNAUTHORIZED,
+            ApiError::OAuth { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated
+            | ApiError::SessionExpired
+            | ApiError::InvalidCredentials
+            | ApiError::InvalidMfa => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The body is written by [`shape_errors`], which also knows the request id.
+    /// The body is written by [`shape_errors`], which also knows the request id; the headers a
+    /// status needs are set here.
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::new(self.status_code())
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+            }
+            ApiError::Unauthenticated | ApiError::SessionExpired => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.finish()
     }
 }
 

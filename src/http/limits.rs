@@ -44,6 +44,21 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
     })
 }
 
+/// Form extractor (the OAuth endpoints): the same limit; a malformed form is an OAuth
+/// `invalid_request`, as RFC 6749 section 5.2 asks.
+pub fn form_config(limit: usize) -> web::FormConfig {
+    web::FormConfig::default().limit(limit).error_handler(move |error, _req| {
+        let api = match error {
+            actix_web::error::UrlencodedError::Overflow { .. } => ApiError::PayloadTooLarge { limit },
+            actix_web::error::UrlencodedError::ContentType => ApiError::UnsupportedMediaType,
+            _ => {
+                ApiError::OAuth { code: "invalid_request", description: "the form is malformed or misses a parameter" }
+            }
+        };
+        api.into()
+    })
+}
+
 /// Raw-body extractor limit (`Bytes`, `String`).
 pub fn payload_config(limit: usize) -> web::PayloadConfig {
     web::PayloadConfig::new(limit)

@@ -1,12 +1,19 @@
 //! The HTTP surface: the app factory with its middleware stack, and the routes. Only this module
 //! knows actix-web's request types; handlers call into the layers below.
 
+mod account;
+mod auth;
 mod error;
+mod guard;
 mod headers;
 mod health;
 mod limits;
+mod oauth;
+pub mod openapi;
+mod patients;
 mod portal;
 mod request_id;
+mod users;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -41,8 +48,33 @@ pub fn app(
         .app_data(limits::BodyLimit(max_body))
         .app_data(limits::json_config(max_body))
         .app_data(limits::payload_config(max_body))
+        .app_data(limits::form_config(max_body))
         .service(health::healthz)
         .service(health::readyz)
+        .service(oauth::authorize)
+        .service(oauth::authorize_mfa)
+        .service(oauth::token)
+        .service(oauth::revoke)
+        .service(account::me)
+        .service(account::begin_totp)
+        .service(account::confirm_totp)
+        .service(account::verify_totp)
+        .service(account::sign_out)
+        .service(account::sign_out_everywhere)
+        .service(account::accept_invitation)
+        .service(users::invite)
+        .service(users::list)
+        .service(users::disable)
+        .service(patients::create)
+        .service(patients::list)
+        .service(patients::read)
+        .service(patients::update)
+        .service(patients::care_team)
+        .service(patients::assign)
+        .service(patients::unassign)
+        .service(patients::break_glass)
+        .service(patients::break_glass_list)
+        .service(openapi::openapi_json)
         .service(portal::index)
         .service(portal::style)
         .wrap(from_fn(limits::refuse_oversized))

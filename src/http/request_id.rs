@@ -28,6 +28,11 @@ impl RequestId {
     fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The same id, as the audit trail records it.
+    pub fn for_audit(self) -> confidant_actors::ids::RequestId {
+        confidant_actors::ids::RequestId::from_uuid(self.0)
+    }
 }
 
 impl fmt::Display for RequestId {

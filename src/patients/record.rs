@@ -7,24 +7,30 @@ use crate::phi::PhiText;
 use confidant_actors::ids::PatientId;
 
 /// What the practice knows about a patient, as entered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientRecord {
     /// Full legal name (for claims and records).
+    #[schema(value_type = String)]
     pub legal_name: PhiText,
     /// The name the patient goes by.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub preferred_name: Option<PhiText>,
     /// `YYYY-MM-DD`.
+    #[schema(value_type = String)]
     pub date_of_birth: PhiText,
     /// Contact email (also looked up through a blind index).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub email: Option<PhiText>,
     /// Contact phone.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub phone: Option<PhiText>,
     /// Postal address, free text over several lines.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub address: Option<PhiText>,
     /// Whom to call in an emergency.
     #[serde(default)]
@@ -32,15 +38,18 @@ pub struct PatientRecord {
 }
 
 /// An emergency contact (stored as one encrypted value).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyContact {
     /// Their name.
+    #[schema(value_type = String)]
     pub name: PhiText,
     /// How they relate to the patient.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub relationship: Option<PhiText>,
     /// Their phone.
+    #[schema(value_type = String)]
     pub phone: PhiText,
 }
 
@@ -139,7 +148,7 @@ fn phone(field: &'static str, value: Option<&PhiText>) -> Result<(), InvalidFiel
     Ok(())
 }
 
-fn is_email(value: &str) -> bool {
+pub(crate) fn is_email(value: &str) -> bool {
     let value = value.trim();
     let Some((local, domain)) = value.split_once('@') else { return false };
     !local.is_empty()

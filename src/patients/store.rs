@@ -61,12 +61,44 @@ impl Patients {
 
     /// Stores a new patient; returns its id.
     pub async fn create(&self, record: &PatientRecord) -> Result<PatientId, PatientError> {
+        let id = PatientId::generate();
+        self.create_with_id(id, record).await?;
+        Ok(id)
+    }
+
+    /// Stores a new patient under an id chosen beforehand (so its creation can be audited
+    /// before the record exists).
+    pub async fn create_with_id(&self, id: PatientId, record: &PatientRecord) -> Result<(), PatientError> {
         const INSERT: &str = "INSERT INTO patients (patient_id, key_id, legal_name, preferred_name, date_of_birth, \
              email, phone, address, emergency_contact, email_index, created_at_ms, updated_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)";
-        let id = PatientId::generate();
         self.write(INSERT, id, record).await?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Checks a record against the validation rules without storing it (so bad input is
+    /// refused before anything is audited or written).
+    pub fn check(record: &PatientRecord) -> Result<(), PatientError> {
+        Ok(record.validate(today())?)
+    }
+
+    /// Whether a patient exists.
+    pub async fn exists(&self, id: PatientId) -> Result<bool, PatientError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM patients WHERE patient_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.storage.pool())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Every patient id, oldest record first, at most `limit`.
+    pub async fn all_ids(&self, limit: i64) -> Result<Vec<PatientId>, PatientError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT patient_id FROM patients ORDER BY created_at_ms, patient_id LIMIT $1")
+                .bind(limit)
+                .fetch_all(self.storage.pool())
+                .await?;
+        Ok(ids.iter().map(|id| crate::storage::parse_id(id, "patient_id")).collect::<Result<_, _>>()?)
     }
 
     /// Replaces a patient's record; `false` when there is no such patient.

@@ -210,6 +210,36 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if keys.retire_grace_secs < 2 * keys.refresh_secs {
         return invalid("`keys.retire_grace_secs` must be at least twice `keys.refresh_secs`");
     }
+    let identity = &settings.identity;
+    let lifetimes = [
+        identity.session_idle_secs,
+        identity.session_absolute_secs,
+        identity.access_token_secs,
+        identity.authorization_code_secs,
+        identity.sign_in_flow_secs,
+        identity.invitation_secs,
+        identity.break_glass_secs,
+        identity.lock_base_secs,
+        identity.failure_memory_secs,
+    ];
+    if lifetimes.contains(&0) || identity.password_hashing_concurrency == 0 {
+        return invalid("`identity` lifetimes, lock_base_secs and password_hashing_concurrency must be greater than 0");
+    }
+    if identity.session_idle_secs > identity.session_absolute_secs {
+        return invalid("`identity.session_idle_secs` must not exceed `identity.session_absolute_secs`");
+    }
+    if identity.lock_max_secs < identity.lock_base_secs {
+        return invalid("`identity.lock_max_secs` must be at least `identity.lock_base_secs`");
+    }
+    if identity.authorization_code_secs > 600 {
+        return invalid("`identity.authorization_code_secs` must be at most 600 (RFC 6749 section 4.1.2)");
+    }
+    let client_ok = |c: &crate::settings::OAuthClient| {
+        !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
+    };
+    if !identity.clients.iter().all(client_ok) {
+        return invalid("every `identity.clients` entry needs an id and absolute redirect_uris");
+    }
     Ok(())
 }
 

@@ -50,6 +50,66 @@ pub struct Settings {
     pub master_key: Option<Secret>,
     /// Field encryption keys and their rotation.
     pub keys: KeySettings,
+    /// Sign-in, sessions, second factors and brute-force limits.
+    pub identity: IdentitySettings,
+}
+
+/// Sign-in and session rules (docs/SECURITY.md, docs/API.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    /// A session with no API request for this long is ended (HIPAA automatic logoff).
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in, active or not.
+    pub session_absolute_secs: u64,
+    /// Lifetime of an access token; a refresh token lives as long as its session.
+    pub access_token_secs: u64,
+    /// Lifetime of an authorization code (RFC 6749 recommends at most 10 minutes).
+    pub authorization_code_secs: u64,
+    /// How long a sign-in may wait between the password and the second factor.
+    pub sign_in_flow_secs: u64,
+    /// Lifetime of an invitation.
+    pub invitation_secs: u64,
+    /// Lifetime of a break-glass grant.
+    pub break_glass_secs: u64,
+    /// Whether patients must use TOTP (`required`) or may (`offered`). Staff always must.
+    pub patient_mfa: PatientMfa,
+    /// Issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    /// At most this many argon2id hashes run at once (each takes 19 MiB and ~35 ms of a core).
+    pub password_hashing_concurrency: usize,
+    /// Failed sign-ins and second factors per account before delays start.
+    pub account_free_failures: u32,
+    /// Failed sign-ins per source address before delays start.
+    pub address_free_failures: u32,
+    /// The first delay; each further failure doubles it...
+    pub lock_base_secs: u64,
+    /// ...up to this temporary lock.
+    pub lock_max_secs: u64,
+    /// Failures are forgotten after this long without one.
+    pub failure_memory_secs: u64,
+    /// The OAuth 2.0 public clients allowed to sign in, with their exact redirect URIs.
+    pub clients: Vec<OAuthClient>,
+}
+
+/// A registered OAuth 2.0 public client (no secret: PKCE protects its codes).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    /// `client_id`.
+    pub id: String,
+    /// Redirect URIs, compared exactly (RFC 9700 section 4.1.3).
+    pub redirect_uris: Vec<String>,
+}
+
+/// Whether patients must enroll TOTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PatientMfa {
+    /// Patients may enroll; once enrolled, sign-in asks for it.
+    Offered,
+    /// Patients reach their record only after enrolling, like staff.
+    Required,
 }
 
 /// Where the master key is kept, and how re-encryption after a rotation paces itself.

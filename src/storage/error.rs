@@ -42,6 +42,13 @@ pub enum StorageError {
     /// Preparing a batch for the database failed (the encoding task panicked: our bug).
     #[error("could not encode the batch")]
     Encode,
+    /// A stored value does not have the shape its column promises (a malformed id): a bug or
+    /// tampering, never input.
+    #[error("malformed stored value in {column}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+    },
     /// A query failed: a dependency outage (pool timeout, I/O) or a bug (bad SQL, constraint).
     #[error("database query failed")]
     Query(#[from] sqlx::Error),

@@ -177,3 +177,8 @@ fn sqlite_url(path: &Path) -> Result<String, StorageError> {
         &CONTROLS.add(b' ').add(b'%').add(b'?').add(b'#').add(b'"').add(b'<').add(b'>');
     Ok(format!("sqlite://{}?mode=rwc", utf8_percent_encode(text, UNSAFE_IN_URL_PATH)))
 }
+
+/// Parses a stored id column (a UUID newtype); a malformed value is [`StorageError::Corrupt`].
+pub fn parse_id<T: std::str::FromStr>(text: &str, column: &'static str) -> Result<T, StorageError> {
+    text.parse().map_err(|_| StorageError::Corrupt { column })
+}

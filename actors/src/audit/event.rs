@@ -232,6 +232,12 @@ codes!(
         Session = "session",
         /// The node.
         Server = "server",
+        /// Who treats a patient.
+        CareTeam = "care_team",
+        /// Emergency access to a patient outside the care team.
+        BreakGlassGrant = "break_glass_grant",
+        /// An invitation to open an account.
+        Invitation = "invitation",
         /// A dependency of the node (database, Redis).
         Dependency = "dependency",
     }

@@ -1,0 +1,374 @@
+//! The permission matrix: for each role, resource and operation, how far the role reaches. This
+//! table is the whole of role-based access control; [`super::Access`] adds the attributes
+//! (whose care team, whose own record, which break-glass grant). docs/SECURITY.md prints it,
+//! and a test keeps that copy equal to [`markdown_table`].
+
+use confidant_actors::audit::Role;
+
+/// What can be acted on. Resources that later features store (messages, intake responses,
+/// notes, claims, reminders) are here from the start, so their rules are decided once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A staff account (owner, clinician, front desk, billing).
+    StaffAccount,
+    /// A patient's sign-in account.
+    PatientAccount,
+    /// A patient's demographics: name, date of birth, contact details.
+    PatientDemographics,
+    /// Which clinicians treat which patient.
+    CareTeam,
+    /// Emergency access to a patient outside the care team.
+    BreakGlassGrant,
+    /// An appointment on a clinician's schedule.
+    Appointment,
+    /// An appointment reminder and the patient's reminder preferences.
+    Reminder,
+    /// An end-to-end encrypted message (clinical).
+    Message,
+    /// An intake or screening form response (clinical).
+    IntakeResponse,
+    /// A clinical note (clinical).
+    ClinicalNote,
+    /// A billing claim: codes and amounts.
+    Claim,
+    /// The audit trail.
+    AuditLog,
+}
+
+/// What is done to a resource. Listing is reading: the scope decides which rows a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Read one or list.
+    Read,
+    /// Create (for accounts: invite).
+    Create,
+    /// Change (for accounts: disable).
+    Update,
+    /// Remove (for the care team: unassign).
+    Delete,
+}
+
+/// How far a permission reaches, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Not at all.
+    None,
+    /// The caller's own account or, for a patient, their own record.
+    Own,
+    /// Patients on the caller's care team (or reached through a live break-glass grant).
+    CareTeam,
+    /// Everything in the practice.
+    Practice,
+}
+
+impl Resource {
+    /// Every resource, in the order of the documented table.
+    pub const ALL: [Resource; 12] = [
+        Resource::StaffAccount,
+        Resource::PatientAccount,
+        Resource::PatientDemographics,
+        Resource::CareTeam,
+        Resource::BreakGlassGrant,
+        Resource::Appointment,
+        Resource::Reminder,
+        Resource::Message,
+        Resource::IntakeResponse,
+        Resource::ClinicalNote,
+        Resource::Claim,
+        Resource::AuditLog,
+    ];
+
+    /// Stable snake_case name (documentation, audit reason codes, tests).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Resource::StaffAccount => "staff_account",
+            Resource::PatientAccount => "patient_account",
+            Resource::PatientDemographics => "patient_demographics",
+            Resource::CareTeam => "care_team",
+            Resource::BreakGlassGrant => "break_glass_grant",
+            Resource::Appointment => "appointment",
+            Resource::Reminder => "reminder",
+            Resource::Message => "message",
+            Resource::IntakeResponse => "intake_response",
+            Resource::ClinicalNote => "clinical_note",
+            Resource::Claim => "claim",
+            Resource::AuditLog => "audit_log",
+        }
+    }
+
+    /// Clinical content: what a patient told their clinician or the clinician concluded. Front
+    /// desk, billing and owners never reach it.
+    pub const fn is_clinical(self) -> bool {
+        matches!(self, Resource::Message | Resource::IntakeResponse | Resource::ClinicalNote)
+    }
+}
+
+impl Operation {
+    /// Every operation, in table order.
+    pub const ALL: [Operation; 4] = [Operation::Read, Operation::Create, Operation::Update, Operation::Delete];
+
+    /// One letter, for the documented table.
+    const fn letter(self) -> char {
+        match self {
+            Operation::Read => 'R',
+            Operation::Create => 'C',
+            Operation::Update => 'U',
+            Operation::Delete => 'D',
+        }
+    }
+}
+
+/// One row of the matrix: a resource, and per role the operations allowed with their scope.
+/// Operations are written as letters (`"RCU"`) so the table below reads like the documented one.
+struct Row {
+    resource: Resource,
+    owner: (&'static str, Scope),
+    clinician: (&'static str, Scope),
+    front_desk: (&'static str, Scope),
+    billing: (&'static str, Scope),
+    patient: (&'static str, Scope),
+}
+
+const NONE: (&str, Scope) = ("", Scope::None);
+
+/// The matrix. A cell names the operations a role may perform and how far they reach; anything
+/// not written is denied.
+const MATRIX: [Row; 12] = {
+    use Scope::{CareTeam, Own, Practice};
+    [
+        Row {
+            resource: Resource::StaffAccount,
+            owner: ("RCU", Practice),
+            clinician: ("R", Own),
+            front_desk: ("R", Own),
+            billing: ("R", Own),
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::PatientAccount,
+            owner: ("RCU", Practice),
+            clinician: ("RC", CareTeam),
+            front_desk: ("RC", Practice),
+            billing: NONE,
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::PatientDemographics,
+            owner: ("RCU", Practice),
+            clinician: ("RCU", CareTeam),
+            front_desk: ("RCU", Practice),
+            billing: ("R", Practice),
+            patient: ("RU", Own),
+        },
+        Row {
+            resource: Resource::CareTeam,
+            owner: ("RCD", Practice),
+            clinician: ("R", CareTeam),
+            front_desk: ("RCD", Practice),
+            billing: NONE,
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::BreakGlassGrant,
+            owner: ("R", Practice),
+            clinician: ("RC", Own),
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::Appointment,
+            owner: ("RCUD", Practice),
+            clinician: ("RCUD", CareTeam),
+            front_desk: ("RCUD", Practice),
+            billing: ("R", Practice),
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::Reminder,
+            owner: ("RC", Practice),
+            clinician: ("R", CareTeam),
+            front_desk: ("RCU", Practice),
+            billing: NONE,
+            patient: ("RU", Own),
+        },
+        Row {
+            resource: Resource::Message,
+            owner: NONE,
+            clinician: ("RC", CareTeam),
+            front_desk: NONE,
+            billing: NONE,
+            patient: ("RC", Own),
+        },
+        Row {
+            resource: Resource::IntakeResponse,
+            owner: NONE,
+            clinician: ("R", CareTeam),
+            front_desk: NONE,
+            billing: NONE,
+            patient: ("RCU", Own),
+        },
+        Row {
+            resource: Resource::ClinicalNote,
+            owner: NONE,
+            clinician: ("RCU", CareTeam),
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::Claim,
+            owner: ("R", Practice),
+            clinician: ("R", CareTeam),
+            front_desk: NONE,
+            billing: ("RCU", Practice),
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::AuditLog,
+            owner: ("R", Practice),
+            clinician: NONE,
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+    ]
+};
+
+impl Row {
+    const fn cell(&self, role: Role) -> (&'static str, Scope) {
+        match role {
+            Role::PracticeOwner => self.owner,
+            Role::Clinician => self.clinician,
+            Role::FrontDesk => self.front_desk,
+            Role::Billing => self.billing,
+            Role::Patient => self.patient,
+        }
+    }
+}
+
+/// How far `role` may perform `operation` on `resource`.
+pub fn scope(role: Role, resource: Resource, operation: Operation) -> Scope {
+    let Some(row) = MATRIX.iter().find(|row| row.resource == resource) else {
+        return Scope::None;
+    };
+    let (letters, scope) = row.cell(role);
+    if letters.contains(operation.letter()) { scope } else { Scope::None }
+}
+
+/// The matrix as the Markdown table in docs/SECURITY.md.
+pub fn markdown_table() -> String {
+    let roles = Role::ALL;
+    let mut out = String::from("| resource |");
+    for role in roles {
+        out.push_str(&format!(" {} |", role.as_str()));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(roles.len()));
+    out.push('\n');
+    for resource in Resource::ALL {
+        out.push_str(&format!("| {} |", resource.as_str()));
+        for &role in roles {
+            let allowed: String = Operation::ALL
+                .iter()
+                .filter(|&&op| scope(role, resource, op) != Scope::None)
+                .map(|op| op.letter())
+                .collect();
+            let reach = Operation::ALL.iter().map(|&op| scope(role, resource, op)).max().unwrap_or(Scope::None);
+            let cell = match reach {
+                Scope::None => "-".to_owned(),
+                Scope::Own => format!("{allowed} own"),
+                Scope::CareTeam => format!("{allowed} care team"),
+                Scope::Practice => format!("{allowed} practice"),
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resource_has_exactly_one_row() {
+        for resource in Resource::ALL {
+            assert_eq!(MATRIX.iter().filter(|r| r.resource == resource).count(), 1, "{resource:?}");
+        }
+    }
+
+    #[test]
+    fn cells_only_use_the_four_operation_letters() {
+        for row in &MATRIX {
+            for &role in Role::ALL {
+                let (letters, scope) = row.cell(role);
+                assert!(letters.chars().all(|c| "RCUD".contains(c)), "{:?} {role:?}", row.resource);
+                assert_eq!(letters.is_empty(), scope == Scope::None, "{:?} {role:?}", row.resource);
+            }
+        }
+    }
+
+    #[test]
+    fn front_desk_billing_and_owners_never_reach_clinical_content() {
+        for resource in Resource::ALL.into_iter().filter(|r| r.is_clinical()) {
+            for role in [Role::FrontDesk, Role::Billing, Role::PracticeOwner] {
+                for op in Operation::ALL {
+                    assert_eq!(scope(role, resource, op), Scope::None, "{role:?} {resource:?} {op:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_clinician_reaches_patients_only_through_the_care_team() {
+        for resource in [Resource::PatientDemographics, Resource::ClinicalNote, Resource::IntakeResponse] {
+            assert_eq!(scope(Role::Clinician, resource, Operation::Read), Scope::CareTeam);
+        }
+    }
+
+    #[test]
+    fn a_patient_reaches_only_their_own_records() {
+        for resource in Resource::ALL {
+            for op in Operation::ALL {
+                assert!(scope(Role::Patient, resource, op) <= Scope::Own, "{resource:?} {op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_owners_manage_staff_and_read_the_audit_log() {
+        for &role in Role::ALL {
+            let owner = role == Role::PracticeOwner;
+            assert_eq!(scope(role, Resource::StaffAccount, Operation::Create) == Scope::Practice, owner);
+            assert_eq!(scope(role, Resource::AuditLog, Operation::Read) == Scope::Practice, owner);
+        }
+    }
+
+    #[test]
+    fn owners_front_desk_and_clinicians_invite_patients() {
+        for &role in Role::ALL {
+            let invites = scope(role, Resource::PatientAccount, Operation::Create) != Scope::None;
+            assert_eq!(invites, matches!(role, Role::PracticeOwner | Role::FrontDesk | Role::Clinician), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn nobody_deletes_a_patient_record() {
+        for &role in Role::ALL {
+            assert_eq!(scope(role, Resource::PatientDemographics, Operation::Delete), Scope::None);
+        }
+    }
+
+    #[test]
+    fn the_documented_matrix_is_the_one_in_the_code() {
+        let docs = include_str!("../../docs/SECURITY.md");
+        let table = markdown_table();
+        assert!(
+            docs.contains(&table),
+            "docs/SECURITY.md must contain the permission matrix exactly as generated:\n{table}"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Authorization, in one place: the permission matrix ([`matrix`]) plus the attributes it
+//! cannot express (whose own record, whose care team, which break-glass grant, whether the
+//! session proved a second factor). Every handler asks [`Access::check`] before touching a
+//! resource; nothing else decides.
+
+pub mod break_glass;
+pub mod care_team;
+mod check;
+pub mod matrix;
+
+pub use break_glass::{BreakGlass, BreakGlassError, Grant as BreakGlassGrant};
+pub use care_team::CareTeam;
+pub use check::{Access, AccessError, Decision, Denial, Principal, Target};
+pub use matrix::{Operation, Resource, Scope};

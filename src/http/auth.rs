@@ -1,0 +1,81 @@
+//! Who is calling: [`Caller`] turns `Authorization: Bearer <access token>` into a
+//! [`Principal`] through the session table (so a revoked or timed-out session is refused at
+//! once), and [`RequestOrigin`] records where any request came from. Tokens are read from the
+//! header only, never from the URL.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::error::ApiError;
+use super::request_id::RequestId;
+use crate::access::Principal;
+use crate::identity::Origin;
+use crate::state::AppState;
+
+/// Where a request came from (request id and peer address), for the audit trail. The peer is
+/// the TCP peer: `X-Forwarded-For` is not trusted, since any client can write it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestOrigin(pub Origin);
+
+impl RequestOrigin {
+    fn of(req: &HttpRequest) -> Self {
+        Self(Origin {
+            request_id: req.extensions().get::<RequestId>().map(|id| id.for_audit()),
+            source_ip: req.peer_addr().map(|a| a.ip()),
+            session_id: None,
+        })
+    }
+}
+
+impl FromRequest for RequestOrigin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(Self::of(req)))
+    }
+}
+
+/// A signed-in caller: their principal and the request's origin (with their session).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// Who, with role, session and second-factor state.
+    pub principal: Principal,
+    /// Where from.
+    pub origin: Origin,
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let origin = RequestOrigin::of(req).0;
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Internal)?;
+            let token = token.ok_or(ApiError::Unauthenticated)?;
+            let owner = state.identity.authenticate(&token, origin).await?;
+            let principal = Principal {
+                user_id: owner.user_id,
+                role: owner.role,
+                session_id: owner.session_id,
+                patient_id: owner.patient_id,
+                mfa: owner.mfa,
+            };
+            Ok(Caller { principal, origin: Origin { session_id: Some(owner.session_id), ..origin } })
+        })
+    }
+}
+
+/// The bearer token of the `Authorization` header (RFC 6750 section 2.1), if well formed.
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}

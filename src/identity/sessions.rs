@@ -1,0 +1,388 @@
+//! Server-side sessions and their tokens. A session starts when an authorization code is
+//! exchanged and ends on sign-out, on its idle or absolute limit, when a rotated refresh
+//! token is presented again (the whole family dies), or when its account is disabled. Every
+//! API request looks its access token up here, so an ended session is refused at once, on
+//! every node.
+
+use std::sync::Arc;
+
+use confidant_actors::audit::Role;
+use confidant_actors::clock::Clock;
+use confidant_actors::ids::{PatientId, SessionId, UserId};
+use sqlx::Row;
+
+use super::error::AuthError;
+use super::tokens::{self, Token, TokenKind};
+use crate::settings::IdentitySettings;
+use crate::storage::{Storage, StorageError, parse_id};
+
+/// Why a session ended (stored, and the audit reason code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The user signed out of this session.
+    SignOut,
+    /// The user signed out of every session.
+    SignOutEverywhere,
+    /// No request within the idle limit.
+    IdleTimeout,
+    /// The absolute lifetime passed.
+    AbsoluteTimeout,
+    /// A rotated refresh token was presented again: it may have been stolen.
+    RefreshTokenReuse,
+    /// An authorization code was exchanged twice (RFC 6749 section 4.1.2).
+    CodeReuse,
+    /// The account was disabled.
+    AccountDisabled,
+}
+
+impl EndReason {
+    /// The stored text, also the audit reason code.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SignOut => "sign_out",
+            EndReason::SignOutEverywhere => "sign_out_everywhere",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::AbsoluteTimeout => "absolute_timeout",
+            EndReason::RefreshTokenReuse => "refresh_token_reuse",
+            EndReason::CodeReuse => "authorization_code_reuse",
+            EndReason::AccountDisabled => "account_disabled",
+        }
+    }
+}
+
+/// Tokens handed out for a session (shown once).
+pub struct Issued {
+    /// The session.
+    pub session_id: SessionId,
+    /// Bearer token for API requests.
+    pub access: Token,
+    /// For `grant_type=refresh_token`; used once.
+    pub refresh: Token,
+    /// Seconds the access token lives.
+    pub expires_in_secs: u64,
+}
+
+/// Who a valid access token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The session.
+    pub session_id: SessionId,
+    /// Its account.
+    pub user_id: UserId,
+    /// The account's role.
+    pub role: Role,
+    /// For a patient account, the patient.
+    pub patient_id: Option<PatientId>,
+    /// Whether the session proved a second factor.
+    pub mfa: bool,
+}
+
+/// What looking up an access token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live session; its last activity is now.
+    Valid(SessionOwner),
+    /// The session just reached a limit and was ended now (audit the timeout).
+    TimedOut(SessionOwner, EndReason),
+    /// No such token, an expired one, or an ended session.
+    Invalid,
+}
+
+/// Lifetimes, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    idle_ms: i64,
+    absolute_ms: i64,
+    access_ms: i64,
+}
+
+/// The session tables.
+#[derive(Clone)]
+pub struct Sessions {
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+}
+
+const OWNER: &str = "s.session_id, s.user_id, u.role, u.patient_id, s.mfa_at_ms, u.status, s.ended_at_ms, \
+                     s.last_seen_at_ms, s.expires_at_ms";
+
+impl Sessions {
+    /// Sessions of `storage` with the limits of `settings`.
+    pub fn new(storage: Storage, clock: Arc<dyn Clock>, settings: &IdentitySettings) -> Self {
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let limits = Limits {
+            idle_ms: ms(settings.session_idle_secs),
+            absolute_ms: ms(settings.session_absolute_secs),
+            access_ms: ms(settings.access_token_secs),
+        };
+        Self { storage, clock, limits }
+    }
+
+    /// Starts session `session_id` for `user` through `client` (with `mfa_at_ms` when a second
+    /// factor was proved) and issues its first tokens.
+    pub async fn start(
+        &self,
+        session_id: SessionId,
+        user: UserId,
+        client_id: &str,
+        mfa_at_ms: Option<i64>,
+    ) -> Result<Issued, AuthError> {
+        let now = self.clock.now_ms();
+        let expires = now.saturating_add(self.limits.absolute_ms);
+        let mut tx = self.storage.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (session_id, user_id, client_id, mfa_at_ms, created_at_ms, last_seen_at_ms, \
+             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $5, $6)",
+        )
+        .bind(session_id.to_string())
+        .bind(user.to_string())
+        .bind(client_id)
+        .bind(mfa_at_ms)
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        let issued = self.issue(&mut tx, session_id, now, expires).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    async fn issue(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        session_id: SessionId,
+        now: i64,
+        session_expires: i64,
+    ) -> Result<Issued, AuthError> {
+        let access = Token::generate(TokenKind::Access);
+        let refresh = Token::generate(TokenKind::Refresh);
+        let access_expires = now.saturating_add(self.limits.access_ms).min(session_expires);
+        for (token, kind, expires) in [(&access, "access", access_expires), (&refresh, "refresh", session_expires)] {
+            sqlx::query(
+                "INSERT INTO session_tokens (token_hash, session_id, kind, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token.hash())
+            .bind(session_id.to_string())
+            .bind(kind)
+            .bind(now)
+            .bind(expires)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let expires_in_secs = u64::try_from((access_expires - now) / 1000).unwrap_or(0);
+        Ok(Issued { session_id, access, refresh, expires_in_secs })
+    }
+
+    /// Looks up an access token: a live session is touched (its idle clock restarts); one past
+    /// a limit is ended now.
+    pub async fn authenticate(&self, presented: &str) -> Result<Lookup, AuthError> {
+        if !tokens::looks_like(TokenKind::Access, presented) {
+            return Ok(Lookup::Invalid);
+        }
+        let now = self.clock.now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OWNER} FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
+             JOIN users u ON u.user_id = s.user_id WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at_ms > $2"
+        )))
+        .bind(tokens::hash(presented))
+        .bind(now)
+        .fetch_optional(self.storage.pool())
+        .await?;
+        let Some(row) = row else { return Ok(Lookup::Invalid) };
+        let state = SessionState::read(&row)?;
+        if state.ended {
+            return Ok(Lookup::Invalid);
+        }
+        if let Some(reason) = self.limit_reached(&state, now) {
+            return Ok(if self.end(state.owner.session_id, reason).await? {
+                Lookup::TimedOut(state.owner, reason)
+            } else {
+                Lookup::Invalid
+            });
+        }
+        // Activity; a write per request at most once a second.
+        sqlx::query(
+            "UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND last_seen_at_ms < $3 \
+             AND ended_at_ms IS NULL",
+        )
+        .bind(state.owner.session_id.to_string())
+        .bind(now)
+        .bind(now - 1000)
+        .execute(self.storage.pool())
+        .await?;
+        Ok(Lookup::Valid(state.owner))
+    }
+
+    /// Which limit, if any, ends this session at `now` (a disabled account counts).
+    fn limit_reached(&self, state: &SessionState, now: i64) -> Option<EndReason> {
+        if !state.active_account {
+            Some(EndReason::AccountDisabled)
+        } else if now >= state.expires_at_ms {
+            Some(EndReason::AbsoluteTimeout)
+        } else if now - state.last_seen_at_ms >= self.limits.idle_ms {
+            Some(EndReason::IdleTimeout)
+        } else {
+            None
+        }
+    }
+
+    /// Exchanges a refresh token for new tokens; the old one is used up. Presenting a used one
+    /// ends the session (every token of the family). The refresh does not count as activity:
+    /// a client refreshing in the background does not keep an idle session alive.
+    pub async fn refresh(&self, presented: &str, client_id: &str) -> Result<(SessionOwner, Issued), RefreshFailure> {
+        let invalid = RefreshFailure::Invalid;
+        if !tokens::looks_like(TokenKind::Refresh, presented) {
+            return Err(invalid);
+        }
+        let now = self.clock.now_ms();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OWNER}, t.used_at_ms, s.client_id FROM session_tokens t \
+             JOIN sessions s ON s.session_id = t.session_id JOIN users u ON u.user_id = s.user_id \
+             WHERE t.token_hash = $1 AND t.kind = 'refresh'"
+        )))
+        .bind(tokens::hash(presented))
+        .fetch_optional(self.storage.pool())
+        .await
+        .map_err(AuthError::from)?;
+        let Some(row) = row else { return Err(invalid) };
+        let state = SessionState::read(&row)?;
+        let used: Option<i64> = row.try_get(9).map_err(AuthError::from)?;
+        let session_client: String = row.try_get(10).map_err(AuthError::from)?;
+        if state.ended || session_client != client_id {
+            return Err(invalid);
+        }
+        if used.is_some() {
+            self.end(state.owner.session_id, EndReason::RefreshTokenReuse).await?;
+            return Err(RefreshFailure::Reused(state.owner));
+        }
+        if let Some(reason) = self.limit_reached(&state, now) {
+            return Err(if self.end(state.owner.session_id, reason).await? {
+                RefreshFailure::TimedOut(state.owner, reason)
+            } else {
+                invalid
+            });
+        }
+        let mut tx = self.storage.pool().begin().await.map_err(AuthError::from)?;
+        let marked =
+            sqlx::query("UPDATE session_tokens SET used_at_ms = $2 WHERE token_hash = $1 AND used_at_ms IS NULL")
+                .bind(tokens::hash(presented))
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(AuthError::from)?;
+        if marked.rows_affected() != 1 {
+            // Another request rotated it first: two holders of one token.
+            drop(tx);
+            self.end(state.owner.session_id, EndReason::RefreshTokenReuse).await?;
+            return Err(RefreshFailure::Reused(state.owner));
+        }
+        let issued = self.issue(&mut tx, state.owner.session_id, now, state.expires_at_ms).await?;
+        tx.commit().await.map_err(AuthError::from)?;
+        Ok((state.owner, issued))
+    }
+
+    /// Ends a live session; `false` when it had already ended.
+    pub async fn end(&self, session: SessionId, reason: EndReason) -> Result<bool, AuthError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL",
+        )
+        .bind(session.to_string())
+        .bind(self.clock.now_ms())
+        .bind(reason.as_str())
+        .execute(self.storage.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every live session of `user`; returns how many.
+    pub async fn end_all(&self, user: UserId, reason: EndReason) -> Result<u64, AuthError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE user_id = $1 AND ended_at_ms IS NULL",
+        )
+        .bind(user.to_string())
+        .bind(self.clock.now_ms())
+        .bind(reason.as_str())
+        .execute(self.storage.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Marks a session as having proved a second factor (after TOTP enrollment in it).
+    pub async fn mark_mfa(&self, session: SessionId) -> Result<(), AuthError> {
+        sqlx::query("UPDATE sessions SET mfa_at_ms = $2 WHERE session_id = $1")
+            .bind(session.to_string())
+            .bind(self.clock.now_ms())
+            .execute(self.storage.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The session a refresh or access token belongs to, live or not (for revocation, RFC 7009).
+    pub async fn session_of(&self, presented: &str) -> Result<Option<(SessionId, UserId)>, AuthError> {
+        let row = sqlx::query(
+            "SELECT s.session_id, s.user_id FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(tokens::hash(presented))
+        .fetch_optional(self.storage.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((
+            parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
+            parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
+        )))
+    }
+}
+
+/// Why a refresh was refused.
+#[derive(Debug)]
+pub enum RefreshFailure {
+    /// Unknown token, another client's, or an ended session.
+    Invalid,
+    /// A used token was presented again; the session was ended (audit it).
+    Reused(SessionOwner),
+    /// The session reached a limit and was ended now (audit the timeout).
+    TimedOut(SessionOwner, EndReason),
+    /// The lookup itself failed.
+    Failed(AuthError),
+}
+
+impl From<AuthError> for RefreshFailure {
+    fn from(error: AuthError) -> Self {
+        RefreshFailure::Failed(error)
+    }
+}
+
+/// A session row joined with its account.
+struct SessionState {
+    owner: SessionOwner,
+    active_account: bool,
+    ended: bool,
+    last_seen_at_ms: i64,
+    expires_at_ms: i64,
+}
+
+impl SessionState {
+    fn read(row: &sqlx::any::AnyRow) -> Result<Self, AuthError> {
+        let role: String = row.try_get(2)?;
+        let patient: Option<String> = row.try_get(3)?;
+        let mfa: Option<i64> = row.try_get(4)?;
+        let status: String = row.try_get(5)?;
+        let ended: Option<i64> = row.try_get(6)?;
+        Ok(Self {
+            owner: SessionOwner {
+                session_id: parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
+                user_id: parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
+                role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
+                patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
+                mfa: mfa.is_some(),
+            },
+            active_account: status == "active",
+            ended: ended.is_some(),
+            last_seen_at_ms: row.try_get(7)?,
+            expires_at_ms: row.try_get(8)?,
+        })
+    }
+}

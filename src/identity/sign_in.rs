@@ -1,0 +1,360 @@
+//! Sign-in and sessions, as the OAuth endpoints use them: password (then a second factor when
+//! one is enrolled) yields an authorization code; the code with its PKCE verifier yields
+//! tokens; refresh tokens rotate; access tokens are checked on every request. Each step is
+//! throttled where it can be guessed and audited (success and failure) before it answers.
+
+use confidant_actors::audit::{Action, AuditActor, Outcome, ResourceType};
+use confidant_actors::ids::UserId;
+
+use super::accounts::{AccountStatus, Email};
+use super::error::AuthError;
+use super::oauth::{AuthorizationRequest, Redeemed};
+use super::service::{Identity, Origin};
+use super::sessions::{EndReason, Issued, Lookup, RefreshFailure, SessionOwner};
+use super::throttle::Subject;
+use super::tokens::Token;
+use super::{recovery, totp};
+
+/// What the password step gives.
+pub enum Authorized {
+    /// Signed in: exchange this code at the token endpoint.
+    Code {
+        /// The one-time authorization code.
+        code: Token,
+        /// The client's `state`, unchanged.
+        state: Option<String>,
+    },
+    /// The account has TOTP: prove it with this flow token.
+    SecondFactorRequired {
+        /// The sign-in flow.
+        flow: Token,
+    },
+}
+
+/// A second factor as presented.
+#[derive(Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// A 6-digit TOTP code.
+    Totp(&'a str),
+    /// A one-time recovery code.
+    RecoveryCode(&'a str),
+}
+
+impl Identity {
+    /// The password step of `POST /oauth/authorize`. Unknown, invited and disabled accounts get
+    /// the same answer as a wrong password, after the same argon2id work.
+    pub async fn authorize(
+        &self,
+        request: &AuthorizationRequest,
+        email: &str,
+        password: &str,
+        origin: Origin,
+    ) -> Result<Authorized, AuthError> {
+        let email = Email::parse(email);
+        let mut subjects = Vec::with_capacity(2);
+        if let Some(email) = &email {
+            subjects.push(Subject::Account(email));
+        }
+        if let Some(ip) = origin.source_ip {
+            subjects.push(Subject::Address(ip));
+        }
+        let credentials = match &email {
+            Some(email) => self.accounts.credentials(email).await?,
+            None => None,
+        };
+        let actor =
+            credentials.as_ref().map_or(AuditActor::Anonymous, |c| Self::user(c.account.user_id, c.account.role));
+        if let Err(throttled) = self.throttle.check(&subjects).await {
+            self.audit(self.event(actor, Action::LoginFailure, Outcome::Denied, origin, "throttled")).await?;
+            return Err(throttled);
+        }
+
+        let stored = credentials.as_ref().and_then(|c| c.password_hash.clone());
+        let password_ok = self.hasher.verify_or_dummy(password, stored.as_deref()).await?;
+        let failure = match &credentials {
+            None => Some("unknown_account"),
+            Some(_) if !password_ok => Some("wrong_password"),
+            Some(c) if c.account.status == AccountStatus::Disabled => Some("account_disabled"),
+            Some(c) if c.account.status == AccountStatus::Invited => Some("account_not_activated"),
+            Some(_) => None,
+        };
+        if let Some(code) = failure {
+            self.throttle.failed(&subjects).await?;
+            let mut event = self.event(actor, Action::LoginFailure, Outcome::Denied, origin, code);
+            if let Some(c) = &credentials {
+                event = Self::on_account(event, c.account.user_id);
+            }
+            self.audit(event).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let Some(credentials) = credentials else { return Err(AuthError::InvalidCredentials) };
+        let account = credentials.account;
+        if let Some(email) = &email {
+            self.throttle.succeeded(Subject::Account(email)).await?;
+        }
+        if let Some(stored) = &stored
+            && self.hasher.needs_rehash(stored)
+        {
+            let upgraded = self.hasher.hash(password).await?;
+            self.accounts.set_password_hash(account.user_id, &upgraded, self.now_ms()).await?;
+        }
+
+        if account.totp_enabled {
+            let flow =
+                self.grants.start_flow(account.user_id, request, Self::ms(self.settings.sign_in_flow_secs)).await?;
+            return Ok(Authorized::SecondFactorRequired { flow });
+        }
+        let event = self.event(
+            Self::user(account.user_id, account.role),
+            Action::LoginSuccess,
+            Outcome::Success,
+            origin,
+            "password",
+        );
+        self.audit(Self::on_account(event, account.user_id)).await?;
+        let code = self
+            .grants
+            .issue_code(account.user_id, request, None, Self::ms(self.settings.authorization_code_secs))
+            .await?;
+        Ok(Authorized::Code { code, state: request.state.clone() })
+    }
+
+    /// The second-factor step: a TOTP code (each accepted once, across nodes) or a recovery
+    /// code (each usable once) completes the sign-in flow.
+    pub async fn second_factor(
+        &self,
+        flow_token: &str,
+        factor: SecondFactor<'_>,
+        state: Option<String>,
+        origin: Origin,
+    ) -> Result<Authorized, AuthError> {
+        let Some(flow) = self.grants.flow(flow_token).await? else {
+            self.audit(self.event(
+                AuditActor::Anonymous,
+                Action::MfaFailure,
+                Outcome::Denied,
+                origin,
+                "unknown_sign_in_flow",
+            ))
+            .await?;
+            return Err(AuthError::InvalidMfa);
+        };
+        let Some(account) = self.accounts.get(flow.user_id).await? else { return Err(AuthError::InvalidMfa) };
+        let actor = Self::user(account.user_id, account.role);
+        let mut subjects = vec![Subject::SecondFactor(account.user_id)];
+        if let Some(ip) = origin.source_ip {
+            subjects.push(Subject::Address(ip));
+        }
+        if let Err(throttled) = self.throttle.check(&subjects).await {
+            self.audit(Self::on_account(
+                self.event(actor, Action::MfaFailure, Outcome::Denied, origin, "throttled"),
+                account.user_id,
+            ))
+            .await?;
+            return Err(throttled);
+        }
+
+        let (proved, failure) = match factor {
+            SecondFactor::Totp(code) => match self.check_totp(account.user_id, code).await? {
+                TotpCheck::Accepted => (Some("totp"), ""),
+                TotpCheck::Replayed => (None, "totp_replayed"),
+                TotpCheck::Wrong => (None, "wrong_totp"),
+            },
+            SecondFactor::RecoveryCode(code) => {
+                let used = match recovery::hash(&account.user_id, code) {
+                    Some(hash) => self.accounts.use_recovery_code(account.user_id, &hash, self.now_ms()).await?,
+                    None => false,
+                };
+                if used { (Some("recovery_code"), "") } else { (None, "wrong_recovery_code") }
+            }
+        };
+        let Some(method) = proved else {
+            self.throttle.failed(&subjects).await?;
+            self.audit(Self::on_account(
+                self.event(actor, Action::MfaFailure, Outcome::Denied, origin, failure),
+                account.user_id,
+            ))
+            .await?;
+            return Err(AuthError::InvalidMfa);
+        };
+        if !self.grants.finish_flow(flow_token).await? {
+            return Err(AuthError::InvalidMfa);
+        }
+        self.throttle.succeeded(Subject::SecondFactor(account.user_id)).await?;
+        self.audit(Self::on_account(
+            self.event(actor, Action::LoginSuccess, Outcome::Success, origin, method),
+            account.user_id,
+        ))
+        .await?;
+        let request = AuthorizationRequest { state, ..flow.request };
+        let code = self
+            .grants
+            .issue_code(account.user_id, &request, Some(self.now_ms()), Self::ms(self.settings.authorization_code_secs))
+            .await?;
+        Ok(Authorized::Code { code, state: request.state })
+    }
+
+    /// Checks a TOTP code against the account's confirmed secret and uses its time step.
+    pub(super) async fn check_totp(&self, user: UserId, code: &str) -> Result<TotpCheck, AuthError> {
+        let Some((secret, _, last_step)) = self.accounts.totp(user).await? else { return Ok(TotpCheck::Wrong) };
+        let now_secs = u64::try_from(self.now_ms() / 1000).unwrap_or(0);
+        if let Some(step) = totp::verify(&secret, code, now_secs, last_step) {
+            return Ok(if self.accounts.use_totp_step(user, step).await? {
+                TotpCheck::Accepted
+            } else {
+                TotpCheck::Replayed
+            });
+        }
+        // Tell a replay (a code valid now but already used) from a wrong code, for the audit.
+        Ok(if last_step.is_some() && totp::verify(&secret, code, now_secs, None).is_some() {
+            TotpCheck::Replayed
+        } else {
+            TotpCheck::Wrong
+        })
+    }
+
+    /// `grant_type=authorization_code`: a valid code with its verifier starts a session. A code
+    /// presented twice revokes the session the first exchange started.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: &str,
+        origin: Origin,
+    ) -> Result<(SessionOwner, Issued), AuthError> {
+        match self.grants.redeem_code(code, client_id, redirect_uri, verifier).await? {
+            Redeemed::Invalid => Err(AuthError::invalid_grant("the code is invalid, expired, used, or does not match")),
+            Redeemed::Reused(session) => {
+                if self.sessions.end(session, EndReason::CodeReuse).await? {
+                    let event = self.event(
+                        AuditActor::Anonymous,
+                        Action::Logout,
+                        Outcome::Success,
+                        origin,
+                        EndReason::CodeReuse.as_str(),
+                    );
+                    self.audit(event.on(ResourceType::Session, Some(*session.as_uuid()))).await?;
+                }
+                Err(AuthError::invalid_grant("the code was already used"))
+            }
+            Redeemed::Fresh(pending, session_id) => {
+                let account =
+                    self.accounts.get(pending.user_id).await?.ok_or(AuthError::invalid_grant("no such account"))?;
+                if account.status != AccountStatus::Active {
+                    return Err(AuthError::invalid_grant("the account is not active"));
+                }
+                let origin = Origin { session_id: Some(session_id), ..origin };
+                let event = self.event(
+                    Self::user(account.user_id, account.role),
+                    Action::Create,
+                    Outcome::Success,
+                    origin,
+                    "authorization_code",
+                );
+                self.audit(event.on(ResourceType::Session, Some(*session_id.as_uuid()))).await?;
+                let issued = self.sessions.start(session_id, account.user_id, client_id, pending.mfa_at_ms).await?;
+                let owner = SessionOwner {
+                    session_id,
+                    user_id: account.user_id,
+                    role: account.role,
+                    patient_id: account.patient_id,
+                    mfa: pending.mfa_at_ms.is_some(),
+                };
+                Ok((owner, issued))
+            }
+        }
+    }
+
+    /// `grant_type=refresh_token`: rotates the refresh token. Reuse of a rotated one ends the
+    /// session (the whole token family) and is audited.
+    pub async fn refresh(&self, refresh_token: &str, client_id: &str, origin: Origin) -> Result<Issued, AuthError> {
+        match self.sessions.refresh(refresh_token, client_id).await {
+            Ok((_, issued)) => Ok(issued),
+            Err(RefreshFailure::Invalid) => Err(AuthError::invalid_grant("the refresh token is invalid or expired")),
+            Err(RefreshFailure::Failed(error)) => Err(error),
+            Err(RefreshFailure::Reused(owner)) => {
+                let origin = Origin { session_id: Some(owner.session_id), ..origin };
+                let event = self.event(
+                    Self::user(owner.user_id, owner.role),
+                    Action::Logout,
+                    Outcome::Success,
+                    origin,
+                    EndReason::RefreshTokenReuse.as_str(),
+                );
+                self.audit(event.on(ResourceType::Session, Some(*owner.session_id.as_uuid()))).await?;
+                Err(AuthError::invalid_grant("the refresh token was already used; the session is revoked"))
+            }
+            Err(RefreshFailure::TimedOut(owner, reason)) => {
+                self.audit_timeout(owner, reason, origin).await?;
+                Err(AuthError::invalid_grant("the session expired"))
+            }
+        }
+    }
+
+    /// Checks an access token on an API request. A session found past its idle or absolute
+    /// limit is ended now and the timeout audited.
+    pub async fn authenticate(&self, access_token: &str, origin: Origin) -> Result<SessionOwner, AuthError> {
+        match self.sessions.authenticate(access_token).await? {
+            Lookup::Valid(owner) => Ok(owner),
+            Lookup::Invalid => Err(AuthError::Unauthenticated),
+            Lookup::TimedOut(owner, reason) => {
+                self.audit_timeout(owner, reason, origin).await?;
+                Err(AuthError::SessionExpired)
+            }
+        }
+    }
+
+    async fn audit_timeout(&self, owner: SessionOwner, reason: EndReason, origin: Origin) -> Result<(), AuthError> {
+        let origin = Origin { session_id: Some(owner.session_id), ..origin };
+        let action = match reason {
+            EndReason::IdleTimeout | EndReason::AbsoluteTimeout => Action::SessionTimeout,
+            _ => Action::Logout,
+        };
+        let event =
+            self.event(Self::user(owner.user_id, owner.role), action, Outcome::Success, origin, reason.as_str());
+        self.audit(event.on(ResourceType::Session, Some(*owner.session_id.as_uuid()))).await
+    }
+
+    /// Signs out of one session, or of every session of the account.
+    pub async fn sign_out(&self, owner: &SessionOwner, everywhere: bool, origin: Origin) -> Result<u64, AuthError> {
+        let reason = if everywhere { EndReason::SignOutEverywhere } else { EndReason::SignOut };
+        let event = self.event(
+            Self::user(owner.user_id, owner.role),
+            Action::Logout,
+            Outcome::Success,
+            origin,
+            reason.as_str(),
+        );
+        self.audit(event.on(ResourceType::Session, Some(*owner.session_id.as_uuid()))).await?;
+        if everywhere {
+            self.sessions.end_all(owner.user_id, reason).await
+        } else {
+            Ok(u64::from(self.sessions.end(owner.session_id, reason).await?))
+        }
+    }
+
+    /// RFC 7009 revocation: ends the session the token belongs to. Unknown tokens are not an
+    /// error (the client's goal, no usable token, is met).
+    pub async fn revoke(&self, token: &str, origin: Origin) -> Result<(), AuthError> {
+        let Some((session, user)) = self.sessions.session_of(token).await? else { return Ok(()) };
+        if let Some(account) = self.accounts.get(user).await? {
+            let origin = Origin { session_id: Some(session), ..origin };
+            let event =
+                self.event(Self::user(user, account.role), Action::Logout, Outcome::Success, origin, "token_revoked");
+            self.audit(event.on(ResourceType::Session, Some(*session.as_uuid()))).await?;
+        }
+        self.sessions.end(session, EndReason::SignOut).await?;
+        Ok(())
+    }
+}
+
+/// What a TOTP check found.
+pub(super) enum TotpCheck {
+    /// Right, and its time step is now used.
+    Accepted,
+    /// A code that was right but whose step was already used.
+    Replayed,
+    /// Wrong.
+    Wrong,
+}

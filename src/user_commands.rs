@@ -1,0 +1,80 @@
+//! The bodies of the `confidant user ...` commands: the first practice owner (and any staff
+//! account) created from the command line, and invitations printed for out-of-band delivery.
+//! Each is audited on the command line's own chain before it takes effect.
+
+use std::sync::Arc;
+
+use confidant_actors::audit::{AuditActor, Role};
+use confidant_actors::clock::SystemClock;
+use confidant_actors::ids::{PatientId, UserId};
+
+use crate::audit_commands::CliAudit;
+use crate::identity::password::PasswordHasher;
+use crate::identity::{Email, Identity, NewAccount, Origin};
+use crate::server::{ServerError, open_keyring, open_stores, prepare_data_dir};
+use crate::settings::Settings;
+
+/// A created invitation, to print.
+pub struct PrintedInvitation {
+    /// The invited account.
+    pub user_id: UserId,
+    /// The one-time token.
+    pub token: String,
+    /// When it expires (UTC ms).
+    pub expires_at_ms: i64,
+}
+
+async fn identity(
+    settings: &Settings,
+) -> Result<(Identity, CliAudit, crate::storage::Storage, crate::storage::Storage), ServerError> {
+    prepare_data_dir(&settings.data_dir)?;
+    let (main, audit) = open_stores(settings).await?;
+    main.migrate().await?;
+    audit.migrate().await?;
+    let keyring = Arc::new(open_keyring(settings, &main).await?);
+    let cli = CliAudit::start(settings, &audit)?;
+    let hasher = PasswordHasher::new(settings.identity.password_hashing_concurrency);
+    let identity =
+        Identity::new(keyring, hasher, Arc::new(SystemClock), &settings.identity, cli.writer.clone(), cli.node_id);
+    Ok((identity, cli, main, audit))
+}
+
+fn parse(role: &str, email: &str) -> Result<(Role, Email), ServerError> {
+    let role = Role::parse(role)
+        .ok_or(ServerError::Usage("--role must be practice_owner, clinician, front_desk, billing or patient"))?;
+    let email = Email::parse(email).ok_or(ServerError::Usage("--email is not an email address"))?;
+    Ok((role, email))
+}
+
+/// `confidant user create --role R --email E`: an active staff account with the password read
+/// from standard input. Bootstraps the first practice owner.
+pub async fn create(settings: &Settings, role: &str, email: &str, password: &str) -> Result<UserId, ServerError> {
+    let (role, email) = parse(role, email)?;
+    let (identity, cli, main, audit) = identity(settings).await?;
+    let created = identity.create_staff(role, email, password.trim_end_matches(['\r', '\n'])).await;
+    cli.checkpoint().await;
+    main.close().await;
+    audit.close().await;
+    Ok(created?)
+}
+
+/// `confidant user invite --role R --email E [--patient ID]`: an invitation token to deliver.
+pub async fn invite(
+    settings: &Settings,
+    role: &str,
+    email: &str,
+    patient: Option<PatientId>,
+) -> Result<PrintedInvitation, ServerError> {
+    let (role, email) = parse(role, email)?;
+    if (role == Role::Patient) != patient.is_some() {
+        return Err(ServerError::Usage("--patient is required for, and only for, --role patient"));
+    }
+    let (identity, cli, main, audit) = identity(settings).await?;
+    let new = NewAccount { role, email, patient_id: patient };
+    let invited = identity.invite(&new, AuditActor::System, Origin::default()).await;
+    cli.checkpoint().await;
+    main.close().await;
+    audit.close().await;
+    let (user_id, token, expires_at_ms) = invited?;
+    Ok(PrintedInvitation { user_id, token: token.expose().to_owned(), expires_at_ms })
+}
