@@ -20,7 +20,7 @@ CREATE TABLE users (
     created_at_ms      BIGINT  NOT NULL,
     updated_at_ms      BIGINT  NOT NULL,
     CHECK ((role = 'patient') = (patient_id IS NOT NULL)),
-    CHECK (status = 'invited' OR password_hash IS NOT NULL)
+    CHECK (status <> 'active' OR password_hash IS NOT NULL)
 );
 CREATE INDEX users_by_key ON users (key_id);
 

@@ -295,3 +295,34 @@ pub fn run_to_exit(mut command: Command) -> (Option<i32>, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code(), text)
 }
+
+impl TestApp {
+    /// `confidant ARGS` against this server's stores and master key, with `stdin` as input.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (Option<i32>, String) {
+        use std::io::Write;
+        let mut command = server_command(self.data_dir.path());
+        command.args(args);
+        if let (Some(main), Some(audit)) = (&self.main_db, &self.audit_db) {
+            command
+                .env("CONFIDANT_DATABASE_URL", main.url())
+                .env("CONFIDANT_AUDIT_DATABASE_URL", audit.url())
+                .env("CONFIDANT_MASTER_KEY", TEST_MASTER_KEY);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code(), text)
+    }
+
+    /// Every audit entry so far, as `confidant audit export` writes them (JSON lines).
+    pub fn audit_entries(&self) -> Vec<serde_json::Value> {
+        let (code, output) = self.cli(&["audit", "export", "--since", "2000-01-01", "--until", "2100-01-01"], "");
+        assert_eq!(code, Some(0), "{output}");
+        output
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("action").is_some() && v.get("hash").is_some())
+            .collect()
+    }
+}

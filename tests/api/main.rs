@@ -3,6 +3,7 @@
 //! Tests that touch storage run on both backends; none skips a backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod audit;
 mod config;
 mod crash;
@@ -10,7 +11,10 @@ mod errors;
 mod headers;
 mod health;
 mod helpers;
+mod identity;
 mod phi;
+mod sessions;
 mod shutdown;
+mod signin;
 mod storage;
 mod tls;

@@ -1,0 +1,249 @@
+//! Every role against every endpoint, checked against the permission matrix in
+//! `src/access/matrix.rs` (and so against the table in docs/SECURITY.md); plus the care-team
+//! boundary and break-glass. Both backends.
+
+use confidant::access::matrix::{Operation, Resource, Scope, scope};
+use confidant_actors::audit::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::signin::{Person, owner, patient, patient_record, staff};
+
+/// What an endpoint acts on, relative to the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum On {
+    /// No matrix check (every signed-in account).
+    Nothing,
+    /// A list or a creation.
+    Any,
+    /// Patient 1: on clinician A's care team; the patient account is theirs.
+    CarePatient,
+    /// Another account.
+    OtherAccount,
+}
+
+/// Method, path, the matrix cell it needs, and what it acts on. `{p1}`, `{p2}`, `{staff}`
+/// and `{victim}` are filled in by the test.
+pub type Endpoint = (&'static str, &'static str, Option<(Resource, Operation)>, On);
+
+/// Every `/api/v1` and `/oauth` route (the OpenAPI test compares this list with the document).
+pub const ENDPOINTS: &[Endpoint] = &[
+    ("POST", "/oauth/authorize", None, On::Nothing),
+    ("POST", "/oauth/authorize/mfa", None, On::Nothing),
+    ("POST", "/oauth/token", None, On::Nothing),
+    ("POST", "/oauth/revoke", None, On::Nothing),
+    ("POST", "/api/v1/invitations/accept", None, On::Nothing),
+    ("GET", "/api/v1/me", None, On::Nothing),
+    ("POST", "/api/v1/me/totp", None, On::Nothing),
+    ("POST", "/api/v1/me/totp/confirm", None, On::Nothing),
+    ("POST", "/api/v1/me/totp/verify", None, On::Nothing),
+    ("POST", "/api/v1/sign-out", None, On::Nothing),
+    ("POST", "/api/v1/sign-out-everywhere", None, On::Nothing),
+    // Every role reads at least its own account (staff_account or patient_account R own).
+    ("GET", "/api/v1/users", None, On::Nothing),
+    ("POST", "/api/v1/users/invitations", Some((Resource::StaffAccount, Operation::Create)), On::Any),
+    ("POST", "/api/v1/users/{user_id}/disable", Some((Resource::StaffAccount, Operation::Update)), On::OtherAccount),
+    ("POST", "/api/v1/patients", Some((Resource::PatientDemographics, Operation::Create)), On::Any),
+    ("GET", "/api/v1/patients", Some((Resource::PatientDemographics, Operation::Read)), On::Any),
+    ("GET", "/api/v1/patients/{patient_id}", Some((Resource::PatientDemographics, Operation::Read)), On::CarePatient),
+    ("PUT", "/api/v1/patients/{patient_id}", Some((Resource::PatientDemographics, Operation::Update)), On::CarePatient),
+    ("GET", "/api/v1/patients/{patient_id}/care-team", Some((Resource::CareTeam, Operation::Read)), On::CarePatient),
+    (
+        "PUT",
+        "/api/v1/patients/{patient_id}/care-team/{clinician_id}",
+        Some((Resource::CareTeam, Operation::Create)),
+        On::CarePatient,
+    ),
+    (
+        "DELETE",
+        "/api/v1/patients/{patient_id}/care-team/{clinician_id}",
+        Some((Resource::CareTeam, Operation::Delete)),
+        On::CarePatient,
+    ),
+    ("GET", "/api/v1/break-glass", Some((Resource::BreakGlassGrant, Operation::Read)), On::Any),
+    (
+        "POST",
+        "/api/v1/patients/{patient_id}/break-glass",
+        Some((Resource::BreakGlassGrant, Operation::Create)),
+        On::Any,
+    ),
+];
+
+/// Whether the matrix lets `role` through for `on` (every caller here proved TOTP).
+fn allowed(role: Role, resource: Resource, operation: Operation, on: On) -> bool {
+    match (scope(role, resource, operation), on) {
+        (Scope::None, _) => false,
+        (Scope::Practice, _) | (_, On::Any | On::Nothing) => true,
+        (Scope::Own, On::CarePatient) => role == Role::Patient,
+        (Scope::CareTeam, On::CarePatient) => role == Role::Clinician,
+        (_, On::OtherAccount) => false,
+    }
+}
+
+struct Practice {
+    people: Vec<(Role, Person)>,
+    p1: String,
+    p2: String,
+    clinician_b: String,
+    victim: String,
+}
+
+/// An owner, two clinicians, front desk, billing; patient 1 (clinician A's, with an account),
+/// patient 2 (clinician B's); and an invited account to disable.
+async fn practice(app: &TestApp) -> Practice {
+    let owner = owner(app).await;
+    let clinician_a = staff(app, &owner, "clinician", "a@practice.example").await;
+    let clinician_b = staff(app, &owner, "clinician", "b@practice.example").await;
+    let desk = staff(app, &owner, "front_desk", "desk@practice.example").await;
+    let billing = staff(app, &owner, "billing", "billing@practice.example").await;
+    let p1 = patient_record(app, &clinician_a, "Ada Lovelace").await;
+    let p2 = patient_record(app, &clinician_b, "Bob Hope").await;
+    let patient_one = patient(app, &desk, &p1, "ada@mail.example").await;
+    crate::signin::invite(app, &owner, "billing", "leaving@practice.example", None).await;
+    let (_, users) = owner.session.get(app, "/api/v1/users").await;
+    let victim_id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "leaving@practice.example")
+        .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let clinician_b_id = clinician_b.session.user_id.clone();
+    Practice {
+        people: vec![
+            (Role::PracticeOwner, owner),
+            (Role::Clinician, clinician_a),
+            (Role::FrontDesk, desk),
+            (Role::Billing, billing),
+            (Role::Patient, patient_one),
+        ],
+        p1,
+        p2,
+        clinician_b: clinician_b_id,
+        victim: victim_id,
+    }
+}
+
+fn body_for(path: &str, method: &str, n: usize) -> Option<Value> {
+    match (method, path) {
+        ("POST", "/api/v1/users/invitations") => {
+            Some(json!({ "role": "front_desk", "email": format!("new{n}@practice.example") }))
+        }
+        ("POST", "/api/v1/patients") | ("PUT", "/api/v1/patients/{patient_id}") => {
+            Some(json!({ "legal_name": format!("Person {n}"), "date_of_birth": "1990-01-01" }))
+        }
+        ("POST", "/api/v1/patients/{patient_id}/break-glass") => {
+            Some(json!({ "reason": "patient in crisis at the front desk, their clinician is away" }))
+        }
+        _ => None,
+    }
+}
+
+async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let practice = practice(&app).await;
+    let mut mismatches = Vec::new();
+    let mut n = 0;
+    for &(method, template, cell, on) in ENDPOINTS {
+        let Some((resource, operation)) = cell else { continue };
+        for (role, person) in &practice.people {
+            n += 1;
+            let target = if template.contains("break-glass") { &practice.p2 } else { &practice.p1 };
+            let path = template
+                .replace("{patient_id}", target)
+                .replace("{clinician_id}", &practice.clinician_b)
+                .replace("{user_id}", &practice.victim);
+            let (status, body) = person
+                .session
+                .call(&app, method.parse::<Method>().unwrap(), &path, body_for(template, method, n))
+                .await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && !status.is_server_error(),
+                "{role:?} {method} {path}: {status} {body}"
+            );
+            let expected = allowed(*role, resource, operation, on);
+            if (status != StatusCode::FORBIDDEN) != expected {
+                mismatches
+                    .push(format!("{role:?} {method} {template}: got {status} {body}, matrix says allowed={expected}"));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+async fn a_clinician_reaches_another_clinicians_patient_only_through_break_glass(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let a = staff(&app, &owner, "clinician", "a@practice.example").await;
+    let b = staff(&app, &owner, "clinician", "b@practice.example").await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let p1 = patient_record(&app, &a, "Ada Lovelace").await;
+    let path = format!("/api/v1/patients/{p1}");
+
+    let (status, body) = b.session.get(&app, &path).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let (_, listed) = b.session.get(&app, "/api/v1/patients").await;
+    assert_eq!(listed.as_array().unwrap().len(), 0, "not in B's list either");
+    let (status, _) = desk.session.get(&app, &path).await;
+    assert_eq!(status, StatusCode::OK, "front desk sees demographics");
+
+    let glass = format!("/api/v1/patients/{p1}/break-glass");
+    let (status, body) = b.session.call(&app, Method::POST, &glass, Some(json!({ "reason": "urgent" }))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_field")),
+        "a reason is required"
+    );
+    let reason = json!({ "reason": "on call tonight, patient called the crisis line" });
+    let (status, grant) = b.session.call(&app, Method::POST, &glass, Some(reason)).await;
+    assert_eq!(status, StatusCode::CREATED, "{grant}");
+    let (status, record) = b.session.get(&app, &path).await;
+    assert_eq!((status, record["legal_name"].as_str()), (StatusCode::OK, Some("Ada Lovelace")));
+
+    let (status, grants) = owner.session.get(&app, "/api/v1/break-glass").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(grants[0]["reason"], "on call tonight, patient called the crisis line");
+    assert_eq!(grants[0]["clinician_id"], b.session.user_id.as_str());
+
+    let entries = app.audit_entries();
+    let by_b = |action: &str, reason: &str| {
+        entries.iter().any(|e| {
+            e["action"] == action
+                && e["reason"] == reason
+                && e["actor_user_id"] == b.session.user_id.as_str()
+                && e["patient_id"] == p1.as_str()
+        })
+    };
+    assert!(by_b("read", "not_on_care_team"), "the refusal is audited");
+    assert!(by_b("break_glass", "emergency_access"), "the grant is audited as break_glass");
+    assert!(by_b("read", "break_glass"), "the access through it says so");
+}
+
+async fn patients_see_only_themselves_and_lists_are_audited_per_record(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let p1 = patient_record(&app, &desk, "Ada Lovelace").await;
+    let p2 = patient_record(&app, &desk, "Bob Hope").await;
+    let ada = patient(&app, &desk, &p1, "ada@mail.example").await;
+
+    let (_, listed) = ada.session.get(&app, "/api/v1/patients").await;
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [p1.as_str()]);
+    let (status, _) = ada.session.get(&app, &format!("/api/v1/patients/{p2}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (_, all) = desk.session.get(&app, "/api/v1/patients").await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let reads = app.audit_entries().into_iter().filter(|e| e["action"] == "read" && e["resource_type"] == "patient");
+    let patients: std::collections::BTreeSet<String> =
+        reads.filter_map(|e| e["patient_id"].as_str().map(str::to_owned)).collect();
+    assert!(patients.contains(&p1) && patients.contains(&p2), "each listed record is audited");
+}
+
+crate::on_both_backends!(
+    every_role_meets_every_endpoint_as_the_matrix_says,
+    a_clinician_reaches_another_clinicians_patient_only_through_break_glass,
+    patients_see_only_themselves_and_lists_are_audited_per_record,
+);

@@ -1,0 +1,1 @@
+//! (in-process session tests: being written)
