@@ -215,6 +215,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     };
 
     let services = Services::new(&settings, keyring.clone(), audit.clone(), node_id, Arc::new(SystemClock));
+    // Make the dummy hash now, so the first sign-in for an unknown account costs what any does.
+    let hasher = services.identity.hasher.clone();
+    actix_web::rt::spawn(async move {
+        let _ = hasher.verify_or_dummy("warm-up", None).await;
+    });
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         node_id,
