@@ -88,6 +88,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A field breaking its rule (400 `invalid_field`).
+    pub fn invalid(field: &'static str, rule: &'static str) -> Self {
+        ApiError::InvalidField(InvalidField { field, rule })
+    }
+
     /// Stable snake_case code clients can branch on.
     pub fn code(&self) -> &'static str {
         match self {

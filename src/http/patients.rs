@@ -231,10 +231,7 @@ pub async fn assign(
     }
     let account = state.identity.accounts.get(clinician).await?;
     if !account.is_some_and(|a| a.role == Role::Clinician && a.status == AccountStatus::Active) {
-        return Err(ApiError::InvalidField(crate::patients::InvalidField {
-            field: "clinician_id",
-            rule: "is not an active clinician account",
-        }));
+        return Err(ApiError::invalid("clinician_id", "is not an active clinician account"));
     }
     guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "care_team_assigned")])
         .await?;
@@ -325,10 +322,7 @@ pub async fn break_glass(
     guard::authorize(&state, &caller, Resource::BreakGlassGrant, Operation::Create, Target::Any, about).await?;
     let reason_chars = body.reason.expose().trim().chars().count();
     if !crate::access::break_glass::REASON_CHARS.contains(&reason_chars) {
-        return Err(ApiError::InvalidField(crate::patients::InvalidField {
-            field: "reason",
-            rule: "must be 10 to 1000 characters",
-        }));
+        return Err(ApiError::invalid("reason", "must be 10 to 1000 characters"));
     }
     if !state.patients.exists(patient).await? {
         return Err(ApiError::NotFound);
@@ -375,10 +369,7 @@ pub async fn break_glass_list(state: web::Data<AppState>, caller: Caller) -> Res
 
 fn break_glass_error(error: crate::access::BreakGlassError) -> ApiError {
     match error {
-        crate::access::BreakGlassError::Reason => ApiError::InvalidField(crate::patients::InvalidField {
-            field: "reason",
-            rule: "must be 10 to 1000 characters",
-        }),
+        crate::access::BreakGlassError::Reason => ApiError::invalid("reason", "must be 10 to 1000 characters"),
         crate::access::BreakGlassError::Storage(e) => e.into(),
         crate::access::BreakGlassError::Crypto(e) => crate::patients::PatientError::Crypto(e).into(),
     }

@@ -57,29 +57,18 @@ pub async fn invite(
     body: web::Json<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let role = Role::parse(&body.role).ok_or(ApiError::InvalidField(crate::patients::InvalidField {
-        field: "role",
-        rule: "is not one of practice_owner, clinician, front_desk, billing, patient",
-    }))?;
-    let email = Email::parse(&body.email).ok_or(ApiError::InvalidField(crate::patients::InvalidField {
-        field: "email",
-        rule: "is not an email address",
-    }))?;
+    let role = Role::parse(&body.role)
+        .ok_or(ApiError::invalid("role", "is not one of practice_owner, clinician, front_desk, billing, patient"))?;
+    let email = Email::parse(&body.email).ok_or(ApiError::invalid("email", "is not an email address"))?;
     let (target, about) = match (role, body.patient_id) {
         (Role::Patient, Some(patient)) => {
             (Target::Patient(patient), About::new(Action::Create, ResourceType::User, None).for_patient(patient))
         }
         (Role::Patient, None) => {
-            return Err(ApiError::InvalidField(crate::patients::InvalidField {
-                field: "patient_id",
-                rule: "is required for a patient account",
-            }));
+            return Err(ApiError::invalid("patient_id", "is required for a patient account"));
         }
         (_, Some(_)) => {
-            return Err(ApiError::InvalidField(crate::patients::InvalidField {
-                field: "patient_id",
-                rule: "is only for patient accounts",
-            }));
+            return Err(ApiError::invalid("patient_id", "is only for patient accounts"));
         }
         (_, None) => (Target::Any, About::new(Action::Create, ResourceType::User, None)),
     };
