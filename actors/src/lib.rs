@@ -2,14 +2,16 @@
 //! ports they need (such as [`audit::AuditSink`]) and the root crate (`confidant`) implements
 //! them, so every actor can be tested alone under `#[actix::test]`.
 //!
-//! Today the crate holds the identifier types, the [`lifecycle`] actor that orchestrates
-//! graceful shutdown, and the [`audit`] writer; session actors, hub, reminder scheduler and
-//! mailer join them in later changes.
+//! The crate holds the identifier types, the [`lifecycle`] actor that orchestrates graceful
+//! shutdown, the [`audit`] writer, the [`session`] actor (one per WebSocket connection) and the
+//! [`hub`] that fans out to sessions; reminder scheduler and mailer join them later.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod clock;
+pub mod hub;
 pub mod ids;
 pub mod lifecycle;
+pub mod session;
 
 pub use lifecycle::{Lifecycle, LifecycleError, Register, Shutdown, ShutdownAll, ShutdownReason, ShutdownReport};

@@ -1,0 +1,463 @@
+//! `SessionActor`: one per authenticated WebSocket connection. It keeps the connection alive
+//! (heartbeat) or ends it on time (idle, absolute lifetime, revocation), answers the client's
+//! frames through its [`SessionPorts`], and forwards what the hub pushes. It knows nothing of
+//! the socket: a transport actor (in the root crate's `ws` module) hands it [`Inbound`] frames
+//! and writes the [`Outbound`] ones.
+//!
+//! Time comes from an injected [`Clock`]; the timers only decide when to look. Tests move a
+//! manual clock and send [`Tick`] instead of sleeping.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use confidant_protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame, close};
+
+use crate::audit::Role;
+use crate::clock::Clock;
+use crate::hub::{CloseSession, Connect, Disconnect, Hub, Push, SessionHandle, Subscribe, Topic, Unsubscribe};
+use crate::ids::{PatientId, SessionId, UserId};
+
+/// A boxed future, as the ports return them.
+pub type PortFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Who the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionIdentity {
+    /// The sign-in session.
+    pub session_id: SessionId,
+    /// The account.
+    pub user_id: UserId,
+    /// Its role.
+    pub role: Role,
+    /// For a patient account, the patient.
+    pub patient_id: Option<PatientId>,
+    /// Whether the session proved a second factor.
+    pub mfa: bool,
+}
+
+/// The frames of a subscription's start: a snapshot, or the events missed since `after`.
+#[derive(Debug, Clone)]
+pub struct CatchUp {
+    /// To send, in order.
+    pub frames: Vec<ServerFrame>,
+    /// The newest event they cover; pushes up to it are dropped.
+    pub last_event_id: u64,
+}
+
+/// Why a socket closed on a limit, for the sign-in session and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// No user activity for the idle limit.
+    Idle,
+    /// The absolute lifetime passed.
+    Expired,
+}
+
+/// What the session needs from the rest of the server (storage, permissions, audit).
+pub trait SessionPorts: Send + Sync + 'static {
+    /// The topic a schedule subscription maps to, if the permission matrix allows it.
+    fn subscription(
+        &self,
+        who: SessionIdentity,
+        scope: confidant_protocol::ScheduleScope,
+    ) -> PortFuture<Result<Topic, ErrorCode>>;
+    /// The snapshot of `topic` (or the events after `after`), answering request `id`.
+    fn catch_up(
+        &self,
+        who: SessionIdentity,
+        topic: Topic,
+        id: String,
+        after: Option<u64>,
+    ) -> PortFuture<Result<CatchUp, ErrorCode>>;
+    /// The user was active: keep the sign-in session from idling (called at most every
+    /// [`TOUCH_EVERY`]).
+    fn touch(&self, who: SessionIdentity) -> PortFuture<()>;
+    /// The socket closes on a limit: end the sign-in session and audit the timeout.
+    fn ended(&self, who: SessionIdentity, why: Ended) -> PortFuture<()>;
+    /// Whether the sign-in session is still live (a backstop for revocations nobody announced).
+    fn alive(&self, who: SessionIdentity) -> PortFuture<bool>;
+}
+
+/// How often the activity of a busy session is written through [`SessionPorts::touch`].
+pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
+/// How often the session re-checks that its sign-in session is live.
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(30);
+
+/// Limits of one session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Idle limit.
+    pub idle: Duration,
+    /// When the sign-in session ends (UTC ms).
+    pub expires_at_ms: i64,
+    /// How often to ping.
+    pub heartbeat_interval: Duration,
+    /// A peer silent this long is dropped.
+    pub heartbeat_timeout: Duration,
+}
+
+/// A frame from the client, as the transport read it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum Inbound {
+    /// A text frame.
+    Text(String),
+    /// A binary frame (not used by the protocol).
+    Binary,
+    /// A frame over the size limit (its content was not kept).
+    TooLarge,
+    /// A pong (heartbeat; not user activity).
+    Pong,
+    /// The peer closed or the connection broke.
+    Closed,
+}
+
+/// What the transport writes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum Outbound {
+    /// A text frame.
+    Text(Arc<str>),
+    /// A ping.
+    Ping,
+    /// A close frame with this code; then the transport stops.
+    Close(u16),
+}
+
+/// Checks the limits and the heartbeat now (the timers send it; tests send it after moving
+/// the clock).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Tick;
+
+/// The session actor.
+pub struct SessionActor {
+    key: u64,
+    who: SessionIdentity,
+    limits: SessionLimits,
+    clock: Arc<dyn Clock>,
+    transport: Recipient<Outbound>,
+    hub: Addr<Hub>,
+    ports: Arc<dyn SessionPorts>,
+    last_activity_ms: i64,
+    last_touch_ms: i64,
+    last_pong_ms: i64,
+    subscribed: HashSet<Topic>,
+    /// Topics whose snapshot is being taken: pushes wait here, then those newer than the
+    /// snapshot are sent after it.
+    pending: HashMap<Topic, Vec<Push>>,
+    /// The newest event sent per topic: an older or repeated one (already in a snapshot, or
+    /// delivered twice) is dropped.
+    last_event: HashMap<Topic, u64>,
+    limit_timer: Option<SpawnHandle>,
+    closing: bool,
+}
+
+impl SessionActor {
+    /// A session for `who` writing through `transport`. `key` is unique per connection.
+    pub fn new(
+        key: u64,
+        who: SessionIdentity,
+        limits: SessionLimits,
+        clock: Arc<dyn Clock>,
+        transport: Recipient<Outbound>,
+        hub: Addr<Hub>,
+        ports: Arc<dyn SessionPorts>,
+    ) -> Self {
+        let now = clock.now_ms();
+        Self {
+            key,
+            who,
+            limits,
+            clock,
+            transport,
+            hub,
+            ports,
+            last_activity_ms: now,
+            last_touch_ms: now,
+            last_pong_ms: now,
+            subscribed: HashSet::new(),
+            pending: HashMap::new(),
+            last_event: HashMap::new(),
+            limit_timer: None,
+            closing: false,
+        }
+    }
+
+    /// The welcome frame the transport sends first.
+    pub fn welcome(&self) -> ServerFrame {
+        ServerFrame::Welcome {
+            v: confidant_protocol::VERSION,
+            session_id: *self.who.session_id.as_uuid(),
+            user_id: *self.who.user_id.as_uuid(),
+            role: self.who.role.as_str().to_owned(),
+            idle_timeout_secs: self.limits.idle.as_secs(),
+            expires_at_ms: self.limits.expires_at_ms,
+        }
+    }
+
+    /// Writes a frame; a transport that cannot take it (its bounded queue is full because the
+    /// client reads too slowly) ends the session.
+    fn send(&mut self, frame: &ServerFrame, ctx: &mut Context<Self>) {
+        self.send_text(frame.to_text().into(), ctx);
+    }
+
+    fn send_text(&mut self, text: Arc<str>, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        if self.transport.try_send(Outbound::Text(text)).is_err() {
+            self.close(close::SLOW_CONSUMER, ctx);
+        }
+    }
+
+    /// Closes with `code` and stops.
+    fn close(&mut self, code: u16, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.transport.do_send(Outbound::Close(code));
+        ctx.stop();
+    }
+
+    fn idle_ms(&self) -> i64 {
+        i64::try_from(self.limits.idle.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Ends the session if a limit passed; otherwise arms a timer for the nearest one.
+    fn check_limits(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let ended = if now >= self.limits.expires_at_ms {
+            Some((Ended::Expired, close::SESSION_EXPIRED))
+        } else if now - self.last_activity_ms >= self.idle_ms() {
+            Some((Ended::Idle, close::IDLE_TIMEOUT))
+        } else {
+            None
+        };
+        if let Some((why, code)) = ended {
+            let ports = self.ports.clone();
+            let who = self.who;
+            self.close(code, ctx);
+            // The audit record and the end of the sign-in session outlive the actor.
+            actix::spawn(ports.ended(who, why));
+            return;
+        }
+        let next = (self.last_activity_ms + self.idle_ms()).min(self.limits.expires_at_ms) - now;
+        let wait = Duration::from_millis(u64::try_from(next.max(1)).unwrap_or(1));
+        if let Some(previous) = self.limit_timer.take() {
+            ctx.cancel_future(previous);
+        }
+        self.limit_timer = Some(ctx.run_later(wait, |act, ctx| act.check_limits(ctx)));
+    }
+
+    fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        let silent = self.clock.now_ms() - self.last_pong_ms;
+        if silent > i64::try_from(self.limits.heartbeat_timeout.as_millis()).unwrap_or(i64::MAX) {
+            self.close(close::HEARTBEAT_TIMEOUT, ctx);
+        } else if self.transport.try_send(Outbound::Ping).is_err() {
+            self.close(close::SLOW_CONSUMER, ctx);
+        }
+    }
+
+    fn activity(&mut self) {
+        let now = self.clock.now_ms();
+        self.last_activity_ms = now;
+        if now - self.last_touch_ms >= i64::try_from(TOUCH_EVERY.as_millis()).unwrap_or(i64::MAX) {
+            self.last_touch_ms = now;
+            actix::spawn(self.ports.touch(self.who));
+        }
+    }
+
+    fn handle_frame(&mut self, frame: ClientFrame, ctx: &mut Context<Self>) {
+        match frame {
+            ClientFrame::Auth { .. } => self.send(&ServerFrame::error(None, ErrorCode::UnexpectedAuth), ctx),
+            ClientFrame::Activity { .. } => {}
+            ClientFrame::ScheduleUnsubscribe { id, scope, .. } => {
+                let (ports, who) = (self.ports.clone(), self.who);
+                let fut =
+                    async move { ports.subscription(who, scope).await }.into_actor(self).map(move |topic, act, ctx| {
+                        if let Ok(topic) = topic {
+                            act.subscribed.remove(&topic);
+                            act.pending.remove(&topic);
+                            act.last_event.remove(&topic);
+                            act.hub.do_send(Unsubscribe { key: act.key, topic });
+                        }
+                        act.send(&ServerFrame::ack(id), ctx);
+                    });
+                ctx.spawn(fut);
+            }
+            ClientFrame::ScheduleSubscribe { id, scope, after, .. } => self.subscribe(id, scope, after, ctx),
+        }
+    }
+
+    /// Subscribes first, then takes the snapshot, holding pushes meanwhile: nothing published
+    /// after the subscription is missed, nothing in the snapshot is sent twice.
+    fn subscribe(
+        &mut self,
+        id: String,
+        scope: confidant_protocol::ScheduleScope,
+        after: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (ports, who, hub, key) = (self.ports.clone(), self.who, self.hub.clone(), self.key);
+        let topic_id = id.clone();
+        let fut = async move {
+            let topic = ports.subscription(who, scope).await?;
+            hub.send(Subscribe { key, topic }).await.map_err(|_| ErrorCode::Unavailable)?;
+            Ok::<Topic, ErrorCode>(topic)
+        }
+        .into_actor(self)
+        .map(move |topic, act, ctx| match topic {
+            Err(code) => act.send(&ServerFrame::error(Some(topic_id), code), ctx),
+            Ok(topic) => {
+                act.subscribed.insert(topic);
+                act.pending.entry(topic).or_default();
+                let (ports, who) = (act.ports.clone(), act.who);
+                let snapshot = async move { ports.catch_up(who, topic, id.clone(), after).await.map_err(|e| (id, e)) }
+                    .into_actor(act)
+                    .map(move |caught, act, ctx| act.finish_subscribe(topic, caught, ctx));
+                ctx.spawn(snapshot);
+            }
+        });
+        ctx.spawn(fut);
+    }
+
+    fn finish_subscribe(
+        &mut self,
+        topic: Topic,
+        caught: Result<CatchUp, (String, ErrorCode)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let held = self.pending.remove(&topic).unwrap_or_default();
+        match caught {
+            Err((id, code)) => {
+                self.subscribed.remove(&topic);
+                self.hub.do_send(Unsubscribe { key: self.key, topic });
+                self.send(&ServerFrame::error(Some(id), code), ctx);
+            }
+            Ok(catch_up) => {
+                for frame in &catch_up.frames {
+                    self.send(frame, ctx);
+                }
+                self.last_event.insert(topic, catch_up.last_event_id);
+                for push in held {
+                    self.forward(push, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl SessionActor {
+    /// Sends a push of a subscribed topic, unless its event was already sent.
+    fn forward(&mut self, push: Push, ctx: &mut Context<Self>) {
+        if let Some(event_id) = push.event_id {
+            let last = self.last_event.entry(push.topic).or_default();
+            if event_id <= *last {
+                return;
+            }
+            *last = event_id;
+        }
+        self.send_text(push.text, ctx);
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Pushes beyond this many unread frames mean the client cannot keep up.
+        ctx.set_mailbox_capacity(256);
+        let handle = SessionHandle {
+            user: self.who.user_id,
+            session: self.who.session_id,
+            push: ctx.address().recipient(),
+            close: ctx.address().recipient(),
+        };
+        self.hub.do_send(Connect { key: self.key, handle });
+        let welcome = self.welcome();
+        self.send(&welcome, ctx);
+        ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| act.check_heartbeat(ctx));
+        ctx.run_interval(REVALIDATE_EVERY, |act, ctx| {
+            let (ports, who) = (act.ports.clone(), act.who);
+            ctx.spawn(async move { ports.alive(who).await }.into_actor(act).map(|alive, act, ctx| {
+                if !alive {
+                    act.close(close::REVOKED, ctx);
+                }
+            }));
+        });
+        self.check_limits(ctx);
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.hub.do_send(Disconnect { key: self.key });
+        if !self.closing {
+            self.closing = true;
+            self.transport.do_send(Outbound::Close(close::GOING_AWAY));
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<Inbound> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        match msg {
+            Inbound::Pong => self.last_pong_ms = self.clock.now_ms(),
+            Inbound::Closed => {
+                self.closing = true;
+                ctx.stop();
+            }
+            Inbound::Binary => self.send(&ServerFrame::error(None, ErrorCode::BinaryNotSupported), ctx),
+            Inbound::TooLarge => self.send(&ServerFrame::error(None, ErrorCode::FrameTooLarge), ctx),
+            Inbound::Text(text) if text.len() > MAX_FRAME_BYTES => {
+                self.send(&ServerFrame::error(None, ErrorCode::FrameTooLarge), ctx);
+            }
+            Inbound::Text(text) => {
+                // Any frame from the person counts as activity, even a bad one: they are there.
+                self.last_pong_ms = self.clock.now_ms();
+                match ClientFrame::parse(&text) {
+                    Ok(frame) => {
+                        self.activity();
+                        self.handle_frame(frame, ctx);
+                    }
+                    Err(code) => self.send(&ServerFrame::error(None, code), ctx),
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Push> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) {
+        if let Some(held) = self.pending.get_mut(&msg.topic) {
+            held.push(msg);
+        } else if self.subscribed.contains(&msg.topic) {
+            self.forward(msg, ctx);
+        }
+    }
+}
+
+impl Handler<CloseSession> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
+        self.close(msg.code, ctx);
+    }
+}
+
+impl Handler<Tick> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        self.check_heartbeat(ctx);
+        self.check_limits(ctx);
+    }
+}

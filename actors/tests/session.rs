@@ -1,0 +1,256 @@
+//! The session actor alone: a recording transport, scripted ports and a manual clock. Time
+//! moves by `advance_ms` and `Tick`, never by sleeping.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use confidant_actors::audit::Role;
+use confidant_actors::clock::ManualClock;
+use confidant_actors::hub::{BrokerMessage, FromBroker, Hub, LocalBroker, Publish, Topic};
+use confidant_actors::ids::{SessionId, UserId};
+use confidant_actors::session::{
+    CatchUp, Ended, Inbound, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits, SessionPorts, Tick,
+};
+use confidant_protocol::{ErrorCode, ScheduleScope, ServerFrame, close};
+
+const MINUTE: i64 = 60_000;
+
+/// Records what the session writes.
+#[derive(Default, Clone)]
+struct Wire(Arc<Mutex<Vec<Outbound>>>);
+
+struct Transport(Wire);
+impl Actor for Transport {
+    type Context = Context<Self>;
+}
+impl Handler<Outbound> for Transport {
+    type Result = ();
+    fn handle(&mut self, msg: Outbound, _: &mut Context<Self>) {
+        self.0.0.lock().unwrap().push(msg);
+    }
+}
+
+impl Wire {
+    fn texts(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Text(t) => serde_json::from_str(t).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+    fn closed_with(&self) -> Option<u16> {
+        self.0.lock().unwrap().iter().find_map(|o| match o {
+            Outbound::Close(code) => Some(*code),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Ports {
+    ended: Mutex<Vec<Ended>>,
+}
+
+impl SessionPorts for Ports {
+    fn subscription(&self, who: SessionIdentity, scope: ScheduleScope) -> PortFuture<Result<Topic, ErrorCode>> {
+        let topic = match scope {
+            ScheduleScope::Mine => Ok(Topic::ClinicianSchedule(who.user_id)),
+            ScheduleScope::Practice => Err(ErrorCode::Forbidden),
+        };
+        Box::pin(async move { topic })
+    }
+    fn catch_up(
+        &self,
+        _: SessionIdentity,
+        _: Topic,
+        id: String,
+        _: Option<u64>,
+    ) -> PortFuture<Result<CatchUp, ErrorCode>> {
+        let snapshot = ServerFrame::ScheduleSnapshot {
+            v: 1,
+            id,
+            scope: ScheduleScope::Mine,
+            last_event_id: 7,
+            appointments: vec![],
+        };
+        Box::pin(async move { Ok(CatchUp { frames: vec![snapshot], last_event_id: 7 }) })
+    }
+    fn touch(&self, _: SessionIdentity) -> PortFuture<()> {
+        Box::pin(async {})
+    }
+    fn ended(&self, _: SessionIdentity, why: Ended) -> PortFuture<()> {
+        self.ended.lock().unwrap().push(why);
+        Box::pin(async {})
+    }
+    fn alive(&self, _: SessionIdentity) -> PortFuture<bool> {
+        Box::pin(async { true })
+    }
+}
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    wire: Wire,
+    ports: Arc<Ports>,
+    session: Addr<SessionActor>,
+    hub: Addr<Hub>,
+    who: SessionIdentity,
+}
+
+async fn start() -> Harness {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let wire = Wire::default();
+    let transport = Transport(wire.clone()).start();
+    let broker = Arc::new(LocalBroker::default());
+    let hub = Hub::new(broker.clone()).start();
+    broker.attach(hub.clone().recipient::<FromBroker>());
+    let ports = Arc::new(Ports::default());
+    let who = SessionIdentity {
+        session_id: SessionId::generate(),
+        user_id: UserId::generate(),
+        role: Role::Clinician,
+        patient_id: None,
+        mfa: true,
+    };
+    let limits = SessionLimits {
+        idle: Duration::from_secs(15 * 60),
+        expires_at_ms: 1_800_000_000_000 + 12 * 60 * MINUTE,
+        heartbeat_interval: Duration::from_secs(3600),
+        heartbeat_timeout: Duration::from_secs(30),
+    };
+    let session =
+        SessionActor::new(1, who, limits, clock.clone(), transport.recipient(), hub.clone(), ports.clone()).start();
+    settle().await;
+    Harness { clock, wire, ports, session, hub, who }
+}
+
+/// Lets queued messages run.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    actix::clock::sleep(Duration::from_millis(5)).await;
+}
+
+impl Harness {
+    async fn after(&self, ms: i64) {
+        self.clock.advance_ms(ms);
+        self.session.do_send(Inbound::Pong); // the peer is alive; only the limits are under test
+        self.session.do_send(Tick);
+        settle().await;
+    }
+    async fn say(&self, text: &str) {
+        self.session.do_send(Inbound::Text(text.to_owned()));
+        settle().await;
+    }
+}
+
+#[actix::test]
+async fn the_session_greets_with_its_limits() {
+    let h = start().await;
+    let welcome = &h.wire.texts()[0];
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["idle_timeout_secs"], 900);
+    assert_eq!(welcome["user_id"], h.who.user_id.to_string());
+}
+
+#[actix::test]
+async fn an_idle_session_is_closed_with_4001_and_reported() {
+    let h = start().await;
+    h.after(15 * MINUTE - 1).await;
+    assert_eq!(h.wire.closed_with(), None);
+    h.after(1).await;
+    assert_eq!(h.wire.closed_with(), Some(close::IDLE_TIMEOUT));
+    assert_eq!(*h.ports.ended.lock().unwrap(), [Ended::Idle]);
+    assert!(!h.session.connected(), "the actor stopped");
+}
+
+#[actix::test]
+async fn activity_postpones_the_idle_limit_but_heartbeats_do_not() {
+    let h = start().await;
+    h.after(10 * MINUTE).await;
+    h.say(r#"{"v":1,"type":"activity"}"#).await;
+    h.after(14 * MINUTE).await; // pongs on the way do not count
+    assert_eq!(h.wire.closed_with(), None);
+    h.after(MINUTE).await;
+    assert_eq!(h.wire.closed_with(), Some(close::IDLE_TIMEOUT));
+}
+
+#[actix::test]
+async fn the_absolute_lifetime_closes_with_4002_however_active() {
+    let h = start().await;
+    for _ in 0..(12 * 6 - 1) {
+        h.after(10 * MINUTE).await;
+        h.say(r#"{"v":1,"type":"activity"}"#).await;
+    }
+    assert_eq!(h.wire.closed_with(), None);
+    h.after(10 * MINUTE).await;
+    assert_eq!(h.wire.closed_with(), Some(close::SESSION_EXPIRED));
+    assert_eq!(*h.ports.ended.lock().unwrap(), [Ended::Expired]);
+}
+
+#[actix::test]
+async fn a_silent_peer_is_dropped_with_4005() {
+    let h = start().await;
+    h.clock.advance_ms(31_000);
+    h.session.do_send(Tick);
+    settle().await;
+    assert_eq!(h.wire.closed_with(), Some(close::HEARTBEAT_TIMEOUT));
+}
+
+#[actix::test]
+async fn bad_frames_get_error_frames_and_the_session_lives_on() {
+    let h = start().await;
+    h.say("{not json").await;
+    h.say(r#"{"v":9,"type":"activity"}"#).await;
+    h.session.do_send(Inbound::Binary);
+    h.session.do_send(Inbound::TooLarge);
+    settle().await;
+    let codes: Vec<String> = h
+        .wire
+        .texts()
+        .iter()
+        .filter(|f| f["type"] == "error")
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, ["malformed_frame", "unsupported_version", "binary_not_supported", "frame_too_large"]);
+    assert_eq!(h.wire.closed_with(), None);
+    assert!(h.session.connected());
+}
+
+#[actix::test]
+async fn a_revocation_through_the_hub_closes_with_4003() {
+    let h = start().await;
+    let revoke = BrokerMessage::Revoke { user: h.who.user_id, session: None };
+    h.hub.send(Publish(revoke)).await.unwrap().unwrap();
+    settle().await;
+    assert_eq!(h.wire.closed_with(), Some(close::REVOKED));
+}
+
+#[actix::test]
+async fn a_subscription_gets_its_snapshot_then_only_newer_changes() {
+    let h = start().await;
+    h.say(r#"{"v":1,"type":"schedule.subscribe","id":"s1","scope":"mine"}"#).await;
+    let topic = Topic::ClinicianSchedule(h.who.user_id);
+    for event_id in [7, 8] {
+        let text = format!(r#"{{"v":1,"type":"test","event_id":{event_id}}}"#);
+        let message = BrokerMessage::Publish { topic, event_id: Some(event_id), text: text.into() };
+        h.hub.send(Publish(message)).await.unwrap().unwrap();
+    }
+    settle().await;
+    let frames = h.wire.texts();
+    let kinds: Vec<String> = frames.iter().map(|f| format!("{}{}", f["type"], f["event_id"])).collect();
+    assert_eq!(kinds, ["\"welcome\"null", "\"schedule.snapshot\"null", "\"test\"8"], "event 7 is in the snapshot");
+
+    h.say(r#"{"v":1,"type":"schedule.subscribe","id":"s2","scope":"practice"}"#).await;
+    let last = h.wire.texts().pop().unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["code"].as_str(), last["id"].as_str()),
+        (Some("error"), Some("forbidden"), Some("s2"))
+    );
+}

@@ -1,0 +1,288 @@
+//! The frames. Every frame is a JSON object with `"v": 1` and a `"type"`; requests carry a
+//! client-chosen `"id"` (1 to 64 characters) that the answer (`ack`, `error` or the response
+//! frame) repeats.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::VERSION;
+
+/// A frame from the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// The access token, as the first frame (when not given as a subprotocol).
+    #[serde(rename = "auth")]
+    Auth {
+        /// Protocol version.
+        v: u32,
+        /// An OAuth access token.
+        token: String,
+    },
+    /// Subscribe to a schedule: a snapshot, then every change. With `after`, the changes since
+    /// that event id instead (or a snapshot if they are too old).
+    #[serde(rename = "schedule.subscribe")]
+    ScheduleSubscribe {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// Whose schedule.
+        scope: ScheduleScope,
+        /// The last event id the client saw.
+        #[serde(default)]
+        after: Option<u64>,
+    },
+    /// Stop receiving a schedule.
+    #[serde(rename = "schedule.unsubscribe")]
+    ScheduleUnsubscribe {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// Whose schedule.
+        scope: ScheduleScope,
+    },
+    /// User activity that sends nothing else (typing in a form); keeps the session from idling.
+    #[serde(rename = "activity")]
+    Activity {
+        /// Protocol version.
+        v: u32,
+    },
+}
+
+impl ClientFrame {
+    /// Parses a text frame; `Err` names what is wrong without quoting the input.
+    pub fn parse(text: &str) -> Result<Self, ErrorCode> {
+        let frame: ClientFrame = serde_json::from_str(text).map_err(|_| ErrorCode::MalformedFrame)?;
+        if frame.version() != VERSION {
+            return Err(ErrorCode::UnsupportedVersion);
+        }
+        if let Some(id) = frame.request_id()
+            && !(1..=64).contains(&id.len())
+        {
+            return Err(ErrorCode::MalformedFrame);
+        }
+        Ok(frame)
+    }
+
+    /// The frame's protocol version.
+    pub fn version(&self) -> u32 {
+        match self {
+            ClientFrame::Auth { v, .. }
+            | ClientFrame::ScheduleSubscribe { v, .. }
+            | ClientFrame::ScheduleUnsubscribe { v, .. }
+            | ClientFrame::Activity { v } => *v,
+        }
+    }
+
+    /// The request id, for frames that are requests.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ClientFrame::ScheduleSubscribe { id, .. } | ClientFrame::ScheduleUnsubscribe { id, .. } => Some(id),
+            ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
+        }
+    }
+}
+
+/// Whose schedule a subscription is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleScope {
+    /// The caller's own (a clinician's appointments, a patient's).
+    Mine,
+    /// The whole practice's (front desk, owners, billing).
+    Practice,
+}
+
+/// A frame from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    /// The session is authenticated.
+    #[serde(rename = "welcome")]
+    Welcome {
+        /// Protocol version.
+        v: u32,
+        /// The sign-in session.
+        session_id: Uuid,
+        /// The account.
+        user_id: Uuid,
+        /// Its role.
+        role: String,
+        /// Seconds without user activity before the server closes with 4001.
+        idle_timeout_secs: u64,
+        /// When the server closes with 4002 (UTC ms).
+        expires_at_ms: i64,
+    },
+    /// A request succeeded and has no other answer.
+    #[serde(rename = "ack")]
+    Ack {
+        /// Protocol version.
+        v: u32,
+        /// The request.
+        id: String,
+    },
+    /// A request or frame was refused; the session lives on.
+    #[serde(rename = "error")]
+    Error {
+        /// Protocol version.
+        v: u32,
+        /// The request, when the frame had a readable id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// What went wrong.
+        code: ErrorCode,
+        /// For people; never quotes the input.
+        message: String,
+    },
+    /// The state of a schedule, answering `schedule.subscribe`.
+    #[serde(rename = "schedule.snapshot")]
+    ScheduleSnapshot {
+        /// Protocol version.
+        v: u32,
+        /// The request.
+        id: String,
+        /// Whose schedule.
+        scope: ScheduleScope,
+        /// Changes after this event id follow as `schedule.changed`.
+        last_event_id: u64,
+        /// The upcoming appointments.
+        appointments: Vec<Appointment>,
+    },
+    /// One change of a subscribed schedule.
+    #[serde(rename = "schedule.changed")]
+    ScheduleChanged {
+        /// Protocol version.
+        v: u32,
+        /// Increasing per practice; resume after it with `schedule.subscribe` `after`.
+        event_id: u64,
+        /// What happened.
+        change: ScheduleChange,
+        /// The appointment as it now is.
+        appointment: Appointment,
+    },
+}
+
+impl ServerFrame {
+    /// An error frame.
+    pub fn error(id: Option<String>, code: ErrorCode) -> Self {
+        ServerFrame::Error { v: VERSION, id, code, message: code.message().to_owned() }
+    }
+
+    /// An ack frame.
+    pub fn ack(id: String) -> Self {
+        ServerFrame::Ack { v: VERSION, id }
+    }
+
+    /// The JSON text of the frame.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"v":1,"type":"error","code":"internal_error","message":"internal error"}"#.to_owned()
+        })
+    }
+}
+
+/// Why a frame or request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not a JSON object of a known type with the right fields.
+    MalformedFrame,
+    /// `v` is not a version this server speaks.
+    UnsupportedVersion,
+    /// Larger than the frame limit.
+    FrameTooLarge,
+    /// Binary frames are not used.
+    BinaryNotSupported,
+    /// Authentication was already done, or is needed first.
+    UnexpectedAuth,
+    /// The permission matrix refuses this.
+    Forbidden,
+    /// Staff must prove a second factor first.
+    MfaRequired,
+    /// No such thing.
+    NotFound,
+    /// A dependency is down (or the audit trail cannot record the access): retry later.
+    Unavailable,
+    /// Our bug.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// A sentence for people.
+    pub const fn message(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "the frame is not a valid request",
+            ErrorCode::UnsupportedVersion => "unsupported protocol version",
+            ErrorCode::FrameTooLarge => "the frame is too large",
+            ErrorCode::BinaryNotSupported => "binary frames are not supported",
+            ErrorCode::UnexpectedAuth => "unexpected auth frame",
+            ErrorCode::Forbidden => "not allowed",
+            ErrorCode::MfaRequired => "prove a second factor first",
+            ErrorCode::NotFound => "not found",
+            ErrorCode::Unavailable => "temporarily unavailable; retry later",
+            ErrorCode::InternalError => "internal error",
+        }
+    }
+}
+
+/// A change to an appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleChange {
+    /// Booked.
+    Created,
+    /// Moved to another time.
+    Rescheduled,
+    /// Cancelled.
+    Cancelled,
+}
+
+/// An appointment as the schedule shows it: ids and times, no PHI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appointment {
+    /// The appointment.
+    pub id: Uuid,
+    /// With whom.
+    pub clinician_id: Uuid,
+    /// For whom.
+    pub patient_id: Uuid,
+    /// Start (UTC ms).
+    pub starts_at_ms: i64,
+    /// End (UTC ms).
+    pub ends_at_ms: i64,
+    /// `booked` or `cancelled`.
+    pub status: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscribe_frame_parses_and_unknown_fields_are_refused() {
+        let frame = ClientFrame::parse(r#"{"v":1,"type":"schedule.subscribe","id":"r1","scope":"mine"}"#).unwrap();
+        assert_eq!(frame.request_id(), Some("r1"));
+        let extra = ClientFrame::parse(r#"{"v":1,"type":"schedule.subscribe","id":"r1","scope":"mine","x":1}"#);
+        assert_eq!(extra, Err(ErrorCode::MalformedFrame));
+    }
+
+    #[test]
+    fn other_versions_and_garbage_are_refused_without_echo() {
+        assert_eq!(ClientFrame::parse(r#"{"v":2,"type":"activity"}"#), Err(ErrorCode::UnsupportedVersion));
+        assert_eq!(ClientFrame::parse("not json"), Err(ErrorCode::MalformedFrame));
+        let long_id = format!(r#"{{"v":1,"type":"schedule.unsubscribe","id":"{}","scope":"mine"}}"#, "x".repeat(65));
+        assert_eq!(ClientFrame::parse(&long_id), Err(ErrorCode::MalformedFrame));
+    }
+
+    #[test]
+    fn server_frames_carry_their_type_and_version() {
+        let text = ServerFrame::error(Some("r1".into()), ErrorCode::Forbidden).to_text();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["v"], 1);
+        assert_eq!(value["code"], "forbidden");
+    }
+}

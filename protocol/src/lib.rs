@@ -1,0 +1,23 @@
+//! The WebSocket protocol between Confidant and its clients (docs/PROTOCOL.md): versioned JSON
+//! text frames, one object each, and the close codes. No I/O and no actix here, so the server,
+//! the client SDK and the portal share one definition.
+#![forbid(unsafe_code)]
+
+pub mod close;
+pub mod frames;
+
+pub use frames::{Appointment, ClientFrame, ErrorCode, ScheduleChange, ScheduleScope, ServerFrame};
+
+/// The protocol version every frame carries as `"v"`.
+pub const VERSION: u32 = 1;
+
+/// The subprotocol the server selects (`Sec-WebSocket-Protocol`).
+pub const SUBPROTOCOL: &str = "confidant.v1";
+
+/// A client may offer its access token as a second subprotocol, `bearer.<token>`, instead of
+/// sending an `auth` frame first. The server never echoes it.
+pub const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
+
+/// The largest text frame the server reads (bytes). Larger frames get an `error` frame with code
+/// `frame_too_large` and are otherwise ignored.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
