@@ -23,6 +23,7 @@ use crate::audit::AuditStore;
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 
 use confidant_actors::clock::{Clock, SystemClock};
+use confidant_actors::hub::{FromBroker, Hub, LocalBroker};
 
 use crate::access::{Access, BreakGlass, CareTeam};
 use crate::crypto::master::{self, MasterKeySource};
@@ -214,6 +215,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         }
     };
 
+    let broker = Arc::new(LocalBroker::default());
+    let hub = Hub::new(broker.clone()).start();
+    broker.attach(hub.clone().recipient::<FromBroker>());
+    let registered = lifecycle.send(Register { component: "hub", recipient: hub.clone().recipient() }).await;
+    debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     let services = Services::new(&settings, keyring.clone(), audit.clone(), node_id, Arc::new(SystemClock));
     // Make the dummy hash now, so the first sign-in for an unknown account costs what any does.
     let hasher = services.identity.hasher.clone();
@@ -231,6 +237,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         patients: services.patients,
         care_team: services.care_team,
         break_glass: services.break_glass,
+        schedule: crate::schedule::Schedule::new(storage.clone()),
+        hub: hub.clone(),
+        unauthenticated: Default::default(),
         redis,
         lifecycle: lifecycle.clone(),
         audit: audit.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::audit::AuditWriter;
+use confidant_actors::hub::Hub;
 
 use crate::access::{Access, BreakGlass, CareTeam};
 use crate::crypto::Keyring;
@@ -40,6 +41,12 @@ pub struct AppState {
     pub care_team: CareTeam,
     /// Emergency access grants.
     pub break_glass: BreakGlass,
+    /// Appointments.
+    pub schedule: crate::schedule::Schedule,
+    /// Live sessions and fan-out (through Redis when several nodes run).
+    pub hub: Addr<Hub>,
+    /// Unauthenticated WebSocket connections per source address (capped).
+    pub unauthenticated: Arc<crate::ws::Unauthenticated>,
     /// Redis, when several nodes share fan-out.
     pub redis: Option<RedisLink>,
     /// Components to stop on shutdown register here.

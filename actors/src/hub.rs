@@ -340,6 +340,21 @@ impl Handler<FromBroker> for Hub {
     }
 }
 
+impl Handler<crate::lifecycle::Shutdown> for Hub {
+    type Result = ();
+
+    /// The node is stopping: every socket is closed with `GOING_AWAY` (clients reconnect to
+    /// another node and resume), so the HTTP server need not wait for them.
+    fn handle(&mut self, _: crate::lifecycle::Shutdown, _: &mut Context<Self>) {
+        for handle in self.sessions.values() {
+            handle.close.do_send(CloseSession { code: close::GOING_AWAY });
+        }
+        self.sessions.clear();
+        self.by_user.clear();
+        self.by_topic.clear();
+    }
+}
+
 impl Handler<Stats> for Hub {
     type Result = HubStats;
     fn handle(&mut self, _: Stats, _: &mut Context<Self>) -> HubStats {

@@ -38,6 +38,14 @@ pub enum Target {
     Patient(PatientId),
     /// One account.
     Account(UserId),
+    /// An appointment: a patient's, on a clinician's schedule. A clinician reaches it only when
+    /// both the patient is theirs and the schedule is their own.
+    Appointment {
+        /// The patient.
+        patient: PatientId,
+        /// The clinician whose schedule holds it.
+        clinician: UserId,
+    },
 }
 
 /// How a request was allowed; a list uses it to decide which rows it may hold.
@@ -134,10 +142,17 @@ impl Access {
             (Scope::Practice, _) => Ok(Decision::Practice),
             (Scope::Own, Target::Any) => Ok(Decision::Own),
             (Scope::Own, Target::Account(id)) if id == who.user_id => Ok(Decision::Own),
-            (Scope::Own, Target::Patient(id)) if who.patient_id == Some(id) => Ok(Decision::Own),
+            (Scope::Own, Target::Patient(id) | Target::Appointment { patient: id, .. })
+                if who.patient_id == Some(id) =>
+            {
+                Ok(Decision::Own)
+            }
             (Scope::Own, _) => Err(Denial::NotOwn.into()),
             (Scope::CareTeam, Target::Any) => Ok(Decision::CareTeam),
-            (Scope::CareTeam, Target::Patient(patient)) => {
+            (Scope::CareTeam, Target::Appointment { clinician, .. }) if clinician != who.user_id => {
+                Err(Denial::NotOwn.into())
+            }
+            (Scope::CareTeam, Target::Patient(patient) | Target::Appointment { patient, .. }) => {
                 if self.care_team.includes(patient, who.user_id).await? {
                     return Ok(Decision::CareTeam);
                 }

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
+use confidant_actors::hub::{BrokerMessage, Publish};
+
 use super::auth::{Caller, RequestOrigin};
 use super::error::ApiError;
 use crate::identity::sessions::SessionOwner;
@@ -15,7 +17,24 @@ use crate::state::AppState;
 
 fn owner(caller: &Caller) -> SessionOwner {
     let p = caller.principal;
-    SessionOwner { session_id: p.session_id, user_id: p.user_id, role: p.role, patient_id: p.patient_id, mfa: p.mfa }
+    SessionOwner {
+        session_id: p.session_id,
+        user_id: p.user_id,
+        role: p.role,
+        patient_id: p.patient_id,
+        mfa: p.mfa,
+        expires_at_ms: i64::MAX,
+    }
+}
+
+/// Closes the user's sockets (one session's, or all) on every node, with 4003. The sessions
+/// are already ended in the database, which each socket also re-checks periodically, so a
+/// broker outage delays the close but never skips it.
+pub(super) async fn revoke_sockets(state: &AppState, user: UserId, session: Option<confidant_actors::ids::SessionId>) {
+    let message = BrokerMessage::Revoke { user, session };
+    if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
+        tracing::warn!(user_id = %user, "could not announce a revocation; sockets close at their next check");
+    }
 }
 
 /// The signed-in account.
@@ -132,6 +151,7 @@ pub struct SignedOut {
 #[post("/api/v1/sign-out")]
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.identity.sign_out(&owner(&caller), false, caller.origin).await?;
+    revoke_sockets(&state, caller.principal.user_id, Some(caller.principal.session_id)).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 
@@ -141,6 +161,7 @@ pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<Http
 #[post("/api/v1/sign-out-everywhere")]
 pub async fn sign_out_everywhere(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.identity.sign_out(&owner(&caller), true, caller.origin).await?;
+    revoke_sockets(&state, caller.principal.user_id, None).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 

@@ -2,6 +2,7 @@
 //! knows actix-web's request types; handlers call into the layers below.
 
 mod account;
+mod appointments;
 mod auth;
 mod error;
 mod guard;
@@ -74,6 +75,10 @@ pub fn app(
         .service(patients::unassign)
         .service(patients::break_glass)
         .service(patients::break_glass_list)
+        .service(appointments::book)
+        .service(appointments::reschedule)
+        .service(appointments::cancel)
+        .service(crate::ws::connect)
         .service(openapi::openapi_json)
         .service(portal::index)
         .service(portal::style)

@@ -230,6 +230,8 @@ pub async fn revoke(
     origin: RequestOrigin,
     form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, ApiError> {
-    state.identity.revoke(&form.token, origin.0).await?;
+    if let Some((session, user)) = state.identity.revoke(&form.token, origin.0).await? {
+        super::account::revoke_sockets(&state, user, Some(session)).await;
+    }
     Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).finish())
 }

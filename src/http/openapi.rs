@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, oauth, patients, users};
+use super::{account, appointments, oauth, patients, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -35,6 +35,9 @@ use super::{account, oauth, patients, users};
         patients::unassign,
         patients::break_glass,
         patients::break_glass_list,
+        appointments::book,
+        appointments::reschedule,
+        appointments::cancel,
         openapi_json,
     ),
     modifiers(&BearerAuth)

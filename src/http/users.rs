@@ -179,5 +179,6 @@ pub async fn disable(
     }
     let by = AuditActor::User { id: caller.principal.user_id, role: caller.principal.role };
     state.identity.disable(user, by, caller.origin).await?;
+    super::account::revoke_sockets(&state, user, None).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -60,6 +60,8 @@ pub struct Issued {
     pub refresh: Token,
     /// Seconds the access token lives.
     pub expires_in_secs: u64,
+    /// When the session ends at the latest (UTC ms).
+    pub session_expires_at_ms: i64,
 }
 
 /// Who a valid access token speaks for.
@@ -75,6 +77,8 @@ pub struct SessionOwner {
     pub patient_id: Option<PatientId>,
     /// Whether the session proved a second factor.
     pub mfa: bool,
+    /// When the session ends at the latest (UTC ms).
+    pub expires_at_ms: i64,
 }
 
 /// What looking up an access token found.
@@ -172,7 +176,7 @@ impl Sessions {
             .await?;
         }
         let expires_in_secs = u64::try_from((access_expires - now) / 1000).unwrap_or(0);
-        Ok(Issued { session_id, access, refresh, expires_in_secs })
+        Ok(Issued { session_id, access, refresh, expires_in_secs, session_expires_at_ms: session_expires })
     }
 
     /// Looks up an access token: a live session is touched (its idle clock restarts); one past
@@ -309,6 +313,30 @@ impl Sessions {
         Ok(done.rows_affected())
     }
 
+    /// Records activity seen elsewhere (a WebSocket), so the session does not idle out.
+    pub async fn touch(&self, session: SessionId) -> Result<(), AuthError> {
+        sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND ended_at_ms IS NULL")
+            .bind(session.to_string())
+            .bind(self.clock.now_ms())
+            .execute(self.storage.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a session is live now: not ended, account active, within its absolute lifetime
+    /// (the idle limit of a socket is enforced by the socket itself).
+    pub async fn is_live(&self, session: SessionId) -> Result<bool, AuthError> {
+        let live: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.session_id = $1 \
+             AND s.ended_at_ms IS NULL AND u.status = 'active' AND s.expires_at_ms > $2",
+        )
+        .bind(session.to_string())
+        .bind(self.clock.now_ms())
+        .fetch_optional(self.storage.pool())
+        .await?;
+        Ok(live.is_some())
+    }
+
     /// Marks a session as having proved a second factor (after TOTP enrollment in it).
     pub async fn mark_mfa(&self, session: SessionId) -> Result<(), AuthError> {
         sqlx::query("UPDATE sessions SET mfa_at_ms = $2 WHERE session_id = $1")
@@ -378,6 +406,7 @@ impl SessionState {
                 role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
                 patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
                 mfa: mfa.is_some(),
+                expires_at_ms: row.try_get(8)?,
             },
             active_account: status == "active",
             ended: ended.is_some(),

@@ -4,7 +4,7 @@
 //! throttled where it can be guessed and audited (success and failure) before it answers.
 
 use confidant_actors::audit::{Action, AuditActor, Outcome, ResourceType};
-use confidant_actors::ids::UserId;
+use confidant_actors::ids::{SessionId, UserId};
 
 use super::accounts::{AccountStatus, Email};
 use super::error::AuthError;
@@ -260,6 +260,7 @@ impl Identity {
                     role: account.role,
                     patient_id: account.patient_id,
                     mfa: pending.mfa_at_ms.is_some(),
+                    expires_at_ms: issued.session_expires_at_ms,
                 };
                 Ok((owner, issued))
             }
@@ -305,6 +306,15 @@ impl Identity {
         }
     }
 
+    /// Ends a session that reached a limit elsewhere (its WebSocket) and audits the timeout;
+    /// nothing is recorded if it had already ended.
+    pub async fn end_on_limit(&self, owner: SessionOwner, reason: EndReason, origin: Origin) -> Result<(), AuthError> {
+        if self.sessions.end(owner.session_id, reason).await? {
+            self.audit_timeout(owner, reason, origin).await?;
+        }
+        Ok(())
+    }
+
     async fn audit_timeout(&self, owner: SessionOwner, reason: EndReason, origin: Origin) -> Result<(), AuthError> {
         let origin = Origin { session_id: Some(owner.session_id), ..origin };
         let action = match reason {
@@ -336,8 +346,9 @@ impl Identity {
 
     /// RFC 7009 revocation: ends the session the token belongs to. Unknown tokens are not an
     /// error (the client's goal, no usable token, is met).
-    pub async fn revoke(&self, token: &str, origin: Origin) -> Result<(), AuthError> {
-        let Some((session, user)) = self.sessions.session_of(token).await? else { return Ok(()) };
+    /// Returns the session ended, so its sockets can be closed.
+    pub async fn revoke(&self, token: &str, origin: Origin) -> Result<Option<(SessionId, UserId)>, AuthError> {
+        let Some((session, user)) = self.sessions.session_of(token).await? else { return Ok(None) };
         if let Some(account) = self.accounts.get(user).await? {
             let origin = Origin { session_id: Some(session), ..origin };
             let event =
@@ -345,7 +356,7 @@ impl Identity {
             self.audit(event.on(ResourceType::Session, Some(*session.as_uuid()))).await?;
         }
         self.sessions.end(session, EndReason::SignOut).await?;
-        Ok(())
+        Ok(Some((session, user)))
     }
 }
 

@@ -234,6 +234,15 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if identity.authorization_code_secs > 600 {
         return invalid("`identity.authorization_code_secs` must be at most 600 (RFC 6749 section 4.1.2)");
     }
+    let ws = &settings.ws;
+    if ws.auth_timeout_secs == 0 || ws.heartbeat_interval_secs == 0 || ws.max_unauthenticated_per_address == 0 {
+        return invalid(
+            "`ws.auth_timeout_secs`, `ws.heartbeat_interval_secs` and `ws.max_unauthenticated_per_address` must be greater than 0",
+        );
+    }
+    if ws.heartbeat_timeout_secs <= ws.heartbeat_interval_secs {
+        return invalid("`ws.heartbeat_timeout_secs` must be longer than `ws.heartbeat_interval_secs`");
+    }
     let client_ok = |c: &crate::settings::OAuthClient| {
         !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
     };

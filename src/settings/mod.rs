@@ -52,6 +52,26 @@ pub struct Settings {
     pub keys: KeySettings,
     /// Sign-in, sessions, second factors and brute-force limits.
     pub identity: IdentitySettings,
+    /// WebSocket sessions.
+    pub ws: WsSettings,
+}
+
+/// WebSocket sessions (docs/PROTOCOL.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsSettings {
+    /// Origins allowed to open a socket, exactly (`https://portal.example.org`). Empty: only
+    /// the server's own origin (`https://` + the request's Host). Clients that send no Origin
+    /// (native apps, the Rust client) are not browsers and are allowed.
+    pub allowed_origins: Vec<String>,
+    /// An unauthenticated socket is closed (4004) after this long.
+    pub auth_timeout_secs: u64,
+    /// At most this many unauthenticated sockets per source address; more get 429.
+    pub max_unauthenticated_per_address: usize,
+    /// Ping interval.
+    pub heartbeat_interval_secs: u64,
+    /// A peer that answers nothing for this long is dropped (4005).
+    pub heartbeat_timeout_secs: u64,
 }
 
 /// Sign-in and session rules (docs/SECURITY.md, docs/API.md).

@@ -45,6 +45,26 @@ impl Backend {
         }
     }
 
+    /// The statement that opens a transaction whose check-then-write must not interleave with
+    /// another's (no double booking): SQLite takes the write lock up front (`BEGIN IMMEDIATE`;
+    /// a deferred transaction would fail at its first write instead of waiting); PostgreSQL
+    /// starts normally and locks the contended row with [`Self::lock_user_sql`].
+    pub fn begin_serialized_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// Locks one account row until the transaction ends (PostgreSQL); SQLite already holds
+    /// the database's write lock, so a plain read does.
+    pub fn lock_user_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SELECT user_id FROM users WHERE user_id = $1",
+            Backend::Postgres => "SELECT user_id FROM users WHERE user_id = $1 FOR UPDATE",
+        }
+    }
+
     /// The embedded migrations for `store` in this dialect.
     pub(super) fn migrator(self, store: Store) -> &'static Migrator {
         match (store, self) {

@@ -61,6 +61,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some((Resource::CareTeam, Operation::Delete)),
         On::CarePatient,
     ),
+    ("POST", "/api/v1/appointments", Some((Resource::Appointment, Operation::Create)), On::CarePatient),
+    ("PUT", "/api/v1/appointments/{appointment_id}", Some((Resource::Appointment, Operation::Update)), On::CarePatient),
+    (
+        "POST",
+        "/api/v1/appointments/{appointment_id}/cancel",
+        Some((Resource::Appointment, Operation::Delete)),
+        On::CarePatient,
+    ),
     ("GET", "/api/v1/break-glass", Some((Resource::BreakGlassGrant, Operation::Read)), On::Any),
     (
         "POST",
@@ -83,6 +91,8 @@ fn allowed(role: Role, resource: Resource, operation: Operation, on: On) -> bool
 
 struct Practice {
     people: Vec<(Role, Person)>,
+    clinician_a: String,
+    appointment: String,
     p1: String,
     p2: String,
     clinician_b: String,
@@ -110,7 +120,13 @@ async fn practice(app: &TestApp) -> Practice {
         .map(|u| u["user_id"].as_str().unwrap().to_owned())
         .unwrap();
     let clinician_b_id = clinician_b.session.user_id.clone();
+    let clinician_a_id = clinician_a.session.user_id.clone();
+    let body = json!({ "clinician_id": clinician_a_id, "patient_id": p1, "starts_at_ms": 1_900_000_000_000i64, "ends_at_ms": 1_900_003_000_000i64 });
+    let (status, booked) = desk.session.call(app, Method::POST, "/api/v1/appointments", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
     Practice {
+        clinician_a: clinician_a_id,
+        appointment: booked["id"].as_str().unwrap().to_owned(),
         people: vec![
             (Role::PracticeOwner, owner),
             (Role::Clinician, clinician_a),
@@ -125,8 +141,15 @@ async fn practice(app: &TestApp) -> Practice {
     }
 }
 
-fn body_for(path: &str, method: &str, n: usize) -> Option<Value> {
+fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<Value> {
+    let start = 1_800_000_000_000i64 + n as i64 * 10_000_000;
     match (method, path) {
+        ("POST", "/api/v1/appointments") => Some(
+            json!({ "clinician_id": practice.clinician_a, "patient_id": practice.p1, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }),
+        ),
+        ("PUT", "/api/v1/appointments/{appointment_id}") => {
+            Some(json!({ "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }))
+        }
         ("POST", "/api/v1/users/invitations") => {
             Some(json!({ "role": "front_desk", "email": format!("new{n}@practice.example") }))
         }
@@ -164,10 +187,11 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
             let path = template
                 .replace("{patient_id}", target)
                 .replace("{clinician_id}", &practice.clinician_b)
-                .replace("{user_id}", &practice.victim);
+                .replace("{user_id}", &practice.victim)
+                .replace("{appointment_id}", &practice.appointment);
             let (status, body) = person
                 .session
-                .call(&app, method.parse::<Method>().unwrap(), &path, body_for(template, method, n))
+                .call(&app, method.parse::<Method>().unwrap(), &path, body_for(&practice, template, method, n))
                 .await;
             assert!(
                 status != StatusCode::UNAUTHORIZED && !status.is_server_error(),

@@ -1,0 +1,192 @@
+//! `WsTransport`: the actor that owns one socket. Until it is authenticated it accepts only an
+//! `auth` frame (or was given the token as a subprotocol) and closes with 4004 when the auth
+//! timeout passes; then it starts the connection's `SessionActor` and relays frames both ways.
+//!
+//! Back-pressure: this actor only runs while actix-web polls the socket's response stream, and
+//! that stops while the client does not read. Its mailbox (bounded) then fills, the session's
+//! `try_send` fails, and the session closes with 4008 instead of queueing without limit.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web_actors::ws::{self, CloseCode, CloseReason, ProtocolError};
+use confidant_actors::ids::RequestId;
+use confidant_actors::session::{Inbound, Outbound, SessionActor, SessionIdentity, SessionLimits};
+use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, close};
+use zeroize::Zeroizing;
+
+use super::ports::ServerPorts;
+use crate::identity::Origin;
+use crate::state::AppState;
+
+/// Frames waiting to be written; more means the client does not read.
+const OUTBOUND_QUEUE: usize = 64;
+
+/// Connection keys, unique per process.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// One socket.
+pub struct WsTransport {
+    state: Arc<AppState>,
+    peer: Option<IpAddr>,
+    request_id: RequestId,
+    token: Option<Zeroizing<String>>,
+    session: Option<Addr<SessionActor>>,
+    holds_slot: bool,
+    authenticating: bool,
+}
+
+impl WsTransport {
+    /// A transport for a socket from `peer`, holding an unauthenticated slot.
+    pub fn new(
+        state: Arc<AppState>,
+        peer: Option<IpAddr>,
+        request_id: RequestId,
+        token: Option<Zeroizing<String>>,
+    ) -> Self {
+        Self { state, peer, request_id, token, session: None, holds_slot: peer.is_some(), authenticating: false }
+    }
+
+    fn release_slot(&mut self) {
+        if self.holds_slot {
+            self.holds_slot = false;
+            if let Some(ip) = self.peer {
+                self.state.unauthenticated.release(ip);
+            }
+        }
+    }
+
+    fn close(&mut self, code: u16, ctx: &mut ws::WebsocketContext<Self>) {
+        ctx.close(Some(CloseReason { code: CloseCode::Other(code), description: None }));
+        ctx.stop();
+    }
+
+    fn authenticate(&mut self, token: Zeroizing<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.authenticating || self.session.is_some() {
+            ctx.text(ServerFrame::error(None, ErrorCode::UnexpectedAuth).to_text());
+            return;
+        }
+        self.authenticating = true;
+        let state = self.state.clone();
+        let origin = Origin { request_id: Some(self.request_id), source_ip: self.peer, session_id: None };
+        let lookup = async move { state.identity.authenticate(&token, origin).await };
+        ctx.spawn(lookup.into_actor(self).map(|owner, act, ctx| {
+            act.authenticating = false;
+            let Ok(owner) = owner else {
+                act.close(close::UNAUTHENTICATED, ctx);
+                return;
+            };
+            act.release_slot();
+            let settings = &act.state.settings;
+            let who = SessionIdentity {
+                session_id: owner.session_id,
+                user_id: owner.user_id,
+                role: owner.role,
+                patient_id: owner.patient_id,
+                mfa: owner.mfa,
+            };
+            let limits = SessionLimits {
+                idle: Duration::from_secs(settings.identity.session_idle_secs),
+                expires_at_ms: owner.expires_at_ms,
+                heartbeat_interval: Duration::from_secs(settings.ws.heartbeat_interval_secs),
+                heartbeat_timeout: Duration::from_secs(settings.ws.heartbeat_timeout_secs),
+            };
+            let ports = Arc::new(ServerPorts::new(act.state.clone(), owner, act.peer));
+            let session = SessionActor::new(
+                NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+                who,
+                limits,
+                act.state.identity.clock.clone(),
+                ctx.address().recipient(),
+                act.state.hub.clone(),
+                ports,
+            );
+            act.session = Some(session.start());
+        }));
+    }
+
+    /// Hands a frame to the session; one that cannot take it (flooded) ends the connection.
+    fn relay(&mut self, inbound: Inbound, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(session) = &self.session
+            && session.try_send(inbound).is_err()
+        {
+            self.close(close::SLOW_CONSUMER, ctx);
+        }
+    }
+}
+
+impl Actor for WsTransport {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(OUTBOUND_QUEUE);
+        if let Some(token) = self.token.take() {
+            self.authenticate(token, ctx);
+        }
+        let timeout = Duration::from_secs(self.state.settings.ws.auth_timeout_secs);
+        ctx.run_later(timeout, |act, ctx| {
+            if act.session.is_none() {
+                act.close(close::UNAUTHENTICATED, ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.release_slot();
+        if let Some(session) = self.session.take() {
+            session.do_send(Inbound::Closed);
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ProtocolError>> for WsTransport {
+    fn handle(&mut self, msg: Result<ws::Message, ProtocolError>, ctx: &mut Self::Context) {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(ProtocolError::Overflow) => {
+                ctx.close(Some(CloseReason { code: CloseCode::Size, description: None }));
+                ctx.stop();
+                return;
+            }
+            Err(_) => {
+                ctx.close(Some(CloseReason { code: CloseCode::Protocol, description: None }));
+                ctx.stop();
+                return;
+            }
+        };
+        match msg {
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) => self.relay(Inbound::Pong, ctx),
+            ws::Message::Close(_) => {
+                ctx.close(None);
+                ctx.stop();
+            }
+            ws::Message::Text(text) if self.session.is_some() => self.relay(Inbound::Text(text.to_string()), ctx),
+            ws::Message::Binary(_) if self.session.is_some() => self.relay(Inbound::Binary, ctx),
+            ws::Message::Text(text) => match ClientFrame::parse(&text) {
+                Ok(ClientFrame::Auth { token, .. }) => self.authenticate(Zeroizing::new(token), ctx),
+                _ => self.close(close::UNAUTHENTICATED, ctx),
+            },
+            ws::Message::Binary(_) | ws::Message::Continuation(_) => self.close(close::UNAUTHENTICATED, ctx),
+            ws::Message::Nop => {}
+        }
+    }
+}
+
+impl Handler<Outbound> for WsTransport {
+    type Result = ();
+
+    fn handle(&mut self, msg: Outbound, ctx: &mut Self::Context) {
+        match msg {
+            Outbound::Text(text) => ctx.text(&*text),
+            Outbound::Ping => ctx.ping(b""),
+            Outbound::Close(code) => {
+                self.session = None;
+                self.close(code, ctx);
+            }
+        }
+    }
+}
