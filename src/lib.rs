@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_commands;
 pub mod cli;
 pub mod crypto;
+pub mod fanout;
 pub mod http;
 pub mod identity;
 pub mod key_commands;

@@ -29,6 +29,7 @@ use crate::access::{Access, BreakGlass, CareTeam};
 use crate::crypto::master::{self, MasterKeySource};
 use crate::crypto::rotation::Reencryptor;
 use crate::crypto::{KeyError, Keyring};
+use crate::fanout::RedisBroker;
 use crate::http;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
@@ -215,9 +216,20 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         }
     };
 
-    let broker = Arc::new(LocalBroker::default());
-    let hub = Hub::new(broker.clone()).start();
-    broker.attach(hub.clone().recipient::<FromBroker>());
+    let hub = match &settings.redis_url {
+        Some(url) => {
+            let broker = Arc::new(RedisBroker::new(url, settings.hub.redis_channel.clone()).map_err(RedisError::Url)?);
+            let hub = Hub::new(broker.clone()).start();
+            broker.subscribe(hub.clone());
+            hub
+        }
+        None => {
+            let broker = Arc::new(LocalBroker::default());
+            let hub = Hub::new(broker.clone()).start();
+            broker.attach(hub.clone().recipient::<FromBroker>());
+            hub
+        }
+    };
     let registered = lifecycle.send(Register { component: "hub", recipient: hub.clone().recipient() }).await;
     debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     let services = Services::new(&settings, keyring.clone(), audit.clone(), node_id, Arc::new(SystemClock));

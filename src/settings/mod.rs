@@ -54,6 +54,16 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// WebSocket sessions.
     pub ws: WsSettings,
+    /// Cross-node fan-out.
+    pub hub: HubSettings,
+}
+
+/// Cross-node fan-out (used when `redis_url` is set).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSettings {
+    /// The Redis pub/sub channel every node of one deployment shares.
+    pub redis_channel: String,
 }
 
 /// WebSocket sessions (docs/PROTOCOL.md).

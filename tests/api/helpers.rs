@@ -137,6 +137,8 @@ pub struct Options<'a> {
     pub data_dir: Option<tempfile::TempDir>,
     /// Reuse these databases (a restart).
     pub databases: Option<(TestDatabase, TestDatabase)>,
+    /// Share another node's databases (main, audit URLs), owned by that node's `TestApp`.
+    pub shared_databases: Option<(String, String)>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -146,6 +148,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, options: Options<'_>) -> TestApp {
     let data_dir = options.data_dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let databases = match (backend, options.databases) {
+        (Backend::Postgres, None) if options.shared_databases.is_some() => None,
         (Backend::Postgres, None) => Some((TestDatabase::create("main").await, TestDatabase::create("audit").await)),
         (_, reused) => reused,
     };
@@ -153,6 +156,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options<'_>) -> TestApp {
     command.arg("serve");
     if let Some((main, audit)) = &databases {
         command.env("CONFIDANT_DATABASE_URL", main.url()).env("CONFIDANT_AUDIT_DATABASE_URL", audit.url());
+    }
+    if let Some((main, audit)) = &options.shared_databases {
+        command.env("CONFIDANT_DATABASE_URL", main).env("CONFIDANT_AUDIT_DATABASE_URL", audit);
     }
     if backend == Backend::Postgres && !options.env.iter().any(|(k, _)| *k == "CONFIDANT_MASTER_KEY") {
         command.env("CONFIDANT_MASTER_KEY", TEST_MASTER_KEY);
@@ -276,7 +282,7 @@ impl TestApp {
         let status = self.stop_with(signal);
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
         let databases = self.main_db.take().zip(self.audit_db.take());
-        (status, Options { env: vec![], data_dir: Some(data_dir), databases })
+        (status, Options { env: vec![], data_dir: Some(data_dir), databases, shared_databases: None })
     }
 }
 

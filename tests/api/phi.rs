@@ -357,7 +357,11 @@ async fn a_running_node_reencrypts_after_a_rotation(backend: Backend) {
         ("CONFIDANT_KEYS__RETIRE_GRACE_SECS", "2".to_owned()),
         ("CONFIDANT_KEYS__REENCRYPT_BATCH", "5".to_owned()),
     ];
-    let app = spawn_app_with(backend, Options { env: env.clone(), data_dir: Some(dir), databases: dbs }).await;
+    let app = spawn_app_with(
+        backend,
+        Options { env: env.clone(), data_dir: Some(dir), databases: dbs, shared_databases: None },
+    )
+    .await;
     let urls = app.main_db.as_ref().zip(app.audit_db.as_ref()).map(|(m, a)| (m.url(), a.url()));
     let run = |args: &[&str]| {
         let mut command = server_command(app.data_dir.path());

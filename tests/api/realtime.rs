@@ -207,6 +207,46 @@ async fn sigterm_closes_sockets_with_going_away_and_exits_promptly(backend: Back
     assert_eq!(socket.closed(Duration::from_secs(2)).await, Some(1001));
 }
 
+/// Two nodes on one PostgreSQL and one Redis (a channel of this test's own): a schedule change
+/// made through node A reaches a clinician connected to node B, and a sign-out on node A
+/// closes that clinician's socket on node B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_fan_out_through_redis() {
+    let redis = std::env::var("CONFIDANT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let channel = format!("confidant-test:{}", uuid::Uuid::new_v4().simple());
+    let env = vec![("CONFIDANT_REDIS_URL", redis.clone()), ("CONFIDANT_HUB__REDIS_CHANNEL", channel.clone())];
+    let a = spawn_app_with(Backend::Postgres, Options { env: env.clone(), ..Default::default() }).await;
+    let shared = (a.main_db.as_ref().unwrap().url(), a.audit_db.as_ref().unwrap().url());
+    let b =
+        spawn_app_with(Backend::Postgres, Options { env, shared_databases: Some(shared), ..Default::default() }).await;
+
+    let owner = owner(&a).await;
+    let desk = staff(&a, &owner, "front_desk", "desk@practice.example").await;
+    let clinician = staff(&a, &owner, "clinician", "dr.a@practice.example").await;
+    let patient = patient_record(&a, &clinician, "Ada Lovelace").await;
+
+    let mut on_b = signed_in(&b, &clinician.session.access).await;
+    on_b.send(json!({ "v": 1, "type": "schedule.subscribe", "id": "s", "scope": "mine" })).await;
+    assert_eq!(on_b.frame().await["type"], "schedule.snapshot");
+
+    let started = Instant::now();
+    let (status, booked) = book(&a, &desk, &clinician.session.user_id, &patient, 1_900_000_000_000).await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
+    let pushed = on_b.frame().await;
+    assert_eq!(
+        (pushed["type"].as_str(), pushed["appointment"]["id"].as_str()),
+        (Some("schedule.changed"), booked["id"].as_str())
+    );
+    println!("schedule change through node A reached node B in {:?}", started.elapsed());
+
+    let started = Instant::now();
+    let (status, _) = clinician.session.call(&a, Method::POST, "/api/v1/sign-out", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(on_b.closed(Duration::from_secs(2)).await, Some(4003));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    drop(b);
+}
+
 crate::on_both_backends!(
     sigterm_closes_sockets_with_going_away_and_exits_promptly,
     the_handshake_refuses_query_tokens_foreign_origins_and_floods,
