@@ -4,8 +4,9 @@
 //! broker). The subscriber reconnects with back-off after any failure.
 //!
 //! Delivery is at most once: what is published while a node's subscription is down is lost
-//! for that node's live sockets. Nothing depends on it alone: schedule clients catch up by
-//! event id when they reconnect, and every socket re-checks its session in the database.
+//! for that node's live sockets, which miss those changes until they next resume (by event id)
+//! or re-subscribe. Revocations are not lost for good: every socket re-checks its session in
+//! the database every 30 s.
 
 use std::future::Future;
 use std::pin::Pin;

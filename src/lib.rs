@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod fanout;
 pub mod http;
 pub mod identity;
+pub mod intake;
 pub mod key_commands;
 pub mod node;
 pub mod patients;

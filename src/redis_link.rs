@@ -1,6 +1,6 @@
-//! The node's connection to Redis, present only when `redis_url` is configured (several nodes).
-//! Redis will carry cross-node fan-out and shared revocation; today the server uses it for
-//! readiness, which proves the URL, credentials and TLS work before traffic arrives.
+//! The node's connection to Redis for readiness, present only when `redis_url` is configured
+//! (several nodes): it proves the URL, credentials and TLS work before traffic arrives. The
+//! fan-out itself runs in [`crate::fanout`].
 //!
 //! The connection is made lazily and re-made after a failure, so a Redis outage at start-up or
 //! later makes the node not ready instead of stopping it.

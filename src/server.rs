@@ -249,7 +249,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         patients: services.patients,
         care_team: services.care_team,
         break_glass: services.break_glass,
-        schedule: crate::schedule::Schedule::new(storage.clone()),
+        schedule: services.schedule,
+        intake: services.intake,
         hub: hub.clone(),
         unauthenticated: Default::default(),
         redis,
@@ -315,6 +316,10 @@ pub struct Services {
     pub care_team: CareTeam,
     /// Break-glass grants.
     pub break_glass: BreakGlass,
+    /// Appointments.
+    pub schedule: crate::schedule::Schedule,
+    /// Intake and screening forms.
+    pub intake: crate::intake::Intake,
 }
 
 impl Services {
@@ -332,7 +337,15 @@ impl Services {
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
         let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
-        Self { identity, access, patients: Patients::new(storage, keyring), care_team, break_glass }
+        Self {
+            identity,
+            access,
+            patients: Patients::new(storage.clone(), keyring.clone()),
+            care_team,
+            break_glass,
+            schedule: crate::schedule::Schedule::new(storage),
+            intake: crate::intake::Intake::new(keyring),
+        }
     }
 }
 

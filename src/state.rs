@@ -41,6 +41,8 @@ pub struct AppState {
     pub care_team: CareTeam,
     /// Emergency access grants.
     pub break_glass: BreakGlass,
+    /// Intake and screening forms.
+    pub intake: crate::intake::Intake,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
     /// Live sessions and fan-out (through Redis when several nodes run).

@@ -80,10 +80,20 @@ pub trait SessionPorts: Send + Sync + 'static {
     fn ended(&self, who: SessionIdentity, why: Ended) -> PortFuture<()>;
     /// Whether the sign-in session is still live (a backstop for revocations nobody announced).
     fn alive(&self, who: SessionIdentity) -> PortFuture<bool>;
+    /// Answers a request that needs no subscription (intake forms): the frames to send back.
+    fn request(&self, who: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>>;
+    /// Topics the session receives from its start without asking (a clinician's alerts, the
+    /// owners' alerts).
+    fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic>;
 }
 
 /// How often the activity of a busy session is written through [`SessionPorts::touch`].
 pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
+/// How long one frame of a catch-up may wait for room in the transport's queue.
+pub const CATCH_UP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pushes held for a topic whose catch-up is still being written; more means the client
+/// cannot keep up.
+pub const MAX_HELD_PUSHES: usize = 1024;
 /// How often the session re-checks that its sign-in session is live.
 pub const REVALIDATE_EVERY: Duration = Duration::from_secs(30);
 
@@ -108,8 +118,6 @@ pub enum Inbound {
     Text(String),
     /// A binary frame (not used by the protocol).
     Binary,
-    /// A frame over the size limit (its content was not kept).
-    TooLarge,
     /// A pong (heartbeat; not user activity).
     Pong,
     /// The peer closed or the connection broke.
@@ -295,6 +303,16 @@ impl SessionActor {
                 ctx.spawn(fut);
             }
             ClientFrame::ScheduleSubscribe { id, scope, after, .. } => self.subscribe(id, scope, after, ctx),
+            frame @ (ClientFrame::IntakeOpen { .. }
+            | ClientFrame::IntakeDraft { .. }
+            | ClientFrame::IntakeSubmit { .. }) => {
+                let answer = self.ports.request(self.who, frame).into_actor(self).map(|frames, act, ctx| {
+                    for frame in &frames {
+                        act.send(frame, ctx);
+                    }
+                });
+                ctx.spawn(answer);
+            }
         }
     }
 
@@ -336,23 +354,42 @@ impl SessionActor {
         caught: Result<CatchUp, (String, ErrorCode)>,
         ctx: &mut Context<Self>,
     ) {
-        let held = self.pending.remove(&topic).unwrap_or_default();
-        match caught {
+        let catch_up = match caught {
+            Ok(catch_up) => catch_up,
             Err((id, code)) => {
+                self.pending.remove(&topic);
                 self.subscribed.remove(&topic);
                 self.hub.do_send(Unsubscribe { key: self.key, topic });
                 self.send(&ServerFrame::error(Some(id), code), ctx);
+                return;
             }
-            Ok(catch_up) => {
-                for frame in &catch_up.frames {
-                    self.send(frame, ctx);
-                }
-                self.last_event.insert(topic, catch_up.last_event_id);
-                for push in held {
-                    self.forward(push, ctx);
+        };
+        // A catch-up can be long (a snapshot, or up to a thousand missed changes): it is written
+        // as fast as the client reads, waiting for room in the transport's bounded queue rather
+        // than failing on it, with a deadline. Pushes stay held until it is through.
+        let transport = self.transport.clone();
+        let texts: Vec<Arc<str>> = catch_up.frames.iter().map(|f| f.to_text().into()).collect();
+        let delivery = async move {
+            for text in texts {
+                match tokio::time::timeout(CATCH_UP_WRITE_TIMEOUT, transport.send(Outbound::Text(text))).await {
+                    Ok(Ok(())) => {}
+                    _ => return false,
                 }
             }
-        }
+            true
+        };
+        let last = catch_up.last_event_id;
+        ctx.spawn(delivery.into_actor(self).map(move |delivered, act, ctx| {
+            let held = act.pending.remove(&topic).unwrap_or_default();
+            if !delivered {
+                act.close(close::SLOW_CONSUMER, ctx);
+                return;
+            }
+            act.last_event.insert(topic, last);
+            for push in held {
+                act.forward(push, ctx);
+            }
+        }));
     }
 }
 
@@ -383,6 +420,10 @@ impl Actor for SessionActor {
             close: ctx.address().recipient(),
         };
         self.hub.do_send(Connect { key: self.key, handle });
+        for topic in self.ports.standing_topics(self.who) {
+            self.subscribed.insert(topic);
+            self.hub.do_send(Subscribe { key: self.key, topic });
+        }
         let welcome = self.welcome();
         self.send(&welcome, ctx);
         ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| act.check_heartbeat(ctx));
@@ -417,12 +458,11 @@ impl Handler<Inbound> for SessionActor {
                 ctx.stop();
             }
             Inbound::Binary => self.send(&ServerFrame::error(None, ErrorCode::BinaryNotSupported), ctx),
-            Inbound::TooLarge => self.send(&ServerFrame::error(None, ErrorCode::FrameTooLarge), ctx),
             Inbound::Text(text) if text.len() > MAX_FRAME_BYTES => {
                 self.send(&ServerFrame::error(None, ErrorCode::FrameTooLarge), ctx);
             }
             Inbound::Text(text) => {
-                // Any frame from the person counts as activity, even a bad one: they are there.
+                // Any text frame shows the peer is alive; only a valid one counts as user activity.
                 self.last_pong_ms = self.clock.now_ms();
                 match ClientFrame::parse(&text) {
                     Ok(frame) => {
@@ -441,6 +481,9 @@ impl Handler<Push> for SessionActor {
     fn handle(&mut self, msg: Push, ctx: &mut Context<Self>) {
         if let Some(held) = self.pending.get_mut(&msg.topic) {
             held.push(msg);
+            if held.len() > MAX_HELD_PUSHES {
+                self.close(close::SLOW_CONSUMER, ctx);
+            }
         } else if self.subscribed.contains(&msg.topic) {
             self.forward(msg, ctx);
         }

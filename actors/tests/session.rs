@@ -13,7 +13,7 @@ use confidant_actors::ids::{SessionId, UserId};
 use confidant_actors::session::{
     CatchUp, Ended, Inbound, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits, SessionPorts, Tick,
 };
-use confidant_protocol::{ErrorCode, ScheduleScope, ServerFrame, close};
+use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, close};
 
 const MINUTE: i64 = 60_000;
 
@@ -90,6 +90,13 @@ impl SessionPorts for Ports {
     }
     fn alive(&self, _: SessionIdentity) -> PortFuture<bool> {
         Box::pin(async { true })
+    }
+    fn request(&self, _: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
+        let id = frame.request_id().unwrap_or_default().to_owned();
+        Box::pin(async move { vec![ServerFrame::ack(id)] })
+    }
+    fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {
+        vec![Topic::ClinicianAlerts(who.user_id)]
     }
 }
 
@@ -209,7 +216,7 @@ async fn bad_frames_get_error_frames_and_the_session_lives_on() {
     h.say("{not json").await;
     h.say(r#"{"v":9,"type":"activity"}"#).await;
     h.session.do_send(Inbound::Binary);
-    h.session.do_send(Inbound::TooLarge);
+    h.session.do_send(Inbound::Text(format!(r#"{{"v":1,"type":"activity","x":"{}"}}"#, "y".repeat(70_000))));
     settle().await;
     let codes: Vec<String> = h
         .wire
@@ -221,6 +228,20 @@ async fn bad_frames_get_error_frames_and_the_session_lives_on() {
     assert_eq!(codes, ["malformed_frame", "unsupported_version", "binary_not_supported", "frame_too_large"]);
     assert_eq!(h.wire.closed_with(), None);
     assert!(h.session.connected());
+}
+
+#[actix::test]
+async fn standing_topics_are_received_without_subscribing_and_requests_are_answered() {
+    let h = start().await;
+    let alert = BrokerMessage::Publish {
+        topic: Topic::ClinicianAlerts(h.who.user_id),
+        event_id: None,
+        text: r#"{"v":1,"type":"alert"}"#.into(),
+    };
+    h.hub.send(Publish(alert)).await.unwrap().unwrap();
+    h.say(&format!(r#"{{"v":1,"type":"intake.open","id":"o1","assignment_id":"{}"}}"#, uuid::Uuid::nil())).await;
+    let types: Vec<String> = h.wire.texts().iter().map(|f| f["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["welcome", "alert", "ack"]);
 }
 
 #[actix::test]

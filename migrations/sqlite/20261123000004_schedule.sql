@@ -1,7 +1,7 @@
 -- The schedule (docs/API.md). An appointment names a clinician, a patient and a time span:
 -- ids and times only (the reason for a visit, if ever recorded, belongs in a sealed table).
 -- Booked appointments of one clinician never overlap: the booking transaction checks it while
--- holding the clinician's lock (src/schedule/store.rs).
+-- holding the schedule's write lock (src/schedule/store.rs).
 CREATE TABLE appointments (
     appointment_id TEXT    PRIMARY KEY NOT NULL,
     clinician_id   TEXT    NOT NULL REFERENCES users (user_id),

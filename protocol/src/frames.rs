@@ -1,8 +1,9 @@
 //! The frames. Every frame is a JSON object with `"v": 1` and a `"type"`; requests carry a
-//! client-chosen `"id"` (1 to 64 characters) that the answer (`ack`, `error` or the response
+//! client-chosen `"id"` (1 to 64 bytes) that the answer (`ack`, `error` or the response
 //! frame) repeats.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::VERSION;
@@ -49,6 +50,40 @@ pub enum ClientFrame {
         /// Protocol version.
         v: u32,
     },
+    /// Open an assigned form: the answer is `intake.form` with the saved draft.
+    #[serde(rename = "intake.open")]
+    IntakeOpen {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The assignment.
+        assignment_id: Uuid,
+    },
+    /// Save the draft (autosave while typing): item id -> answer (an option's index, or text).
+    #[serde(rename = "intake.draft")]
+    IntakeDraft {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The assignment.
+        assignment_id: Uuid,
+        /// The answers so far.
+        answers: Map<String, Value>,
+    },
+    /// Submit the form: validated, scored, stored; the clinician is told at once.
+    #[serde(rename = "intake.submit")]
+    IntakeSubmit {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The assignment.
+        assignment_id: Uuid,
+        /// Every answer.
+        answers: Map<String, Value>,
+    },
 }
 
 impl ClientFrame {
@@ -72,14 +107,21 @@ impl ClientFrame {
             ClientFrame::Auth { v, .. }
             | ClientFrame::ScheduleSubscribe { v, .. }
             | ClientFrame::ScheduleUnsubscribe { v, .. }
-            | ClientFrame::Activity { v } => *v,
+            | ClientFrame::Activity { v }
+            | ClientFrame::IntakeOpen { v, .. }
+            | ClientFrame::IntakeDraft { v, .. }
+            | ClientFrame::IntakeSubmit { v, .. } => *v,
         }
     }
 
     /// The request id, for frames that are requests.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            ClientFrame::ScheduleSubscribe { id, .. } | ClientFrame::ScheduleUnsubscribe { id, .. } => Some(id),
+            ClientFrame::ScheduleSubscribe { id, .. }
+            | ClientFrame::ScheduleUnsubscribe { id, .. }
+            | ClientFrame::IntakeOpen { id, .. }
+            | ClientFrame::IntakeDraft { id, .. }
+            | ClientFrame::IntakeSubmit { id, .. } => Some(id),
             ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
         }
     }
@@ -128,7 +170,7 @@ pub enum ServerFrame {
     Error {
         /// Protocol version.
         v: u32,
-        /// The request, when the frame had a readable id.
+        /// The request, when the frame parsed (a malformed frame's id is not trusted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
         /// What went wrong.
@@ -147,7 +189,8 @@ pub enum ServerFrame {
         scope: ScheduleScope,
         /// Changes after this event id follow as `schedule.changed`.
         last_event_id: u64,
-        /// The upcoming appointments.
+        /// The appointments ending after 24 hours ago, booked and cancelled, oldest first (at
+        /// most 5,000).
         appointments: Vec<Appointment>,
     },
     /// One change of a subscribed schedule.
@@ -162,12 +205,70 @@ pub enum ServerFrame {
         /// The appointment as it now is.
         appointment: Appointment,
     },
+    /// An assigned form, answering `intake.open`.
+    #[serde(rename = "intake.form")]
+    IntakeForm {
+        /// Protocol version.
+        v: u32,
+        /// The request.
+        id: String,
+        /// The assignment.
+        assignment_id: Uuid,
+        /// The form: title, instructions, items with their answer kinds and options.
+        form: Value,
+        /// The saved draft (empty when none).
+        answers: Map<String, Value>,
+    },
+    /// To the assigned clinician: a patient submitted a form.
+    #[serde(rename = "intake.submitted")]
+    IntakeSubmitted {
+        /// Protocol version.
+        v: u32,
+        /// The assignment (read the answers over REST).
+        assignment_id: Uuid,
+        /// Whose.
+        patient_id: Uuid,
+        /// Which form (`general_intake`, `phq9`, `gad7`).
+        form: String,
+        /// The total, for screenings.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<u32>,
+        /// The severity band, for screenings.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
+        /// When (UTC ms).
+        submitted_at_ms: i64,
+    },
+    /// Something that needs attention now.
+    #[serde(rename = "alert")]
+    Alert {
+        /// Protocol version.
+        v: u32,
+        /// `phq9_item9` (to the clinician: a patient answered item 9 above zero) or
+        /// `break_glass` (to owners: a clinician opened a patient outside their care team).
+        kind: String,
+        /// The patient concerned.
+        patient_id: Uuid,
+        /// The form, for `phq9_item9`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignment_id: Option<Uuid>,
+        /// The clinician, for `break_glass`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clinician_id: Option<Uuid>,
+        /// When (UTC ms).
+        at_ms: i64,
+    },
 }
 
 impl ServerFrame {
     /// An error frame.
     pub fn error(id: Option<String>, code: ErrorCode) -> Self {
         ServerFrame::Error { v: VERSION, id, code, message: code.message().to_owned() }
+    }
+
+    /// An error frame with a more precise message (which must not quote the input).
+    pub fn error_saying(id: Option<String>, code: ErrorCode, message: String) -> Self {
+        ServerFrame::Error { v: VERSION, id, code, message }
     }
 
     /// An ack frame.
@@ -203,6 +304,10 @@ pub enum ErrorCode {
     MfaRequired,
     /// No such thing.
     NotFound,
+    /// The answers break a rule of the form (the message names the item, never the value).
+    InvalidAnswer,
+    /// The form was already submitted.
+    AlreadySubmitted,
     /// A dependency is down (or the audit trail cannot record the access): retry later.
     Unavailable,
     /// Our bug.
@@ -221,6 +326,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "not allowed",
             ErrorCode::MfaRequired => "prove a second factor first",
             ErrorCode::NotFound => "not found",
+            ErrorCode::InvalidAnswer => "an answer breaks a rule of the form",
+            ErrorCode::AlreadySubmitted => "the form was already submitted",
             ErrorCode::Unavailable => "temporarily unavailable; retry later",
             ErrorCode::InternalError => "internal error",
         }

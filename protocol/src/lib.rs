@@ -18,6 +18,7 @@ pub const SUBPROTOCOL: &str = "confidant.v1";
 /// sending an `auth` frame first. The server never echoes it.
 pub const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
 
-/// The largest text frame the server reads (bytes). Larger frames get an `error` frame with code
-/// `frame_too_large` and are otherwise ignored.
+/// The largest text frame the server acts on (bytes). A larger one, up to four times this, gets
+/// an `error` frame with code `frame_too_large` and is dropped; anything larger closes the socket
+/// with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

@@ -203,10 +203,10 @@ const MATRIX: [Row; 12] = {
         Row {
             resource: Resource::IntakeResponse,
             owner: NONE,
-            clinician: ("R", CareTeam),
+            clinician: ("RC", CareTeam),
             front_desk: NONE,
             billing: NONE,
-            patient: ("RCU", Own),
+            patient: ("RU", Own),
         },
         Row {
             resource: Resource::ClinicalNote,

@@ -55,8 +55,17 @@ pub const BREAK_GLASS_GRANTS: EncryptedTable = EncryptedTable {
     columns: &["reason"],
 };
 
+/// Intake and screening forms: draft answers, submitted answers and the score.
+pub const INTAKE_ASSIGNMENTS: EncryptedTable = EncryptedTable {
+    name: "intake_assignments",
+    id_column: "assignment_id",
+    patient_column: "patient_id",
+    resource: ResourceType::IntakeResponse,
+    columns: &["draft", "response", "result"],
+};
+
 /// Every table with encrypted columns.
-pub const ALL: &[&EncryptedTable] = &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS];
+pub const ALL: &[&EncryptedTable] = &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

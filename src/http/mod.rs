@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod headers;
 mod health;
+mod intake;
 mod limits;
 mod oauth;
 pub mod openapi;
@@ -78,6 +79,9 @@ pub fn app(
         .service(appointments::book)
         .service(appointments::reschedule)
         .service(appointments::cancel)
+        .service(intake::assign)
+        .service(intake::list)
+        .service(intake::read)
         .service(crate::ws::connect)
         .service(openapi::openapi_json)
         .service(portal::index)

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, appointments, oauth, patients, users};
+use super::{account, appointments, intake, oauth, patients, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -38,6 +38,9 @@ use super::{account, appointments, oauth, patients, users};
         appointments::book,
         appointments::reschedule,
         appointments::cancel,
+        intake::assign,
+        intake::list,
+        intake::read,
         openapi_json,
     ),
     modifiers(&BearerAuth)

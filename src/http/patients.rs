@@ -4,7 +4,9 @@
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
+use confidant_actors::hub::{BrokerMessage, Publish, Topic};
 use confidant_actors::ids::{PatientId, UserId};
+use confidant_protocol::{ServerFrame, VERSION};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -338,6 +340,19 @@ pub async fn break_glass(
         .grant(caller.principal.user_id, patient, &body.reason, now, lifetime)
         .await
         .map_err(break_glass_error)?;
+    // Owners see it live (their sessions hold the owners' alert topic).
+    let alert = ServerFrame::Alert {
+        v: VERSION,
+        kind: "break_glass".into(),
+        patient_id: *patient.as_uuid(),
+        assignment_id: None,
+        clinician_id: Some(*caller.principal.user_id.as_uuid()),
+        at_ms: now,
+    };
+    let message = BrokerMessage::Publish { topic: Topic::OwnerAlerts, event_id: None, text: alert.to_text().into() };
+    if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
+        tracing::error!(grant_id = %grant.grant_id, "could not alert owners of a break-glass grant");
+    }
     Ok(HttpResponse::Created().json(BreakGlassView::from(grant)))
 }
 

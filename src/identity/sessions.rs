@@ -300,6 +300,23 @@ impl Sessions {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends a live session that saw no request for `idle_ms`; `false` when it had ended or is
+    /// in use.
+    pub async fn end_if_idle(&self, session: SessionId, idle_ms: i64, reason: EndReason) -> Result<bool, AuthError> {
+        let now = self.clock.now_ms();
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL \
+             AND last_seen_at_ms <= $4",
+        )
+        .bind(session.to_string())
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(now.saturating_sub(idle_ms))
+        .execute(self.storage.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Ends every live session of `user`; returns how many.
     pub async fn end_all(&self, user: UserId, reason: EndReason) -> Result<u64, AuthError> {
         let done = sqlx::query(

@@ -308,8 +308,20 @@ impl Identity {
 
     /// Ends a session that reached a limit elsewhere (its WebSocket) and audits the timeout;
     /// nothing is recorded if it had already ended.
-    pub async fn end_on_limit(&self, owner: SessionOwner, reason: EndReason, origin: Origin) -> Result<(), AuthError> {
-        if self.sessions.end(owner.session_id, reason).await? {
+    /// With `idle_for`, only a session with no request for that long is ended (a socket that
+    /// idled out does not end a session still in use over HTTP).
+    pub async fn end_on_limit(
+        &self,
+        owner: SessionOwner,
+        reason: EndReason,
+        idle_for: Option<i64>,
+        origin: Origin,
+    ) -> Result<(), AuthError> {
+        let ended = match idle_for {
+            Some(idle_ms) => self.sessions.end_if_idle(owner.session_id, idle_ms, reason).await?,
+            None => self.sessions.end(owner.session_id, reason).await?,
+        };
+        if ended {
             self.audit_timeout(owner, reason, origin).await?;
         }
         Ok(())

@@ -1,5 +1,5 @@
 //! `appointments` and `schedule_events`. Every change is one transaction that checks for a
-//! double booking under the clinician's lock, writes the appointment and appends its event; the
+//! double booking under the schedule's write lock, writes the appointment and appends its event; the
 //! event id orders changes for live pushes and for catching up after a reconnect.
 
 use confidant_actors::ids::{PatientId, UserId};
@@ -105,7 +105,7 @@ impl Schedule {
             ends_at_ms,
             status: "booked".into(),
         };
-        let mut tx = self.begin_for(clinician).await?;
+        let mut tx = self.begin_write().await?;
         refuse_overlap(&mut tx, &appointment).await?;
         sqlx::query(
             "INSERT INTO appointments (appointment_id, clinician_id, patient_id, starts_at_ms, ends_at_ms, status, \
@@ -134,9 +134,7 @@ impl Schedule {
         now_ms: i64,
     ) -> Result<Change, ScheduleError> {
         check_times(starts_at_ms, ends_at_ms)?;
-        let current = self.get(id).await?.ok_or(ScheduleError::NotFound)?;
-        let clinician: UserId = UserId::from_uuid(current.clinician_id);
-        let mut tx = self.begin_for(clinician).await?;
+        let mut tx = self.begin_write().await?;
         let current = locked_get(&mut tx, id).await?;
         if current.status != "booked" {
             return Err(ScheduleError::Cancelled);
@@ -159,8 +157,7 @@ impl Schedule {
 
     /// Cancels a booked appointment.
     pub async fn cancel(&self, id: Uuid, now_ms: i64) -> Result<Change, ScheduleError> {
-        let current = self.get(id).await?.ok_or(ScheduleError::NotFound)?;
-        let mut tx = self.begin_for(UserId::from_uuid(current.clinician_id)).await?;
+        let mut tx = self.begin_write().await?;
         let current = locked_get(&mut tx, id).await?;
         if current.status != "booked" {
             return Err(ScheduleError::Cancelled);
@@ -229,10 +226,13 @@ impl Schedule {
         rows.iter().map(stored_change).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
-    async fn begin_for(&self, clinician: UserId) -> Result<sqlx::Transaction<'static, sqlx::Any>, ScheduleError> {
+    /// A transaction holding the schedule's write lock (see `Backend::lock_schedule_sql`).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, ScheduleError> {
         let backend = self.storage.backend();
         let mut tx = self.storage.pool().begin_with(backend.begin_serialized_sql()).await?;
-        sqlx::query(backend.lock_user_sql()).bind(clinician.to_string()).fetch_optional(&mut *tx).await?;
+        if let Some(lock) = backend.lock_schedule_sql() {
+            sqlx::query(lock).execute(&mut *tx).await?;
+        }
         Ok(tx)
     }
 }

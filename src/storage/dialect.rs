@@ -48,7 +48,7 @@ impl Backend {
     /// The statement that opens a transaction whose check-then-write must not interleave with
     /// another's (no double booking): SQLite takes the write lock up front (`BEGIN IMMEDIATE`;
     /// a deferred transaction would fail at its first write instead of waiting); PostgreSQL
-    /// starts normally and locks the contended row with [`Self::lock_user_sql`].
+    /// starts normally and takes [`Self::lock_schedule_sql`].
     pub fn begin_serialized_sql(self) -> &'static str {
         match self {
             Backend::Sqlite => "BEGIN IMMEDIATE",
@@ -56,12 +56,15 @@ impl Backend {
         }
     }
 
-    /// Locks one account row until the transaction ends (PostgreSQL); SQLite already holds
-    /// the database's write lock, so a plain read does.
-    pub fn lock_user_sql(self) -> &'static str {
+    /// Serializes schedule writers until the transaction ends, so that (1) two bookings cannot
+    /// both pass the overlap check and (2) event ids commit in the order they were taken: with
+    /// concurrent writers a sequence can commit 11 before 10, and a subscriber that resumed
+    /// after 11 would never see 10. PostgreSQL takes a transaction-scoped advisory lock; SQLite
+    /// already holds the database's write lock (`BEGIN IMMEDIATE`), so nothing is needed.
+    pub fn lock_schedule_sql(self) -> Option<&'static str> {
         match self {
-            Backend::Sqlite => "SELECT user_id FROM users WHERE user_id = $1",
-            Backend::Postgres => "SELECT user_id FROM users WHERE user_id = $1 FOR UPDATE",
+            Backend::Sqlite => None,
+            Backend::Postgres => Some("SELECT pg_advisory_xact_lock(7262646373)"),
         }
     }
 

@@ -5,6 +5,7 @@
 //! actors storage, permissions and audit.
 
 mod handshake;
+mod intake;
 mod ports;
 mod transport;
 

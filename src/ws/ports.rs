@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, record};
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, Role, record};
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::PatientId;
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
-use confidant_protocol::{ErrorCode, ScheduleScope, ServerFrame, VERSION};
+use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, VERSION};
 use futures_util::future::join_all;
 
 use crate::access::{AccessError, Decision, Denial, Operation, Principal, Resource, Target};
@@ -61,11 +61,24 @@ impl SessionPorts for ServerPorts {
         let state = self.state.clone();
         Box::pin(async move {
             let principal = Self::principal(who);
-            let decision = state
-                .access
-                .check(&principal, Resource::Appointment, Operation::Read, Target::Any)
-                .await
-                .map_err(refusal)?;
+            let decision =
+                match state.access.check(&principal, Resource::Appointment, Operation::Read, Target::Any).await {
+                    Ok(decision) => decision,
+                    Err(error) => {
+                        if let AccessError::Denied(denial) = &error {
+                            // Refusals are audited, as over HTTP.
+                            let actor = AuditActor::User { id: who.user_id, role: who.role };
+                            let mut event = AuditEvent::new(state.node_id, actor, Action::Read, Outcome::Denied)
+                                .on(ResourceType::Appointment, None)
+                                .in_session(who.session_id);
+                            event.reason = Some(denial.reason());
+                            if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
+                                tracing::error!("could not audit a refused subscription");
+                            }
+                        }
+                        return Err(refusal(error));
+                    }
+                };
             match (scope, decision) {
                 (ScheduleScope::Practice, Decision::Practice) => Ok(Topic::PracticeSchedule),
                 (ScheduleScope::Mine, Decision::CareTeam) => Ok(Topic::ClinicianSchedule(who.user_id)),
@@ -153,10 +166,33 @@ impl SessionPorts for ServerPorts {
                 Ended::Expired => EndReason::AbsoluteTimeout,
             };
             let origin = Origin { request_id: None, source_ip: peer, session_id: Some(who.session_id) };
-            if let Err(error) = state.identity.end_on_limit(owner, reason, origin).await {
+            // The sign-in session ends with the socket only if it was idle over HTTP too.
+            let idle_ms =
+                i64::try_from(state.settings.identity.session_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let idle_for = match why {
+                Ended::Idle => Some(idle_ms),
+                Ended::Expired => None,
+            };
+            if let Err(error) = state.identity.end_on_limit(owner, reason, idle_for, origin).await {
                 tracing::error!(%error, "could not end or audit a timed-out session");
             }
         })
+    }
+
+    fn request(&self, who: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
+        Box::pin(super::intake::answer(self.state.clone(), who, self.peer, frame))
+    }
+
+    fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {
+        // Alerts carry PHI: staff receive them only in a session that proved a second factor.
+        if !who.mfa {
+            return Vec::new();
+        }
+        match who.role {
+            Role::Clinician => vec![Topic::ClinicianAlerts(who.user_id)],
+            Role::PracticeOwner => vec![Topic::OwnerAlerts],
+            Role::FrontDesk | Role::Billing | Role::Patient => Vec::new(),
+        }
     }
 
     fn alive(&self, who: SessionIdentity) -> PortFuture<bool> {

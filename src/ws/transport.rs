@@ -170,7 +170,12 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsTransport {
                 Ok(ClientFrame::Auth { token, .. }) => self.authenticate(Zeroizing::new(token), ctx),
                 _ => self.close(close::UNAUTHENTICATED, ctx),
             },
-            ws::Message::Binary(_) | ws::Message::Continuation(_) => self.close(close::UNAUTHENTICATED, ctx),
+            // Fragmented messages are not part of the protocol (frames are small JSON objects).
+            ws::Message::Continuation(_) => {
+                ctx.close(Some(CloseReason { code: CloseCode::Unsupported, description: None }));
+                ctx.stop();
+            }
+            ws::Message::Binary(_) => self.close(close::UNAUTHENTICATED, ctx),
             ws::Message::Nop => {}
         }
     }

@@ -69,6 +69,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some((Resource::Appointment, Operation::Delete)),
         On::CarePatient,
     ),
+    (
+        "POST",
+        "/api/v1/patients/{patient_id}/intake-forms",
+        Some((Resource::IntakeResponse, Operation::Create)),
+        On::CarePatient,
+    ),
+    (
+        "GET",
+        "/api/v1/patients/{patient_id}/intake-forms",
+        Some((Resource::IntakeResponse, Operation::Read)),
+        On::CarePatient,
+    ),
+    ("GET", "/api/v1/intake-forms/{assignment_id}", Some((Resource::IntakeResponse, Operation::Read)), On::CarePatient),
     ("GET", "/api/v1/break-glass", Some((Resource::BreakGlassGrant, Operation::Read)), On::Any),
     (
         "POST",
@@ -93,6 +106,7 @@ struct Practice {
     people: Vec<(Role, Person)>,
     clinician_a: String,
     appointment: String,
+    assignment: String,
     p1: String,
     p2: String,
     clinician_b: String,
@@ -124,7 +138,12 @@ async fn practice(app: &TestApp) -> Practice {
     let body = json!({ "clinician_id": clinician_a_id, "patient_id": p1, "starts_at_ms": 1_900_000_000_000i64, "ends_at_ms": 1_900_003_000_000i64 });
     let (status, booked) = desk.session.call(app, Method::POST, "/api/v1/appointments", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{booked}");
+    let form = json!({ "form": "gad7" });
+    let path = format!("/api/v1/patients/{p1}/intake-forms");
+    let (status, assigned) = clinician_a.session.call(app, Method::POST, &path, Some(form)).await;
+    assert_eq!(status, StatusCode::CREATED, "{assigned}");
     Practice {
+        assignment: assigned["assignment_id"].as_str().unwrap().to_owned(),
         clinician_a: clinician_a_id,
         appointment: booked["id"].as_str().unwrap().to_owned(),
         people: vec![
@@ -147,6 +166,7 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
         ("POST", "/api/v1/appointments") => Some(
             json!({ "clinician_id": practice.clinician_a, "patient_id": practice.p1, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }),
         ),
+        ("POST", "/api/v1/patients/{patient_id}/intake-forms") => Some(json!({ "form": "phq9" })),
         ("PUT", "/api/v1/appointments/{appointment_id}") => {
             Some(json!({ "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }))
         }
@@ -188,7 +208,8 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
                 .replace("{patient_id}", target)
                 .replace("{clinician_id}", &practice.clinician_b)
                 .replace("{user_id}", &practice.victim)
-                .replace("{appointment_id}", &practice.appointment);
+                .replace("{appointment_id}", &practice.appointment)
+                .replace("{assignment_id}", &practice.assignment);
             let (status, body) = person
                 .session
                 .call(&app, method.parse::<Method>().unwrap(), &path, body_for(&practice, template, method, n))

@@ -234,6 +234,7 @@ async fn the_openapi_document_describes_every_route(backend: Backend) {
         let path = path.replace("{clinician_id}", &uuid::Uuid::new_v4().to_string());
         let path = path.replace("{user_id}", &uuid::Uuid::new_v4().to_string());
         let path = path.replace("{appointment_id}", &uuid::Uuid::new_v4().to_string());
+        let path = path.replace("{assignment_id}", &uuid::Uuid::new_v4().to_string());
         let response = app.client.request(method.parse().unwrap(), app.url(&path)).send().await.unwrap();
         assert_ne!(response.status(), StatusCode::NOT_FOUND, "{route} is documented but not served");
         assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{route}");

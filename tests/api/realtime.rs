@@ -247,7 +247,100 @@ async fn two_nodes_fan_out_through_redis() {
     drop(b);
 }
 
+async fn a_patient_fills_a_phq9_live_and_the_clinician_is_alerted_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = crate::signin::patient(&app, &desk, &record, "ada@mail.example").await;
+    let path = format!("/api/v1/patients/{record}/intake-forms");
+    let (status, assigned) = clinician.session.call(&app, Method::POST, &path, Some(json!({ "form": "phq9" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{assigned}");
+    let assignment = assigned["assignment_id"].as_str().unwrap().to_owned();
+    let (status, _) = desk.session.call(&app, Method::POST, &path, Some(json!({ "form": "gad7" }))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "front desk never touches clinical forms");
+
+    let mut watching = signed_in(&app, &clinician.session.access).await;
+    let mut laptop = signed_in(&app, &ada.session.access).await;
+    laptop.send(json!({ "v": 1, "type": "intake.open", "id": "o1", "assignment_id": assignment })).await;
+    let form = laptop.frame().await;
+    assert_eq!((form["type"].as_str(), form["form"]["title"].as_str()), (Some("intake.form"), Some("PHQ-9")), "{form}");
+    assert_eq!(form["form"]["items"].as_array().unwrap().len(), 10);
+    assert_eq!(form["answers"], json!({}));
+
+    // Autosave as she types; a bad answer is refused by name, the rest is kept.
+    laptop.send(json!({ "v": 1, "type": "intake.draft", "id": "d1", "assignment_id": assignment, "answers": { "item1": 2, "item2": 1 } })).await;
+    assert_eq!(laptop.frame().await["type"], "ack");
+    laptop.send(json!({ "v": 1, "type": "intake.draft", "id": "d2", "assignment_id": assignment, "answers": { "item1": 7 } })).await;
+    let refused = laptop.frame().await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["message"].as_str()),
+        (Some("invalid_answer"), Some("`item1` is not one of the options"))
+    );
+
+    // Resumed on another device: the draft is there.
+    let phone_session = crate::signin::sign_in(&app, &ada.email, crate::signin::PASSWORD, None).await;
+    let mut phone = signed_in(&app, &phone_session.access).await;
+    phone.send(json!({ "v": 1, "type": "intake.open", "id": "o2", "assignment_id": assignment })).await;
+    assert_eq!(phone.frame().await["answers"], json!({ "item1": 2, "item2": 1 }));
+    let incomplete =
+        json!({ "v": 1, "type": "intake.submit", "id": "s0", "assignment_id": assignment, "answers": { "item1": 2 } });
+    phone.send(incomplete).await;
+    assert_eq!(phone.frame().await["code"], "invalid_answer");
+    let answers = json!({ "item1": 2, "item2": 1, "item3": 1, "item4": 2, "item5": 0, "item6": 1, "item7": 0, "item8": 0, "item9": 1 });
+    let started = Instant::now();
+    phone
+        .send(json!({ "v": 1, "type": "intake.submit", "id": "s1", "assignment_id": assignment, "answers": answers }))
+        .await;
+    assert_eq!(phone.frame().await["type"], "ack");
+
+    let submitted = watching.frame().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(submitted["type"], "intake.submitted", "{submitted}");
+    assert_eq!((submitted["score"].as_u64(), submitted["severity"].as_str()), (Some(8), Some("mild")));
+    let alert = watching.frame().await;
+    assert_eq!((alert["type"].as_str(), alert["kind"].as_str()), (Some("alert"), Some("phq9_item9")));
+    assert_eq!(alert["patient_id"], record.as_str());
+
+    phone
+        .send(json!({ "v": 1, "type": "intake.submit", "id": "s2", "assignment_id": assignment, "answers": answers }))
+        .await;
+    assert_eq!(phone.frame().await["code"], "already_submitted");
+    let (status, response) = clinician.session.get(&app, &format!("/api/v1/intake-forms/{assignment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((response["answers"]["item9"].as_u64(), response["score"]["urgent"].as_bool()), (Some(1), Some(true)));
+    let (status, _) = desk.session.get(&app, &format!("/api/v1/intake-forms/{assignment}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let entries = app.audit_entries();
+    let audited = |reason: &str| entries.iter().any(|e| e["reason"] == reason && e["patient_id"] == record.as_str());
+    for reason in ["intake_opened", "intake_draft_saved", "intake_submitted", "urgent_alert_phq9_item9"] {
+        assert!(audited(reason), "{reason} is audited");
+    }
+}
+
+async fn owners_are_alerted_live_when_the_glass_is_broken(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let a = staff(&app, &owner, "clinician", "a@practice.example").await;
+    let b = staff(&app, &owner, "clinician", "b@practice.example").await;
+    let record = patient_record(&app, &a, "Ada Lovelace").await;
+    let mut owners = signed_in(&app, &owner.session.access).await;
+    let reason = json!({ "reason": "covering the crisis line tonight" });
+    let (status, _) =
+        b.session.call(&app, Method::POST, &format!("/api/v1/patients/{record}/break-glass"), Some(reason)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let alert = owners.frame().await;
+    assert_eq!(
+        (alert["kind"].as_str(), alert["clinician_id"].as_str()),
+        (Some("break_glass"), Some(b.session.user_id.as_str()))
+    );
+}
+
 crate::on_both_backends!(
+    a_patient_fills_a_phq9_live_and_the_clinician_is_alerted_at_once,
+    owners_are_alerted_live_when_the_glass_is_broken,
     sigterm_closes_sockets_with_going_away_and_exits_promptly,
     the_handshake_refuses_query_tokens_foreign_origins_and_floods,
     a_socket_authenticates_by_frame_or_subprotocol_and_closes_4004_otherwise,
