@@ -238,6 +238,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     actix_web::rt::spawn(async move {
         let _ = hasher.verify_or_dummy("warm-up", None).await;
     });
+    crate::ws::sweep::start(services.identity.sessions.clone(), hub.clone(), services.identity.clock.clone());
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         node_id,

@@ -78,8 +78,6 @@ pub trait SessionPorts: Send + Sync + 'static {
     fn touch(&self, who: SessionIdentity) -> PortFuture<()>;
     /// The socket closes on a limit: end the sign-in session and audit the timeout.
     fn ended(&self, who: SessionIdentity, why: Ended) -> PortFuture<()>;
-    /// Whether the sign-in session is still live (a backstop for revocations nobody announced).
-    fn alive(&self, who: SessionIdentity) -> PortFuture<bool>;
     /// Answers a request that needs no subscription (intake forms): the frames to send back.
     fn request(&self, who: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>>;
     /// Topics the session receives from its start without asking (a clinician's alerts, the
@@ -94,8 +92,6 @@ pub const CATCH_UP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pushes held for a topic whose catch-up is still being written; more means the client
 /// cannot keep up.
 pub const MAX_HELD_PUSHES: usize = 1024;
-/// How often the session re-checks that its sign-in session is live.
-pub const REVALIDATE_EVERY: Duration = Duration::from_secs(30);
 
 /// Limits of one session.
 #[derive(Debug, Clone, Copy)]
@@ -427,14 +423,6 @@ impl Actor for SessionActor {
         let welcome = self.welcome();
         self.send(&welcome, ctx);
         ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| act.check_heartbeat(ctx));
-        ctx.run_interval(REVALIDATE_EVERY, |act, ctx| {
-            let (ports, who) = (act.ports.clone(), act.who);
-            ctx.spawn(async move { ports.alive(who).await }.into_actor(act).map(|alive, act, ctx| {
-                if !alive {
-                    act.close(close::REVOKED, ctx);
-                }
-            }));
-        });
         self.check_limits(ctx);
     }
 

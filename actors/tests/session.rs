@@ -88,9 +88,6 @@ impl SessionPorts for Ports {
         self.ended.lock().unwrap().push(why);
         Box::pin(async {})
     }
-    fn alive(&self, _: SessionIdentity) -> PortFuture<bool> {
-        Box::pin(async { true })
-    }
     fn request(&self, _: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
         let id = frame.request_id().unwrap_or_default().to_owned();
         Box::pin(async move { vec![ServerFrame::ack(id)] })

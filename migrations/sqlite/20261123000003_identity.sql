@@ -81,6 +81,7 @@ CREATE TABLE sessions (
     end_reason      TEXT
 );
 CREATE INDEX sessions_by_user ON sessions (user_id);
+CREATE INDEX sessions_by_end ON sessions (ended_at_ms);
 
 -- Access and refresh tokens of a session. A refresh token is used once: rotation marks it
 -- used_at_ms; presenting it again revokes the session.

@@ -3,29 +3,15 @@
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{HttpResponse, get, post, web};
+use confidant_actors::hub::{BrokerMessage, Publish};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
-use confidant_actors::hub::{BrokerMessage, Publish};
-
 use super::auth::{Caller, RequestOrigin};
 use super::error::ApiError;
-use crate::identity::sessions::SessionOwner;
 use crate::state::AppState;
-
-fn owner(caller: &Caller) -> SessionOwner {
-    let p = caller.principal;
-    SessionOwner {
-        session_id: p.session_id,
-        user_id: p.user_id,
-        role: p.role,
-        patient_id: p.patient_id,
-        mfa: p.mfa,
-        expires_at_ms: i64::MAX,
-    }
-}
 
 /// Closes the user's sockets (one session's, or all) on every node, with 4003. The sessions
 /// are already ended in the database, which each socket also re-checks periodically, so a
@@ -87,7 +73,7 @@ pub struct TotpEnrollmentResponse {
     responses((status = 200, body = TotpEnrollmentResponse), (status = 401), (status = 409)))]
 #[post("/api/v1/me/totp")]
 pub async fn begin_totp(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let enrollment = state.identity.begin_totp(&owner(&caller), caller.origin).await?;
+    let enrollment = state.identity.begin_totp(&caller.session, caller.origin).await?;
     Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(TotpEnrollmentResponse {
         secret: enrollment.secret.to_string(),
         provisioning_uri: enrollment.provisioning_uri.to_string(),
@@ -119,7 +105,7 @@ pub async fn confirm_totp(
     caller: Caller,
     body: web::Json<TotpCode>,
 ) -> Result<HttpResponse, ApiError> {
-    let codes = state.identity.confirm_totp(&owner(&caller), &body.code, caller.origin).await?;
+    let codes = state.identity.confirm_totp(&caller.session, &body.code, caller.origin).await?;
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .json(RecoveryCodes { recovery_codes: codes.iter().map(|c| c.as_str().to_owned()).collect() }))
@@ -134,7 +120,7 @@ pub async fn verify_totp(
     caller: Caller,
     body: web::Json<TotpCode>,
 ) -> Result<HttpResponse, ApiError> {
-    state.identity.step_up(&owner(&caller), &body.code, caller.origin).await?;
+    state.identity.step_up(&caller.session, &body.code, caller.origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -150,7 +136,7 @@ pub struct SignedOut {
     responses((status = 200, body = SignedOut), (status = 401)))]
 #[post("/api/v1/sign-out")]
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let sessions_ended = state.identity.sign_out(&owner(&caller), false, caller.origin).await?;
+    let sessions_ended = state.identity.sign_out(&caller.session, false, caller.origin).await?;
     revoke_sockets(&state, caller.principal.user_id, Some(caller.principal.session_id)).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
@@ -160,7 +146,7 @@ pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<Http
     responses((status = 200, body = SignedOut), (status = 401)))]
 #[post("/api/v1/sign-out-everywhere")]
 pub async fn sign_out_everywhere(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let sessions_ended = state.identity.sign_out(&owner(&caller), true, caller.origin).await?;
+    let sessions_ended = state.identity.sign_out(&caller.session, true, caller.origin).await?;
     revoke_sockets(&state, caller.principal.user_id, None).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }

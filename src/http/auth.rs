@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::access::Principal;
 use crate::identity::Origin;
+use crate::identity::sessions::SessionOwner;
 use crate::state::AppState;
 
 /// Where a request came from (request id and peer address), for the audit trail. The peer is
@@ -47,6 +48,8 @@ pub struct Caller {
     pub principal: Principal,
     /// Where from.
     pub origin: Origin,
+    /// The session the token belongs to.
+    pub session: SessionOwner,
 }
 
 impl FromRequest for Caller {
@@ -68,7 +71,7 @@ impl FromRequest for Caller {
                 patient_id: owner.patient_id,
                 mfa: owner.mfa,
             };
-            Ok(Caller { principal, origin: Origin { session_id: Some(owner.session_id), ..origin } })
+            Ok(Caller { principal, origin: Origin { session_id: Some(owner.session_id), ..origin }, session: owner })
         })
     }
 }

@@ -340,18 +340,21 @@ impl Sessions {
         Ok(())
     }
 
-    /// Whether a session is live now: not ended, account active, within its absolute lifetime
-    /// (the idle limit of a socket is enforced by the socket itself).
-    pub async fn is_live(&self, session: SessionId) -> Result<bool, AuthError> {
-        let live: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.session_id = $1 \
-             AND s.ended_at_ms IS NULL AND u.status = 'active' AND s.expires_at_ms > $2",
-        )
-        .bind(session.to_string())
-        .bind(self.clock.now_ms())
-        .fetch_optional(self.storage.pool())
-        .await?;
-        Ok(live.is_some())
+    /// Sessions that ended at or after `since_ms` (any node's sign-out, disable, reuse of a
+    /// token), so each node can close their sockets even when no announcement reached it.
+    pub async fn ended_since(&self, since_ms: i64) -> Result<Vec<(SessionId, UserId)>, AuthError> {
+        let rows = sqlx::query("SELECT session_id, user_id FROM sessions WHERE ended_at_ms >= $1")
+            .bind(since_ms)
+            .fetch_all(self.storage.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
+                    parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
+                ))
+            })
+            .collect()
     }
 
     /// Marks a session as having proved a second factor (after TOTP enrollment in it).

@@ -309,7 +309,8 @@ impl Identity {
     /// Ends a session that reached a limit elsewhere (its WebSocket) and audits the timeout;
     /// nothing is recorded if it had already ended.
     /// With `idle_for`, only a session with no request for that long is ended (a socket that
-    /// idled out does not end a session still in use over HTTP).
+    /// idled out does not end a session still in use over HTTP; that socket's timeout is
+    /// audited as `socket_idle_timeout`).
     pub async fn end_on_limit(
         &self,
         owner: SessionOwner,
@@ -323,6 +324,17 @@ impl Identity {
         };
         if ended {
             self.audit_timeout(owner, reason, origin).await?;
+        } else if idle_for.is_some() {
+            // Only the socket idled out; the session lives on over HTTP. Still a timeout.
+            let origin = Origin { session_id: Some(owner.session_id), ..origin };
+            let event = self.event(
+                Self::user(owner.user_id, owner.role),
+                Action::SessionTimeout,
+                Outcome::Success,
+                origin,
+                "socket_idle_timeout",
+            );
+            self.audit(event.on(ResourceType::Session, Some(*owner.session_id.as_uuid()))).await?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 mod handshake;
 mod intake;
 mod ports;
+pub mod sweep;
 mod transport;
 
 use std::collections::HashMap;

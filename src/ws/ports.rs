@@ -194,12 +194,4 @@ impl SessionPorts for ServerPorts {
             Role::FrontDesk | Role::Billing | Role::Patient => Vec::new(),
         }
     }
-
-    fn alive(&self, who: SessionIdentity) -> PortFuture<bool> {
-        let state = self.state.clone();
-        Box::pin(async move {
-            // A database outage is not a revocation: keep the socket, check again later.
-            state.identity.sessions.is_live(who.session_id).await.unwrap_or(true)
-        })
-    }
 }

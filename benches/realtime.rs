@@ -1,0 +1,605 @@
+//! Real-time load benchmark and load generator (docs/PERFORMANCE.md). In one run it measures:
+//! authenticated idle sessions held by one node, their resident memory per session next to a
+//! bare tokio-tungstenite TLS server's per connection, drops and the node's CPU while they
+//! idle; token-authenticated connects per second; and schedule change -> push latency with
+//! 1,000 subscribed sessions on one node and, through Redis, across two. The server runs pinned
+//! to core 0 and this generator to core 1 (taskset). Prints its figures; not a test.
+//!
+//! `cargo bench --bench realtime` (PostgreSQL and Redis as for the tests). Knobs:
+//! BENCH_SESSIONS (19000), BENCH_HOLD_SECS (600), BENCH_CONNECTS (2000), BENCH_SUBSCRIBERS
+//! (1000), BENCH_CHANGES (200).
+#![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+
+const PASSWORD: &str = "a long unremarkable passphrase 42";
+const REDIRECT: &str = "https://127.0.0.1:8443/portal/";
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-server") {
+        return bare_server(Path::new(&args[i + 1]), args[i + 2].parse().ok());
+    }
+    // The generator on core 1; servers go to core 0.
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = Command::new("taskset").args(["-a", "-p", "-c", "1", &std::process::id().to_string()]).output();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run(cores));
+}
+
+async fn run(cores: usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sessions = knob("BENCH_SESSIONS", 19_000);
+    let hold = Duration::from_secs(knob("BENCH_HOLD_SECS", 600) as u64);
+    let connects = knob("BENCH_CONNECTS", 2_000).min(sessions);
+    let subscribers = knob("BENCH_SUBSCRIBERS", 1_000).min(sessions);
+    let changes = knob("BENCH_CHANGES", 200);
+    println!(
+        "real-time benchmark on {cores} cores: server on core 0, generator on core 1; {sessions} sessions, hold {}s",
+        hold.as_secs()
+    );
+
+    // One node, embedded defaults (SQLite).
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), &[]);
+    let practice = Practice::set_up(&node).await;
+    let baseline_kib = node.rss_kib();
+
+    // Connects per second, then the rest of the sessions, all authenticated and idle.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Latencies::default());
+    let (started, cpu_at_start) = (Instant::now(), node.cpu_ticks());
+    let mut open = connect_many(&node, &practice.token, connects, &dropped, &latencies).await;
+    let took = started.elapsed();
+    let server_cpu = (node.cpu_ticks() - cpu_at_start) as f64 / ticks_per_sec() / took.as_secs_f64();
+    println!(
+        "[connect] {connects} token-authenticated sessions (TLS 1.3 + upgrade + auth + welcome) in {took:.2?}: {:.0}/s \
+         (server core {:.0}% busy)",
+        connects as f64 / took.as_secs_f64(),
+        server_cpu * 100.0
+    );
+    open.extend(connect_many(&node, &practice.token, sessions - connects, &dropped, &latencies).await);
+    let held = open.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let per_session_kib = node.rss_kib().saturating_sub(baseline_kib) as f64 / held as f64;
+    println!(
+        "[memory] {held} sessions: server RSS {} MiB ({per_session_kib:.1} KiB per session)",
+        node.rss_kib() / 1024
+    );
+
+    // Idle: drops and CPU over the hold.
+    let cpu_before = node.cpu_ticks();
+    let hold_started = Instant::now();
+    while hold_started.elapsed() < hold {
+        tokio::time::sleep(Duration::from_secs(10).min(hold)).await;
+    }
+    let cpu = (node.cpu_ticks() - cpu_before) as f64 / ticks_per_sec() / hold_started.elapsed().as_secs_f64();
+    println!(
+        "[idle] {held} sessions held {:.0?}: {} dropped; server CPU {:.1}% of a core",
+        hold_started.elapsed(),
+        dropped.load(Ordering::Relaxed),
+        cpu * 100.0
+    );
+
+    // Push latency, one node: the first `subscribers` sessions watch the practice schedule.
+    subscribe(&open[..subscribers]).await;
+    let one = push_latency(&node, &practice, &latencies, changes, subscribers).await;
+    println!(
+        "[push, 1 node] {} deliveries of {changes} changes to {subscribers} sessions: p50 {:.1?}, p99 {:.1?}",
+        one.0, one.1, one.2
+    );
+    drop(open);
+    node.stop();
+
+    // The bare server, same certificate, same number of connections: with tungstenite's
+    // default buffers, and with a 4 KiB read buffer (the leaner floor).
+    for read_buffer in ["default", "4096"] {
+        let bare_dir = tempfile::tempdir().unwrap();
+        let mut bare = Bare::start(bare_dir.path(), read_buffer);
+        let before = rss_kib(bare.child.id());
+        let bare_open = bare.connect(held).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let bare_kib = rss_kib(bare.child.id()).saturating_sub(before) as f64 / bare_open as f64;
+        println!(
+            "[memory] bare tokio-tungstenite TLS server (read buffer {read_buffer}): {bare_open} connections, \
+             {bare_kib:.1} KiB per connection; Confidant is {:.2}x",
+            per_session_kib / bare_kib
+        );
+    }
+
+    // Two nodes through Redis: bookings on A, subscribers on B.
+    two_nodes(subscribers, changes).await;
+}
+
+/// Deliveries, p50, p99.
+async fn push_latency(
+    node: &Node,
+    practice: &Practice,
+    latencies: &Latencies,
+    changes: usize,
+    subscribers: usize,
+) -> (usize, Duration, Duration) {
+    latencies.reset();
+    let start = 2_000_000_000_000i64 + rand_offset();
+    // One change at a time, the next once every subscriber has the last (or after 2 s): the
+    // figure is the latency of a change, not of a queue of them.
+    for i in 0..changes {
+        let starts_at = start + i as i64 * 3_600_000;
+        latencies.sent.lock().unwrap().insert(starts_at, Instant::now());
+        let body = json!({ "clinician_id": practice.clinician, "patient_id": practice.patient, "starts_at_ms": starts_at, "ends_at_ms": starts_at + 1_800_000 });
+        let response = practice
+            .client
+            .post(node.url("/api/v1/appointments"))
+            .bearer_auth(&practice.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let until = Instant::now() + Duration::from_secs(2);
+        while latencies.samples.lock().unwrap().len() < (i + 1) * subscribers && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latencies.samples.lock().unwrap().len() < changes * subscribers && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut samples = latencies.samples.lock().unwrap().clone();
+    samples.sort();
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    (samples.len(), at(0.5), at(0.99))
+}
+
+fn rand_offset() -> i64 {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000) as i64
+        * 10_000_000
+}
+
+#[derive(Default)]
+struct Latencies {
+    sent: Mutex<HashMap<i64, Instant>>,
+    samples: Mutex<Vec<Duration>>,
+}
+
+impl Latencies {
+    fn reset(&self) {
+        self.sent.lock().unwrap().clear();
+        self.samples.lock().unwrap().clear();
+    }
+
+    fn observe(&self, frame: &Value) {
+        let Some(starts_at) = frame["appointment"]["starts_at_ms"].as_i64() else { return };
+        let sent = self.sent.lock().unwrap().get(&starts_at).copied();
+        if let Some(sent) = sent {
+            self.samples.lock().unwrap().push(sent.elapsed());
+        }
+    }
+}
+
+/// An open session: where to send frames.
+struct Open {
+    outgoing: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+async fn subscribe(sessions: &[Open]) {
+    for (i, open) in sessions.iter().enumerate() {
+        let frame = json!({ "v": 1, "type": "schedule.subscribe", "id": format!("s{i}"), "scope": "practice" });
+        open.outgoing.send(frame.to_string()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+fn connector(cert: &Path) -> Connector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(cert).unwrap()).unwrap();
+    Connector::Rustls(Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()))
+}
+
+/// Opens `count` authenticated sessions, 256 at a time; each then runs in its own task that
+/// answers pings, reports pushes and counts a close as a drop.
+async fn connect_many(
+    node: &Node,
+    token: &str,
+    count: usize,
+    dropped: &Arc<AtomicUsize>,
+    latencies: &Arc<Latencies>,
+) -> Vec<Open> {
+    let limit = Arc::new(Semaphore::new(256));
+    let connector = connector(&node.cert());
+    let url = format!("wss://localhost:{}/ws", node.address.port());
+    let mut tasks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let permit = limit.clone().acquire_owned().await.unwrap();
+        let (url, connector, token) = (url.clone(), connector.clone(), token.to_owned());
+        let (dropped, latencies) = (dropped.clone(), latencies.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = connect_async_tls_with_config(url, None, true, Some(connector)).await.expect("connect");
+            ws.send(Message::Text(json!({ "v": 1, "type": "auth", "token": token }).to_string().into())).await.unwrap();
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => break,
+                    Some(Ok(_)) => continue,
+                    other => panic!("no welcome: {other:?}"),
+                }
+            }
+            drop(permit);
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        out = rx.recv() => match out {
+                            Some(text) => { let _ = ws.send(Message::Text(text.into())).await; }
+                            None => return,
+                        },
+                        incoming = ws.next() => match incoming {
+                            Some(Ok(Message::Text(text))) => {
+                                if text.contains("schedule.changed") {
+                                    latencies.observe(&serde_json::from_str(&text).unwrap_or(Value::Null));
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => { dropped.fetch_add(1, Ordering::Relaxed); return; }
+                        },
+                    }
+                }
+            });
+            Open { outgoing: tx }
+        }));
+    }
+    let mut open = Vec::with_capacity(count);
+    for task in tasks {
+        open.push(task.await.expect("session task"));
+    }
+    open
+}
+
+/// A server process pinned to core 0.
+struct Node {
+    child: Child,
+    address: SocketAddr,
+    dir: std::path::PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Node {
+    fn start(dir: &Path, extra: &[(&str, String)]) -> Self {
+        let mut env: Vec<(String, String)> = vec![
+            ("CONFIDANT_DATA_DIR".into(), dir.display().to_string()),
+            ("CONFIDANT_LISTEN".into(), "127.0.0.1:0".into()),
+            ("CONFIDANT_LOG__FORMAT".into(), "json".into()),
+            ("CONFIDANT_LOG__FILTER".into(), "warn,confidant=info".into()),
+            ("CONFIDANT_WS__MAX_UNAUTHENTICATED_PER_ADDRESS".into(), "1000".into()),
+            ("CONFIDANT_IDENTITY__SESSION_IDLE_SECS".into(), "3600".into()),
+            ("CONFIDANT_IDENTITY__ACCESS_TOKEN_SECS".into(), "3600".into()),
+            ("CONFIDANT_DATABASE__MAX_CONNECTIONS".into(), "20".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", env!("CARGO_BIN_EXE_confidant"), "serve"]).envs(env.iter().cloned());
+        // Logs go to standard error.
+        let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("server");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("server exited").unwrap();
+            let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if event["message"] == "listening" {
+                break event["address"].as_str().unwrap().trim_start_matches("https://").parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, address, dir: dir.to_owned(), env }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.address.port())
+    }
+
+    fn cert(&self) -> std::path::PathBuf {
+        self.dir.join("tls/dev-cert.pem")
+    }
+
+    fn pid(&self) -> u32 {
+        // taskset execs the server, so the child's pid is the server's.
+        self.child.id()
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+        fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    }
+
+    fn cli(&self, args: &[&str], stdin: &str) {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_confidant"))
+            .args(args)
+            .envs(self.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "confidant {args:?} failed");
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn ticks_per_sec() -> f64 {
+    let out =
+        Command::new("getconf").arg("CLK_TCK").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    out.ok().and_then(|s| s.parse().ok()).unwrap_or(100.0)
+}
+
+/// An owner (TOTP enrolled) whose token opens the sessions and books, a clinician and a patient.
+struct Practice {
+    client: reqwest::Client,
+    token: String,
+    clinician: String,
+    patient: String,
+}
+
+impl Practice {
+    async fn set_up(node: &Node) -> Self {
+        node.cli(
+            &["user", "create", "--role", "practice_owner", "--email", "owner@bench.example"],
+            &format!("{PASSWORD}\n"),
+        );
+        node.cli(&["user", "create", "--role", "clinician", "--email", "dr@bench.example"], &format!("{PASSWORD}\n"));
+        let pem = std::fs::read(node.cert()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .resolve("localhost", node.address)
+            .build()
+            .unwrap();
+        let token = sign_in(&client, node, "owner@bench.example").await;
+        let secret: Value =
+            client.post(node.url("/api/v1/me/totp")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let bytes = totp_rs::Secret::try_from_base32(secret["secret"].as_str().unwrap()).unwrap();
+        let secret = confidant::identity::totp::TotpSecret::from_bytes(bytes.as_bytes()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let code = confidant::identity::totp::code_at(&secret, now);
+        let confirmed = client
+            .post(node.url("/api/v1/me/totp/confirm"))
+            .bearer_auth(&token)
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert!(confirmed.status().is_success());
+        let users: Value =
+            client.get(node.url("/api/v1/users")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let clinician = users.as_array().unwrap().iter().find(|u| u["role"] == "clinician").unwrap()["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let created: Value = client
+            .post(node.url("/api/v1/patients"))
+            .bearer_auth(&token)
+            .json(&json!({ "legal_name": "Bench Patient", "date_of_birth": "1980-01-01" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self { client, token, clinician, patient: created["id"].as_str().unwrap().to_owned() }
+    }
+}
+
+async fn sign_in(client: &reqwest::Client, node: &Node, email: &str) -> String {
+    let verifier = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let authorized: Value = client
+        .post(node.url("/oauth/authorize"))
+        .json(&json!({ "response_type": "code", "client_id": "portal", "redirect_uri": REDIRECT, "code_challenge": challenge,
+            "code_challenge_method": "S256", "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = authorized["code"].as_str().expect("no TOTP yet").to_owned();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", "portal"),
+        ("redirect_uri", REDIRECT),
+        ("code", &code),
+        ("code_verifier", &verifier),
+    ];
+    let tokens: Value = client.post(node.url("/oauth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Two nodes on one PostgreSQL and Redis: sessions on B, bookings through A.
+async fn two_nodes(subscribers: usize, changes: usize) {
+    let pg =
+        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let redis = std::env::var("CONFIDANT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (main_db, audit_db) = (format!("bench_rt_{suffix}"), format!("bench_rt_audit_{suffix}"));
+    let admin = |sql: String| {
+        let pg = pg.clone();
+        async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&format!("{pg}/postgres")).await.expect("PostgreSQL");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("admin statement");
+        }
+    };
+    admin(format!("CREATE DATABASE {main_db}")).await;
+    admin(format!("CREATE DATABASE {audit_db}")).await;
+    let env = [
+        ("CONFIDANT_DATABASE_URL", format!("{pg}/{main_db}")),
+        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{pg}/{audit_db}")),
+        ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
+        ("CONFIDANT_REDIS_URL", redis),
+        ("CONFIDANT_HUB__REDIS_CHANNEL", format!("bench:{suffix}")),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Node::start(dir_a.path(), &env);
+    let b = Node::start(dir_b.path(), &env);
+    let practice = Practice::set_up(&a).await;
+    let (dropped, latencies) = (Arc::new(AtomicUsize::new(0)), Arc::new(Latencies::default()));
+    let open = connect_many(&b, &practice.token, subscribers, &dropped, &latencies).await;
+    subscribe(&open).await;
+    let (n, p50, p99) = push_latency(&a, &practice, &latencies, changes, subscribers).await;
+    println!(
+        "[push, 2 nodes via Redis] {n} deliveries of {changes} changes (booked on A) to {subscribers} sessions on B: p50 {p50:.1?}, p99 {p99:.1?}"
+    );
+    drop(open);
+    drop((a, b));
+    admin(format!("DROP DATABASE IF EXISTS {main_db} WITH (FORCE)")).await;
+    admin(format!("DROP DATABASE IF EXISTS {audit_db} WITH (FORCE)")).await;
+}
+
+/// The bare comparison server, as a child process of this program.
+struct Bare {
+    child: Child,
+    port: u16,
+    cert: std::path::PathBuf,
+}
+
+impl Bare {
+    fn start(dir: &Path, read_buffer: &str) -> Self {
+        let port_file = dir.join("port");
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let child = Command::new("taskset")
+            .args(["-c", "0", &exe, "--bare-server", &dir.display().to_string(), read_buffer])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+        Self { child, port, cert: dir.join("tls/dev-cert.pem") }
+    }
+
+    async fn connect(&mut self, count: usize) -> usize {
+        let connector = connector(&self.cert);
+        let url = format!("wss://localhost:{}/", self.port);
+        let limit = Arc::new(Semaphore::new(256));
+        let mut tasks = Vec::new();
+        for _ in 0..count {
+            let permit = limit.clone().acquire_owned().await.unwrap();
+            let (url, connector) = (url.clone(), connector.clone());
+            tasks.push(tokio::spawn(async move {
+                let (ws, _) =
+                    connect_async_tls_with_config(url, None, true, Some(connector)).await.expect("bare connect");
+                drop(permit);
+                tokio::spawn(async move {
+                    let (_sink, mut stream) = ws.split();
+                    while let Some(Ok(_)) = stream.next().await {}
+                });
+            }));
+        }
+        let mut n = 0;
+        for task in tasks {
+            if task.await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal tokio-tungstenite WebSocket server over TLS 1.3 (the same rustls and certificate
+/// as Confidant), echoing frames: the floor a connection costs.
+fn bare_server(dir: &Path, read_buffer: Option<usize>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = confidant::tls::ensure_dev_certificate(dir).unwrap();
+    let chain = vec![CertificateDer::from_pem_file(&cert.cert_path).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(&cert.key_path).unwrap();
+    let config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        std::fs::write(dir.join("port"), listener.local_addr().unwrap().port().to_string()).unwrap();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let config = read_buffer.map(|size| {
+                    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(size)
+                });
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tls, config).await else { return };
+                let (mut sink, mut stream) = ws.split();
+                while let Some(Ok(message)) = stream.next().await {
+                    if message.is_text() && sink.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
