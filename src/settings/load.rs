@@ -244,7 +244,9 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
         return invalid("`ws.heartbeat_timeout_secs` must be longer than `ws.heartbeat_interval_secs`");
     }
     if ws.heartbeat_timeout_secs + ws.heartbeat_interval_secs > 60 {
-        return invalid("`ws.heartbeat_interval_secs` + `ws.heartbeat_timeout_secs` (how long a dead peer can linger) must be at most 60");
+        return invalid(
+            "`ws.heartbeat_interval_secs` + `ws.heartbeat_timeout_secs` (how long a dead peer can linger) must be at most 60",
+        );
     }
     let client_ok = |c: &crate::settings::OAuthClient| {
         !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
