@@ -33,8 +33,15 @@ fn pg_url() -> String {
     std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-/// A migrated `store` on `backend` ("sqlite": a file in a temp dir; "postgres": a new database),
-/// removed when the guard drops.
+/// Where PostgreSQL's Unix socket lives on this machine, if it runs here.
+pub fn postgres_socket_dir() -> Option<String> {
+    let dir = std::env::var("CONFIDANT_BENCH_POSTGRES_SOCKET_DIR").unwrap_or_else(|_| "/var/run/postgresql".into());
+    std::path::Path::new(&dir).join(".s.PGSQL.5432").exists().then_some(dir)
+}
+
+/// A migrated `store` on `backend` ("sqlite": a file in a temp dir; "postgres": a new database
+/// over loopback TCP; "postgres-socket": the same over PostgreSQL's Unix socket), removed when
+/// the guard drops.
 pub async fn open(backend: &str, store: Store) -> (Storage, Guard) {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())])
@@ -49,7 +56,11 @@ pub async fn open(backend: &str, store: Store) -> (Storage, Guard) {
             .execute(&mut admin)
             .await
             .expect("create");
-        let url = DatabaseUrl::try_from(format!("{}/{name}", pg_url())).expect("url");
+        let mut url = format!("{}/{name}", pg_url());
+        if backend == "postgres-socket" {
+            url = format!("{url}?host={}", postgres_socket_dir().expect("PostgreSQL's Unix socket"));
+        }
+        let url = DatabaseUrl::try_from(url).expect("url");
         (Location::Postgres(url), Guard::Postgres(name))
     };
     let storage = Storage::connect(store, &location, &settings.database).await.expect("connect");

@@ -2,6 +2,7 @@
 //! transaction, extending this node's hash chain, and resolves only after the commit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use confidant_actors::audit::{AuditEvent, AuditSink, SinkError, SinkFuture};
 use confidant_actors::clock::now_ms;
@@ -29,6 +30,8 @@ pub struct AuditStore {
     /// again).
     head: Arc<Mutex<Option<Position>>>,
     checkpoints: Option<Checkpointer>,
+    /// Set while a WAL checkpoint runs (SQLite), so at most one does.
+    wal_checkpointing: Arc<AtomicBool>,
 }
 
 /// Where the chain stands.
@@ -49,7 +52,13 @@ struct Checkpointer {
 impl AuditStore {
     /// A store appending `node_id`'s events to `storage` (the migrated audit database).
     pub fn new(storage: Storage, node_id: NodeId) -> Self {
-        Self { storage, node_id, head: Arc::new(Mutex::new(None)), checkpoints: None }
+        Self {
+            storage,
+            node_id,
+            head: Arc::new(Mutex::new(None)),
+            checkpoints: None,
+            wal_checkpointing: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Also signs a checkpoint with `key` after every `every_entries` new entries (and when
@@ -118,6 +127,7 @@ impl AuditStore {
         let mut tx = self.storage.pool().begin().await?;
         sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.checkpoint_wal_in_background();
         let mut position = Position { head: next, checkpointed: position.checkpointed };
         *slot = Some(position);
         if self.checkpoints.as_ref().is_some_and(|c| next.seq - position.checkpointed >= c.every_entries) {
@@ -129,6 +139,25 @@ impl AuditStore {
             *slot = Some(position);
         }
         Ok(())
+    }
+
+    /// SQLite: copies committed WAL frames into the database file on another connection, while
+    /// the next batch is written. The audit store turns SQLite's automatic checkpoint off
+    /// (`Backend::configure`) because that one runs inside whichever commit crosses the
+    /// threshold, and that commit's senders then wait for a whole checkpoint: it was the ack
+    /// latency's p99. A failed checkpoint loses nothing (the frames stay in the WAL).
+    fn checkpoint_wal_in_background(&self) {
+        let Some(sql) = self.storage.backend().wal_checkpoint_sql() else { return };
+        if self.wal_checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (storage, running) = (self.storage.clone(), Arc::clone(&self.wal_checkpointing));
+        tokio::spawn(async move {
+            if let Err(error) = sqlx::query(sql).execute(storage.pool()).await {
+                tracing::warn!(%error, "audit WAL checkpoint failed; retried after the next batch");
+            }
+            running.store(false, Ordering::Release);
+        });
     }
 
     /// Seals new entries with a checkpoint (the writer's timer and shutdown call this).

@@ -26,12 +26,13 @@ impl Backend {
     /// foreign keys enforced (sqlx enables them too; stating it keeps the guarantee independent
     /// of driver defaults). `synchronous` is NORMAL for the main store (durable across process
     /// crashes) and FULL for the audit store, whose acknowledgements promise durability even
-    /// across a power loss.
+    /// across a power loss. The audit store's automatic WAL checkpoint is off: `AuditStore`
+    /// checkpoints after each commit on another connection instead.
     pub(super) fn configure(self, store: Store, options: AnyPoolOptions) -> AnyPoolOptions {
         let pragmas = match store {
             Store::Main => "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             Store::Audit => {
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;"
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;"
             }
         };
         match self {
@@ -134,6 +135,15 @@ impl Backend {
         match self {
             Backend::Sqlite => "UPDATE audit_purge_guard SET open = 1 WHERE id = 1",
             Backend::Postgres => "SET LOCAL confidant.audit_purge = 'on'",
+        }
+    }
+
+    /// The statement that checkpoints the audit store's write-ahead log without blocking its
+    /// writer (see `AuditStore`); PostgreSQL has nothing to do.
+    pub fn wal_checkpoint_sql(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => Some("PRAGMA wal_checkpoint(PASSIVE)"),
+            Backend::Postgres => None,
         }
     }
 
