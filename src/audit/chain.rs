@@ -78,22 +78,35 @@ impl EntryContent<'_> {
     /// The canonical bytes (docs/AUDIT.md).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(320);
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// Appends the canonical bytes to `out`.
+    fn write_canonical(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(DOMAIN);
-        put_text(&mut out, Some(self.node_id));
+        put_text(out, Some(self.node_id));
         out.extend_from_slice(&self.seq.to_be_bytes());
-        put_text(&mut out, Some(self.event_id));
+        put_text(out, Some(self.event_id));
         out.extend_from_slice(&self.at_ms.to_be_bytes());
         for field in self.texts {
-            put_text(&mut out, field);
+            put_text(out, field);
         }
-        out
     }
 
     /// `SHA-256(prev_hash || canonical bytes)`.
     pub fn hash_after(&self, prev_hash: &[u8]) -> Hash {
+        self.hash_after_in(prev_hash, &mut Vec::with_capacity(320))
+    }
+
+    /// [`Self::hash_after`], encoding in `scratch` (cleared first) so that a loop over many
+    /// entries allocates once.
+    pub fn hash_after_in(&self, prev_hash: &[u8], scratch: &mut Vec<u8>) -> Hash {
+        scratch.clear();
+        self.write_canonical(scratch);
         let mut digest = Sha256::new();
         digest.update(prev_hash);
-        digest.update(self.canonical_bytes());
+        digest.update(&scratch[..]);
         digest.finalize().into()
     }
 }

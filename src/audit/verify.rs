@@ -11,8 +11,9 @@ use sqlx::any::AnyRow;
 
 use ed25519_dalek::VerifyingKey;
 
+use super::chain::Hash;
 use super::chain::{AuditRow, EntryContent, GENESIS};
-use super::checkpoint::{Checkpoint, from_hex, to_hex};
+use super::checkpoint::Checkpoint;
 use super::purge::anchors;
 use super::store::COLUMNS;
 use crate::storage::{Storage, StorageError};
@@ -84,12 +85,12 @@ const PAGE: i64 = 16_384;
 /// page are recomputed on every core. Entries appended while verification runs are left for
 /// the next run.
 pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
-    let anchors = anchors(storage).await?.into_iter().map(|(node, a)| (node, (a.seq, to_hex(&a.hash)))).collect();
+    let anchors = anchors(storage).await?.into_iter().map(|(node, a)| (node, (a.seq, a.hash))).collect();
     let spans = spans(storage).await?;
     let mut pages = spans.iter().flat_map(Span::pages);
     let ahead = std::thread::available_parallelism().map_or(2, |n| n.get() + 1);
     let mut in_flight = std::collections::VecDeque::with_capacity(ahead);
-    let mut walk = Walk { chains: Vec::new(), prev_hash: to_hex(&GENESIS), anchors };
+    let mut walk = Walk { chains: Vec::new(), prev_hash: GENESIS, anchors };
     loop {
         while in_flight.len() < ahead {
             let Some((node, from, to)) = pages.next() else { break };
@@ -100,7 +101,7 @@ pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>
         let Some(page) = fetch.await.map_err(|_| StorageError::Encode)?? else { continue };
         let (returned, verdict) = tokio::task::spawn_blocking(move || {
             let verdict = match serde_json::from_str::<Vec<PagedEntry<'_>>>(&page) {
-                Ok(entries) => walk.check(&entries).map_err(PageError::Broken),
+                Ok(mut entries) => walk.check(&mut entries).map_err(PageError::Broken),
                 Err(_) => Err(PageError::Malformed),
             };
             (walk, verdict)
@@ -218,7 +219,7 @@ struct PagedEntry<'a> {
 
 impl PagedEntry<'_> {
     /// Whether the stored hash is `SHA-256(prev_hash || canonical bytes)`.
-    fn hash_holds(&self) -> bool {
+    fn hash_holds(&self, hashes: &Hashes, scratch: &mut Vec<u8>) -> bool {
         let content = EntryContent {
             node_id: &self.node_id,
             seq: self.seq,
@@ -239,11 +240,36 @@ impl PagedEntry<'_> {
                 self.reason.as_deref(),
             ],
         };
-        let (Some(prev), Some(stored)) = (from_hex::<32>(&self.prev_hash), from_hex::<32>(&self.hash)) else {
-            return false;
-        };
-        content.hash_after(&prev) == stored
+        content.hash_after_in(&hashes.prev, scratch) == hashes.this
     }
+}
+
+/// An entry's two stored hashes, decoded.
+struct Hashes {
+    prev: Hash,
+    this: Hash,
+}
+
+/// 32 bytes from 64 hex digits of either case; `None` for anything else (a stored hash of the
+/// wrong length, only possible by tampering).
+fn decode_hash(hex: &str) -> Option<Hash> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
+    }
+    let digits = hex.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Why a page failed.
@@ -256,45 +282,48 @@ enum PageError {
 /// Where verification stands between pages.
 struct Walk {
     chains: Vec<ChainSummary>,
-    /// Hex hash of the last entry checked (or of the chain's start).
-    prev_hash: String,
-    /// Purge anchors by node: the chain starts after this seq and hash (hex).
-    anchors: HashMap<String, (i64, String)>,
+    /// Hash of the last entry checked (or of the chain's start).
+    prev_hash: Hash,
+    /// Purge anchors by node: the chain starts after this seq and hash.
+    anchors: HashMap<String, (i64, Hash)>,
 }
 
 impl Walk {
-    /// Checks the next entries in chain order: the links one after another, the hashes in
-    /// parallel. Reports the first entry that does not hold.
-    fn check(&mut self, entries: &[PagedEntry<'_>]) -> Result<(), Broken> {
+    /// Checks the next entries of the walk (a page, in any order: they are sorted into chain
+    /// order first, which costs next to nothing when they arrive in order): the links one
+    /// after another, the hashes in parallel. Reports the first entry that does not hold.
+    fn check(&mut self, entries: &mut [PagedEntry<'_>]) -> Result<(), Broken> {
+        entries.sort_by(|a, b| (&a.node_id, a.seq).cmp(&(&b.node_id, b.seq)));
         let mut first_bad: Option<(usize, Problem)> = None;
-        let mut prev: &str = &self.prev_hash;
-        let mut anchor_hash: String;
+        let mut prev = self.prev_hash;
+        let mut hashes = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             if self.chains.last().is_none_or(|c| c.node_id != entry.node_id) {
                 // A purged chain starts right after its anchor (checked for its signature in
                 // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
-                let (last_seq, start) =
-                    self.anchors.get(entry.node_id.as_ref()).cloned().unwrap_or((0, to_hex(&GENESIS)));
+                let (last_seq, start) = self.anchors.get(entry.node_id.as_ref()).copied().unwrap_or((0, GENESIS));
                 self.chains.push(ChainSummary { node_id: entry.node_id.to_string(), entries: 0, last_seq });
-                anchor_hash = start;
-                prev = &anchor_hash;
+                prev = start;
             }
             let Some(chain) = self.chains.last_mut() else { break };
             if entry.seq != chain.last_seq + 1 {
                 first_bad = Some((i, Problem::Missing));
                 break;
             }
-            if entry.prev_hash != prev {
+            let (Some(stored_prev), Some(this)) = (decode_hash(&entry.prev_hash), decode_hash(&entry.hash)) else {
+                first_bad = Some((i, Problem::Altered));
+                break;
+            };
+            if stored_prev != prev {
                 first_bad = Some((i, Problem::BrokenLink));
                 break;
             }
             chain.entries += 1;
             chain.last_seq = entry.seq;
-            prev = &entry.hash;
+            hashes.push(Hashes { prev: stored_prev, this });
+            prev = this;
         }
-        let prev = prev.to_owned();
-        let linked = first_bad.map_or(entries.len(), |(i, _)| i);
-        let altered = first_altered(&entries[..linked]);
+        let altered = first_altered(&entries[..hashes.len()], &hashes);
         let broken = |i: usize, problem| {
             let entry = &entries[i];
             Err(Broken { node_id: entry.node_id.to_string(), seq: entry.seq, problem })
@@ -311,14 +340,20 @@ impl Walk {
 }
 
 /// The first entry whose hash does not hold, recomputing on every core.
-fn first_altered(entries: &[PagedEntry<'_>]) -> Option<usize> {
+fn first_altered(entries: &[PagedEntry<'_>], hashes: &[Hashes]) -> Option<usize> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = entries.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = entries
             .chunks(chunk)
+            .zip(hashes.chunks(chunk))
             .enumerate()
-            .map(|(n, part)| scope.spawn(move || part.iter().position(|e| !e.hash_holds()).map(|i| n * chunk + i)))
+            .map(|(n, (part, hashes))| {
+                scope.spawn(move || {
+                    let mut scratch = Vec::with_capacity(320);
+                    part.iter().zip(hashes).position(|(e, h)| !e.hash_holds(h, &mut scratch)).map(|i| n * chunk + i)
+                })
+            })
             .collect();
         // A worker cannot panic short of a bug in sha2; count that as "altered" at its chunk start.
         workers.into_iter().enumerate().find_map(|(n, worker)| worker.join().unwrap_or(Some(n * chunk)))
@@ -463,11 +498,14 @@ mod tests {
     /// Checks `rows` split into pages of `size`, in chain order (node ids sorted, as the query does).
     fn walk(mut rows: Vec<AuditRow>, size: usize) -> Result<Vec<ChainSummary>, Broken> {
         rows.sort_by(|a, b| (&a.node_id, a.seq).cmp(&(&b.node_id, b.seq)));
-        let mut walk = Walk { chains: Vec::new(), prev_hash: to_hex(&GENESIS), anchors: HashMap::new() };
+        let mut walk = Walk { chains: Vec::new(), prev_hash: GENESIS, anchors: HashMap::new() };
         for part in rows.chunks(size) {
-            let text = page(part);
-            let entries: Vec<PagedEntry<'_>> = serde_json::from_str(&text).unwrap();
-            walk.check(&entries)?;
+            // Pages come in no particular order within themselves.
+            let mut part = part.to_vec();
+            part.reverse();
+            let text = page(&part);
+            let mut entries: Vec<PagedEntry<'_>> = serde_json::from_str(&text).unwrap();
+            walk.check(&mut entries)?;
         }
         Ok(walk.chains)
     }
