@@ -128,8 +128,19 @@ async fn run(cores: usize) {
         );
     }
 
-    // Two nodes through Redis: bookings on A, subscribers on B.
-    two_nodes(subscribers, changes).await;
+    // Two nodes through Redis: bookings on A, subscribers on B; the nodes reach PostgreSQL over
+    // loopback TCP, then over its Unix socket (sqlx 0.9.0 leaves Nagle's algorithm on over TCP,
+    // which costs ~40 ms on statements larger than a segment: docs/PERFORMANCE.md).
+    two_nodes(subscribers, changes, None).await;
+    if let Some(dir) = postgres_socket_dir() {
+        two_nodes(subscribers, changes, Some(&dir)).await;
+    }
+}
+
+/// Where PostgreSQL's Unix socket lives on this machine, if it runs here.
+fn postgres_socket_dir() -> Option<String> {
+    let dir = std::env::var("BENCH_POSTGRES_SOCKET_DIR").unwrap_or_else(|_| "/var/run/postgresql".into());
+    Path::new(&dir).join(".s.PGSQL.5432").exists().then_some(dir)
 }
 
 /// Deliveries, p50, p99.
@@ -467,8 +478,9 @@ async fn sign_in(client: &reqwest::Client, node: &Node, email: &str) -> String {
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
-/// Two nodes on one PostgreSQL and Redis: sessions on B, bookings through A.
-async fn two_nodes(subscribers: usize, changes: usize) {
+/// Two nodes on one PostgreSQL and Redis: sessions on B, bookings through A. The nodes connect
+/// to PostgreSQL through the Unix socket in `socket_dir` when given, else over TCP.
+async fn two_nodes(subscribers: usize, changes: usize, socket_dir: Option<&str>) {
     let pg =
         std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let redis = std::env::var("CONFIDANT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -484,9 +496,10 @@ async fn two_nodes(subscribers: usize, changes: usize) {
     };
     admin(format!("CREATE DATABASE {main_db}")).await;
     admin(format!("CREATE DATABASE {audit_db}")).await;
+    let via = socket_dir.map(|dir| format!("?host={dir}")).unwrap_or_default();
     let env = [
-        ("CONFIDANT_DATABASE_URL", format!("{pg}/{main_db}")),
-        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{pg}/{audit_db}")),
+        ("CONFIDANT_DATABASE_URL", format!("{pg}/{main_db}{via}")),
+        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{pg}/{audit_db}{via}")),
         ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
         ("CONFIDANT_REDIS_URL", redis),
         ("CONFIDANT_HUB__REDIS_CHANNEL", format!("bench:{suffix}")),
@@ -500,7 +513,8 @@ async fn two_nodes(subscribers: usize, changes: usize) {
     subscribe(&open).await;
     let (n, p50, p99) = push_latency(&a, &practice, &latencies, changes, subscribers).await;
     println!(
-        "[push, 2 nodes via Redis] {n} deliveries of {changes} changes (booked on A) to {subscribers} sessions on B: p50 {p50:.1?}, p99 {p99:.1?}"
+        "[push, 2 nodes via Redis, PostgreSQL over {}] {n} deliveries of {changes} changes (booked on A) to {subscribers} sessions on B: p50 {p50:.1?}, p99 {p99:.1?}",
+        if socket_dir.is_some() { "its Unix socket" } else { "TCP" }
     );
     drop(open);
     drop((a, b));
