@@ -12,6 +12,7 @@ pub mod http;
 pub mod identity;
 pub mod intake;
 pub mod key_commands;
+pub mod messaging;
 pub mod node;
 pub mod patients;
 pub mod phi;

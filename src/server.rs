@@ -239,6 +239,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         let _ = hasher.verify_or_dummy("warm-up", None).await;
     });
     crate::ws::sweep::start(services.identity.sessions.clone(), hub.clone(), services.identity.clock.clone());
+    crate::messaging::start_purge(
+        services.conversations.clone(),
+        std::time::Duration::from_secs(settings.messaging.retention_secs),
+        services.identity.clock.clone(),
+    );
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         node_id,
@@ -252,6 +257,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         break_glass: services.break_glass,
         schedule: services.schedule,
         intake: services.intake,
+        devices: services.devices,
+        conversations: services.conversations,
+        claims: Arc::new(crate::messaging::ClaimLimiter::default()),
         hub: hub.clone(),
         unauthenticated: Default::default(),
         redis,
@@ -321,6 +329,10 @@ pub struct Services {
     pub schedule: crate::schedule::Schedule,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
+    /// Messaging devices and their KeyPackages.
+    pub devices: crate::messaging::Devices,
+    /// End-to-end encrypted conversations.
+    pub conversations: crate::messaging::Conversations,
 }
 
 impl Services {
@@ -338,13 +350,16 @@ impl Services {
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
         let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let devices = crate::messaging::Devices::new(storage.clone());
         Self {
             identity,
             access,
             patients: Patients::new(storage.clone(), keyring.clone()),
             care_team,
             break_glass,
-            schedule: crate::schedule::Schedule::new(storage),
+            schedule: crate::schedule::Schedule::new(storage.clone()),
+            devices: devices.clone(),
+            conversations: crate::messaging::Conversations::new(storage, devices),
             intake: crate::intake::Intake::new(keyring),
         }
     }

@@ -43,6 +43,12 @@ pub struct AppState {
     pub break_glass: BreakGlass,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
+    /// Messaging devices and their KeyPackages.
+    pub devices: crate::messaging::Devices,
+    /// End-to-end encrypted conversations.
+    pub conversations: crate::messaging::Conversations,
+    /// KeyPackage claims per account.
+    pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
     /// Live sessions and fan-out (through Redis when several nodes run).

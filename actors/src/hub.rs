@@ -17,7 +17,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use confidant_protocol::close;
 
-use crate::ids::{PatientId, SessionId, UserId};
+use crate::ids::{DeviceId, PatientId, SessionId, UserId};
 
 /// What sessions subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +32,8 @@ pub enum Topic {
     ClinicianAlerts(UserId),
     /// Live alerts for practice owners (break-glass).
     OwnerAlerts,
+    /// One messaging device: its conversations' messages and its welcomes.
+    Device(DeviceId),
 }
 
 impl fmt::Display for Topic {
@@ -42,6 +44,7 @@ impl fmt::Display for Topic {
             Topic::PracticeSchedule => f.write_str("schedule.practice"),
             Topic::ClinicianAlerts(id) => write!(f, "alerts.clinician.{id}"),
             Topic::OwnerAlerts => f.write_str("alerts.owners"),
+            Topic::Device(id) => write!(f, "device.{id}"),
         }
     }
 }
@@ -57,6 +60,9 @@ impl FromStr for Topic {
         }
         if let Some(id) = s.strip_prefix("alerts.clinician.") {
             return id.parse().map(Topic::ClinicianAlerts).map_err(|_| ());
+        }
+        if let Some(id) = s.strip_prefix("device.") {
+            return id.parse().map(Topic::Device).map_err(|_| ());
         }
         match s {
             "schedule.practice" => Ok(Topic::PracticeSchedule),

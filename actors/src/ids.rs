@@ -107,3 +107,11 @@ impl SessionId {
         Self(Uuid::new_v4())
     }
 }
+uuid_id!(
+    /// One registered messaging device of an account (it holds MLS keys; the server never does).
+    DeviceId
+);
+uuid_id!(
+    /// One end-to-end encrypted conversation (its MLS group id).
+    ConversationId
+);

@@ -19,7 +19,7 @@ use confidant_protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame, c
 use crate::audit::Role;
 use crate::clock::Clock;
 use crate::hub::{CloseSession, Connect, Disconnect, Hub, Push, SessionHandle, Subscribe, Topic, Unsubscribe};
-use crate::ids::{PatientId, SessionId, UserId};
+use crate::ids::{DeviceId, PatientId, SessionId, UserId};
 
 /// A boxed future, as the ports return them.
 pub type PortFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -37,6 +37,8 @@ pub struct SessionIdentity {
     pub patient_id: Option<PatientId>,
     /// Whether the session proved a second factor.
     pub mfa: bool,
+    /// The messaging device attached to this session (`mls.attach`), once one is.
+    pub device_id: Option<DeviceId>,
 }
 
 /// The frames of a subscription's start: a snapshot, or the events missed since `after`.
@@ -59,6 +61,10 @@ pub enum Ended {
 
 /// What the session needs from the rest of the server (storage, permissions, audit).
 pub trait SessionPorts: Send + Sync + 'static {
+    /// The topic of a messaging device, if it is one of the caller's registered, active
+    /// devices. Its catch-up ([`SessionPorts::catch_up`]) is what the device missed.
+    fn device(&self, who: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>>;
+
     /// The topic a schedule subscription maps to, if the permission matrix allows it.
     fn subscription(
         &self,
@@ -299,9 +305,13 @@ impl SessionActor {
                 ctx.spawn(fut);
             }
             ClientFrame::ScheduleSubscribe { id, scope, after, .. } => self.subscribe(id, scope, after, ctx),
+            ClientFrame::MlsAttach { id, device_id, .. } => self.attach(id, DeviceId::from_uuid(device_id), ctx),
             frame @ (ClientFrame::IntakeOpen { .. }
             | ClientFrame::IntakeDraft { .. }
-            | ClientFrame::IntakeSubmit { .. }) => {
+            | ClientFrame::IntakeSubmit { .. }
+            | ClientFrame::MlsSend { .. }
+            | ClientFrame::MlsCommit { .. }
+            | ClientFrame::MlsAck { .. }) => {
                 let answer = self.ports.request(self.who, frame).into_actor(self).map(|frames, act, ctx| {
                     for frame in &frames {
                         act.send(frame, ctx);
@@ -310,6 +320,38 @@ impl SessionActor {
                 ctx.spawn(answer);
             }
         }
+    }
+
+    /// Attaches a messaging device: subscribes to its topic first, then sends what it missed
+    /// (welcomes, then each conversation's messages after its acknowledged seq), holding live
+    /// messages meanwhile, as a schedule subscription does. One device per session.
+    fn attach(&mut self, id: String, device: DeviceId, ctx: &mut Context<Self>) {
+        if self.who.device_id.is_some_and(|attached| attached != device) {
+            self.send(&ServerFrame::error(Some(id), ErrorCode::Forbidden), ctx);
+            return;
+        }
+        let (ports, who, hub, key) = (self.ports.clone(), self.who, self.hub.clone(), self.key);
+        let request_id = id.clone();
+        let fut = async move {
+            let topic = ports.device(who, device).await?;
+            hub.send(Subscribe { key, topic }).await.map_err(|_| ErrorCode::Unavailable)?;
+            Ok::<Topic, ErrorCode>(topic)
+        }
+        .into_actor(self)
+        .map(move |topic, act, ctx| match topic {
+            Err(code) => act.send(&ServerFrame::error(Some(request_id), code), ctx),
+            Ok(topic) => {
+                act.who.device_id = Some(device);
+                act.subscribed.insert(topic);
+                act.pending.entry(topic).or_default();
+                let (ports, who) = (act.ports.clone(), act.who);
+                let missed = async move { ports.catch_up(who, topic, id.clone(), None).await.map_err(|e| (id, e)) }
+                    .into_actor(act)
+                    .map(move |caught, act, ctx| act.finish_subscribe(topic, caught, ctx));
+                ctx.spawn(missed);
+            }
+        });
+        ctx.spawn(fut);
     }
 
     /// Subscribes first, then takes the snapshot, holding pushes meanwhile: nothing published

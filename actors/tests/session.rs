@@ -9,7 +9,7 @@ use actix::prelude::*;
 use confidant_actors::audit::Role;
 use confidant_actors::clock::ManualClock;
 use confidant_actors::hub::{BrokerMessage, FromBroker, Hub, LocalBroker, Publish, Topic};
-use confidant_actors::ids::{SessionId, UserId};
+use confidant_actors::ids::{DeviceId, SessionId, UserId};
 use confidant_actors::session::{
     CatchUp, Ended, Inbound, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits, SessionPorts, Tick,
 };
@@ -58,6 +58,9 @@ struct Ports {
 }
 
 impl SessionPorts for Ports {
+    fn device(&self, _: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>> {
+        Box::pin(async move { Ok(Topic::Device(device)) })
+    }
     fn subscription(&self, who: SessionIdentity, scope: ScheduleScope) -> PortFuture<Result<Topic, ErrorCode>> {
         let topic = match scope {
             ScheduleScope::Mine => Ok(Topic::ClinicianSchedule(who.user_id)),
@@ -120,6 +123,7 @@ async fn start() -> Harness {
         role: Role::Clinician,
         patient_id: None,
         mfa: true,
+        device_id: None,
     };
     let limits = SessionLimits {
         idle: Duration::from_secs(15 * 60),

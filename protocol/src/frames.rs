@@ -84,6 +84,57 @@ pub enum ClientFrame {
         /// Every answer.
         answers: Map<String, Value>,
     },
+    /// Bind this session to one of the caller's registered devices: its welcomes and the
+    /// messages of its conversations after its acknowledged cursors follow, then live ones.
+    #[serde(rename = "mls.attach")]
+    MlsAttach {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The device (registered over REST).
+        device_id: Uuid,
+    },
+    /// An MLS application message (a `PrivateMessage`, base64 of its TLS encoding) for a
+    /// conversation the attached device is a member of.
+    #[serde(rename = "mls.send")]
+    MlsSend {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The conversation (its MLS group id).
+        conversation_id: Uuid,
+        /// Base64 of the `MlsMessageOut`.
+        message: String,
+    },
+    /// An MLS commit (a `PublicMessage`), with the Welcome for the devices it adds.
+    #[serde(rename = "mls.commit")]
+    MlsCommit {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Base64 of the commit's `MlsMessageOut`.
+        commit: String,
+        /// Base64 of the Welcome's `MlsMessageOut`, when the commit adds members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        welcome: Option<String>,
+    },
+    /// The attached device processed everything of a conversation up to `seq`.
+    #[serde(rename = "mls.ack")]
+    MlsAck {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The highest sequence number processed.
+        seq: u64,
+    },
 }
 
 impl ClientFrame {
@@ -110,7 +161,11 @@ impl ClientFrame {
             | ClientFrame::Activity { v }
             | ClientFrame::IntakeOpen { v, .. }
             | ClientFrame::IntakeDraft { v, .. }
-            | ClientFrame::IntakeSubmit { v, .. } => *v,
+            | ClientFrame::IntakeSubmit { v, .. }
+            | ClientFrame::MlsAttach { v, .. }
+            | ClientFrame::MlsSend { v, .. }
+            | ClientFrame::MlsCommit { v, .. }
+            | ClientFrame::MlsAck { v, .. } => *v,
         }
     }
 
@@ -121,7 +176,11 @@ impl ClientFrame {
             | ClientFrame::ScheduleUnsubscribe { id, .. }
             | ClientFrame::IntakeOpen { id, .. }
             | ClientFrame::IntakeDraft { id, .. }
-            | ClientFrame::IntakeSubmit { id, .. } => Some(id),
+            | ClientFrame::IntakeSubmit { id, .. }
+            | ClientFrame::MlsAttach { id, .. }
+            | ClientFrame::MlsSend { id, .. }
+            | ClientFrame::MlsCommit { id, .. }
+            | ClientFrame::MlsAck { id, .. } => Some(id),
             ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
         }
     }
@@ -258,6 +317,94 @@ pub enum ServerFrame {
         /// When (UTC ms).
         at_ms: i64,
     },
+    /// A conversation's next handshake or application message, in its order.
+    #[serde(rename = "mls.message")]
+    MlsMessage {
+        /// Protocol version.
+        v: u32,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Its place in the conversation (1, 2, ...): process in this order, ignore repeats.
+        seq: u64,
+        /// `commit` or `application`.
+        kind: MlsKind,
+        /// The device that sent it.
+        sender_device: Uuid,
+        /// Base64 of the `MlsMessageOut`.
+        message: String,
+    },
+    /// The attached device was added to a conversation: join it from this Welcome.
+    #[serde(rename = "mls.welcome")]
+    MlsWelcome {
+        /// Protocol version.
+        v: u32,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The seq of the commit that added the device: process the conversation's messages
+        /// after it.
+        seq: u64,
+        /// Base64 of the Welcome's `MlsMessageOut`.
+        welcome: String,
+        /// Base64 of the group's ratchet tree (TLS encoding) after that commit.
+        ratchet_tree: String,
+    },
+    /// A commit or application message was accepted, with its place.
+    #[serde(rename = "mls.accepted")]
+    MlsAccepted {
+        /// Protocol version.
+        v: u32,
+        /// The request it answers.
+        id: String,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Its seq.
+        seq: u64,
+        /// The conversation's epoch after it.
+        epoch: u64,
+    },
+    /// A commit lost the race for its epoch: clear the pending commit, process the
+    /// conversation's messages up to `epoch`, and commit again.
+    #[serde(rename = "mls.stale_epoch")]
+    MlsStaleEpoch {
+        /// Protocol version.
+        v: u32,
+        /// The request it answers.
+        id: String,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The conversation's current epoch.
+        epoch: u64,
+    },
+    /// The attached device has few one-time KeyPackages left: upload more.
+    #[serde(rename = "mls.key_packages_low")]
+    MlsKeyPackagesLow {
+        /// Protocol version.
+        v: u32,
+        /// The device.
+        device_id: Uuid,
+        /// One-time KeyPackages left (the last-resort one not counted).
+        remaining: u64,
+    },
+}
+
+/// What an `mls.message` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlsKind {
+    /// A commit (an MLS `PublicMessage`): the group's next epoch.
+    Commit,
+    /// An application message (an MLS `PrivateMessage`): ciphertext only the members can read.
+    Application,
+}
+
+impl MlsKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MlsKind::Commit => "commit",
+            MlsKind::Application => "application",
+        }
+    }
 }
 
 impl ServerFrame {
@@ -308,6 +455,13 @@ pub enum ErrorCode {
     InvalidAnswer,
     /// The form was already submitted.
     AlreadySubmitted,
+    /// The MLS message, commit or KeyPackage does not validate (or names a device that may
+    /// not be in the conversation).
+    InvalidMls,
+    /// Attach a device to the session first.
+    NoDevice,
+    /// Too many requests of this kind: retry later.
+    RateLimited,
     /// A dependency is down (or the audit trail cannot record the access): retry later.
     Unavailable,
     /// Our bug.
@@ -328,6 +482,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not found",
             ErrorCode::InvalidAnswer => "an answer breaks a rule of the form",
             ErrorCode::AlreadySubmitted => "the form was already submitted",
+            ErrorCode::InvalidMls => "the MLS message is not valid for this conversation",
+            ErrorCode::NoDevice => "attach a device to this session first",
+            ErrorCode::RateLimited => "too many requests; retry later",
             ErrorCode::Unavailable => "temporarily unavailable; retry later",
             ErrorCode::InternalError => "internal error",
         }

@@ -6,7 +6,7 @@
 pub mod close;
 pub mod frames;
 
-pub use frames::{Appointment, ClientFrame, ErrorCode, ScheduleChange, ScheduleScope, ServerFrame};
+pub use frames::{Appointment, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame};
 
 /// The protocol version every frame carries as `"v"`.
 pub const VERSION: u32 = 1;

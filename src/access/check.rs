@@ -120,6 +120,24 @@ impl Access {
         Self { care_team, break_glass, clock, patient_mfa }
     }
 
+    /// Whether account `user` (with `role`, and for a patient account its `patient_id`) may
+    /// be a member of a conversation about `patient`: the matrix's message row decides (a
+    /// patient their own, a clinician their care team's), as it does for reading messages.
+    pub async fn may_converse(
+        &self,
+        user: UserId,
+        role: Role,
+        own_patient: Option<PatientId>,
+        patient: PatientId,
+    ) -> Result<bool, StorageError> {
+        Ok(match matrix::scope(role, Resource::Message, Operation::Create) {
+            Scope::None => false,
+            Scope::Own => own_patient == Some(patient),
+            Scope::CareTeam => self.care_team.includes(patient, user).await?,
+            Scope::Practice => true,
+        })
+    }
+
     /// Whether `who` may perform `operation` on `resource` for `target`, and how far.
     pub async fn check(
         &self,

@@ -10,6 +10,7 @@ mod headers;
 mod health;
 mod intake;
 mod limits;
+pub mod messaging;
 mod oauth;
 pub mod openapi;
 mod patients;
@@ -82,6 +83,13 @@ pub fn app(
         .service(intake::assign)
         .service(intake::list)
         .service(intake::read)
+        .service(messaging::register)
+        .service(messaging::list_devices)
+        .service(messaging::remove_device)
+        .service(messaging::upload)
+        .service(messaging::claim)
+        .service(messaging::create)
+        .service(messaging::conversations)
         .service(crate::ws::connect)
         .service(openapi::openapi_json)
         .service(portal::index)

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, appointments, intake, oauth, patients, users};
+use super::{account, appointments, intake, messaging, oauth, patients, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -41,6 +41,13 @@ use super::{account, appointments, intake, oauth, patients, users};
         intake::assign,
         intake::list,
         intake::read,
+        messaging::register,
+        messaging::list_devices,
+        messaging::remove_device,
+        messaging::upload,
+        messaging::claim,
+        messaging::create,
+        messaging::conversations,
         openapi_json,
     ),
     modifiers(&BearerAuth)

@@ -180,5 +180,10 @@ pub async fn disable(
     let by = AuditActor::User { id: caller.principal.user_id, role: caller.principal.role };
     state.identity.disable(user, by, caller.origin).await?;
     super::account::revoke_sockets(&state, user, None).await;
+    // A disabled account's devices leave every conversation's delivery at once; the members'
+    // next commits remove them from the MLS groups (the server refuses to re-add them).
+    if let Err(error) = crate::messaging::retire_devices(&state.devices, &state.conversations, user).await {
+        tracing::error!(%error, "could not take a disabled account's devices out of its conversations");
+    }
     Ok(HttpResponse::NoContent().finish())
 }

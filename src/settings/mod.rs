@@ -56,6 +56,16 @@ pub struct Settings {
     pub ws: WsSettings,
     /// Cross-node fan-out.
     pub hub: HubSettings,
+    /// End-to-end encrypted messaging.
+    pub messaging: MessagingSettings,
+}
+
+/// End-to-end encrypted messaging (docs/MESSAGING.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingSettings {
+    /// Ciphertext every member device has acknowledged is deleted once it is this old.
+    pub retention_secs: u64,
 }
 
 /// Cross-node fan-out (used when `redis_url` is set).

@@ -6,6 +6,7 @@
 
 mod handshake;
 mod intake;
+pub mod messaging;
 mod ports;
 pub mod sweep;
 mod transport;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, Role, record};
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::PatientId;
+use confidant_actors::ids::{DeviceId, PatientId};
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, VERSION};
 use futures_util::future::join_all;
@@ -57,6 +57,17 @@ fn refusal(error: AccessError) -> ErrorCode {
 }
 
 impl SessionPorts for ServerPorts {
+    fn device(&self, who: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let found = state.devices.get(device).await.map_err(|e| super::messaging::error_code(&e))?;
+            match found {
+                Some(d) if d.user_id == who.user_id && d.removed_at_ms.is_none() => Ok(Topic::Device(device)),
+                _ => Err(ErrorCode::NotFound),
+            }
+        })
+    }
+
     fn subscription(&self, who: SessionIdentity, scope: ScheduleScope) -> PortFuture<Result<Topic, ErrorCode>> {
         let state = self.state.clone();
         Box::pin(async move {
@@ -99,11 +110,15 @@ impl SessionPorts for ServerPorts {
     ) -> PortFuture<Result<CatchUp, ErrorCode>> {
         let (state, peer) = (self.state.clone(), self.peer);
         Box::pin(async move {
+            if let Topic::Device(device) = topic {
+                let frames = super::messaging::missed(&state, device, id).await?;
+                return Ok(CatchUp { frames, last_event_id: 0 });
+            }
             let (filter, scope) = match topic {
                 Topic::ClinicianSchedule(c) => (Filter::Clinician(c), ScheduleScope::Mine),
                 Topic::PatientSchedule(p) => (Filter::Patient(p), ScheduleScope::Mine),
                 Topic::PracticeSchedule => (Filter::Practice, ScheduleScope::Practice),
-                Topic::ClinicianAlerts(_) | Topic::OwnerAlerts => return Err(ErrorCode::NotFound),
+                Topic::ClinicianAlerts(_) | Topic::OwnerAlerts | Topic::Device(_) => return Err(ErrorCode::NotFound),
             };
             let unavailable = |error: schedule::ScheduleError| {
                 tracing::warn!(%error, "schedule read failed");
@@ -180,7 +195,12 @@ impl SessionPorts for ServerPorts {
     }
 
     fn request(&self, who: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
-        Box::pin(super::intake::answer(self.state.clone(), who, self.peer, frame))
+        match frame {
+            ClientFrame::MlsSend { .. } | ClientFrame::MlsCommit { .. } | ClientFrame::MlsAck { .. } => {
+                Box::pin(super::messaging::answer(self.state.clone(), who, self.peer, frame))
+            }
+            _ => Box::pin(super::intake::answer(self.state.clone(), who, self.peer, frame)),
+        }
     }
 
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {

@@ -87,6 +87,7 @@ impl WsTransport {
                 role: owner.role,
                 patient_id: owner.patient_id,
                 mfa: owner.mfa,
+                device_id: None,
             };
             let limits = SessionLimits {
                 idle: Duration::from_secs(settings.identity.session_idle_secs),

@@ -89,6 +89,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some((Resource::BreakGlassGrant, Operation::Create)),
         On::Any,
     ),
+    ("POST", "/api/v1/devices", Some((Resource::Message, Operation::Create)), On::Any),
+    ("GET", "/api/v1/devices", Some((Resource::Message, Operation::Read)), On::Any),
+    ("DELETE", "/api/v1/devices/{device_id}", Some((Resource::Message, Operation::Create)), On::Any),
+    ("POST", "/api/v1/devices/{device_id}/key-packages", Some((Resource::Message, Operation::Create)), On::Any),
+    ("GET", "/api/v1/devices/{device_id}/conversations", Some((Resource::Message, Operation::Read)), On::Any),
+    ("POST", "/api/v1/key-packages/claim", Some((Resource::Message, Operation::Create)), On::CarePatient),
+    ("POST", "/api/v1/conversations", Some((Resource::Message, Operation::Create)), On::CarePatient),
 ];
 
 /// Whether the matrix lets `role` through for `on` (every caller here proved TOTP).
@@ -179,6 +186,19 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
         ("POST", "/api/v1/patients/{patient_id}/break-glass") => {
             Some(json!({ "reason": "patient in crisis at the front desk, their clinician is away" }))
         }
+        ("POST", "/api/v1/devices") => {
+            use base64::Engine;
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            Some(json!({ "signature_key": base64::engine::general_purpose::STANDARD.encode(key) }))
+        }
+        ("POST", "/api/v1/devices/{device_id}/key-packages") => Some(json!({ "key_packages": ["AAAA"] })),
+        ("POST", "/api/v1/key-packages/claim") => {
+            Some(json!({ "user_id": practice.clinician_a, "patient_id": practice.p1 }))
+        }
+        ("POST", "/api/v1/conversations") => Some(json!({
+            "device_id": uuid::Uuid::new_v4(), "patient_id": practice.p1, "group_info": "", "ratchet_tree": ""
+        })),
         _ => None,
     }
 }
@@ -209,7 +229,8 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
                 .replace("{clinician_id}", &practice.clinician_b)
                 .replace("{user_id}", &practice.victim)
                 .replace("{appointment_id}", &practice.appointment)
-                .replace("{assignment_id}", &practice.assignment);
+                .replace("{assignment_id}", &practice.assignment)
+                .replace("{device_id}", &uuid::Uuid::new_v4().to_string());
             let (status, body) = person
                 .session
                 .call(&app, method.parse::<Method>().unwrap(), &path, body_for(&practice, template, method, n))

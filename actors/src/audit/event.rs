@@ -240,6 +240,10 @@ codes!(
         Invitation = "invitation",
         /// A dependency of the node (database, Redis).
         Dependency = "dependency",
+        /// A messaging device (its registered credential).
+        Device = "device",
+        /// A device's MLS KeyPackage (public keys).
+        KeyPackage = "key_package",
     }
 );
 

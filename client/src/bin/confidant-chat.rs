@@ -1,0 +1,135 @@
+//! `confidant-chat`: chat from a terminal over Confidant's end-to-end encrypted messaging.
+//!
+//! ```text
+//! confidant-chat --server https://localhost:8443 --ca data/tls/dev-cert.pem \
+//!     --email me@example.org --state ~/.confidant/device.state [--patient ID --with USER_ID]
+//! ```
+//! The password (and a TOTP code, when asked) is read from standard input; the state file's key
+//! from `CONFIDANT_CHAT_KEY` (64 hex digits). With `--patient` and `--with` it starts a
+//! conversation; otherwise it joins what it is invited to. Lines typed are sent to the newest
+//! conversation; messages received are printed as they arrive.
+#![allow(clippy::print_stdout)] // a terminal program
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use confidant_client::{ClientError, Device, Event, Server};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+struct Options {
+    server: String,
+    ca: PathBuf,
+    email: String,
+    state: PathBuf,
+    patient: Option<Uuid>,
+    with: Vec<Uuid>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut server, mut ca, mut email, mut state, mut patient, mut with) = (None, None, None, None, None, Vec::new());
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--server" => server = Some(value),
+            "--ca" => ca = Some(PathBuf::from(value)),
+            "--email" => email = Some(value),
+            "--state" => state = Some(PathBuf::from(value)),
+            "--patient" => patient = Some(value.parse().map_err(|_| "--patient is not a UUID")?),
+            "--with" => with.push(value.parse().map_err(|_| "--with is not a UUID")?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(Options {
+        server: server.ok_or("--server is required")?,
+        ca: ca.ok_or("--ca is required")?,
+        email: email.ok_or("--email is required")?,
+        state: state.ok_or("--state is required")?,
+        patient,
+        with,
+    })
+}
+
+fn state_key() -> Result<[u8; 32], String> {
+    let hex = std::env::var("CONFIDANT_CHAT_KEY").map_err(|_| "set CONFIDANT_CHAT_KEY (64 hex digits)")?;
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        return Err("CONFIDANT_CHAT_KEY must be 64 hex digits".into());
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).map_err(|_| "CONFIDANT_CHAT_KEY is not hex")?;
+    }
+    Ok(key)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("confidant-chat: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let options = options()?;
+    let key = state_key()?;
+    let ca = std::fs::read(&options.ca).map_err(|e| format!("cannot read {}: {e}", options.ca.display()))?;
+    let server = Server::new(&options.server, &ca).map_err(|e| e.to_string())?;
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    println!("password:");
+    let password = stdin.next_line().await.map_err(|e| e.to_string())?.unwrap_or_default();
+    let api = match server.sign_in(&options.email, &password, None).await {
+        Err(ClientError::MfaRequired) => {
+            println!("TOTP code:");
+            let code = stdin.next_line().await.map_err(|e| e.to_string())?.unwrap_or_default();
+            server.sign_in(&options.email, &password, Some(code.trim())).await
+        }
+        other => other,
+    }
+    .map_err(|e| e.to_string())?;
+    let mut device = if options.state.exists() {
+        Device::load(&options.state, &key).map_err(|e| e.to_string())?
+    } else {
+        Device::register(&api).await.map_err(|e| e.to_string())?
+    };
+    device.save(&options.state, &key).map_err(|e| e.to_string())?;
+    let mut socket = device.connect(&api).await.map_err(|e| e.to_string())?;
+    let mut current = device.conversations().last().copied();
+    if let Some(patient) = options.patient {
+        let id =
+            device.create_conversation(&api, &mut socket, patient, &options.with).await.map_err(|e| e.to_string())?;
+        println!("started conversation {id}");
+        current = Some(id);
+    }
+    loop {
+        tokio::select! {
+            line = stdin.next_line() => {
+                let Some(line) = line.map_err(|e| e.to_string())? else { break };
+                let Some(conversation) = current else {
+                    println!("(no conversation yet)");
+                    continue;
+                };
+                device.send(&mut socket, conversation, line.as_bytes()).await.map_err(|e| e.to_string())?;
+            }
+            event = device.next_event(&mut socket, Duration::from_millis(500)) => {
+                match event.map_err(|e| e.to_string())? {
+                    Some(Event::Joined { conversation }) => {
+                        println!("joined conversation {conversation}");
+                        current = Some(conversation);
+                    }
+                    Some(Event::Message { sender_device, text, .. }) => {
+                        println!("[{sender_device}] {}", String::from_utf8_lossy(&text));
+                    }
+                    Some(Event::Removed { conversation }) => println!("removed from {conversation}"),
+                    Some(Event::Failed { seq, reason, .. }) => println!("(message {seq} unreadable: {reason})"),
+                    Some(Event::Changed { .. }) | None => {}
+                }
+            }
+        }
+        device.save(&options.state, &key).map_err(|e| e.to_string())?;
+    }
+    device.save(&options.state, &key).map_err(|e| e.to_string())?;
+    socket.close().await;
+    Ok(())
+}

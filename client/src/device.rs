@@ -1,0 +1,470 @@
+//! One device: its signature key, its MLS groups (one per conversation) and how far it has
+//! processed each. It turns the server's frames into [`Event`]s, acknowledging each message
+//! once processed so the server can replay exactly what is missing after a reconnect.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use serde_json::{Value, json};
+use tls_codec::{Deserialize as _, Serialize as _};
+use uuid::Uuid;
+
+use crate::ClientError;
+use crate::api::{Api, b64, unb64};
+use crate::connection::Connection;
+
+/// The ciphersuite the server accepts.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+/// One-time KeyPackages uploaded at registration and on each refill.
+pub const KEY_PACKAGE_BATCH: usize = 20;
+
+/// Something that happened in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// This device joined a conversation (from a Welcome).
+    Joined {
+        /// The conversation.
+        conversation: Uuid,
+    },
+    /// A message arrived and decrypted.
+    Message {
+        /// The conversation.
+        conversation: Uuid,
+        /// Its place.
+        seq: u64,
+        /// The device that sent it.
+        sender_device: Uuid,
+        /// The plaintext.
+        text: Vec<u8>,
+    },
+    /// Membership changed (a commit was merged).
+    Changed {
+        /// The conversation.
+        conversation: Uuid,
+        /// Its new epoch.
+        epoch: u64,
+    },
+    /// This device was removed from a conversation.
+    Removed {
+        /// The conversation.
+        conversation: Uuid,
+    },
+    /// A message could not be processed (it is skipped; the message says why).
+    Failed {
+        /// The conversation.
+        conversation: Uuid,
+        /// Its place.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A registered device and its MLS state.
+pub struct Device {
+    pub(crate) provider: OpenMlsRustCrypto,
+    pub(crate) signer: SignatureKeyPair,
+    /// The device's id.
+    pub device_id: Uuid,
+    /// Its account.
+    pub user_id: Uuid,
+    /// Per conversation, the last seq processed.
+    pub(crate) cursors: BTreeMap<Uuid, u64>,
+}
+
+fn mls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ClientError {
+    move |error| ClientError::Mls(format!("{what}: {error:?}"))
+}
+
+fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
+    value.as_str().and_then(|s| s.parse().ok()).ok_or(ClientError::Protocol("missing id"))
+}
+
+impl Device {
+    /// Registers a new device of `api`'s account: a fresh Ed25519 key, its credential as the
+    /// server names it, and a first batch of KeyPackages (plus a last-resort one).
+    pub async fn register(api: &Api) -> Result<Self, ClientError> {
+        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls("signature key"))?;
+        let registered = api.post("/api/v1/devices", &json!({ "signature_key": b64(signer.public()) })).await?;
+        let device_id = uuid_of(&registered["device_id"])?;
+        let user_id = api.user_id().await?;
+        let provider = OpenMlsRustCrypto::default();
+        // Kept with the MLS state, so the state file holds it (sealed) and nothing else does.
+        signer.store(provider.storage()).map_err(mls("store signature key"))?;
+        let device = Self { provider, signer, device_id, user_id, cursors: BTreeMap::new() };
+        device.upload_key_packages(api, KEY_PACKAGE_BATCH, true).await?;
+        Ok(device)
+    }
+
+    /// Removes this device at the server (lost or retired): it is sent nothing more and can
+    /// no longer attach; the other members then commit its removal from each conversation.
+    pub async fn unregister(&self, api: &Api) -> Result<(), ClientError> {
+        api.delete(&format!("/api/v1/devices/{}", self.device_id)).await
+    }
+
+    /// The identity bytes of this device's credential.
+    pub fn identity(&self) -> Vec<u8> {
+        format!("confidant/{}/{}", self.user_id, self.device_id).into_bytes()
+    }
+
+    fn credential(&self) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: BasicCredential::new(self.identity()).into(),
+            signature_key: self.signer.public().into(),
+        }
+    }
+
+    /// A fresh one-time KeyPackage of this device, TLS-encoded (its private keys stay in the
+    /// device's storage).
+    pub fn key_package_bytes(&self) -> Result<Vec<u8>, ClientError> {
+        self.new_key_package(false)
+    }
+
+    fn new_key_package(&self, last_resort: bool) -> Result<Vec<u8>, ClientError> {
+        // Every leaf states it understands the last-resort extension, which its KeyPackages
+        // may carry.
+        let capabilities = Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build();
+        let mut builder = KeyPackage::builder().leaf_node_capabilities(capabilities);
+        if last_resort {
+            builder = builder.mark_as_last_resort();
+        }
+        let bundle =
+            builder.build(CIPHERSUITE, &self.provider, &self.signer, self.credential()).map_err(mls("key package"))?;
+        bundle.key_package().tls_serialize_detached().map_err(mls("encode"))
+    }
+
+    /// Uploads `count` one-time KeyPackages (and a new last-resort one when asked).
+    pub async fn upload_key_packages(&self, api: &Api, count: usize, last_resort: bool) -> Result<u64, ClientError> {
+        let mut packages = Vec::with_capacity(count + 1);
+        for i in 0..count + usize::from(last_resort) {
+            packages.push(b64(&self.new_key_package(i == count)?));
+        }
+        let path = format!("/api/v1/devices/{}/key-packages", self.device_id);
+        let stock = api.post(&path, &json!({ "key_packages": packages })).await?;
+        Ok(stock["remaining"].as_u64().unwrap_or(0))
+    }
+
+    /// Opens the socket and attaches this device: its Welcomes and missed messages follow.
+    pub async fn connect(&self, api: &Api) -> Result<Connection, ClientError> {
+        let mut connection = Connection::open(api).await?;
+        connection.request(json!({ "type": "mls.attach", "device_id": self.device_id })).await?;
+        Ok(connection)
+    }
+
+    fn group_config() -> MlsGroupCreateConfig {
+        MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            // Commits in the clear for the server to validate; application messages are always
+            // encrypted.
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(false)
+            .max_past_epochs(8)
+            .build()
+    }
+
+    fn group(&self, conversation: Uuid) -> Result<MlsGroup, ClientError> {
+        MlsGroup::load(self.provider.storage(), &GroupId::from_slice(conversation.as_bytes()))
+            .map_err(mls("load group"))?
+            .ok_or(ClientError::Protocol("not a member of this conversation"))
+    }
+
+    /// The conversations this device is in.
+    pub fn conversations(&self) -> Vec<Uuid> {
+        self.cursors.keys().copied().collect()
+    }
+
+    /// Starts a conversation about `patient` with every device of `users` (and this account's
+    /// other devices). Returns its id.
+    pub async fn create_conversation(
+        &mut self,
+        api: &Api,
+        connection: &mut Connection,
+        patient: Uuid,
+        users: &[Uuid],
+    ) -> Result<Uuid, ClientError> {
+        let id = Uuid::new_v4();
+        let group = MlsGroup::builder()
+            .with_group_id(GroupId::from_slice(id.as_bytes()))
+            .ciphersuite(CIPHERSUITE)
+            .with_wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(false)
+            .max_past_epochs(8)
+            .build(&self.provider, &self.signer, self.credential())
+            .map_err(mls("create group"))?;
+        let info = group.export_group_info(self.provider.crypto(), &self.signer, false).map_err(mls("group info"))?;
+        let body = json!({
+            "device_id": self.device_id,
+            "patient_id": patient,
+            "group_info": b64(&info.tls_serialize_detached().map_err(mls("encode"))?),
+            "ratchet_tree": b64(&group.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))?),
+        });
+        api.post("/api/v1/conversations", &body).await?;
+        self.cursors.insert(id, 0);
+        self.add_users(api, connection, id, patient, users).await?;
+        Ok(id)
+    }
+
+    /// Adds every active device of `users` (this account's other devices included) to
+    /// `conversation`, claiming one KeyPackage per device.
+    pub async fn add_users(
+        &mut self,
+        api: &Api,
+        connection: &mut Connection,
+        conversation: Uuid,
+        patient: Uuid,
+        users: &[Uuid],
+    ) -> Result<u64, ClientError> {
+        let mut packages = Vec::new();
+        let mut wanted: Vec<Uuid> = users.to_vec();
+        wanted.push(self.user_id);
+        wanted.dedup();
+        let group = self.group(conversation)?;
+        let present: Vec<Vec<u8>> = group
+            .members()
+            .filter_map(|m| BasicCredential::try_from(m.credential).ok().map(|c| c.identity().to_vec()))
+            .collect();
+        for user in wanted {
+            let claimed =
+                api.post("/api/v1/key-packages/claim", &json!({ "user_id": user, "patient_id": patient })).await?;
+            for entry in claimed.as_array().into_iter().flatten() {
+                let device = uuid_of(&entry["device_id"])?;
+                if present.contains(&format!("confidant/{user}/{device}").into_bytes()) {
+                    continue;
+                }
+                let bytes = unb64(entry["key_package"].as_str().unwrap_or(""))?;
+                let package = KeyPackageIn::tls_deserialize_exact(&bytes)
+                    .map_err(mls("key package"))?
+                    .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                    .map_err(mls("key package"))?;
+                packages.push(package);
+            }
+        }
+        if packages.is_empty() {
+            return Ok(group.epoch().as_u64());
+        }
+        let mut group = group;
+        let (commit, welcome, _) =
+            group.add_members(&self.provider, &self.signer, &packages).map_err(mls("add members"))?;
+        let frame = json!({
+            "type": "mls.commit",
+            "conversation_id": conversation,
+            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
+            "welcome": b64(&welcome.tls_serialize_detached().map_err(mls("encode"))?),
+        });
+        self.finish_commit(connection, conversation, group, frame).await
+    }
+
+    /// Removes `device` (of any account) from `conversation`: after this commit it cannot read
+    /// what is sent.
+    pub async fn remove_device(
+        &mut self,
+        connection: &mut Connection,
+        conversation: Uuid,
+        user: Uuid,
+        device: Uuid,
+    ) -> Result<u64, ClientError> {
+        let mut group = self.group(conversation)?;
+        let identity = format!("confidant/{user}/{device}").into_bytes();
+        let leaf = group
+            .members()
+            .find(|m| {
+                BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == identity.as_slice())
+            })
+            .map(|m| m.index)
+            .ok_or(ClientError::Protocol("no such member"))?;
+        let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
+        let frame = json!({
+            "type": "mls.commit",
+            "conversation_id": conversation,
+            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
+        });
+        self.finish_commit(connection, conversation, group, frame).await
+    }
+
+    /// Sends a commit; merges it when accepted, or clears it when another won the epoch.
+    async fn finish_commit(
+        &mut self,
+        connection: &mut Connection,
+        conversation: Uuid,
+        mut group: MlsGroup,
+        frame: Value,
+    ) -> Result<u64, ClientError> {
+        let answer = connection.request(frame).await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
+                return Err(error);
+            }
+        };
+        if answer["type"] == "mls.stale_epoch" {
+            group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
+            return Err(ClientError::Stale(answer["epoch"].as_u64().unwrap_or(0)));
+        }
+        group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
+        let seq = answer["seq"].as_u64().unwrap_or(0);
+        self.advance(conversation, seq);
+        Ok(group.epoch().as_u64())
+    }
+
+    /// Prepares a commit without sending it (tests use it to race two commits).
+    pub fn stage_self_update(&mut self, conversation: Uuid) -> Result<Value, ClientError> {
+        let mut group = self.group(conversation)?;
+        let bundle = group
+            .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
+            .map_err(mls("self update"))?;
+        let commit = bundle.into_commit();
+        Ok(json!({
+            "type": "mls.commit",
+            "conversation_id": conversation,
+            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
+        }))
+    }
+
+    /// Sends a staged commit (see [`Device::stage_self_update`]).
+    pub async fn send_commit(
+        &mut self,
+        connection: &mut Connection,
+        conversation: Uuid,
+        frame: Value,
+    ) -> Result<u64, ClientError> {
+        let group = self.group(conversation)?;
+        self.finish_commit(connection, conversation, group, frame).await
+    }
+
+    /// Encrypts and sends `text`; returns its seq.
+    pub async fn send(
+        &mut self,
+        connection: &mut Connection,
+        conversation: Uuid,
+        text: &[u8],
+    ) -> Result<u64, ClientError> {
+        let message = self.encrypt(conversation, text)?;
+        let answer = connection
+            .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": b64(&message) }))
+            .await?;
+        if answer["type"] == "mls.stale_epoch" {
+            return Err(ClientError::Stale(answer["epoch"].as_u64().unwrap_or(0)));
+        }
+        let seq = answer["seq"].as_u64().unwrap_or(0);
+        self.advance(conversation, seq);
+        Ok(seq)
+    }
+
+    /// The ciphertext of `text` in `conversation` (an `MlsMessageOut`, TLS-encoded).
+    pub fn encrypt(&mut self, conversation: Uuid, text: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut group = self.group(conversation)?;
+        let message = group.create_message(&self.provider, &self.signer, text).map_err(mls("encrypt"))?;
+        message.tls_serialize_detached().map_err(mls("encode"))
+    }
+
+    /// Tries to decrypt an application message of `conversation` (what a removed device
+    /// would be left doing).
+    pub fn decrypt(&mut self, conversation: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut group = self.group(conversation)?;
+        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls("decode"))?;
+        let protocol = message.try_into_protocol_message().map_err(mls("decode"))?;
+        let processed = group.process_message(&self.provider, protocol).map_err(mls("decrypt"))?;
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => Ok(app.into_bytes()),
+            _ => Err(ClientError::Protocol("not an application message")),
+        }
+    }
+
+    fn advance(&mut self, conversation: Uuid, seq: u64) {
+        let cursor = self.cursors.entry(conversation).or_insert(0);
+        *cursor = (*cursor).max(seq);
+    }
+
+    /// The next event, within `wait`: Welcomes are joined, commits merged, application
+    /// messages decrypted; each is acknowledged once processed. `None` when nothing came.
+    pub async fn next_event(
+        &mut self,
+        connection: &mut Connection,
+        wait: Duration,
+    ) -> Result<Option<Event>, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(frame) = connection.next(left).await? else { return Ok(None) };
+            let event = match frame["type"].as_str() {
+                Some("mls.welcome") => self.join(&frame)?,
+                Some("mls.message") => self.process(&frame)?,
+                _ => None,
+            };
+            let Some((conversation, seq, event)) = event else { continue };
+            connection.notify(json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq })).await?;
+            if let Some(event) = event {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    fn join(&mut self, frame: &Value) -> Result<Option<(Uuid, u64, Option<Event>)>, ClientError> {
+        let conversation = uuid_of(&frame["conversation_id"])?;
+        let seq = frame["seq"].as_u64().unwrap_or(0);
+        if self.cursors.contains_key(&conversation) {
+            return Ok(None); // already joined (a replayed Welcome)
+        }
+        let welcome = MlsMessageIn::tls_deserialize_exact(unb64(frame["welcome"].as_str().unwrap_or(""))?)
+            .map_err(mls("welcome"))?;
+        let MlsMessageBodyIn::Welcome(welcome) = welcome.extract() else {
+            return Err(ClientError::Protocol("not a Welcome"));
+        };
+        let tree = RatchetTreeIn::tls_deserialize_exact(unb64(frame["ratchet_tree"].as_str().unwrap_or(""))?)
+            .map_err(mls("ratchet tree"))?;
+        StagedWelcome::new_from_welcome(&self.provider, Self::group_config().join_config(), welcome, Some(tree))
+            .map_err(mls("welcome"))?
+            .into_group(&self.provider)
+            .map_err(mls("join"))?;
+        self.cursors.insert(conversation, seq);
+        Ok(Some((conversation, seq, Some(Event::Joined { conversation }))))
+    }
+
+    fn process(&mut self, frame: &Value) -> Result<Option<(Uuid, u64, Option<Event>)>, ClientError> {
+        let conversation = uuid_of(&frame["conversation_id"])?;
+        let seq = frame["seq"].as_u64().unwrap_or(0);
+        let Some(&cursor) = self.cursors.get(&conversation) else { return Ok(None) };
+        if seq <= cursor {
+            return Ok(None); // seen already (a replay overlapping a live push)
+        }
+        let sender_device = uuid_of(&frame["sender_device"])?;
+        let bytes = unb64(frame["message"].as_str().unwrap_or(""))?;
+        let mut group = self.group(conversation)?;
+        if sender_device == self.device_id && frame["kind"] == "commit" {
+            // Our own commit, accepted while we were not listening for the answer.
+            if group.pending_commit().is_some() {
+                group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
+            }
+            self.advance(conversation, seq);
+            return Ok(Some((conversation, seq, None)));
+        }
+        let processed = MlsMessageIn::tls_deserialize_exact(&bytes)
+            .map_err(mls("decode"))
+            .and_then(|m| m.try_into_protocol_message().map_err(mls("decode")))
+            .and_then(|p| group.process_message(&self.provider, p).map_err(mls("process")));
+        self.advance(conversation, seq);
+        let event = match processed {
+            Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
+            Ok(processed) => match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(app) => {
+                    Event::Message { conversation, seq, sender_device, text: app.into_bytes() }
+                }
+                ProcessedMessageContent::StagedCommitMessage(staged) => {
+                    group.merge_staged_commit(&self.provider, *staged).map_err(mls("merge"))?;
+                    if group.is_active() {
+                        Event::Changed { conversation, epoch: group.epoch().as_u64() }
+                    } else {
+                        self.cursors.remove(&conversation);
+                        Event::Removed { conversation }
+                    }
+                }
+                _ => Event::Failed { conversation, seq, reason: "unexpected message".into() },
+            },
+        };
+        Ok(Some((conversation, seq, Some(event))))
+    }
+}

@@ -1,0 +1,91 @@
+//! The device's state on disk: the MLS storage (signature key pair, group secrets, KeyPackage
+//! private keys) and the cursors, sealed with AES-256-GCM under a 32-byte key the application keeps (for
+//! instance in the OS keychain). File: 12-byte nonce, then the ciphertext of a JSON document.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use openmls::prelude::SignatureScheme;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::OpenMlsProvider as _;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::ClientError;
+use crate::device::Device;
+
+/// Associated data: binds the ciphertext to this format.
+const AAD: &[u8] = b"confidant.client.state.v1";
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    device_id: Uuid,
+    user_id: Uuid,
+    /// The signature public key; the key pair itself is in `storage`.
+    signature_public: String,
+    cursors: BTreeMap<Uuid, u64>,
+    /// The MLS storage's key/value pairs, base64.
+    storage: Vec<(String, String)>,
+}
+
+impl Device {
+    /// Writes the device's state to `path`, sealed under `key` (written to a temporary file and
+    /// renamed, so a crash leaves the old state or the new, never half of one).
+    pub fn save(&self, path: &Path, key: &[u8; 32]) -> Result<(), ClientError> {
+        let storage = {
+            let values = self.provider.storage().values.read().map_err(|_| ClientError::State("storage lock"))?;
+            values.iter().map(|(k, v)| (B64.encode(k), B64.encode(v))).collect()
+        };
+        let saved = Saved {
+            device_id: self.device_id,
+            user_id: self.user_id,
+            signature_public: B64.encode(self.signer.public()),
+            cursors: self.cursors.clone(),
+            storage,
+        };
+        let plain = Zeroizing::new(serde_json::to_vec(&saved).map_err(|_| ClientError::State("encode"))?);
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
+        let sealed = cipher
+            .encrypt(&Nonce::from(nonce), aes_gcm::aead::Payload { msg: &plain, aad: AAD })
+            .map_err(|_| ClientError::State("seal"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        let temporary = path.with_extension("tmp");
+        std::fs::write(&temporary, out).map_err(|_| ClientError::State("write"))?;
+        std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))
+    }
+
+    /// Reads a state written by [`Device::save`]. A wrong key or a changed file is refused.
+    pub fn load(path: &Path, key: &[u8; 32]) -> Result<Self, ClientError> {
+        let bytes = std::fs::read(path).map_err(|_| ClientError::State("read"))?;
+        let (nonce, sealed) = bytes.split_first_chunk::<12>().ok_or(ClientError::State("truncated"))?;
+        let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*key));
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(&Nonce::from(*nonce), aes_gcm::aead::Payload { msg: sealed, aad: AAD })
+                .map_err(|_| ClientError::State("wrong key or altered file"))?,
+        );
+        let saved: Saved = serde_json::from_slice(&plain).map_err(|_| ClientError::State("decode"))?;
+        let decode = |text: &str| B64.decode(text).map_err(|_| ClientError::State("decode"));
+        let provider = OpenMlsRustCrypto::default();
+        {
+            let mut values = provider.storage().values.write().map_err(|_| ClientError::State("storage lock"))?;
+            for (k, v) in &saved.storage {
+                values.insert(decode(k)?, decode(v)?);
+            }
+        }
+        let signer =
+            SignatureKeyPair::read(provider.storage(), &decode(&saved.signature_public)?, SignatureScheme::ED25519)
+                .ok_or(ClientError::State("no signature key"))?;
+        Ok(Device { provider, signer, device_id: saved.device_id, user_id: saved.user_id, cursors: saved.cursors })
+    }
+}

@@ -1,0 +1,328 @@
+//! `/api/v1/devices`, `/api/v1/key-packages/claim`, `/api/v1/conversations`: the REST half of
+//! end-to-end encrypted messaging (docs/MESSAGING.md). A device registers its signature key,
+//! uploads KeyPackages, claims those of the people it may converse with, and starts a
+//! conversation from its new MLS group; messages and commits go over the socket. Only roles
+//! the matrix lets send messages (patients, clinicians) take part.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use confidant_actors::audit::{Action, Outcome, ResourceType};
+use confidant_actors::ids::{ConversationId, DeviceId, PatientId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::guard::{self, About};
+use crate::access::{Operation, Resource, Target};
+use crate::messaging::{Conversation, Device, Membership, MessagingError};
+use crate::state::AppState;
+use crate::ws::messaging::CarePolicy;
+
+/// A device to register.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    /// Base64 of the device's Ed25519 signature public key (32 bytes).
+    signature_key: String,
+}
+
+/// A registered device.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceView {
+    /// Its id.
+    #[schema(value_type = String, format = Uuid)]
+    device_id: DeviceId,
+    /// Base64 of the identity its MLS basic credential must carry.
+    identity: String,
+    /// Base64 of its signature key.
+    signature_key: String,
+    /// When it was registered (UTC ms).
+    registered_at_ms: i64,
+}
+
+impl From<&Device> for DeviceView {
+    fn from(d: &Device) -> Self {
+        Self {
+            device_id: d.id,
+            identity: B64.encode(d.identity()),
+            signature_key: B64.encode(&d.signature_key),
+            registered_at_ms: d.registered_at_ms,
+        }
+    }
+}
+
+/// KeyPackages to upload.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadBody {
+    /// Base64 of each TLS-encoded KeyPackage (at most 100; one may be last-resort).
+    key_packages: Vec<String>,
+}
+
+/// How many one-time KeyPackages the device has.
+#[derive(Serialize, ToSchema)]
+pub struct StockView {
+    /// One-time KeyPackages left.
+    remaining: u64,
+}
+
+/// A claim of someone's KeyPackages, for a conversation about a patient.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// Whose devices.
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    /// The patient the conversation is about: both the caller and that account must be
+    /// allowed in it.
+    #[schema(value_type = String, format = Uuid)]
+    patient_id: PatientId,
+}
+
+/// A claimed KeyPackage.
+#[derive(Serialize, ToSchema)]
+pub struct ClaimedView {
+    /// The device it adds.
+    #[schema(value_type = String, format = Uuid)]
+    device_id: DeviceId,
+    /// Base64 of the TLS-encoded KeyPackage.
+    key_package: String,
+}
+
+/// A conversation to start.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    /// The caller's device that created the group.
+    #[schema(value_type = String, format = Uuid)]
+    device_id: DeviceId,
+    /// The patient it is about.
+    #[schema(value_type = String, format = Uuid)]
+    patient_id: PatientId,
+    /// Base64 of the group's GroupInfo `MlsMessageOut` (the group id is a fresh UUID).
+    group_info: String,
+    /// Base64 of its TLS-encoded ratchet tree.
+    ratchet_tree: String,
+}
+
+/// A conversation.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationView {
+    /// Its id (the MLS group id).
+    #[schema(value_type = String, format = Uuid)]
+    conversation_id: ConversationId,
+    /// The patient it is about.
+    #[schema(value_type = String, format = Uuid)]
+    patient_id: PatientId,
+    /// Its epoch.
+    epoch: u64,
+    /// Its newest seq.
+    last_seq: u64,
+}
+
+impl From<&Conversation> for ConversationView {
+    fn from(c: &Conversation) -> Self {
+        Self { conversation_id: c.id, patient_id: c.patient_id, epoch: c.epoch, last_seq: c.last_seq }
+    }
+}
+
+fn messaging_error(error: MessagingError) -> ApiError {
+    match error {
+        MessagingError::Invalid(reason) => {
+            tracing::info!(%reason, "MLS structure refused");
+            ApiError::invalid("mls", "does not validate for this device or conversation")
+        }
+        MessagingError::NotAllowed => ApiError::Forbidden(crate::access::Denial::NotPermitted),
+        MessagingError::Conflict => ApiError::Conflict("already_exists"),
+        MessagingError::TooMany => ApiError::Conflict("too_many_key_packages"),
+        MessagingError::Unavailable => ApiError::Unavailable,
+        MessagingError::Storage(e) => e.into(),
+    }
+}
+
+fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, ApiError> {
+    B64.decode(text).map_err(|_| ApiError::invalid(field, "is not base64"))
+}
+
+/// The caller may take part in messaging at all (the matrix's message row), audited on refusal.
+async fn messaging_allowed(
+    state: &AppState,
+    caller: &Caller,
+    operation: Operation,
+    about: About,
+) -> Result<(), ApiError> {
+    guard::authorize(state, caller, Resource::Message, operation, Target::Any, about).await.map(|_| ())
+}
+
+/// The caller's own active device.
+async fn own_device(state: &AppState, caller: &Caller, id: DeviceId) -> Result<Device, ApiError> {
+    let device = state.devices.get(id).await.map_err(messaging_error)?;
+    device.filter(|d| d.user_id == caller.principal.user_id && d.removed_at_ms.is_none()).ok_or(ApiError::NotFound)
+}
+
+/// Registers a device of the caller's account: its MLS credential will name
+/// `confidant/<user>/<device>` with this signature key, and nothing else is accepted for it.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "messaging", security(("bearer" = [])),
+    request_body = RegisterBody,
+    responses((status = 201, body = DeviceView), (status = 400), (status = 401), (status = 403), (status = 409)))]
+#[post("/api/v1/devices")]
+pub async fn register(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let about = About::new(Action::Create, ResourceType::Device, None);
+    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    let key = decode("signature_key", &body.signature_key)?;
+    if key.len() != 32 {
+        return Err(ApiError::invalid("signature_key", "is not a 32-byte Ed25519 public key"));
+    }
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "device_registered")])
+        .await?;
+    let now = state.identity.clock.now_ms();
+    let device = state.devices.register(caller.principal.user_id, &key, now).await.map_err(messaging_error)?;
+    Ok(HttpResponse::Created().json(DeviceView::from(&device)))
+}
+
+/// The caller's active devices.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "messaging", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DeviceView>), (status = 401), (status = 403)))]
+#[get("/api/v1/devices")]
+pub async fn list_devices(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    messaging_allowed(&state, &caller, Operation::Read, About::new(Action::Read, ResourceType::Device, None)).await?;
+    let devices = state.devices.of_user(caller.principal.user_id).await.map_err(messaging_error)?;
+    Ok(HttpResponse::Ok().json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()))
+}
+
+/// Removes one of the caller's devices: it is sent nothing more, cannot attach or be added,
+/// and its KeyPackages are gone. The other members then commit its removal from each group.
+#[utoipa::path(delete, path = "/api/v1/devices/{device_id}", tag = "messaging", security(("bearer" = [])),
+    params(("device_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+#[delete("/api/v1/devices/{device_id}")]
+pub async fn remove_device(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<DeviceId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let about = About::new(Action::Delete, ResourceType::Device, Some(*id.as_uuid()));
+    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    own_device(&state, &caller, id).await?;
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "device_removed")]).await?;
+    let now = state.identity.clock.now_ms();
+    state.devices.remove(caller.principal.user_id, id, now).await.map_err(messaging_error)?;
+    state.conversations.forget_device(id).await.map_err(messaging_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Uploads KeyPackages of one of the caller's devices (each must validate and carry that
+/// device's credential).
+#[utoipa::path(post, path = "/api/v1/devices/{device_id}/key-packages", tag = "messaging", security(("bearer" = [])),
+    params(("device_id" = String, Path, format = Uuid)), request_body = UploadBody,
+    responses((status = 200, body = StockView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+#[post("/api/v1/devices/{device_id}/key-packages")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<DeviceId>,
+    body: web::Json<UploadBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let about = About::new(Action::Create, ResourceType::KeyPackage, Some(*id.as_uuid()));
+    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    let device = own_device(&state, &caller, id).await?;
+    let packages = body.key_packages.iter().map(|p| decode("key_packages", p)).collect::<Result<Vec<_>, _>>()?;
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "key_packages_uploaded")])
+        .await?;
+    let now = state.identity.clock.now_ms();
+    let remaining = state.devices.upload(&device, &packages, now).await.map_err(messaging_error)?;
+    Ok(HttpResponse::Ok().json(StockView { remaining }))
+}
+
+/// Claims one KeyPackage per active device of `user_id`, for a conversation about
+/// `patient_id` that both the caller and that account may be in (RFC 9420 section 16.8).
+/// One-time packages are consumed by the claim.
+#[utoipa::path(post, path = "/api/v1/key-packages/claim", tag = "messaging", security(("bearer" = [])),
+    request_body = ClaimBody,
+    responses((status = 200, body = Vec<ClaimedView>), (status = 400), (status = 401), (status = 403), (status = 429)))]
+#[post("/api/v1/key-packages/claim")]
+pub async fn claim(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<ClaimBody>,
+) -> Result<HttpResponse, ApiError> {
+    let about =
+        About::new(Action::Read, ResourceType::KeyPackage, Some(*body.user_id.as_uuid())).for_patient(body.patient_id);
+    guard::authorize(&state, &caller, Resource::Message, Operation::Create, Target::Patient(body.patient_id), about)
+        .await?;
+    let policy = CarePolicy(&state);
+    if !policy.may_hold(body.user_id, body.patient_id).await.map_err(messaging_error)? {
+        let denied = guard::event(&state, &caller, about, Outcome::Denied, "may_not_converse");
+        guard::record_all(&state, vec![denied]).await?;
+        return Err(ApiError::Forbidden(crate::access::Denial::NotPermitted));
+    }
+    state
+        .claims
+        .take(caller.principal.user_id, state.identity.clock.now_ms())
+        .map_err(|retry_after_secs| ApiError::TooManyAttempts { retry_after_secs })?;
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "key_packages_claimed")])
+        .await?;
+    let claimed = state.devices.claim(body.user_id).await.map_err(messaging_error)?;
+    let view: Vec<ClaimedView> = claimed
+        .into_iter()
+        .map(|c| ClaimedView { device_id: c.device_id, key_package: B64.encode(c.key_package) })
+        .collect();
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Starts a conversation about a patient from the caller's device's new MLS group (it holds
+/// only that device; others are added by commits over the socket).
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "messaging", security(("bearer" = [])),
+    request_body = CreateBody,
+    responses((status = 201, body = ConversationView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
+#[post("/api/v1/conversations")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let patient = body.patient_id;
+    let about = About::new(Action::Create, ResourceType::Conversation, None).for_patient(patient);
+    guard::authorize(&state, &caller, Resource::Message, Operation::Create, Target::Patient(patient), about).await?;
+    let device = own_device(&state, &caller, body.device_id).await?;
+    if !state.patients.exists(patient).await? {
+        return Err(ApiError::NotFound);
+    }
+    let group_info = decode("group_info", &body.group_info)?;
+    let tree = decode("ratchet_tree", &body.ratchet_tree)?;
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "conversation_created")])
+        .await?;
+    let now = state.identity.clock.now_ms();
+    let conversation = state
+        .conversations
+        .create(&device, patient, &group_info, &tree, &CarePolicy(&state), now)
+        .await
+        .map_err(messaging_error)?;
+    Ok(HttpResponse::Created().json(ConversationView::from(&conversation)))
+}
+
+/// The conversations one of the caller's devices is a member of.
+#[utoipa::path(get, path = "/api/v1/devices/{device_id}/conversations", tag = "messaging", security(("bearer" = [])),
+    params(("device_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = Vec<ConversationView>), (status = 401), (status = 403), (status = 404)))]
+#[get("/api/v1/devices/{device_id}/conversations")]
+pub async fn conversations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<DeviceId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let about = About::new(Action::Read, ResourceType::Conversation, None);
+    messaging_allowed(&state, &caller, Operation::Read, about).await?;
+    own_device(&state, &caller, id).await?;
+    let list = state.conversations.of_device(id).await.map_err(messaging_error)?;
+    Ok(HttpResponse::Ok().json(list.iter().map(ConversationView::from).collect::<Vec<_>>()))
+}

@@ -1,0 +1,288 @@
+//! MLS messaging over the socket: a session attaches one of its account's devices, then sends
+//! application messages and commits and acknowledges what it processed. The server validates
+//! and orders, stores ciphertext, audits the metadata (never content: it cannot read it), and
+//! pushes each accepted message to the member devices' topics, across nodes through the Hub.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, record};
+use confidant_actors::hub::{BrokerMessage, Publish, Topic};
+use confidant_actors::ids::{ConversationId, DeviceId, PatientId, UserId};
+use confidant_actors::session::SessionIdentity;
+use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
+
+use crate::identity::accounts::AccountStatus;
+use crate::messaging::mls::MlsError;
+use crate::messaging::{Committed, Conversation, Device, Membership, MessagingError, PendingWelcome, Sent, Stored};
+use crate::server::{AUDIT_ACK_TIMEOUT, reason};
+use crate::state::AppState;
+
+/// The permission module's answer to "may this account be in a conversation about this
+/// patient": an active account the message row of the matrix allows.
+pub struct CarePolicy<'a>(pub &'a AppState);
+
+impl Membership for CarePolicy<'_> {
+    async fn may_hold(&self, user: UserId, patient: PatientId) -> Result<bool, MessagingError> {
+        let account = self.0.identity.accounts.get(user).await.map_err(|_| MessagingError::Unavailable)?;
+        let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else { return Ok(false) };
+        self.0
+            .access
+            .may_converse(user, account.role, account.patient_id, patient)
+            .await
+            .map_err(|_| MessagingError::Unavailable)
+    }
+}
+
+/// The code a client is told for a messaging failure (details go to the log, without content).
+pub fn error_code(error: &MessagingError) -> ErrorCode {
+    match error {
+        MessagingError::Invalid(_) => ErrorCode::InvalidMls,
+        MessagingError::NotAllowed => ErrorCode::Forbidden,
+        MessagingError::Conflict => ErrorCode::InvalidMls,
+        MessagingError::TooMany => ErrorCode::RateLimited,
+        MessagingError::Unavailable | MessagingError::Storage(_) => {
+            tracing::warn!(%error, "messaging request failed");
+            ErrorCode::Unavailable
+        }
+    }
+}
+
+/// The frame a device receives for a stored message.
+pub fn message_frame(stored: &Stored) -> ServerFrame {
+    ServerFrame::MlsMessage {
+        v: VERSION,
+        conversation_id: *stored.conversation_id.as_uuid(),
+        seq: stored.seq,
+        kind: stored.kind,
+        sender_device: *stored.sender.as_uuid(),
+        message: B64.encode(&stored.message),
+    }
+}
+
+/// The frame a device receives for its Welcome.
+pub fn welcome_frame(welcome: &PendingWelcome) -> ServerFrame {
+    ServerFrame::MlsWelcome {
+        v: VERSION,
+        conversation_id: *welcome.conversation_id.as_uuid(),
+        seq: welcome.seq,
+        welcome: B64.encode(&welcome.welcome),
+        ratchet_tree: B64.encode(&welcome.ratchet_tree),
+    }
+}
+
+/// Pushes `frame` to each device's topic (every node's sessions of those devices get it).
+pub async fn deliver(state: &AppState, devices: impl IntoIterator<Item = DeviceId>, frame: &ServerFrame) {
+    let text: Arc<str> = frame.to_text().into();
+    for device in devices {
+        let message = BrokerMessage::Publish { topic: Topic::Device(device), event_id: None, text: text.clone() };
+        if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
+            // The device catches up from its cursor when it next attaches.
+            tracing::warn!(%device, "could not publish a conversation message");
+        }
+    }
+}
+
+/// The catch-up of an attaching device: its Welcomes, then what it has not acknowledged.
+pub async fn missed(state: &AppState, device: DeviceId, id: String) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let (welcomes, messages) = state.conversations.missed(device).await.map_err(|e| error_code(&e))?;
+    let mut frames: Vec<ServerFrame> = welcomes.iter().map(welcome_frame).collect();
+    frames.extend(messages.iter().map(message_frame));
+    frames.push(ServerFrame::ack(id));
+    if let Ok(left) = state.devices.stock(device).await
+        && left < crate::messaging::devices::LOW_KEY_PACKAGES
+    {
+        frames.push(ServerFrame::MlsKeyPackagesLow { v: VERSION, device_id: *device.as_uuid(), remaining: left });
+    }
+    Ok(frames)
+}
+
+/// Answers one messaging frame with the frames to send back.
+pub async fn answer(
+    state: Arc<AppState>,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    frame: ClientFrame,
+) -> Vec<ServerFrame> {
+    let id = frame.request_id().map(str::to_owned);
+    let outcome = match frame {
+        ClientFrame::MlsSend { id, conversation_id, message, .. } => {
+            send(&state, who, peer, id, ConversationId::from_uuid(conversation_id), &message).await
+        }
+        ClientFrame::MlsCommit { id, conversation_id, commit, welcome, .. } => {
+            commit_frame(&state, who, peer, id, ConversationId::from_uuid(conversation_id), &commit, welcome.as_deref())
+                .await
+        }
+        ClientFrame::MlsAck { id, conversation_id, seq, .. } => {
+            ack(&state, who, id, ConversationId::from_uuid(conversation_id), seq).await
+        }
+        _ => Err(ErrorCode::MalformedFrame),
+    };
+    match outcome {
+        Ok(frames) => frames,
+        Err(code) => vec![ServerFrame::error(id, code)],
+    }
+}
+
+/// The attached device, still registered and active, and the conversation it names, of which
+/// it must be a member.
+async fn member(
+    state: &AppState,
+    who: SessionIdentity,
+    conversation: ConversationId,
+) -> Result<(Device, Conversation), ErrorCode> {
+    let device_id = who.device_id.ok_or(ErrorCode::NoDevice)?;
+    let device = state.devices.get(device_id).await.map_err(|e| error_code(&e))?;
+    let device = device.filter(|d| d.user_id == who.user_id && d.removed_at_ms.is_none()).ok_or(ErrorCode::NoDevice)?;
+    let found = state.conversations.get(conversation).await.map_err(|e| error_code(&e))?;
+    let conversation = found.ok_or(ErrorCode::NotFound)?;
+    if !state.conversations.is_member(conversation.id, device.id).await.map_err(|e| error_code(&e))? {
+        return Err(ErrorCode::NotFound);
+    }
+    Ok((device, conversation))
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, ErrorCode> {
+    B64.decode(text).map_err(|_| ErrorCode::MalformedFrame)
+}
+
+/// The audit record of a message: who sent what kind, how large, to which conversation about
+/// which patient. Never content.
+fn audited(
+    state: &AppState,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    conversation: &Conversation,
+    what: &str,
+    bytes: usize,
+    outcome: Outcome,
+) -> AuditEvent {
+    let actor = AuditActor::User { id: who.user_id, role: who.role };
+    let mut event = AuditEvent::new(state.node_id, actor, Action::Create, outcome)
+        .on(ResourceType::Message, Some(*conversation.id.as_uuid()))
+        .for_patient(conversation.patient_id)
+        .in_session(who.session_id)
+        .because(ReasonCode::new(&format!("{what}_{bytes}_bytes")).unwrap_or_else(|| reason("mls_message")));
+    event.source_ip = peer;
+    event
+}
+
+async fn send(
+    state: &AppState,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    id: String,
+    conversation: ConversationId,
+    message: &str,
+) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let bytes = decode(message)?;
+    let (device, conversation) = member(state, who, conversation).await?;
+    // Audited (and acknowledged) before it is stored: if the audit trail cannot take it,
+    // nothing is stored or delivered and the sender hears `unavailable`.
+    let event = audited(state, who, peer, &conversation, "mls_application", bytes.len(), Outcome::Success);
+    if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
+        return Err(ErrorCode::Unavailable);
+    }
+    let now = state.identity.clock.now_ms();
+    let sent = state.conversations.send(device.id, &conversation, &bytes, now).await.map_err(|e| error_code(&e))?;
+    let (stored, epoch, recipients) = match sent {
+        Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),
+        Sent::Stale { epoch } => {
+            return Ok(vec![ServerFrame::MlsStaleEpoch {
+                v: VERSION,
+                id,
+                conversation_id: *conversation.id.as_uuid(),
+                epoch,
+            }]);
+        }
+    };
+    deliver(state, recipients, &message_frame(&stored)).await;
+    Ok(vec![ServerFrame::MlsAccepted {
+        v: VERSION,
+        id,
+        conversation_id: *conversation.id.as_uuid(),
+        seq: stored.seq,
+        epoch,
+    }])
+}
+
+async fn commit_frame(
+    state: &AppState,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    id: String,
+    conversation: ConversationId,
+    commit: &str,
+    welcome: Option<&str>,
+) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let commit = decode(commit)?;
+    let welcome = welcome.map(decode).transpose()?;
+    let (device, conversation) = member(state, who, conversation).await?;
+    // As for application messages, the submission is on record before it can change anything.
+    let event = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Success);
+    if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
+        return Err(ErrorCode::Unavailable);
+    }
+    let now = state.identity.clock.now_ms();
+    let policy = CarePolicy(state);
+    let outcome = state.conversations.commit(&device, &conversation, &commit, welcome.as_deref(), &policy, now).await;
+    let committed = match outcome {
+        Ok(committed) => committed,
+        Err(error) => {
+            if matches!(error, MessagingError::NotAllowed | MessagingError::Invalid(MlsError::Credential)) {
+                let refused = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Denied);
+                let _ = record(&state.audit, refused, AUDIT_ACK_TIMEOUT).await;
+            }
+            return Err(error_code(&error));
+        }
+    };
+    let (stored, epoch, recipients, welcomed) = match committed {
+        Committed::Accepted { stored, epoch, recipients, welcomed } => (stored, epoch, recipients, welcomed),
+        Committed::Stale { epoch } => {
+            return Ok(vec![ServerFrame::MlsStaleEpoch {
+                v: VERSION,
+                id,
+                conversation_id: *conversation.id.as_uuid(),
+                epoch,
+            }]);
+        }
+    };
+    if !welcomed.is_empty() {
+        let actor = AuditActor::User { id: who.user_id, role: who.role };
+        let mut added = AuditEvent::new(state.node_id, actor, Action::PermissionChange, Outcome::Success)
+            .on(ResourceType::Conversation, Some(*conversation.id.as_uuid()))
+            .for_patient(conversation.patient_id)
+            .in_session(who.session_id)
+            .because(reason("conversation_members_added"));
+        added.source_ip = peer;
+        if record(&state.audit, added, AUDIT_ACK_TIMEOUT).await.is_err() {
+            // The commit itself is on record (above) and stored; only this summary is missing.
+            tracing::error!(conversation = %conversation.id, "could not audit added conversation members");
+        }
+    }
+    deliver(state, recipients, &message_frame(&stored)).await;
+    for (device, welcome) in &welcomed {
+        deliver(state, [*device], &welcome_frame(welcome)).await;
+    }
+    Ok(vec![ServerFrame::MlsAccepted {
+        v: VERSION,
+        id,
+        conversation_id: *conversation.id.as_uuid(),
+        seq: stored.seq,
+        epoch,
+    }])
+}
+
+async fn ack(
+    state: &AppState,
+    who: SessionIdentity,
+    id: String,
+    conversation: ConversationId,
+    seq: u64,
+) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
+    state.conversations.ack(device, conversation, seq).await.map_err(|e| error_code(&e))?;
+    Ok(vec![ServerFrame::ack(id)])
+}

@@ -1,0 +1,290 @@
+//! End-to-end encrypted messaging against the real server, through the Rust client SDK
+//! (openmls on the devices, tokio-tungstenite over TLS), both backends; and two nodes through
+//! Redis. The server validates and orders MLS handshakes and stores ciphertext it cannot read.
+
+use std::time::Duration;
+
+use confidant_client::{ClientError, Connection, Device, Event, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
+use crate::signin::{Person, owner, patient, patient_record, staff};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn server(app: &TestApp) -> Server {
+    Server::new(&app.url(""), &std::fs::read(app.dev_cert()).unwrap()).unwrap()
+}
+
+fn id(person: &Person) -> Uuid {
+    person.session.user_id.parse().unwrap()
+}
+
+/// The next event that is not a membership change.
+async fn next_message(device: &mut Device, socket: &mut Connection) -> Event {
+    loop {
+        match device.next_event(socket, WAIT).await.unwrap() {
+            Some(Event::Changed { .. }) => continue,
+            Some(event) => return event,
+            None => panic!("no event within {WAIT:?}"),
+        }
+    }
+}
+
+async fn text_of(device: &mut Device, socket: &mut Connection) -> String {
+    match next_message(device, socket).await {
+        Event::Message { text, .. } => String::from_utf8(text).unwrap(),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Every byte the databases hold, as text, for searching.
+async fn stored_bytes(app: &TestApp, backend: Backend) -> Vec<u8> {
+    let mut all = Vec::new();
+    match backend {
+        Backend::Sqlite => {
+            for entry in walk(app.data_dir.path()) {
+                all.extend(std::fs::read(entry).unwrap_or_default());
+            }
+        }
+        Backend::Postgres => {
+            for db in [app.main_db.as_ref().unwrap(), app.audit_db.as_ref().unwrap()] {
+                let output = std::process::Command::new("pg_dump").args(["--data-only", &db.url()]).output().unwrap();
+                assert!(output.status.success(), "pg_dump: {}", String::from_utf8_lossy(&output.stderr));
+                all.extend(output.stdout);
+            }
+        }
+    }
+    all
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let other_record = patient_record(&app, &clinician, "Grace Hopper").await;
+    let grace = patient(&app, &clinician, &other_record, "grace@mail.example").await;
+    let record: Uuid = record.parse().unwrap();
+    let server = server(&app);
+    let (api_dr, api_ada, api_grace) = (
+        server.with_token(&clinician.session.access),
+        server.with_token(&ada.session.access),
+        server.with_token(&grace.session.access),
+    );
+
+    // Devices register; the clinician starts a conversation about Ada with Ada.
+    let mut dr = Device::register(&api_dr).await.unwrap();
+    let mut phone = Device::register(&api_ada).await.unwrap();
+    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
+    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
+    let conversation = dr.create_conversation(&api_dr, &mut dr_socket, record, &[id(&ada)]).await.unwrap();
+    assert_eq!(next_message(&mut phone, &mut phone_socket).await, Event::Joined { conversation });
+
+    // Both ways.
+    dr.send(&mut dr_socket, conversation, b"secret one: how are you sleeping").await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret one: how are you sleeping");
+    phone.send(&mut phone_socket, conversation, b"secret two: better this week").await.unwrap();
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "secret two: better this week");
+
+    // A second device of Ada's joins and reads new messages.
+    let mut laptop = Device::register(&api_ada).await.unwrap();
+    let mut laptop_socket = laptop.connect(&api_ada).await.unwrap();
+    dr.add_users(&api_dr, &mut dr_socket, conversation, record, &[id(&ada)]).await.unwrap();
+    assert_eq!(next_message(&mut laptop, &mut laptop_socket).await, Event::Joined { conversation });
+    dr.send(&mut dr_socket, conversation, b"secret three: to both devices").await.unwrap();
+    assert_eq!(text_of(&mut laptop, &mut laptop_socket).await, "secret three: to both devices");
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret three: to both devices");
+
+    // Another patient can neither claim their way in nor send or fetch.
+    let claim = json!({ "user_id": id(&ada), "patient_id": record });
+    let (status, _) = grace.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let claim = json!({ "user_id": id(&grace), "patient_id": record });
+    let (status, _) = clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "Grace may not be added to Ada's conversation");
+    let intruder = Device::register(&api_grace).await.unwrap();
+    let mut intruder_socket = intruder.connect(&api_grace).await.unwrap();
+    let forged = dr.encrypt(conversation, b"secret four: forged").unwrap();
+    let refused = intruder_socket
+        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(&forged) }))
+        .await;
+    assert!(matches!(refused, Err(ClientError::Refused { ref code, .. }) if code == "not_found"), "{refused:?}");
+    let listed = api_grace_conversations(&app, &grace, intruder.device_id).await;
+    assert_eq!(listed, 0);
+
+    // The laptop is removed: it is told, and cannot read what follows.
+    dr.remove_device(&mut dr_socket, conversation, id(&ada), laptop.device_id).await.unwrap();
+    assert_eq!(next_message(&mut laptop, &mut laptop_socket).await, Event::Removed { conversation });
+    let after = dr.encrypt(conversation, b"secret five: after removal").unwrap();
+    let sent = dr_socket
+        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(&after) }))
+        .await
+        .unwrap();
+    assert_eq!(sent["type"], "mls.accepted");
+    assert!(laptop.decrypt(conversation, &after).is_err(), "a removed device cannot decrypt");
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret five: after removal");
+    assert!(laptop.next_event(&mut laptop_socket, Duration::from_millis(500)).await.unwrap().is_none());
+
+    // The phone goes offline, misses three messages, and catches up in order (from its state file).
+    let state = app.data_dir.path().join("phone.state");
+    let key = [7u8; 32];
+    phone.save(&state, &key).unwrap();
+    phone_socket.close().await;
+    drop(phone);
+    for n in 6..=8 {
+        dr.send(&mut dr_socket, conversation, format!("secret {n}: while offline").as_bytes()).await.unwrap();
+    }
+    let mut phone = Device::load(&state, &key).unwrap();
+    assert!(Device::load(&state, &[8u8; 32]).is_err(), "the state file needs its key");
+    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
+    for n in 6..=8 {
+        assert_eq!(text_of(&mut phone, &mut phone_socket).await, format!("secret {n}: while offline"));
+    }
+
+    // Two commits in one epoch: exactly one wins; the other device catches up and retries.
+    let first = dr.stage_self_update(conversation).unwrap();
+    let second = phone.stage_self_update(conversation).unwrap();
+    let won = dr.send_commit(&mut dr_socket, conversation, first).await;
+    let lost = phone.send_commit(&mut phone_socket, conversation, second).await;
+    assert!(won.is_ok(), "{won:?}");
+    assert!(matches!(lost, Err(ClientError::Stale(_))), "{lost:?}");
+    let changed = phone.next_event(&mut phone_socket, WAIT).await.unwrap();
+    assert!(matches!(changed, Some(Event::Changed { epoch: 4, .. })), "{changed:?}");
+    let retry = phone.stage_self_update(conversation).unwrap();
+    phone.send_commit(&mut phone_socket, conversation, retry).await.unwrap();
+    // The clinician's device is a commit behind: the server refuses what it encrypts until it
+    // has processed the phone's commit.
+    let behind = dr.send(&mut dr_socket, conversation, b"secret 8.5: one epoch behind").await;
+    assert!(matches!(behind, Err(ClientError::Stale(5))), "{behind:?}");
+    let changed = dr.next_event(&mut dr_socket, WAIT).await.unwrap();
+    assert!(matches!(changed, Some(Event::Changed { epoch: 5, .. })), "{changed:?}");
+    dr.send(&mut dr_socket, conversation, b"secret nine: after the race").await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret nine: after the race");
+    phone.send(&mut phone_socket, conversation, b"secret ten: still in sync").await.unwrap();
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "secret ten: still in sync");
+
+    // Nothing the server keeps or logs holds a word of what was said.
+    let stored = stored_bytes(&app, backend).await;
+    let logs = app.logs().join("\n");
+    for phrase in ["how are you sleeping", "better this week", "to both devices", "after removal", "while offline"] {
+        assert!(!contains(&stored, phrase), "the database holds {phrase:?}");
+        assert!(!logs.contains(phrase), "the logs hold {phrase:?}");
+    }
+}
+
+async fn api_grace_conversations(app: &TestApp, grace: &Person, device: Uuid) -> usize {
+    let (status, list) = grace.session.get(app, &format!("/api/v1/devices/{device}/conversations")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list.as_array().unwrap().len()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn keypackages_are_bound_to_their_device_and_used_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let api_ada = server.with_token(&ada.session.access);
+    let phone = Device::register(&api_ada).await.unwrap();
+
+    // The same signature key cannot be registered twice; a malformed key is refused.
+    let (status, _) = ada
+        .session
+        .call(&app, Method::POST, "/api/v1/devices", Some(json!({ "signature_key": base64(&[1u8; 31]) })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Claims hand out each one-time package once, then the last-resort one.
+    let claim = json!({ "user_id": id(&ada), "patient_id": record });
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..confidant_client::device::KEY_PACKAGE_BATCH {
+        let (status, claimed) =
+            clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{claimed}");
+        let package = claimed[0]["key_package"].as_str().unwrap().to_owned();
+        assert_eq!(claimed[0]["device_id"], phone.device_id.to_string());
+        assert!(seen.insert(package), "a one-time KeyPackage was handed out twice");
+    }
+    let (_, last) = clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim.clone())).await;
+    let (_, again) = clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim)).await;
+    assert_eq!(last[0]["key_package"], again[0]["key_package"], "the last-resort package stays");
+
+    // Garbage and another device's packages are refused.
+    let path = format!("/api/v1/devices/{}/key-packages", phone.device_id);
+    let (status, body) = ada.session.call(&app, Method::POST, &path, Some(json!({ "key_packages": ["AAAA"] }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let laptop = Device::register(&api_ada).await.unwrap();
+    let foreign = laptop_package(&laptop);
+    let (status, _) = ada.session.call(&app, Method::POST, &path, Some(json!({ "key_packages": [foreign] }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a KeyPackage of another device");
+}
+
+fn laptop_package(device: &Device) -> String {
+    base64(&device.key_package_bytes().unwrap())
+}
+
+async fn two_nodes_deliver_through_redis() {
+    let redis = std::env::var("CONFIDANT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let channel = format!("confidant-test:{}", Uuid::new_v4().simple());
+    let env = vec![("CONFIDANT_REDIS_URL", redis), ("CONFIDANT_HUB__REDIS_CHANNEL", channel)];
+    let a = spawn_app_with(Backend::Postgres, Options { env: env.clone(), ..Default::default() }).await;
+    let shared = (a.main_db.as_ref().unwrap().url(), a.audit_db.as_ref().unwrap().url());
+    let b =
+        spawn_app_with(Backend::Postgres, Options { env, shared_databases: Some(shared), ..Default::default() }).await;
+    let owner = owner(&a).await;
+    let clinician = staff(&a, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&a, &clinician, "Ada Lovelace").await;
+    let ada = patient(&a, &clinician, &record, "ada@mail.example").await;
+    let record: Uuid = record.parse().unwrap();
+
+    let (on_a, on_b) = (server(&a), server(&b));
+    let (api_dr, api_ada) = (on_a.with_token(&clinician.session.access), on_b.with_token(&ada.session.access));
+    let mut dr = Device::register(&api_dr).await.unwrap();
+    let mut phone = Device::register(&api_ada).await.unwrap();
+    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
+    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
+    let conversation = dr.create_conversation(&api_dr, &mut dr_socket, record, &[id(&ada)]).await.unwrap();
+    assert_eq!(next_message(&mut phone, &mut phone_socket).await, Event::Joined { conversation });
+    dr.send(&mut dr_socket, conversation, b"from node a").await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "from node a");
+    phone.send(&mut phone_socket, conversation, b"from node b").await.unwrap();
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "from node b");
+    drop(b);
+}
+
+crate::on_both_backends!(
+    patient_and_clinician_converse_end_to_end,
+    keypackages_are_bound_to_their_device_and_used_once
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_messages_through_redis() {
+    two_nodes_deliver_through_redis().await;
+}
