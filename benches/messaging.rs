@@ -1,0 +1,488 @@
+//! Messaging relay benchmark (docs/PERFORMANCE.md): the same load generator offers the same
+//! rates of MLS application messages, prepared (encrypted) beforehand and replayed, to
+//! Confidant and to a bare tokio-tungstenite relay with no storage (this machine's ceiling),
+//! for a 1:1 conversation and for groups of 10 and 50 devices. It prints, per offered rate,
+//! Confidant's durable, audited ingest (messages acknowledged per second, ack latency) and for
+//! both the deliveries per second and the end-to-end latency p50/p99 (send -> each member
+//! device reads it). Servers on core 0, this generator on core 1 (taskset). Not a test.
+//!
+//! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL
+//! through its Unix socket). Knobs: BENCH_SECONDS (2) per step.
+#![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use confidant_client::{Device, Event, Server};
+use futures_util::{SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async_tls_with_config;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+mod support;
+
+use support::node::{Node, PASSWORD, connector, enroll_totp, http_client, sign_in};
+
+/// Conversation sizes (devices) and the offered message rates (per second) tried for each.
+const SCENARIOS: [(&str, usize, &[u32]); 3] = [
+    ("1:1", 2, &[250, 500, 1000, 2000, 4000]),
+    ("group of 10", 10, &[100, 250, 500, 1000]),
+    ("group of 50", 50, &[25, 50, 100, 200]),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-relay") {
+        return bare_relay(Path::new(&args[i + 1]));
+    }
+    let _ = Command::new("taskset").args(["-a", "-p", "-c", "1", &std::process::id().to_string()]).output();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run());
+}
+
+fn seconds() -> Duration {
+    Duration::from_secs(std::env::var("BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = std::env::var("BENCH_POSTGRES").is_ok_and(|v| v == "1");
+    let (env, databases) = if postgres { postgres_env().await } else { (Vec::new(), Vec::new()) };
+    let node = Node::start(dir.path(), &env);
+    println!(
+        "messaging benchmark: Confidant on {} (server core 0), generator core 1, {:?} per step",
+        if postgres { "PostgreSQL (Unix socket)" } else { "SQLite" },
+        seconds()
+    );
+    let practice = Practice::set_up(&node).await;
+    let bare_dir = tempfile::tempdir().unwrap();
+    let bare = Bare::start(bare_dir.path());
+
+    for (label, devices, rates) in SCENARIOS {
+        let room = Room::set_up(&node, &practice, devices, rates.iter().max().copied().unwrap_or(0)).await;
+        for &rate in rates {
+            let ours = room.confidant(&node, rate).await;
+            let theirs = room.bare(&bare, rate).await;
+            println!(
+                "[{label}] offered {rate} msg/s: Confidant ingest {:.0} msg/s (ack p50 {:.1?}, p99 {:.1?}), \
+                 deliveries {:.0}/s p50 {:.1?} p99 {:.1?} | bare relay deliveries {:.0}/s p50 {:.1?} p99 {:.1?} \
+                 | Confidant/bare {:.0}%",
+                ours.ingest,
+                ours.ack_p50,
+                ours.ack_p99,
+                ours.deliveries,
+                ours.p50,
+                ours.p99,
+                theirs.deliveries,
+                theirs.p50,
+                theirs.p99,
+                100.0 * ours.deliveries / theirs.deliveries.max(1.0)
+            );
+        }
+        room.tear_down(&practice).await;
+    }
+    drop(bare);
+    drop(node);
+    for name in databases {
+        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+}
+
+async fn admin(sql: &str) {
+    use sqlx::Connection;
+    let url =
+        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let mut c = sqlx::PgConnection::connect(&format!("{url}/postgres")).await.expect("PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect("admin statement");
+}
+
+/// Fresh databases for Confidant on PostgreSQL, reached through its Unix socket.
+async fn postgres_env() -> (Vec<(&'static str, String)>, Vec<String>) {
+    let url =
+        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let socket = support::postgres_socket_dir().expect("PostgreSQL's Unix socket");
+    let suffix = Uuid::new_v4().simple().to_string();
+    let (main, audit) = (format!("bench_msg_{suffix}"), format!("bench_msg_audit_{suffix}"));
+    admin(&format!("CREATE DATABASE {main}")).await;
+    admin(&format!("CREATE DATABASE {audit}")).await;
+    let env = vec![
+        ("CONFIDANT_DATABASE_URL", format!("{url}/{main}?host={socket}")),
+        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{url}/{audit}?host={socket}")),
+        ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
+    ];
+    (env, vec![main, audit])
+}
+
+/// A clinician (TOTP enrolled) and a patient on their care team, both signed in.
+struct Practice {
+    server: Server,
+    clinician: String,
+    patient: String,
+    patient_id: Uuid,
+}
+
+impl Practice {
+    async fn set_up(node: &Node) -> Self {
+        node.cli(
+            &["user", "create", "--role", "practice_owner", "--email", "owner@bench.example"],
+            &format!("{PASSWORD}\n"),
+        );
+        node.cli(&["user", "create", "--role", "clinician", "--email", "dr@bench.example"], &format!("{PASSWORD}\n"));
+        let client = http_client(node);
+        let owner = sign_in(&client, node, "owner@bench.example").await;
+        enroll_totp(&client, node, &owner).await;
+        let clinician = sign_in(&client, node, "dr@bench.example").await;
+        enroll_totp(&client, node, &clinician).await;
+        let post = |path: &str, token: &str, body: Value| {
+            client.post(node.url(path)).bearer_auth(token.to_owned()).json(&body).send()
+        };
+        let created: Value = post(
+            "/api/v1/patients",
+            &clinician,
+            json!({ "legal_name": "Bench Patient", "date_of_birth": "1980-01-01" }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let patient_id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+        let invitation: Value = post(
+            "/api/v1/users/invitations",
+            &clinician,
+            json!({ "role": "patient", "email": "patient@bench.example", "patient_id": patient_id }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let accepted = client
+            .post(node.url("/api/v1/invitations/accept"))
+            .json(&json!({ "token": invitation["invitation_token"], "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert!(accepted.status().is_success());
+        let patient = sign_in(&client, node, "patient@bench.example").await;
+        let server = Server::new(&node.url(""), &std::fs::read(node.cert()).unwrap()).unwrap();
+        Self { server, clinician, patient, patient_id }
+    }
+}
+
+/// One conversation: its devices (with the token each attaches with; the first sends) and the
+/// ciphertexts the sender replays.
+struct Room {
+    conversation: Uuid,
+    devices: Vec<(Device, String)>,
+    ciphertexts: Vec<String>,
+}
+
+/// One step's figures.
+struct Figures {
+    ingest: f64,
+    ack_p50: Duration,
+    ack_p99: Duration,
+    deliveries: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * q) as usize]
+}
+
+impl Room {
+    /// `size` devices, half the clinician's (the first sends) and half the patient's, in one
+    /// conversation, and enough ciphertexts for `max_rate` over one step.
+    async fn set_up(node: &Node, practice: &Practice, size: usize, max_rate: u32) -> Self {
+        let (dr, patient) =
+            (practice.server.with_token(&practice.clinician), practice.server.with_token(&practice.patient));
+        let mut devices = Vec::with_capacity(size);
+        for i in 0..size {
+            let (api, token) = if i < size / 2 { (&dr, &practice.clinician) } else { (&patient, &practice.patient) };
+            devices.push((Device::register(api).await.unwrap(), token.clone()));
+        }
+        let mut sockets = Vec::new();
+        for (device, token) in &devices {
+            sockets.push(device.connect(&practice.server.with_token(token)).await.unwrap());
+        }
+        let patient_user = patient.user_id().await.unwrap();
+        let conversation = {
+            let (first, _) = &mut devices[0];
+            first.create_conversation(&dr, &mut sockets[0], practice.patient_id, &[patient_user]).await.unwrap()
+        };
+        for (i, (device, _)) in devices.iter_mut().enumerate().skip(1) {
+            loop {
+                match device.next_event(&mut sockets[i], Duration::from_secs(10)).await.unwrap() {
+                    Some(Event::Joined { .. }) => break,
+                    Some(_) => continue,
+                    None => panic!("device {i} did not join"),
+                }
+            }
+        }
+        for socket in sockets {
+            socket.close().await;
+        }
+        let count = (f64::from(max_rate) * seconds().as_secs_f64()) as usize + 1;
+        let (sender, _) = &mut devices[0];
+        let payload = vec![b'x'; 200];
+        let ciphertexts = (0..count)
+            .map(|_| base64::engine::general_purpose::STANDARD.encode(sender.encrypt(conversation, &payload).unwrap()))
+            .collect();
+        let _ = node;
+        Self { conversation, devices, ciphertexts }
+    }
+
+    async fn tear_down(self, practice: &Practice) {
+        for (device, token) in &self.devices {
+            let _ = device.unregister(&practice.server.with_token(token)).await;
+        }
+    }
+
+    /// Offers `rate` messages per second to Confidant for one step.
+    async fn confidant(&self, node: &Node, rate: u32) -> Figures {
+        let url = format!("wss://localhost:{}/ws", node.address.port());
+        let mut sockets = Vec::new();
+        for (device, token) in &self.devices {
+            let (mut ws, _) =
+                connect_async_tls_with_config(&url, None, true, Some(connector(&node.cert()))).await.unwrap();
+            ws.send(Message::Text(json!({ "v": 1, "type": "auth", "token": token }).to_string().into())).await.unwrap();
+            // The protocol: nothing but `auth` until the welcome.
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => break,
+                    Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
+                    other => panic!("not authenticated: {other:?}"),
+                }
+            }
+            let attach = json!({ "v": 1, "type": "mls.attach", "id": "attach", "device_id": device.device_id });
+            ws.send(Message::Text(attach.to_string().into())).await.unwrap();
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"ack\"") && text.contains("\"attach\"") => break,
+                    Some(Ok(Message::Close(frame))) => panic!("closed while attaching: {frame:?}"),
+                    Some(Ok(_)) => {}
+                    other => panic!("socket ended while attaching: {other:?}"),
+                }
+            }
+            sockets.push(ws);
+        }
+        let frames: Vec<String> = self
+            .ciphertexts
+            .iter()
+            .enumerate()
+            .map(|(n, message)| {
+                json!({ "v": 1, "type": "mls.send", "id": n.to_string(), "conversation_id": self.conversation, "message": message })
+                    .to_string()
+            })
+            .collect();
+        drive(sockets, frames, &self.ciphertexts, rate).await
+    }
+
+    /// Offers `rate` messages per second to the bare relay for one step.
+    async fn bare(&self, bare: &Bare, rate: u32) -> Figures {
+        let url = format!("wss://localhost:{}/", bare.port);
+        let room = Uuid::new_v4().to_string();
+        let mut sockets = Vec::new();
+        for _ in &self.devices {
+            let (mut ws, _) =
+                connect_async_tls_with_config(&url, None, true, Some(connector(&bare.cert))).await.unwrap();
+            ws.send(Message::Text(room.clone().into())).await.unwrap();
+            sockets.push(ws);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let frames: Vec<String> = self
+            .ciphertexts
+            .iter()
+            .enumerate()
+            .map(|(n, message)| {
+                json!({ "v": 1, "type": "mls.message", "id": n.to_string(), "conversation_id": self.conversation, "message": message })
+                    .to_string()
+            })
+            .collect();
+        let mut figures = drive(sockets, frames, &self.ciphertexts, rate).await;
+        figures.ingest = 0.0;
+        figures
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `frames` from the first socket at `rate` per second for one step and measures what
+/// the others receive (matched to the send by the ciphertext) and what the first is answered.
+async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String], rate: u32) -> Figures {
+    let count = ((f64::from(rate) * seconds().as_secs_f64()) as usize).min(frames.len());
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(ciphertexts.iter().take(count).enumerate().map(|(n, c)| (c.clone(), n)).collect());
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
+    let mut sockets = sockets.into_iter();
+    let (mut sink, mut answers) = sockets.next().unwrap().split();
+    let deadline = Instant::now() + seconds() + Duration::from_secs(5);
+    let mut receivers = Vec::new();
+    for ws in sockets {
+        let (index, sent) = (index.clone(), sent.clone());
+        receivers.push(tokio::spawn(async move {
+            let (_sink, mut stream) = ws.split();
+            let mut latencies = Vec::new();
+            while latencies.len() < index.len() {
+                let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), stream.next()).await
+                else {
+                    break;
+                };
+                let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let Some(n) = frame["message"].as_str().and_then(|m| index.get(m)) else { continue };
+                if let Some(at) = sent.lock().unwrap()[*n] {
+                    latencies.push(at.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    let acks_sent = sent.clone();
+    let acks = tokio::spawn(async move {
+        let mut latencies = Vec::new();
+        while latencies.len() < count {
+            let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), answers.next()).await
+            else {
+                break;
+            };
+            let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if frame["type"] != "mls.accepted" {
+                continue;
+            }
+            let Some(n) = frame["id"].as_str().and_then(|id| id.parse::<usize>().ok()) else { continue };
+            if let Some(at) = acks_sent.lock().unwrap().get(n).copied().flatten() {
+                latencies.push(at.elapsed());
+            }
+        }
+        latencies
+    });
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    for (n, frame) in frames.into_iter().take(count).enumerate() {
+        tokio::time::sleep_until((started + interval * n as u32).into()).await;
+        sent.lock().unwrap()[n] = Some(Instant::now());
+        sink.send(Message::Text(frame.into())).await.unwrap();
+    }
+    let mut deliveries = Vec::new();
+    for receiver in receivers {
+        deliveries.extend(receiver.await.unwrap());
+    }
+    let delivered_by = deliveries.iter().max().copied().unwrap_or_default();
+    let mut ack_latencies = acks.await.unwrap();
+    let acked = ack_latencies.len();
+    let ingest_span = started.elapsed().min(seconds() + ack_latencies.iter().max().copied().unwrap_or_default());
+    let span = seconds() + delivered_by;
+    Figures {
+        ingest: acked as f64 / ingest_span.as_secs_f64(),
+        ack_p50: percentile(&mut ack_latencies, 0.5),
+        ack_p99: percentile(&mut ack_latencies, 0.99),
+        deliveries: deliveries.len() as f64 / span.as_secs_f64(),
+        p50: percentile(&mut deliveries, 0.5),
+        p99: percentile(&mut deliveries, 0.99),
+    }
+}
+
+/// The bare relay, as a child process of this program on core 0.
+struct Bare {
+    child: Child,
+    port: u16,
+    cert: std::path::PathBuf,
+}
+
+impl Bare {
+    fn start(dir: &Path) -> Self {
+        let port_file = dir.join("port");
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        let child = Command::new("taskset")
+            .args(["-c", "0", &exe, "--bare-relay", &dir.display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+        Self { child, port, cert: dir.join("tls/dev-cert.pem") }
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rooms of connections by name.
+type Rooms = Arc<Mutex<HashMap<String, Vec<(usize, tokio::sync::mpsc::UnboundedSender<Message>)>>>>;
+
+/// A bare relay over TLS 1.3 (same rustls and certificate as Confidant): a connection's first
+/// frame names its room; every later text frame goes to the room's other connections. No
+/// storage, no checks: the ceiling of relaying on this machine.
+fn bare_relay(dir: &Path) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cert = confidant::tls::ensure_dev_certificate(dir).unwrap();
+    let chain = vec![CertificateDer::from_pem_file(&cert.cert_path).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(&cert.key_path).unwrap();
+    let config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let rooms: Rooms = Arc::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        std::fs::write(dir.join("port"), listener.local_addr().unwrap().port().to_string()).unwrap();
+        let mut next_id = 0usize;
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            next_id += 1;
+            let (acceptor, rooms, me) = (acceptor.clone(), rooms.clone(), next_id);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(ws) = tokio_tungstenite::accept_async(tls).await else { return };
+                let (mut sink, mut stream) = ws.split();
+                let Some(Ok(Message::Text(room))) = stream.next().await else { return };
+                let room = room.to_string();
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                rooms.lock().unwrap().entry(room.clone()).or_default().push((me, tx));
+                tokio::spawn(async move {
+                    while let Some(message) = rx.recv().await {
+                        if sink.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                while let Some(Ok(message)) = stream.next().await {
+                    if !message.is_text() {
+                        continue;
+                    }
+                    let rooms = rooms.lock().unwrap();
+                    for (id, peer) in rooms.get(&room).into_iter().flatten() {
+                        if *id != me {
+                            let _ = peer.send(message.clone());
+                        }
+                    }
+                }
+                rooms.lock().unwrap().entry(room).or_default().retain(|(id, _)| *id != me);
+            });
+        }
+    });
+}
