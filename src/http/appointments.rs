@@ -87,6 +87,7 @@ fn schedule_error(error: ScheduleError) -> ApiError {
             ApiError::invalid("ends_at_ms", "must be after starts_at_ms, at most 12 hours later, both positive")
         }
         ScheduleError::Storage(e) => e.into(),
+        ScheduleError::Reminders(e) => e.into(),
     }
 }
 
