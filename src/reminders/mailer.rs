@@ -94,8 +94,23 @@ pub struct Deliver {
 
 /// The SMTP client of this node.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     dkim: Option<Arc<DkimConfig>>,
+}
+
+impl Drop for Mailer {
+    /// lettre's connection pool closes its connections on a task it spawns when dropped; an
+    /// actor dropped after its runtime stopped would panic there, so it gets a runtime of its
+    /// own for that moment (whose tasks end with it).
+    fn drop(&mut self) {
+        let Some(transport) = self.transport.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            drop(transport);
+        } else if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() {
+            let _inside = runtime.enter();
+            drop(transport);
+        }
+    }
 }
 
 impl Mailer {
@@ -120,7 +135,7 @@ impl Mailer {
         if let Some((user, password)) = url.credentials() {
             builder = builder.credentials(Credentials::new(user, password));
         }
-        Ok(Self { transport: builder.build(), dkim: dkim(settings)?.map(Arc::new) })
+        Ok(Self { transport: Some(builder.build()), dkim: dkim(settings)?.map(Arc::new) })
     }
 }
 
@@ -151,7 +166,9 @@ impl Handler<Probe> for Mailer {
     type Result = ResponseFuture<Result<(), DeliveryError>>;
 
     fn handle(&mut self, _msg: Probe, _ctx: &mut Self::Context) -> Self::Result {
-        let transport = self.transport.clone();
+        let Some(transport) = self.transport.clone() else {
+            return Box::pin(async { Err(DeliveryError::Unreachable) });
+        };
         Box::pin(async move {
             match transport.test_connection().await {
                 Ok(true) => Ok(()),
@@ -166,7 +183,9 @@ impl Handler<Deliver> for Mailer {
     type Result = ResponseFuture<Result<(), DeliveryError>>;
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Self::Context) -> Self::Result {
-        let transport = self.transport.clone();
+        let Some(transport) = self.transport.clone() else {
+            return Box::pin(async { Err(DeliveryError::Unreachable) });
+        };
         let mut message = msg.message;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
