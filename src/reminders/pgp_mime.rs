@@ -77,7 +77,7 @@ pub fn encrypt(key: &PgpKey, mime_entity: &[u8]) -> Result<String, ReminderError
     let mut builder =
         MessageBuilder::from_bytes("", mime_entity.to_vec()).seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
     builder.encrypt_to_key(&mut rng, subkey).map_err(|_| ReminderError::Encryption)?;
-    builder.to_armored_string(&mut rng, ArmorOptions::default()).map_err(|_| ReminderError::Encryption)
+    builder.to_armored_string(rng, ArmorOptions::default()).map_err(|_| ReminderError::Encryption)
 }
 
 /// The RFC 3156 structure: a version part, then the encrypted entity as `application/octet-stream`.
