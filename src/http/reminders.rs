@@ -4,12 +4,13 @@
 //! data moves. Views carry ids, times, states and reason codes: never a message or an address.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use confidant_actors::audit::{Action, ResourceType};
-use confidant_actors::ids::{PatientId, UserId};
+use confidant_actors::audit::{Action, Outcome, ResourceType};
+use confidant_actors::ids::PatientId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::appointments::authorize_on_appointment;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::guard::{self, About};
@@ -96,20 +97,28 @@ pub struct PreferencesView {
     pgp_public_key: Option<String>,
 }
 
-/// The appointment's patient and clinician, authorized for `operation` on reminders.
+/// The appointment's reminders, authorized for `operation` and audited as allowed.
 async fn appointment_target(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
     operation: Operation,
     action: Action,
-) -> Result<About, ApiError> {
-    let appointment = state.schedule.get(id).await.map_err(|_| ApiError::Internal)?.ok_or(ApiError::NotFound)?;
-    let patient = PatientId::from_uuid(appointment.patient_id);
-    let target = Target::Appointment { patient, clinician: UserId::from_uuid(appointment.clinician_id) };
-    let about = About::new(action, ResourceType::Reminder, Some(id)).for_patient(patient);
-    guard::authorize_and_record(state, caller, Resource::Reminder, operation, target, about).await?;
-    Ok(about)
+) -> Result<(), ApiError> {
+    let reminders = (Resource::Reminder, ResourceType::Reminder);
+    let (about, decision) = authorize_on_appointment(state, caller, id, reminders, operation, action).await?;
+    let allowed = guard::event(state, caller, about, Outcome::Success, guard::allowed_because(decision));
+    guard::record_all(state, vec![allowed]).await
+}
+
+/// A patient's preferences, about to be read or replaced: 404 for no such patient, else the
+/// access audited (and acknowledged) before it happens.
+async fn record_preferences_access(state: &AppState, caller: &Caller, about: About) -> Result<(), ApiError> {
+    let Some(patient) = about.patient_id else { return Err(ApiError::Internal) };
+    if !state.patients.exists(patient).await? {
+        return Err(ApiError::NotFound);
+    }
+    guard::record_all(state, vec![guard::event(state, caller, about, Outcome::Success, "reminder_preferences")]).await
 }
 
 /// Queues a reminder for this appointment, due now (202: the scheduler sends it).
@@ -160,14 +169,7 @@ pub async fn get_preferences(
     let patient = path.into_inner();
     let about = About::new(Action::Read, ResourceType::Reminder, Some(*patient.as_uuid())).for_patient(patient);
     guard::authorize(&state, &caller, Resource::Reminder, Operation::Read, Target::Patient(patient), about).await?;
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    guard::record_all(
-        &state,
-        vec![guard::event(&state, &caller, about, confidant_actors::audit::Outcome::Success, "reminder_preferences")],
-    )
-    .await?;
+    record_preferences_access(&state, &caller, about).await?;
     let stored = state.reminder_preferences.get(patient).await?;
     Ok(HttpResponse::Ok().json(view(&state, patient, stored)))
 }
@@ -209,14 +211,7 @@ pub async fn set_preferences(
         })?),
         None => None,
     };
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    guard::record_all(
-        &state,
-        vec![guard::event(&state, &caller, about, confidant_actors::audit::Outcome::Success, "reminder_preferences")],
-    )
-    .await?;
+    record_preferences_access(&state, &caller, about).await?;
     let preferences = Preferences { email_enabled: body.email_enabled, lead_minutes, pgp_key };
     let now = state.identity.clock.now_ms();
     state.reminder_preferences.put(patient, &preferences, caller.principal.user_id, now).await?;

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use confidant::audit::AuditStore;
-use confidant::crypto::{KeyBytes, Keyring, MasterKey};
 use confidant::identity::{Email, NewAccount};
 use confidant::patients::PatientRecord;
 use confidant::phi::PhiText;
@@ -17,16 +15,18 @@ use confidant::reminders::outbox::Finish;
 use confidant::reminders::scheduler::{ReminderScheduler, Report, RunDue};
 use confidant::reminders::{Preferences, ReminderState, ReminderView};
 use confidant::server::{Services, start_reminders};
-use confidant::settings::{self, DatabaseUrl, Settings};
-use confidant::storage::{Location, Storage, Store};
-use confidant_actors::audit::{AuditWriter, Role, WriterLimits};
+use confidant::settings::{self, Settings};
+use confidant::storage::Storage;
+use confidant_actors::audit::Role;
 use confidant_actors::clock::{Clock, ManualClock};
-use confidant_actors::ids::{NodeId, PatientId, UserId};
+use confidant_actors::ids::{PatientId, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, Options, TestDatabase, run_to_exit, server_command, spawn_app_with};
+use crate::helpers::{
+    Backend, InProcess, Options, TestDatabase, in_process, run_to_exit, server_command, spawn_app_with,
+};
 use crate::signin::{owner, patient, patient_record, staff};
 use crate::smtp::{Gpg, SmtpServer, armored_block};
 
@@ -61,23 +61,8 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let settings: Settings = settings::load_from(None, vars).unwrap();
-    let (main, audit, dbs) = match backend {
-        Backend::Sqlite => (Location::of(Store::Main, &settings), Location::of(Store::Audit, &settings), None),
-        Backend::Postgres => {
-            let (m, a) = (TestDatabase::create("reminders").await, TestDatabase::create("reminders_audit").await);
-            let url = |db: &TestDatabase| Location::Postgres(DatabaseUrl::try_from(db.url()).unwrap());
-            (url(&m), url(&a), Some((m, a)))
-        }
-    };
-    let storage = Storage::connect(Store::Main, &main, &settings.database).await.unwrap();
-    let audit_storage = Storage::connect(Store::Audit, &audit, &settings.database).await.unwrap();
-    storage.migrate().await.unwrap();
-    audit_storage.migrate().await.unwrap();
-    let master = MasterKey::from_key(KeyBytes::from_slice(&[7; 32]).unwrap());
-    let keyring = Arc::new(Keyring::open(storage.clone(), master).await.unwrap());
-    let node = NodeId::generate();
-    let writer =
-        AuditWriter::new(node, Arc::new(AuditStore::new(audit_storage.clone(), node)), WriterLimits::default()).start();
+    let InProcess { audit_storage, keyring, node, writer, databases: dbs, .. } =
+        in_process(backend, &settings, "reminders").await;
     let clock = Arc::new(ManualClock::at(START));
     let services = Services::new(&settings, keyring, writer.clone(), node, clock.clone());
     let new = NewAccount { role: Role::Clinician, email: Email::parse(CLINICIAN_EMAIL).unwrap(), patient_id: None };
