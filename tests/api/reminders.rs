@@ -40,6 +40,7 @@ struct Fixture {
     services: Services,
     settings: Settings,
     scheduler: Addr<ReminderScheduler>,
+    storage: Storage,
     audit_storage: Storage,
     clinician: UserId,
     patient: PatientId,
@@ -64,6 +65,7 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     let InProcess { audit_storage, keyring, node, writer, databases: dbs, .. } =
         in_process(backend, &settings, "reminders").await;
     let clock = Arc::new(ManualClock::at(START));
+    let keyring_storage = keyring.storage().clone();
     let services = Services::new(&settings, keyring, writer.clone(), node, clock.clone());
     let new = NewAccount { role: Role::Clinician, email: Email::parse(CLINICIAN_EMAIL).unwrap(), patient_id: None };
     let clinician = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
@@ -78,7 +80,18 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     };
     let patient = services.patients.create(&record).await.unwrap();
     let scheduler = start_reminders(&settings, &services, writer, node).unwrap().unwrap();
-    Fixture { clock, services, settings, scheduler, audit_storage, clinician, patient, _dir: dir, _dbs: dbs }
+    Fixture {
+        clock,
+        services,
+        settings,
+        scheduler,
+        storage: keyring_storage,
+        audit_storage,
+        clinician,
+        patient,
+        _dir: dir,
+        _dbs: dbs,
+    }
 }
 
 impl Fixture {
@@ -172,6 +185,12 @@ async fn a_reminder_to_a_patient_with_a_key_is_pgp_mime_that_gnupg_decrypts(back
         assert!(plain.contains(detail), "the decrypted reminder lacks {detail:?}:\n{plain}");
     }
     assert!(f.reminders(appointment).await.iter().any(|r| r.encrypted && r.state == ReminderState::Sent));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT pgp_public_key FROM reminder_preferences")
+        .fetch_one(f.storage.pool_for_tests())
+        .await
+        .unwrap();
+    let key_body = gpg.public_key().lines().nth(2).unwrap().to_owned();
+    assert!(!String::from_utf8_lossy(&stored).contains(&key_body), "the key is sealed at rest");
     assert_eq!(f.audited("reminder_sent_encrypted").await, 1);
 }
 
@@ -298,13 +317,25 @@ async fn a_server_that_cannot_do_tls_gets_nothing(backend: Backend) {
     assert!(smtp.received().is_empty());
 }
 
-async fn implicit_tls_on_smtps_works_too(backend: Backend) {
+async fn implicit_tls_on_smtps_works_too_and_dkim_signs_when_configured(backend: Backend) {
     let smtp = SmtpServer::start("implicit");
-    let f = fixture(backend, &smtp.url(true), &smtp.cert, &[]).await;
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32])).unwrap();
+    let dkim = [
+        ("CONFIDANT_REMINDERS__DKIM_KEY_FILE", key.path().to_str().unwrap()),
+        ("CONFIDANT_REMINDERS__DKIM_ALGORITHM", "ed25519"),
+        ("CONFIDANT_REMINDERS__DKIM_SELECTOR", "confidant2026"),
+        ("CONFIDANT_REMINDERS__FROM", "Example Practice <reminders@practice.example>"),
+    ];
+    let f = fixture(backend, &smtp.url(true), &smtp.cert, &dkim).await;
     let appointment = f.book(30).await;
     f.services.outbox.send_now(appointment, f.clinician, &[], f.clock.now_ms()).await.unwrap();
     assert_eq!(f.run().await.sent, 1);
-    assert_eq!(smtp.wait_for(1).await[0].meta["tls"], true);
+    let received = smtp.wait_for(1).await;
+    assert_eq!(received[0].meta["tls"], true);
+    let raw = &received[0].raw;
+    assert!(raw.contains("DKIM-Signature: v=1; a=ed25519-sha256"), "{raw}");
+    assert!(raw.contains("d=practice.example") && raw.contains("s=confidant2026"), "{raw}");
 }
 
 crate::on_both_backends_actix!(
@@ -314,7 +345,7 @@ crate::on_both_backends_actix!(
     a_crash_between_sending_and_recording_never_sends_twice,
     an_unreachable_smtp_server_is_retried_with_backoff_then_reported,
     a_server_that_cannot_do_tls_gets_nothing,
-    implicit_tls_on_smtps_works_too,
+    implicit_tls_on_smtps_works_too_and_dkim_signs_when_configured,
 );
 
 async fn front_desk_sends_a_reminder_now_and_sees_it_delivered(backend: Backend) {
