@@ -104,11 +104,12 @@ async fn appointment_target(
     id: Uuid,
     operation: Operation,
     action: Action,
-) -> Result<(), ApiError> {
+) -> Result<About, ApiError> {
     let reminders = (Resource::Reminder, ResourceType::Reminder);
     let (about, decision) = authorize_on_appointment(state, caller, id, reminders, operation, action).await?;
     let allowed = guard::event(state, caller, about, Outcome::Success, guard::allowed_because(decision));
-    guard::record_all(state, vec![allowed]).await
+    guard::record_all(state, vec![allowed]).await?;
+    Ok(about)
 }
 
 /// A patient's preferences, about to be read or replaced: 404 for no such patient, else the
@@ -132,10 +133,18 @@ pub async fn send_now(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    appointment_target(&state, &caller, id, Operation::Create, Action::Create).await?;
+    let about = appointment_target(&state, &caller, id, Operation::Create, Action::Create).await?;
     let now = state.identity.clock.now_ms();
     let defaults = state.reminder_preferences.default_lead_minutes();
-    let queued = state.outbox.send_now(id, caller.principal.user_id, defaults, now).await?;
+    let queued = match state.outbox.send_now(id, caller.principal.user_id, defaults, now).await {
+        Ok(queued) => queued,
+        Err(error) => {
+            // The attempt was recorded before; its failure is recorded too.
+            let failed = guard::event(&state, &caller, about, Outcome::Error, "reminder_not_queued");
+            let _ = guard::record_all(&state, vec![failed]).await;
+            return Err(error.into());
+        }
+    };
     tracing::info!(reminder_id = %queued.id, appointment_id = %id, "reminder queued on request");
     Ok(HttpResponse::Accepted().json(ReminderStatus::from(queued)))
 }

@@ -108,16 +108,13 @@ impl PreferenceStore {
             sealer.seal(field, key.armored().as_bytes())
         });
         let lead = serde_json::to_string(&preferences.lead_minutes).map_err(|_| StorageError::Encode)?;
-        let pool = self.keyring.storage().pool();
-        let mut tx = pool.begin().await.map_err(StorageError::Query)?;
-        sqlx::query("DELETE FROM reminder_preferences WHERE patient_id = $1")
-            .bind(&row_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(StorageError::Query)?;
+        // One statement: two concurrent writers cannot collide on the primary key (last wins).
         sqlx::query(
             "INSERT INTO reminder_preferences (patient_id, key_id, email_enabled, lead_minutes, pgp_public_key, \
-             updated_by, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             updated_by, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (patient_id) DO UPDATE SET key_id = excluded.key_id, email_enabled = excluded.email_enabled, \
+             lead_minutes = excluded.lead_minutes, pgp_public_key = excluded.pgp_public_key, \
+             updated_by = excluded.updated_by, updated_at_ms = excluded.updated_at_ms",
         )
         .bind(&row_id)
         .bind(i64::from(sealer.key_id()))
@@ -126,10 +123,9 @@ impl PreferenceStore {
         .bind(sealed)
         .bind(by.to_string())
         .bind(now_ms)
-        .execute(&mut *tx)
+        .execute(self.keyring.storage().pool())
         .await
         .map_err(StorageError::Query)?;
-        tx.commit().await.map_err(StorageError::Query)?;
         Ok(())
     }
 }

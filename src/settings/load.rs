@@ -425,6 +425,22 @@ mod tests {
     }
 
     #[test]
+    fn a_clear_reminder_cannot_be_configured_to_carry_phi_or_an_identifying_link() {
+        let message = problems(&[("CONFIDANT_REMINDERS__TEMPLATE_UPCOMING", "See you at {starts_at}")]);
+        assert!(message.contains("`reminders.template_upcoming`") && message.contains("starts_at"), "{message}");
+        let message = problems(&[("CONFIDANT_REMINDERS__PORTAL_URL", "https://portal.example.org/?patient=42")]);
+        assert!(message.contains("`reminders.portal_url`"), "{message}");
+        let s = load_from(None, env(&[("CONFIDANT_REMINDERS__ENCRYPTED_TEMPLATE_UPCOMING", "At {starts_at}")]));
+        assert!(s.is_ok(), "an encrypted template may name the details");
+    }
+
+    #[test]
+    fn the_smtp_url_is_a_secret_that_must_require_tls() {
+        let message = problems(&[("CONFIDANT_SMTP_URL", "smtp://u:hunter2hunter2@mail.example.org")]);
+        assert!(message.contains("`smtp_url`") && !message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
     fn path_settings_ending_in_file_are_settings_not_secret_files() {
         let s = load_from(
             None,
