@@ -338,11 +338,29 @@ async fn implicit_tls_on_smtps_works_too_and_dkim_signs_when_configured(backend:
     assert!(raw.contains("d=practice.example") && raw.contains("s=confidant2026"), "{raw}");
 }
 
+async fn two_nodes_never_claim_the_same_reminder(backend: Backend) {
+    let smtp = SmtpServer::start("starttls");
+    let f = fixture(backend, &smtp.url(false), &smtp.cert, &[]).await;
+    let appointment = f.book(30).await;
+    for _ in 0..20 {
+        f.services.outbox.send_now(appointment, f.clinician, &[], f.clock.now_ms()).await.unwrap();
+    }
+    let (now, lease) = (f.clock.now_ms(), f.settings.reminders.lease_ms());
+    let (a, b) = tokio::join!(
+        f.services.outbox.claim("node-a", now, lease, 20),
+        f.services.outbox.claim("node-b", now, lease, 20)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 20, "every due reminder claimed once");
+    assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)), "no reminder claimed by both");
+}
+
 crate::on_both_backends_actix!(
     a_default_reminder_goes_over_tls_at_its_lead_time_and_carries_no_phi,
     a_reminder_to_a_patient_with_a_key_is_pgp_mime_that_gnupg_decrypts,
     rescheduling_requeues_and_cancelling_withdraws_then_sends_a_notice,
     a_crash_between_sending_and_recording_never_sends_twice,
+    two_nodes_never_claim_the_same_reminder,
     an_unreachable_smtp_server_is_retried_with_backoff_then_reported,
     a_server_that_cannot_do_tls_gets_nothing,
     implicit_tls_on_smtps_works_too_and_dkim_signs_when_configured,
