@@ -9,7 +9,9 @@ use lettre::message::header::{ContentDisposition, ContentType};
 use lettre::message::{MultiPart, SinglePart};
 use pgp::composed::{ArmorOptions, Deserializable, MessageBuilder, SignedPublicKey, SignedPublicSubKey};
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
+use pgp::packet::{Signature, SignatureType};
 use pgp::types::KeyDetails;
+use pgp::types::Timestamp;
 
 use super::ReminderError;
 
@@ -25,7 +27,7 @@ pub enum InvalidKey {
     /// A binding signature does not verify.
     #[error("has a binding signature that does not verify")]
     BadSignature,
-    /// No subkey is marked for encrypting communications.
+    /// No subkey is marked for encrypting communications (or every one is revoked or expired).
     #[error("has no subkey for encryption")]
     NoEncryptionKey,
 }
@@ -62,12 +64,44 @@ impl PgpKey {
         &self.armored
     }
 
-    /// The first subkey bound for encrypting communications.
+    /// Whether the key can still be encrypted to now (it may have expired since it was
+    /// registered); a reminder to a key that cannot goes without details instead.
+    pub fn is_usable(&self) -> bool {
+        self.encryption_subkey().is_some()
+    }
+
+    /// The first subkey bound for encrypting communications, of a primary key and a subkey
+    /// neither revoked nor expired (as their newest self-signatures say).
     fn encryption_subkey(&self) -> Option<&SignedPublicSubKey> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let details = &self.key.details;
+        let self_signatures =
+            details.direct_signatures.iter().chain(details.users.iter().flat_map(|user| user.signatures.iter()));
+        let primary_live = details.revocation_signatures.is_empty()
+            && newest(self_signatures).is_none_or(|sig| !expired(self.key.primary_key.created_at(), sig, now));
+        if !primary_live {
+            return None;
+        }
         self.key.public_subkeys.iter().find(|sub| {
-            sub.key.algorithm().can_encrypt() && sub.signatures.iter().any(|sig| sig.key_flags().encrypt_comms())
+            let revoked = sub.signatures.iter().any(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation));
+            let binding = newest(sub.signatures.iter().filter(|sig| sig.typ() == Some(SignatureType::SubkeyBinding)));
+            sub.key.algorithm().can_encrypt()
+                && !revoked
+                && binding
+                    .is_some_and(|sig| sig.key_flags().encrypt_comms() && !expired(sub.key.created_at(), sig, now))
         })
     }
+}
+
+/// The most recent of some signatures.
+fn newest<'a>(signatures: impl Iterator<Item = &'a Signature>) -> Option<&'a Signature> {
+    signatures.max_by_key(|sig| sig.created().map_or(0, |t| t.as_secs()))
+}
+
+/// Whether a key created at `created` is past the expiry `sig` gives it (none or 0: never).
+fn expired(created: Timestamp, sig: &Signature, now: u64) -> bool {
+    sig.key_expiration_time()
+        .is_some_and(|valid| valid.as_secs() != 0 && u64::from(created.as_secs()) + u64::from(valid.as_secs()) <= now)
 }
 
 /// Encrypts a MIME entity to `key`; returns the armored OpenPGP message.

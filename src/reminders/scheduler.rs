@@ -205,9 +205,15 @@ async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<F
         .map(|e| e.expose().to_owned())
         .unwrap_or_default();
     let details = Details { starts_at_ms: appointment.starts_at_ms, ends_at_ms: appointment.ends_at_ms, clinician };
-    let encrypted = preferences.pgp_key.is_some();
+    // A key that expired or was revoked since it was registered: the reminder goes without
+    // details (which is always safe) rather than not at all.
+    let key = preferences.pgp_key.as_ref().filter(|key| key.is_usable());
+    if preferences.pgp_key.is_some() && key.is_none() {
+        tracing::warn!(reminder_id = %c.id, "the patient's OpenPGP key is no longer usable; sending without details");
+    }
+    let encrypted = key.is_some();
     let message_id = format!("{}@{}", c.message_id, d.templates.from().email.domain());
-    let letter = Letter { kind: c.kind, to, message_id, details: &details, key: preferences.pgp_key.as_ref() };
+    let letter = Letter { kind: c.kind, to, message_id, details: &details, key };
     let message = d.templates.write(&letter)?;
 
     // The recipient's address (PHI) leaves with the message: audited first, or not sent.

@@ -436,6 +436,20 @@ async fn front_desk_sends_a_reminder_now_and_sees_it_delivered(backend: Backend)
 crate::on_both_backends!(front_desk_sends_a_reminder_now_and_sees_it_delivered);
 
 #[test]
+fn only_a_live_openpgp_key_with_an_encryption_subkey_is_accepted() {
+    use confidant::reminders::pgp_mime::{InvalidKey, PgpKey};
+    let live = Gpg::with_key("Ada <ada@mail.example>").public_key();
+    assert!(PgpKey::parse(&live).unwrap().is_usable());
+    let expired = Gpg::with_expired_key("Ada <ada@mail.example>").public_key();
+    assert_eq!(PgpKey::parse(&expired).unwrap_err(), InvalidKey::NoEncryptionKey);
+    assert_eq!(PgpKey::parse("not a key").unwrap_err(), InvalidKey::NotAKey);
+    let mut tampered = live.clone();
+    let line = tampered.lines().nth(5).unwrap().to_owned();
+    tampered = tampered.replacen(&line, &line.chars().rev().collect::<String>(), 1);
+    assert!(PgpKey::parse(&tampered).is_err(), "a damaged key is refused");
+}
+
+#[test]
 fn a_plain_smtp_url_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for url in ["smtp://127.0.0.1:25", "smtp://mail.example.org:587?tls=opportunistic"] {

@@ -108,9 +108,26 @@ pub struct Gpg {
 
 impl Gpg {
     pub fn with_key(uid: &str) -> Self {
+        Self::generated(&["--quick-gen-key", uid, "future-default", "default", "never"])
+    }
+
+    /// A key made in 2020 that expired a day later.
+    pub fn with_expired_key(uid: &str) -> Self {
+        Self::generated(&[
+            "--faked-system-time",
+            "20200101T000000",
+            "--quick-gen-key",
+            uid,
+            "future-default",
+            "default",
+            "1d",
+        ])
+    }
+
+    fn generated(args: &[&str]) -> Self {
         let home = tempfile::tempdir().unwrap();
         let gpg = Self { home };
-        let out = gpg.run(&["--passphrase", "", "--quick-gen-key", uid, "future-default", "default", "never"], None);
+        let out = gpg.run(&[&["--passphrase", ""], args].concat(), None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         gpg
     }
