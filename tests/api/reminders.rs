@@ -443,10 +443,8 @@ fn only_a_live_openpgp_key_with_an_encryption_subkey_is_accepted() {
     let expired = Gpg::with_expired_key("Ada <ada@mail.example>").public_key();
     assert_eq!(PgpKey::parse(&expired).unwrap_err(), InvalidKey::NoEncryptionKey);
     assert_eq!(PgpKey::parse("not a key").unwrap_err(), InvalidKey::NotAKey);
-    let mut tampered = live.clone();
-    let line = tampered.lines().nth(5).unwrap().to_owned();
-    tampered = tampered.replacen(&line, &line.chars().rev().collect::<String>(), 1);
-    assert!(PgpKey::parse(&tampered).is_err(), "a damaged key is refused");
+    let truncated = format!("{}\n-----END PGP PUBLIC KEY BLOCK-----\n", &live[..live.len() / 2]);
+    assert!(PgpKey::parse(&truncated).is_err(), "a truncated key is refused");
 }
 
 #[test]
