@@ -17,6 +17,7 @@ pub mod node;
 pub mod patients;
 pub mod phi;
 pub mod redis_link;
+pub mod reminders;
 pub mod schedule;
 pub mod server;
 pub mod settings;

@@ -110,6 +110,9 @@ pub enum ServerError {
     /// A command was given arguments it cannot use.
     #[error("{0}")]
     Usage(&'static str),
+    /// Reminders cannot be set up (an SMTP, template or DKIM setting is unusable).
+    #[error(transparent)]
+    Reminders(#[from] crate::reminders::ReminderError),
     /// SIGTERM/SIGINT handlers cannot be installed, so the node could not stop gracefully.
     #[error("cannot install signal handlers")]
     Signals(#[source] io::Error),
@@ -126,6 +129,7 @@ impl ServerError {
             ServerError::Keys(e) if e.is_configuration() => 2,
             ServerError::Auth(crate::identity::AuthError::Policy(_) | crate::identity::AuthError::Conflict(_)) => 2,
             ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) | ServerError::Retention { .. } => 2,
+            ServerError::Reminders(crate::reminders::ReminderError::Configuration(_)) => 2,
             _ => 1,
         }
     }
@@ -244,6 +248,11 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         std::time::Duration::from_secs(settings.messaging.retention_secs),
         services.identity.clock.clone(),
     );
+    if let Some(scheduler) = start_reminders(&settings, &services, audit.clone(), node_id)? {
+        let registered =
+            lifecycle.send(Register { component: "reminder_scheduler", recipient: scheduler.recipient() }).await;
+        debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+    }
     let state = web::Data::new(AppState {
         settings: settings.clone(),
         node_id,
@@ -260,6 +269,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         devices: services.devices,
         conversations: services.conversations,
         claims: Arc::new(crate::messaging::ClaimLimiter::default()),
+        outbox: services.outbox,
+        reminder_preferences: services.reminder_preferences,
         hub: hub.clone(),
         unauthenticated: Default::default(),
         redis,
@@ -333,6 +344,10 @@ pub struct Services {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
+    /// The reminder outbox.
+    pub outbox: crate::reminders::Outbox,
+    /// Patients' reminder preferences and OpenPGP keys.
+    pub reminder_preferences: crate::reminders::PreferenceStore,
 }
 
 impl Services {
@@ -357,12 +372,51 @@ impl Services {
             patients: Patients::new(storage.clone(), keyring.clone()),
             care_team,
             break_glass,
-            schedule: crate::schedule::Schedule::new(storage.clone()),
+            schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
+            outbox: crate::reminders::Outbox::new(storage.clone()),
+            reminder_preferences: crate::reminders::PreferenceStore::new(
+                keyring.clone(),
+                settings.reminders.lead_minutes.clone(),
+            ),
             devices: devices.clone(),
             conversations: crate::messaging::Conversations::new(storage, devices),
             intake: crate::intake::Intake::new(keyring),
         }
     }
+}
+
+/// Starts the mailer and the reminder scheduler when `smtp_url` is set (without it reminders
+/// are queued and wait). Every setting they need is checked here, before the node serves.
+pub fn start_reminders(
+    settings: &Settings,
+    services: &Services,
+    audit: actix::Addr<AuditWriter>,
+    node_id: node::NodeId,
+) -> Result<Option<actix::Addr<crate::reminders::scheduler::ReminderScheduler>>, ServerError> {
+    use crate::reminders::content::Templates;
+    use crate::reminders::mailer::Mailer;
+    use crate::reminders::scheduler::{ReminderScheduler, SchedulerDeps};
+    let templates = Arc::new(Templates::new(&settings.reminders)?);
+    let Some(url) = &settings.smtp_url else {
+        tracing::info!("smtp_url is not set: reminders are queued but not sent");
+        return Ok(None);
+    };
+    let mailer = Mailer::new(url, &settings.reminders)?.start();
+    let deps = SchedulerDeps {
+        outbox: services.outbox.clone(),
+        preferences: services.reminder_preferences.clone(),
+        schedule: services.schedule.clone(),
+        patients: services.patients.clone(),
+        accounts: services.identity.accounts.clone(),
+        templates,
+        mailer,
+        audit,
+        node_id,
+        clock: services.identity.clock.clone(),
+        settings: settings.reminders.clone(),
+    };
+    tracing::info!(implicit_tls = url.implicit_tls, port = url.port(), "reminders are sent over TLS");
+    Ok(Some(ReminderScheduler::new(deps).start()))
 }
 
 /// Finds the master key and opens the keyring of the main store.

@@ -51,6 +51,10 @@ pub struct AppState {
     pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
+    /// The reminder outbox.
+    pub outbox: crate::reminders::Outbox,
+    /// Patients' reminder preferences and OpenPGP keys.
+    pub reminder_preferences: crate::reminders::PreferenceStore,
     /// Live sessions and fan-out (through Redis when several nodes run).
     pub hub: Addr<Hub>,
     /// Unauthenticated WebSocket connections per source address (capped).

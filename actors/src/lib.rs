@@ -4,7 +4,8 @@
 //!
 //! The crate holds the identifier types, the [`lifecycle`] actor that orchestrates graceful
 //! shutdown, the [`audit`] writer, the [`session`] actor (one per WebSocket connection) and the
-//! [`hub`] that fans out to sessions; reminder scheduler and mailer join them later.
+//! [`hub`] that fans out to sessions. The reminder scheduler and mailer live in the root crate
+//! (`src/reminders/`): they are thin over lettre and sqlx and are tested in-process there.
 #![forbid(unsafe_code)]
 
 pub mod audit;

@@ -64,8 +64,19 @@ pub const INTAKE_ASSIGNMENTS: EncryptedTable = EncryptedTable {
     columns: &["draft", "response", "result"],
 };
 
+/// Reminder preferences: the patient's OpenPGP public key (its user ids name the patient). The
+/// reminder outbox holds ids, times and states only; a message is built when sent, never stored.
+pub const REMINDER_PREFERENCES: EncryptedTable = EncryptedTable {
+    name: "reminder_preferences",
+    id_column: "patient_id",
+    patient_column: "patient_id",
+    resource: ResourceType::Reminder,
+    columns: &["pgp_public_key"],
+};
+
 /// Every table with encrypted columns.
-pub const ALL: &[&EncryptedTable] = &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS];
+pub const ALL: &[&EncryptedTable] =
+    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

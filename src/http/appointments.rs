@@ -87,6 +87,7 @@ fn schedule_error(error: ScheduleError) -> ApiError {
             ApiError::invalid("ends_at_ms", "must be after starts_at_ms, at most 12 hours later, both positive")
         }
         ScheduleError::Storage(e) => e.into(),
+        ScheduleError::Reminders(e) => e.into(),
     }
 }
 
@@ -151,6 +152,24 @@ pub async fn book(
     Ok(HttpResponse::Created().json(AppointmentView::from(booked)))
 }
 
+/// The authorization of `operation` on `resource` of an existing appointment (the appointment
+/// itself, or its reminders): its patient and clinician are the target. Returns what to audit.
+pub(super) async fn authorize_on_appointment(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    (resource, resource_type): (Resource, ResourceType),
+    operation: Operation,
+    action: Action,
+) -> Result<(About, crate::access::Decision), ApiError> {
+    let appointment = state.schedule.get(id).await.map_err(schedule_error)?.ok_or(ApiError::NotFound)?;
+    let patient = PatientId::from_uuid(appointment.patient_id);
+    let target = Target::Appointment { patient, clinician: UserId::from_uuid(appointment.clinician_id) };
+    let about = About::new(action, resource_type, Some(id)).for_patient(patient);
+    let decision = guard::authorize(state, caller, resource, operation, target, about).await?;
+    Ok((about, decision))
+}
+
 /// The authorization of a change to an existing appointment.
 async fn existing(
     state: &AppState,
@@ -159,12 +178,8 @@ async fn existing(
     operation: Operation,
     action: Action,
 ) -> Result<About, ApiError> {
-    let appointment = state.schedule.get(id).await.map_err(schedule_error)?.ok_or(ApiError::NotFound)?;
-    let patient = PatientId::from_uuid(appointment.patient_id);
-    let target = Target::Appointment { patient, clinician: UserId::from_uuid(appointment.clinician_id) };
-    let about = About::new(action, ResourceType::Appointment, Some(id)).for_patient(patient);
-    guard::authorize(state, caller, Resource::Appointment, operation, target, about).await?;
-    Ok(about)
+    let appointment = (Resource::Appointment, ResourceType::Appointment);
+    Ok(authorize_on_appointment(state, caller, id, appointment, operation, action).await?.0)
 }
 
 /// Moves an appointment; 409 if the clinician is booked at the new time.

@@ -173,6 +173,23 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::reminders::ReminderError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; the rest is logged (no values) and is 500.
+    fn from(error: crate::reminders::ReminderError) -> Self {
+        use crate::reminders::ReminderError;
+        match error {
+            ReminderError::NotFound => ApiError::NotFound,
+            ReminderError::NotRemindable => ApiError::Conflict("the appointment is cancelled or already started"),
+            ReminderError::Disabled => ApiError::Conflict("the patient turned email reminders off"),
+            ReminderError::Storage(e) => ApiError::from(e),
+            other => {
+                tracing::error!(error = %other, "reminder operation failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
         match error {

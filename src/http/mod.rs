@@ -15,6 +15,7 @@ mod oauth;
 pub mod openapi;
 mod patients;
 mod portal;
+mod reminders;
 mod request_id;
 mod users;
 
@@ -80,6 +81,10 @@ pub fn app(
         .service(appointments::book)
         .service(appointments::reschedule)
         .service(appointments::cancel)
+        .service(reminders::send_now)
+        .service(reminders::status)
+        .service(reminders::get_preferences)
+        .service(reminders::set_preferences)
         .service(intake::assign)
         .service(intake::list)
         .service(intake::read)

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, appointments, intake, messaging, oauth, patients, users};
+use super::{account, appointments, intake, messaging, oauth, patients, reminders, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -38,6 +38,10 @@ use super::{account, appointments, intake, messaging, oauth, patients, users};
         appointments::book,
         appointments::reschedule,
         appointments::cancel,
+        reminders::send_now,
+        reminders::status,
+        reminders::get_preferences,
+        reminders::set_preferences,
         intake::assign,
         intake::list,
         intake::read,

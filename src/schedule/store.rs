@@ -28,6 +28,10 @@ pub enum ScheduleError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The reminders the change queues or withdraws could not be written (the change is not
+    /// stored either: they share its transaction).
+    #[error(transparent)]
+    Reminders(#[from] crate::reminders::ReminderError),
 }
 
 impl From<sqlx::Error> for ScheduleError {
@@ -76,14 +80,31 @@ const MAX_LENGTH_MS: i64 = 12 * 3600 * 1000;
 #[derive(Clone)]
 pub struct Schedule {
     storage: Storage,
+    /// Lead times (minutes) of reminders for patients who chose none.
+    reminder_lead_minutes: std::sync::Arc<Vec<u32>>,
 }
 
 const COLUMNS: &str = "appointment_id, clinician_id, patient_id, starts_at_ms, ends_at_ms, status";
 
 impl Schedule {
-    /// The schedule of `storage`.
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
+    /// The schedule of `storage`; every change queues or withdraws its reminders in its own
+    /// transaction, with `reminder_lead_minutes` for patients who chose no lead times.
+    pub fn new(storage: Storage, reminder_lead_minutes: Vec<u32>) -> Self {
+        Self { storage, reminder_lead_minutes: std::sync::Arc::new(reminder_lead_minutes) }
+    }
+
+    /// Writes the change's event and its reminders, then commits.
+    async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        change: ScheduleChange,
+        appointment: Appointment,
+        now_ms: i64,
+    ) -> Result<Change, ScheduleError> {
+        let change = append_event(&mut tx, change, appointment, now_ms).await?;
+        crate::reminders::outbox::on_change(&mut tx, &change, &self.reminder_lead_minutes, now_ms).await?;
+        tx.commit().await?;
+        Ok(change)
     }
 
     /// Books an appointment.
@@ -120,9 +141,7 @@ impl Schedule {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        let change = append_event(&mut tx, ScheduleChange::Created, appointment, now_ms).await?;
-        tx.commit().await?;
-        Ok(change)
+        self.commit(tx, ScheduleChange::Created, appointment, now_ms).await
     }
 
     /// Moves a booked appointment to another time.
@@ -150,9 +169,7 @@ impl Schedule {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        let change = append_event(&mut tx, ScheduleChange::Rescheduled, moved, now_ms).await?;
-        tx.commit().await?;
-        Ok(change)
+        self.commit(tx, ScheduleChange::Rescheduled, moved, now_ms).await
     }
 
     /// Cancels a booked appointment.
@@ -168,9 +185,7 @@ impl Schedule {
             .execute(&mut *tx)
             .await?;
         let cancelled = Appointment { status: "cancelled".into(), ..current };
-        let change = append_event(&mut tx, ScheduleChange::Cancelled, cancelled, now_ms).await?;
-        tx.commit().await?;
-        Ok(change)
+        self.commit(tx, ScheduleChange::Cancelled, cancelled, now_ms).await
     }
 
     /// One appointment.

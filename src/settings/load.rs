@@ -18,7 +18,7 @@ const ENV_PREFIX: &str = "CONFIDANT_";
 
 /// Settings that may hold a password, so may also be given as `CONFIDANT_<KEY>_FILE` naming a
 /// file that holds the value (for container secrets), and whose values are never echoed.
-const SECRET_KEYS: &[&str] = &["database_url", "audit_database_url", "redis_url", "master_key"];
+const SECRET_KEYS: &[&str] = &["database_url", "audit_database_url", "redis_url", "smtp_url", "master_key"];
 
 /// Short environment names kept for operators' convenience, mapped to their nested keys.
 const ENV_ALIASES: &[(&str, &str)] = &[("tls_cert", "tls.cert"), ("tls_key", "tls.key")];
@@ -248,11 +248,62 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             "`ws.heartbeat_interval_secs` + `ws.heartbeat_timeout_secs` (how long a dead peer can linger) must be at most 60",
         );
     }
+    check_reminders(&settings.reminders).map_err(|problems| ConfigError::Invalid { problems })?;
     let client_ok = |c: &crate::settings::OAuthClient| {
         !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
     };
     if !identity.clients.iter().all(client_ok) {
         return invalid("every `identity.clients` entry needs an id and absolute redirect_uris");
+    }
+    Ok(())
+}
+
+/// The reminder settings: a usable sender, a portal link that can carry no identifier, and
+/// unencrypted templates that cannot name PHI.
+fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> {
+    use crate::reminders::content::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
+    if r.from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err("`reminders.from` must be an email address, optionally as `Name <address>`".into());
+    }
+    let portal = url::Url::parse(&r.portal_url).ok();
+    if !portal.is_some_and(|u| u.scheme() == "https" && u.query().is_none() && u.fragment().is_none()) {
+        return Err(
+            "`reminders.portal_url` must be an https:// URL without query or fragment (no identifier may ride in it)"
+                .into(),
+        );
+    }
+    let one_line = |s: &str| !s.trim().is_empty() && !s.chars().any(char::is_control);
+    if !one_line(&r.subject) || !one_line(&r.practice_name) {
+        return Err("`reminders.subject` and `reminders.practice_name` must be one non-empty line".into());
+    }
+    let templates = [
+        ("reminders.subject", &r.subject, UNENCRYPTED_PLACEHOLDERS),
+        ("reminders.template_upcoming", &r.template_upcoming, UNENCRYPTED_PLACEHOLDERS),
+        ("reminders.template_cancelled", &r.template_cancelled, UNENCRYPTED_PLACEHOLDERS),
+        ("reminders.encrypted_template_upcoming", &r.encrypted_template_upcoming, ENCRYPTED_PLACEHOLDERS),
+        ("reminders.encrypted_template_cancelled", &r.encrypted_template_cancelled, ENCRYPTED_PLACEHOLDERS),
+    ];
+    for (key, text, allowed) in templates {
+        Template::parse(text, allowed).map_err(|why| format!("`{key}` {why}"))?;
+    }
+    if r.lead_minutes.len() > 5 || r.lead_minutes.iter().any(|&m| m == 0 || m > 43_200) {
+        return Err("`reminders.lead_minutes`: at most 5 lead times, each 1 to 43200 minutes".into());
+    }
+    if !(-1080..=1080).contains(&r.utc_offset_minutes) {
+        return Err("`reminders.utc_offset_minutes` must be between -1080 and 1080".into());
+    }
+    let positive = [r.poll_interval_ms, r.lease_secs, r.retry_base_secs, r.smtp_timeout_secs];
+    if positive.contains(&0) || r.batch == 0 || r.max_attempts == 0 || r.retry_max_secs < r.retry_base_secs {
+        return Err("`reminders` intervals, batch and max_attempts must be greater than 0, and retry_max_secs at least retry_base_secs".into());
+    }
+    if r.lease_secs <= r.smtp_timeout_secs.saturating_mul(4) {
+        return Err("`reminders.lease_secs` must be more than four times `reminders.smtp_timeout_secs` (a send must finish inside its lease)".into());
+    }
+    if !matches!(r.dkim_algorithm.as_str(), "rsa" | "ed25519") {
+        return Err("`reminders.dkim_algorithm` must be \"rsa\" or \"ed25519\"".into());
+    }
+    if r.dkim_key_file.is_some() && r.dkim_selector.trim().is_empty() {
+        return Err("`reminders.dkim_selector` is needed with `reminders.dkim_key_file`".into());
     }
     Ok(())
 }
@@ -371,6 +422,22 @@ mod tests {
         assert!(s.database_url.is_some() && s.audit_database_url.is_some() && s.redis_url.is_some());
         assert!(s.tls.cert.is_some());
         assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_clear_reminder_cannot_be_configured_to_carry_phi_or_an_identifying_link() {
+        let message = problems(&[("CONFIDANT_REMINDERS__TEMPLATE_UPCOMING", "See you at {starts_at}")]);
+        assert!(message.contains("`reminders.template_upcoming`") && message.contains("starts_at"), "{message}");
+        let message = problems(&[("CONFIDANT_REMINDERS__PORTAL_URL", "https://portal.example.org/?patient=42")]);
+        assert!(message.contains("`reminders.portal_url`"), "{message}");
+        let s = load_from(None, env(&[("CONFIDANT_REMINDERS__ENCRYPTED_TEMPLATE_UPCOMING", "At {starts_at}")]));
+        assert!(s.is_ok(), "an encrypted template may name the details");
+    }
+
+    #[test]
+    fn the_smtp_url_is_a_secret_that_must_require_tls() {
+        let message = problems(&[("CONFIDANT_SMTP_URL", "smtp://u:hunter2hunter2@mail.example.org")]);
+        assert!(message.contains("`smtp_url`") && !message.contains("hunter2"), "{message}");
     }
 
     #[test]

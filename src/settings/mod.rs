@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
 pub use secret::Secret;
-pub use urls::{DatabaseUrl, RedisUrl};
+pub use urls::{DatabaseUrl, RedisUrl, SmtpUrl};
 
 /// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back
 /// to a default.
@@ -34,6 +34,10 @@ pub struct Settings {
     /// Cross-node fan-out; `None` means a single node with the in-process broker.
     #[serde(default, deserialize_with = "urls::optional")]
     pub redis_url: Option<RedisUrl>,
+    /// The SMTP server reminders are sent through, TLS required; `None`: reminders are queued
+    /// but nothing sends them.
+    #[serde(default, deserialize_with = "urls::optional")]
+    pub smtp_url: Option<SmtpUrl>,
     /// Connection pools.
     pub database: DatabaseSettings,
     /// The listener's certificate and protocol versions.
@@ -58,6 +62,8 @@ pub struct Settings {
     pub hub: HubSettings,
     /// End-to-end encrypted messaging.
     pub messaging: MessagingSettings,
+    /// Appointment reminders by email.
+    pub reminders: ReminderSettings,
 }
 
 /// End-to-end encrypted messaging (docs/MESSAGING.md).
@@ -66,6 +72,72 @@ pub struct Settings {
 pub struct MessagingSettings {
     /// Ciphertext every member device has acknowledged is deleted once it is this old.
     pub retention_secs: u64,
+}
+
+/// Appointment reminders (docs/OPERATIONS.md, "Reminder delivery"). Templates are plain text
+/// with `{placeholders}`; values are inserted once (never re-expanded) with control characters
+/// removed. A template that goes out unencrypted may only name `{practice}` and `{portal_url}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderSettings {
+    /// The sender, `Name <address>`; the address's domain also names the Message-IDs.
+    pub from: String,
+    /// The practice's name as reminders show it.
+    pub practice_name: String,
+    /// The portal link every reminder carries: `https://`, no query and no fragment, so no
+    /// identifier can ride along.
+    pub portal_url: String,
+    /// Where appointments take place; only ever sent encrypted.
+    pub location: String,
+    /// Times in encrypted reminders are shown at this offset from UTC, in minutes.
+    pub utc_offset_minutes: i32,
+    /// Subject of every reminder (encrypted ones too: headers are never encrypted).
+    pub subject: String,
+    /// Body of an unencrypted reminder of an upcoming appointment.
+    pub template_upcoming: String,
+    /// Body of an unencrypted notice that an appointment changed or was cancelled.
+    pub template_cancelled: String,
+    /// Body of an OpenPGP-encrypted reminder; may also use `{starts_at}`, `{ends_at}`,
+    /// `{clinician}` and `{location}`.
+    pub encrypted_template_upcoming: String,
+    /// Body of an OpenPGP-encrypted cancellation notice; same placeholders.
+    pub encrypted_template_cancelled: String,
+    /// Default lead times (minutes before the start) for patients who set none.
+    pub lead_minutes: Vec<u32>,
+    /// How often each node looks for due reminders.
+    pub poll_interval_ms: u64,
+    /// At most this many reminders claimed per look.
+    pub batch: u32,
+    /// A claim is this node's for this long; after it, recovery decides (docs/OPERATIONS.md).
+    pub lease_secs: u64,
+    /// Attempts before a reminder is failed for good.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each next one twice as long...
+    pub retry_base_secs: u64,
+    /// ...up to this.
+    pub retry_max_secs: u64,
+    /// Connect, TLS and each SMTP command time out after this long.
+    pub smtp_timeout_secs: u64,
+    /// A PEM file of extra CA certificates trusted for the SMTP server (a private CA); the
+    /// public web roots are always trusted.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// DKIM private key (RSA PKCS#1 PEM, or base64 of a 32-byte Ed25519 seed); unset: no DKIM.
+    #[serde(default, deserialize_with = "load::optional_path")]
+    pub dkim_key_file: Option<PathBuf>,
+    /// `rsa` or `ed25519`.
+    pub dkim_algorithm: String,
+    /// The DKIM selector (`selector._domainkey.domain` holds the public key).
+    pub dkim_selector: String,
+    /// The signing domain; empty: the sender's domain.
+    pub dkim_domain: String,
+}
+
+impl ReminderSettings {
+    /// [`Self::lease_secs`] as milliseconds.
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// Cross-node fan-out (used when `redis_url` is set).

@@ -17,6 +17,38 @@ pub struct DatabaseUrl(Url);
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl(Url);
 
+/// An SMTP submission URL with TLS required, whatever the host: `smtps://HOST[:465]` (implicit
+/// TLS) or `smtp://HOST[:587]?tls=required` (STARTTLS, refusing a server that does not offer
+/// it). A plain `smtp://` or `?tls=opportunistic` is refused: reminders must never fall back to
+/// plaintext, not even on a loopback relay that forwards them onwards.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    url: Url,
+    /// `true`: TLS from the first byte; `false`: STARTTLS, required.
+    pub implicit_tls: bool,
+}
+
+impl SmtpUrl {
+    /// The server's host name (also the name its certificate must carry).
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+
+    /// The port: as given, else 465 for implicit TLS and 587 for STARTTLS.
+    pub fn port(&self) -> u16 {
+        self.url.port().unwrap_or(if self.implicit_tls { 465 } else { 587 })
+    }
+
+    /// User name and password for SMTP AUTH, percent-decoded. The password: never log it.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        if self.url.username().is_empty() {
+            return None;
+        }
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        Some((decode(self.url.username()), decode(self.url.password().unwrap_or_default())))
+    }
+}
+
 impl DatabaseUrl {
     /// The URL to hand to the driver. Contains the password: never log it.
     pub fn expose(&self) -> &str {
@@ -68,6 +100,35 @@ impl TryFrom<String> for RedisUrl {
     }
 }
 
+impl TryFrom<String> for SmtpUrl {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        const USE: &str = "use smtps://HOST:465 (implicit TLS) or smtp://HOST:587?tls=required (STARTTLS)";
+        let url = Url::parse(&raw).map_err(|e| format!("is not a valid URL ({e})"))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("names no host: {USE}"));
+        }
+        let mut tls = None;
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "tls" => tls = Some(value.into_owned()),
+                other => return Err(format!("has an unknown parameter `{other}`: {USE}")),
+            }
+        }
+        let implicit_tls = match (url.scheme(), tls.as_deref()) {
+            ("smtps", None | Some("wrapper")) => true,
+            ("smtp", Some("required")) => false,
+            ("smtp", None) => return Err(format!("is plain SMTP, which would send reminders unencrypted: {USE}")),
+            ("smtp" | "smtps", Some(_)) => {
+                return Err(format!("allows SMTP without TLS (only tls=required is accepted): {USE}"));
+            }
+            (other, _) => return Err(format!("scheme `{other}` is not supported: {USE}")),
+        };
+        Ok(Self { url, implicit_tls })
+    }
+}
+
 /// Loopback hosts (and Unix sockets, which have no host) never leave the machine. For
 /// non-special schemes such as `postgres:` the url crate leaves IP hosts as text, so they are
 /// parsed here.
@@ -96,6 +157,12 @@ fn redacted(url: &Url, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         redacted(&self.0, f)
+    }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redacted(&self.url, f)
     }
 }
 
@@ -161,6 +228,28 @@ mod tests {
         let shown = format!("{url:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("REDACTED"));
+    }
+
+    #[test]
+    fn smtp_needs_implicit_tls_or_required_starttls() {
+        let smtp = |u: &str| SmtpUrl::try_from(u.to_owned());
+        let implicit = smtp("smtps://mailer:hunter2hunter2@mail.example.org").unwrap();
+        assert!(implicit.implicit_tls && implicit.port() == 465);
+        assert_eq!(implicit.credentials().unwrap().0, "mailer");
+        let starttls = smtp("smtp://mail.example.org?tls=required").unwrap();
+        assert!(!starttls.implicit_tls && starttls.port() == 587);
+        for refused in [
+            "smtp://mail.example.org",
+            "smtp://127.0.0.1:25",
+            "smtp://mail.example.org?tls=opportunistic",
+            "smtp://mail.example.org?tls=none",
+            "http://mail.example.org",
+            "smtps://u:hunter2hunter2@mail.example.org?auth=plain",
+        ] {
+            let why = smtp(refused).unwrap_err();
+            assert!(why.contains("tls=required") && !why.contains("hunter2"), "{refused}: {why}");
+        }
+        assert!(!format!("{implicit:?}").contains("hunter2"));
     }
 
     #[test]

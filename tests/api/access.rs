@@ -82,6 +82,30 @@ pub const ENDPOINTS: &[Endpoint] = &[
         On::CarePatient,
     ),
     ("GET", "/api/v1/intake-forms/{assignment_id}", Some((Resource::IntakeResponse, Operation::Read)), On::CarePatient),
+    (
+        "GET",
+        "/api/v1/patients/{patient_id}/reminder-preferences",
+        Some((Resource::Reminder, Operation::Read)),
+        On::CarePatient,
+    ),
+    (
+        "PUT",
+        "/api/v1/patients/{patient_id}/reminder-preferences",
+        Some((Resource::Reminder, Operation::Update)),
+        On::CarePatient,
+    ),
+    (
+        "GET",
+        "/api/v1/appointments/{appointment_id}/reminders",
+        Some((Resource::Reminder, Operation::Read)),
+        On::CarePatient,
+    ),
+    (
+        "POST",
+        "/api/v1/appointments/{appointment_id}/reminders",
+        Some((Resource::Reminder, Operation::Create)),
+        On::CarePatient,
+    ),
     ("GET", "/api/v1/break-glass", Some((Resource::BreakGlassGrant, Operation::Read)), On::Any),
     (
         "POST",
@@ -174,6 +198,7 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
             json!({ "clinician_id": practice.clinician_a, "patient_id": practice.p1, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }),
         ),
         ("POST", "/api/v1/patients/{patient_id}/intake-forms") => Some(json!({ "form": "phq9" })),
+        ("PUT", "/api/v1/patients/{patient_id}/reminder-preferences") => Some(json!({ "email_enabled": true })),
         ("PUT", "/api/v1/appointments/{appointment_id}") => {
             Some(json!({ "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }))
         }

@@ -117,6 +117,42 @@ impl Drop for TestDatabase {
     }
 }
 
+/// In-process tests: the main store (through the keyring) and the audit store, migrated, with a keyring (a fixed test master
+/// key) and a started audit writer. SQLite lives in the settings' data directory; PostgreSQL
+/// gets two fresh databases named after `label`, dropped with the returned pair.
+pub struct InProcess {
+    pub audit_storage: confidant::storage::Storage,
+    pub keyring: Arc<confidant::crypto::Keyring>,
+    pub node: confidant_actors::ids::NodeId,
+    pub writer: actix::Addr<confidant_actors::audit::AuditWriter>,
+    pub databases: Option<(TestDatabase, TestDatabase)>,
+}
+
+pub async fn in_process(backend: Backend, settings: &confidant::settings::Settings, label: &str) -> InProcess {
+    use actix::Actor;
+    use confidant::storage::{Location, Storage, Store};
+    let (main, audit, databases) = match backend {
+        Backend::Sqlite => (Location::of(Store::Main, settings), Location::of(Store::Audit, settings), None),
+        Backend::Postgres => {
+            let (m, a) = (TestDatabase::create(label).await, TestDatabase::create(&format!("{label}_audit")).await);
+            let url =
+                |db: &TestDatabase| Location::Postgres(confidant::settings::DatabaseUrl::try_from(db.url()).unwrap());
+            (url(&m), url(&a), Some((m, a)))
+        }
+    };
+    let storage = Storage::connect(Store::Main, &main, &settings.database).await.unwrap();
+    let audit_storage = Storage::connect(Store::Audit, &audit, &settings.database).await.unwrap();
+    storage.migrate().await.unwrap();
+    audit_storage.migrate().await.unwrap();
+    let master = confidant::crypto::MasterKey::from_key(confidant::crypto::KeyBytes::from_slice(&[7; 32]).unwrap());
+    let keyring = Arc::new(confidant::crypto::Keyring::open(storage.clone(), master).await.unwrap());
+    let node = confidant_actors::ids::NodeId::generate();
+    let sink = Arc::new(confidant::audit::AuditStore::new(audit_storage.clone(), node));
+    let writer =
+        confidant_actors::audit::AuditWriter::new(node, sink, confidant_actors::audit::WriterLimits::default()).start();
+    InProcess { audit_storage, keyring, node, writer, databases }
+}
+
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub address: SocketAddr,

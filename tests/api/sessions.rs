@@ -3,23 +3,20 @@
 
 use std::sync::Arc;
 
-use actix::Actor;
 use confidant::access::{Decision, Denial, Operation, Principal, Resource, Target};
-use confidant::audit::AuditStore;
-use confidant::crypto::{KeyBytes, Keyring, MasterKey};
 use confidant::identity::oauth::{AuthorizationRequest, Redeemed};
 use confidant::identity::password::PasswordHasher;
 use confidant::identity::sessions::{EndReason, Lookup};
 use confidant::identity::{AuthError, Email, Identity, NewAccount, Origin};
 use confidant::phi::PhiText;
 use confidant::server::Services;
-use confidant::settings::{self, DatabaseUrl, Settings};
-use confidant::storage::{Location, Storage, Store};
-use confidant_actors::audit::{AuditWriter, Role, WriterLimits};
+use confidant::settings::{self, Settings};
+use confidant::storage::Storage;
+use confidant_actors::audit::Role;
 use confidant_actors::clock::{Clock, ManualClock};
-use confidant_actors::ids::{NodeId, PatientId, UserId};
+use confidant_actors::ids::{PatientId, UserId};
 
-use crate::helpers::{Backend, TestDatabase};
+use crate::helpers::{Backend, InProcess, TestDatabase, in_process};
 
 const MINUTE: i64 = 60_000;
 
@@ -41,23 +38,8 @@ async fn fixture_with(backend: Backend, env: &[(&str, &str)]) -> Fixture {
     let mut vars = vec![("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let settings: Settings = settings::load_from(None, vars).unwrap();
-    let (main, audit, dbs) = match backend {
-        Backend::Sqlite => (Location::of(Store::Main, &settings), Location::of(Store::Audit, &settings), None),
-        Backend::Postgres => {
-            let (m, a) = (TestDatabase::create("sessions").await, TestDatabase::create("sessions_audit").await);
-            let url = |db: &TestDatabase| Location::Postgres(DatabaseUrl::try_from(db.url()).unwrap());
-            (url(&m), url(&a), Some((m, a)))
-        }
-    };
-    let storage = Storage::connect(Store::Main, &main, &settings.database).await.unwrap();
-    let audit_storage = Storage::connect(Store::Audit, &audit, &settings.database).await.unwrap();
-    storage.migrate().await.unwrap();
-    audit_storage.migrate().await.unwrap();
-    let master = MasterKey::from_key(KeyBytes::from_slice(&[7; 32]).unwrap());
-    let keyring = Arc::new(Keyring::open(storage.clone(), master).await.unwrap());
-    let node = NodeId::generate();
-    let writer =
-        AuditWriter::new(node, Arc::new(AuditStore::new(audit_storage.clone(), node)), WriterLimits::default()).start();
+    let InProcess { audit_storage, keyring, node, writer, databases: dbs, .. } =
+        in_process(backend, &settings, "sessions").await;
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
     let services = Services::new(&settings, keyring.clone(), writer.clone(), node, clock.clone());
     // Cheap hashing: these tests are about time, not about argon2's cost.

@@ -1,0 +1,154 @@
+//! `reminder_preferences`: per patient, whether email reminders are on, their lead times, and
+//! their OpenPGP key (sealed: AAD binds table, column and patient id). The schedule reads the
+//! plain columns inside its own transaction; only sending opens the key.
+
+use std::sync::Arc;
+
+use confidant_actors::ids::{PatientId, UserId};
+use sqlx::Row;
+
+use super::ReminderError;
+use super::pgp_mime::PgpKey;
+use crate::crypto::tables::REMINDER_PREFERENCES;
+use crate::crypto::{CryptoError, Field, Keyring};
+use crate::storage::StorageError;
+
+/// At most this many lead times per patient.
+pub const MAX_LEAD_TIMES: usize = 5;
+/// The longest lead time, in minutes (30 days).
+pub const MAX_LEAD_MINUTES: u32 = 43_200;
+
+/// A patient's choices.
+#[derive(Debug, Clone)]
+pub struct Preferences {
+    /// Whether reminders go by email at all.
+    pub email_enabled: bool,
+    /// Minutes before the start, each reminder one of them; `None`: the practice's defaults.
+    pub lead_minutes: Option<Vec<u32>>,
+    /// The key reminders are encrypted to; `None`: reminders carry no details.
+    pub pgp_key: Option<PgpKey>,
+}
+
+/// The plain columns, as the schedule needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Whether reminders go by email at all.
+    pub email_enabled: bool,
+    /// Minutes before the start.
+    pub lead_minutes: Vec<u32>,
+}
+
+/// Checks lead times: at most [`MAX_LEAD_TIMES`], each 1 to [`MAX_LEAD_MINUTES`]; sorted and
+/// deduplicated.
+pub fn checked_lead_minutes(mut minutes: Vec<u32>) -> Option<Vec<u32>> {
+    minutes.sort_unstable_by(|a, b| b.cmp(a));
+    minutes.dedup();
+    let ok = minutes.len() <= MAX_LEAD_TIMES && minutes.iter().all(|&m| (1..=MAX_LEAD_MINUTES).contains(&m));
+    ok.then_some(minutes)
+}
+
+/// The preferences table, through the keyring.
+#[derive(Clone)]
+pub struct PreferenceStore {
+    keyring: Arc<Keyring>,
+    defaults: Arc<Vec<u32>>,
+}
+
+impl PreferenceStore {
+    /// Preferences in `keyring`'s store; patients who chose no lead times get `defaults`.
+    pub fn new(keyring: Arc<Keyring>, defaults: Vec<u32>) -> Self {
+        Self { keyring, defaults: Arc::new(defaults) }
+    }
+
+    /// The practice's default lead times.
+    pub fn default_lead_minutes(&self) -> &[u32] {
+        &self.defaults
+    }
+
+    /// A patient's preferences; the defaults (on, practice lead times, no key) when unset.
+    pub async fn get(&self, patient: PatientId) -> Result<Preferences, ReminderError> {
+        let row = sqlx::query(
+            "SELECT email_enabled, lead_minutes, pgp_public_key FROM reminder_preferences WHERE patient_id = $1",
+        )
+        .bind(patient.to_string())
+        .fetch_optional(self.keyring.storage().pool())
+        .await
+        .map_err(StorageError::Query)?;
+        let Some(row) = row else {
+            return Ok(Preferences { email_enabled: true, lead_minutes: None, pgp_key: None });
+        };
+        let enabled: i64 = row.try_get(0).map_err(StorageError::Query)?;
+        let lead: String = row.try_get(1).map_err(StorageError::Query)?;
+        let sealed: Option<Vec<u8>> = row.try_get(2).map_err(StorageError::Query)?;
+        let pgp_key = match sealed {
+            Some(sealed) => {
+                let row_id = patient.to_string();
+                let field = Field { table: REMINDER_PREFERENCES.name, column: "pgp_public_key", row_id: &row_id };
+                let plain = self.keyring.open_value(field, &sealed).await?;
+                let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::Integrity)?;
+                Some(PgpKey::parse(text).map_err(|_| CryptoError::Integrity)?)
+            }
+            None => None,
+        };
+        Ok(Preferences { email_enabled: enabled == 1, lead_minutes: parse_lead(&lead)?, pgp_key })
+    }
+
+    /// Replaces a patient's preferences.
+    pub async fn put(
+        &self,
+        patient: PatientId,
+        preferences: &Preferences,
+        by: UserId,
+        now_ms: i64,
+    ) -> Result<(), ReminderError> {
+        let row_id = patient.to_string();
+        let sealer = self.keyring.sealer();
+        let sealed = preferences.pgp_key.as_ref().map(|key| {
+            let field = Field { table: REMINDER_PREFERENCES.name, column: "pgp_public_key", row_id: &row_id };
+            sealer.seal(field, key.armored().as_bytes())
+        });
+        let lead = serde_json::to_string(&preferences.lead_minutes).map_err(|_| StorageError::Encode)?;
+        // One statement: two concurrent writers cannot collide on the primary key (last wins).
+        sqlx::query(
+            "INSERT INTO reminder_preferences (patient_id, key_id, email_enabled, lead_minutes, pgp_public_key, \
+             updated_by, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (patient_id) DO UPDATE SET key_id = excluded.key_id, email_enabled = excluded.email_enabled, \
+             lead_minutes = excluded.lead_minutes, pgp_public_key = excluded.pgp_public_key, \
+             updated_by = excluded.updated_by, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&row_id)
+        .bind(i64::from(sealer.key_id()))
+        .bind(i64::from(preferences.email_enabled))
+        .bind(lead)
+        .bind(sealed)
+        .bind(by.to_string())
+        .bind(now_ms)
+        .execute(self.keyring.storage().pool())
+        .await
+        .map_err(StorageError::Query)?;
+        Ok(())
+    }
+}
+
+/// The plan for `patient`, read inside the caller's transaction (no decryption needed).
+pub async fn plan_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    patient: PatientId,
+    defaults: &[u32],
+) -> Result<Plan, ReminderError> {
+    let row = sqlx::query("SELECT email_enabled, lead_minutes FROM reminder_preferences WHERE patient_id = $1")
+        .bind(patient.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(StorageError::Query)?;
+    let Some(row) = row else {
+        return Ok(Plan { email_enabled: true, lead_minutes: defaults.to_vec() });
+    };
+    let enabled: i64 = row.try_get(0).map_err(StorageError::Query)?;
+    let lead: String = row.try_get(1).map_err(StorageError::Query)?;
+    Ok(Plan { email_enabled: enabled == 1, lead_minutes: parse_lead(&lead)?.unwrap_or_else(|| defaults.to_vec()) })
+}
+
+fn parse_lead(text: &str) -> Result<Option<Vec<u32>>, ReminderError> {
+    Ok(serde_json::from_str(text).map_err(|_| StorageError::Corrupt { column: "lead_minutes" })?)
+}

@@ -1,0 +1,288 @@
+//! The `ReminderScheduler` actor: every `reminders.poll_interval_ms` it settles expired claims,
+//! claims the due reminders (a lease in the database, so several nodes never work on the same
+//! one), writes each and hands it to the [`Mailer`], then records how it ended: sent, retried
+//! after an exponential backoff, failed for good with a reason code, or withdrawn. Each send is
+//! audited (ids and codes only) before the message leaves; if the audit trail cannot take the
+//! event, nothing is sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, record};
+use confidant_actors::clock::Clock;
+use confidant_actors::ids::{NodeId, PatientId, UserId};
+use confidant_actors::lifecycle::Shutdown;
+use lettre::message::Mailbox;
+
+use super::ReminderError;
+use super::content::{Details, Kind, Letter, Templates};
+use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
+use super::outbox::{Claimed, Finish, Outbox};
+use super::preferences::PreferenceStore;
+use crate::identity::accounts::Accounts;
+use crate::patients::{PatientError, Patients};
+use crate::schedule::Schedule;
+use crate::server::{AUDIT_ACK_TIMEOUT, reason};
+use crate::settings::ReminderSettings;
+
+/// What the scheduler works with.
+#[derive(Clone)]
+pub struct SchedulerDeps {
+    /// The outbox.
+    pub outbox: Outbox,
+    /// Patients' choices and keys.
+    pub preferences: PreferenceStore,
+    /// Appointments (read when the reminder is written, so it shows the current state).
+    pub schedule: Schedule,
+    /// Patient records (the recipient's address).
+    pub patients: Patients,
+    /// Accounts (how the clinician is named).
+    pub accounts: Accounts,
+    /// The practice's templates.
+    pub templates: Arc<Templates>,
+    /// The SMTP client.
+    pub mailer: Addr<Mailer>,
+    /// The node's audit writer.
+    pub audit: Addr<AuditWriter>,
+    /// This node (lease owner and audit chain).
+    pub node_id: NodeId,
+    /// Time, injectable for tests.
+    pub clock: Arc<dyn Clock>,
+    /// Polling, leases, retries.
+    pub settings: ReminderSettings,
+}
+
+/// Runs one pass now: settle expired claims, claim what is due, send it. Passes never overlap.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<Report, ReminderError>")]
+pub struct RunDue;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Accepted by the SMTP server.
+    pub sent: usize,
+    /// Put back for a later attempt.
+    pub retried: usize,
+    /// Failed for good (including claims found expired after hand-over: outcome unknown).
+    pub failed: usize,
+    /// No longer wanted.
+    pub withdrawn: usize,
+}
+
+/// The scheduler of this node.
+pub struct ReminderScheduler {
+    deps: Arc<SchedulerDeps>,
+    pass: Arc<tokio::sync::Mutex<()>>,
+    stopping: bool,
+}
+
+impl ReminderScheduler {
+    /// A scheduler over `deps`.
+    pub fn new(deps: SchedulerDeps) -> Self {
+        Self { deps: Arc::new(deps), pass: Arc::new(tokio::sync::Mutex::new(())), stopping: false }
+    }
+}
+
+impl Actor for ReminderScheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let every = Duration::from_millis(self.deps.settings.poll_interval_ms);
+        ctx.run_interval(every, |actor, ctx| {
+            // A pass still running (a slow SMTP server) makes this tick a no-op.
+            if !actor.stopping && actor.pass.try_lock().is_ok() {
+                ctx.notify(RunDue);
+            }
+        });
+    }
+}
+
+impl Handler<RunDue> for ReminderScheduler {
+    type Result = ResponseFuture<Result<Report, ReminderError>>;
+
+    fn handle(&mut self, _msg: RunDue, _ctx: &mut Self::Context) -> Self::Result {
+        let (deps, pass) = (self.deps.clone(), self.pass.clone());
+        Box::pin(async move {
+            let _running = pass.lock().await;
+            let report = run_pass(&deps).await;
+            if let Err(error) = &report {
+                tracing::error!(%error, "reminder pass failed; the next one retries");
+            }
+            report
+        })
+    }
+}
+
+impl Handler<Shutdown> for ReminderScheduler {
+    type Result = ResponseFuture<()>;
+
+    /// Takes no new pass and waits for the one in flight (each send is bounded by the SMTP
+    /// timeouts; a claim cut short by the deadline is settled by recovery).
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        let pass = self.pass.clone();
+        Box::pin(async move {
+            let _ = pass.lock().await;
+        })
+    }
+}
+
+async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
+    let mut report = Report::default();
+    let now = d.clock.now_ms();
+    for (id, patient) in d.outbox.recover(now).await? {
+        tracing::warn!(reminder_id = %id, "a reminder's claim expired after it was handed to SMTP: failed as outcome_unknown, not resent");
+        audit_outcome(d, id, patient, Outcome::Error, "outcome_unknown").await;
+        report.failed += 1;
+    }
+    let owner = d.node_id.to_string();
+    let claimed = d.outbox.claim(&owner, now, d.settings.lease_ms(), d.settings.batch).await?;
+    for reminder in claimed {
+        let finish = match process(d, &reminder, &owner).await {
+            Ok(Some(finish)) => finish,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::error!(reminder_id = %reminder.id, %error, "could not prepare a reminder");
+                retry_or_fail(d, &reminder, "internal_error")
+            }
+        };
+        if !d.outbox.finish(reminder.id, &owner, finish, d.clock.now_ms()).await? {
+            tracing::warn!(reminder_id = %reminder.id, "the claim on a reminder was lost before its outcome was recorded");
+            continue;
+        }
+        let (outcome, code) = match finish {
+            Finish::Sent { encrypted } => {
+                report.sent += 1;
+                (Outcome::Success, if encrypted { "reminder_sent_encrypted" } else { "reminder_sent" })
+            }
+            Finish::Retry { reason, .. } => {
+                report.retried += 1;
+                (Outcome::Error, reason)
+            }
+            Finish::Failed { reason } => {
+                report.failed += 1;
+                tracing::warn!(reminder_id = %reminder.id, reason, "a reminder failed for good");
+                (Outcome::Error, reason)
+            }
+            Finish::Withdrawn { reason } => {
+                report.withdrawn += 1;
+                (Outcome::Success, reason)
+            }
+        };
+        tracing::info!(reminder_id = %reminder.id, outcome = outcome.as_str(), reason = code, "reminder attempt recorded");
+        audit_outcome(d, reminder.id, reminder.patient_id, outcome, code).await;
+    }
+    Ok(report)
+}
+
+/// Writes and sends one claimed reminder; `None` when the claim was lost before hand-over
+/// (another node owns it now, so this one records nothing).
+async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<Finish>, ReminderError> {
+    let now = d.clock.now_ms();
+    let Some(appointment) = d.schedule.get(c.appointment_id).await.map_err(schedule_error)? else {
+        return Ok(Some(Finish::Failed { reason: "appointment_missing" }));
+    };
+    if c.kind == Kind::Upcoming && (appointment.status != "booked" || appointment.starts_at_ms <= now) {
+        return Ok(Some(Finish::Withdrawn { reason: "appointment_changed" }));
+    }
+    let preferences = d.preferences.get(c.patient_id).await?;
+    if !preferences.email_enabled {
+        return Ok(Some(Finish::Withdrawn { reason: "reminders_off" }));
+    }
+    let patient = d.patients.get(c.patient_id).await.map_err(patient_error)?;
+    let Some(email) = patient.and_then(|p| p.record.email) else {
+        return Ok(Some(Finish::Failed { reason: "no_email" }));
+    };
+    let Ok(to) = email.expose().parse::<Mailbox>() else {
+        return Ok(Some(Finish::Failed { reason: "bad_address" }));
+    };
+    let clinician = d
+        .accounts
+        .email(UserId::from_uuid(appointment.clinician_id))
+        .await
+        .map(|e| e.expose().to_owned())
+        .unwrap_or_default();
+    let details = Details { starts_at_ms: appointment.starts_at_ms, ends_at_ms: appointment.ends_at_ms, clinician };
+    // A key that expired or was revoked since it was registered: the reminder goes without
+    // details (which is always safe) rather than not at all.
+    let key = preferences.pgp_key.as_ref().filter(|key| key.is_usable());
+    if preferences.pgp_key.is_some() && key.is_none() {
+        tracing::warn!(reminder_id = %c.id, "the patient's OpenPGP key is no longer usable; sending without details");
+    }
+    let encrypted = key.is_some();
+    let message_id = format!("{}@{}", c.message_id, d.templates.from().email.domain());
+    let letter = Letter { kind: c.kind, to, message_id, details: &details, key };
+    let message = d.templates.write(&letter)?;
+
+    // The recipient's address (PHI) leaves with the message: audited first, or not sent.
+    let code = if encrypted { "reminder_send_encrypted" } else { "reminder_send" };
+    if record(&d.audit, event(d, c.id, c.patient_id, Outcome::Success, code), AUDIT_ACK_TIMEOUT).await.is_err() {
+        return Ok(Some(retry_or_fail(d, c, "audit_unavailable")));
+    }
+    // Connect, TLS and AUTH before hand-over: an unreachable server or a failed handshake is
+    // then certainly "not sent" and simply retried.
+    match d.mailer.send(Probe).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Ok(Some(delivery_failed(d, c, error))),
+        Err(_) => return Ok(Some(retry_or_fail(d, c, "mailer_stopped"))),
+    }
+    if !d.outbox.hand_over(c.id, owner, d.clock.now_ms()).await? {
+        return Ok(None);
+    }
+    Ok(Some(match d.mailer.send(Deliver { message }).await {
+        Ok(Ok(())) => Finish::Sent { encrypted },
+        // A reply code means the server did not take the message.
+        Ok(Err(error)) if error.is_reply() => delivery_failed(d, c, error),
+        // Cut off mid-transaction: the server may have taken it. Never resend (at most once).
+        Ok(Err(_)) | Err(_) => Finish::Failed { reason: "outcome_unknown" },
+    }))
+}
+
+fn delivery_failed(d: &SchedulerDeps, c: &Claimed, error: DeliveryError) -> Finish {
+    if error.is_permanent() { Finish::Failed { reason: error.reason() } } else { retry_or_fail(d, c, error.reason()) }
+}
+
+/// Another attempt after `retry_base_secs * 2^(attempts - 1)`, at most `retry_max_secs`; or,
+/// after `max_attempts`, failed for good with `reason`.
+fn retry_or_fail(d: &SchedulerDeps, c: &Claimed, reason: &'static str) -> Finish {
+    let s = &d.settings;
+    if c.attempts >= s.max_attempts {
+        return Finish::Failed { reason };
+    }
+    let doubling = 1u64.checked_shl(c.attempts.saturating_sub(1)).unwrap_or(u64::MAX);
+    let wait_secs = s.retry_base_secs.saturating_mul(doubling).min(s.retry_max_secs);
+    let wait_ms = i64::try_from(wait_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    Finish::Retry { at_ms: d.clock.now_ms().saturating_add(wait_ms), reason }
+}
+
+fn event(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) -> AuditEvent {
+    AuditEvent::new(d.node_id, AuditActor::System, Action::Export, outcome)
+        .on(ResourceType::Reminder, Some(id))
+        .for_patient(patient)
+        .because(reason(code))
+}
+
+/// The outcome, audited; a failure to audit it is logged (the send itself was audited before).
+async fn audit_outcome(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) {
+    if let Err(error) = record(&d.audit, event(d, id, patient, outcome, code), AUDIT_ACK_TIMEOUT).await {
+        tracing::error!(reminder_id = %id, %error, "could not audit a reminder's outcome");
+    }
+}
+
+fn schedule_error(error: crate::schedule::ScheduleError) -> ReminderError {
+    match error {
+        crate::schedule::ScheduleError::Storage(e) => ReminderError::Storage(e),
+        crate::schedule::ScheduleError::Reminders(e) => e,
+        _ => ReminderError::NotFound,
+    }
+}
+
+fn patient_error(error: PatientError) -> ReminderError {
+    match error {
+        PatientError::Storage(e) => ReminderError::Storage(e),
+        PatientError::Crypto(e) => ReminderError::Crypto(e),
+        PatientError::Invalid(_) => ReminderError::Build,
+    }
+}
