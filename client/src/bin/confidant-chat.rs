@@ -71,8 +71,17 @@ async fn main() {
     }
 }
 
+const USAGE: &str = "usage: confidant-chat --server https://HOST:PORT --ca CERT.pem --email EMAIL --state FILE \
+[--patient PATIENT_ID --with USER_ID ...]
+The password (and a TOTP code when asked) is read from standard input; CONFIDANT_CHAT_KEY (64 hex digits)
+is the key of the state file.";
+
 async fn run() -> Result<(), String> {
-    let options = options()?;
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let options = options().map_err(|e| format!("{e}\n{USAGE}"))?;
     let key = state_key()?;
     let ca = std::fs::read(&options.ca).map_err(|e| format!("cannot read {}: {e}", options.ca.display()))?;
     let server = Server::new(&options.server, &ca).map_err(|e| e.to_string())?;
