@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::MessagingError;
 use super::devices::{Device, Devices};
+use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
 use crate::storage::{Storage, parse_id};
 
@@ -96,6 +97,7 @@ pub trait Membership: Sync {
 pub struct Conversations {
     storage: Storage,
     devices: Devices,
+    ingest: Ingest,
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -109,7 +111,7 @@ fn to_i64(value: u64) -> i64 {
 impl Conversations {
     /// The conversations in `storage`, checking credentials against `devices`.
     pub fn new(storage: Storage, devices: Devices) -> Self {
-        Self { storage, devices }
+        Self { ingest: Ingest::new(storage.clone()), storage, devices }
     }
 
     /// Starts a conversation about `patient` from `creator`'s new group (its GroupInfo and
@@ -336,41 +338,35 @@ impl Conversations {
     }
 
     /// Stores an application message from member `sender`: the conversation's next seq, if
-    /// it was encrypted in the current epoch.
+    /// it was encrypted in the current epoch. Messages arriving together share one
+    /// transaction (`ingest`).
+    /// `members` is the conversation's membership as the caller just read it
+    /// ([`Conversations::members`]): it is checked and becomes the fan-out.
     pub async fn send(
         &self,
         sender: DeviceId,
         conversation: &Conversation,
+        members: Vec<DeviceId>,
         message: &[u8],
         now_ms: i64,
     ) -> Result<Sent, MessagingError> {
         let framing = mls::application_framing(conversation.id.as_uuid().as_bytes(), message)?;
-        if !self.is_member(conversation.id, sender).await? {
+        if !members.contains(&sender) {
             return Err(MessagingError::NotAllowed);
         }
-        let mut tx = self.storage.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1 WHERE conversation_id = $1 AND epoch = $2 RETURNING last_seq",
-        )
-        .bind(conversation.id.to_string())
-        .bind(to_i64(framing.epoch))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = moved else {
-            drop(tx);
+        let appended = self.ingest.append(conversation.id, framing.epoch, sender, message.to_vec(), now_ms).await?;
+        let Some(seq) = appended else {
             let now = self.get(conversation.id).await?.map_or(conversation.epoch, |c| c.epoch);
             return Ok(Sent::Stale { epoch: now });
         };
         let stored = Stored {
             conversation_id: conversation.id,
-            seq: to_u64(row.try_get(0)?),
+            seq,
             kind: MlsKind::Application,
             sender,
             message: message.to_vec(),
         };
-        insert_message(&mut tx, &stored, framing.epoch, now_ms).await?;
-        tx.commit().await?;
-        let recipients = self.members(conversation.id).await?.into_iter().filter(|d| *d != sender).collect();
+        let recipients = members.into_iter().filter(|d| *d != sender).collect();
         Ok(Sent::Accepted { stored, epoch: framing.epoch, recipients })
     }
 

@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod conversations;
 pub mod devices;
+pub mod ingest;
 pub mod mls;
 
 pub use claims::ClaimLimiter;

@@ -105,6 +105,24 @@ impl Backend {
         }
     }
 
+    /// Appends application messages given as ONE JSON parameter, an array of
+    /// `[conversation_id, seq, epoch, sender_device, at_ms, hex ciphertext]` rows (see
+    /// `messaging::ingest`): one statement per batch instead of one per message.
+    pub fn message_append_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
+                 SELECT r.value ->> 0, r.value ->> 1, 'application', r.value ->> 2, r.value ->> 3, unhex(r.value ->> 5), \
+                 r.value ->> 4 FROM json_each($1) AS r"
+            }
+            Backend::Postgres => {
+                "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
+                 SELECT r ->> 0, (r ->> 1)::bigint, 'application', (r ->> 2)::bigint, r ->> 3, decode(r ->> 5, 'hex'), \
+                 (r ->> 4)::bigint FROM jsonb_array_elements($1::jsonb) AS r"
+            }
+        }
+    }
+
     /// One page of `audit_entries` as ONE JSON text: an array of rows in the transport form of
     /// [`Backend::audit_append_sql`] (hashes in hex, either case). The page holds the entries of
     /// node `$1` with `$2 <= seq < $3`, in no promised order (the verifier sorts them; an

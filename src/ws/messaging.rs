@@ -178,7 +178,15 @@ async fn send(
     message: &str,
 ) -> Result<Vec<ServerFrame>, ErrorCode> {
     let bytes = decode(message)?;
-    let (device, conversation) = member(state, who, conversation).await?;
+    // The attached device was checked at attach; a device removed since is no longer in any
+    // conversation's membership, which is read here once and is also the fan-out.
+    let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
+    let found = state.conversations.get(conversation).await.map_err(|e| error_code(&e))?;
+    let conversation = found.ok_or(ErrorCode::NotFound)?;
+    let members = state.conversations.members(conversation.id).await.map_err(|e| error_code(&e))?;
+    if !members.contains(&device) {
+        return Err(ErrorCode::NotFound);
+    }
     // Audited (and acknowledged) before it is stored: if the audit trail cannot take it,
     // nothing is stored or delivered and the sender hears `unavailable`.
     let event = audited(state, who, peer, &conversation, "mls_application", bytes.len(), Outcome::Success);
@@ -186,7 +194,8 @@ async fn send(
         return Err(ErrorCode::Unavailable);
     }
     let now = state.identity.clock.now_ms();
-    let sent = state.conversations.send(device.id, &conversation, &bytes, now).await.map_err(|e| error_code(&e))?;
+    let sent =
+        state.conversations.send(device, &conversation, members, &bytes, now).await.map_err(|e| error_code(&e))?;
     let (stored, epoch, recipients) = match sent {
         Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),
         Sent::Stale { epoch } => {

@@ -1,0 +1,144 @@
+//! Group commit for application messages: messages arriving while a batch is being written go
+//! out together in the next transaction, as audit events do (`AuditWriter`). One transaction
+//! per message tops out near a thousand messages a second; a batch costs one commit, one
+//! conditional `last_seq` update per conversation in it, and one insert for all its messages.
+//!
+//! Ordering is unchanged: within a batch each conversation's messages get consecutive seqs in
+//! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
+//! so a message encrypted in an epoch that is over is refused (answered stale) as before.
+
+use std::sync::OnceLock;
+
+use confidant_actors::ids::{ConversationId, DeviceId};
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot};
+
+use super::MessagingError;
+use crate::storage::{Storage, StorageError};
+
+/// At most this many messages per transaction.
+pub const MAX_BATCH: usize = 1024;
+/// Messages waiting for a batch, at most; a full queue makes senders wait (backpressure).
+const QUEUE: usize = 8192;
+
+/// One message to append.
+struct Job {
+    conversation: ConversationId,
+    epoch: u64,
+    sender: DeviceId,
+    message: Vec<u8>,
+    at_ms: i64,
+    /// The message's seq, or `None` when its epoch is over.
+    reply: oneshot::Sender<Result<Option<u64>, MessagingError>>,
+}
+
+/// The batching writer of one node, started on first use (it needs the runtime).
+#[derive(Clone)]
+pub struct Ingest {
+    storage: Storage,
+    queue: std::sync::Arc<OnceLock<mpsc::Sender<Job>>>,
+}
+
+impl Ingest {
+    /// A writer appending to `storage`.
+    pub fn new(storage: Storage) -> Self {
+        Self { storage, queue: std::sync::Arc::new(OnceLock::new()) }
+    }
+
+    /// Appends an application message encrypted in `epoch`: its seq once durable, or `None` if
+    /// the conversation is no longer in that epoch.
+    pub async fn append(
+        &self,
+        conversation: ConversationId,
+        epoch: u64,
+        sender: DeviceId,
+        message: Vec<u8>,
+        at_ms: i64,
+    ) -> Result<Option<u64>, MessagingError> {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(run(self.storage.clone(), rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        let job = Job { conversation, epoch, sender, message, at_ms, reply };
+        queue.send(job).await.map_err(|_| MessagingError::Unavailable)?;
+        answer.await.map_err(|_| MessagingError::Unavailable)?
+    }
+}
+
+/// Takes what is queued (at least one), writes it in one transaction, answers, repeats.
+async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs = std::mem::take(&mut batch);
+        match write(&storage, &jobs).await {
+            Ok(seqs) => {
+                for (job, seq) in jobs.into_iter().zip(seqs) {
+                    let _ = job.reply.send(Ok(seq));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, messages = jobs.len(), "a message batch could not be written");
+                for job in jobs {
+                    let _ = job.reply.send(Err(MessagingError::Unavailable));
+                }
+            }
+        }
+    }
+}
+
+/// Writes `jobs`; the seq of each, in order (`None`: its epoch is over).
+async fn write(storage: &Storage, jobs: &[Job]) -> Result<Vec<Option<u64>>, MessagingError> {
+    // Runs of one conversation and epoch, in order of first arrival.
+    let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let key = (job.conversation, job.epoch);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((key, vec![i])),
+        }
+    }
+    let mut seqs = vec![None; jobs.len()];
+    let mut rows = String::from("[");
+    let mut tx = storage.pool().begin().await?;
+    for ((conversation, epoch), members) in &groups {
+        let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
+        let moved = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + $1 WHERE conversation_id = $2 AND epoch = $3 RETURNING last_seq",
+        )
+        .bind(count)
+        .bind(conversation.to_string())
+        .bind(i64::try_from(*epoch).unwrap_or(i64::MAX))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = moved else { continue };
+        let last: i64 = row.try_get(0)?;
+        for (n, &i) in members.iter().enumerate() {
+            let seq = last - count + 1 + i64::try_from(n).unwrap_or(0);
+            seqs[i] = u64::try_from(seq).ok();
+            let job = &jobs[i];
+            if rows.len() > 1 {
+                rows.push(',');
+            }
+            push_row(&mut rows, job, seq);
+        }
+    }
+    rows.push(']');
+    if rows.len() > 2 {
+        sqlx::query(storage.backend().message_append_sql()).bind(rows).execute(&mut *tx).await?;
+    }
+    tx.commit().await.map_err(|e| MessagingError::Storage(StorageError::Query(e)))?;
+    Ok(seqs)
+}
+
+/// One message as the JSON row `Backend::message_append_sql` expands: ids are UUID text and
+/// the ciphertext hex, so nothing needs escaping.
+fn push_row(out: &mut String, job: &Job, seq: i64) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "[\"{}\",{seq},{},\"{}\",{},\"", job.conversation, job.epoch, job.sender, job.at_ms);
+    for byte in &job.message {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push_str("\"]");
+}
