@@ -85,7 +85,7 @@ async fn run() {
                 theirs.p50,
                 theirs.p99,
                 100.0 * ours.deliveries / theirs.deliveries.max(1.0),
-                if ours.closed { " (Confidant closed the flooding socket: 4008)" } else { "" }
+                if ours.closed { " (the sending socket was closed, 4008: a queue to or from it overflowed)" } else { "" }
             );
         }
         room.tear_down(&practice).await;
@@ -380,7 +380,8 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         tokio::time::sleep_until((started + interval * n as u32).into()).await;
         sent.lock().unwrap()[n] = Some(Instant::now());
         if sink.send(Message::Text(frame.into())).await.is_err() {
-            // The server closed the socket: past what one session may queue (flood control).
+            // The server closed the socket (4008): its inbound queue overflowed (flooding) or its
+            // outbound one did (this generator read the answers too slowly).
             closed = true;
             break;
         }

@@ -13,6 +13,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::MessagingError;
+use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
@@ -98,6 +99,7 @@ pub struct Conversations {
     storage: Storage,
     devices: Devices,
     ingest: Ingest,
+    cache: std::sync::Arc<MembershipCache>,
 }
 
 fn to_u64(value: i64) -> u64 {
@@ -111,7 +113,7 @@ fn to_i64(value: u64) -> i64 {
 impl Conversations {
     /// The conversations in `storage`, checking credentials against `devices`.
     pub fn new(storage: Storage, devices: Devices) -> Self {
-        Self { ingest: Ingest::new(storage.clone()), storage, devices }
+        Self { ingest: Ingest::new(storage.clone()), storage, devices, cache: Default::default() }
     }
 
     /// Starts a conversation about `patient` from `creator`'s new group (its GroupInfo and
@@ -217,6 +219,25 @@ impl Conversations {
                 .fetch_all(self.storage.pool())
                 .await?;
         rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "device_id")?)).collect()
+    }
+
+    /// The conversation and its member devices for a message from `sender`: from this node's
+    /// short-lived copy when `sender` is in it, else read now (see `cache`). `None` when there
+    /// is no such conversation.
+    pub async fn for_sending(
+        &self,
+        id: ConversationId,
+        sender: DeviceId,
+    ) -> Result<Option<(Conversation, Vec<DeviceId>)>, MessagingError> {
+        if let Some((conversation, members)) = self.cache.get(id)
+            && members.contains(&sender)
+        {
+            return Ok(Some((conversation, members)));
+        }
+        let Some(conversation) = self.get(id).await? else { return Ok(None) };
+        let members = self.members(id).await?;
+        self.cache.put(conversation.clone(), members.clone());
+        Ok(Some((conversation, members)))
     }
 
     /// Validates `commit` from `sender` against the conversation's public group, checks every
@@ -333,6 +354,7 @@ impl Conversations {
             }
         }
         tx.commit().await?;
+        self.cache.forget(conversation.id);
         let recipients = before.into_iter().filter(|d| *d != sender.id).collect();
         Ok(Committed::Accepted { stored, epoch, recipients, welcomed })
     }
@@ -466,6 +488,7 @@ impl Conversations {
             .await?;
         sqlx::query("DELETE FROM welcomes WHERE device_id = $1").bind(device.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
+        self.cache.clear();
         rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?)).collect()
     }
 }

@@ -3,6 +3,7 @@
 //! their KeyPackages, validates and orders every commit against its copy of each group's public
 //! state, and stores and delivers ciphertext it cannot read.
 
+pub mod cache;
 pub mod claims;
 pub mod conversations;
 pub mod devices;

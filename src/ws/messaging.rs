@@ -181,9 +181,8 @@ async fn send(
     // The attached device was checked at attach; a device removed since is no longer in any
     // conversation's membership, which is read here once and is also the fan-out.
     let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
-    let found = state.conversations.get(conversation).await.map_err(|e| error_code(&e))?;
-    let conversation = found.ok_or(ErrorCode::NotFound)?;
-    let members = state.conversations.members(conversation.id).await.map_err(|e| error_code(&e))?;
+    let found = state.conversations.for_sending(conversation, device).await.map_err(|e| error_code(&e))?;
+    let (conversation, members) = found.ok_or(ErrorCode::NotFound)?;
     if !members.contains(&device) {
         return Err(ErrorCode::NotFound);
     }
