@@ -85,7 +85,11 @@ async fn run() {
                 theirs.p50,
                 theirs.p99,
                 100.0 * ours.deliveries / theirs.deliveries.max(1.0),
-                if ours.closed { " (the sending socket was closed, 4008: a queue to or from it overflowed)" } else { "" }
+                if ours.closed {
+                    " (the sending socket was closed, 4008: a queue to or from it overflowed)"
+                } else {
+                    ""
+                }
             );
         }
         room.tear_down(&practice).await;
