@@ -55,7 +55,13 @@ async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let postgres = std::env::var("BENCH_POSTGRES").is_ok_and(|v| v == "1");
-    let (env, databases) = if postgres { postgres_env().await } else { (Vec::new(), Vec::new()) };
+    let (env, databases) = if postgres {
+        let socket = support::postgres_socket_dir().expect("PostgreSQL's Unix socket");
+        let (env, names) = support::server_databases("bench_msg", Some(&socket)).await;
+        (env, names.to_vec())
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let node = Node::start(dir.path(), &env);
     println!(
         "messaging benchmark: Confidant on {} (server core 0), generator core 1, {:?} per step",
@@ -97,33 +103,8 @@ async fn run() {
     drop(bare);
     drop(node);
     for name in databases {
-        admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        support::pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     }
-}
-
-async fn admin(sql: &str) {
-    use sqlx::Connection;
-    let url =
-        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let mut c = sqlx::PgConnection::connect(&format!("{url}/postgres")).await.expect("PostgreSQL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut c).await.expect("admin statement");
-}
-
-/// Fresh databases for Confidant on PostgreSQL, reached through its Unix socket.
-async fn postgres_env() -> (Vec<(&'static str, String)>, Vec<String>) {
-    let url =
-        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let socket = support::postgres_socket_dir().expect("PostgreSQL's Unix socket");
-    let suffix = Uuid::new_v4().simple().to_string();
-    let (main, audit) = (format!("bench_msg_{suffix}"), format!("bench_msg_audit_{suffix}"));
-    admin(&format!("CREATE DATABASE {main}")).await;
-    admin(&format!("CREATE DATABASE {audit}")).await;
-    let env = vec![
-        ("CONFIDANT_DATABASE_URL", format!("{url}/{main}?host={socket}")),
-        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{url}/{audit}?host={socket}")),
-        ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
-    ];
-    (env, vec![main, audit])
 }
 
 /// A clinician (TOTP enrolled) and a patient on their care team, both signed in.

@@ -317,29 +317,10 @@ impl Practice {
 /// Two nodes on one PostgreSQL and Redis: sessions on B, bookings through A. The nodes connect
 /// to PostgreSQL through the Unix socket in `socket_dir` when given, else over TCP.
 async fn two_nodes(subscribers: usize, changes: usize, socket_dir: Option<&str>) {
-    let pg =
-        std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let redis = std::env::var("CONFIDANT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (main_db, audit_db) = (format!("bench_rt_{suffix}"), format!("bench_rt_audit_{suffix}"));
-    let admin = |sql: String| {
-        let pg = pg.clone();
-        async move {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&format!("{pg}/postgres")).await.expect("PostgreSQL");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("admin statement");
-        }
-    };
-    admin(format!("CREATE DATABASE {main_db}")).await;
-    admin(format!("CREATE DATABASE {audit_db}")).await;
-    let via = socket_dir.map(|dir| format!("?host={dir}")).unwrap_or_default();
-    let env = [
-        ("CONFIDANT_DATABASE_URL", format!("{pg}/{main_db}{via}")),
-        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{pg}/{audit_db}{via}")),
-        ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
-        ("CONFIDANT_REDIS_URL", redis),
-        ("CONFIDANT_HUB__REDIS_CHANNEL", format!("bench:{suffix}")),
-    ];
+    let (mut env, [main_db, audit_db]) = support::server_databases("bench_rt", socket_dir).await;
+    let channel = format!("bench:{}", uuid::Uuid::new_v4().simple());
+    env.extend([("CONFIDANT_REDIS_URL", redis), ("CONFIDANT_HUB__REDIS_CHANNEL", channel)]);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Node::start(dir_a.path(), &env);
     let b = Node::start(dir_b.path(), &env);
@@ -354,8 +335,9 @@ async fn two_nodes(subscribers: usize, changes: usize, socket_dir: Option<&str>)
     );
     drop(open);
     drop((a, b));
-    admin(format!("DROP DATABASE IF EXISTS {main_db} WITH (FORCE)")).await;
-    admin(format!("DROP DATABASE IF EXISTS {audit_db} WITH (FORCE)")).await;
+    for name in [main_db, audit_db] {
+        support::pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
 }
 
 /// The bare comparison server, as a child process of this program.

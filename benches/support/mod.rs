@@ -32,8 +32,32 @@ impl Drop for Guard {
     }
 }
 
-fn pg_url() -> String {
+/// The PostgreSQL server the benchmarks use (as the tests do), without a database name.
+pub fn pg_url() -> String {
     std::env::var("CONFIDANT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Runs one administrative statement (CREATE or DROP DATABASE) on the PostgreSQL server.
+pub async fn pg_admin(sql: &str) {
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_url())).await.expect("PostgreSQL must run");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut admin).await.expect("admin statement");
+}
+
+/// Fresh main and audit databases for Confidant server processes, named `<prefix>_...`, and the
+/// environment that points a server at them (through PostgreSQL's Unix socket in `socket_dir`
+/// when given, else over TCP). Drop them with [`pg_admin`] when done.
+pub async fn server_databases(prefix: &str, socket_dir: Option<&str>) -> (Vec<(&'static str, String)>, [String; 2]) {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (main, audit) = (format!("{prefix}_{suffix}"), format!("{prefix}_audit_{suffix}"));
+    pg_admin(&format!("CREATE DATABASE {main}")).await;
+    pg_admin(&format!("CREATE DATABASE {audit}")).await;
+    let (url, via) = (pg_url(), socket_dir.map(|dir| format!("?host={dir}")).unwrap_or_default());
+    let env = vec![
+        ("CONFIDANT_DATABASE_URL", format!("{url}/{main}{via}")),
+        ("CONFIDANT_AUDIT_DATABASE_URL", format!("{url}/{audit}{via}")),
+        ("CONFIDANT_MASTER_KEY", "YmVuY2gtbWFzdGVyLWtleS1mb3ItY29uZmlkYW50MDE=".into()),
+    ];
+    (env, [main, audit])
 }
 
 /// Where PostgreSQL's Unix socket lives on this machine, if it runs here.

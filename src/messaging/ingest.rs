@@ -7,6 +7,7 @@
 //! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
 //! so a message encrypted in an epoch that is over is refused (answered stale) as before.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use confidant_actors::ids::{ConversationId, DeviceId};
@@ -90,14 +91,16 @@ async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
 
 /// Writes `jobs`; the seq of each, in order (`None`: its epoch is over).
 async fn write(storage: &Storage, jobs: &[Job]) -> Result<Vec<Option<u64>>, MessagingError> {
-    // Runs of one conversation and epoch, in order of first arrival.
+    // Runs of one conversation and epoch, in order of first arrival (a batch may hold a
+    // thousand conversations: found by key, not by scanning).
     let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
+    let mut by_key: HashMap<(ConversationId, u64), usize> = HashMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        let key = (job.conversation, job.epoch);
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(i),
-            None => groups.push((key, vec![i])),
-        }
+        let group = *by_key.entry((job.conversation, job.epoch)).or_insert_with(|| {
+            groups.push(((job.conversation, job.epoch), Vec::new()));
+            groups.len() - 1
+        });
+        groups[group].1.push(i);
     }
     let mut seqs = vec![None; jobs.len()];
     let mut rows = String::from("[");

@@ -144,6 +144,22 @@ async fn member(
     Ok((device, conversation))
 }
 
+/// Records `event` and waits for the audit writer's acknowledgement; without it nothing may
+/// be stored (`unavailable`, fail closed).
+async fn on_record(state: &AppState, event: AuditEvent) -> Result<(), ErrorCode> {
+    record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.map_err(|_| ErrorCode::Unavailable)
+}
+
+/// The answer to a commit or message that was stored at `seq`.
+fn accepted(id: String, conversation: &Conversation, seq: u64, epoch: u64) -> ServerFrame {
+    ServerFrame::MlsAccepted { v: VERSION, id, conversation_id: *conversation.id.as_uuid(), seq, epoch }
+}
+
+/// The answer to a commit or message made in an epoch that is over.
+fn stale(id: String, conversation: &Conversation, epoch: u64) -> ServerFrame {
+    ServerFrame::MlsStaleEpoch { v: VERSION, id, conversation_id: *conversation.id.as_uuid(), epoch }
+}
+
 fn decode(text: &str) -> Result<Vec<u8>, ErrorCode> {
     B64.decode(text).map_err(|_| ErrorCode::MalformedFrame)
 }
@@ -189,31 +205,18 @@ async fn send(
     // Audited (and acknowledged) before it is stored: if the audit trail cannot take it,
     // nothing is stored or delivered and the sender hears `unavailable`.
     let event = audited(state, who, peer, &conversation, "mls_application", bytes.len(), Outcome::Success);
-    if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
-        return Err(ErrorCode::Unavailable);
-    }
+    on_record(state, event).await?;
     let now = state.identity.clock.now_ms();
     let sent =
         state.conversations.send(device, &conversation, members, &bytes, now).await.map_err(|e| error_code(&e))?;
     let (stored, epoch, recipients) = match sent {
         Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),
         Sent::Stale { epoch } => {
-            return Ok(vec![ServerFrame::MlsStaleEpoch {
-                v: VERSION,
-                id,
-                conversation_id: *conversation.id.as_uuid(),
-                epoch,
-            }]);
+            return Ok(vec![stale(id, &conversation, epoch)]);
         }
     };
     deliver(state, recipients, &message_frame(&stored)).await;
-    Ok(vec![ServerFrame::MlsAccepted {
-        v: VERSION,
-        id,
-        conversation_id: *conversation.id.as_uuid(),
-        seq: stored.seq,
-        epoch,
-    }])
+    Ok(vec![accepted(id, &conversation, stored.seq, epoch)])
 }
 
 async fn commit_frame(
@@ -230,9 +233,7 @@ async fn commit_frame(
     let (device, conversation) = member(state, who, conversation).await?;
     // As for application messages, the submission is on record before it can change anything.
     let event = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Success);
-    if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
-        return Err(ErrorCode::Unavailable);
-    }
+    on_record(state, event).await?;
     let now = state.identity.clock.now_ms();
     let policy = CarePolicy(state);
     let outcome = state.conversations.commit(&device, &conversation, &commit, welcome.as_deref(), &policy, now).await;
@@ -249,12 +250,7 @@ async fn commit_frame(
     let (stored, epoch, recipients, welcomed) = match committed {
         Committed::Accepted { stored, epoch, recipients, welcomed } => (stored, epoch, recipients, welcomed),
         Committed::Stale { epoch } => {
-            return Ok(vec![ServerFrame::MlsStaleEpoch {
-                v: VERSION,
-                id,
-                conversation_id: *conversation.id.as_uuid(),
-                epoch,
-            }]);
+            return Ok(vec![stale(id, &conversation, epoch)]);
         }
     };
     if !welcomed.is_empty() {
@@ -274,13 +270,7 @@ async fn commit_frame(
     for (device, welcome) in &welcomed {
         deliver(state, [*device], &welcome_frame(welcome)).await;
     }
-    Ok(vec![ServerFrame::MlsAccepted {
-        v: VERSION,
-        id,
-        conversation_id: *conversation.id.as_uuid(),
-        seq: stored.seq,
-        epoch,
-    }])
+    Ok(vec![accepted(id, &conversation, stored.seq, epoch)])
 }
 
 async fn ack(

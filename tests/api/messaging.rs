@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use confidant_client::{ClientError, Connection, Device, Event, Server};
+use confidant_client::{Api, ClientError, Connection, Device, Event, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -38,6 +38,23 @@ async fn text_of(device: &mut Device, socket: &mut Connection) -> String {
         Event::Message { text, .. } => String::from_utf8(text).unwrap(),
         other => panic!("expected a message, got {other:?}"),
     }
+}
+
+/// A clinician's device and a patient's device, each attached over its own socket, in a new
+/// conversation about `record` that the clinician started and the patient joined.
+async fn converse(
+    clinician: &Api,
+    patient: &Api,
+    record: Uuid,
+    patient_user: Uuid,
+) -> (Device, Connection, Device, Connection, Uuid) {
+    let mut dr = Device::register(clinician).await.unwrap();
+    let mut phone = Device::register(patient).await.unwrap();
+    let mut dr_socket = dr.connect(clinician).await.unwrap();
+    let mut phone_socket = phone.connect(patient).await.unwrap();
+    let conversation = dr.create_conversation(clinician, &mut dr_socket, record, &[patient_user]).await.unwrap();
+    assert_eq!(next_message(&mut phone, &mut phone_socket).await, Event::Joined { conversation });
+    (dr, dr_socket, phone, phone_socket, conversation)
 }
 
 /// Every byte the databases hold, as text, for searching.
@@ -94,12 +111,8 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     );
 
     // Devices register; the clinician starts a conversation about Ada with Ada.
-    let mut dr = Device::register(&api_dr).await.unwrap();
-    let mut phone = Device::register(&api_ada).await.unwrap();
-    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
-    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
-    let conversation = dr.create_conversation(&api_dr, &mut dr_socket, record, &[id(&ada)]).await.unwrap();
-    assert_eq!(next_message(&mut phone, &mut phone_socket).await, Event::Joined { conversation });
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record, id(&ada)).await;
 
     // Both ways.
     dr.send(&mut dr_socket, conversation, b"secret one: how are you sleeping").await.unwrap();
@@ -266,12 +279,8 @@ async fn two_nodes_deliver_through_redis() {
 
     let (on_a, on_b) = (server(&a), server(&b));
     let (api_dr, api_ada) = (on_a.with_token(&clinician.session.access), on_b.with_token(&ada.session.access));
-    let mut dr = Device::register(&api_dr).await.unwrap();
-    let mut phone = Device::register(&api_ada).await.unwrap();
-    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
-    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
-    let conversation = dr.create_conversation(&api_dr, &mut dr_socket, record, &[id(&ada)]).await.unwrap();
-    assert_eq!(next_message(&mut phone, &mut phone_socket).await, Event::Joined { conversation });
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record, id(&ada)).await;
     dr.send(&mut dr_socket, conversation, b"from node a").await.unwrap();
     assert_eq!(text_of(&mut phone, &mut phone_socket).await, "from node a");
     phone.send(&mut phone_socket, conversation, b"from node b").await.unwrap();
