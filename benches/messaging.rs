@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 mod support;
 
-use support::node::{Node, PASSWORD, connector, enroll_totp, http_client, sign_in};
+use support::node::{Node, PASSWORD, connector, enroll_totp, owner_and_clinician, sign_in};
 
 /// Conversation sizes (devices) and the offered message rates (per second) tried for each.
 const SCENARIOS: [(&str, usize, &[u32]); 3] = [
@@ -117,14 +117,7 @@ struct Practice {
 
 impl Practice {
     async fn set_up(node: &Node) -> Self {
-        node.cli(
-            &["user", "create", "--role", "practice_owner", "--email", "owner@bench.example"],
-            &format!("{PASSWORD}\n"),
-        );
-        node.cli(&["user", "create", "--role", "clinician", "--email", "dr@bench.example"], &format!("{PASSWORD}\n"));
-        let client = http_client(node);
-        let owner = sign_in(&client, node, "owner@bench.example").await;
-        enroll_totp(&client, node, &owner).await;
+        let (client, _owner) = owner_and_clinician(node).await;
         let clinician = sign_in(&client, node, "dr@bench.example").await;
         enroll_totp(&client, node, &clinician).await;
         let post = |path: &str, token: &str, body: Value| {

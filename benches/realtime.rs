@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
-use support::node::{Node, PASSWORD, connector, enroll_totp, http_client, rss_kib, sign_in, ticks_per_sec};
+use support::node::{Node, connector, owner_and_clinician, rss_kib, ticks_per_sec};
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -286,14 +286,7 @@ struct Practice {
 
 impl Practice {
     async fn set_up(node: &Node) -> Self {
-        node.cli(
-            &["user", "create", "--role", "practice_owner", "--email", "owner@bench.example"],
-            &format!("{PASSWORD}\n"),
-        );
-        node.cli(&["user", "create", "--role", "clinician", "--email", "dr@bench.example"], &format!("{PASSWORD}\n"));
-        let client = http_client(node);
-        let token = sign_in(&client, node, "owner@bench.example").await;
-        enroll_totp(&client, node, &token).await;
+        let (client, token) = owner_and_clinician(node).await;
         let users: Value =
             client.get(node.url("/api/v1/users")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         let clinician = users.as_array().unwrap().iter().find(|u| u["role"] == "clinician").unwrap()["user_id"]

@@ -186,3 +186,18 @@ pub fn http_client(node: &Node) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The accounts every load benchmark starts from: a practice owner (`owner@bench.example`) and a
+/// clinician (`dr@bench.example`), made on the command line; the owner signed in with TOTP
+/// enrolled. Returns a client for the node and the owner's access token.
+pub async fn owner_and_clinician(node: &Node) -> (reqwest::Client, String) {
+    node.cli(
+        &["user", "create", "--role", "practice_owner", "--email", "owner@bench.example"],
+        &format!("{PASSWORD}\n"),
+    );
+    node.cli(&["user", "create", "--role", "clinician", "--email", "dr@bench.example"], &format!("{PASSWORD}\n"));
+    let client = http_client(node);
+    let owner = sign_in(&client, node, "owner@bench.example").await;
+    enroll_totp(&client, node, &owner).await;
+    (client, owner)
+}
