@@ -144,7 +144,7 @@ impl AuditRow {
     }
 
     /// Columns 5 to 16 in table order: the fields after `at_ms`, each text or null.
-    fn text_fields(&self) -> [Option<&str>; 12] {
+    pub(crate) fn text_fields(&self) -> [Option<&str>; 12] {
         [
             Some(&self.actor_kind),
             self.actor_user_id.as_ref(),

@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
+mod pages;
 pub mod purge;
 pub mod role;
 pub mod store;

@@ -2,18 +2,18 @@
 //! deleted, inserted or reordered entry shows up as the first sequence number whose link or
 //! hash does not hold.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::ControlFlow;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use ed25519_dalek::VerifyingKey;
 
-use super::chain::Hash;
-use super::chain::{AuditRow, EntryContent, GENESIS};
+use super::chain::{AuditRow, GENESIS, Hash};
 use super::checkpoint::Checkpoint;
+use super::pages::{Entry, Malformed, PAGE, PageSource, RawPage};
 use super::purge::anchors;
 use super::store::COLUMNS;
 use crate::storage::{Storage, StorageError};
@@ -73,48 +73,31 @@ impl fmt::Display for Broken {
     }
 }
 
-/// Entries per page read by [`verify_chains`].
-const PAGE: i64 = 16_384;
+/// Pages fetched and checked at once: enough to keep every core busy, since each page is
+/// assembled by the database (on its own connection) and then parsed and hashed by itself.
+fn pages_in_flight() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
 
 /// Verifies every chain in the audit store. `Ok(Ok(chains))` when all hold, `Ok(Err(broken))`
 /// at the first entry that does not.
 ///
 /// Each chain is read in pages of consecutive sequence numbers, so page boundaries are known
-/// before any page arrives and the database assembles the next few pages (see
-/// `Backend::audit_page_sql`) on other connections while this one is checked. Hashes within a
-/// page are recomputed on every core. Entries appended while verification runs are left for
-/// the next run.
+/// before any page arrives and several pages are fetched and checked at once, each on its own
+/// (its entries' hashes and the links between them); the pages are then joined in chain order,
+/// which only compares each page's first link with the page before. Entries appended while
+/// verification runs are left for the next run.
 pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>, Broken>, StorageError> {
     let anchors = anchors(storage).await?.into_iter().map(|(node, a)| (node, (a.seq, a.hash))).collect();
     let spans = spans(storage).await?;
-    let mut pages = spans.iter().flat_map(Span::pages);
-    let ahead = std::thread::available_parallelism().map_or(2, |n| n.get() + 1);
-    let mut in_flight = std::collections::VecDeque::with_capacity(ahead);
-    let mut walk = Walk { chains: Vec::new(), prev_hash: GENESIS, anchors };
-    loop {
-        while in_flight.len() < ahead {
-            let Some((node, from, to)) = pages.next() else { break };
-            let storage = storage.clone();
-            in_flight.push_back(tokio::spawn(async move { fetch_page(&storage, node, from, to).await }));
-        }
-        let Some(fetch) = in_flight.pop_front() else { break };
-        let Some(page) = fetch.await.map_err(|_| StorageError::Encode)?? else { continue };
-        let (returned, verdict) = tokio::task::spawn_blocking(move || {
-            let verdict = match serde_json::from_str::<Vec<PagedEntry<'_>>>(&page) {
-                Ok(mut entries) => walk.check(&mut entries).map_err(PageError::Broken),
-                Err(_) => Err(PageError::Malformed),
-            };
-            (walk, verdict)
-        })
-        .await
-        .map_err(|_| StorageError::Encode)?;
-        walk = returned;
-        match verdict {
-            Ok(()) => {}
-            Err(PageError::Broken(broken)) => return Ok(Err(broken)),
-            Err(PageError::Malformed) => return Err(StorageError::Encode),
-        }
-    }
+    let in_flight = pages_in_flight();
+    let source = PageSource::open(storage, u32::try_from(in_flight).unwrap_or(4)).await?;
+    let walked = walk_pages(&source, &spans, Walk { chains: Vec::new(), prev_hash: GENESIS, anchors }, in_flight).await;
+    source.close().await;
+    let walk = match walked? {
+        Ok(walk) => walk,
+        Err(broken) => return Ok(Err(broken)),
+    };
     // A chain with a gap holds entries beyond the pages its count covered; the first of them
     // is where the chain breaks.
     for span in &spans {
@@ -125,6 +108,48 @@ pub async fn verify_chains(storage: &Storage) -> Result<Result<Vec<ChainSummary>
         }
     }
     Ok(Ok(walk.chains))
+}
+
+/// Fetches and checks the pages of `spans`, `in_flight` at a time, joining their reports in order.
+async fn walk_pages(
+    source: &PageSource,
+    spans: &[Span],
+    mut walk: Walk,
+    in_flight: usize,
+) -> Result<Result<Walk, Broken>, StorageError> {
+    let mut pages = spans.iter().flat_map(Span::pages);
+    let mut running = std::collections::VecDeque::with_capacity(in_flight);
+    let outcome = loop {
+        while running.len() < in_flight {
+            let Some((node, from, to)) = pages.next() else { break };
+            let source = source.clone();
+            running.push_back(tokio::spawn(async move { check_page(&source, node, from, to).await }));
+        }
+        let Some(task) = running.pop_front() else { break Ok(Ok(walk)) };
+        let report = match task.await {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => break Err(error),
+            Err(_) => break Err(StorageError::Encode),
+        };
+        if let Some(report) = report
+            && let Err(broken) = walk.join(report)
+        {
+            break Ok(Err(broken));
+        }
+    };
+    for task in running {
+        task.abort();
+    }
+    outcome
+}
+
+/// Fetches one page and checks it by itself on a blocking thread; `None` when it is empty.
+async fn check_page(source: &PageSource, node: String, from: i64, to: i64) -> Result<Option<PageReport>, StorageError> {
+    let Some(page) = source.fetch(&node, from, to).await? else { return Ok(None) };
+    let checked =
+        tokio::task::spawn_blocking(move || PageReport::of(&page, &node)).await.map_err(|_| StorageError::Encode)?;
+    // A page not in the form its query produces is our bug, not tampering.
+    checked.map_err(|_: Malformed| StorageError::Encode)
 }
 
 /// What the store holds of one node's chain: its lowest and highest seq and how many entries.
@@ -158,17 +183,6 @@ async fn spans(storage: &Storage) -> Result<Vec<Span>, StorageError> {
         .map_err(StorageError::from)
 }
 
-/// The entries of `node`'s chain with `from <= seq < to`, as one JSON text; `None` when none.
-async fn fetch_page(storage: &Storage, node: String, from: i64, to: i64) -> Result<Option<String>, StorageError> {
-    let page: Option<String> = sqlx::query_scalar(storage.backend().audit_page_sql())
-        .bind(node)
-        .bind(from)
-        .bind(to)
-        .fetch_one(storage.pool())
-        .await?;
-    Ok(page.filter(|p| p != "[]"))
-}
-
 /// The lowest seq above `after` in `node`'s chain.
 async fn next_seq(storage: &Storage, node: &str, after: i64) -> Result<i64, StorageError> {
     Ok(sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND seq > $2")
@@ -178,105 +192,93 @@ async fn next_seq(storage: &Storage, node: &str, after: i64) -> Result<i64, Stor
         .await?)
 }
 
-/// An entry as a page delivers it: the stored columns in table order, hashes in hex.
-#[derive(serde::Deserialize)]
-struct PagedEntry<'a> {
-    #[serde(borrow)]
-    node_id: Cow<'a, str>,
-    seq: i64,
-    #[serde(borrow)]
-    event_id: Cow<'a, str>,
-    at_ms: i64,
-    #[serde(borrow)]
-    actor_kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    actor_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    actor_role: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    source_ip: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    resource_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    resource_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    patient_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    outcome: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    prev_hash: Cow<'a, str>,
-    #[serde(borrow)]
-    hash: Cow<'a, str>,
+/// What one page shows by itself: where it starts, how far it holds, and its first bad entry.
+#[derive(Debug, PartialEq, Eq)]
+struct PageReport {
+    node_id: String,
+    /// The first entry's seq and stored `prev_hash`, to be linked to the page before.
+    first_seq: i64,
+    first_prev: Option<Hash>,
+    /// How many entries hold, from the first on.
+    good: u64,
+    /// The last of them: seq and hash.
+    last: Option<(i64, Hash)>,
+    /// The first entry that does not hold, unless it is the first (whose link only the walk
+    /// can check, and which it reports first).
+    problem: Option<(i64, Problem)>,
 }
 
-impl PagedEntry<'_> {
-    /// Whether the stored hash is `SHA-256(prev_hash || canonical bytes)`.
-    fn hash_holds(&self, hashes: &Hashes, scratch: &mut Vec<u8>) -> bool {
-        let content = EntryContent {
-            node_id: &self.node_id,
-            seq: self.seq,
-            event_id: &self.event_id,
-            at_ms: self.at_ms,
-            texts: [
-                self.actor_kind.as_deref(),
-                self.actor_user_id.as_deref(),
-                self.actor_role.as_deref(),
-                self.session_id.as_deref(),
-                self.request_id.as_deref(),
-                self.source_ip.as_deref(),
-                self.action.as_deref(),
-                self.resource_type.as_deref(),
-                self.resource_id.as_deref(),
-                self.patient_id.as_deref(),
-                self.outcome.as_deref(),
-                self.reason.as_deref(),
-            ],
-        };
-        content.hash_after_in(&hashes.prev, scratch) == hashes.this
+impl PageReport {
+    /// Checks a page by itself; `None` when it holds no entries. An intact page is checked in
+    /// one pass as it is parsed (it arrives in chain order); a page with anything wrong is
+    /// parsed again and sorted first, so that the entry named is the first in chain order
+    /// whatever order the database delivered.
+    fn of(page: &RawPage, node_id: &str) -> Result<Option<Self>, Malformed> {
+        let mut in_arrival_order = PageCheck::new(node_id);
+        page.for_each(node_id, &mut |entry| in_arrival_order.push(entry))?;
+        if in_arrival_order.intact() {
+            return Ok(in_arrival_order.report);
+        }
+        page.with_entries(node_id, |entries| {
+            entries.sort_unstable_by_key(|entry| entry.content.seq);
+            let mut in_chain_order = PageCheck::new(node_id);
+            for entry in entries.iter() {
+                if in_chain_order.push(entry).is_break() {
+                    break;
+                }
+            }
+            in_chain_order.report
+        })
     }
 }
 
-/// An entry's two stored hashes, decoded.
-struct Hashes {
-    prev: Hash,
-    this: Hash,
+/// A page's entries checked one after another: each follows the one before it (seq and link)
+/// and matches its own hash.
+struct PageCheck<'n> {
+    node_id: &'n str,
+    report: Option<PageReport>,
+    scratch: Vec<u8>,
 }
 
-/// 32 bytes from 64 hex digits of either case; `None` for anything else (a stored hash of the
-/// wrong length, only possible by tampering).
-fn decode_hash(hex: &str) -> Option<Hash> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
+impl<'n> PageCheck<'n> {
+    fn new(node_id: &'n str) -> Self {
+        Self { node_id, report: None, scratch: Vec::with_capacity(400) }
+    }
+
+    /// Checks the next entry; breaks at the first that does not hold.
+    fn push(&mut self, entry: &Entry<'_>) -> ControlFlow<()> {
+        let seq = entry.content.seq;
+        let report = self.report.get_or_insert_with(|| PageReport {
+            node_id: self.node_id.to_owned(),
+            first_seq: seq,
+            first_prev: entry.prev_hash,
+            good: 0,
+            last: None,
+            problem: None,
+        });
+        let problem = match (report.last, entry.prev_hash, entry.hash) {
+            (Some((last_seq, _)), _, _) if seq != last_seq + 1 => Some(Problem::Missing),
+            (Some((_, last_hash)), prev, _) if prev != Some(last_hash) => Some(Problem::BrokenLink),
+            (_, Some(prev), Some(this)) if entry.content.hash_after_in(&prev, &mut self.scratch) == this => None,
+            _ => Some(Problem::Altered),
+        };
+        match (problem, entry.hash) {
+            (None, Some(hash)) => {
+                report.good += 1;
+                report.last = Some((seq, hash));
+                ControlFlow::Continue(())
+            }
+            _ => {
+                report.problem = Some((seq, problem.unwrap_or(Problem::Altered)));
+                ControlFlow::Break(())
+            }
         }
     }
-    let digits = hex.as_bytes();
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
-}
 
-/// Why a page failed.
-enum PageError {
-    Broken(Broken),
-    /// The page is not the JSON the query builds (a bug, not tampering).
-    Malformed,
+    /// Whether every entry pushed held.
+    fn intact(&self) -> bool {
+        self.report.as_ref().is_none_or(|report| report.problem.is_none())
+    }
 }
 
 /// Where verification stands between pages.
@@ -289,75 +291,34 @@ struct Walk {
 }
 
 impl Walk {
-    /// Checks the next entries of the walk (a page, in any order: they are sorted into chain
-    /// order first, which costs next to nothing when they arrive in order): the links one
-    /// after another, the hashes in parallel. Reports the first entry that does not hold.
-    fn check(&mut self, entries: &mut [PagedEntry<'_>]) -> Result<(), Broken> {
-        entries.sort_by(|a, b| (&a.node_id, a.seq).cmp(&(&b.node_id, b.seq)));
-        let mut first_bad: Option<(usize, Problem)> = None;
-        let mut prev = self.prev_hash;
-        let mut hashes = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            if self.chains.last().is_none_or(|c| c.node_id != entry.node_id) {
-                // A purged chain starts right after its anchor (checked for its signature in
-                // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
-                let (last_seq, start) = self.anchors.get(entry.node_id.as_ref()).copied().unwrap_or((0, GENESIS));
-                self.chains.push(ChainSummary { node_id: entry.node_id.to_string(), entries: 0, last_seq });
-                prev = start;
-            }
-            let Some(chain) = self.chains.last_mut() else { break };
-            if entry.seq != chain.last_seq + 1 {
-                first_bad = Some((i, Problem::Missing));
-                break;
-            }
-            let (Some(stored_prev), Some(this)) = (decode_hash(&entry.prev_hash), decode_hash(&entry.hash)) else {
-                first_bad = Some((i, Problem::Altered));
-                break;
-            };
-            if stored_prev != prev {
-                first_bad = Some((i, Problem::BrokenLink));
-                break;
-            }
-            chain.entries += 1;
-            chain.last_seq = entry.seq;
-            hashes.push(Hashes { prev: stored_prev, this });
-            prev = this;
+    /// Continues the walk with the next page in chain order: its first entry must follow the
+    /// last one checked. Reports the first entry that does not hold.
+    fn join(&mut self, page: PageReport) -> Result<(), Broken> {
+        if self.chains.last().is_none_or(|c| c.node_id != page.node_id) {
+            // A purged chain starts right after its anchor (checked for its signature in
+            // `verify_checkpoints`); any other chain starts at seq 1 after the genesis hash.
+            let (last_seq, start) = self.anchors.get(&page.node_id).copied().unwrap_or((0, GENESIS));
+            self.chains.push(ChainSummary { node_id: page.node_id.clone(), entries: 0, last_seq });
+            self.prev_hash = start;
         }
-        let altered = first_altered(&entries[..hashes.len()], &hashes);
-        let broken = |i: usize, problem| {
-            let entry = &entries[i];
-            Err(Broken { node_id: entry.node_id.to_string(), seq: entry.seq, problem })
-        };
-        match (altered, first_bad) {
-            (Some(i), _) => broken(i, Problem::Altered),
-            (None, Some((i, problem))) => broken(i, problem),
-            (None, None) => {
-                self.prev_hash = prev;
-                Ok(())
-            }
+        let broken = |seq, problem| Err(Broken { node_id: page.node_id.clone(), seq, problem });
+        let Some(chain) = self.chains.last_mut() else { return Ok(()) };
+        if page.first_seq != chain.last_seq + 1 {
+            return broken(page.first_seq, Problem::Missing);
         }
+        if page.first_prev != Some(self.prev_hash) {
+            return broken(page.first_seq, Problem::BrokenLink);
+        }
+        if let Some((seq, problem)) = page.problem {
+            return broken(seq, problem);
+        }
+        if let Some((seq, hash)) = page.last {
+            chain.entries += page.good;
+            chain.last_seq = seq;
+            self.prev_hash = hash;
+        }
+        Ok(())
     }
-}
-
-/// The first entry whose hash does not hold, recomputing on every core.
-fn first_altered(entries: &[PagedEntry<'_>], hashes: &[Hashes]) -> Option<usize> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = entries.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = entries
-            .chunks(chunk)
-            .zip(hashes.chunks(chunk))
-            .enumerate()
-            .map(|(n, (part, hashes))| {
-                scope.spawn(move || {
-                    let mut scratch = Vec::with_capacity(320);
-                    part.iter().zip(hashes).position(|(e, h)| !e.hash_holds(h, &mut scratch)).map(|i| n * chunk + i)
-                })
-            })
-            .collect();
-        // A worker cannot panic short of a bug in sha2; count that as "altered" at its chunk start.
-        workers.into_iter().enumerate().find_map(|(n, worker)| worker.join().unwrap_or(Some(n * chunk)))
-    })
 }
 
 /// Checks every checkpoint against intact `chains`: signed by `key`, and the chain still holds
@@ -482,30 +443,39 @@ mod tests {
             .collect()
     }
 
-    /// Rows as the page query delivers them.
-    fn page(rows: &[AuditRow]) -> String {
-        let mut out = String::from("[");
-        for (i, row) in rows.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            row.write_json_columns(&mut out);
-        }
-        out.push(']');
-        out
+    /// Rows as the SQLite page query delivers them: every column but `node_id`, the hashes'
+    /// lengths in place of the hashes, which follow concatenated.
+    fn json_page(rows: &[AuditRow]) -> RawPage {
+        use serde_json::json;
+        let mut hashes = Vec::new();
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| {
+                let mut columns = vec![json!(row.seq), json!(row.event_id), json!(row.at_ms)];
+                columns.extend(row.text_fields().map(|field| json!(field)));
+                columns.extend([json!(row.prev_hash.len()), json!(row.hash.len())]);
+                hashes.extend_from_slice(&row.prev_hash);
+                hashes.extend_from_slice(&row.hash);
+                serde_json::Value::Array(columns)
+            })
+            .collect();
+        RawPage::Json { text: serde_json::Value::Array(rows).to_string(), hashes }
     }
 
     /// Checks `rows` split into pages of `size`, in chain order (node ids sorted, as the query does).
     fn walk(mut rows: Vec<AuditRow>, size: usize) -> Result<Vec<ChainSummary>, Broken> {
         rows.sort_by(|a, b| (&a.node_id, a.seq).cmp(&(&b.node_id, b.seq)));
         let mut walk = Walk { chains: Vec::new(), prev_hash: GENESIS, anchors: HashMap::new() };
-        for part in rows.chunks(size) {
-            // Pages come in no particular order within themselves.
-            let mut part = part.to_vec();
-            part.reverse();
-            let text = page(&part);
-            let mut entries: Vec<PagedEntry<'_>> = serde_json::from_str(&text).unwrap();
-            walk.check(&mut entries)?;
+        for node_rows in rows.chunk_by(|a, b| a.node_id == b.node_id) {
+            for part in node_rows.chunks(size) {
+                let node = &part[0].node_id;
+                let report = PageReport::of(&json_page(part), node).unwrap().unwrap();
+                // Pages come in no particular order within themselves, and tell the same.
+                let mut reversed = part.to_vec();
+                reversed.reverse();
+                assert_eq!(PageReport::of(&json_page(&reversed), node).unwrap().unwrap(), report);
+                walk.join(report)?;
+            }
         }
         Ok(walk.chains)
     }

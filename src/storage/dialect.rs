@@ -123,29 +123,6 @@ impl Backend {
         }
     }
 
-    /// One page of `audit_entries` as ONE JSON text: an array of rows in the transport form of
-    /// [`Backend::audit_append_sql`] (hashes in hex, either case). The page holds the entries of
-    /// node `$1` with `$2 <= seq < $3`, in no promised order (the verifier sorts them; an
-    /// ordered aggregate costs the database a sort). One value per page instead of 18 per row
-    /// keeps the driver's per-value cost out of verification, which reads everything.
-    /// PostgreSQL answers NULL for an empty page, SQLite `[]`.
-    pub fn audit_page_sql(self) -> &'static str {
-        match self {
-            Backend::Sqlite => {
-                "SELECT json_group_array(json_array(node_id, seq, event_id, at_ms, actor_kind, actor_user_id, \
-                 actor_role, session_id, request_id, source_ip, action, resource_type, resource_id, patient_id, \
-                 outcome, reason, hex(prev_hash), hex(hash))) \
-                 FROM audit_entries WHERE node_id = $1 AND seq >= $2 AND seq < $3"
-            }
-            Backend::Postgres => {
-                "SELECT json_agg(json_build_array(node_id, seq, event_id, at_ms, actor_kind, actor_user_id, \
-                 actor_role, session_id, request_id, source_ip, action, resource_type, resource_id, patient_id, \
-                 outcome, reason, encode(prev_hash, 'hex'), encode(hash, 'hex')))::text \
-                 FROM audit_entries WHERE node_id = $1 AND seq >= $2 AND seq < $3"
-            }
-        }
-    }
-
     /// Lets DELETE through the audit tables' triggers for the rest of the current transaction
     /// (SQLite: the guard row, closed again before commit; PostgreSQL: a transaction-local
     /// setting). Only `confidant audit purge` runs it, and on PostgreSQL only the owner of the

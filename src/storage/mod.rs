@@ -75,6 +75,7 @@ pub struct Storage {
     pool: AnyPool,
     backend: Backend,
     store: Store,
+    location: Location,
 }
 
 impl Storage {
@@ -94,7 +95,7 @@ impl Storage {
             .connect(&url)
             .await
             .map_err(|source| StorageError::Connect { store: store.name(), source })?;
-        let storage = Self { pool, backend, store };
+        let storage = Self { pool, backend, store, location: location.clone() };
         if !storage.foreign_keys_enforced().await? {
             return Err(StorageError::ForeignKeysOff { store: store.name() });
         }
@@ -149,6 +150,16 @@ impl Storage {
     /// Which dialect this database speaks.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The PostgreSQL database this storage connects to, for the one job that needs the native
+    /// driver rather than the pool's `Any` driver (audit verification streams its pages with
+    /// `COPY`); `None` on SQLite.
+    pub(crate) fn postgres_url(&self) -> Option<&DatabaseUrl> {
+        match &self.location {
+            Location::Postgres(url) => Some(url),
+            Location::Sqlite(_) => None,
+        }
     }
 
     /// The pool, for the query modules of this crate.
