@@ -63,6 +63,34 @@ pub enum Event {
     },
 }
 
+/// What a conversation is: about one patient (the patient and the clinicians on their care
+/// team may be in it) or among staff (any staff account, never a patient). The server decides
+/// from it who may be added; a patient's id converts into [`ConversationKind::Care`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationKind {
+    /// About this patient (their record's id).
+    Care(Uuid),
+    /// Among staff, about no patient.
+    Staff,
+}
+
+impl From<Uuid> for ConversationKind {
+    fn from(patient: Uuid) -> Self {
+        ConversationKind::Care(patient)
+    }
+}
+
+impl ConversationKind {
+    /// Names the conversation in a REST body as the server reads it: `patient_id`, or
+    /// `kind: "staff"`.
+    fn name_in(self, body: &mut Value) {
+        match self {
+            ConversationKind::Care(patient) => body["patient_id"] = json!(patient),
+            ConversationKind::Staff => body["kind"] = json!("staff"),
+        }
+    }
+}
+
 /// A registered device and its MLS state.
 pub struct Device {
     pub(crate) provider: OpenMlsRustCrypto,
@@ -176,15 +204,17 @@ impl Device {
         self.cursors.keys().copied().collect()
     }
 
-    /// Starts a conversation about `patient` with every device of `users` (and this account's
-    /// other devices). Returns its id.
+    /// Starts a conversation of `kind` (a patient's id for one about that patient, or
+    /// [`ConversationKind::Staff`]) with every device of `users` (and this account's other
+    /// devices). Returns its id.
     pub async fn create_conversation(
         &mut self,
         api: &Api,
         connection: &mut Connection,
-        patient: Uuid,
+        kind: impl Into<ConversationKind>,
         users: &[Uuid],
     ) -> Result<Uuid, ClientError> {
+        let kind = kind.into();
         let id = Uuid::new_v4();
         let group = MlsGroup::builder()
             .with_group_id(GroupId::from_slice(id.as_bytes()))
@@ -195,28 +225,30 @@ impl Device {
             .build(&self.provider, &self.signer, self.credential())
             .map_err(mls("create group"))?;
         let info = group.export_group_info(self.provider.crypto(), &self.signer, false).map_err(mls("group info"))?;
-        let body = json!({
+        let mut body = json!({
             "device_id": self.device_id,
-            "patient_id": patient,
             "group_info": b64(&info.tls_serialize_detached().map_err(mls("encode"))?),
             "ratchet_tree": b64(&group.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))?),
         });
+        kind.name_in(&mut body);
         api.post("/api/v1/conversations", &body).await?;
         self.cursors.insert(id, 0);
-        self.add_users(api, connection, id, patient, users).await?;
+        self.add_users(api, connection, id, kind, users).await?;
         Ok(id)
     }
 
     /// Adds every active device of `users` (this account's other devices included) to
-    /// `conversation`, claiming one KeyPackage per device.
+    /// `conversation`, which is of `kind` (the server lets a KeyPackage be claimed only for an
+    /// account that may be in it), claiming one KeyPackage per device.
     pub async fn add_users(
         &mut self,
         api: &Api,
         connection: &mut Connection,
         conversation: Uuid,
-        patient: Uuid,
+        kind: impl Into<ConversationKind>,
         users: &[Uuid],
     ) -> Result<u64, ClientError> {
+        let kind = kind.into();
         let mut packages = Vec::new();
         let mut wanted: Vec<Uuid> = users.to_vec();
         wanted.push(self.user_id);
@@ -227,8 +259,9 @@ impl Device {
             .filter_map(|m| BasicCredential::try_from(m.credential).ok().map(|c| c.identity().to_vec()))
             .collect();
         for user in wanted {
-            let claimed =
-                api.post("/api/v1/key-packages/claim", &json!({ "user_id": user, "patient_id": patient })).await?;
+            let mut claim = json!({ "user_id": user });
+            kind.name_in(&mut claim);
+            let claimed = api.post("/api/v1/key-packages/claim", &claim).await?;
             for entry in claimed.as_array().into_iter().flatten() {
                 let device = uuid_of(&entry["device_id"])?;
                 if present.contains(&format!("confidant/{user}/{device}").into_bytes()) {

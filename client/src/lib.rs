@@ -20,7 +20,7 @@ pub mod state_file;
 
 pub use api::{Api, Server};
 pub use connection::Connection;
-pub use device::{Device, Event};
+pub use device::{ConversationKind, Device, Event};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

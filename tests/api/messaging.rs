@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use confidant_client::{Api, ClientError, Connection, Device, Event, Server};
+use confidant_client::{Api, ClientError, Connection, ConversationKind, Device, Event, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -288,9 +288,125 @@ async fn two_nodes_deliver_through_redis() {
     drop(b);
 }
 
+/// The cursor the server keeps for `device` in `conversation` (`None`: not a member), read
+/// from the database as an operator would.
+async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid) -> Option<i64> {
+    use sqlx::Connection as _;
+    let sql = "SELECT acked_seq FROM conversation_devices WHERE device_id = $1 AND conversation_id = $2";
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", app.data_dir.path().join("confidant.db").display());
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let query = sqlx::query_scalar(sql).bind(device.to_string()).bind(conversation.to_string());
+            query.fetch_optional(&mut db).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(&app.main_db.as_ref().unwrap().url()).await.unwrap();
+            let query = sqlx::query_scalar(sql).bind(device.to_string()).bind(conversation.to_string());
+            query.fetch_optional(&mut db).await.unwrap()
+        }
+    }
+}
+
+async fn staff_members_converse_in_a_staff_conversation_no_patient_can_join(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let record: Uuid = record.parse().unwrap();
+    let server = server(&app);
+    let (api_dr, api_desk, api_ada) = (
+        server.with_token(&clinician.session.access),
+        server.with_token(&desk.session.access),
+        server.with_token(&ada.session.access),
+    );
+
+    // A clinician starts a staff conversation with the front desk; both ways.
+    let mut dr = Device::register(&api_dr).await.unwrap();
+    let mut counter = Device::register(&api_desk).await.unwrap();
+    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
+    let mut counter_socket = counter.connect(&api_desk).await.unwrap();
+    let conversation =
+        dr.create_conversation(&api_dr, &mut dr_socket, ConversationKind::Staff, &[id(&desk)]).await.unwrap();
+    assert_eq!(next_message(&mut counter, &mut counter_socket).await, Event::Joined { conversation });
+    dr.send(&mut dr_socket, conversation, b"staff one: can you move my 3pm").await.unwrap();
+    assert_eq!(text_of(&mut counter, &mut counter_socket).await, "staff one: can you move my 3pm");
+    counter.send(&mut counter_socket, conversation, b"staff two: moved to 4pm").await.unwrap();
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "staff two: moved to 4pm");
+    let (status, listed) =
+        desk.session.get(&app, &format!("/api/v1/devices/{}/conversations", counter.device_id)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed[0]["kind"], "staff");
+    assert_eq!(listed[0]["patient_id"], serde_json::Value::Null);
+
+    // A patient's KeyPackages cannot be claimed for it, nor can a patient claim a staff
+    // member's for it; for a conversation they may both be in (about Ada), they can.
+    let phone = Device::register(&api_ada).await.unwrap();
+    let staff_claim = |user: Uuid| json!({ "user_id": user, "kind": "staff" });
+    let (status, _) =
+        clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&ada)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a patient may not be in a staff conversation");
+    let (status, _) =
+        ada.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&clinician)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a patient may not claim for a staff conversation");
+    let care_claim = json!({ "user_id": id(&clinician), "patient_id": record });
+    let (status, claimed) = ada.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(care_claim)).await;
+    assert_eq!(status, StatusCode::OK, "Ada and her clinician may converse about her: {claimed}");
+
+    // A commit adding the patient's device (its KeyPackage claimed for a conversation about
+    // her) is refused, and the staff conversation goes on without it.
+    let added = dr.add_users(&api_dr, &mut dr_socket, conversation, record, &[id(&ada)]).await;
+    assert!(matches!(added, Err(ClientError::Refused { ref code, .. }) if code == "forbidden"), "{added:?}");
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, None);
+    dr.send(&mut dr_socket, conversation, b"staff three: after the refusal").await.unwrap();
+    assert_eq!(text_of(&mut counter, &mut counter_socket).await, "staff three: after the refusal");
+
+    // Bad input: a staff conversation names no patient, a care conversation one.
+    for body in [
+        json!({ "user_id": id(&desk), "kind": "staff", "patient_id": record }),
+        json!({ "user_id": id(&desk) }),
+        json!({ "user_id": id(&desk), "kind": "care" }),
+    ] {
+        let (status, answer) =
+            clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(body)).await;
+        assert_eq!((status, answer["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_field")), "{answer}");
+    }
+    let both = json!({ "device_id": dr.device_id, "kind": "staff", "patient_id": record, "group_info": "", "ratchet_tree": "" });
+    let (status, _) = clinician.session.call(&app, Method::POST, "/api/v1/conversations", Some(both)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The audit trail has the staff conversation's messages and the refused commit, about no
+    // patient, and no content.
+    let entries = app.audit_entries();
+    let in_conversation: Vec<_> =
+        entries.iter().filter(|e| e["resource_id"] == conversation.to_string().as_str()).collect();
+    assert!(in_conversation.iter().all(|e| e["patient_id"].is_null()), "{in_conversation:?}");
+    assert!(in_conversation.iter().any(|e| e["resource_type"] == "message" && e["outcome"] == "denied"));
+    assert!(entries.iter().any(|e| e["reason"] == "staff_conversation_created" && e["patient_id"].is_null()));
+
+    // Disabling the front desk account takes its device out of the conversation, and no claim
+    // for a staff conversation reaches its KeyPackages any more.
+    let path = format!("/api/v1/users/{}/disable", id(&desk));
+    let (status, _) = owner.session.call(&app, Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stored_cursor(&app, backend, counter.device_id, conversation).await, None);
+    let (status, _) =
+        clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&desk)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let stored = stored_bytes(&app, backend).await;
+    for phrase in ["can you move my 3pm", "moved to 4pm", "after the refusal"] {
+        assert!(!contains(&stored, phrase), "the database holds {phrase:?}");
+        assert!(!app.logs().join("\n").contains(phrase), "the logs hold {phrase:?}");
+    }
+}
+
 crate::on_both_backends!(
     patient_and_clinician_converse_end_to_end,
-    keypackages_are_bound_to_their_device_and_used_once
+    keypackages_are_bound_to_their_device_and_used_once,
+    staff_members_converse_in_a_staff_conversation_no_patient_can_join,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
