@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use confidant_client::{Api, ClientError, Connection, ConversationKind, Device, Event, Server};
+use confidant_client::{AckPolicy, Api, ClientError, Connection, ConversationKind, Device, Event, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -308,6 +308,20 @@ async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversati
     }
 }
 
+/// Waits until the stored cursor is `expected` (acknowledgements are not answered to the SDK).
+async fn await_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid, expected: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let expected = Some(i64::try_from(expected).unwrap());
+    loop {
+        let stored = stored_cursor(app, backend, device, conversation).await;
+        if stored == expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the cursor is {stored:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn staff_members_converse_in_a_staff_conversation_no_patient_can_join(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
@@ -403,10 +417,106 @@ async fn staff_members_converse_in_a_staff_conversation_no_patient_can_join(back
     }
 }
 
+async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let mut last = 0;
+    for n in 1..=4 {
+        last = dr.send(&mut dr_socket, conversation, format!("message {n}").as_bytes()).await.unwrap();
+    }
+    let ack = |seq: u64| json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq });
+
+    // One acknowledgement of the last seq covers the four before it.
+    phone_socket.request(ack(last)).await.unwrap();
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, Some(last as i64));
+    // An older one, or one past the stream, changes nothing.
+    phone_socket.request(ack(last - 3)).await.unwrap();
+    phone_socket.request(ack(last + 100)).await.unwrap();
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, Some(last as i64));
+
+    // Attaching again replays only what follows the cursor.
+    let next = dr.send(&mut dr_socket, conversation, b"message 5").await.unwrap();
+    let mut again = phone.connect(&api_ada).await.unwrap();
+    let first = again.next(WAIT).await.unwrap().unwrap();
+    assert_eq!((first["type"].as_str(), first["seq"].as_u64()), (Some("mls.message"), Some(next)), "{first}");
+}
+
+async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let (state, key) = (app.data_dir.path().join("phone.state"), [9u8; 32]);
+    phone.use_state_file(&state, &key);
+    // Only the end of the burst, or its size, sends an acknowledgement here: not the clock.
+    phone.set_ack_policy(AckPolicy { every: 64, within: Duration::from_secs(600) });
+    phone.flush_acks(&mut phone_socket).await.unwrap();
+    let before = phone.acks_sent();
+
+    // A burst arrives while the phone is busy elsewhere; it then reads all of it.
+    const BURST: u64 = 40;
+    let mut last = 0;
+    for n in 1..=BURST {
+        last = dr.send(&mut dr_socket, conversation, format!("burst {n}").as_bytes()).await.unwrap();
+    }
+    for n in 1..=BURST {
+        assert_eq!(text_of(&mut phone, &mut phone_socket).await, format!("burst {n}"));
+    }
+    assert!(phone.next_event(&mut phone_socket, Duration::from_millis(300)).await.unwrap().is_none());
+
+    // Far fewer acknowledgements than messages, and the server's cursor is at the last one.
+    let acks = phone.acks_sent() - before;
+    assert!((1..=BURST / 8).contains(&acks), "{acks} acknowledgements for {BURST} messages");
+    await_cursor(&app, backend, phone.device_id, conversation, last).await;
+    // What was acknowledged had been saved: a restart from the file resumes after it.
+    let saved = Device::load(&state, &key).unwrap();
+    assert_eq!(saved.cursor(conversation), Some(last));
+}
+
+async fn a_message_that_crosses_the_devices_own_is_processed_not_skipped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+
+    // The phone's message is stored first; the clinician sends before reading it, so its own
+    // message gets the later seq.
+    let crossing = phone.send(&mut phone_socket, conversation, b"crossing: from the phone").await.unwrap();
+    let own = dr.send(&mut dr_socket, conversation, b"crossing: from the clinician").await.unwrap();
+    assert_eq!(own, crossing + 1);
+    assert_eq!(dr.cursor(conversation), Some(crossing - 1), "its own message does not cover the one before it");
+
+    // The earlier message is still processed, and only then acknowledged through both.
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "crossing: from the phone");
+    assert_eq!(dr.cursor(conversation), Some(own));
+    dr.flush_acks(&mut dr_socket).await.unwrap();
+    await_cursor(&app, backend, dr.device_id, conversation, own).await;
+}
+
 crate::on_both_backends!(
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,
     staff_members_converse_in_a_staff_conversation_no_patient_can_join,
+    an_acknowledgement_covers_everything_before_it_and_never_moves_back,
+    a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved,
+    a_message_that_crosses_the_devices_own_is_processed_not_skipped,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

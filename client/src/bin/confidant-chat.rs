@@ -113,7 +113,9 @@ async fn run() -> Result<(), String> {
     let mut device = if options.state.exists() {
         Device::load(&options.state, &key).map_err(|e| e.to_string())?
     } else {
-        Device::register(&api).await.map_err(|e| e.to_string())?
+        let mut device = Device::register(&api).await.map_err(|e| e.to_string())?;
+        device.use_state_file(&options.state, &key);
+        device
     };
     device.save(&options.state, &key).map_err(|e| e.to_string())?;
     let mut socket = device.connect(&api).await.map_err(|e| e.to_string())?;
@@ -150,6 +152,8 @@ async fn run() -> Result<(), String> {
         }
         device.save(&options.state, &key).map_err(|e| e.to_string())?;
     }
+    // Saves the state, then acknowledges what was read since the last acknowledgement.
+    device.flush_acks(&mut socket).await.map_err(|e| e.to_string())?;
     device.save(&options.state, &key).map_err(|e| e.to_string())?;
     socket.close().await;
     Ok(())
