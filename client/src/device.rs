@@ -1,9 +1,6 @@
 //! One device: its signature key, its MLS groups (one per conversation) and how far it has
-//! processed each. It turns the server's frames into [`Event`]s, acknowledging each message
-//! once processed so the server can replay exactly what is missing after a reconnect.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
+//! processed each; creating conversations, adding and removing members, sending. Receiving
+//! (turning the server's frames into [`Event`]s and acknowledging them) is in `receive.rs`.
 
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
@@ -15,52 +12,41 @@ use uuid::Uuid;
 use crate::ClientError;
 use crate::api::{Api, b64, unb64};
 use crate::connection::Connection;
+use crate::cursors::{Acks, Cursors};
+pub use crate::receive::Event;
+use crate::state_file::StateFile;
 
 /// The ciphersuite the server accepts.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 /// One-time KeyPackages uploaded at registration and on each refill.
 pub const KEY_PACKAGE_BATCH: usize = 20;
 
-/// Something that happened in a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// This device joined a conversation (from a Welcome).
-    Joined {
-        /// The conversation.
-        conversation: Uuid,
-    },
-    /// A message arrived and decrypted.
-    Message {
-        /// The conversation.
-        conversation: Uuid,
-        /// Its place.
-        seq: u64,
-        /// The device that sent it.
-        sender_device: Uuid,
-        /// The plaintext.
-        text: Vec<u8>,
-    },
-    /// Membership changed (a commit was merged).
-    Changed {
-        /// The conversation.
-        conversation: Uuid,
-        /// Its new epoch.
-        epoch: u64,
-    },
-    /// This device was removed from a conversation.
-    Removed {
-        /// The conversation.
-        conversation: Uuid,
-    },
-    /// A message could not be processed (it is skipped; the message says why).
-    Failed {
-        /// The conversation.
-        conversation: Uuid,
-        /// Its place.
-        seq: u64,
-        /// Why.
-        reason: String,
-    },
+/// What a conversation is: about one patient (the patient and the clinicians on their care
+/// team may be in it) or among staff (any staff account, never a patient). The server decides
+/// from it who may be added; a patient's id converts into [`ConversationKind::Care`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationKind {
+    /// About this patient (their record's id).
+    Care(Uuid),
+    /// Among staff, about no patient.
+    Staff,
+}
+
+impl From<Uuid> for ConversationKind {
+    fn from(patient: Uuid) -> Self {
+        ConversationKind::Care(patient)
+    }
+}
+
+impl ConversationKind {
+    /// Names the conversation in a REST body as the server reads it: `patient_id`, or
+    /// `kind: "staff"`.
+    fn name_in(self, body: &mut Value) {
+        match self {
+            ConversationKind::Care(patient) => body["patient_id"] = json!(patient),
+            ConversationKind::Staff => body["kind"] = json!("staff"),
+        }
+    }
 }
 
 /// A registered device and its MLS state.
@@ -71,15 +57,19 @@ pub struct Device {
     pub device_id: Uuid,
     /// Its account.
     pub user_id: Uuid,
-    /// Per conversation, the last seq processed.
-    pub(crate) cursors: BTreeMap<Uuid, u64>,
+    /// Per conversation, what has been processed.
+    pub(crate) cursors: Cursors,
+    /// What is owed to the server in acknowledgements.
+    pub(crate) acks: Acks,
+    /// Where the state is kept, when it is: saved before anything is acknowledged.
+    pub(crate) state_file: Option<StateFile>,
 }
 
-fn mls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ClientError {
+pub(crate) fn mls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ClientError {
     move |error| ClientError::Mls(format!("{what}: {error:?}"))
 }
 
-fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
+pub(crate) fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
     value.as_str().and_then(|s| s.parse().ok()).ok_or(ClientError::Protocol("missing id"))
 }
 
@@ -94,7 +84,15 @@ impl Device {
         let provider = OpenMlsRustCrypto::default();
         // Kept with the MLS state, so the state file holds it (sealed) and nothing else does.
         signer.store(provider.storage()).map_err(mls("store signature key"))?;
-        let device = Self { provider, signer, device_id, user_id, cursors: BTreeMap::new() };
+        let device = Self {
+            provider,
+            signer,
+            device_id,
+            user_id,
+            cursors: Cursors::default(),
+            acks: Acks::default(),
+            state_file: None,
+        };
         device.upload_key_packages(api, KEY_PACKAGE_BATCH, true).await?;
         Ok(device)
     }
@@ -154,7 +152,7 @@ impl Device {
         Ok(connection)
     }
 
-    fn group_config() -> MlsGroupCreateConfig {
+    pub(crate) fn group_config() -> MlsGroupCreateConfig {
         MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
             // Commits in the clear for the server to validate; application messages are always
@@ -165,7 +163,7 @@ impl Device {
             .build()
     }
 
-    fn group(&self, conversation: Uuid) -> Result<MlsGroup, ClientError> {
+    pub(crate) fn group(&self, conversation: Uuid) -> Result<MlsGroup, ClientError> {
         MlsGroup::load(self.provider.storage(), &GroupId::from_slice(conversation.as_bytes()))
             .map_err(mls("load group"))?
             .ok_or(ClientError::Protocol("not a member of this conversation"))
@@ -173,18 +171,26 @@ impl Device {
 
     /// The conversations this device is in.
     pub fn conversations(&self) -> Vec<Uuid> {
-        self.cursors.keys().copied().collect()
+        self.cursors.conversations()
     }
 
-    /// Starts a conversation about `patient` with every device of `users` (and this account's
-    /// other devices). Returns its id.
+    /// The seq through which this device has processed everything of `conversation` (what it
+    /// may acknowledge), if it is in it.
+    pub fn cursor(&self, conversation: Uuid) -> Option<u64> {
+        self.cursors.through(conversation)
+    }
+
+    /// Starts a conversation of `kind` (a patient's id for one about that patient, or
+    /// [`ConversationKind::Staff`]) with every device of `users` (and this account's other
+    /// devices). Returns its id.
     pub async fn create_conversation(
         &mut self,
         api: &Api,
         connection: &mut Connection,
-        patient: Uuid,
+        kind: impl Into<ConversationKind>,
         users: &[Uuid],
     ) -> Result<Uuid, ClientError> {
+        let kind = kind.into();
         let id = Uuid::new_v4();
         let group = MlsGroup::builder()
             .with_group_id(GroupId::from_slice(id.as_bytes()))
@@ -195,28 +201,30 @@ impl Device {
             .build(&self.provider, &self.signer, self.credential())
             .map_err(mls("create group"))?;
         let info = group.export_group_info(self.provider.crypto(), &self.signer, false).map_err(mls("group info"))?;
-        let body = json!({
+        let mut body = json!({
             "device_id": self.device_id,
-            "patient_id": patient,
             "group_info": b64(&info.tls_serialize_detached().map_err(mls("encode"))?),
             "ratchet_tree": b64(&group.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))?),
         });
+        kind.name_in(&mut body);
         api.post("/api/v1/conversations", &body).await?;
-        self.cursors.insert(id, 0);
-        self.add_users(api, connection, id, patient, users).await?;
+        self.cursors.start(id, 0);
+        self.add_users(api, connection, id, kind, users).await?;
         Ok(id)
     }
 
     /// Adds every active device of `users` (this account's other devices included) to
-    /// `conversation`, claiming one KeyPackage per device.
+    /// `conversation`, which is of `kind` (the server lets a KeyPackage be claimed only for an
+    /// account that may be in it), claiming one KeyPackage per device.
     pub async fn add_users(
         &mut self,
         api: &Api,
         connection: &mut Connection,
         conversation: Uuid,
-        patient: Uuid,
+        kind: impl Into<ConversationKind>,
         users: &[Uuid],
     ) -> Result<u64, ClientError> {
+        let kind = kind.into();
         let mut packages = Vec::new();
         let mut wanted: Vec<Uuid> = users.to_vec();
         wanted.push(self.user_id);
@@ -227,8 +235,9 @@ impl Device {
             .filter_map(|m| BasicCredential::try_from(m.credential).ok().map(|c| c.identity().to_vec()))
             .collect();
         for user in wanted {
-            let claimed =
-                api.post("/api/v1/key-packages/claim", &json!({ "user_id": user, "patient_id": patient })).await?;
+            let mut claim = json!({ "user_id": user });
+            kind.name_in(&mut claim);
+            let claimed = api.post("/api/v1/key-packages/claim", &claim).await?;
             for entry in claimed.as_array().into_iter().flatten() {
                 let device = uuid_of(&entry["device_id"])?;
                 if present.contains(&format!("confidant/{user}/{device}").into_bytes()) {
@@ -306,7 +315,7 @@ impl Device {
         }
         group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
         let seq = answer["seq"].as_u64().unwrap_or(0);
-        self.advance(conversation, seq);
+        self.cursors.mark(conversation, seq);
         Ok(group.epoch().as_u64())
     }
 
@@ -349,8 +358,10 @@ impl Device {
         if answer["type"] == "mls.stale_epoch" {
             return Err(ClientError::Stale(answer["epoch"].as_u64().unwrap_or(0)));
         }
+        // The device's own message needs no processing; messages before it may still be on
+        // their way (another sender's), so the processed prefix moves only up to a hole.
         let seq = answer["seq"].as_u64().unwrap_or(0);
-        self.advance(conversation, seq);
+        self.cursors.mark(conversation, seq);
         Ok(seq)
     }
 
@@ -372,99 +383,5 @@ impl Device {
             ProcessedMessageContent::ApplicationMessage(app) => Ok(app.into_bytes()),
             _ => Err(ClientError::Protocol("not an application message")),
         }
-    }
-
-    fn advance(&mut self, conversation: Uuid, seq: u64) {
-        let cursor = self.cursors.entry(conversation).or_insert(0);
-        *cursor = (*cursor).max(seq);
-    }
-
-    /// The next event, within `wait`: Welcomes are joined, commits merged, application
-    /// messages decrypted; each is acknowledged once processed. `None` when nothing came.
-    pub async fn next_event(
-        &mut self,
-        connection: &mut Connection,
-        wait: Duration,
-    ) -> Result<Option<Event>, ClientError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(frame) = connection.next(left).await? else { return Ok(None) };
-            let event = match frame["type"].as_str() {
-                Some("mls.welcome") => self.join(&frame)?,
-                Some("mls.message") => self.process(&frame)?,
-                _ => None,
-            };
-            let Some((conversation, seq, event)) = event else { continue };
-            connection.notify(json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq })).await?;
-            if let Some(event) = event {
-                return Ok(Some(event));
-            }
-        }
-    }
-
-    fn join(&mut self, frame: &Value) -> Result<Option<(Uuid, u64, Option<Event>)>, ClientError> {
-        let conversation = uuid_of(&frame["conversation_id"])?;
-        let seq = frame["seq"].as_u64().unwrap_or(0);
-        if self.cursors.contains_key(&conversation) {
-            return Ok(None); // already joined (a replayed Welcome)
-        }
-        let welcome = MlsMessageIn::tls_deserialize_exact(unb64(frame["welcome"].as_str().unwrap_or(""))?)
-            .map_err(mls("welcome"))?;
-        let MlsMessageBodyIn::Welcome(welcome) = welcome.extract() else {
-            return Err(ClientError::Protocol("not a Welcome"));
-        };
-        let tree = RatchetTreeIn::tls_deserialize_exact(unb64(frame["ratchet_tree"].as_str().unwrap_or(""))?)
-            .map_err(mls("ratchet tree"))?;
-        StagedWelcome::new_from_welcome(&self.provider, Self::group_config().join_config(), welcome, Some(tree))
-            .map_err(mls("welcome"))?
-            .into_group(&self.provider)
-            .map_err(mls("join"))?;
-        self.cursors.insert(conversation, seq);
-        Ok(Some((conversation, seq, Some(Event::Joined { conversation }))))
-    }
-
-    fn process(&mut self, frame: &Value) -> Result<Option<(Uuid, u64, Option<Event>)>, ClientError> {
-        let conversation = uuid_of(&frame["conversation_id"])?;
-        let seq = frame["seq"].as_u64().unwrap_or(0);
-        let Some(&cursor) = self.cursors.get(&conversation) else { return Ok(None) };
-        if seq <= cursor {
-            return Ok(None); // seen already (a replay overlapping a live push)
-        }
-        let sender_device = uuid_of(&frame["sender_device"])?;
-        let bytes = unb64(frame["message"].as_str().unwrap_or(""))?;
-        let mut group = self.group(conversation)?;
-        if sender_device == self.device_id && frame["kind"] == "commit" {
-            // Our own commit, accepted while we were not listening for the answer.
-            if group.pending_commit().is_some() {
-                group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
-            }
-            self.advance(conversation, seq);
-            return Ok(Some((conversation, seq, None)));
-        }
-        let processed = MlsMessageIn::tls_deserialize_exact(&bytes)
-            .map_err(mls("decode"))
-            .and_then(|m| m.try_into_protocol_message().map_err(mls("decode")))
-            .and_then(|p| group.process_message(&self.provider, p).map_err(mls("process")));
-        self.advance(conversation, seq);
-        let event = match processed {
-            Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
-            Ok(processed) => match processed.into_content() {
-                ProcessedMessageContent::ApplicationMessage(app) => {
-                    Event::Message { conversation, seq, sender_device, text: app.into_bytes() }
-                }
-                ProcessedMessageContent::StagedCommitMessage(staged) => {
-                    group.merge_staged_commit(&self.provider, *staged).map_err(mls("merge"))?;
-                    if group.is_active() {
-                        Event::Changed { conversation, epoch: group.epoch().as_u64() }
-                    } else {
-                        self.cursors.remove(&conversation);
-                        Event::Removed { conversation }
-                    }
-                }
-                _ => Event::Failed { conversation, seq, reason: "unexpected message".into() },
-            },
-        };
-        Ok(Some((conversation, seq, Some(event))))
     }
 }

@@ -15,12 +15,16 @@
 
 pub mod api;
 pub mod connection;
+mod cursors;
 pub mod device;
+mod receive;
 pub mod state_file;
 
 pub use api::{Api, Server};
 pub use connection::Connection;
-pub use device::{Device, Event};
+pub use cursors::AckPolicy;
+pub use device::{ConversationKind, Device};
+pub use receive::Event;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,13 @@
 //! The device's state on disk: the MLS storage (signature key pair, group secrets, KeyPackage
 //! private keys) and the cursors, sealed with AES-256-GCM under a 32-byte key the application keeps (for
 //! instance in the OS keychain). File: 12-byte nonce, then the ciphertext of a JSON document.
+//!
+//! A device that keeps its state in a file ([`Device::load`], [`Device::use_state_file`]) saves
+//! it before every acknowledgement: the server stops replaying what is acknowledged, so what is
+//! acknowledged must survive a crash.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -19,10 +23,17 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::ClientError;
+use crate::cursors::{Acks, Cursors};
 use crate::device::Device;
 
 /// Associated data: binds the ciphertext to this format.
 const AAD: &[u8] = b"confidant.client.state.v1";
+
+/// Where a device keeps its state, and the key it is sealed under.
+pub(crate) struct StateFile {
+    pub(crate) path: PathBuf,
+    pub(crate) key: Zeroizing<[u8; 32]>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -30,7 +41,11 @@ struct Saved {
     user_id: Uuid,
     /// The signature public key; the key pair itself is in `storage`.
     signature_public: String,
+    /// Per conversation, the seq through which everything was processed.
     cursors: BTreeMap<Uuid, u64>,
+    /// Per conversation, seqs processed beyond a missing one (absent in older files).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    beyond: BTreeMap<Uuid, Vec<u64>>,
     /// The MLS storage's key/value pairs, base64.
     storage: Vec<(String, String)>,
 }
@@ -43,11 +58,13 @@ impl Device {
             let values = self.provider.storage().values.read().map_err(|_| ClientError::State("storage lock"))?;
             values.iter().map(|(k, v)| (B64.encode(k), B64.encode(v))).collect()
         };
+        let (cursors, beyond) = self.cursors.to_parts();
         let saved = Saved {
             device_id: self.device_id,
             user_id: self.user_id,
             signature_public: B64.encode(self.signer.public()),
-            cursors: self.cursors.clone(),
+            cursors,
+            beyond,
             storage,
         };
         let plain = Zeroizing::new(serde_json::to_vec(&saved).map_err(|_| ClientError::State("encode"))?);
@@ -64,7 +81,14 @@ impl Device {
         std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))
     }
 
+    /// Keeps this device's state in `path`, sealed under `key`: it is saved there before each
+    /// acknowledgement (and whenever the application calls [`Device::save`]).
+    pub fn use_state_file(&mut self, path: &Path, key: &[u8; 32]) {
+        self.state_file = Some(StateFile { path: path.to_owned(), key: Zeroizing::new(*key) });
+    }
+
     /// Reads a state written by [`Device::save`]. A wrong key or a changed file is refused.
+    /// The device goes on keeping its state there (see [`Device::use_state_file`]).
     pub fn load(path: &Path, key: &[u8; 32]) -> Result<Self, ClientError> {
         let bytes = std::fs::read(path).map_err(|_| ClientError::State("read"))?;
         let (nonce, sealed) = bytes.split_first_chunk::<12>().ok_or(ClientError::State("truncated"))?;
@@ -86,6 +110,14 @@ impl Device {
         let signer =
             SignatureKeyPair::read(provider.storage(), &decode(&saved.signature_public)?, SignatureScheme::ED25519)
                 .ok_or(ClientError::State("no signature key"))?;
-        Ok(Device { provider, signer, device_id: saved.device_id, user_id: saved.user_id, cursors: saved.cursors })
+        Ok(Device {
+            provider,
+            signer,
+            device_id: saved.device_id,
+            user_id: saved.user_id,
+            cursors: Cursors::from_parts(saved.cursors, saved.beyond),
+            acks: Acks::default(),
+            state_file: Some(StateFile { path: path.to_owned(), key: Zeroizing::new(*key) }),
+        })
     }
 }

@@ -48,6 +48,52 @@ pub enum Target {
     },
 }
 
+/// What a conversation is, which decides who may be in it. Messaging stores it with each
+/// conversation; only [`Access::may_converse`] turns it into a yes or no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConversationKind {
+    /// About one patient (the matrix's `message` row): the patient's own account and the
+    /// clinicians on their care team.
+    Care(PatientId),
+    /// Among staff, about no patient (the `staff_message` row): any active staff account of the
+    /// practice, never a patient's.
+    Staff,
+}
+
+impl ConversationKind {
+    /// The matrix row that decides who may be in it and send in it.
+    pub const fn resource(self) -> Resource {
+        match self {
+            ConversationKind::Care(_) => Resource::Message,
+            ConversationKind::Staff => Resource::StaffMessage,
+        }
+    }
+
+    /// What a permission check about it acts on: the patient, or no one record.
+    pub const fn target(self) -> Target {
+        match self {
+            ConversationKind::Care(patient) => Target::Patient(patient),
+            ConversationKind::Staff => Target::Any,
+        }
+    }
+
+    /// The patient it is about (audit events name them); a staff conversation has none.
+    pub const fn patient(self) -> Option<PatientId> {
+        match self {
+            ConversationKind::Care(patient) => Some(patient),
+            ConversationKind::Staff => None,
+        }
+    }
+
+    /// The stored and documented name of the kind.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ConversationKind::Care(_) => "care",
+            ConversationKind::Staff => "staff",
+        }
+    }
+}
+
 /// How a request was allowed; a list uses it to decide which rows it may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -121,20 +167,24 @@ impl Access {
     }
 
     /// Whether account `user` (with `role`, and for a patient account its `patient_id`) may
-    /// be a member of a conversation about `patient`: the matrix's message row decides (a
-    /// patient their own, a clinician their care team's), as it does for reading messages.
+    /// be a member of a conversation of `kind`: the matrix row of that kind decides (about a
+    /// patient: the patient their own, a clinician their care team's; among staff: every role
+    /// the practice-wide cell admits), as it does for sending in it.
     pub async fn may_converse(
         &self,
         user: UserId,
         role: Role,
         own_patient: Option<PatientId>,
-        patient: PatientId,
+        kind: ConversationKind,
     ) -> Result<bool, StorageError> {
-        Ok(match matrix::scope(role, Resource::Message, Operation::Create) {
-            Scope::None => false,
-            Scope::Own => own_patient == Some(patient),
-            Scope::CareTeam => self.care_team.includes(patient, user).await?,
-            Scope::Practice => true,
+        Ok(match (matrix::scope(role, kind.resource(), Operation::Create), kind) {
+            (Scope::None, _) => false,
+            (Scope::Practice, _) => true,
+            (Scope::Own, ConversationKind::Care(patient)) => own_patient == Some(patient),
+            (Scope::CareTeam, ConversationKind::Care(patient)) => self.care_team.includes(patient, user).await?,
+            // A staff conversation is nobody's own record and no patient's care team: only a
+            // practice-wide cell lets a role in.
+            (Scope::Own | Scope::CareTeam, ConversationKind::Staff) => false,
         })
     }
 

@@ -23,8 +23,14 @@ pub enum Resource {
     Appointment,
     /// An appointment reminder and the patient's reminder preferences.
     Reminder,
-    /// An end-to-end encrypted message (clinical).
+    /// A messaging device of one's own account: its signature key and KeyPackages (public
+    /// keys only). Every role that may be in some conversation needs one.
+    Device,
+    /// An end-to-end encrypted message in a conversation about a patient (clinical).
     Message,
+    /// An end-to-end encrypted message in a staff conversation: among staff, about no patient.
+    /// Not clinical by design (it names no patient); the server cannot read it either way.
+    StaffMessage,
     /// An intake or screening form response (clinical).
     IntakeResponse,
     /// A clinical note (clinical).
@@ -63,7 +69,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 12] = [
+    pub const ALL: [Resource; 14] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -71,7 +77,9 @@ impl Resource {
         Resource::BreakGlassGrant,
         Resource::Appointment,
         Resource::Reminder,
+        Resource::Device,
         Resource::Message,
+        Resource::StaffMessage,
         Resource::IntakeResponse,
         Resource::ClinicalNote,
         Resource::Claim,
@@ -88,7 +96,9 @@ impl Resource {
             Resource::BreakGlassGrant => "break_glass_grant",
             Resource::Appointment => "appointment",
             Resource::Reminder => "reminder",
+            Resource::Device => "device",
             Resource::Message => "message",
+            Resource::StaffMessage => "staff_message",
             Resource::IntakeResponse => "intake_response",
             Resource::ClinicalNote => "clinical_note",
             Resource::Claim => "claim",
@@ -133,7 +143,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 12] = {
+const MATRIX: [Row; 14] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -193,12 +203,28 @@ const MATRIX: [Row; 12] = {
             patient: ("RU", Own),
         },
         Row {
+            resource: Resource::Device,
+            owner: ("RCD", Own),
+            clinician: ("RCD", Own),
+            front_desk: ("RCD", Own),
+            billing: ("RCD", Own),
+            patient: ("RCD", Own),
+        },
+        Row {
             resource: Resource::Message,
             owner: NONE,
             clinician: ("RC", CareTeam),
             front_desk: NONE,
             billing: NONE,
             patient: ("RC", Own),
+        },
+        Row {
+            resource: Resource::StaffMessage,
+            owner: ("RC", Practice),
+            clinician: ("RC", Practice),
+            front_desk: ("RC", Practice),
+            billing: ("RC", Practice),
+            patient: NONE,
         },
         Row {
             resource: Resource::IntakeResponse,
@@ -352,6 +378,29 @@ mod tests {
         for &role in Role::ALL {
             let invites = scope(role, Resource::PatientAccount, Operation::Create) != Scope::None;
             assert_eq!(invites, matches!(role, Role::PracticeOwner | Role::FrontDesk | Role::Clinician), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn staff_conversations_admit_every_staff_role_and_never_a_patient() {
+        for &role in Role::ALL {
+            for op in [Operation::Read, Operation::Create] {
+                let expected = if role == Role::Patient { Scope::None } else { Scope::Practice };
+                assert_eq!(scope(role, Resource::StaffMessage, op), expected, "{role:?} {op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn exactly_the_roles_that_may_converse_hold_devices() {
+        for &role in Role::ALL {
+            let converses = [Resource::Message, Resource::StaffMessage]
+                .into_iter()
+                .any(|resource| scope(role, resource, Operation::Create) != Scope::None);
+            for op in [Operation::Read, Operation::Create, Operation::Delete] {
+                assert_eq!(scope(role, Resource::Device, op) != Scope::None, converses, "{role:?} {op:?}");
+                assert!(scope(role, Resource::Device, op) <= Scope::Own, "a device is only ever one's own");
+            }
         }
     }
 

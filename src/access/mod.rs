@@ -10,5 +10,5 @@ pub mod matrix;
 
 pub use break_glass::{BreakGlass, BreakGlassError, Grant as BreakGlassGrant};
 pub use care_team::CareTeam;
-pub use check::{Access, AccessError, Decision, Denial, Principal, Target};
+pub use check::{Access, AccessError, ConversationKind, Decision, Denial, Principal, Target};
 pub use matrix::{Operation, Resource, Scope};

@@ -1,8 +1,9 @@
 //! `/api/v1/devices`, `/api/v1/key-packages/claim`, `/api/v1/conversations`: the REST half of
 //! end-to-end encrypted messaging (docs/MESSAGING.md). A device registers its signature key,
 //! uploads KeyPackages, claims those of the people it may converse with, and starts a
-//! conversation from its new MLS group; messages and commits go over the socket. Only roles
-//! the matrix lets send messages (patients, clinicians) take part.
+//! conversation from its new MLS group; messages and commits go over the socket. A
+//! conversation is about a patient (the matrix's `message` row: the patient, their clinicians)
+//! or among staff (`staff_message`: every staff role); devices are the matrix's `device` row.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use base64::Engine as _;
@@ -15,10 +16,10 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::guard::{self, About};
-use crate::access::{Operation, Resource, Target};
+use crate::access::{ConversationKind, Operation, Resource, Target};
 use crate::messaging::{Conversation, Device, Membership, MessagingError};
 use crate::state::AppState;
-use crate::ws::messaging::CarePolicy;
+use crate::ws::messaging::ConversationPolicy;
 
 /// A device to register.
 #[derive(Deserialize, ToSchema)]
@@ -68,7 +69,41 @@ pub struct StockView {
     remaining: u64,
 }
 
-/// A claim of someone's KeyPackages, for a conversation about a patient.
+/// The kind of a conversation, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKindName {
+    /// About one patient (`patient_id`): the patient and the clinicians on their care team.
+    Care,
+    /// Among staff, about no patient: owners, clinicians, front desk and billing.
+    Staff,
+}
+
+impl From<ConversationKind> for ConversationKindName {
+    fn from(kind: ConversationKind) -> Self {
+        match kind {
+            ConversationKind::Care(_) => ConversationKindName::Care,
+            ConversationKind::Staff => ConversationKindName::Staff,
+        }
+    }
+}
+
+/// The conversation a body names: a patient (`kind` absent or `care`), or `kind` `staff` and no
+/// patient. Anything else is refused before anything is looked up or recorded.
+fn kind_of(patient: Option<PatientId>, kind: Option<ConversationKindName>) -> Result<ConversationKind, ApiError> {
+    match (kind, patient) {
+        (None | Some(ConversationKindName::Care), Some(patient)) => Ok(ConversationKind::Care(patient)),
+        (Some(ConversationKindName::Staff), None) => Ok(ConversationKind::Staff),
+        (Some(ConversationKindName::Staff), Some(_)) => {
+            Err(ApiError::invalid("patient_id", "must be absent for a staff conversation"))
+        }
+        (None | Some(ConversationKindName::Care), None) => {
+            Err(ApiError::invalid("patient_id", "is required unless `kind` is `staff`"))
+        }
+    }
+}
+
+/// A claim of someone's KeyPackages, for a conversation about a patient or among staff.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
@@ -76,9 +111,14 @@ pub struct ClaimBody {
     #[schema(value_type = String, format = Uuid)]
     user_id: UserId,
     /// The patient the conversation is about: both the caller and that account must be
-    /// allowed in it.
-    #[schema(value_type = String, format = Uuid)]
-    patient_id: PatientId,
+    /// allowed in it. Absent for a staff conversation.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    patient_id: Option<PatientId>,
+    /// `staff` for a staff conversation (both accounts must be staff); `care` or absent when
+    /// `patient_id` names the patient.
+    #[serde(default)]
+    kind: Option<ConversationKindName>,
 }
 
 /// A claimed KeyPackage.
@@ -98,9 +138,14 @@ pub struct CreateBody {
     /// The caller's device that created the group.
     #[schema(value_type = String, format = Uuid)]
     device_id: DeviceId,
-    /// The patient it is about.
-    #[schema(value_type = String, format = Uuid)]
-    patient_id: PatientId,
+    /// The patient it is about; absent for a staff conversation.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    patient_id: Option<PatientId>,
+    /// `staff` for a conversation among staff about no patient; `care` or absent when
+    /// `patient_id` names the patient.
+    #[serde(default)]
+    kind: Option<ConversationKindName>,
     /// Base64 of the group's GroupInfo `MlsMessageOut` (the group id is a fresh UUID).
     group_info: String,
     /// Base64 of its TLS-encoded ratchet tree.
@@ -113,9 +158,11 @@ pub struct ConversationView {
     /// Its id (the MLS group id).
     #[schema(value_type = String, format = Uuid)]
     conversation_id: ConversationId,
-    /// The patient it is about.
-    #[schema(value_type = String, format = Uuid)]
-    patient_id: PatientId,
+    /// About a patient or among staff.
+    kind: ConversationKindName,
+    /// The patient it is about; null for a staff conversation.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    patient_id: Option<PatientId>,
     /// Its epoch.
     epoch: u64,
     /// Its newest seq.
@@ -124,7 +171,13 @@ pub struct ConversationView {
 
 impl From<&Conversation> for ConversationView {
     fn from(c: &Conversation) -> Self {
-        Self { conversation_id: c.id, patient_id: c.patient_id, epoch: c.epoch, last_seq: c.last_seq }
+        Self {
+            conversation_id: c.id,
+            kind: c.kind.into(),
+            patient_id: c.kind.patient(),
+            epoch: c.epoch,
+            last_seq: c.last_seq,
+        }
     }
 }
 
@@ -146,14 +199,15 @@ fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, ApiError> {
     B64.decode(text).map_err(|_| ApiError::invalid(field, "is not base64"))
 }
 
-/// The caller may take part in messaging at all (the matrix's message row), audited on refusal.
-async fn messaging_allowed(
+/// The caller may hold messaging devices (the matrix's device row: every role that may be in
+/// some conversation), audited on refusal.
+async fn devices_allowed(
     state: &AppState,
     caller: &Caller,
     operation: Operation,
     about: About,
 ) -> Result<(), ApiError> {
-    guard::authorize(state, caller, Resource::Message, operation, Target::Any, about).await.map(|_| ())
+    guard::authorize(state, caller, Resource::Device, operation, Target::Any, about).await.map(|_| ())
 }
 
 /// The caller's own active device.
@@ -174,7 +228,7 @@ pub async fn register(
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let about = About::new(Action::Create, ResourceType::Device, None);
-    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    devices_allowed(&state, &caller, Operation::Create, about).await?;
     let key = decode("signature_key", &body.signature_key)?;
     if key.len() != 32 {
         return Err(ApiError::invalid("signature_key", "is not a 32-byte Ed25519 public key"));
@@ -191,7 +245,7 @@ pub async fn register(
     responses((status = 200, body = Vec<DeviceView>), (status = 401), (status = 403)))]
 #[get("/api/v1/devices")]
 pub async fn list_devices(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    messaging_allowed(&state, &caller, Operation::Read, About::new(Action::Read, ResourceType::Device, None)).await?;
+    devices_allowed(&state, &caller, Operation::Read, About::new(Action::Read, ResourceType::Device, None)).await?;
     let devices = state.devices.of_user(caller.principal.user_id).await.map_err(messaging_error)?;
     Ok(HttpResponse::Ok().json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()))
 }
@@ -209,7 +263,7 @@ pub async fn remove_device(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let about = About::new(Action::Delete, ResourceType::Device, Some(*id.as_uuid()));
-    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    devices_allowed(&state, &caller, Operation::Delete, about).await?;
     own_device(&state, &caller, id).await?;
     guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "device_removed")]).await?;
     let now = state.identity.clock.now_ms();
@@ -232,7 +286,7 @@ pub async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let about = About::new(Action::Create, ResourceType::KeyPackage, Some(*id.as_uuid()));
-    messaging_allowed(&state, &caller, Operation::Create, about).await?;
+    devices_allowed(&state, &caller, Operation::Create, about).await?;
     let device = own_device(&state, &caller, id).await?;
     let packages = body.key_packages.iter().map(|p| decode("key_packages", p)).collect::<Result<Vec<_>, _>>()?;
     guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "key_packages_uploaded")])
@@ -242,9 +296,9 @@ pub async fn upload(
     Ok(HttpResponse::Ok().json(StockView { remaining }))
 }
 
-/// Claims one KeyPackage per active device of `user_id`, for a conversation about
-/// `patient_id` that both the caller and that account may be in (RFC 9420 section 16.8).
-/// One-time packages are consumed by the claim.
+/// Claims one KeyPackage per active device of `user_id`, for a conversation (about
+/// `patient_id`, or among staff) that both the caller and that account may be in (RFC 9420
+/// section 16.8). One-time packages are consumed by the claim.
 #[utoipa::path(post, path = "/api/v1/key-packages/claim", tag = "messaging", security(("bearer" = [])),
     request_body = ClaimBody,
     responses((status = 200, body = Vec<ClaimedView>), (status = 400), (status = 401), (status = 403), (status = 429)))]
@@ -254,12 +308,14 @@ pub async fn claim(
     caller: Caller,
     body: web::Json<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let about =
-        About::new(Action::Read, ResourceType::KeyPackage, Some(*body.user_id.as_uuid())).for_patient(body.patient_id);
-    guard::authorize(&state, &caller, Resource::Message, Operation::Create, Target::Patient(body.patient_id), about)
-        .await?;
-    let policy = CarePolicy(&state);
-    if !policy.may_hold(body.user_id, body.patient_id).await.map_err(messaging_error)? {
+    let kind = kind_of(body.patient_id, body.kind)?;
+    let about = About {
+        patient_id: kind.patient(),
+        ..About::new(Action::Read, ResourceType::KeyPackage, Some(*body.user_id.as_uuid()))
+    };
+    guard::authorize(&state, &caller, kind.resource(), Operation::Create, kind.target(), about).await?;
+    let policy = ConversationPolicy(&state);
+    if !policy.may_hold(body.user_id, kind).await.map_err(messaging_error)? {
         let denied = guard::event(&state, &caller, about, Outcome::Denied, "may_not_converse");
         guard::record_all(&state, vec![denied]).await?;
         return Err(ApiError::Forbidden(crate::access::Denial::NotPermitted));
@@ -278,8 +334,8 @@ pub async fn claim(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// Starts a conversation about a patient from the caller's device's new MLS group (it holds
-/// only that device; others are added by commits over the socket).
+/// Starts a conversation, about a patient or among staff, from the caller's device's new MLS
+/// group (it holds only that device; others are added by commits over the socket).
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "messaging", security(("bearer" = [])),
     request_body = CreateBody,
     responses((status = 201, body = ConversationView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409)))]
@@ -289,21 +345,26 @@ pub async fn create(
     caller: Caller,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = body.patient_id;
-    let about = About::new(Action::Create, ResourceType::Conversation, None).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::Message, Operation::Create, Target::Patient(patient), about).await?;
+    let kind = kind_of(body.patient_id, body.kind)?;
+    let about = About { patient_id: kind.patient(), ..About::new(Action::Create, ResourceType::Conversation, None) };
+    guard::authorize(&state, &caller, kind.resource(), Operation::Create, kind.target(), about).await?;
     let device = own_device(&state, &caller, body.device_id).await?;
-    if !state.patients.exists(patient).await? {
+    if let ConversationKind::Care(patient) = kind
+        && !state.patients.exists(patient).await?
+    {
         return Err(ApiError::NotFound);
     }
     let group_info = decode("group_info", &body.group_info)?;
     let tree = decode("ratchet_tree", &body.ratchet_tree)?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "conversation_created")])
-        .await?;
+    let code = match kind {
+        ConversationKind::Care(_) => "conversation_created",
+        ConversationKind::Staff => "staff_conversation_created",
+    };
+    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, code)]).await?;
     let now = state.identity.clock.now_ms();
     let conversation = state
         .conversations
-        .create(&device, patient, &group_info, &tree, &CarePolicy(&state), now)
+        .create(&device, kind, &group_info, &tree, &ConversationPolicy(&state), now)
         .await
         .map_err(messaging_error)?;
     Ok(HttpResponse::Created().json(ConversationView::from(&conversation)))
@@ -321,7 +382,7 @@ pub async fn conversations(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let about = About::new(Action::Read, ResourceType::Conversation, None);
-    messaging_allowed(&state, &caller, Operation::Read, about).await?;
+    devices_allowed(&state, &caller, Operation::Read, about).await?;
     own_device(&state, &caller, id).await?;
     let list = state.conversations.of_device(id).await.map_err(messaging_error)?;
     Ok(HttpResponse::Ok().json(list.iter().map(ConversationView::from).collect::<Vec<_>>()))

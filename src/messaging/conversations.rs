@@ -7,7 +7,7 @@
 //! Membership, for fan-out and fetching, is the server's public group after the last accepted
 //! commit (`conversation_devices`), never a list a sender supplies.
 
-use confidant_actors::ids::{ConversationId, DeviceId, PatientId, UserId};
+use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_protocol::MlsKind;
 use sqlx::Row;
 use uuid::Uuid;
@@ -17,7 +17,8 @@ use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
-use crate::storage::{Storage, parse_id};
+use crate::access::ConversationKind;
+use crate::storage::{Storage, StorageError, parse_id};
 
 /// A device is sent at most this many missed messages per conversation when it attaches; it
 /// acknowledges them and attaches again (or reads on as new ones arrive) for the rest.
@@ -28,8 +29,8 @@ pub const MAX_REPLAY: i64 = 1000;
 pub struct Conversation {
     /// Its id (the MLS group id).
     pub id: ConversationId,
-    /// The patient it is about (care conversations).
-    pub patient_id: PatientId,
+    /// What it is: about one patient, or among staff. Decides who may be added to it.
+    pub kind: ConversationKind,
     /// Who created it.
     pub created_by: UserId,
     /// Its current epoch.
@@ -86,11 +87,15 @@ pub enum Sent {
     Stale { epoch: u64 },
 }
 
-/// Decides whether an account may be in a conversation about a patient (the caller wires the
+/// Decides whether an account may be in a conversation of a kind (the caller wires the
 /// permission module in; see `Access::may_converse`).
 pub trait Membership: Sync {
-    /// Whether `user` may be a member of a conversation about `patient`.
-    fn may_hold(&self, user: UserId, patient: PatientId) -> impl Future<Output = Result<bool, MessagingError>> + Send;
+    /// Whether `user` may be a member of a conversation of `kind`.
+    fn may_hold(
+        &self,
+        user: UserId,
+        kind: ConversationKind,
+    ) -> impl Future<Output = Result<bool, MessagingError>> + Send;
 }
 
 /// The conversation store; it vouches for devices through the registry.
@@ -116,13 +121,13 @@ impl Conversations {
         Self { ingest: Ingest::new(storage.clone()), storage, devices, cache: Default::default() }
     }
 
-    /// Starts a conversation about `patient` from `creator`'s new group (its GroupInfo and
+    /// Starts a conversation of `kind` from `creator`'s new group (its GroupInfo and
     /// ratchet tree). The group id must be a fresh UUID, and every member of the new group a
     /// vouched-for device of an account `policy` allows (in practice: the creator alone).
     pub async fn create(
         &self,
         creator: &Device,
-        patient: PatientId,
+        kind: ConversationKind,
         group_info: &[u8],
         ratchet_tree: &[u8],
         policy: &impl Membership,
@@ -135,18 +140,19 @@ impl Conversations {
         }
         for member in &members {
             self.devices.vouch(member).await?;
-            if !policy.may_hold(member.user, patient).await? {
+            if !policy.may_hold(member.user, kind).await? {
                 return Err(MessagingError::NotAllowed);
             }
         }
         let state = group.to_bytes()?;
         let mut tx = self.storage.pool().begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO conversations (conversation_id, patient_id, created_by, created_at_ms, epoch, last_seq, public_group) \
-             VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (conversation_id) DO NOTHING",
+            "INSERT INTO conversations (conversation_id, kind, patient_id, created_by, created_at_ms, epoch, last_seq, \
+             public_group) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (conversation_id) DO NOTHING",
         )
         .bind(id.to_string())
-        .bind(patient.to_string())
+        .bind(kind.name())
+        .bind(kind.patient().map(|p| p.to_string()))
         .bind(creator.user_id.to_string())
         .bind(now_ms)
         .bind(to_i64(group.epoch()))
@@ -168,7 +174,7 @@ impl Conversations {
         tx.commit().await?;
         Ok(Conversation {
             id: ConversationId::from_uuid(id),
-            patient_id: patient,
+            kind,
             created_by: creator.user_id,
             epoch: group.epoch(),
             last_seq: 0,
@@ -178,7 +184,8 @@ impl Conversations {
     /// A conversation by id.
     pub async fn get(&self, id: ConversationId) -> Result<Option<Conversation>, MessagingError> {
         let row = sqlx::query(
-            "SELECT conversation_id, patient_id, created_by, epoch, last_seq FROM conversations WHERE conversation_id = $1",
+            "SELECT conversation_id, kind, patient_id, created_by, epoch, last_seq FROM conversations \
+             WHERE conversation_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(self.storage.pool())
@@ -189,7 +196,7 @@ impl Conversations {
     /// The conversations `device` is a member of.
     pub async fn of_device(&self, device: DeviceId) -> Result<Vec<Conversation>, MessagingError> {
         let rows = sqlx::query(
-            "SELECT c.conversation_id, c.patient_id, c.created_by, c.epoch, c.last_seq FROM conversations c \
+            "SELECT c.conversation_id, c.kind, c.patient_id, c.created_by, c.epoch, c.last_seq FROM conversations c \
              JOIN conversation_devices d ON d.conversation_id = c.conversation_id WHERE d.device_id = $1 \
              ORDER BY c.created_at_ms, c.conversation_id",
         )
@@ -270,7 +277,7 @@ impl Conversations {
         self.devices.vouch(&checked.sender).await?;
         for added in &checked.added {
             self.devices.vouch(added).await?;
-            if !policy.may_hold(added.user, conversation.patient_id).await? {
+            if !policy.may_hold(added.user, conversation.kind).await? {
                 return Err(MessagingError::NotAllowed);
             }
         }
@@ -494,12 +501,19 @@ impl Conversations {
 }
 
 fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, MessagingError> {
+    let patient: Option<String> = row.try_get(2)?;
+    let kind = match (row.try_get::<String, _>(1)?.as_str(), patient) {
+        ("care", Some(patient)) => ConversationKind::Care(parse_id(&patient, "patient_id")?),
+        ("staff", None) => ConversationKind::Staff,
+        // The table's CHECK rules this out; refuse rather than guess who may be in it.
+        _ => return Err(StorageError::Corrupt { column: "kind" }.into()),
+    };
     Ok(Conversation {
         id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
-        patient_id: parse_id(&row.try_get::<String, _>(1)?, "patient_id")?,
-        created_by: parse_id(&row.try_get::<String, _>(2)?, "created_by")?,
-        epoch: to_u64(row.try_get(3)?),
-        last_seq: to_u64(row.try_get(4)?),
+        kind,
+        created_by: parse_id(&row.try_get::<String, _>(3)?, "created_by")?,
+        epoch: to_u64(row.try_get(4)?),
+        last_seq: to_u64(row.try_get(5)?),
     })
 }
 

@@ -10,27 +10,28 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, record};
 use confidant_actors::hub::{BrokerMessage, Publish, Topic};
-use confidant_actors::ids::{ConversationId, DeviceId, PatientId, UserId};
+use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
 
+use crate::access::ConversationKind;
 use crate::identity::accounts::AccountStatus;
 use crate::messaging::mls::MlsError;
 use crate::messaging::{Committed, Conversation, Device, Membership, MessagingError, PendingWelcome, Sent, Stored};
 use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::state::AppState;
 
-/// The permission module's answer to "may this account be in a conversation about this
-/// patient": an active account the message row of the matrix allows.
-pub struct CarePolicy<'a>(pub &'a AppState);
+/// The permission module's answer to "may this account be in a conversation of this kind": an
+/// active account the matrix row of that kind allows (`Access::may_converse`).
+pub struct ConversationPolicy<'a>(pub &'a AppState);
 
-impl Membership for CarePolicy<'_> {
-    async fn may_hold(&self, user: UserId, patient: PatientId) -> Result<bool, MessagingError> {
+impl Membership for ConversationPolicy<'_> {
+    async fn may_hold(&self, user: UserId, kind: ConversationKind) -> Result<bool, MessagingError> {
         let account = self.0.identity.accounts.get(user).await.map_err(|_| MessagingError::Unavailable)?;
         let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else { return Ok(false) };
         self.0
             .access
-            .may_converse(user, account.role, account.patient_id, patient)
+            .may_converse(user, account.role, account.patient_id, kind)
             .await
             .map_err(|_| MessagingError::Unavailable)
     }
@@ -164,8 +165,8 @@ fn decode(text: &str) -> Result<Vec<u8>, ErrorCode> {
     B64.decode(text).map_err(|_| ErrorCode::MalformedFrame)
 }
 
-/// The audit record of a message: who sent what kind, how large, to which conversation about
-/// which patient. Never content.
+/// The audit record of a message: who sent what kind, how large, to which conversation, and
+/// the patient it is about (none for a staff conversation). Never content.
 fn audited(
     state: &AppState,
     who: SessionIdentity,
@@ -178,9 +179,9 @@ fn audited(
     let actor = AuditActor::User { id: who.user_id, role: who.role };
     let mut event = AuditEvent::new(state.node_id, actor, Action::Create, outcome)
         .on(ResourceType::Message, Some(*conversation.id.as_uuid()))
-        .for_patient(conversation.patient_id)
         .in_session(who.session_id)
         .because(ReasonCode::new(&format!("{what}_{bytes}_bytes")).unwrap_or_else(|| reason("mls_message")));
+    event.patient_id = conversation.kind.patient();
     event.source_ip = peer;
     event
 }
@@ -235,7 +236,7 @@ async fn commit_frame(
     let event = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Success);
     on_record(state, event).await?;
     let now = state.identity.clock.now_ms();
-    let policy = CarePolicy(state);
+    let policy = ConversationPolicy(state);
     let outcome = state.conversations.commit(&device, &conversation, &commit, welcome.as_deref(), &policy, now).await;
     let committed = match outcome {
         Ok(committed) => committed,
@@ -257,9 +258,9 @@ async fn commit_frame(
         let actor = AuditActor::User { id: who.user_id, role: who.role };
         let mut added = AuditEvent::new(state.node_id, actor, Action::PermissionChange, Outcome::Success)
             .on(ResourceType::Conversation, Some(*conversation.id.as_uuid()))
-            .for_patient(conversation.patient_id)
             .in_session(who.session_id)
             .because(reason("conversation_members_added"));
+        added.patient_id = conversation.kind.patient();
         added.source_ip = peer;
         if record(&state.audit, added, AUDIT_ACK_TIMEOUT).await.is_err() {
             // The commit itself is on record (above) and stored; only this summary is missing.

@@ -113,14 +113,28 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some((Resource::BreakGlassGrant, Operation::Create)),
         On::Any,
     ),
-    ("POST", "/api/v1/devices", Some((Resource::Message, Operation::Create)), On::Any),
-    ("GET", "/api/v1/devices", Some((Resource::Message, Operation::Read)), On::Any),
-    ("DELETE", "/api/v1/devices/{device_id}", Some((Resource::Message, Operation::Create)), On::Any),
-    ("POST", "/api/v1/devices/{device_id}/key-packages", Some((Resource::Message, Operation::Create)), On::Any),
-    ("GET", "/api/v1/devices/{device_id}/conversations", Some((Resource::Message, Operation::Read)), On::Any),
+    ("POST", "/api/v1/devices", Some((Resource::Device, Operation::Create)), On::Any),
+    ("GET", "/api/v1/devices", Some((Resource::Device, Operation::Read)), On::Any),
+    ("DELETE", "/api/v1/devices/{device_id}", Some((Resource::Device, Operation::Delete)), On::Any),
+    ("POST", "/api/v1/devices/{device_id}/key-packages", Some((Resource::Device, Operation::Create)), On::Any),
+    ("GET", "/api/v1/devices/{device_id}/conversations", Some((Resource::Device, Operation::Read)), On::Any),
     ("POST", "/api/v1/key-packages/claim", Some((Resource::Message, Operation::Create)), On::CarePatient),
     ("POST", "/api/v1/conversations", Some((Resource::Message, Operation::Create)), On::CarePatient),
 ];
+
+/// Routes that also serve a staff conversation (`"kind": "staff"`, no patient), with the
+/// matrix cell that decides them then; the body is the staff variant of [`ENDPOINTS`]' one.
+pub const STAFF_ENDPOINTS: &[(&str, &str, Resource, Operation)] = &[
+    ("POST", "/api/v1/key-packages/claim", Resource::StaffMessage, Operation::Create),
+    ("POST", "/api/v1/conversations", Resource::StaffMessage, Operation::Create),
+];
+
+fn staff_body_for(practice: &Practice, path: &str) -> Value {
+    match path {
+        "/api/v1/key-packages/claim" => json!({ "user_id": practice.clinician_a, "kind": "staff" }),
+        _ => json!({ "device_id": uuid::Uuid::new_v4(), "kind": "staff", "group_info": "", "ratchet_tree": "" }),
+    }
+}
 
 /// Whether the matrix lets `role` through for `on` (every caller here proved TOTP).
 fn allowed(role: Role, resource: Resource, operation: Operation, on: On) -> bool {
@@ -268,6 +282,22 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
             if (status != StatusCode::FORBIDDEN) != expected {
                 mismatches
                     .push(format!("{role:?} {method} {template}: got {status} {body}, matrix says allowed={expected}"));
+            }
+        }
+    }
+    for &(method, path, resource, operation) in STAFF_ENDPOINTS {
+        for (role, person) in &practice.people {
+            let body = staff_body_for(&practice, path);
+            let (status, body) = person.session.call(&app, method.parse::<Method>().unwrap(), path, Some(body)).await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && !status.is_server_error(),
+                "{role:?} {method} {path} (staff): {status} {body}"
+            );
+            let expected = allowed(*role, resource, operation, On::Any);
+            if (status != StatusCode::FORBIDDEN) != expected {
+                mismatches.push(format!(
+                    "{role:?} {method} {path} (staff): got {status} {body}, matrix says allowed={expected}"
+                ));
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use confidant_client::{Api, ClientError, Connection, Device, Event, Server};
+use confidant_client::{AckPolicy, Api, ClientError, Connection, ConversationKind, Device, Event, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -288,9 +288,235 @@ async fn two_nodes_deliver_through_redis() {
     drop(b);
 }
 
+/// The cursor the server keeps for `device` in `conversation` (`None`: not a member), read
+/// from the database as an operator would.
+async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid) -> Option<i64> {
+    use sqlx::Connection as _;
+    let sql = "SELECT acked_seq FROM conversation_devices WHERE device_id = $1 AND conversation_id = $2";
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", app.data_dir.path().join("confidant.db").display());
+            let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let query = sqlx::query_scalar(sql).bind(device.to_string()).bind(conversation.to_string());
+            query.fetch_optional(&mut db).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut db = sqlx::PgConnection::connect(&app.main_db.as_ref().unwrap().url()).await.unwrap();
+            let query = sqlx::query_scalar(sql).bind(device.to_string()).bind(conversation.to_string());
+            query.fetch_optional(&mut db).await.unwrap()
+        }
+    }
+}
+
+/// Waits until the stored cursor is `expected` (acknowledgements are not answered to the SDK).
+async fn await_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid, expected: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let expected = Some(i64::try_from(expected).unwrap());
+    loop {
+        let stored = stored_cursor(app, backend, device, conversation).await;
+        if stored == expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the cursor is {stored:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn staff_members_converse_in_a_staff_conversation_no_patient_can_join(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let record: Uuid = record.parse().unwrap();
+    let server = server(&app);
+    let (api_dr, api_desk, api_ada) = (
+        server.with_token(&clinician.session.access),
+        server.with_token(&desk.session.access),
+        server.with_token(&ada.session.access),
+    );
+
+    // A clinician starts a staff conversation with the front desk; both ways.
+    let mut dr = Device::register(&api_dr).await.unwrap();
+    let mut counter = Device::register(&api_desk).await.unwrap();
+    let mut dr_socket = dr.connect(&api_dr).await.unwrap();
+    let mut counter_socket = counter.connect(&api_desk).await.unwrap();
+    let conversation =
+        dr.create_conversation(&api_dr, &mut dr_socket, ConversationKind::Staff, &[id(&desk)]).await.unwrap();
+    assert_eq!(next_message(&mut counter, &mut counter_socket).await, Event::Joined { conversation });
+    dr.send(&mut dr_socket, conversation, b"staff one: can you move my 3pm").await.unwrap();
+    assert_eq!(text_of(&mut counter, &mut counter_socket).await, "staff one: can you move my 3pm");
+    counter.send(&mut counter_socket, conversation, b"staff two: moved to 4pm").await.unwrap();
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "staff two: moved to 4pm");
+    let (status, listed) =
+        desk.session.get(&app, &format!("/api/v1/devices/{}/conversations", counter.device_id)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed[0]["kind"], "staff");
+    assert_eq!(listed[0]["patient_id"], serde_json::Value::Null);
+
+    // A patient's KeyPackages cannot be claimed for it, nor can a patient claim a staff
+    // member's for it; for a conversation they may both be in (about Ada), they can.
+    let phone = Device::register(&api_ada).await.unwrap();
+    let staff_claim = |user: Uuid| json!({ "user_id": user, "kind": "staff" });
+    let (status, _) =
+        clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&ada)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a patient may not be in a staff conversation");
+    let (status, _) =
+        ada.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&clinician)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a patient may not claim for a staff conversation");
+    let care_claim = json!({ "user_id": id(&clinician), "patient_id": record });
+    let (status, claimed) = ada.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(care_claim)).await;
+    assert_eq!(status, StatusCode::OK, "Ada and her clinician may converse about her: {claimed}");
+
+    // A commit adding the patient's device (its KeyPackage claimed for a conversation about
+    // her) is refused, and the staff conversation goes on without it.
+    let added = dr.add_users(&api_dr, &mut dr_socket, conversation, record, &[id(&ada)]).await;
+    assert!(matches!(added, Err(ClientError::Refused { ref code, .. }) if code == "forbidden"), "{added:?}");
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, None);
+    dr.send(&mut dr_socket, conversation, b"staff three: after the refusal").await.unwrap();
+    assert_eq!(text_of(&mut counter, &mut counter_socket).await, "staff three: after the refusal");
+
+    // Bad input: a staff conversation names no patient, a care conversation one.
+    for body in [
+        json!({ "user_id": id(&desk), "kind": "staff", "patient_id": record }),
+        json!({ "user_id": id(&desk) }),
+        json!({ "user_id": id(&desk), "kind": "care" }),
+    ] {
+        let (status, answer) =
+            clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(body)).await;
+        assert_eq!((status, answer["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_field")), "{answer}");
+    }
+    let both = json!({ "device_id": dr.device_id, "kind": "staff", "patient_id": record, "group_info": "", "ratchet_tree": "" });
+    let (status, _) = clinician.session.call(&app, Method::POST, "/api/v1/conversations", Some(both)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The audit trail has the staff conversation's messages and the refused commit, about no
+    // patient, and no content.
+    let entries = app.audit_entries();
+    let in_conversation: Vec<_> =
+        entries.iter().filter(|e| e["resource_id"] == conversation.to_string().as_str()).collect();
+    assert!(in_conversation.iter().all(|e| e["patient_id"].is_null()), "{in_conversation:?}");
+    assert!(in_conversation.iter().any(|e| e["resource_type"] == "message" && e["outcome"] == "denied"));
+    assert!(entries.iter().any(|e| e["reason"] == "staff_conversation_created" && e["patient_id"].is_null()));
+
+    // Disabling the front desk account takes its device out of the conversation, and no claim
+    // for a staff conversation reaches its KeyPackages any more.
+    let path = format!("/api/v1/users/{}/disable", id(&desk));
+    let (status, _) = owner.session.call(&app, Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stored_cursor(&app, backend, counter.device_id, conversation).await, None);
+    let (status, _) =
+        clinician.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(staff_claim(id(&desk)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let stored = stored_bytes(&app, backend).await;
+    for phrase in ["can you move my 3pm", "moved to 4pm", "after the refusal"] {
+        assert!(!contains(&stored, phrase), "the database holds {phrase:?}");
+        assert!(!app.logs().join("\n").contains(phrase), "the logs hold {phrase:?}");
+    }
+}
+
+async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let mut last = 0;
+    for n in 1..=4 {
+        last = dr.send(&mut dr_socket, conversation, format!("message {n}").as_bytes()).await.unwrap();
+    }
+    let ack = |seq: u64| json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq });
+
+    // One acknowledgement of the last seq covers the four before it.
+    phone_socket.request(ack(last)).await.unwrap();
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, Some(last as i64));
+    // An older one, or one past the stream, changes nothing.
+    phone_socket.request(ack(last - 3)).await.unwrap();
+    phone_socket.request(ack(last + 100)).await.unwrap();
+    assert_eq!(stored_cursor(&app, backend, phone.device_id, conversation).await, Some(last as i64));
+
+    // Attaching again replays only what follows the cursor.
+    let next = dr.send(&mut dr_socket, conversation, b"message 5").await.unwrap();
+    let mut again = phone.connect(&api_ada).await.unwrap();
+    let first = again.next(WAIT).await.unwrap().unwrap();
+    assert_eq!((first["type"].as_str(), first["seq"].as_u64()), (Some("mls.message"), Some(next)), "{first}");
+}
+
+async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let (state, key) = (app.data_dir.path().join("phone.state"), [9u8; 32]);
+    phone.use_state_file(&state, &key);
+    // Only the end of the burst, or its size, sends an acknowledgement here: not the clock.
+    phone.set_ack_policy(AckPolicy { every: 64, within: Duration::from_secs(600) });
+    phone.flush_acks(&mut phone_socket).await.unwrap();
+    let before = phone.acks_sent();
+
+    // A burst arrives while the phone is busy elsewhere; it then reads all of it.
+    const BURST: u64 = 40;
+    let mut last = 0;
+    for n in 1..=BURST {
+        last = dr.send(&mut dr_socket, conversation, format!("burst {n}").as_bytes()).await.unwrap();
+    }
+    for n in 1..=BURST {
+        assert_eq!(text_of(&mut phone, &mut phone_socket).await, format!("burst {n}"));
+    }
+    assert!(phone.next_event(&mut phone_socket, Duration::from_millis(300)).await.unwrap().is_none());
+
+    // Far fewer acknowledgements than messages, and the server's cursor is at the last one.
+    let acks = phone.acks_sent() - before;
+    assert!((1..=BURST / 8).contains(&acks), "{acks} acknowledgements for {BURST} messages");
+    await_cursor(&app, backend, phone.device_id, conversation, last).await;
+    // What was acknowledged had been saved: a restart from the file resumes after it.
+    let saved = Device::load(&state, &key).unwrap();
+    assert_eq!(saved.cursor(conversation), Some(last));
+}
+
+async fn a_message_that_crosses_the_devices_own_is_processed_not_skipped(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+
+    // The phone's message is stored first; the clinician sends before reading it, so its own
+    // message gets the later seq.
+    let crossing = phone.send(&mut phone_socket, conversation, b"crossing: from the phone").await.unwrap();
+    let own = dr.send(&mut dr_socket, conversation, b"crossing: from the clinician").await.unwrap();
+    assert_eq!(own, crossing + 1);
+    assert_eq!(dr.cursor(conversation), Some(crossing - 1), "its own message does not cover the one before it");
+
+    // The earlier message is still processed, and only then acknowledged through both.
+    assert_eq!(text_of(&mut dr, &mut dr_socket).await, "crossing: from the phone");
+    assert_eq!(dr.cursor(conversation), Some(own));
+    dr.flush_acks(&mut dr_socket).await.unwrap();
+    await_cursor(&app, backend, dr.device_id, conversation, own).await;
+}
+
 crate::on_both_backends!(
     patient_and_clinician_converse_end_to_end,
-    keypackages_are_bound_to_their_device_and_used_once
+    keypackages_are_bound_to_their_device_and_used_once,
+    staff_members_converse_in_a_staff_conversation_no_patient_can_join,
+    an_acknowledgement_covers_everything_before_it_and_never_moves_back,
+    a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved,
+    a_message_that_crosses_the_devices_own_is_processed_not_skipped,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,11 @@ use confidant::storage::{Backend as StorageBackend, Location, Storage, Store};
 use crate::helpers::{Backend, TestDatabase, run_to_exit, server_command};
 use crate::on_both_backends;
 
-on_both_backends!(migrations_apply_once_and_are_idempotent, a_start_without_a_stop_is_reported_as_interrupted);
+on_both_backends!(
+    migrations_apply_once_and_are_idempotent,
+    a_start_without_a_stop_is_reported_as_interrupted,
+    staff_conversations_keep_existing_conversations_and_their_references,
+);
 
 /// A store on `backend`, with the temp dir or database that holds it.
 async fn open(backend: Backend) -> (Storage, tempfile::TempDir, Option<TestDatabase>) {
@@ -57,6 +61,123 @@ async fn a_start_without_a_stop_is_reported_as_interrupted(backend: Backend) {
     assert_eq!(first, PreviousRun::None);
     assert_eq!(after_clean_stop, PreviousRun::StoppedCleanly);
     assert_eq!(after_crash, PreviousRun::Interrupted);
+    storage.close().await;
+}
+
+/// The last version before staff conversations (`20261123000008_staff_conversations.sql`, which
+/// rebuilds `conversations` on SQLite).
+const BEFORE_STAFF_CONVERSATIONS: i64 = 20261123000007;
+
+async fn staff_conversations_keep_existing_conversations_and_their_references(backend: Backend) {
+    let (storage, _dir, _db) = open(backend).await;
+    let tree = match backend {
+        Backend::Sqlite => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"),
+        Backend::Postgres => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"),
+    };
+    let earlier = sqlx::migrate::Migrator::new(std::path::Path::new(tree)).await.unwrap();
+    earlier.run_to(BEFORE_STAFF_CONVERSATIONS, storage.pool_for_tests()).await.unwrap();
+    let pool = storage.pool_for_tests();
+    let id = || uuid::Uuid::new_v4().to_string();
+    let (patient, user, device, conversation) = (id(), id(), id(), id());
+
+    // A conversation about a patient, with a member device, a commit and a pending Welcome.
+    let run = |sql: &'static str, values: Vec<String>| {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = query.bind(value);
+        }
+        async move { query.bind(vec![1u8; 16]).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")) }
+    };
+    run(
+        "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
+         VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
+        vec![id()],
+    )
+    .await;
+    run(
+        "INSERT INTO patients (patient_id, key_id, created_at_ms, updated_at_ms, legal_name, date_of_birth) \
+         VALUES ($1, 1, 0, 0, $2, $2)",
+        vec![patient.clone()],
+    )
+    .await;
+    run(
+        "INSERT INTO users (user_id, role, status, key_id, created_at_ms, updated_at_ms, email, email_index) \
+         VALUES ($1, 'clinician', 'invited', 1, 0, 0, $2, $2)",
+        vec![user.clone()],
+    )
+    .await;
+    run(
+        "INSERT INTO devices (device_id, user_id, registered_at_ms, signature_key) VALUES ($1, $2, 0, $3)",
+        vec![device.clone(), user.clone()],
+    )
+    .await;
+    run(
+        "INSERT INTO conversations (conversation_id, patient_id, created_by, created_at_ms, epoch, last_seq, \
+         public_group) VALUES ($1, $2, $3, 0, 1, 1, $4)",
+        vec![conversation.clone(), patient.clone(), user.clone()],
+    )
+    .await;
+    run(
+        "INSERT INTO conversation_messages (conversation_id, sender_device, seq, kind, epoch, at_ms, message) \
+         VALUES ($1, $2, 1, 'commit', 0, 0, $3)",
+        vec![conversation.clone(), device.clone()],
+    )
+    .await;
+    run(
+        "INSERT INTO welcomes (conversation_id, device_id, seq, welcome, ratchet_tree) VALUES ($1, $2, 1, $3, $3)",
+        vec![conversation.clone(), device.clone()],
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) VALUES ($1, $2, 1, 0)",
+    )
+    .bind(&conversation)
+    .bind(&device)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    assert_eq!(storage.migrate().await.unwrap(), 1, "only the staff conversations migration is left");
+
+    // The conversation is about its patient still, and every row that refers to it does so.
+    let row: (String, Option<String>) =
+        sqlx::query_as("SELECT kind, patient_id FROM conversations WHERE conversation_id = $1")
+            .bind(&conversation)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(row, ("care".to_owned(), Some(patient.clone())));
+    for child in ["conversation_devices", "conversation_messages", "welcomes"] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {child} x JOIN conversations c ON c.conversation_id = x.conversation_id \
+             WHERE c.conversation_id = $1"
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(&conversation).fetch_one(pool).await.unwrap();
+        assert_eq!(n, 1, "{child}");
+    }
+    if backend == Backend::Sqlite {
+        let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(pool).await.unwrap();
+        assert!(dangling.is_empty(), "{} rows refer to nothing", dangling.len());
+    }
+
+    // A staff conversation names no patient, a care conversation must; references still hold.
+    let insert = "INSERT INTO conversations (conversation_id, kind, patient_id, created_by, created_at_ms, epoch, \
+                  last_seq, public_group) VALUES ($1, $2, $3, $4, 0, 1, 0, $5)";
+    let add = |kind: &'static str, about: Option<String>| {
+        sqlx::query(insert).bind(id()).bind(kind).bind(about).bind(user.clone()).bind(vec![1u8; 16]).execute(pool)
+    };
+    assert!(add("staff", None).await.is_ok());
+    assert!(add("care", None).await.is_err(), "a care conversation names its patient");
+    assert!(add("staff", Some(patient.clone())).await.is_err(), "a staff conversation names no patient");
+    assert!(add("care", Some(id())).await.is_err(), "the patient must exist");
+    let orphan = sqlx::query(
+        "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) VALUES ($1, $2, 0, 0)",
+    )
+    .bind(id())
+    .bind(&device)
+    .execute(pool)
+    .await;
+    assert!(orphan.is_err(), "a member of no conversation");
     storage.close().await;
 }
 

@@ -2,18 +2,19 @@
 //!
 //! ```text
 //! confidant-chat --server https://localhost:8443 --ca data/tls/dev-cert.pem \
-//!     --email me@example.org --state ~/.confidant/device.state [--patient ID --with USER_ID]
+//!     --email me@example.org --state ~/.confidant/device.state [--patient ID | --staff] [--with USER_ID ...]
 //! ```
 //! The password (and a TOTP code, when asked) is read from standard input; the state file's key
-//! from `CONFIDANT_CHAT_KEY` (64 hex digits). With `--patient` and `--with` it starts a
-//! conversation; otherwise it joins what it is invited to. Lines typed are sent to the newest
-//! conversation; messages received are printed as they arrive.
+//! from `CONFIDANT_CHAT_KEY` (64 hex digits). With `--patient` (a conversation about that
+//! patient) or `--staff` (among staff), and `--with`, it starts a conversation; otherwise it
+//! joins what it is invited to. Lines typed are sent to the newest conversation; messages
+//! received are printed as they arrive.
 #![allow(clippy::print_stdout)] // a terminal program
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use confidant_client::{ClientError, Device, Event, Server};
+use confidant_client::{ClientError, ConversationKind, Device, Event, Server};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
@@ -22,14 +23,20 @@ struct Options {
     ca: PathBuf,
     email: String,
     state: PathBuf,
-    patient: Option<Uuid>,
+    /// The conversation to start, if any.
+    start: Option<ConversationKind>,
     with: Vec<Uuid>,
 }
 
 fn options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let (mut server, mut ca, mut email, mut state, mut patient, mut with) = (None, None, None, None, None, Vec::new());
+    let mut staff = false;
     while let Some(flag) = args.next() {
+        if flag == "--staff" {
+            staff = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--server" => server = Some(value),
@@ -41,12 +48,18 @@ fn options() -> Result<Options, String> {
             other => return Err(format!("unknown option {other}")),
         }
     }
+    let start = match (patient, staff) {
+        (Some(patient), false) => Some(ConversationKind::Care(patient)),
+        (None, true) => Some(ConversationKind::Staff),
+        (None, false) => None,
+        (Some(_), true) => return Err("--patient and --staff exclude each other".into()),
+    };
     Ok(Options {
         server: server.ok_or("--server is required")?,
         ca: ca.ok_or("--ca is required")?,
         email: email.ok_or("--email is required")?,
         state: state.ok_or("--state is required")?,
-        patient,
+        start,
         with,
     })
 }
@@ -72,7 +85,7 @@ async fn main() {
 }
 
 const USAGE: &str = "usage: confidant-chat --server https://HOST:PORT --ca CERT.pem --email EMAIL --state FILE \
-[--patient PATIENT_ID --with USER_ID ...]
+[--patient PATIENT_ID | --staff] [--with USER_ID ...]
 The password (and a TOTP code when asked) is read from standard input; CONFIDANT_CHAT_KEY (64 hex digits)
 is the key of the state file.";
 
@@ -100,14 +113,15 @@ async fn run() -> Result<(), String> {
     let mut device = if options.state.exists() {
         Device::load(&options.state, &key).map_err(|e| e.to_string())?
     } else {
-        Device::register(&api).await.map_err(|e| e.to_string())?
+        let mut device = Device::register(&api).await.map_err(|e| e.to_string())?;
+        device.use_state_file(&options.state, &key);
+        device
     };
     device.save(&options.state, &key).map_err(|e| e.to_string())?;
     let mut socket = device.connect(&api).await.map_err(|e| e.to_string())?;
     let mut current = device.conversations().last().copied();
-    if let Some(patient) = options.patient {
-        let id =
-            device.create_conversation(&api, &mut socket, patient, &options.with).await.map_err(|e| e.to_string())?;
+    if let Some(kind) = options.start {
+        let id = device.create_conversation(&api, &mut socket, kind, &options.with).await.map_err(|e| e.to_string())?;
         println!("started conversation {id}");
         current = Some(id);
     }
@@ -138,6 +152,8 @@ async fn run() -> Result<(), String> {
         }
         device.save(&options.state, &key).map_err(|e| e.to_string())?;
     }
+    // Saves the state, then acknowledges what was read since the last acknowledgement.
+    device.flush_acks(&mut socket).await.map_err(|e| e.to_string())?;
     device.save(&options.state, &key).map_err(|e| e.to_string())?;
     socket.close().await;
     Ok(())
