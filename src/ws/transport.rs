@@ -2,9 +2,14 @@
 //! `auth` frame (or was given the token as a subprotocol) and closes with 4004 when the auth
 //! timeout passes; then it starts the connection's `SessionActor` and relays frames both ways.
 //!
-//! Back-pressure: this actor only runs while actix-web polls the socket's response stream, and
-//! that stops while the client does not read. Its mailbox (bounded) then fills, the session's
-//! `try_send` fails, and the session closes with 4008 instead of queueing without limit.
+//! Back-pressure, outbound: this actor only runs while actix-web polls the socket's response
+//! stream, and that stops while the client does not read. Its mailbox (bounded) then fills, the
+//! session's `try_send` fails, and the session closes with 4008 instead of queueing without limit.
+//!
+//! Back-pressure, inbound: when the session's mailbox is full (it is behind the client), this
+//! actor stops reading the socket until the session has room, so a client that sends faster
+//! than the server works is slowed down by TCP rather than disconnected. Only a session that
+//! takes no frame for [`INBOUND_WAIT`] ends the connection (4008).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,8 +27,13 @@ use super::ports::ServerPorts;
 use crate::identity::Origin;
 use crate::state::AppState;
 
-/// Frames waiting to be written; more means the client does not read.
-const OUTBOUND_QUEUE: usize = 64;
+/// Frames waiting to be written; more means the client does not read. Room for the answers to
+/// one batch of messages (`messaging::ingest::MAX_BATCH`), which arrive together: at 64, a
+/// client sending ~12,000 messages/s was disconnected by its own acknowledgements.
+const OUTBOUND_QUEUE: usize = 1024;
+
+/// How long a frame may wait for room in a session that is behind before the connection ends.
+pub const INBOUND_WAIT: Duration = Duration::from_secs(10);
 
 /// Connection keys, unique per process.
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
@@ -109,12 +119,21 @@ impl WsTransport {
         }));
     }
 
-    /// Hands a frame to the session; one that cannot take it (flooded) ends the connection.
+    /// Hands a frame to the session. A session that is behind makes this socket wait: nothing
+    /// more is read from it (`ctx.wait`) until the session takes the frame.
     fn relay(&mut self, inbound: Inbound, ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some(session) = &self.session
-            && session.try_send(inbound).is_err()
-        {
-            self.close(close::SLOW_CONSUMER, ctx);
+        let Some(session) = &self.session else { return };
+        match session.try_send(inbound) {
+            Ok(()) => {}
+            Err(SendError::Full(inbound)) => {
+                let delivery = tokio::time::timeout(INBOUND_WAIT, session.send(inbound));
+                ctx.wait(delivery.into_actor(self).map(|delivered, act, ctx| {
+                    if !matches!(delivered, Ok(Ok(()))) {
+                        act.close(close::SLOW_CONSUMER, ctx);
+                    }
+                }));
+            }
+            Err(SendError::Closed(_)) => self.close(close::SLOW_CONSUMER, ctx),
         }
     }
 }

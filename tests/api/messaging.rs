@@ -485,6 +485,38 @@ async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(b
     assert_eq!(saved.cursor(conversation), Some(last));
 }
 
+async fn a_sender_that_bursts_gets_every_answer_and_keeps_its_socket(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, _phone, _phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+
+    // Many sends written without waiting for their answers: the server commits them in a few
+    // batches, and each batch's answers arrive at the socket together (more than 64 at once,
+    // which used to close it with 4008).
+    const BURST: usize = 1_500;
+    for n in 0..BURST {
+        let message = base64::engine::general_purpose::STANDARD.encode(dr.encrypt(conversation, b"burst").unwrap());
+        let frame = json!({ "v": 1, "type": "mls.send", "id": n.to_string(), "conversation_id": conversation, "message": message });
+        dr_socket.send(frame).await.unwrap();
+    }
+    let mut accepted = vec![false; BURST];
+    while accepted.iter().any(|a| !a) {
+        let frame = dr_socket.next(Duration::from_secs(10)).await.unwrap().expect("an answer, not a close");
+        if frame["type"] == "mls.accepted" {
+            accepted[frame["id"].as_str().unwrap().parse::<usize>().unwrap()] = true;
+        } else {
+            assert_eq!(frame["type"], "mls.message", "{frame}");
+        }
+    }
+}
+
 async fn a_message_that_crosses_the_devices_own_is_processed_not_skipped(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
@@ -517,6 +549,7 @@ crate::on_both_backends!(
     an_acknowledgement_covers_everything_before_it_and_never_moves_back,
     a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved,
     a_message_that_crosses_the_devices_own_is_processed_not_skipped,
+    a_sender_that_bursts_gets_every_answer_and_keeps_its_socket,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,24 @@ fn handshake_status(error: tokio_tungstenite::tungstenite::Error) -> u16 {
     }
 }
 
+async fn a_burst_faster_than_the_session_reads_is_slowed_down_not_disconnected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let mut socket = signed_in(&app, &owner.session.access).await;
+    // Far more frames at once than the session's queue (256) and the socket's outbound queue
+    // (1,024) hold: the server stops reading until the session catches up, and answers each.
+    const BURST: usize = 3_000;
+    socket.send_burst((0..BURST).map(|_| "{not json".to_owned())).await;
+    for n in 0..BURST {
+        match socket.next(Duration::from_secs(10)).await {
+            Event::Frame(frame) => assert_eq!(frame["code"], "malformed_frame", "answer {n}: {frame}"),
+            other => panic!("answer {n}: expected an error frame, got {other:?}"),
+        }
+    }
+    socket.send(json!({ "v": 1, "type": "schedule.subscribe", "id": "after", "scope": "practice" })).await;
+    assert_eq!(socket.frame().await["type"], "schedule.snapshot", "the session lives on");
+}
+
 async fn the_handshake_refuses_query_tokens_foreign_origins_and_floods(backend: Backend) {
     let options =
         Options { env: vec![("CONFIDANT_WS__MAX_UNAUTHENTICATED_PER_ADDRESS", "2".into())], ..Default::default() };
@@ -343,6 +361,7 @@ crate::on_both_backends!(
     owners_are_alerted_live_when_the_glass_is_broken,
     sigterm_closes_sockets_with_going_away_and_exits_promptly,
     the_handshake_refuses_query_tokens_foreign_origins_and_floods,
+    a_burst_faster_than_the_session_reads_is_slowed_down_not_disconnected,
     a_socket_authenticates_by_frame_or_subprotocol_and_closes_4004_otherwise,
     bad_frames_get_error_frames_and_the_session_lives_on,
     sign_out_disable_and_sign_out_everywhere_close_sockets_with_4003,

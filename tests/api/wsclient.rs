@@ -70,6 +70,15 @@ impl WsClient {
         self.stream.send(Message::Text(text.into())).await.unwrap();
     }
 
+    /// Writes `texts` as one burst: all queued, then flushed together, so the server reads many
+    /// frames at once.
+    pub async fn send_burst(&mut self, texts: impl IntoIterator<Item = String>) {
+        for text in texts {
+            self.stream.feed(Message::Text(text.into())).await.unwrap();
+        }
+        self.stream.flush().await.unwrap();
+    }
+
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.stream.send(Message::Binary(bytes.into())).await.unwrap();
     }
