@@ -397,9 +397,15 @@ impl<'a> CopyReader<'a> {
 mod tests {
     use super::*;
 
-    /// A binary `COPY` stream as PostgreSQL writes it, of `(seq, event_id, reason, prev, hash)`
-    /// rows (the other text columns NULL but `action`).
-    fn copy_stream(rows: &[(i64, &str, Option<&str>, &[u8], &[u8])]) -> Vec<u8> {
+    /// `(seq, event_id, reason, prev_hash, hash)` of a row written by [`copy_stream`].
+    type Row<'a> = (i64, &'a str, Option<&'a str>, &'a [u8], &'a [u8]);
+
+    /// What a page holds: `(seq, prev_hash, hash)` per entry.
+    type Hashes = Vec<(i64, Option<Hash>, Option<Hash>)>;
+
+    /// A binary `COPY` stream as PostgreSQL writes it (the text columns other than `action` and
+    /// `reason` NULL).
+    fn copy_stream(rows: &[Row<'_>]) -> Vec<u8> {
         let mut out = COPY_SIGNATURE.to_vec();
         out.extend_from_slice(&0u32.to_be_bytes());
         out.extend_from_slice(&0u32.to_be_bytes());
@@ -430,7 +436,7 @@ mod tests {
         out
     }
 
-    fn seqs_and_hashes(page: &RawPage) -> Result<Vec<(i64, Option<Hash>, Option<Hash>)>, Malformed> {
+    fn seqs_and_hashes(page: &RawPage) -> Result<Hashes, Malformed> {
         page.with_entries("node", |entries| entries.iter().map(|e| (e.content.seq, e.prev_hash, e.hash)).collect())
     }
 
