@@ -99,6 +99,10 @@ pub const CATCH_UP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot keep up.
 pub const MAX_HELD_PUSHES: usize = 1024;
 
+/// Messages (pushes and client frames) queued for one session before pushes close it (4008)
+/// and client frames wait (the transport stops reading its socket).
+pub const SESSION_QUEUE: usize = 2048;
+
 /// Limits of one session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -449,8 +453,10 @@ impl Actor for SessionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Pushes beyond this many unread frames mean the client cannot keep up.
-        ctx.set_mailbox_capacity(256);
+        // Pushes beyond this many unread frames mean the client cannot keep up. Room for a whole
+        // batch of messages committed at once (the server's ingest batches up to 1,024): at 256,
+        // a device receiving ~16,000 messages/s was closed by one large batch.
+        ctx.set_mailbox_capacity(SESSION_QUEUE);
         let handle = SessionHandle {
             user: self.who.user_id,
             session: self.who.session_id,

@@ -22,9 +22,9 @@ async fn a_burst_faster_than_the_session_reads_is_slowed_down_not_disconnected(b
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
     let mut socket = signed_in(&app, &owner.session.access).await;
-    // Far more frames at once than the session's queue (256) and the socket's outbound queue
+    // Far more frames at once than the session's queue (2,048) and the socket's outbound queue
     // (1,024) hold: the server stops reading until the session catches up, and answers each.
-    const BURST: usize = 3_000;
+    const BURST: usize = 5_000;
     socket.send_burst((0..BURST).map(|_| "{not json".to_owned())).await;
     for n in 0..BURST {
         match socket.next(Duration::from_secs(10)).await {
