@@ -30,7 +30,11 @@ impl Backend {
     /// checkpoints after each commit on another connection instead.
     pub(super) fn configure(self, store: Store, options: AnyPoolOptions) -> AnyPoolOptions {
         let pragmas = match store {
-            Store::Main => "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            // The automatic checkpoint is a backstop at 64 MiB of log: `Storage::start_wal_checkpoints`
+            // copies the log back in the background, outside any commit.
+            Store::Main => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16384;"
+            }
             Store::Audit => {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0;"
             }
