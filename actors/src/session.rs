@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use confidant_protocol::{ClientFrame, ErrorCode, MAX_FRAME_BYTES, ServerFrame, close};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::Role;
 use crate::clock::Clock;
@@ -99,6 +100,10 @@ pub const CATCH_UP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot keep up.
 pub const MAX_HELD_PUSHES: usize = 1024;
 
+/// Requests (intake and messaging frames) one session may have open at once; the next waits,
+/// and with it everything the client sends after it.
+pub const MAX_OPEN_REQUESTS: usize = 256;
+
 /// Messages (pushes and client frames) queued for one session before pushes close it (4008)
 /// and client frames wait (the transport stops reading its socket).
 pub const SESSION_QUEUE: usize = 2048;
@@ -169,6 +174,8 @@ pub struct SessionActor {
     last_event: HashMap<Topic, u64>,
     limit_timer: Option<SpawnHandle>,
     closing: bool,
+    /// Places for requests being worked on ([`MAX_OPEN_REQUESTS`]).
+    requests: Arc<Semaphore>,
 }
 
 impl SessionActor {
@@ -199,6 +206,7 @@ impl SessionActor {
             last_event: HashMap::new(),
             limit_timer: None,
             closing: false,
+            requests: Arc::new(Semaphore::new(MAX_OPEN_REQUESTS)),
         }
     }
 
@@ -316,14 +324,43 @@ impl SessionActor {
             | ClientFrame::MlsSend { .. }
             | ClientFrame::MlsCommit { .. }
             | ClientFrame::MlsAck { .. }) => {
-                let answer = self.ports.request(self.who, frame).into_actor(self).map(|frames, act, ctx| {
-                    for frame in &frames {
-                        act.send(frame, ctx);
+                match self.requests.clone().try_acquire_owned() {
+                    Ok(permit) => self.answer(frame, permit, ctx),
+                    Err(_) => {
+                        // As many of this socket's requests as one session may have open are
+                        // being worked on: take no further message (the transport then stops
+                        // reading the socket, and TCP slows the client) until one is answered.
+                        // Unbounded, an overloaded server queued work it answered too late.
+                        let requests = self.requests.clone();
+                        ctx.wait(async move { requests.acquire_owned().await }.into_actor(self).map(
+                            move |permit, act, ctx| match permit {
+                                Ok(permit) => act.answer(frame, permit, ctx),
+                                Err(_) => act.close(close::GOING_AWAY, ctx),
+                            },
+                        ));
                     }
-                });
-                ctx.spawn(answer);
+                }
             }
         }
+    }
+
+    /// Works on a request frame and sends its answers; `permit` is its place among the
+    /// session's open requests, freed when the work is done. The work runs as a task of its
+    /// own, not in this actor's context: while the session waits for a free place
+    /// (`ctx.wait`), its context runs nothing else, and the work that frees one must go on.
+    fn answer(&mut self, frame: ClientFrame, permit: OwnedSemaphorePermit, ctx: &mut Context<Self>) {
+        let work = self.ports.request(self.who, frame);
+        let done = actix::spawn(async move {
+            let frames = work.await;
+            drop(permit);
+            frames
+        });
+        let answer = async move { done.await.unwrap_or_default() }.into_actor(self).map(|frames, act, ctx| {
+            for frame in &frames {
+                act.send(frame, ctx);
+            }
+        });
+        ctx.spawn(answer);
     }
 
     /// Attaches a messaging device: subscribes to its topic first, then sends what it missed
