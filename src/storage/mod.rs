@@ -178,16 +178,18 @@ impl Storage {
     /// checkpoint runs inside whichever commit crosses its threshold and makes that commit's
     /// callers wait for the whole copy and its fsync: at ~10,000 messages/s that was the message
     /// ingest's p99. The automatic one stays as a backstop at a higher threshold
-    /// (`Backend::configure`). Nothing to do on PostgreSQL.
+    /// (`Backend::configure`). Stops when the pool is closed. Nothing to do on PostgreSQL.
     pub fn start_wal_checkpoints(&self, every: std::time::Duration) {
         let Some(sql) = self.backend.wal_checkpoint_sql() else { return };
         let storage = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            while !storage.pool.is_closed() {
                 ticks.tick().await;
-                if let Err(error) = sqlx::query(sql).execute(&storage.pool).await {
+                if let Err(error) = sqlx::query(sql).execute(&storage.pool).await
+                    && !storage.pool.is_closed()
+                {
                     tracing::warn!(%error, store = storage.store.name(), "background WAL checkpoint failed");
                 }
             }
