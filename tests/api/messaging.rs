@@ -57,6 +57,32 @@ async fn converse(
     (dr, dr_socket, phone, phone_socket, conversation)
 }
 
+/// A clinician and their patient Ada, each with one device, in one conversation. Bind `app`
+/// (the server) and both sockets for as long as a test needs them: a field left to `..` is
+/// dropped at once.
+struct Conversing {
+    app: TestApp,
+    api_ada: Api,
+    dr: Device,
+    dr_socket: Connection,
+    phone: Device,
+    phone_socket: Connection,
+    conversation: Uuid,
+}
+
+async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (dr, dr_socket, phone, phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    Conversing { app, api_ada, dr, dr_socket, phone, phone_socket, conversation }
+}
+
 /// Every byte the databases hold, as text, for searching.
 async fn stored_bytes(app: &TestApp, backend: Backend) -> Vec<u8> {
     let mut all = Vec::new();
@@ -418,15 +444,8 @@ async fn staff_members_converse_in_a_staff_conversation_no_patient_can_join(back
 }
 
 async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (mut dr, mut dr_socket, phone, mut phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let Conversing { app, api_ada, mut dr, mut dr_socket, phone, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
     let mut last = 0;
     for n in 1..=4 {
         last = dr.send(&mut dr_socket, conversation, format!("message {n}").as_bytes()).await.unwrap();
@@ -449,15 +468,8 @@ async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(bac
 }
 
 async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let Conversing { app, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
     let (state, key) = (app.data_dir.path().join("phone.state"), [9u8; 32]);
     phone.use_state_file(&state, &key);
     // Only the end of the burst, or its size, sends an acknowledgement here: not the clock.
@@ -487,15 +499,9 @@ async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(b
 
 async fn a_sender_that_bursts_gets_every_answer_and_keeps_its_socket(backend: Backend) {
     use base64::Engine;
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (mut dr, mut dr_socket, _phone, _phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let Conversing {
+        app: _app, mut dr, mut dr_socket, phone: _phone, phone_socket: _phone_socket, conversation, ..
+    } = dr_and_ada_conversing(backend).await;
 
     // Many sends written without waiting for their answers: the server commits them in a few
     // batches, and each batch's answers arrive at the socket together (more than 64 at once,
@@ -518,15 +524,8 @@ async fn a_sender_that_bursts_gets_every_answer_and_keeps_its_socket(backend: Ba
 }
 
 async fn a_message_that_crosses_the_devices_own_is_processed_not_skipped(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (mut dr, mut dr_socket, mut phone, mut phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let Conversing { app, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
 
     // The phone's message is stored first; the clinician sends before reading it, so its own
     // message gets the later seq.
