@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 mod support;
 
+use support::BareServer;
 use support::node::{Node, PASSWORD, connector, enroll_totp, owner_and_clinician, sign_in};
 
 /// Conversation sizes (devices) and the offered message rates (per second) tried for each.
@@ -71,7 +72,8 @@ async fn run() {
     );
     let practice = Practice::set_up(&node).await;
     let bare_dir = tempfile::tempdir().unwrap();
-    let bare = Bare::start(bare_dir.path());
+    let dir = bare_dir.path().display().to_string();
+    let bare = BareServer::start(bare_dir.path(), &["--bare-relay", &dir]);
 
     let only = std::env::var("BENCH_SCENARIO").ok();
     let rates_override: Option<Vec<u32>> =
@@ -117,7 +119,7 @@ async fn run() {
 }
 
 /// One offered rate through Confidant and then through the bare relay; prints both.
-async fn step(room: &Room, node: &Node, bare: &Bare, label: &str, rate: u32) -> (Figures, Figures) {
+async fn step(room: &Room, node: &Node, bare: &BareServer, label: &str, rate: u32) -> (Figures, Figures) {
     let ours = room.confidant(node, rate).await;
     let theirs = room.bare(bare, rate).await;
     println!(
@@ -309,7 +311,7 @@ impl Room {
     }
 
     /// Offers `rate` messages per second to the bare relay for one step.
-    async fn bare(&self, bare: &Bare, rate: u32) -> Figures {
+    async fn bare(&self, bare: &BareServer, rate: u32) -> Figures {
         let url = format!("wss://localhost:{}/", bare.port);
         let room = Uuid::new_v4().to_string();
         let mut sockets = Vec::new();
@@ -447,39 +449,6 @@ fn string_field<'a>(frame: &'a str, name: &str) -> Option<&'a str> {
 /// (the leading bytes are the MLS header, the same for a whole epoch).
 fn tail(ciphertext: &str) -> &str {
     &ciphertext[ciphertext.len().saturating_sub(24)..]
-}
-
-/// The bare relay, as a child process of this program on core 0.
-struct Bare {
-    child: Child,
-    port: u16,
-    cert: std::path::PathBuf,
-}
-
-impl Bare {
-    fn start(dir: &Path) -> Self {
-        let port_file = dir.join("port");
-        let exe = std::env::current_exe().unwrap().display().to_string();
-        let child = Command::new("taskset")
-            .args(["-c", "0", &exe, "--bare-relay", &dir.display().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !port_file.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
-        Self { child, port, cert: dir.join("tls/dev-cert.pem") }
-    }
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Rooms of connections by name.

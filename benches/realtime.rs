@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -114,10 +114,10 @@ async fn run(cores: usize) {
     for read_buffer in ["default", "4096"] {
         let bare_dir = tempfile::tempdir().unwrap();
         let mut bare = Bare::start(bare_dir.path(), read_buffer);
-        let before = rss_kib(bare.child.id());
+        let before = rss_kib(bare.0.child.id());
         let bare_open = bare.connect(held).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let bare_kib = rss_kib(bare.child.id()).saturating_sub(before) as f64 / bare_open as f64;
+        let bare_kib = rss_kib(bare.0.child.id()).saturating_sub(before) as f64 / bare_open as f64;
         println!(
             "[memory] bare tokio-tungstenite TLS server (read buffer {read_buffer}): {bare_open} connections, \
              {bare_kib:.1} KiB per connection; Confidant is {:.2}x",
@@ -334,33 +334,17 @@ async fn two_nodes(subscribers: usize, changes: usize, socket_dir: Option<&str>)
 }
 
 /// The bare comparison server, as a child process of this program.
-struct Bare {
-    child: Child,
-    port: u16,
-    cert: std::path::PathBuf,
-}
+struct Bare(support::BareServer);
 
 impl Bare {
     fn start(dir: &Path, read_buffer: &str) -> Self {
-        let port_file = dir.join("port");
-        let exe = std::env::current_exe().unwrap().display().to_string();
-        let child = Command::new("taskset")
-            .args(["-c", "0", &exe, "--bare-server", &dir.display().to_string(), read_buffer])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !port_file.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
-        Self { child, port, cert: dir.join("tls/dev-cert.pem") }
+        let dir_arg = dir.display().to_string();
+        Self(support::BareServer::start(dir, &["--bare-server", &dir_arg, read_buffer]))
     }
 
     async fn connect(&mut self, count: usize) -> usize {
-        let connector = connector(&self.cert);
-        let url = format!("wss://localhost:{}/", self.port);
+        let connector = connector(&self.0.cert);
+        let url = format!("wss://localhost:{}/", self.0.port);
         let limit = Arc::new(Semaphore::new(256));
         let mut tasks = Vec::new();
         for _ in 0..count {
@@ -383,13 +367,6 @@ impl Bare {
             }
         }
         n
-    }
-}
-
-impl Drop for Bare {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

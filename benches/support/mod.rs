@@ -7,6 +7,43 @@ use confidant::settings::{self, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
 use sqlx::Connection;
 
+/// A bare comparison server: this benchmark's own executable started again with `args` on
+/// core 0 (where Confidant runs), ready once it has written its port to `dir/port`, using the
+/// certificate it made in `dir/tls`. Killed when dropped.
+pub struct BareServer {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub cert: std::path::PathBuf,
+}
+
+impl BareServer {
+    pub fn start(dir: &std::path::Path, args: &[&str]) -> Self {
+        use std::time::{Duration, Instant};
+        let port_file = dir.join("port");
+        let exe = std::env::current_exe().expect("own executable").display().to_string();
+        let child = std::process::Command::new("taskset")
+            .args(["-c", "0", &exe])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("bare server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&port_file).expect("port").trim().parse().expect("port number");
+        Self { child, port, cert: dir.join("tls/dev-cert.pem") }
+    }
+}
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Drops the PostgreSQL database (or the temp dir) when the benchmark ends.
 pub enum Guard {
     Dir(#[allow(dead_code)] tempfile::TempDir),
