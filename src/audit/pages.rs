@@ -9,7 +9,9 @@
 //!   in sqlx's `Any` driver, so pages come through the native driver on connections of their
 //!   own (to the same database, with the same credentials).
 //!
-//! Neither form carries `node_id`: a page is one node's, selected by it.
+//! Neither form carries `node_id`: a page is one node's, selected by it. The statements are
+//! `Backend::audit_page_sql` and `Backend::audit_page_settings_sql`; this module only knows
+//! whether a native PostgreSQL connection exists (`COPY`) or the pool serves the page (JSON).
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -26,25 +28,25 @@ pub(super) const PAGE: i64 = 16_384;
 /// Where pages come from.
 #[derive(Clone)]
 pub(super) enum PageSource {
-    /// The audit store's own pool (SQLite).
+    /// The audit store's own pool (SQLite: one JSON text and one blob of hashes per page).
     Json(Storage),
     /// Native PostgreSQL connections for `COPY`.
-    Copy(PgPool),
+    Copy { pool: PgPool, backend: Backend },
 }
 
 impl PageSource {
     /// A source for `storage` able to serve `connections` pages at once.
     pub(super) async fn open(storage: &Storage, connections: u32) -> Result<Self, StorageError> {
-        match (storage.backend(), storage.postgres_url()) {
-            (Backend::Postgres, Some(url)) => {
+        match storage.postgres_url() {
+            Some(url) => {
                 let pool = PgPoolOptions::new()
                     .max_connections(connections)
                     .connect(url.expose())
                     .await
                     .map_err(|source| StorageError::Connect { store: "audit store", source })?;
-                Ok(PageSource::Copy(pool))
+                Ok(PageSource::Copy { pool, backend: storage.backend() })
             }
-            _ => Ok(PageSource::Json(storage.clone())),
+            None => Ok(PageSource::Json(storage.clone())),
         }
     }
 
@@ -52,39 +54,27 @@ impl PageSource {
     pub(super) async fn fetch(&self, node: &str, from: i64, to: i64) -> Result<Option<RawPage>, StorageError> {
         match self {
             PageSource::Json(storage) => {
-                // Both aggregates see the rows in the same order, so the n-th hash pair belongs
-                // to the n-th array. Blobs concatenated raw cost SQLite a fifth less than hex.
-                let (text, hashes): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
-                    "SELECT json_group_array(json_array(seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, \
-                     session_id, request_id, source_ip, action, resource_type, resource_id, patient_id, outcome, \
-                     reason, octet_length(prev_hash), octet_length(hash))), \
-                     CAST(group_concat(prev_hash || hash, '') AS BLOB) \
-                     FROM audit_entries WHERE node_id = $1 AND seq >= $2 AND seq < $3",
-                )
-                .bind(node.to_owned())
-                .bind(from)
-                .bind(to)
-                .fetch_one(storage.pool())
-                .await?;
+                let (text, hashes): (Option<String>, Option<Vec<u8>>) =
+                    sqlx::query_as(storage.backend().audit_page_sql())
+                        .bind(node.to_owned())
+                        .bind(from)
+                        .bind(to)
+                        .fetch_one(storage.pool())
+                        .await?;
                 let text = text.filter(|text| text != "[]");
                 Ok(text.map(|text| RawPage::Json { text, hashes: hashes.unwrap_or_default() }))
             }
-            PageSource::Copy(pool) => {
+            PageSource::Copy { pool, backend } => {
                 let mut conn = pool.acquire().await?;
-                // COPY takes no bind parameters; the node id (read from the table, so not to be
-                // trusted inside SQL text) travels as a session setting instead. The bounds are
-                // integers formatted here.
-                sqlx::query("SELECT set_config('confidant.verify_node', $1, false)")
-                    .bind(node.to_owned())
-                    .execute(&mut *conn)
-                    .await?;
-                let statement = format!(
-                    "COPY (SELECT seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, session_id, request_id, \
-                     source_ip, action, resource_type, resource_id, patient_id, outcome, reason, prev_hash, hash \
-                     FROM audit_entries WHERE node_id = current_setting('confidant.verify_node') \
-                     AND seq >= {from} AND seq < {to}) TO STDOUT (FORMAT binary)"
-                );
-                let mut chunks = conn.copy_out_raw(&statement).await?;
+                if let Some(settings) = backend.audit_page_settings_sql() {
+                    sqlx::query(settings)
+                        .bind(node.to_owned())
+                        .bind(from.to_string())
+                        .bind(to.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let mut chunks = conn.copy_out_raw(backend.audit_page_sql()).await?;
                 let mut page = Vec::new();
                 while let Some(chunk) = chunks.try_next().await? {
                     page.extend_from_slice(&chunk);
@@ -96,7 +86,7 @@ impl PageSource {
 
     /// Closes the native connections, if any.
     pub(super) async fn close(&self) {
-        if let PageSource::Copy(pool) = self {
+        if let PageSource::Copy { pool, .. } = self {
             pool.close().await;
         }
     }
