@@ -298,6 +298,9 @@ impl Room {
             }
             sockets.push(ws);
         }
+        // The same settling time the relay's step gives its room joins: both servers start a
+        // step idle, with their connections made.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let frames: Vec<String> = self
             .ciphertexts
             .iter()
@@ -321,6 +324,8 @@ impl Room {
             ws.send(Message::Text(room.clone().into())).await.unwrap();
             sockets.push(ws);
         }
+        // The same settling time the relay's step gives its room joins: both servers start a
+        // step idle, with their connections made.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let frames: Vec<String> = self
             .ciphertexts

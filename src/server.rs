@@ -45,8 +45,9 @@ use crate::tls::{self, TlsError};
 /// The version recorded in the `nodes` table and logs.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// How often the main store's write-ahead log is copied back in the background (SQLite).
-const MAIN_WAL_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often each store's write-ahead log is copied back in the background (SQLite; see
+/// `Storage::start_wal_checkpoints`).
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 /// How long start-up and shutdown wait for their audit events to be durable.
 pub(crate) const AUDIT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -246,7 +247,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         let _ = hasher.verify_or_dummy("warm-up", None).await;
     });
     crate::ws::sweep::start(services.identity.sessions.clone(), hub.clone(), services.identity.clock.clone());
-    storage.start_wal_checkpoints(MAIN_WAL_CHECKPOINT_EVERY);
+    storage.start_wal_checkpoints(WAL_CHECKPOINT_EVERY);
+    audit_storage.start_wal_checkpoints(WAL_CHECKPOINT_EVERY);
     crate::messaging::start_purge(
         services.conversations.clone(),
         std::time::Duration::from_secs(settings.messaging.retention_secs),

@@ -5,6 +5,8 @@
 use confidant_actors::audit::{AuditActor, AuditEvent};
 use sha2::{Digest, Sha256};
 
+use crate::storage::json_rows;
+
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
 
@@ -189,19 +191,17 @@ impl AuditRow {
     pub fn write_json_columns(&self, out: &mut String) {
         use std::fmt::Write as _;
         out.push('[');
-        json_str(out, Some(&self.node_id));
+        json_rows::push_str(out, Some(&self.node_id));
         let _ = write!(out, ",{},", self.seq);
-        json_str(out, Some(&self.event_id));
+        json_rows::push_str(out, Some(&self.event_id));
         let _ = write!(out, ",{}", self.at_ms);
         for field in self.text_fields() {
             out.push(',');
-            json_str(out, field);
+            json_rows::push_str(out, field);
         }
         for hash in [&self.prev_hash, &self.hash] {
             out.push_str(",\"");
-            for b in hash {
-                let _ = write!(out, "{b:02x}");
-            }
+            json_rows::push_hex(out, hash);
             out.push('"');
         }
         out.push(']');
@@ -211,27 +211,6 @@ impl AuditRow {
     pub fn as_head(&self) -> ChainHead {
         ChainHead::from_stored(self.seq, &self.hash)
     }
-}
-
-/// A JSON string (or `null`), escaped per RFC 8259.
-fn json_str(out: &mut String, text: Option<&str>) {
-    use std::fmt::Write as _;
-    let Some(text) = text else {
-        out.push_str("null");
-        return;
-    };
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Present text: `0x01`, its UTF-8 length as a big-endian u32, the bytes. Absent: `0x00`.

@@ -15,7 +15,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, json_rows};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -140,8 +140,6 @@ async fn write(storage: &Storage, jobs: &[Job]) -> Result<Vec<Option<u64>>, Mess
 fn push_row(out: &mut String, job: &Job, seq: i64) {
     use std::fmt::Write as _;
     let _ = write!(out, "[\"{}\",{seq},{},\"{}\",{},\"", job.conversation, job.epoch, job.sender, job.at_ms);
-    for byte in &job.message {
-        let _ = write!(out, "{byte:02x}");
-    }
+    json_rows::push_hex(out, &job.message);
     out.push_str("\"]");
 }

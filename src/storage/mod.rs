@@ -5,6 +5,7 @@
 
 mod dialect;
 mod error;
+pub mod json_rows;
 pub mod nodes;
 
 use std::path::{Path, PathBuf};
@@ -177,7 +178,10 @@ impl Storage {
     /// connection and without blocking writers (`PRAGMA wal_checkpoint(PASSIVE)`). SQLite's own
     /// checkpoint runs inside whichever commit crosses its threshold and makes that commit's
     /// callers wait for the whole copy and its fsync: at ~10,000 messages/s that was the message
-    /// ingest's p99. The automatic one stays as a backstop at a higher threshold
+    /// ingest's p99. Often and small beats seldom and large: on one core a checkpoint's copy and
+    /// fsync hold up the commits beside it, so its length is what the p99 pays (at 9,500
+    /// messages/s, checkpointing every 50 ms instead of every 250 ms took the delivery p99 from
+    /// 11.6 to 5.4 ms), and an empty log costs one trip to the database. The main store keeps the automatic one as a backstop at a higher threshold
     /// (`Backend::configure`). Stops when the pool is closed. Nothing to do on PostgreSQL.
     pub fn start_wal_checkpoints(&self, every: std::time::Duration) {
         let Some(sql) = self.backend.wal_checkpoint_sql() else { return };
