@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::MessagingError;
 use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
-use super::ingest::Ingest;
+use super::ingest::{Audited, Ingest};
 use super::mls::{self, MlsError, ServerGroup};
 use crate::access::ConversationKind;
 use crate::storage::{Storage, StorageError, parse_id};
@@ -368,7 +368,8 @@ impl Conversations {
 
     /// Stores an application message from member `sender`: the conversation's next seq, if
     /// it was encrypted in the current epoch. Messages arriving together share one
-    /// transaction (`ingest`).
+    /// transaction (`ingest`), which commits only once `audited` says the message's audit
+    /// record is durable (`Unavailable` otherwise, nothing stored).
     /// `members` is the conversation's membership as the caller just read it
     /// ([`Conversations::members`]): it is checked and becomes the fan-out.
     pub async fn send(
@@ -378,12 +379,14 @@ impl Conversations {
         members: Vec<DeviceId>,
         message: &[u8],
         now_ms: i64,
+        audited: Audited,
     ) -> Result<Sent, MessagingError> {
         let framing = mls::application_framing(conversation.id.as_uuid().as_bytes(), message)?;
         if !members.contains(&sender) {
             return Err(MessagingError::NotAllowed);
         }
-        let appended = self.ingest.append(conversation.id, framing.epoch, sender, message.to_vec(), now_ms).await?;
+        let appended =
+            self.ingest.append(conversation.id, framing.epoch, sender, message.to_vec(), now_ms, audited).await?;
         let Some(seq) = appended else {
             let now = self.get(conversation.id).await?.map_or(conversation.epoch, |c| c.epoch);
             return Ok(Sent::Stale { epoch: now });

@@ -132,6 +132,13 @@ impl Backend {
         }
     }
 
+    /// Whether the database lets only one transaction write at a time (SQLite). Other writers
+    /// then wait in its busy handler, which sleeps a millisecond or more, so a writing
+    /// transaction there must not wait for anything else (`messaging::ingest`).
+    pub fn single_writer(self) -> bool {
+        matches!(self, Backend::Sqlite)
+    }
+
     /// One page of an audit chain, for verification (`audit::pages`): the entries of node `$1`
     /// with `$2 <= seq < $3`, every column but `node_id`. SQLite answers one JSON text of the
     /// columns with the hashes' lengths in place of the hashes, and the hashes concatenated in

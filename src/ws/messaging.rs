@@ -203,13 +203,21 @@ async fn send(
     if !members.contains(&device) {
         return Err(ErrorCode::NotFound);
     }
-    // Audited (and acknowledged) before it is stored: if the audit trail cannot take it,
-    // nothing is stored or delivered and the sender hears `unavailable`.
+    // Stored only once its audit record is durable: if the audit trail cannot take it, nothing
+    // is stored or delivered and the sender hears `unavailable`. The record is made while the
+    // message is written, and the message's transaction waits for it before committing.
     let event = audited(state, who, peer, &conversation, "mls_application", bytes.len(), Outcome::Success);
-    on_record(state, event).await?;
+    let (outcome, outcome_known) = tokio::sync::oneshot::channel();
+    let recorded = async {
+        let recorded = on_record(state, event).await;
+        let _ = outcome.send(recorded.is_ok());
+        recorded
+    };
     let now = state.identity.clock.now_ms();
-    let sent =
-        state.conversations.send(device, &conversation, members, &bytes, now).await.map_err(|e| error_code(&e))?;
+    let stored = state.conversations.send(device, &conversation, members, &bytes, now, outcome_known);
+    let (recorded, sent) = tokio::join!(recorded, stored);
+    recorded?;
+    let sent = sent.map_err(|e| error_code(&e))?;
     let (stored, epoch, recipients) = match sent {
         Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),
         Sent::Stale { epoch } => {

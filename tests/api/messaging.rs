@@ -541,6 +541,49 @@ async fn a_message_that_crosses_the_devices_own_is_processed_not_skipped(backend
     await_cursor(&app, backend, dr.device_id, conversation, own).await;
 }
 
+/// Makes the running server's audit store refuse every new entry (`refuse`), or take them again.
+async fn audit_store_refuses(app: &TestApp, backend: Backend, refuse: bool) {
+    use sqlx::Connection as _;
+    match backend {
+        Backend::Sqlite => {
+            let url = format!("sqlite://{}", app.data_dir.path().join("audit.db").display());
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let sql = if refuse {
+                "CREATE TRIGGER test_refuses BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            } else {
+                "DROP TRIGGER test_refuses"
+            };
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.audit_db.as_ref().unwrap().url()).await.unwrap();
+            let sql = if refuse {
+                "ALTER TABLE audit_entries ADD CONSTRAINT test_refuses CHECK (false) NOT VALID"
+            } else {
+                "ALTER TABLE audit_entries DROP CONSTRAINT test_refuses"
+            };
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn a_message_the_audit_trail_cannot_take_is_refused_and_neither_stored_nor_delivered(backend: Backend) {
+    let Conversing { app, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
+    let first = dr.send(&mut dr_socket, conversation, b"on record: the first").await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "on record: the first");
+
+    audit_store_refuses(&app, backend, true).await;
+    let refused = dr.send(&mut dr_socket, conversation, b"off record: never stored").await;
+    assert!(matches!(refused, Err(ClientError::Refused { ref code, .. }) if code == "unavailable"), "{refused:?}");
+
+    // Nothing took a seq or reached the phone: the next message follows the first directly.
+    audit_store_refuses(&app, backend, false).await;
+    let next = dr.send(&mut dr_socket, conversation, b"on record: the next").await.unwrap();
+    assert_eq!(next, first + 1);
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "on record: the next");
+}
+
 crate::on_both_backends!(
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,
@@ -549,6 +592,7 @@ crate::on_both_backends!(
     a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved,
     a_message_that_crosses_the_devices_own_is_processed_not_skipped,
     a_sender_that_bursts_gets_every_answer_and_keeps_its_socket,
+    a_message_the_audit_trail_cannot_take_is_refused_and_neither_stored_nor_delivered,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
