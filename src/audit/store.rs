@@ -1,5 +1,6 @@
 //! `AuditStore`: the audit database behind the [`AuditSink`] port. It appends each batch in one
-//! transaction, extending this node's hash chain, and resolves only after the commit.
+//! statement (atomic by itself), extending this node's hash chain, and resolves only after the
+//! commit.
 
 use std::sync::Arc;
 
