@@ -93,9 +93,11 @@ impl Checkpoint {
     }
 }
 
-/// Lower-case hex.
+/// Lower-case hex (the one encoder, `json_rows::push_hex`).
 pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::new();
+    crate::storage::json_rows::push_hex(&mut out, bytes);
+    out
 }
 
 /// Fixed-size bytes from hex.
