@@ -96,7 +96,7 @@ impl AuditStore {
         .bind(checkpoint.hash.to_vec())
         .bind(checkpoint.at_ms)
         .bind(checkpoint.signature.to_vec())
-        .execute(self.storage.pool())
+        .execute(self.storage.writer())
         .await
         .map_err(|e| CheckpointError::Store(e.into()))?;
         checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
@@ -123,7 +123,7 @@ impl AuditStore {
             tokio::task::spawn_blocking(move || encode_batch(&events, head)).await.map_err(|_| StorageError::Encode)?
         };
         *slot = None;
-        sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(self.storage.pool()).await?;
+        sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(self.storage.writer()).await?;
         let mut position = Position { head: next, checkpointed: position.checkpointed };
         *slot = Some(position);
         if self.checkpoints.as_ref().is_some_and(|c| next.seq - position.checkpointed >= c.every_entries) {

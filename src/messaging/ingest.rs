@@ -162,7 +162,7 @@ async fn write(storage: &Storage, jobs: &mut [Job]) -> Result<Option<Vec<Option<
     }
     let mut seqs = vec![None; jobs.len()];
     let mut rows = String::from("[");
-    let mut tx = storage.pool().begin().await?;
+    let mut tx = storage.writer().begin().await?;
     for ((conversation, epoch), members) in &groups {
         let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
         let moved = sqlx::query(
