@@ -3,8 +3,9 @@
 //! Confidant and to a bare tokio-tungstenite relay with no storage (this machine's ceiling),
 //! for a 1:1 conversation and for groups of 10 and 50 devices. It prints, per offered rate,
 //! Confidant's durable, audited ingest (messages acknowledged per second, ack latency) and for
-//! both the deliveries per second and the end-to-end latency p50/p99 (send -> each member
-//! device reads it). Servers on core 0, this generator on core 1 (taskset). Not a test.
+//! both the deliveries per second (counted from the first send to the last arrival) and the
+//! end-to-end latency p50/p99 (send -> each member device reads it). Servers on core 0, this
+//! generator on core 1 (taskset). Not a test.
 //!
 //! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL
 //! through its Unix socket). Knobs: BENCH_SECONDS (2) per step; BENCH_SCENARIO (`1:1`,
@@ -364,6 +365,7 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         receivers.push(tokio::spawn(async move {
             let (_sink, mut stream) = ws.split();
             let mut latencies = Vec::new();
+            let mut last = None;
             while latencies.len() < index.len() {
                 let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), stream.next()).await
                 else {
@@ -372,14 +374,16 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
                 let Some(n) = string_field(&text, "message").and_then(|m| index.get(tail(m))) else { continue };
                 if let Some(at) = sent.lock().unwrap()[*n] {
                     latencies.push(at.elapsed());
+                    last = Some(Instant::now());
                 }
             }
-            latencies
+            (latencies, last)
         }));
     }
     let acks_sent = sent.clone();
     let acks = tokio::spawn(async move {
         let mut latencies = Vec::new();
+        let mut last = None;
         while latencies.len() < count {
             let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), answers.next()).await
             else {
@@ -391,9 +395,10 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
             let Some(n) = string_field(&text, "id").and_then(|id| id.parse::<usize>().ok()) else { continue };
             if let Some(at) = acks_sent.lock().unwrap().get(n).copied().flatten() {
                 latencies.push(at.elapsed());
+                last = Some(Instant::now());
             }
         }
-        latencies
+        (latencies, last)
     });
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
@@ -421,15 +426,19 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         // generator read its answers too slowly.
         closed |= sink.flush().await.is_err();
     }
+    // Rates are counted over the time from the first send to the last arrival. An overloaded
+    // server slows the sender through TCP, so sending then takes longer than the step.
     let mut deliveries = Vec::new();
+    let mut delivered_by = started;
     for receiver in receivers {
-        deliveries.extend(receiver.await.unwrap());
+        let (latencies, last) = receiver.await.unwrap();
+        deliveries.extend(latencies);
+        delivered_by = delivered_by.max(last.unwrap_or(started));
     }
-    let delivered_by = deliveries.iter().max().copied().unwrap_or_default();
-    let mut ack_latencies = acks.await.unwrap();
+    let (mut ack_latencies, acked_by) = acks.await.unwrap();
     let acked = ack_latencies.len();
-    let ingest_span = started.elapsed().min(seconds() + ack_latencies.iter().max().copied().unwrap_or_default());
-    let span = seconds() + delivered_by;
+    let ingest_span = acked_by.unwrap_or(started).duration_since(started).max(seconds());
+    let span = delivered_by.duration_since(started).max(seconds());
     Figures {
         closed,
         ingest: acked as f64 / ingest_span.as_secs_f64(),

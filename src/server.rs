@@ -371,7 +371,8 @@ impl Services {
     ) -> Self {
         let storage = keyring.storage().clone();
         let hasher = PasswordHasher::new(settings.identity.password_hashing_concurrency);
-        let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, audit, node_id);
+        let identity =
+            Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, audit.clone(), node_id);
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
         let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
@@ -389,7 +390,7 @@ impl Services {
                 settings.reminders.lead_minutes.clone(),
             ),
             devices: devices.clone(),
-            conversations: crate::messaging::Conversations::new(storage, devices),
+            conversations: crate::messaging::Conversations::new(storage, devices, audit),
             intake: crate::intake::Intake::new(keyring),
         }
     }

@@ -7,6 +7,7 @@
 //! Membership, for fan-out and fetching, is the server's public group after the last accepted
 //! commit (`conversation_devices`), never a list a sender supplies.
 
+use confidant_actors::audit::{AuditEvent, AuditWriter};
 use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_protocol::MlsKind;
 use sqlx::Row;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use super::MessagingError;
 use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
-use super::ingest::{Audited, Ingest};
+use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
 use crate::access::ConversationKind;
 use crate::storage::{Storage, StorageError, parse_id};
@@ -117,8 +118,8 @@ fn to_i64(value: u64) -> i64 {
 
 impl Conversations {
     /// The conversations in `storage`, checking credentials against `devices`.
-    pub fn new(storage: Storage, devices: Devices) -> Self {
-        Self { ingest: Ingest::new(storage.clone()), storage, devices, cache: Default::default() }
+    pub fn new(storage: Storage, devices: Devices, audit: actix::Addr<AuditWriter>) -> Self {
+        Self { ingest: Ingest::new(storage.clone(), audit), storage, devices, cache: Default::default() }
     }
 
     /// Starts a conversation of `kind` from `creator`'s new group (its GroupInfo and
@@ -368,8 +369,9 @@ impl Conversations {
 
     /// Stores an application message from member `sender`: the conversation's next seq, if
     /// it was encrypted in the current epoch. Messages arriving together share one
-    /// transaction (`ingest`), which commits only once `audited` says the message's audit
-    /// record is durable (`Unavailable` otherwise, nothing stored).
+    /// transaction (`ingest`), which commits only once their audit records (`event` for this
+    /// one) are durable (`Unavailable` otherwise, nothing stored). A message refused before
+    /// that (its framing, its sender) is not recorded.
     /// `members` is the conversation's membership as the caller just read it
     /// ([`Conversations::members`]): it is checked and becomes the fan-out.
     pub async fn send(
@@ -379,14 +381,14 @@ impl Conversations {
         members: Vec<DeviceId>,
         message: &[u8],
         now_ms: i64,
-        audited: Audited,
+        event: AuditEvent,
     ) -> Result<Sent, MessagingError> {
         let framing = mls::application_framing(conversation.id.as_uuid().as_bytes(), message)?;
         if !members.contains(&sender) {
             return Err(MessagingError::NotAllowed);
         }
         let appended =
-            self.ingest.append(conversation.id, framing.epoch, sender, message.to_vec(), now_ms, audited).await?;
+            self.ingest.append(conversation.id, framing.epoch, sender, message.to_vec(), now_ms, event).await?;
         let Some(seq) = appended else {
             let now = self.get(conversation.id).await?.map_or(conversation.epoch, |c| c.epoch);
             return Ok(Sent::Stale { epoch: now });

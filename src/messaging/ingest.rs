@@ -4,12 +4,18 @@
 //! conditional `last_seq` update per conversation in it, and one insert for all its messages.
 //!
 //! A message may be committed only once its audit record is durable (fail closed). The two
-//! writes go to different databases, so they cannot share a transaction; instead each job
-//! carries the audit's outcome as it will be known ([`Audited`]), and the batch waits for every
-//! outcome before it commits. On PostgreSQL the batch's statements run meanwhile, so the audit
-//! commit and the message statements overlap; SQLite allows one writing transaction at a time,
-//! so there the batch waits first and then writes (`Backend::single_writer`). A message whose
-//! audit failed is answered `Unavailable`, and the batch is written again without it.
+//! writes go to different databases, so they cannot share a transaction; instead the batch's
+//! audit records go to the audit writer together, as one group ([`record_all`]: one message,
+//! one answer, one audit transaction, all durable or none), and the batch commits only once
+//! they are. On PostgreSQL the batch's statements run meanwhile, so the audit commit and the
+//! message statements overlap; SQLite allows one writing transaction at a time, so there the
+//! batch waits first and then writes (`Backend::single_writer`). If the records are not made,
+//! every message of the batch is answered `Unavailable` and nothing is stored.
+//!
+//! Recording here rather than in each sender's session also means a message is audited only
+//! once it has passed every check before storage, and that a batch costs the audit writer one
+//! group instead of a message and an answer per event (on one core those cross-thread wake-ups
+//! were a good part of a message's cost).
 //!
 //! Ordering is unchanged: within a batch each conversation's messages get consecutive seqs in
 //! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
@@ -18,21 +24,20 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use actix::Addr;
+use confidant_actors::audit::{AuditEvent, AuditWriter, record_all};
 use confidant_actors::ids::{ConversationId, DeviceId};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
-use crate::storage::{Storage, StorageError, json_rows};
+use crate::server::AUDIT_ACK_TIMEOUT;
+use crate::storage::{Backend, Storage, json_rows};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
 /// Messages waiting for a batch, at most; a full queue makes senders wait (backpressure).
 const QUEUE: usize = 8192;
-
-/// Whether a message's audit record is durable, as its writer will say. A writer that goes
-/// away without saying counts as "no".
-pub type Audited = oneshot::Receiver<bool>;
 
 /// One message to append.
 struct Job {
@@ -41,53 +46,27 @@ struct Job {
     sender: DeviceId,
     message: Vec<u8>,
     at_ms: i64,
-    audited: Gate,
     /// The message's seq, or `None` when its epoch is over.
     reply: oneshot::Sender<Result<Option<u64>, MessagingError>>,
-}
-
-/// A job's audit outcome, awaited once and then remembered (a batch written again after one
-/// of its audits failed does not wait again).
-enum Gate {
-    Waiting(Audited),
-    Known(bool),
-}
-
-impl Gate {
-    async fn passed(&mut self) -> bool {
-        if let Gate::Waiting(outcome) = self {
-            *self = Gate::Known(outcome.await.unwrap_or(false));
-        }
-        matches!(self, Gate::Known(true))
-    }
-}
-
-/// Whether every job's audit record is durable; waits for all of them, so that afterwards each
-/// job's own outcome is known.
-async fn all_audited(jobs: &mut [Job]) -> bool {
-    let mut all = true;
-    for job in jobs {
-        all &= job.audited.passed().await;
-    }
-    all
 }
 
 /// The batching writer of one node, started on first use (it needs the runtime).
 #[derive(Clone)]
 pub struct Ingest {
     storage: Storage,
-    queue: std::sync::Arc<OnceLock<mpsc::Sender<Job>>>,
+    audit: Addr<AuditWriter>,
+    queue: std::sync::Arc<OnceLock<mpsc::Sender<(Job, AuditEvent)>>>,
 }
 
 impl Ingest {
-    /// A writer appending to `storage`.
-    pub fn new(storage: Storage) -> Self {
-        Self { storage, queue: std::sync::Arc::new(OnceLock::new()) }
+    /// A writer appending to `storage`, recording each message's `audit` event first.
+    pub fn new(storage: Storage, audit: Addr<AuditWriter>) -> Self {
+        Self { storage, audit, queue: std::sync::Arc::new(OnceLock::new()) }
     }
 
-    /// Appends an application message encrypted in `epoch` once `audited` says its audit record
-    /// is durable: its seq once durable, or `None` if the conversation is no longer in that
-    /// epoch. `Unavailable` if the audit record was not made (nothing is stored).
+    /// Appends an application message encrypted in `epoch`, recorded as `event` in the audit
+    /// trail before it is committed: its seq once durable, or `None` if the conversation is no
+    /// longer in that epoch. `Unavailable` if the audit record was not made (nothing is stored).
     pub async fn append(
         &self,
         conversation: ConversationId,
@@ -95,60 +74,81 @@ impl Ingest {
         sender: DeviceId,
         message: Vec<u8>,
         at_ms: i64,
-        audited: Audited,
+        event: AuditEvent,
     ) -> Result<Option<u64>, MessagingError> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(run(self.storage.clone(), rx));
+            tokio::spawn(run(self.storage.clone(), self.audit.clone(), rx));
             tx
         });
         let (reply, answer) = oneshot::channel();
-        let job = Job { conversation, epoch, sender, message, at_ms, audited: Gate::Waiting(audited), reply };
-        queue.send(job).await.map_err(|_| MessagingError::Unavailable)?;
+        let job = Job { conversation, epoch, sender, message, at_ms, reply };
+        queue.send((job, event)).await.map_err(|_| MessagingError::Unavailable)?;
         answer.await.map_err(|_| MessagingError::Unavailable)?
     }
 }
 
-/// Takes what is queued (at least one), writes it in one transaction, answers, repeats.
-async fn run(storage: Storage, mut rx: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut jobs = std::mem::take(&mut batch);
-        while !jobs.is_empty() {
-            match write(&storage, &mut jobs).await {
-                Ok(Some(seqs)) => {
-                    for (job, seq) in jobs.drain(..).zip(seqs) {
-                        let _ = job.reply.send(Ok(seq));
-                    }
+/// Takes what is queued (at least one), audits and writes it, answers, repeats.
+async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<(Job, AuditEvent)>) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let (jobs, events): (Vec<Job>, Vec<AuditEvent>) = queued.drain(..).unzip();
+        let written = write(&storage, &audit, &jobs, events).await;
+        match written {
+            Ok(seqs) => {
+                for (job, seq) in jobs.into_iter().zip(seqs) {
+                    let _ = job.reply.send(Ok(seq));
                 }
-                Ok(None) => {
-                    // Nothing was committed; the messages without an audit record are refused
-                    // and the others written again.
-                    let (audited, refused): (Vec<Job>, Vec<Job>) =
-                        jobs.into_iter().partition(|job| matches!(job.audited, Gate::Known(true)));
-                    for job in refused {
-                        let _ = job.reply.send(Err(MessagingError::Unavailable));
-                    }
-                    jobs = audited;
-                }
-                Err(error) => {
+            }
+            Err(error) => {
+                // A batch the audit trail did not take was logged by the audit writer.
+                if !matches!(error, MessagingError::Unavailable) {
                     tracing::error!(%error, messages = jobs.len(), "a message batch could not be written");
-                    for job in jobs.drain(..) {
-                        let _ = job.reply.send(Err(MessagingError::Unavailable));
-                    }
+                }
+                for job in jobs {
+                    let _ = job.reply.send(Err(MessagingError::Unavailable));
                 }
             }
         }
     }
 }
 
-/// Writes `jobs` if every one's audit record is durable: the seq of each, in order (`None`:
-/// its epoch is over). `Ok(None)`: some audit failed and nothing was written.
-async fn write(storage: &Storage, jobs: &mut [Job]) -> Result<Option<Vec<Option<u64>>>, MessagingError> {
-    let single_writer = storage.backend().single_writer();
-    if single_writer && !all_audited(jobs).await {
-        return Ok(None);
-    }
+/// Records `events` and writes `jobs`, committing only once the records are durable: the seq
+/// of each job, in order (`None`: its epoch is over). `Unavailable`: the records were not made
+/// and nothing was written.
+async fn write(
+    storage: &Storage,
+    audit: &Addr<AuditWriter>,
+    jobs: &[Job],
+    events: Vec<AuditEvent>,
+) -> Result<Vec<Option<u64>>, MessagingError> {
+    let audited = async { record_all(audit, events, AUDIT_ACK_TIMEOUT).await.map_err(|_| MessagingError::Unavailable) };
+    let backend = storage.backend();
+    let statements = async {
+        let mut tx = storage.writer().begin().await?;
+        let seqs = append(&mut tx, backend, jobs).await?;
+        Ok::<_, MessagingError>((tx, seqs))
+    };
+    let (tx, seqs) = if backend.single_writer() {
+        audited.await?;
+        statements.await?
+    } else {
+        let (audited, written) = tokio::join!(audited, statements);
+        // On error, dropping the transaction rolls it back.
+        audited?;
+        written?
+    };
+    tx.commit().await?;
+    Ok(seqs)
+}
+
+/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)
+/// and inserts the messages: the seq of each job, in order (`None`: its epoch is over).
+async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    jobs: &[Job],
+) -> Result<Vec<Option<u64>>, MessagingError> {
     // Runs of one conversation and epoch, in order of first arrival (a batch may hold a
     // thousand conversations: found by key, not by scanning).
     let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
@@ -162,7 +162,6 @@ async fn write(storage: &Storage, jobs: &mut [Job]) -> Result<Option<Vec<Option<
     }
     let mut seqs = vec![None; jobs.len()];
     let mut rows = String::from("[");
-    let mut tx = storage.writer().begin().await?;
     for ((conversation, epoch), members) in &groups {
         let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
         let moved = sqlx::query(
@@ -171,30 +170,24 @@ async fn write(storage: &Storage, jobs: &mut [Job]) -> Result<Option<Vec<Option<
         .bind(count)
         .bind(conversation.to_string())
         .bind(i64::try_from(*epoch).unwrap_or(i64::MAX))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = moved else { continue };
         let last: i64 = row.try_get(0)?;
         for (n, &i) in members.iter().enumerate() {
             let seq = last - count + 1 + i64::try_from(n).unwrap_or(0);
             seqs[i] = u64::try_from(seq).ok();
-            let job = &jobs[i];
             if rows.len() > 1 {
                 rows.push(',');
             }
-            push_row(&mut rows, job, seq);
+            push_row(&mut rows, &jobs[i], seq);
         }
     }
     rows.push(']');
     if rows.len() > 2 {
-        sqlx::query(storage.backend().message_append_sql()).bind(rows).execute(&mut *tx).await?;
+        sqlx::query(backend.message_append_sql()).bind(rows).execute(&mut **tx).await?;
     }
-    if !single_writer && !all_audited(jobs).await {
-        // Dropping the transaction rolls it back.
-        return Ok(None);
-    }
-    tx.commit().await.map_err(|e| MessagingError::Storage(StorageError::Query(e)))?;
-    Ok(Some(seqs))
+    Ok(seqs)
 }
 
 /// One message as the JSON row `Backend::message_append_sql` expands: ids are UUID text and

@@ -204,19 +204,11 @@ async fn send(
         return Err(ErrorCode::NotFound);
     }
     // Stored only once its audit record is durable: if the audit trail cannot take it, nothing
-    // is stored or delivered and the sender hears `unavailable`. The record is made while the
-    // message is written, and the message's transaction waits for it before committing.
+    // is stored or delivered and the sender hears `unavailable`. The ingest records it with
+    // the other messages of its batch.
     let event = audited(state, who, peer, &conversation, "mls_application", bytes.len(), Outcome::Success);
-    let (outcome, outcome_known) = tokio::sync::oneshot::channel();
-    let recorded = async {
-        let recorded = on_record(state, event).await;
-        let _ = outcome.send(recorded.is_ok());
-        recorded
-    };
     let now = state.identity.clock.now_ms();
-    let stored = state.conversations.send(device, &conversation, members, &bytes, now, outcome_known);
-    let (recorded, sent) = tokio::join!(recorded, stored);
-    recorded?;
+    let sent = state.conversations.send(device, &conversation, members, &bytes, now, event).await;
     let sent = sent.map_err(|e| error_code(&e))?;
     let (stored, epoch, recipients) = match sent {
         Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),

@@ -584,6 +584,29 @@ async fn a_message_the_audit_trail_cannot_take_is_refused_and_neither_stored_nor
     assert_eq!(text_of(&mut phone, &mut phone_socket).await, "on record: the next");
 }
 
+async fn a_message_refused_before_storage_leaves_no_audit_record(backend: Backend) {
+    let Conversing { app, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
+    dr.send(&mut dr_socket, conversation, b"on record").await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "on record");
+    let recorded = || {
+        app.audit_entries()
+            .into_iter()
+            .filter(|e| e["resource_id"] == conversation.to_string().as_str())
+            .filter(|e| e["reason"].as_str().is_some_and(|r| r.starts_with("mls_application")))
+            .count()
+    };
+    let before = recorded();
+    assert!(before >= 1);
+
+    // Not an MLS message at all: refused, not stored, and not audited as a message sent.
+    let refused = dr_socket
+        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(b"not MLS") }))
+        .await;
+    assert!(matches!(refused, Err(ClientError::Refused { ref code, .. }) if code == "invalid_mls"), "{refused:?}");
+    assert_eq!(recorded(), before);
+}
+
 crate::on_both_backends!(
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,
@@ -593,6 +616,7 @@ crate::on_both_backends!(
     a_message_that_crosses_the_devices_own_is_processed_not_skipped,
     a_sender_that_bursts_gets_every_answer_and_keeps_its_socket,
     a_message_the_audit_trail_cannot_take_is_refused_and_neither_stored_nor_delivered,
+    a_message_refused_before_storage_leaves_no_audit_record,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,4 +7,6 @@ pub mod event;
 pub mod writer;
 
 pub use event::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, Role};
-pub use writer::{Append, AuditError, AuditSink, AuditWriter, SinkError, SinkFuture, WriterLimits, record};
+pub use writer::{
+    Append, AppendAll, AuditError, AuditSink, AuditWriter, SinkError, SinkFuture, WriterLimits, record, record_all,
+};

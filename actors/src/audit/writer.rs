@@ -6,6 +6,9 @@
 //! Group commit: while one batch is being written, newly arriving events queue up; when the
 //! write finishes they all go out together in the next transaction. Under light load a batch is
 //! one event and the latency is one commit; under heavy load batches grow and throughput follows.
+//! A component that batches its own work (the message ingest) sends its batch's events as one
+//! [`AppendAll`]: one message and one answer instead of one per event, and the events go into
+//! the same transaction, so they are durable together or not at all.
 //!
 //! Back-pressure, in two places:
 //! - the mailbox holds at most [`WriterLimits::mailbox`] messages; `send` waits while it is full
@@ -80,6 +83,15 @@ pub struct Append {
     pub event: AuditEvent,
 }
 
+/// Records several events, in order, in one transaction: all durable or none. Answered once
+/// they are durable. At most [`WriterLimits::max_batch`] events.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), AuditError>")]
+pub struct AppendAll {
+    /// The events to record.
+    pub events: Vec<AuditEvent>,
+}
+
 /// Sizes of the writer's queues.
 #[derive(Debug, Clone, Copy)]
 pub struct WriterLimits {
@@ -101,12 +113,20 @@ impl Default for WriterLimits {
 
 type Ack = oneshot::Sender<Result<(), AuditError>>;
 
+/// Events from one [`Append`] or [`AppendAll`], written in one batch, and their sender.
+struct Waiting {
+    events: Vec<AuditEvent>,
+    ack: Ack,
+}
+
 /// The single audit writer of a node. See the module documentation.
 pub struct AuditWriter {
     node_id: NodeId,
     sink: Arc<dyn AuditSink>,
     limits: WriterLimits,
-    pending: VecDeque<(AuditEvent, Ack)>,
+    pending: VecDeque<Waiting>,
+    /// Events in `pending`.
+    pending_events: usize,
     in_flight: bool,
     /// Shutdown requests waiting for the queue to drain.
     drained: Vec<oneshot::Sender<()>>,
@@ -115,7 +135,36 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// A writer appending `node_id`'s events to `sink`.
     pub fn new(node_id: NodeId, sink: Arc<dyn AuditSink>, limits: WriterLimits) -> Self {
-        Self { node_id, sink, limits, pending: VecDeque::new(), in_flight: false, drained: Vec::new() }
+        Self {
+            node_id,
+            sink,
+            limits,
+            pending: VecDeque::new(),
+            pending_events: 0,
+            in_flight: false,
+            drained: Vec::new(),
+        }
+    }
+
+    /// Queues `events` to be written together; the answer comes once they are durable.
+    fn enqueue(&mut self, events: Vec<AuditEvent>, ctx: &mut Context<Self>) -> ResponseFuture<Result<(), AuditError>> {
+        if events.iter().any(|event| event.node_id != self.node_id) {
+            return Box::pin(async { Err(AuditError::ForeignNode) });
+        }
+        if events.len() > self.limits.max_batch {
+            return Box::pin(async { Err(AuditError::Overloaded) });
+        }
+        if events.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        if self.pending_events + events.len() > self.limits.max_pending {
+            return Box::pin(async { Err(AuditError::Overloaded) });
+        }
+        let (ack, acked) = oneshot::channel();
+        self.pending_events += events.len();
+        self.pending.push_back(Waiting { events, ack });
+        self.flush(ctx);
+        Box::pin(async move { acked.await.unwrap_or(Err(AuditError::Stopped)) })
     }
 
     /// Starts writing the next batch, if there is one and no write is in flight.
@@ -129,15 +178,25 @@ impl AuditWriter {
             }
             return;
         }
-        let take = self.pending.len().min(self.limits.max_batch);
-        let (events, acks): (Vec<_>, Vec<_>) = self.pending.drain(..take).unzip();
+        // Whole senders' groups, as many as fit (a group is never split across batches).
+        let mut events = Vec::new();
+        let mut acks = Vec::new();
+        while let Some(next) = self.pending.front() {
+            if !events.is_empty() && events.len() + next.events.len() > self.limits.max_batch {
+                break;
+            }
+            let Some(Waiting { events: group, ack }) = self.pending.pop_front() else { break };
+            self.pending_events -= group.len();
+            events.extend(group);
+            acks.push(ack);
+        }
         self.in_flight = true;
         let write = self.sink.append(events);
         ctx.spawn(write.into_actor(self).map(move |result, writer, ctx| {
             let answer = result.map_err(|SinkError::Unavailable| AuditError::Unavailable);
             if answer.is_err() {
                 tracing::error!(
-                    events = acks.len(),
+                    senders = acks.len(),
                     "audit batch could not be written; its senders are told to fail closed"
                 );
             }
@@ -170,16 +229,15 @@ impl Handler<Append> for AuditWriter {
     type Result = ResponseFuture<Result<(), AuditError>>;
 
     fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> Self::Result {
-        if msg.event.node_id != self.node_id {
-            return Box::pin(async { Err(AuditError::ForeignNode) });
-        }
-        if self.pending.len() >= self.limits.max_pending {
-            return Box::pin(async { Err(AuditError::Overloaded) });
-        }
-        let (ack, acked) = oneshot::channel();
-        self.pending.push_back((msg.event, ack));
-        self.flush(ctx);
-        Box::pin(async move { acked.await.unwrap_or(Err(AuditError::Stopped)) })
+        self.enqueue(vec![msg.event], ctx)
+    }
+}
+
+impl Handler<AppendAll> for AuditWriter {
+    type Result = ResponseFuture<Result<(), AuditError>>;
+
+    fn handle(&mut self, msg: AppendAll, ctx: &mut Self::Context) -> Self::Result {
+        self.enqueue(msg.events, ctx)
     }
 }
 
@@ -213,14 +271,29 @@ impl Handler<Queued> for AuditWriter {
     type Result = MessageResult<Queued>;
 
     fn handle(&mut self, _msg: Queued, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult((self.pending.len(), self.in_flight))
+        MessageResult((self.pending_events, self.in_flight))
     }
 }
 
 /// Sends `event` to `writer` and waits, at most `deadline`, until it is durable. The one way
 /// handlers record an event: every failure comes back as an [`AuditError`] to fail closed on.
 pub async fn record(writer: &Addr<AuditWriter>, event: AuditEvent, deadline: Duration) -> Result<(), AuditError> {
-    match tokio::time::timeout(deadline, writer.send(Append { event })).await {
+    answered(tokio::time::timeout(deadline, writer.send(Append { event })).await)
+}
+
+/// [`record`] for several events at once: one transaction, all durable or none.
+pub async fn record_all(
+    writer: &Addr<AuditWriter>,
+    events: Vec<AuditEvent>,
+    deadline: Duration,
+) -> Result<(), AuditError> {
+    answered(tokio::time::timeout(deadline, writer.send(AppendAll { events })).await)
+}
+
+fn answered(
+    sent: Result<Result<Result<(), AuditError>, MailboxError>, tokio::time::error::Elapsed>,
+) -> Result<(), AuditError> {
+    match sent {
         Ok(Ok(answer)) => answer,
         Ok(Err(MailboxError::Closed)) => Err(AuditError::Stopped),
         Ok(Err(MailboxError::Timeout)) | Err(_) => Err(AuditError::Timeout),
@@ -353,6 +426,54 @@ mod tests {
         for ack in held {
             assert_eq!(ack.await.unwrap(), Ok(()));
         }
+    }
+
+    #[actix::test]
+    async fn a_group_is_written_whole_in_one_batch_after_what_came_before_it() {
+        let h = harness(WriterLimits { max_batch: 10, ..WriterLimits::default() }, false);
+        let first = actix::spawn(record_owned(h.writer.clone(), event(h.node)));
+        until_queued(&h.writer, 0).await;
+        let singles: Vec<_> = (0..8).map(|_| actix::spawn(record_owned(h.writer.clone(), event(h.node)))).collect();
+        until_queued(&h.writer, 8).await;
+        let group: Vec<AuditEvent> = (0..5).map(|_| event(h.node)).collect();
+        let together = actix::spawn({
+            let (writer, group) = (h.writer.clone(), group.clone());
+            async move { record_all(&writer, group, LONG).await }
+        });
+        until_queued(&h.writer, 13).await;
+
+        h.gate.add_permits(3);
+        assert_eq!(first.await.unwrap(), Ok(()));
+        for ack in singles {
+            assert_eq!(ack.await.unwrap(), Ok(()));
+        }
+        assert_eq!(together.await.unwrap(), Ok(()));
+
+        // 8 + 5 does not fit in 10: the group waits for the next batch rather than being split.
+        let committed = h.committed.lock().unwrap();
+        let sizes: Vec<usize> = committed.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![1, 8, 5]);
+        assert_eq!(committed[2], group);
+    }
+
+    #[actix::test]
+    async fn a_group_the_store_fails_is_refused_whole() {
+        let h = harness(WriterLimits::default(), true);
+        h.gate.add_permits(1);
+        let group = (0..3).map(|_| event(h.node)).collect();
+        assert_eq!(record_all(&h.writer, group, LONG).await, Err(AuditError::Unavailable));
+    }
+
+    #[actix::test]
+    async fn a_group_larger_than_a_batch_or_naming_another_node_is_refused_and_nothing_is_written() {
+        let h = harness(WriterLimits { max_batch: 4, ..WriterLimits::default() }, false);
+        h.gate.add_permits(10);
+        let too_many = (0..5).map(|_| event(h.node)).collect();
+        assert_eq!(record_all(&h.writer, too_many, LONG).await, Err(AuditError::Overloaded));
+        let mixed = vec![event(h.node), event(NodeId::generate())];
+        assert_eq!(record_all(&h.writer, mixed, LONG).await, Err(AuditError::ForeignNode));
+        assert_eq!(record_all(&h.writer, Vec::new(), LONG).await, Ok(()));
+        assert!(h.committed.lock().unwrap().is_empty());
     }
 
     #[actix::test]
