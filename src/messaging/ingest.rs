@@ -198,3 +198,16 @@ fn push_row(out: &mut String, job: &Job, seq: i64) {
     json_rows::push_hex(out, &job.message);
     out.push_str("\"]");
 }
+
+#[cfg(test)]
+mod tests {
+    use confidant_actors::audit::WriterLimits;
+
+    use super::MAX_BATCH;
+
+    #[test]
+    fn a_full_batch_of_records_fits_in_one_audit_transaction() {
+        // The audit writer refuses a group larger than its batch: every message would fail.
+        assert!(MAX_BATCH <= WriterLimits::default().max_batch);
+    }
+}

@@ -91,12 +91,19 @@ impl Storage {
             Location::Sqlite(path) => (Backend::Sqlite, sqlite_url(path)?),
             Location::Postgres(url) => (Backend::Postgres, url.expose().to_owned()),
         };
-        let options =
-            AnyPoolOptions::new().max_connections(pool.max_connections).acquire_timeout(pool.acquire_timeout());
+        let acquire_timeout = pool.acquire_timeout();
+        let options = AnyPoolOptions::new().max_connections(pool.max_connections).acquire_timeout(acquire_timeout);
         let connect_error = |source| StorageError::Connect { store: store.name(), source };
-        let writer = AnyPoolOptions::new().max_connections(1).acquire_timeout(pool.acquire_timeout());
-        let writer = backend.configure(store, writer).connect_lazy(&url).map_err(connect_error)?;
         let pool = backend.configure(store, options).connect(&url).await.map_err(connect_error)?;
+        // Connected now and kept: a connection made on first use, or renewed when it ages out,
+        // makes the batch that needs it wait for the connect (tens of ms on PostgreSQL).
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(acquire_timeout);
+        let writer = backend.configure(store, writer).connect(&url).await.map_err(connect_error)?;
         let storage = Self { pool, writer, backend, store, location: location.clone() };
         if !storage.foreign_keys_enforced().await? {
             return Err(StorageError::ForeignKeysOff { store: store.name() });
@@ -174,7 +181,7 @@ impl Storage {
     /// throws away its page cache whenever another connection wrote since its last use, so
     /// batches spread over the pool re-read their pages every time (at 6,700 messages/s: ~5
     /// reads from the log per message) and wake a different worker thread each; on one
-    /// connection the pages stay cached. Connects on first use.
+    /// connection the pages stay cached.
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
     }
