@@ -237,10 +237,13 @@ impl Conversations {
         id: ConversationId,
         sender: DeviceId,
     ) -> Result<Option<(Conversation, Vec<DeviceId>)>, MessagingError> {
-        if let Some((conversation, members)) = self.cache.get(id)
-            && members.contains(&sender)
-        {
-            return Ok(Some((conversation, members)));
+        let cached = || self.cache.get(id).filter(|(_, members)| members.contains(&sender));
+        if let Some(hit) = cached() {
+            return Ok(Some(hit));
+        }
+        let _reading = self.cache.reading(id).await;
+        if let Some(hit) = cached() {
+            return Ok(Some(hit));
         }
         let Some(conversation) = self.get(id).await? else { return Ok(None) };
         let members = self.members(id).await?;
