@@ -9,8 +9,11 @@
 //! one answer, one audit transaction, all durable or none), and the batch commits only once
 //! they are. On PostgreSQL the batch's statements run meanwhile, so the audit commit and the
 //! message statements overlap; SQLite allows one writing transaction at a time, so there the
-//! batch waits first and then writes (`Backend::single_writer`). If the records are not made,
-//! every message of the batch is answered `Unavailable` and nothing is stored.
+//! batch waits first and then writes (`Backend::single_writer`). While a batch commits, the
+//! messages that queued up meanwhile already form the next batch and its records go out, so the
+//! audit commit of one batch and the message commit of the one before wait on the disk together.
+//! If the records are not made, every message of the batch is answered `Unavailable` and
+//! nothing is stored.
 //!
 //! Recording here rather than in each sender's session also means a message is audited only
 //! once it has passed every check before storage, and that a batch costs the audit writer one
@@ -22,10 +25,12 @@
 //! so a message encrypted in an epoch that is over is refused (answered stale) as before.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 use actix::Addr;
-use confidant_actors::audit::{AuditEvent, AuditWriter, record_all};
+use confidant_actors::audit::{AuditError, AuditEvent, AuditWriter, record_all};
 use confidant_actors::ids::{ConversationId, DeviceId};
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
@@ -88,24 +93,58 @@ impl Ingest {
     }
 }
 
-/// Takes what is queued (at least one), audits and writes it, answers, repeats.
+/// A batch whose audit records are on their way to the audit writer.
+struct Batch {
+    jobs: Vec<Job>,
+    audited: Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send>>,
+}
+
+impl Batch {
+    /// Takes every job in `queued` and hands their events to the audit writer now.
+    fn record(audit: &Addr<AuditWriter>, queued: &mut Vec<(Job, AuditEvent)>) -> Self {
+        let (jobs, events): (Vec<Job>, Vec<AuditEvent>) = queued.drain(..).unzip();
+        Self { jobs, audited: Box::pin(record_all(audit, events, AUDIT_ACK_TIMEOUT)) }
+    }
+}
+
+/// Takes what is queued (at least one), audits and writes it, answers, repeats. While a batch's
+/// transaction commits, what queued up meanwhile is already sent to the audit writer: the two
+/// commits wait on the disk together instead of one after the other.
 async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<(Job, AuditEvent)>) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
-        let (jobs, events): (Vec<Job>, Vec<AuditEvent>) = queued.drain(..).unzip();
-        let written = write(&storage, &audit, &jobs, events).await;
+    let mut next: Option<Batch> = None;
+    loop {
+        let batch = match next.take() {
+            Some(batch) => batch,
+            None if rx.recv_many(&mut queued, MAX_BATCH).await > 0 => Batch::record(&audit, &mut queued),
+            None => return,
+        };
+        let written = match prepare(&storage, &batch.jobs, batch.audited).await {
+            Ok((tx, seqs)) => {
+                while queued.len() < MAX_BATCH
+                    && let Ok(job) = rx.try_recv()
+                {
+                    queued.push(job);
+                }
+                if !queued.is_empty() {
+                    next = Some(Batch::record(&audit, &mut queued));
+                }
+                tx.commit().await.map(|()| seqs).map_err(MessagingError::from)
+            }
+            Err(error) => Err(error),
+        };
         match written {
             Ok(seqs) => {
-                for (job, seq) in jobs.into_iter().zip(seqs) {
+                for (job, seq) in batch.jobs.into_iter().zip(seqs) {
                     let _ = job.reply.send(Ok(seq));
                 }
             }
             Err(error) => {
                 // A batch the audit trail did not take was logged by the audit writer.
                 if !matches!(error, MessagingError::Unavailable) {
-                    tracing::error!(%error, messages = jobs.len(), "a message batch could not be written");
+                    tracing::error!(%error, messages = batch.jobs.len(), "a message batch could not be written");
                 }
-                for job in jobs {
+                for job in batch.jobs {
                     let _ = job.reply.send(Err(MessagingError::Unavailable));
                 }
             }
@@ -113,33 +152,30 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
     }
 }
 
-/// Records `events` and writes `jobs`, committing only once the records are durable: the seq
-/// of each job, in order (`None`: its epoch is over). `Unavailable`: the records were not made
-/// and nothing was written.
-async fn write(
+/// Writes `jobs` in a transaction left open for the caller to commit, once `audited` (their
+/// records) resolved: the transaction and the seq of each job, in order (`None`: its epoch is
+/// over). `Unavailable`: the records were not made and nothing was written.
+async fn prepare(
     storage: &Storage,
-    audit: &Addr<AuditWriter>,
     jobs: &[Job],
-    events: Vec<AuditEvent>,
-) -> Result<Vec<Option<u64>>, MessagingError> {
-    let audited = async { record_all(audit, events, AUDIT_ACK_TIMEOUT).await.map_err(|_| MessagingError::Unavailable) };
+    audited: impl Future<Output = Result<(), AuditError>>,
+) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Vec<Option<u64>>), MessagingError> {
+    let audited = async { audited.await.map_err(|_| MessagingError::Unavailable) };
     let backend = storage.backend();
     let statements = async {
         let mut tx = storage.writer().begin().await?;
         let seqs = append(&mut tx, backend, jobs).await?;
         Ok::<_, MessagingError>((tx, seqs))
     };
-    let (tx, seqs) = if backend.single_writer() {
+    if backend.single_writer() {
         audited.await?;
-        statements.await?
+        statements.await
     } else {
         let (audited, written) = tokio::join!(audited, statements);
         // On error, dropping the transaction rolls it back.
         audited?;
-        written?
-    };
-    tx.commit().await?;
-    Ok(seqs)
+        written
+    }
 }
 
 /// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)

@@ -281,13 +281,17 @@ pub async fn record(writer: &Addr<AuditWriter>, event: AuditEvent, deadline: Dur
     answered(tokio::time::timeout(deadline, writer.send(Append { event })).await)
 }
 
-/// [`record`] for several events at once: one transaction, all durable or none.
-pub async fn record_all(
+/// [`record`] for several events at once: one transaction, all durable or none. The group is
+/// handed to the writer now, not when the answer is first awaited (the deadline counts from
+/// then), so a caller can start its records and do other work while they commit: the message
+/// ingest records its next batch while the previous one's transaction commits.
+pub fn record_all(
     writer: &Addr<AuditWriter>,
     events: Vec<AuditEvent>,
     deadline: Duration,
-) -> Result<(), AuditError> {
-    answered(tokio::time::timeout(deadline, writer.send(AppendAll { events })).await)
+) -> impl Future<Output = Result<(), AuditError>> + Send + 'static {
+    let answer = writer.send(AppendAll { events });
+    async move { answered(tokio::time::timeout(deadline, answer).await) }
 }
 
 fn answered(
@@ -454,6 +458,18 @@ mod tests {
         let sizes: Vec<usize> = committed.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![1, 8, 5]);
         assert_eq!(committed[2], group);
+    }
+
+    #[actix::test]
+    async fn a_group_is_handed_to_the_writer_when_recorded_not_when_its_answer_is_awaited() {
+        let h = harness(WriterLimits::default(), false);
+        let group: Vec<AuditEvent> = (0..3).map(|_| event(h.node)).collect();
+        let answer = record_all(&h.writer, group.clone(), LONG);
+
+        until_queued(&h.writer, 0).await; // its write started while nobody awaited the answer
+        h.gate.add_permits(1);
+        assert_eq!(answer.await, Ok(()));
+        assert_eq!(*h.committed.lock().unwrap(), vec![group]);
     }
 
     #[actix::test]
