@@ -45,14 +45,13 @@ pub struct MembershipCache {
 pub struct Reading<'a> {
     cache: &'a MembershipCache,
     id: ConversationId,
-    gate: Arc<tokio::sync::Mutex<()>>,
-    _held: OwnedMutexGuard<()>,
+    held: OwnedMutexGuard<()>,
 }
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
         let mut reads = self.cache.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if reads.get(&self.id).is_some_and(|gate| Arc::ptr_eq(gate, &self.gate)) {
+        if reads.get(&self.id).is_some_and(|gate| Arc::ptr_eq(gate, OwnedMutexGuard::mutex(&self.held))) {
             reads.remove(&self.id);
         }
     }
@@ -81,8 +80,7 @@ impl MembershipCache {
             let mut reads = self.reads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             reads.entry(id).or_default().clone()
         };
-        let held = gate.clone().lock_owned().await;
-        Reading { cache: self, id, gate, _held: held }
+        Reading { cache: self, id, held: gate.lock_owned().await }
     }
 
     /// Forgets one conversation (it changed here).
