@@ -1,7 +1,8 @@
 //! Group commit for application messages: messages arriving while a batch is being written go
 //! out together in the next transaction, as audit events do (`AuditWriter`). One transaction
 //! per message tops out near a thousand messages a second; a batch costs one commit, one
-//! conditional `last_seq` update per conversation in it, and one insert for all its messages.
+//! conditional `last_seq` update for all its conversations, and one insert for all its messages,
+//! however many conversations it holds.
 //!
 //! A message may be committed only once its audit record is durable (fail closed). The two
 //! writes go to different databases, so they cannot share a transaction; instead the batch's
@@ -178,8 +179,9 @@ async fn prepare(
     }
 }
 
-/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)
-/// and inserts the messages: the seq of each job, in order (`None`: its epoch is over).
+/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch),
+/// one statement for all of them, and inserts the messages: the seq of each job, in order
+/// (`None`: its epoch is over).
 async fn append(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
@@ -196,20 +198,26 @@ async fn append(
         });
         groups[group].1.push(i);
     }
+    let mut added = String::from("[");
+    for ((conversation, epoch), members) in &groups {
+        use std::fmt::Write as _;
+        if added.len() > 1 {
+            added.push(',');
+        }
+        let _ = write!(added, "[\"{conversation}\",{epoch},{}]", members.len());
+    }
+    added.push(']');
+    let moved = sqlx::query(backend.conversations_advance_sql()).bind(added).fetch_all(&mut **tx).await?;
     let mut seqs = vec![None; jobs.len()];
     let mut rows = String::from("[");
-    for ((conversation, epoch), members) in &groups {
+    for row in moved {
+        let conversation: String = row.try_get(0)?;
+        let epoch: i64 = row.try_get(1)?;
+        let last: i64 = row.try_get(2)?;
+        let key = (conversation.parse().map_err(|_| MessagingError::Unavailable)?, u64::try_from(epoch).unwrap_or(0));
+        let Some(&group) = by_key.get(&key) else { continue };
+        let members = &groups[group].1;
         let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
-        let moved = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + $1 WHERE conversation_id = $2 AND epoch = $3 RETURNING last_seq",
-        )
-        .bind(count)
-        .bind(conversation.to_string())
-        .bind(i64::try_from(*epoch).unwrap_or(i64::MAX))
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(row) = moved else { continue };
-        let last: i64 = row.try_get(0)?;
         for (n, &i) in members.iter().enumerate() {
             let seq = last - count + 1 + i64::try_from(n).unwrap_or(0);
             seqs[i] = u64::try_from(seq).ok();

@@ -113,6 +113,34 @@ impl Backend {
         }
     }
 
+    /// Moves each conversation of a batch of application messages on by its messages, while it
+    /// is still in their epoch (`messaging::ingest`): ONE JSON parameter, an array of
+    /// `[conversation_id, epoch, count]`, one statement whatever the number of conversations.
+    /// Answers `(conversation_id, epoch, last_seq)` for each conversation that moved, `last_seq`
+    /// being the new one; the others' messages are in an epoch that is over.
+    pub fn conversations_advance_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "UPDATE conversations SET last_seq = last_seq + added.value ->> 2 FROM jsonb_each($1) AS added \
+                 WHERE conversations.conversation_id = added.value ->> 0 AND conversations.epoch = added.value ->> 1 \
+                 RETURNING conversation_id, epoch, last_seq"
+            }
+            // Two nodes may write to the same conversations at once: each locks them in id order
+            // first, so their batches wait for each other instead of deadlocking. A conversation
+            // whose epoch changed while waiting for its lock is left out (its row is checked
+            // again once locked).
+            Backend::Postgres => {
+                "WITH locked AS MATERIALIZED (SELECT c.conversation_id, added.n FROM conversations AS c \
+                 JOIN (SELECT a ->> 0 AS conversation_id, (a ->> 1)::bigint AS epoch, (a ->> 2)::bigint AS n \
+                 FROM jsonb_array_elements($1::jsonb) AS a) AS added \
+                 ON c.conversation_id = added.conversation_id AND c.epoch = added.epoch \
+                 ORDER BY c.conversation_id FOR UPDATE OF c) \
+                 UPDATE conversations AS c SET last_seq = c.last_seq + locked.n FROM locked \
+                 WHERE c.conversation_id = locked.conversation_id RETURNING c.conversation_id, c.epoch, c.last_seq"
+            }
+        }
+    }
+
     /// Appends application messages given as ONE JSON parameter, an array of
     /// `[conversation_id, seq, epoch, sender_device, at_ms, hex ciphertext]` rows (see
     /// `messaging::ingest`): one statement per batch instead of one per message (`jsonb_each`

@@ -12,6 +12,7 @@ mod headers;
 mod health;
 mod helpers;
 mod identity;
+mod ingest;
 mod messaging;
 mod phi;
 mod realtime;
