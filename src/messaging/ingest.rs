@@ -187,6 +187,7 @@ async fn append(
     backend: Backend,
     jobs: &[Job],
 ) -> Result<Vec<Option<u64>>, MessagingError> {
+    use std::fmt::Write as _;
     // Runs of one conversation and epoch, in order of first arrival (a batch may hold a
     // thousand conversations: found by key, not by scanning).
     let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
@@ -200,7 +201,6 @@ async fn append(
     }
     let mut added = String::from("[");
     for ((conversation, epoch), members) in &groups {
-        use std::fmt::Write as _;
         if added.len() > 1 {
             added.push(',');
         }
