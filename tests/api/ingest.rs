@@ -75,6 +75,7 @@ async fn fixture(backend: Backend, conversations: &[(u64, i64)]) -> Fixture {
 }
 
 impl Fixture {
+    /// A message from the fixture's device to `conversation`, sent in `epoch` through `ingest`.
     fn send(
         &self,
         ingest: &Ingest,
