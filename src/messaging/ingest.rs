@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
 use crate::server::AUDIT_ACK_TIMEOUT;
-use crate::storage::{Backend, Storage, json_rows};
+use crate::storage::{Backend, Storage, json_rows, parse_id};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -211,10 +211,10 @@ async fn append(
     let mut seqs = vec![None; jobs.len()];
     let mut rows = String::from("[");
     for row in moved {
-        let conversation: String = row.try_get(0)?;
+        let conversation = parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?;
         let epoch: i64 = row.try_get(1)?;
         let last: i64 = row.try_get(2)?;
-        let key = (conversation.parse().map_err(|_| MessagingError::Unavailable)?, u64::try_from(epoch).unwrap_or(0));
+        let key = (conversation, u64::try_from(epoch).unwrap_or(0));
         let Some(&group) = by_key.get(&key) else { continue };
         let members = &groups[group].1;
         let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
