@@ -86,6 +86,7 @@ impl AuditStore {
         }
         let at_ms = now_ms();
         let checkpoint = Checkpoint::sign(&checkpointer.key, &self.node_id.to_string(), position.head, at_ms);
+        let mut conn = self.storage.writer().connection().await.map_err(CheckpointError::Store)?;
         // A retry after the file append failed finds the row already there; the file gets it now.
         sqlx::query(
             "INSERT INTO audit_checkpoints (node_id, seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5) \
@@ -96,9 +97,10 @@ impl AuditStore {
         .bind(checkpoint.hash.to_vec())
         .bind(checkpoint.at_ms)
         .bind(checkpoint.signature.to_vec())
-        .execute(self.storage.writer())
+        .execute(&mut *conn)
         .await
         .map_err(|e| CheckpointError::Store(e.into()))?;
+        conn.keep();
         checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
         Ok(Position { head: position.head, checkpointed: position.head.seq })
     }
@@ -123,7 +125,9 @@ impl AuditStore {
             tokio::task::spawn_blocking(move || encode_batch(&events, head)).await.map_err(|_| StorageError::Encode)?
         };
         *slot = None;
-        sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(self.storage.writer()).await?;
+        let mut conn = self.storage.writer().connection().await?;
+        sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *conn).await?;
+        conn.keep();
         let mut position = Position { head: next, checkpointed: position.checkpointed };
         *slot = Some(position);
         if self.checkpoints.as_ref().is_some_and(|c| next.seq - position.checkpointed >= c.every_entries) {

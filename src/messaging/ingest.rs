@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use actix::Addr;
 use confidant_actors::audit::{AuditError, AuditEvent, AuditWriter, record_all};
 use confidant_actors::ids::{ConversationId, DeviceId};
-use sqlx::Row;
+use sqlx::{Connection as _, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
@@ -114,13 +114,21 @@ impl Batch {
 async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<(Job, AuditEvent)>) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     let mut next: Option<Batch> = None;
+    let backend = storage.backend();
     loop {
         let batch = match next.take() {
             Some(batch) => batch,
             None if rx.recv_many(&mut queued, MAX_BATCH).await > 0 => Batch::record(&audit, &mut queued),
             None => return,
         };
-        let written = match prepare(&storage, &batch.jobs, batch.audited).await {
+        let mut conn = match storage.writer().connection().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                answer(batch.jobs, Err(error.into()));
+                continue;
+            }
+        };
+        let written = match prepare(&mut conn, backend, &batch.jobs, batch.audited).await {
             Ok((tx, seqs)) => {
                 while queued.len() < MAX_BATCH
                     && let Ok(job) = rx.try_recv()
@@ -134,20 +142,29 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
             }
             Err(error) => Err(error),
         };
-        match written {
-            Ok(seqs) => {
-                for (job, seq) in batch.jobs.into_iter().zip(seqs) {
-                    let _ = job.reply.send(Ok(seq));
-                }
+        // A connection a statement failed on goes back to the pool, which tests it.
+        if written.is_ok() {
+            conn.keep();
+        }
+        answer(batch.jobs, written);
+    }
+}
+
+/// Answers each job of a batch with its seq, or every one `Unavailable` if the batch failed.
+fn answer(jobs: Vec<Job>, written: Result<Vec<Option<u64>>, MessagingError>) {
+    match written {
+        Ok(seqs) => {
+            for (job, seq) in jobs.into_iter().zip(seqs) {
+                let _ = job.reply.send(Ok(seq));
             }
-            Err(error) => {
-                // A batch the audit trail did not take was logged by the audit writer.
-                if !matches!(error, MessagingError::Unavailable) {
-                    tracing::error!(%error, messages = batch.jobs.len(), "a message batch could not be written");
-                }
-                for job in batch.jobs {
-                    let _ = job.reply.send(Err(MessagingError::Unavailable));
-                }
+        }
+        Err(error) => {
+            // A batch the audit trail did not take was logged by the audit writer.
+            if !matches!(error, MessagingError::Unavailable) {
+                tracing::error!(%error, messages = jobs.len(), "a message batch could not be written");
+            }
+            for job in jobs {
+                let _ = job.reply.send(Err(MessagingError::Unavailable));
             }
         }
     }
@@ -156,15 +173,15 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
 /// Writes `jobs` in a transaction left open for the caller to commit, once `audited` (their
 /// records) resolved: the transaction and the seq of each job, in order (`None`: its epoch is
 /// over). `Unavailable`: the records were not made and nothing was written.
-async fn prepare(
-    storage: &Storage,
+async fn prepare<'c>(
+    conn: &'c mut sqlx::AnyConnection,
+    backend: Backend,
     jobs: &[Job],
     audited: impl Future<Output = Result<(), AuditError>>,
-) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Vec<Option<u64>>), MessagingError> {
+) -> Result<(sqlx::Transaction<'c, sqlx::Any>, Vec<Option<u64>>), MessagingError> {
     let audited = async { audited.await.map_err(|_| MessagingError::Unavailable) };
-    let backend = storage.backend();
     let statements = async {
-        let mut tx = storage.writer().begin().await?;
+        let mut tx = conn.begin().await?;
         let seqs = append(&mut tx, backend, jobs).await?;
         Ok::<_, MessagingError>((tx, seqs))
     };
@@ -183,7 +200,7 @@ async fn prepare(
 /// one statement for all of them, and inserts the messages: the seq of each job, in order
 /// (`None`: its epoch is over).
 async fn append(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     jobs: &[Job],
 ) -> Result<Vec<Option<u64>>, MessagingError> {

@@ -7,6 +7,7 @@ mod dialect;
 mod error;
 pub mod json_rows;
 pub mod nodes;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -17,6 +18,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use dialect::Backend;
 pub use error::StorageError;
+pub(crate) use writer::Writer;
 
 use crate::settings::{DatabaseSettings, DatabaseUrl, Settings};
 
@@ -75,7 +77,7 @@ impl Location {
 pub struct Storage {
     pool: AnyPool,
     /// One connection, for a batching writer ([`Storage::writer`]).
-    writer: AnyPool,
+    writer: Writer,
     backend: Backend,
     store: Store,
     location: Location,
@@ -95,15 +97,9 @@ impl Storage {
         let options = AnyPoolOptions::new().max_connections(pool.max_connections).acquire_timeout(acquire_timeout);
         let connect_error = |source| StorageError::Connect { store: store.name(), source };
         let pool = backend.configure(store, options).connect(&url).await.map_err(connect_error)?;
-        // Connected now and kept: a connection made on first use, or renewed when it ages out,
-        // makes the batch that needs it wait for the connect (tens of ms on PostgreSQL).
-        let writer = AnyPoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(acquire_timeout);
+        let writer = AnyPoolOptions::new().max_connections(1).acquire_timeout(acquire_timeout);
         let writer = backend.configure(store, writer).connect(&url).await.map_err(connect_error)?;
+        let writer = Writer::connect(writer).await.map_err(connect_error)?;
         let storage = Self { pool, writer, backend, store, location: location.clone() };
         if !storage.foreign_keys_enforced().await? {
             return Err(StorageError::ForeignKeysOff { store: store.name() });
@@ -176,13 +172,13 @@ impl Storage {
         &self.pool
     }
 
-    /// A pool of one connection, for a writer that commits batch after batch (the audit writer,
-    /// the message ingest). sqlx hands out idle connections in turn, and a SQLite connection
-    /// throws away its page cache whenever another connection wrote since its last use, so
-    /// batches spread over the pool re-read their pages every time (at 6,700 messages/s: ~5
-    /// reads from the log per message) and wake a different worker thread each; on one
-    /// connection the pages stay cached.
-    pub(crate) fn writer(&self) -> &AnyPool {
+    /// One connection, for a writer that commits batch after batch (the audit writer, the
+    /// message ingest), kept out of the pool between batches ([`Writer`]). sqlx hands out idle
+    /// connections in turn, and a SQLite connection throws away its page cache whenever another
+    /// connection wrote since its last use, so batches spread over the pool re-read their pages
+    /// every time (at 6,700 messages/s: ~5 reads from the log per message) and wake a different
+    /// worker thread each; on one connection the pages stay cached.
+    pub(crate) fn writer(&self) -> &Writer {
         &self.writer
     }
 

@@ -188,6 +188,37 @@ async fn two_nodes_writing_to_the_same_conversations_in_opposite_orders_lose_not
     }
 }
 
+/// The batching writers keep their connections between batches (`storage::Writer`); one that
+/// was cut fails its batch closed, and the next batch gets a new connection.
+#[actix::test]
+async fn writers_whose_connections_were_cut_fail_one_batch_closed_and_reconnect_for_the_next() {
+    let f = fixture(Backend::Postgres, &[(1, 0)]).await;
+    assert!(matches!(f.send(&f.ingest, 0, 1, "before".into()).await, Ok(Some(1))));
+    let audited_before = f.audited().await;
+
+    // Ends every other session on both databases: the ingest's and the audit writer's too.
+    for storage in [&f.storage, &f.audit_storage] {
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(storage.pool_for_tests())
+        .await
+        .unwrap();
+        assert!(!cut.is_empty() && cut.iter().all(|&ended| ended), "the writer's session was there to end");
+    }
+
+    let during = f.send(&f.ingest, 0, 1, "on a cut connection".into()).await;
+    assert!(
+        matches!(during, Err(confidant::messaging::MessagingError::Unavailable)),
+        "the batch that finds its connection gone is refused: {during:?}"
+    );
+    let after = f.send(&f.ingest, 0, 1, "after".into()).await;
+    assert!(matches!(after, Ok(Some(2))), "the next batch writes on a new connection: {after:?}");
+    assert_eq!(f.stored(0).await, vec![(1, b"before".to_vec()), (2, b"after".to_vec())]);
+    assert_eq!(f.audited().await - audited_before, 1, "only the stored message was recorded");
+}
+
 crate::on_both_backends_actix!(
     one_batch_gives_each_conversation_consecutive_seqs_and_stores_nothing_from_a_past_epoch,
     two_nodes_writing_to_the_same_conversations_in_opposite_orders_lose_nothing,
