@@ -142,8 +142,9 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
             }
             Err(error) => Err(error),
         };
-        // A connection a statement failed on goes back to the pool, which tests it.
-        if written.is_ok() {
+        // A connection the database failed on is dropped (the next batch connects anew); one
+        // whose batch only lacked its audit records is fine, its transaction rolled back.
+        if !matches!(written, Err(MessagingError::Storage(_))) {
             conn.keep();
         }
         answer(batch.jobs, written);
@@ -190,9 +191,11 @@ async fn prepare<'c>(
         statements.await
     } else {
         let (audited, written) = tokio::join!(audited, statements);
-        // On error, dropping the transaction rolls it back.
+        // On error, dropping the transaction rolls it back. A database error is reported first:
+        // it tells the caller the connection may be gone.
+        let written = written?;
         audited?;
-        written
+        Ok(written)
     }
 }
 

@@ -34,8 +34,8 @@ impl Writer {
     }
 
     /// The writer's connection, for one batch: waits while another batch has it. Call
-    /// [`WriterConnection::keep`] once the batch succeeded; dropping it instead closes the
-    /// connection, and the next batch gets a new one.
+    /// [`WriterConnection::keep`] unless the database failed on it; dropping it instead closes
+    /// the connection, and the next batch gets a new one.
     pub(crate) async fn connection(&self) -> Result<WriterConnection<'_>, StorageError> {
         let mut kept = self.kept.lock().await;
         let conn = match kept.take() {

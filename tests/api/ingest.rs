@@ -197,16 +197,8 @@ async fn writers_whose_connections_were_cut_fail_one_batch_closed_and_reconnect_
     let audited_before = f.audited().await;
 
     // Ends every other session on both databases: the ingest's and the audit writer's too.
-    for storage in [&f.storage, &f.audit_storage] {
-        let cut: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(storage.pool_for_tests())
-        .await
-        .unwrap();
-        assert!(!cut.is_empty() && cut.iter().all(|&ended| ended), "the writer's session was there to end");
-    }
+    cut_sessions(&f.storage).await;
+    cut_sessions(&f.audit_storage).await;
 
     let during = f.send(&f.ingest, 0, 1, "on a cut connection".into()).await;
     assert!(
@@ -217,6 +209,25 @@ async fn writers_whose_connections_were_cut_fail_one_batch_closed_and_reconnect_
     assert!(matches!(after, Ok(Some(2))), "the next batch writes on a new connection: {after:?}");
     assert_eq!(f.stored(0).await, vec![(1, b"before".to_vec()), (2, b"after".to_vec())]);
     assert_eq!(f.audited().await - audited_before, 1, "only the stored message was recorded");
+
+    // The audit writer's alone: the ingest's own connection is fine and stays in use.
+    cut_sessions(&f.audit_storage).await;
+    let unrecorded = f.send(&f.ingest, 0, 1, "not recorded".into()).await;
+    assert!(matches!(unrecorded, Err(confidant::messaging::MessagingError::Unavailable)), "{unrecorded:?}");
+    assert!(matches!(f.send(&f.ingest, 0, 1, "last".into()).await, Ok(Some(3))));
+    assert_eq!(f.stored(0).await.last(), Some(&(3, b"last".to_vec())));
+}
+
+/// Ends every session on `storage`'s PostgreSQL database but the one asking.
+async fn cut_sessions(storage: &Storage) {
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(storage.pool_for_tests())
+    .await
+    .unwrap();
+    assert!(!cut.is_empty() && cut.iter().all(|&ended| ended), "the writer's session was there to end");
 }
 
 crate::on_both_backends_actix!(
