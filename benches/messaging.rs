@@ -9,7 +9,8 @@
 //!
 //! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL
 //! through its Unix socket). Knobs: BENCH_SECONDS (2) per step; BENCH_SCENARIO (`1:1`,
-//! `group of 10`, `group of 50`) runs one scenario; BENCH_RATES (`4000,8000`) replaces its rates.
+//! `group of 10`, `group of 50`) runs one scenario; BENCH_RATES (`4000,8000`) replaces its rates;
+//! BENCH_SERVER runs another build's server binary (for an A/B; default: the one built with this).
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
 
 use std::collections::HashMap;

@@ -42,7 +42,7 @@ impl Node {
         ];
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut command = Command::new("taskset");
-        command.args(["-c", "0", env!("CARGO_BIN_EXE_confidant"), "serve"]).envs(env.iter().cloned());
+        command.args(["-c", "0", &server_binary(), "serve"]).envs(env.iter().cloned());
         // Logs go to standard error.
         let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("server");
         let stderr = child.stderr.take().unwrap();
@@ -84,7 +84,7 @@ impl Node {
 
     pub fn cli(&self, args: &[&str], stdin: &str) {
         use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_confidant"))
+        let mut child = Command::new(server_binary())
             .args(args)
             .envs(self.env.iter().cloned())
             .stdin(Stdio::piped())
@@ -200,4 +200,11 @@ pub async fn owner_and_clinician(node: &Node) -> (reqwest::Client, String) {
     let owner = sign_in(&client, node, "owner@bench.example").await;
     enroll_totp(&client, node, &owner).await;
     (client, owner)
+}
+
+/// The server the benchmark runs: `BENCH_SERVER` if set, else the one cargo built with
+/// the benchmark. A copied benchmark binary still starts `target/release/confidant`, whatever
+/// was built last, so an A/B run gives each build's bench its own server through this variable.
+fn server_binary() -> String {
+    std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_confidant").to_owned())
 }
