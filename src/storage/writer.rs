@@ -7,8 +7,8 @@
 //! For a writer that commits batch after batch on its one connection those round trips sat in
 //! every batch's critical path: on PostgreSQL, 1:1 messaging at 12,000 msg/s spent a median
 //! 0.6-0.8 ms of each batch just to begin its transaction. So the writer's connection is taken
-//! out of its pool (detached) when the store connects and kept; after something on it failed it
-//! is dropped and the pool, which runs the store's connection set-up, makes the next one.
+//! out of its pool (detached) when the store connects and kept; after the database failed on it
+//! it is dropped and the pool, which runs the store's connection set-up, makes the next one.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub(crate) struct WriterConnection<'a> {
 }
 
 impl WriterConnection<'_> {
-    /// Keeps the connection for the next batch (everything on it succeeded).
+    /// Keeps the connection for the next batch (nothing the database did on it failed).
     pub(crate) fn keep(self) {
         let Self { mut kept, conn } = self;
         *kept = Some(conn);

@@ -211,11 +211,26 @@ async fn writers_whose_connections_were_cut_fail_one_batch_closed_and_reconnect_
     assert_eq!(f.audited().await - audited_before, 1, "only the stored message was recorded");
 
     // The audit writer's alone: the ingest's own connection is fine and stays in use.
+    let main_sessions = sessions(&f.storage).await;
     cut_sessions(&f.audit_storage).await;
     let unrecorded = f.send(&f.ingest, 0, 1, "not recorded".into()).await;
     assert!(matches!(unrecorded, Err(confidant::messaging::MessagingError::Unavailable)), "{unrecorded:?}");
     assert!(matches!(f.send(&f.ingest, 0, 1, "last".into()).await, Ok(Some(3))));
     assert_eq!(f.stored(0).await.last(), Some(&(3, b"last".to_vec())));
+    let still = sessions(&f.storage).await;
+    assert!(
+        main_sessions.iter().all(|pid| still.contains(pid)),
+        "no session on the main database was replaced: {main_sessions:?} {still:?}"
+    );
+}
+
+/// The server processes of every session on `storage`'s PostgreSQL database (the asking one
+/// too: the pool may ask on another connection next time).
+async fn sessions(storage: &Storage) -> Vec<i32> {
+    sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        .fetch_all(storage.pool_for_tests())
+        .await
+        .unwrap()
 }
 
 /// Ends every session on `storage`'s PostgreSQL database but the one asking.
