@@ -1,8 +1,8 @@
 //! Group commit for application messages: messages arriving while a batch is being written go
 //! out together in the next transaction, as audit events do (`AuditWriter`). One transaction
-//! per message tops out near a thousand messages a second; a batch costs one commit, one
-//! conditional `last_seq` update for all its conversations, and one insert for all its messages,
-//! however many conversations it holds.
+//! per message tops out near a thousand messages a second; a batch costs one commit and, however
+//! many conversations it holds, one conditional `last_seq` update for all of them and one insert
+//! for all its messages (on PostgreSQL the two are one statement: `Backend::message_batch_sql`).
 //!
 //! A message may be committed only once its audit record is durable (fail closed). The two
 //! writes go to different databases, so they cannot share a transaction; instead the batch's
@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
 use crate::server::AUDIT_ACK_TIMEOUT;
-use crate::storage::{Backend, Storage, json_rows, parse_id};
+use crate::storage::{Backend, MessageBatchSql, Storage, json_rows, parse_id};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -199,8 +199,8 @@ async fn prepare<'c>(
     }
 }
 
-/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch),
-/// one statement for all of them, and inserts the messages: the seq of each job, in order
+/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)
+/// and inserts the messages (`Backend::message_batch_sql`): the seq of each job, in order
 /// (`None`: its epoch is over).
 async fn append(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -219,46 +219,54 @@ async fn append(
         });
         groups[group].1.push(i);
     }
-    let mut added = String::from("[");
+    // A group of `count` messages takes the seqs up to its conversation's new `last_seq`, in
+    // arrival order: the n-th (from 0) is `count - 1 - n` before it.
+    let (mut added, mut rows) = (String::from("["), String::from("["));
     for ((conversation, epoch), members) in &groups {
         if added.len() > 1 {
             added.push(',');
         }
         let _ = write!(added, "[\"{conversation}\",{epoch},{}]", members.len());
+        for (n, &i) in members.iter().enumerate() {
+            if rows.len() > 1 {
+                rows.push(',');
+            }
+            push_row(&mut rows, &jobs[i], members.len() - 1 - n);
+        }
     }
     added.push(']');
-    let moved = sqlx::query(backend.conversations_advance_sql()).bind(added).fetch_all(&mut **tx).await?;
+    rows.push(']');
+    let moved = match backend.message_batch_sql() {
+        MessageBatchSql::Combined(sql) => sqlx::query(sql).bind(added).bind(rows).fetch_all(&mut **tx).await?,
+        MessageBatchSql::Separate { advance, append } => {
+            let moved = sqlx::query(advance).bind(added).fetch_all(&mut **tx).await?;
+            if !moved.is_empty() {
+                sqlx::query(append).bind(rows).execute(&mut **tx).await?;
+            }
+            moved
+        }
+    };
     let mut seqs = vec![None; jobs.len()];
-    let mut rows = String::from("[");
     for row in moved {
         let conversation = parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?;
         let epoch: i64 = row.try_get(1)?;
         let last: i64 = row.try_get(2)?;
-        let key = (conversation, u64::try_from(epoch).unwrap_or(0));
-        let Some(&group) = by_key.get(&key) else { continue };
+        let Some(&group) = by_key.get(&(conversation, u64::try_from(epoch).unwrap_or(0))) else { continue };
         let members = &groups[group].1;
-        let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
         for (n, &i) in members.iter().enumerate() {
-            let seq = last - count + 1 + i64::try_from(n).unwrap_or(0);
-            seqs[i] = u64::try_from(seq).ok();
-            if rows.len() > 1 {
-                rows.push(',');
-            }
-            push_row(&mut rows, &jobs[i], seq);
+            let offset = i64::try_from(members.len() - 1 - n).unwrap_or(i64::MAX);
+            seqs[i] = u64::try_from(last - offset).ok();
         }
-    }
-    rows.push(']');
-    if rows.len() > 2 {
-        sqlx::query(backend.message_append_sql()).bind(rows).execute(&mut **tx).await?;
     }
     Ok(seqs)
 }
 
-/// One message as the JSON row `Backend::message_append_sql` expands: ids are UUID text and
-/// the ciphertext hex, so nothing needs escaping.
-fn push_row(out: &mut String, job: &Job, seq: i64) {
+/// One message as a JSON row of `Backend::message_batch_sql`, `offset` seqs before its
+/// conversation's new `last_seq`: ids are UUID text and the ciphertext hex, so nothing needs
+/// escaping.
+fn push_row(out: &mut String, job: &Job, offset: usize) {
     use std::fmt::Write as _;
-    let _ = write!(out, "[\"{}\",{seq},{},\"{}\",{},\"", job.conversation, job.epoch, job.sender, job.at_ms);
+    let _ = write!(out, "[\"{}\",{},{offset},\"{}\",{},\"", job.conversation, job.epoch, job.sender, job.at_ms);
     json_rows::push_hex(out, &job.message);
     out.push_str("\"]");
 }

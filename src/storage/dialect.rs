@@ -7,6 +7,15 @@ use sqlx::migrate::Migrator;
 
 use super::Store;
 
+/// The statements of [`Backend::message_batch_sql`].
+#[derive(Debug, Clone, Copy)]
+pub enum MessageBatchSql {
+    /// One statement taking `added` and `rows`.
+    Combined(&'static str),
+    /// `advance` takes `added` and answers; `append` takes `rows`, after it.
+    Separate { advance: &'static str, append: &'static str },
+}
+
 /// SQL dialect of a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -113,50 +122,50 @@ impl Backend {
         }
     }
 
-    /// Moves each conversation of a batch of application messages on by its messages, while it
-    /// is still in their epoch (`messaging::ingest`): ONE JSON parameter, an array of
-    /// `[conversation_id, epoch, count]`, one statement whatever the number of conversations.
-    /// Answers `(conversation_id, epoch, last_seq)` for each conversation that moved, `last_seq`
-    /// being the new one; the others' messages are in an epoch that is over.
-    pub fn conversations_advance_sql(self) -> &'static str {
+    /// How `messaging::ingest` writes a batch of application messages. Both forms take two JSON
+    /// parameters, one statement however many conversations and messages the batch holds:
+    /// `added`, an array of `[conversation_id, epoch, count]`, and `rows`, an array of
+    /// `[conversation_id, epoch, offset, sender_device, at_ms, hex ciphertext]`, a message's seq
+    /// being its conversation's new `last_seq` minus `offset`. A conversation moves on by its
+    /// count only while it is still in that epoch; the messages of one that did not move are in
+    /// an epoch that is over and are not stored. The batch answers `(conversation_id, epoch,
+    /// last_seq)` for each conversation that moved, `last_seq` being the new one.
+    pub fn message_batch_sql(self) -> MessageBatchSql {
         match self {
-            Backend::Sqlite => {
-                "UPDATE conversations SET last_seq = last_seq + added.value ->> 2 FROM jsonb_each($1) AS added \
-                 WHERE conversations.conversation_id = added.value ->> 0 AND conversations.epoch = added.value ->> 1 \
-                 RETURNING conversation_id, epoch, last_seq"
-            }
-            // Two nodes may write to the same conversations at once: each locks them in id order
-            // first, so their batches wait for each other instead of deadlocking. A conversation
-            // whose epoch changed while waiting for its lock is left out (its row is checked
-            // again once locked).
-            Backend::Postgres => {
-                "WITH locked AS MATERIALIZED (SELECT c.conversation_id, added.n FROM conversations AS c \
-                 JOIN (SELECT a ->> 0 AS conversation_id, (a ->> 1)::bigint AS epoch, (a ->> 2)::bigint AS n \
-                 FROM jsonb_array_elements($1::jsonb) AS a) AS added \
-                 ON c.conversation_id = added.conversation_id AND c.epoch = added.epoch \
-                 ORDER BY c.conversation_id FOR UPDATE OF c) \
-                 UPDATE conversations AS c SET last_seq = c.last_seq + locked.n FROM locked \
-                 WHERE c.conversation_id = locked.conversation_id RETURNING c.conversation_id, c.epoch, c.last_seq"
-            }
-        }
-    }
-
-    /// Appends application messages given as ONE JSON parameter, an array of
-    /// `[conversation_id, seq, epoch, sender_device, at_ms, hex ciphertext]` rows (see
-    /// `messaging::ingest`): one statement per batch instead of one per message (`jsonb_each`
-    /// as for [`Self::audit_append_sql`]).
-    pub fn message_append_sql(self) -> &'static str {
-        match self {
-            Backend::Sqlite => {
-                "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
-                 SELECT r.value ->> 0, r.value ->> 1, 'application', r.value ->> 2, r.value ->> 3, unhex(r.value ->> 5), \
-                 r.value ->> 4 FROM jsonb_each($1) AS r"
-            }
-            Backend::Postgres => {
-                "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
-                 SELECT r ->> 0, (r ->> 1)::bigint, 'application', (r ->> 2)::bigint, r ->> 3, decode(r ->> 5, 'hex'), \
-                 (r ->> 4)::bigint FROM jsonb_array_elements($1::jsonb) AS r"
-            }
+            // SQLite has no data-modifying WITH: the update, then the insert, which reads each
+            // conversation's new `last_seq` in the same transaction (a conversation that did not
+            // move is in another epoch than its rows and joins none of them).
+            Backend::Sqlite => MessageBatchSql::Separate {
+                advance: "UPDATE conversations SET last_seq = last_seq + added.value ->> 2 FROM jsonb_each($1) AS added \
+                          WHERE conversations.conversation_id = added.value ->> 0 AND conversations.epoch = added.value ->> 1 \
+                          RETURNING conversation_id, epoch, last_seq",
+                append: "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
+                         SELECT c.conversation_id, c.last_seq - (r.value ->> 2), 'application', c.epoch, r.value ->> 3, \
+                         unhex(r.value ->> 5), r.value ->> 4 FROM jsonb_each($1) AS r \
+                         JOIN conversations AS c ON c.conversation_id = r.value ->> 0 AND c.epoch = r.value ->> 1",
+            },
+            // One statement: a round trip less on every batch's way to its commit. Two nodes may
+            // write to the same conversations at once: each locks them in id order first, so
+            // their batches wait for each other instead of deadlocking; a conversation whose
+            // epoch changed while waiting for its lock is left out (its row is checked again once
+            // locked). The conversations are looked up by `= ANY` of their ids: the planner takes
+            // `jsonb_array_elements` for 100 rows whatever the batch, and joined to it scanned the
+            // whole table on every batch in a practice of a few thousand conversations.
+            Backend::Postgres => MessageBatchSql::Combined(
+                "WITH added AS (SELECT a ->> 0 AS conversation_id, (a ->> 1)::bigint AS epoch, (a ->> 2)::bigint AS n \
+                 FROM jsonb_array_elements($1::jsonb) AS a), \
+                 locked AS MATERIALIZED (SELECT c.conversation_id, added.n FROM conversations AS c \
+                 JOIN added ON c.conversation_id = added.conversation_id AND c.epoch = added.epoch \
+                 WHERE c.conversation_id = ANY (ARRAY(SELECT conversation_id FROM added)) \
+                 ORDER BY c.conversation_id FOR UPDATE OF c), \
+                 moved AS (UPDATE conversations AS c SET last_seq = c.last_seq + locked.n FROM locked \
+                 WHERE c.conversation_id = locked.conversation_id RETURNING c.conversation_id, c.epoch, c.last_seq), \
+                 stored AS (INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
+                 SELECT m.conversation_id, m.last_seq - (r ->> 2)::bigint, 'application', m.epoch, r ->> 3, \
+                 decode(r ->> 5, 'hex'), (r ->> 4)::bigint FROM jsonb_array_elements($2::jsonb) AS r \
+                 JOIN moved AS m ON m.conversation_id = r ->> 0 AND m.epoch = (r ->> 1)::bigint) \
+                 SELECT conversation_id, epoch, last_seq FROM moved",
+            ),
         }
     }
 

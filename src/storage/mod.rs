@@ -16,7 +16,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-pub use dialect::Backend;
+pub use dialect::{Backend, MessageBatchSql};
 pub use error::StorageError;
 pub(crate) use writer::Writer;
 

@@ -1,5 +1,5 @@
 //! The message ingest in-process, both backends: what batches over several conversations store
-//! and answer (`messaging::ingest`, `Backend::conversations_advance_sql`).
+//! and answer (`messaging::ingest`, `Backend::message_batch_sql`).
 
 use confidant::messaging::ingest::Ingest;
 use confidant::settings::{self, DatabaseUrl, Settings};
@@ -222,6 +222,45 @@ async fn writers_whose_connections_were_cut_fail_one_batch_closed_and_reconnect_
         main_sessions.iter().all(|pid| still.contains(pid)),
         "no session on the main database was replaced: {main_sessions:?} {still:?}"
     );
+}
+
+/// A practice holds thousands of conversations, and a batch finds its own by their key.
+/// PostgreSQL plans the batch statement once for every batch (a generic plan, which cannot see
+/// how many conversations a batch holds): the plan must not read the whole table.
+#[actix::test]
+async fn a_batch_finds_its_conversations_by_key_among_thousands() {
+    use confidant::storage::{Backend as Dialect, MessageBatchSql};
+    use sqlx::Executor as _;
+
+    let f = fixture(Backend::Postgres, &[(1, 0)]).await;
+    let pool = f.storage.pool_for_tests();
+    sqlx::query(
+        "INSERT INTO conversations (conversation_id, kind, created_by, created_at_ms, epoch, last_seq, public_group) \
+         SELECT gen_random_uuid()::text, kind, created_by, 0, 1, 0, public_group \
+         FROM conversations CROSS JOIN generate_series(1, 3000)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    pool.execute("ANALYZE conversations").await.unwrap();
+
+    let MessageBatchSql::Combined(batch) = Dialect::Postgres.message_batch_sql() else {
+        panic!("PostgreSQL writes a batch in one statement")
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    // The statement is the server's own constant.
+    let prepare = format!("SET plan_cache_mode = force_generic_plan; PREPARE batch (text, text) AS {batch}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN EXECUTE batch('[]', '[]')").fetch_all(&mut *conn).await.unwrap();
+    sqlx::raw_sql("DEALLOCATE batch; RESET plan_cache_mode").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert!(!plan.iter().any(|line| line.contains("Seq Scan on conversations")), "{plan:#?}");
+    assert!(plan.iter().any(|line| line.contains("Index Scan using conversations_pkey")), "{plan:#?}");
+
+    // And among them the batch still moves its conversation and stores its message.
+    assert!(matches!(f.send(&f.ingest, 0, 1, "among thousands".into()).await, Ok(Some(1))));
+    assert_eq!(f.stored(0).await, vec![(1, b"among thousands".to_vec())]);
 }
 
 /// The server processes of every session on `storage`'s PostgreSQL database (the asking one
