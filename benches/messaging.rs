@@ -368,10 +368,7 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
             let mut latencies = Vec::new();
             let mut last = None;
             while latencies.len() < index.len() {
-                let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), stream.next()).await
-                else {
-                    break;
-                };
+                let Some(text) = next_text(&mut stream, deadline).await else { break };
                 let Some(n) = string_field(&text, "message").and_then(|m| index.get(tail(m))) else { continue };
                 if let Some(at) = sent.lock().unwrap()[*n] {
                     latencies.push(at.elapsed());
@@ -386,10 +383,7 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         let mut latencies = Vec::new();
         let mut last = None;
         while latencies.len() < count {
-            let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline.into(), answers.next()).await
-            else {
-                break;
-            };
+            let Some(text) = next_text(&mut answers, deadline).await else { break };
             if string_field(&text, "type") != Some("mls.accepted") {
                 continue;
             }
@@ -418,14 +412,19 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
             }
             let Some((n, frame)) = frames.next() else { break };
             sent.lock().unwrap()[n] = Some(Instant::now());
-            if sink.feed(Message::Text(frame.into())).await.is_err() {
+            if !matches!(
+                tokio::time::timeout_at(deadline.into(), sink.feed(Message::Text(frame.into()))).await,
+                Ok(Ok(()))
+            ) {
                 closed = true;
                 break;
             }
         }
         // An error means the server closed the socket (4008): it took no frame for 10 s, or this
-        // generator read its answers too slowly.
-        closed |= sink.flush().await.is_err();
+        // generator read its answers too slowly. A write still blocked at the deadline ends the
+        // step too: the readers stop there, and a server whose answers are no longer read stops
+        // reading (both sides would wait on each other for ever).
+        closed |= !matches!(tokio::time::timeout_at(deadline.into(), sink.flush()).await, Ok(Ok(())));
     }
     // Rates are counted over the time from the first send to the last arrival. An overloaded
     // server slows the sender through TCP, so sending then takes longer than the step.
@@ -448,6 +447,22 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         deliveries: deliveries.len() as f64 / span.as_secs_f64(),
         p50: percentile(&mut deliveries, 0.5),
         p99: percentile(&mut deliveries, 0.99),
+    }
+}
+
+/// The next text frame before `deadline`, past the server's heartbeat pings (tungstenite answers
+/// them while reading); `None` once the socket ends or the deadline passes. Stopping at a ping
+/// made every step longer than the heartbeat interval (10 s) stop reading mid-step.
+async fn next_text(
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    deadline: Instant,
+) -> Option<tokio_tungstenite::tungstenite::Utf8Bytes> {
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(text),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+            _ => return None,
+        }
     }
 }
 
