@@ -122,9 +122,9 @@ impl Backend {
         }
     }
 
-    /// How `messaging::ingest` writes a batch of application messages. Both forms take two JSON
-    /// parameters, one statement however many conversations and messages the batch holds:
-    /// `added`, an array of `[conversation_id, epoch, count]`, and `rows`, an array of
+    /// How `messaging::ingest` writes a batch of application messages. Both forms take the batch
+    /// as two JSON parameters, the same statements however many conversations and messages it
+    /// holds: `added`, an array of `[conversation_id, epoch, count]`, and `rows`, an array of
     /// `[conversation_id, epoch, offset, sender_device, at_ms, hex ciphertext]`, a message's seq
     /// being its conversation's new `last_seq` minus `offset`. A conversation moves on by its
     /// count only while it is still in that epoch; the messages of one that did not move are in
