@@ -51,8 +51,10 @@ struct Saved {
 }
 
 impl Device {
-    /// Writes the device's state to `path`, sealed under `key` (written to a temporary file and
-    /// renamed, so a crash leaves the old state or the new, never half of one).
+    /// Writes the device's state to `path`, sealed under `key`, readable by its owner only. It
+    /// is written to a temporary file, flushed to disk, renamed over the old one and the rename
+    /// flushed too, so a crash leaves the old state or the new, never half of one, and once this
+    /// returns the new state survives a crash (it precedes acknowledgements).
     pub fn save(&self, path: &Path, key: &[u8; 32]) -> Result<(), ClientError> {
         let storage = {
             let values = self.provider.storage().values.read().map_err(|_| ClientError::State("storage lock"))?;
@@ -77,8 +79,9 @@ impl Device {
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, out).map_err(|_| ClientError::State("write"))?;
-        std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))
+        write_synced(&temporary, &out)?;
+        std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))?;
+        sync_directory_of(path)
     }
 
     /// Keeps this device's state in `path`, sealed under `key`: it is saved there before each
@@ -120,4 +123,32 @@ impl Device {
             state_file: Some(StateFile { path: path.to_owned(), key: Zeroizing::new(*key) }),
         })
     }
+}
+
+/// Writes `bytes` to a new file at `path`, readable by its owner only, and waits until they are
+/// on disk (a write alone may sit in the page cache when the machine goes down).
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write as _;
+    // A temporary left by a crash may have other permissions; the state is made afresh.
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|_| ClientError::State("write"))?;
+    file.write_all(bytes).map_err(|_| ClientError::State("write"))?;
+    file.sync_all().map_err(|_| ClientError::State("sync"))
+}
+
+/// Makes a rename into `path`'s directory durable: on Unix the directory entry is flushed by
+/// syncing the directory itself (elsewhere the rename is as durable as the platform makes it).
+fn sync_directory_of(path: &Path) -> Result<(), ClientError> {
+    #[cfg(unix)]
+    {
+        let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(|_| ClientError::State("sync"))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -189,6 +189,12 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     let state = app.data_dir.path().join("phone.state");
     let key = [7u8; 32];
     phone.save(&state, &key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the state file is its owner's alone");
+        assert!(!state.with_extension("tmp").exists(), "nothing is left beside it");
+    }
     phone_socket.close().await;
     drop(phone);
     for n in 6..=8 {
