@@ -164,6 +164,24 @@ async fn one_batch_gives_each_conversation_consecutive_seqs_and_stores_nothing_f
     assert_eq!(f.audited().await - audited_before, i64::try_from(messages).unwrap());
 }
 
+async fn a_batch_holding_a_conversations_past_and_current_epoch_stores_only_the_current(backend: Backend) {
+    let f = fixture(backend, &[(2, 7)]).await;
+    // Queued together (one runtime thread), so one batch holds both epochs of the conversation.
+    let answers = futures_util::future::join_all(
+        (0..10).map(|i| f.send(&f.ingest, 0, if i % 2 == 0 { 1 } else { 2 }, format!("message {i}"))),
+    )
+    .await;
+    let answers: Vec<Option<u64>> = answers.into_iter().map(Result::unwrap).collect();
+    let past: Vec<Option<u64>> = answers.iter().step_by(2).copied().collect();
+    let current: Vec<Option<u64>> = answers.iter().skip(1).step_by(2).copied().collect();
+    assert_eq!(past, vec![None; 5], "the past epoch's messages are answered stale");
+    assert_eq!(current, (8..=12).map(Some).collect::<Vec<_>>(), "the current epoch's take the next seqs, in order");
+    let stored: Vec<(i64, Vec<u8>)> =
+        [1, 3, 5, 7, 9].iter().zip(8..).map(|(i, seq)| (seq, format!("message {i}").into_bytes())).collect();
+    assert_eq!(f.stored(0).await, stored, "only the current epoch's are stored, each under its seq");
+    assert_eq!(f.last_seq(0).await, 12);
+}
+
 async fn two_nodes_writing_to_the_same_conversations_in_opposite_orders_lose_nothing(backend: Backend) {
     let conversations = 20;
     let rounds: i64 = 30;
@@ -286,5 +304,6 @@ async fn cut_sessions(storage: &Storage) {
 
 crate::on_both_backends_actix!(
     one_batch_gives_each_conversation_consecutive_seqs_and_stores_nothing_from_a_past_epoch,
+    a_batch_holding_a_conversations_past_and_current_epoch_stores_only_the_current,
     two_nodes_writing_to_the_same_conversations_in_opposite_orders_lose_nothing,
 );
