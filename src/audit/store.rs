@@ -1,6 +1,13 @@
 //! `AuditStore`: the audit database behind the [`AuditSink`] port. It appends each batch in one
 //! statement (atomic by itself), extending this node's hash chain, and resolves only after the
 //! commit.
+//!
+//! Checkpoints are sealed beside the appends, not inside them. The entries a checkpoint vouches
+//! for are durable before it is made, so nothing waits for it: a seal costs a signature, a commit
+//! and a flush of the checkpoint file, and made inline it held up the batch that crossed the mark
+//! (every `checkpoint_every_entries` entries, on the messaging path about one batch in a
+//! hundred) and every batch queued behind it. One seal runs at a time, under the seal lock, so
+//! checkpoints reach the database and the file in the order of their seqs.
 
 use std::sync::Arc;
 
@@ -8,7 +15,7 @@ use confidant_actors::audit::{AuditEvent, AuditSink, SinkError, SinkFuture};
 use confidant_actors::clock::now_ms;
 use confidant_actors::ids::NodeId;
 use sqlx::Row;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use ed25519_dalek::SigningKey;
 
@@ -28,9 +35,9 @@ const ENCODE_INLINE_UP_TO: usize = 128;
 pub struct AuditStore {
     storage: Storage,
     node_id: NodeId,
-    /// The chain's newest entry and newest checkpointed seq, loaded on first use and after any
-    /// failed write (the write may have committed without our knowing, so the database is asked
-    /// again).
+    /// The chain's newest entry and the newest seq a seal was started for, loaded on first use
+    /// and after any failed write (the write may have committed without our knowing, so the
+    /// database is asked again).
     head: Arc<Mutex<Option<Position>>>,
     checkpoints: Option<Checkpointer>,
 }
@@ -39,7 +46,8 @@ pub struct AuditStore {
 #[derive(Debug, Clone, Copy)]
 struct Position {
     head: ChainHead,
-    checkpointed: i64,
+    /// The newest seq sealed or being sealed: the next seal is due `every_entries` after it.
+    seal_started: i64,
 }
 
 /// Signs and records checkpoints.
@@ -48,6 +56,8 @@ struct Checkpointer {
     key: Arc<SigningKey>,
     log: CheckpointLog,
     every_entries: i64,
+    /// The seal lock, holding the newest seq sealed (loaded on first use).
+    sealed: Arc<Mutex<Option<i64>>>,
 }
 
 impl AuditStore {
@@ -60,7 +70,8 @@ impl AuditStore {
     /// asked by the writer's timer), storing it in the database and appending it to `log`.
     pub fn with_checkpoints(mut self, key: SigningKey, log: CheckpointLog, every_entries: u64) -> Self {
         let every_entries = i64::try_from(every_entries).unwrap_or(i64::MAX);
-        self.checkpoints = Some(Checkpointer { key: Arc::new(key), log, every_entries });
+        self.checkpoints =
+            Some(Checkpointer { key: Arc::new(key), log, every_entries, sealed: Arc::new(Mutex::new(None)) });
         self
     }
 
@@ -70,25 +81,34 @@ impl AuditStore {
             return Ok(position);
         }
         let head = load_head(&self.storage, &self.node_id).await?;
-        let checkpointed: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints WHERE node_id = $1")
+        Ok(Position { head, seal_started: self.last_sealed().await? })
+    }
+
+    /// The newest seq this node has sealed, from the database (0: none).
+    async fn last_sealed(&self) -> Result<i64, StorageError> {
+        let sealed: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_checkpoints WHERE node_id = $1")
             .bind(self.node_id.to_string())
             .fetch_one(self.storage.pool())
             .await?;
-        Ok(Position { head, checkpointed: checkpointed.unwrap_or(0) })
+        Ok(sealed.unwrap_or(0))
     }
 
-    /// Signs `position.head`, stores the checkpoint and appends it to the file. Returns the new
-    /// position; on failure the old one (the next attempt retries).
-    async fn seal(&self, position: Position) -> Result<Position, CheckpointError> {
-        let Some(checkpointer) = &self.checkpoints else { return Ok(position) };
-        if position.head.seq <= position.checkpointed {
-            return Ok(position);
+    /// Signs `head` unless a seal already covers it, stores the checkpoint and appends it to
+    /// the file. `sealed` is the seal lock, held throughout; on failure it keeps the old seq,
+    /// so the next seal retries.
+    async fn seal(&self, sealed: &mut Option<i64>, head: ChainHead) -> Result<(), CheckpointError> {
+        let Some(checkpointer) = &self.checkpoints else { return Ok(()) };
+        let last = match *sealed {
+            Some(last) => last,
+            None => self.last_sealed().await.map_err(CheckpointError::Store)?,
+        };
+        *sealed = Some(last);
+        if head.seq <= last {
+            return Ok(());
         }
-        let at_ms = now_ms();
-        let checkpoint = Checkpoint::sign(&checkpointer.key, &self.node_id.to_string(), position.head, at_ms);
-        let mut conn = self.storage.writer().connection().await.map_err(CheckpointError::Store)?;
+        let checkpoint = Checkpoint::sign(&checkpointer.key, &self.node_id.to_string(), head, now_ms());
         // A retry after the file append failed finds the row already there; the file gets it now.
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO audit_checkpoints (node_id, seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (node_id, seq) DO NOTHING",
         )
@@ -96,13 +116,38 @@ impl AuditStore {
         .bind(checkpoint.seq)
         .bind(checkpoint.hash.to_vec())
         .bind(checkpoint.at_ms)
-        .bind(checkpoint.signature.to_vec())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| CheckpointError::Store(e.into()))?;
-        conn.keep();
+        .bind(checkpoint.signature.to_vec());
+        if self.storage.backend().single_writer() {
+            // One writer at a time: a second connection would make the appends wait on the
+            // database's lock (polled) instead of on the writer's connection (woken).
+            let mut conn = self.storage.writer().connection().await.map_err(CheckpointError::Store)?;
+            insert.execute(&mut *conn).await.map_err(|e| CheckpointError::Store(e.into()))?;
+            conn.keep();
+        } else {
+            insert.execute(self.storage.pool()).await.map_err(|e| CheckpointError::Store(e.into()))?;
+        }
         checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
-        Ok(Position { head: position.head, checkpointed: position.head.seq })
+        *sealed = Some(head.seq);
+        Ok(())
+    }
+
+    /// Seals `head` in the background, holding the seal lock `guard` (taken by the caller, so a
+    /// later [`Self::settled`] waits for this seal).
+    fn seal_in_background(&self, mut guard: OwnedMutexGuard<Option<i64>>, head: ChainHead) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            // The entries are durable already; a failed seal is logged and the next one retries.
+            if let Err(error) = store.seal(&mut guard, head).await {
+                tracing::error!(%error, seq = head.seq, "audit checkpoint failed");
+            }
+        });
+    }
+
+    /// Waits until the seal in progress, if any, is stored and in the checkpoint file.
+    pub async fn settled(&self) {
+        if let Some(checkpointer) = &self.checkpoints {
+            drop(checkpointer.sealed.lock().await);
+        }
     }
 
     /// The node whose chain this store extends.
@@ -128,25 +173,32 @@ impl AuditStore {
         let mut conn = self.storage.writer().connection().await?;
         sqlx::query(self.storage.backend().audit_append_sql()).bind(payload).execute(&mut *conn).await?;
         conn.keep();
-        let mut position = Position { head: next, checkpointed: position.checkpointed };
-        *slot = Some(position);
-        if self.checkpoints.as_ref().is_some_and(|c| next.seq - position.checkpointed >= c.every_entries) {
-            // The events are durable already; a failed checkpoint is logged and retried later.
-            match self.seal(position).await {
-                Ok(sealed) => position = sealed,
-                Err(error) => tracing::error!(%error, "audit checkpoint failed"),
-            }
-            *slot = Some(position);
+        let mut seal_started = position.seal_started;
+        if let Some(checkpointer) = &self.checkpoints
+            && next.seq - seal_started >= checkpointer.every_entries
+            // Busy: a seal is still running; a later batch starts the next one.
+            && let Ok(guard) = checkpointer.sealed.clone().try_lock_owned()
+        {
+            self.seal_in_background(guard, next);
+            seal_started = next.seq;
         }
+        *slot = Some(Position { head: next, seal_started });
         Ok(())
     }
 
-    /// Seals new entries with a checkpoint (the writer's timer and shutdown call this).
+    /// Seals new entries with a checkpoint (the writer's timer and shutdown call this), after
+    /// the seal in progress, if any. Appends go on meanwhile; the checkpoint covers the chain
+    /// as it stood when this was called.
     async fn checkpoint_now(&self) -> Result<(), CheckpointError> {
-        let mut slot = self.head.lock().await;
-        let position = self.position(&mut slot).await.map_err(CheckpointError::Store)?;
-        *slot = Some(self.seal(position).await?);
-        Ok(())
+        let Some(checkpointer) = &self.checkpoints else { return Ok(()) };
+        let head = {
+            let mut slot = self.head.lock().await;
+            let position = self.position(&mut slot).await.map_err(CheckpointError::Store)?;
+            *slot = Some(position);
+            position.head
+        };
+        let mut sealed = checkpointer.sealed.lock().await;
+        self.seal(&mut sealed, head).await
     }
 }
 

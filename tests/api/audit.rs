@@ -29,6 +29,7 @@ const CHECKPOINT_EVERY: u64 = 5;
 /// An audit store on `backend` with a writer for one node.
 struct AuditFixture {
     storage: Storage,
+    store: Arc<AuditStore>,
     writer: Addr<AuditWriter>,
     node: NodeId,
     /// A connection that bypasses the application: SQLite file access or the PostgreSQL superuser.
@@ -58,18 +59,20 @@ async fn fixture(backend: Backend) -> AuditFixture {
     let node = NodeId::generate();
     let key = SigningKey::from_bytes(&[42; 32]);
     let log = CheckpointLog::new(dir.path().join("checkpoints"));
-    let sink = Arc::new(AuditStore::new(storage.clone(), node).with_checkpoints(key, log, CHECKPOINT_EVERY));
-    let writer = AuditWriter::new(node, sink, WriterLimits::default()).start();
-    AuditFixture { storage, writer, node, privileged_url, backend, _dir: dir, _db: db }
+    let store = Arc::new(AuditStore::new(storage.clone(), node).with_checkpoints(key, log, CHECKPOINT_EVERY));
+    let writer = AuditWriter::new(node, store.clone(), WriterLimits::default()).start();
+    AuditFixture { storage, store, writer, node, privileged_url, backend, _dir: dir, _db: db }
 }
 
 impl AuditFixture {
-    /// Records `count` varied events, each acknowledged.
+    /// Records `count` varied events, each acknowledged, and waits for the checkpoints they are
+    /// due (sealed in the background, after the acknowledgement).
     async fn record_events(&self, count: usize) -> Vec<AuditEvent> {
         let mut events = Vec::new();
         for i in 0..count {
             let event = sample_event(self.node, i);
             record(&self.writer, event.clone(), Duration::from_secs(10)).await.unwrap();
+            self.store.settled().await;
             events.push(event);
         }
         events
@@ -169,6 +172,7 @@ crate::on_both_backends_actix!(
     verify_catches_a_truncated_tail_against_the_checkpoint_file,
     verify_catches_a_consistently_rewritten_chain,
     purge_removes_old_entries_and_the_rest_still_verifies,
+    events_are_acknowledged_while_a_checkpoint_is_being_sealed,
 );
 
 async fn events_round_trip_through_writer_and_store(backend: Backend) {
@@ -321,6 +325,7 @@ async fn purge_removes_old_entries_and_the_rest_still_verifies(backend: Backend)
         let mut old = sample_event(f.node, i);
         old.at_ms = year_2015 + i as i64;
         record(&f.writer, old, Duration::from_secs(10)).await.unwrap();
+        f.store.settled().await;
     }
     f.record_events(4).await; // checkpoints sealed seq 5 (purged below) and seq 10 (kept)
     let key = SigningKey::from_bytes(&[42; 32]);
@@ -340,6 +345,29 @@ async fn purge_removes_old_entries_and_the_rest_still_verifies(backend: Backend)
         broken(&f, 10, Problem::Missing),
         "the anchor does not excuse later gaps"
     );
+}
+
+async fn events_are_acknowledged_while_a_checkpoint_is_being_sealed(backend: Backend) {
+    let f = fixture(backend).await;
+    // The node's checkpoint file as a FIFO: a seal blocks opening it until someone reads it.
+    let checkpoints = f._dir.path().join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    let file = checkpoints.join(format!("{}.checkpoints", f.node));
+    assert!(std::process::Command::new("mkfifo").arg(&file).status().unwrap().success());
+
+    // Seq 5 starts the seal, which stays stuck while seqs 6 to 8 come in.
+    let recorded = tokio::time::timeout(Duration::from_secs(5), async {
+        for i in 0..8 {
+            record(&f.writer, sample_event(f.node, i), Duration::from_secs(10)).await.unwrap();
+        }
+    })
+    .await;
+    let sealed = tokio::task::spawn_blocking(move || std::fs::read_to_string(file).unwrap()).await.unwrap();
+
+    assert!(recorded.is_ok(), "appends waited for the checkpoint seal");
+    let line = confidant::audit::checkpoint::Checkpoint::from_line(sealed.trim()).expect("one checkpoint line");
+    assert_eq!(line.seq, 5, "the seal vouches for the entry that crossed the mark");
+    assert_eq!(stored_rows(&f).await.len(), 8);
 }
 
 fn broken(f: &AuditFixture, seq: i64, problem: Problem) -> Broken {
