@@ -11,7 +11,8 @@ use confidant_actors::clock::ManualClock;
 use confidant_actors::hub::{BrokerMessage, FromBroker, Hub, LocalBroker, Publish, Topic};
 use confidant_actors::ids::{DeviceId, SessionId, UserId};
 use confidant_actors::session::{
-    CatchUp, Ended, Inbound, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits, SessionPorts, Tick,
+    CatchUp, Ended, Inbound, MAX_OPEN_REQUESTS, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits,
+    SessionPorts, Tick,
 };
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, close};
 
@@ -52,9 +53,16 @@ impl Wire {
     }
 }
 
-#[derive(Default)]
 struct Ports {
     ended: Mutex<Vec<Ended>>,
+    /// Requests whose id starts with "held" wait here for a permit, first come first served.
+    held: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self { ended: Mutex::default(), held: Arc::new(tokio::sync::Semaphore::new(0)) }
+    }
 }
 
 impl SessionPorts for Ports {
@@ -93,7 +101,13 @@ impl SessionPorts for Ports {
     }
     fn request(&self, _: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
         let id = frame.request_id().unwrap_or_default().to_owned();
-        Box::pin(async move { vec![ServerFrame::ack(id)] })
+        let held = id.starts_with("held").then(|| self.held.clone());
+        Box::pin(async move {
+            if let Some(held) = held {
+                held.acquire().await.unwrap().forget();
+            }
+            vec![ServerFrame::ack(id)]
+        })
     }
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {
         vec![Topic::ClinicianAlerts(who.user_id)]
@@ -243,6 +257,30 @@ async fn standing_topics_are_received_without_subscribing_and_requests_are_answe
     h.say(&format!(r#"{{"v":1,"type":"intake.open","id":"o1","assignment_id":"{}"}}"#, uuid::Uuid::nil())).await;
     let types: Vec<String> = h.wire.texts().iter().map(|f| f["type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(types, ["welcome", "alert", "ack"]);
+}
+
+#[actix::test]
+async fn a_finished_request_is_answered_while_the_session_waits_for_a_free_place() {
+    let h = start().await;
+    let open =
+        |id: &str| format!(r#"{{"v":1,"type":"intake.open","id":"{id}","assignment_id":"{}"}}"#, uuid::Uuid::nil());
+    for n in 0..MAX_OPEN_REQUESTS {
+        h.session.do_send(Inbound::Text(open(&format!("held-{n}"))));
+    }
+    // Two more: the first takes the place the next finished request frees, the second then
+    // makes the session wait for another.
+    h.session.do_send(Inbound::Text(open("held-next-1")));
+    h.session.do_send(Inbound::Text(open("held-next-2")));
+    settle().await;
+
+    h.ports.held.add_permits(1); // the first request finishes
+    settle().await;
+
+    let acks: Vec<String> = h.wire.texts().iter().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect();
+    assert_eq!(acks, ["held-0"], "answered at once, not after the session's wait");
+    h.ports.held.add_permits(MAX_OPEN_REQUESTS + 2);
+    settle().await;
+    assert_eq!(h.wire.texts().iter().filter(|f| f["type"] == "ack").count(), MAX_OPEN_REQUESTS + 2);
 }
 
 #[actix::test]
