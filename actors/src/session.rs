@@ -360,6 +360,13 @@ impl SessionActor {
         actix::spawn(async move {
             let frames = work.await;
             for frame in &frames {
+                // Each task writes through a clone of the transport's address, a sender of its
+                // own, and actix lets every sender put one message in a full queue: so the
+                // queue may outgrow its bound by one answer per task writing while it is full.
+                // That is still bounded (a transport that is not polled reads no new frames, so
+                // the tasks are at most the session's open requests and queued frames), and the
+                // session's own writes (pushes, pings) still fail on a full queue, after the one
+                // message its sender may add, and close the session.
                 if transport.try_send(Outbound::Text(frame.to_text().into())).is_err() {
                     // The client does not read its answers: as `send_text` does, close.
                     if let Some(session) = session.upgrade() {
