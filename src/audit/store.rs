@@ -93,11 +93,15 @@ impl AuditStore {
         Ok(sealed.unwrap_or(0))
     }
 
-    /// Signs `head` unless a seal already covers it, stores the checkpoint and appends it to
-    /// the file. `sealed` is the seal lock, held throughout; on failure it keeps the old seq,
-    /// so the next seal retries.
-    async fn seal(&self, sealed: &mut Option<i64>, head: ChainHead) -> Result<(), CheckpointError> {
-        let Some(checkpointer) = &self.checkpoints else { return Ok(()) };
+    /// Signs `head` with `checkpointer` unless a seal already covers it, stores the checkpoint
+    /// and appends it to the file. `sealed` is the seal lock, held throughout; on failure it
+    /// keeps the old seq, so the next seal retries.
+    async fn seal(
+        &self,
+        checkpointer: &Checkpointer,
+        sealed: &mut Option<i64>,
+        head: ChainHead,
+    ) -> Result<(), CheckpointError> {
         let last = match *sealed {
             Some(last) => last,
             None => self.last_sealed().await.map_err(CheckpointError::Store)?,
@@ -133,11 +137,16 @@ impl AuditStore {
 
     /// Seals `head` in the background, holding the seal lock `guard` (taken by the caller, so a
     /// later [`Self::settled`] waits for this seal).
-    fn seal_in_background(&self, mut guard: OwnedMutexGuard<Option<i64>>, head: ChainHead) {
-        let store = self.clone();
+    fn seal_in_background(
+        &self,
+        checkpointer: &Checkpointer,
+        mut guard: OwnedMutexGuard<Option<i64>>,
+        head: ChainHead,
+    ) {
+        let (store, checkpointer) = (self.clone(), checkpointer.clone());
         tokio::spawn(async move {
             // The entries are durable already; a failed seal is logged and the next one retries.
-            if let Err(error) = store.seal(&mut guard, head).await {
+            if let Err(error) = store.seal(&checkpointer, &mut guard, head).await {
                 tracing::error!(%error, seq = head.seq, "audit checkpoint failed");
             }
         });
@@ -179,7 +188,7 @@ impl AuditStore {
             // Busy: a seal is still running; a later batch starts the next one.
             && let Ok(guard) = checkpointer.sealed.clone().try_lock_owned()
         {
-            self.seal_in_background(guard, next);
+            self.seal_in_background(checkpointer, guard, next);
             seal_started = next.seq;
         }
         *slot = Some(Position { head: next, seal_started });
@@ -198,7 +207,7 @@ impl AuditStore {
             position.head
         };
         let mut sealed = checkpointer.sealed.lock().await;
-        self.seal(&mut sealed, head).await
+        self.seal(checkpointer, &mut sealed, head).await
     }
 }
 
