@@ -2,6 +2,7 @@
 //! moves by `advance_ms` and `Tick`, never by sleeping.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +13,10 @@ use confidant_actors::hub::{BrokerMessage, FromBroker, Hub, LocalBroker, Publish
 use confidant_actors::ids::{DeviceId, SessionId, UserId};
 use confidant_actors::session::{
     CatchUp, Ended, Inbound, MAX_OPEN_REQUESTS, Outbound, PortFuture, SessionActor, SessionIdentity, SessionLimits,
-    SessionPorts, Tick,
+    SessionPorts, Tick, WRITE_TIMEOUT,
 };
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, close};
+use tokio::sync::Notify;
 
 const MINUTE: i64 = 60_000;
 
@@ -22,14 +24,28 @@ const MINUTE: i64 = 60_000;
 #[derive(Default, Clone)]
 struct Wire(Arc<Mutex<Vec<Outbound>>>);
 
-struct Transport(Wire);
+/// The session's transport. With a gate it is a client that stops reading: after the first
+/// message it takes nothing more until the gate opens, and its queue holds 4 (the server's
+/// transport is not polled while its client does not read).
+struct Transport {
+    wire: Wire,
+    gate: Option<Arc<Notify>>,
+}
 impl Actor for Transport {
     type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.gate.is_some() {
+            ctx.set_mailbox_capacity(4);
+        }
+    }
 }
 impl Handler<Outbound> for Transport {
     type Result = ();
-    fn handle(&mut self, msg: Outbound, _: &mut Context<Self>) {
-        self.0.0.lock().unwrap().push(msg);
+    fn handle(&mut self, msg: Outbound, ctx: &mut Context<Self>) {
+        self.wire.0.lock().unwrap().push(msg);
+        if let Some(gate) = self.gate.take() {
+            ctx.wait(async move { gate.notified().await }.into_actor(self));
+        }
     }
 }
 
@@ -55,13 +71,15 @@ impl Wire {
 
 struct Ports {
     ended: Mutex<Vec<Ended>>,
+    /// Requests the session has started working on.
+    started: AtomicUsize,
     /// Requests whose id starts with "held" wait here for a permit, first come first served.
     held: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { ended: Mutex::default(), held: Arc::new(tokio::sync::Semaphore::new(0)) }
+        Self { ended: Mutex::default(), started: AtomicUsize::new(0), held: Arc::new(tokio::sync::Semaphore::new(0)) }
     }
 }
 
@@ -100,6 +118,7 @@ impl SessionPorts for Ports {
         Box::pin(async {})
     }
     fn request(&self, _: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>> {
+        self.started.fetch_add(1, Ordering::SeqCst);
         let id = frame.request_id().unwrap_or_default().to_owned();
         let held = id.starts_with("held").then(|| self.held.clone());
         Box::pin(async move {
@@ -124,9 +143,14 @@ struct Harness {
 }
 
 async fn start() -> Harness {
+    start_with(None).await
+}
+
+/// A session whose client reads until its first frame, then only once `gate` opens.
+async fn start_with(gate: Option<Arc<Notify>>) -> Harness {
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
     let wire = Wire::default();
-    let transport = Transport(wire.clone()).start();
+    let transport = Transport { wire: wire.clone(), gate }.start();
     let broker = Arc::new(LocalBroker::default());
     let hub = Hub::new(broker.clone()).start();
     broker.attach(hub.clone().recipient::<FromBroker>());
@@ -262,8 +286,6 @@ async fn standing_topics_are_received_without_subscribing_and_requests_are_answe
 #[actix::test]
 async fn a_finished_request_is_answered_while_the_session_waits_for_a_free_place() {
     let h = start().await;
-    let open =
-        |id: &str| format!(r#"{{"v":1,"type":"intake.open","id":"{id}","assignment_id":"{}"}}"#, uuid::Uuid::nil());
     for n in 0..MAX_OPEN_REQUESTS {
         h.session.do_send(Inbound::Text(open(&format!("held-{n}"))));
     }
@@ -281,6 +303,72 @@ async fn a_finished_request_is_answered_while_the_session_waits_for_a_free_place
     h.ports.held.add_permits(MAX_OPEN_REQUESTS + 2);
     settle().await;
     assert_eq!(h.wire.texts().iter().filter(|f| f["type"] == "ack").count(), MAX_OPEN_REQUESTS + 2);
+}
+
+fn open(id: &str) -> String {
+    format!(r#"{{"v":1,"type":"intake.open","id":"{id}","assignment_id":"{}"}}"#, uuid::Uuid::nil())
+}
+
+#[actix::test]
+async fn a_client_that_reads_its_answers_slowly_is_slowed_down_not_disconnected() {
+    let gate = Arc::new(Notify::new());
+    let h = start_with(Some(gate.clone())).await; // reads the welcome, then nothing
+    let sent = MAX_OPEN_REQUESTS + 10;
+    for n in 0..sent {
+        h.session.do_send(Inbound::Text(open(&format!("r-{n}"))));
+    }
+    settle().await;
+    assert_eq!(
+        h.ports.started.load(Ordering::SeqCst),
+        MAX_OPEN_REQUESTS,
+        "while its answers wait, the session takes no more requests than it may have open"
+    );
+
+    gate.notify_one(); // the client reads again
+    settle().await;
+    let acks: Vec<String> = h.wire.texts().iter().filter_map(|f| f["id"].as_str().map(str::to_owned)).collect();
+    let expected: Vec<String> = (0..sent).map(|n| format!("r-{n}")).collect();
+    assert_eq!(acks, expected, "every request answered, in order");
+    assert_eq!(h.wire.closed_with(), None);
+    assert!(h.session.connected());
+}
+
+#[actix::test]
+async fn a_client_that_reads_no_answers_is_closed_with_4008_after_the_write_deadline() {
+    tokio::time::pause(); // timers fire when the test waits, without sleeping
+    let gate = Arc::new(Notify::new());
+    let h = start_with(Some(gate.clone())).await;
+    for n in 0..10 {
+        h.session.do_send(Inbound::Text(open(&format!("r-{n}"))));
+    }
+    settle().await;
+    assert!(h.session.connected(), "waiting for the client is not yet a reason to close");
+
+    actix::clock::sleep(WRITE_TIMEOUT).await;
+    settle().await;
+    assert!(!h.session.connected(), "closed once an answer waited past its deadline");
+    gate.notify_one();
+    settle().await;
+    assert_eq!(h.wire.closed_with(), Some(close::SLOW_CONSUMER));
+}
+
+#[actix::test]
+async fn pushes_to_a_client_that_reads_nothing_close_it_with_4008_once_its_queue_is_full() {
+    let gate = Arc::new(Notify::new());
+    let h = start_with(Some(gate.clone())).await;
+    for _ in 0..10 {
+        let alert = BrokerMessage::Publish {
+            topic: Topic::ClinicianAlerts(h.who.user_id),
+            event_id: None,
+            text: r#"{"v":1,"type":"alert"}"#.into(),
+        };
+        h.hub.send(Publish(alert)).await.unwrap().unwrap();
+    }
+    settle().await;
+    assert!(!h.session.connected(), "a push the queue cannot take ends the session");
+    gate.notify_one();
+    settle().await;
+    assert_eq!(h.wire.closed_with(), Some(close::SLOW_CONSUMER));
 }
 
 #[actix::test]
