@@ -94,9 +94,8 @@ pub trait SessionPorts: Send + Sync + 'static {
 
 /// How often the activity of a busy session is written through [`SessionPorts::touch`].
 pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
-/// How long one frame of a catch-up or of a request's answers may wait for the transport to
-/// take it; a client that reads nothing for this long is closed with 4008.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one frame of a catch-up may wait for room in the transport's queue.
+pub const CATCH_UP_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pushes held for a topic whose catch-up is still being written; more means the client
 /// cannot keep up.
 pub const MAX_HELD_PUSHES: usize = 1024;
@@ -346,7 +345,7 @@ impl SessionActor {
     }
 
     /// Works on a request frame and sends its answers; `permit` is its place among the
-    /// session's open requests, freed once the transport has taken them.
+    /// session's open requests, freed once they are queued for the socket.
     ///
     /// The work and its answers run as a task of its own, outside this actor's context, for two
     /// reasons. While the session waits for a free place (`ctx.wait`) its context runs nothing
@@ -359,14 +358,26 @@ impl SessionActor {
         let work = self.ports.request(self.who, frame);
         let (transport, session) = (self.transport.clone(), ctx.address().downgrade());
         actix::spawn(async move {
-            let texts = work.await.iter().map(|frame| frame.to_text().into()).collect();
-            // The place stays taken until the answers are written: a client that reads its
-            // answers slowly makes the session take its requests as slowly (and TCP slows the
-            // client), and one that does not read them at all is closed after the deadline.
-            if !write_in_turn(transport, texts).await
-                && let Some(session) = session.upgrade()
-            {
-                session.do_send(CloseSession { code: close::SLOW_CONSUMER });
+            let frames = work.await;
+            for frame in &frames {
+                // Each task writes through a clone of the transport's address, a sender of its
+                // own, and actix lets every sender put one message in a full queue: so the
+                // queue may outgrow its bound by one answer per task writing while it is full.
+                // That is still bounded (a transport that is not polled reads no new frames, so
+                // the tasks are at most the session's open requests and queued frames), and the
+                // session's own writes (pushes, pings) still fail on a full queue, after the one
+                // message its sender may add, and close the session. Waiting for room instead
+                // (tried) makes a cycle under overload: the transport takes no outbound frame
+                // while it waits for room in this session's queue, the session waits for a free
+                // request place, and the places would wait for their answers to be taken (1:1
+                // at 48,000-64,000 msg/s offered fell from ~50,000 to 2,000-11,000 delivered).
+                if transport.try_send(Outbound::Text(frame.to_text().into())).is_err() {
+                    // The client does not read its answers: as `send_text` does, close.
+                    if let Some(session) = session.upgrade() {
+                        session.do_send(CloseSession { code: close::SLOW_CONSUMER });
+                    }
+                    break;
+                }
             }
             drop(permit);
         });
@@ -455,8 +466,17 @@ impl SessionActor {
         // A catch-up can be long (a snapshot, or up to a thousand missed changes): it is written
         // as fast as the client reads, waiting for room in the transport's bounded queue rather
         // than failing on it, with a deadline. Pushes stay held until it is through.
-        let texts = catch_up.frames.iter().map(|f| f.to_text().into()).collect();
-        let delivery = write_in_turn(self.transport.clone(), texts);
+        let transport = self.transport.clone();
+        let texts: Vec<Arc<str>> = catch_up.frames.iter().map(|f| f.to_text().into()).collect();
+        let delivery = async move {
+            for text in texts {
+                match tokio::time::timeout(CATCH_UP_WRITE_TIMEOUT, transport.send(Outbound::Text(text))).await {
+                    Ok(Ok(())) => {}
+                    _ => return false,
+                }
+            }
+            true
+        };
         let last = catch_up.last_event_id;
         ctx.spawn(delivery.into_actor(self).map(move |delivered, act, ctx| {
             let held = act.pending.remove(&topic).unwrap_or_default();
@@ -484,24 +504,6 @@ impl SessionActor {
         }
         self.send_text(push.text, ctx);
     }
-}
-
-/// Writes `texts` in order, each once the transport has taken the one before, and each within
-/// [`WRITE_TIMEOUT`]; false if the transport is gone or a write missed its deadline.
-///
-/// A write waits for the transport to handle it, not only to queue it: actix lets every sender
-/// put one message in a full queue (and then parks it), so waiting for each write keeps the
-/// queue within its bound plus one message per writer. Each write goes through a sender of its
-/// own (a clone), because a request from a parked sender is not woken when room frees and would
-/// wait out its deadline.
-async fn write_in_turn(transport: Recipient<Outbound>, texts: Vec<Arc<str>>) -> bool {
-    for text in texts {
-        let write = transport.clone().send(Outbound::Text(text));
-        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
-            return false;
-        }
-    }
-    true
 }
 
 impl Actor for SessionActor {
