@@ -186,6 +186,24 @@ fn audited(
     event
 }
 
+/// Records that a submission already on record as made lost its epoch: it took no seq and
+/// changed nothing, and its sender is told the current epoch. Without it the trail would show a
+/// message or commit as made that nobody received. Nothing was stored, so a failure to record
+/// this is logged, not answered.
+async fn record_stale(
+    state: &AppState,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    conversation: &Conversation,
+    what: &str,
+) {
+    let code = ReasonCode::new(&format!("{what}_stale_epoch")).unwrap_or_else(|| reason("mls_stale_epoch"));
+    let event = audited(state, who, peer, conversation, what, 0, Outcome::Error).because(code);
+    if let Err(error) = record(&state.audit, event, AUDIT_ACK_TIMEOUT).await {
+        tracing::warn!(%error, "the audit record of a stale MLS submission was not made");
+    }
+}
+
 async fn send(
     state: &AppState,
     who: SessionIdentity,
@@ -213,6 +231,7 @@ async fn send(
     let (stored, epoch, recipients) = match sent {
         Sent::Accepted { stored, epoch, recipients } => (stored, epoch, recipients),
         Sent::Stale { epoch } => {
+            record_stale(state, who, peer, &conversation, "mls_application").await;
             return Ok(vec![stale(id, &conversation, epoch)]);
         }
     };
@@ -251,6 +270,7 @@ async fn commit_frame(
     let (stored, epoch, recipients, welcomed) = match committed {
         Committed::Accepted { stored, epoch, recipients, welcomed } => (stored, epoch, recipients, welcomed),
         Committed::Stale { epoch } => {
+            record_stale(state, who, peer, &conversation, "mls_commit").await;
             return Ok(vec![stale(id, &conversation, epoch)]);
         }
     };

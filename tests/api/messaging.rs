@@ -224,6 +224,16 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     assert!(matches!(behind, Err(ClientError::Stale(5))), "{behind:?}");
     let changed = dr.next_event(&mut dr_socket, WAIT).await.unwrap();
     assert!(matches!(changed, Some(Event::Changed { epoch: 5, .. })), "{changed:?}");
+    // Both were on record as submitted before they lost their epoch; the trail also says that
+    // neither took effect.
+    let lost_epoch: Vec<(String, String)> = app
+        .audit_entries()
+        .iter()
+        .filter(|e| e["reason"].as_str().is_some_and(|r| r.ends_with("_stale_epoch")))
+        .map(|e| (e["reason"].as_str().unwrap().to_owned(), e["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [("mls_commit_stale_epoch", "error"), ("mls_application_stale_epoch", "error")];
+    assert_eq!(lost_epoch, expected.map(|(r, o)| (r.to_owned(), o.to_owned())));
     dr.send(&mut dr_socket, conversation, b"secret nine: after the race").await.unwrap();
     assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret nine: after the race");
     phone.send(&mut phone_socket, conversation, b"secret ten: still in sync").await.unwrap();
