@@ -10,7 +10,10 @@
 //! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL
 //! through its Unix socket). Knobs: BENCH_SECONDS (2) per step; BENCH_SCENARIO (`1:1`,
 //! `group of 10`, `group of 50`) runs one scenario; BENCH_RATES (`4000,8000`) replaces its rates;
-//! BENCH_SERVER runs another build's server binary (for an A/B; default: the one built with this).
+//! BENCH_SERVER runs another build's server binary (for an A/B; default: the one built with this);
+//! BENCH_STALLS=1 prints each step's stalls (when they began, on the wall clock, to set beside
+//! the database's log or `/proc/meminfo`); BENCH_PG_SET (`backend_flush_after = '256kB'`) sets a
+//! PostgreSQL setting on the run's two databases only, to try one without touching the cluster.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
 
 use std::collections::HashMap;
@@ -371,7 +374,7 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
                 let Some(text) = next_text(&mut stream, deadline).await else { break };
                 let Some(n) = string_field(&text, "message").and_then(|m| index.get(tail(m))) else { continue };
                 if let Some(at) = sent.lock().unwrap()[*n] {
-                    latencies.push(at.elapsed());
+                    latencies.push((at, at.elapsed()));
                     last = Some(Instant::now());
                 }
             }
@@ -428,13 +431,17 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
     }
     // Rates are counted over the time from the first send to the last arrival. An overloaded
     // server slows the sender through TCP, so sending then takes longer than the step.
-    let mut deliveries = Vec::new();
+    let mut timed = Vec::new();
     let mut delivered_by = started;
     for receiver in receivers {
         let (latencies, last) = receiver.await.unwrap();
-        deliveries.extend(latencies);
+        timed.extend(latencies);
         delivered_by = delivered_by.max(last.unwrap_or(started));
     }
+    if std::env::var("BENCH_STALLS").is_ok_and(|v| v == "1") {
+        print_stalls(&mut timed, started);
+    }
+    let mut deliveries: Vec<Duration> = timed.into_iter().map(|(_, latency)| latency).collect();
     let (mut ack_latencies, acked_by) = acks.await.unwrap();
     let acked = ack_latencies.len();
     let ingest_span = acked_by.unwrap_or(started).duration_since(started).max(seconds());
@@ -447,6 +454,39 @@ async fn drive(sockets: Vec<Socket>, frames: Vec<String>, ciphertexts: &[String]
         deliveries: deliveries.len() as f64 / span.as_secs_f64(),
         p50: percentile(&mut deliveries, 0.5),
         p99: percentile(&mut deliveries, 0.99),
+    }
+}
+
+/// Diagnosis (BENCH_STALLS=1): the step's stalls, i.e. runs of deliveries slower than 5 ms whose
+/// sends lie within 20 ms of each other, with the wall-clock time of their first send (to set
+/// beside the database's and the server's logs), how many messages each held up and how long.
+fn print_stalls(timed: &mut [(Instant, Duration)], started: Instant) {
+    let wall = std::time::SystemTime::now() - started.elapsed();
+    timed.sort_by_key(|(at, _)| *at);
+    let slow: Vec<&(Instant, Duration)> = timed.iter().filter(|(_, l)| *l > Duration::from_millis(5)).collect();
+    let mut runs: Vec<(Instant, Instant, usize, Duration)> = Vec::new();
+    for &&(at, latency) in &slow {
+        match runs.last_mut() {
+            Some(run) if at.duration_since(run.1) <= Duration::from_millis(20) => {
+                run.1 = at;
+                run.2 += 1;
+                run.3 = run.3.max(latency);
+            }
+            _ => runs.push((at, at, 1, latency)),
+        }
+    }
+    for (first, last, count, worst) in runs.iter().filter(|run| run.2 >= 20) {
+        let at = wall + first.duration_since(started);
+        let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        println!(
+            "  stall: sends from {:02}:{:02}:{:02}.{:03} UTC (+{:.3} s into the step) for {:.1?}: {count} deliveries over 5 ms, worst {worst:.1?}",
+            secs.as_secs() / 3600 % 24,
+            secs.as_secs() / 60 % 60,
+            secs.as_secs() % 60,
+            secs.subsec_millis(),
+            first.duration_since(started).as_secs_f64(),
+            last.duration_since(*first),
+        );
     }
 }
 

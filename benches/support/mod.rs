@@ -88,6 +88,10 @@ pub async fn server_databases(prefix: &str, socket_dir: Option<&str>) -> (Vec<(&
     let (main, audit) = (format!("{prefix}_{suffix}"), format!("{prefix}_audit_{suffix}"));
     pg_admin(&format!("CREATE DATABASE {main}")).await;
     pg_admin(&format!("CREATE DATABASE {audit}")).await;
+    if let Ok(setting) = std::env::var("BENCH_PG_SET") {
+        pg_admin(&format!("ALTER DATABASE {main} SET {setting}")).await;
+        pg_admin(&format!("ALTER DATABASE {audit} SET {setting}")).await;
+    }
     let (url, via) = (pg_url(), socket_dir.map(|dir| format!("?host={dir}")).unwrap_or_default());
     let env = vec![
         ("CONFIDANT_DATABASE_URL", format!("{url}/{main}{via}")),
