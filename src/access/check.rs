@@ -169,7 +169,8 @@ impl Access {
     /// Whether account `user` (with `role`, and for a patient account its `patient_id`) may
     /// be a member of a conversation of `kind`: the matrix row of that kind decides (about a
     /// patient: the patient their own, a clinician their care team's; among staff: every role
-    /// the practice-wide cell admits), as it does for sending in it.
+    /// the practice-wide cell admits), as it does for sending in it. A break-glass grant does
+    /// not count: it opens records for an hour, while membership lasts.
     pub async fn may_converse(
         &self,
         user: UserId,
@@ -223,6 +224,12 @@ impl Access {
             (Scope::CareTeam, Target::Patient(patient) | Target::Appointment { patient, .. }) => {
                 if self.care_team.includes(patient, who.user_id).await? {
                     return Ok(Decision::CareTeam);
+                }
+                // Break-glass opens a patient's records, not their conversations: a member stays
+                // one after the grant's hour, and what members write is end-to-end encrypted to
+                // them alone ([`Access::may_converse`] admits the care team only, too).
+                if resource == Resource::Message {
+                    return Err(Denial::NotOnCareTeam.into());
                 }
                 match self.break_glass.active(who.user_id, patient, self.clock.now_ms()).await? {
                     Some(grant_id) => Ok(Decision::BreakGlass { grant_id }),

@@ -6,6 +6,7 @@ use confidant::access::matrix::{Operation, Resource, Scope, scope};
 use confidant_actors::audit::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::signin::{Person, owner, patient, patient_record, staff};
@@ -332,6 +333,14 @@ async fn a_clinician_reaches_another_clinicians_patient_only_through_break_glass
     assert_eq!(status, StatusCode::CREATED, "{grant}");
     let (status, record) = b.session.get(&app, &path).await;
     assert_eq!((status, record["legal_name"].as_str()), (StatusCode::OK, Some("Ada Lovelace")));
+    // The grant opens the record, not Ada's conversations: no KeyPackages claimed for one, none
+    // started.
+    let claim = json!({ "user_id": a.session.user_id, "patient_id": p1 });
+    let (status, _) = b.session.call(&app, Method::POST, "/api/v1/key-packages/claim", Some(claim)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let start = json!({ "device_id": Uuid::new_v4(), "patient_id": p1, "group_info": "", "ratchet_tree": "" });
+    let (status, _) = b.session.call(&app, Method::POST, "/api/v1/conversations", Some(start)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     let (status, grants) = owner.session.get(&app, "/api/v1/break-glass").await;
     assert_eq!(status, StatusCode::OK);
