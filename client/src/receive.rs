@@ -119,7 +119,7 @@ impl Device {
         if !acks.is_empty()
             && let Some(file) = &self.state_file
         {
-            self.save(&file.path, &file.key)?;
+            self.save(&file.path, &file.key).await?;
         }
         for (conversation, seq) in acks {
             connection.notify(json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq })).await?;

@@ -54,8 +54,19 @@ impl Device {
     /// Writes the device's state to `path`, sealed under `key`, readable by its owner only. It
     /// is written to a temporary file, flushed to disk, renamed over the old one and the rename
     /// flushed too, so a crash leaves the old state or the new, never half of one, and once this
-    /// returns the new state survives a crash (it precedes acknowledgements).
-    pub fn save(&self, path: &Path, key: &[u8; 32]) -> Result<(), ClientError> {
+    /// returns the new state survives a crash (it precedes acknowledgements). The state is sealed
+    /// here; the file work, two flushes that can take milliseconds, runs on tokio's blocking
+    /// threads, so the caller's runtime goes on reading its socket meanwhile.
+    pub async fn save(&self, path: &Path, key: &[u8; 32]) -> Result<(), ClientError> {
+        let sealed = self.sealed(key)?;
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || write_state(&path, &sealed))
+            .await
+            .map_err(|_| ClientError::State("write"))?
+    }
+
+    /// The device's state sealed under `key`: nonce, then ciphertext.
+    fn sealed(&self, key: &[u8; 32]) -> Result<Vec<u8>, ClientError> {
         let storage = {
             let values = self.provider.storage().values.read().map_err(|_| ClientError::State("storage lock"))?;
             values.iter().map(|(k, v)| (B64.encode(k), B64.encode(v))).collect()
@@ -78,10 +89,7 @@ impl Device {
             .map_err(|_| ClientError::State("seal"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        let temporary = path.with_extension("tmp");
-        write_synced(&temporary, &out)?;
-        std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))?;
-        sync_directory_of(path)
+        Ok(out)
     }
 
     /// Keeps this device's state in `path`, sealed under `key`: it is saved there before each
@@ -123,6 +131,15 @@ impl Device {
             state_file: Some(StateFile { path: path.to_owned(), key: Zeroizing::new(*key) }),
         })
     }
+}
+
+/// Replaces the state at `path` by `sealed`: a temporary file, flushed, renamed over the old one,
+/// and the rename flushed. Blocking.
+fn write_state(path: &Path, sealed: &[u8]) -> Result<(), ClientError> {
+    let temporary = path.with_extension("tmp");
+    write_synced(&temporary, sealed)?;
+    std::fs::rename(&temporary, path).map_err(|_| ClientError::State("rename"))?;
+    sync_directory_of(path)
 }
 
 /// Writes `bytes` to a new file at `path`, readable by its owner only, and waits until they are

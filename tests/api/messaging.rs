@@ -188,7 +188,7 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     // The phone goes offline, misses three messages, and catches up in order (from its state file).
     let state = app.data_dir.path().join("phone.state");
     let key = [7u8; 32];
-    phone.save(&state, &key).unwrap();
+    phone.save(&state, &key).await.unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();

@@ -117,7 +117,7 @@ async fn run() -> Result<(), String> {
         device.use_state_file(&options.state, &key);
         device
     };
-    device.save(&options.state, &key).map_err(|e| e.to_string())?;
+    device.save(&options.state, &key).await.map_err(|e| e.to_string())?;
     let mut socket = device.connect(&api).await.map_err(|e| e.to_string())?;
     let mut current = device.conversations().last().copied();
     if let Some(kind) = options.start {
@@ -150,11 +150,11 @@ async fn run() -> Result<(), String> {
                 }
             }
         }
-        device.save(&options.state, &key).map_err(|e| e.to_string())?;
+        device.save(&options.state, &key).await.map_err(|e| e.to_string())?;
     }
     // Saves the state, then acknowledges what was read since the last acknowledgement.
     device.flush_acks(&mut socket).await.map_err(|e| e.to_string())?;
-    device.save(&options.state, &key).map_err(|e| e.to_string())?;
+    device.save(&options.state, &key).await.map_err(|e| e.to_string())?;
     socket.close().await;
     Ok(())
 }
