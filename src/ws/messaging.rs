@@ -186,10 +186,17 @@ fn audited(
     event
 }
 
+/// Records how a submission already on record ended when it changed nothing stored (refused,
+/// or its epoch lost). The answer does not depend on it, so a failure is logged, not answered.
+async fn record_outcome(state: &AppState, event: AuditEvent) {
+    if let Err(error) = record(&state.audit, event, AUDIT_ACK_TIMEOUT).await {
+        tracing::warn!(%error, "the audit record of an MLS submission's outcome was not made");
+    }
+}
+
 /// Records that a submission already on record as made lost its epoch: it took no seq and
 /// changed nothing, and its sender is told the current epoch. Without it the trail would show a
-/// message or commit as made that nobody received. Nothing was stored, so a failure to record
-/// this is logged, not answered.
+/// message or commit as made that nobody received.
 async fn record_stale(
     state: &AppState,
     who: SessionIdentity,
@@ -198,10 +205,7 @@ async fn record_stale(
     what: &str,
 ) {
     let code = ReasonCode::new(&format!("{what}_stale_epoch")).unwrap_or_else(|| reason("mls_stale_epoch"));
-    let event = audited(state, who, peer, conversation, what, 0, Outcome::Error).because(code);
-    if let Err(error) = record(&state.audit, event, AUDIT_ACK_TIMEOUT).await {
-        tracing::warn!(%error, "the audit record of a stale MLS submission was not made");
-    }
+    record_outcome(state, audited(state, who, peer, conversation, what, 0, Outcome::Error).because(code)).await;
 }
 
 async fn send(
@@ -262,7 +266,7 @@ async fn commit_frame(
         Err(error) => {
             if matches!(error, MessagingError::NotAllowed | MessagingError::Invalid(MlsError::Credential)) {
                 let refused = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Denied);
-                let _ = record(&state.audit, refused, AUDIT_ACK_TIMEOUT).await;
+                record_outcome(state, refused).await;
             }
             return Err(error_code(&error));
         }
