@@ -6,9 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use actix::Actor;
-use confidant_actors::audit::{
-    Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, WriterLimits, record,
-};
+use confidant_actors::audit::{Action, AuditWriter, Outcome, ResourceType, WriterLimits};
 use confidant_actors::clock::now_ms;
 
 use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
@@ -16,9 +14,10 @@ use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
 use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
 use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
+use crate::auditor::{Auditor, reason};
 use crate::node;
-use crate::server::{AUDIT_ACK_TIMEOUT, ServerError, reason};
 use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
+use crate::startup::ServerError;
 use crate::storage::{Location, Storage, Store};
 
 /// Best effort: records that the node refused to start on its configuration, in the audit store
@@ -35,10 +34,12 @@ pub async fn refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
     let node_id = node::load_or_create(&hint.data_dir)?;
     let writer =
         AuditWriter::new(node_id, Arc::new(AuditStore::new(storage.clone(), node_id)), WriterLimits::default()).start();
-    let event = AuditEvent::new(node_id, AuditActor::System, Action::ConfigurationError, Outcome::Error)
+    let auditor = Auditor::new(node_id, writer);
+    let event = auditor
+        .system(Action::ConfigurationError, Outcome::Error)
         .on(ResourceType::Server, Some(*node_id.as_uuid()))
         .because(reason("invalid_settings"));
-    record(&writer, event, AUDIT_ACK_TIMEOUT).await?;
+    auditor.record(event).await?;
     storage.close().await;
     Ok(())
 }
@@ -116,10 +117,9 @@ pub(crate) async fn record_cli_event(
     code: &'static str,
 ) -> Result<(), ServerError> {
     let cli = CliAudit::start(settings, storage)?;
-    let event = AuditEvent::new(cli.node_id, AuditActor::System, action, Outcome::Success)
-        .on(resource.0, resource.1)
-        .because(reason(code));
-    record(&cli.writer, event, AUDIT_ACK_TIMEOUT).await?;
+    let auditor = Auditor::new(cli.node_id, cli.writer.clone());
+    let event = auditor.system(action, Outcome::Success).on(resource.0, resource.1).because(reason(code));
+    auditor.record(event).await?;
     cli.checkpoint().await;
     Ok(())
 }

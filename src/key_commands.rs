@@ -12,8 +12,8 @@ use crate::audit_commands::record_cli_event;
 use crate::crypto::master::{self, MasterKey, MasterKeySource};
 use crate::crypto::rotation::{self, KeyStatus};
 use crate::crypto::{KeyError, Keyring};
-use crate::server::{ServerError, open_keyring, open_stores, prepare_data_dir};
 use crate::settings::Settings;
+use crate::startup::{ServerError, open_keyring, open_stores, prepare_data_dir};
 use crate::storage::{Location, Storage, Store};
 
 /// `confidant keys status`: every data key, its state and what it still protects.

@@ -1,20 +1,22 @@
 //! `AppState`: what every request handler and actor needs from the node, built once in
-//! [`crate::server`] and shared by reference.
+//! [`crate::server`] and shared by reference: the node's handles and every domain service.
 
 use std::sync::Arc;
 
 use actix::Addr;
 use confidant_actors::Lifecycle;
-use confidant_actors::audit::AuditWriter;
 use confidant_actors::hub::Hub;
 
-use crate::access::{Access, BreakGlass, CareTeam};
+use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::auditor::Auditor;
 use crate::crypto::Keyring;
-use crate::http::ReadinessMemory;
+use crate::health::Readiness;
 use crate::identity::Identity;
 use crate::node::NodeId;
 use crate::patients::Patients;
+use crate::push::Pusher;
 use crate::redis_link::RedisLink;
+use crate::services::Services;
 use crate::settings::Settings;
 use crate::storage::Storage;
 
@@ -31,10 +33,16 @@ pub struct AppState {
     pub audit_storage: Storage,
     /// Field encryption keys of the main store.
     pub keyring: Arc<Keyring>,
+    /// Builds and records audit events (the node's one audit writer behind it).
+    pub auditor: Auditor,
+    /// Live pushes to open sessions.
+    pub pusher: Pusher,
     /// Accounts, sign-in and sessions.
     pub identity: Identity,
     /// The one authorization decision.
     pub access: Access,
+    /// The decision with its audit records.
+    pub gate: Gate,
     /// Patient records.
     pub patients: Patients,
     /// Who treats whom.
@@ -57,14 +65,82 @@ pub struct AppState {
     pub reminder_preferences: crate::reminders::PreferenceStore,
     /// Live sessions and fan-out (through Redis when several nodes run).
     pub hub: Addr<Hub>,
-    /// Unauthenticated WebSocket connections per source address (capped).
-    pub unauthenticated: Arc<crate::ws::Unauthenticated>,
     /// Redis, when several nodes share fan-out.
     pub redis: Option<RedisLink>,
     /// Components to stop on shutdown register here.
     pub lifecycle: Addr<Lifecycle>,
-    /// The node's single audit writer.
-    pub audit: Addr<AuditWriter>,
-    /// The last readiness result, so a dependency going down is audited once, not per probe.
-    pub readiness: Arc<ReadinessMemory>,
+    /// Probes of the databases and Redis, for `/readyz`.
+    pub readiness: Readiness,
+}
+
+/// The node's own handles, besides its services.
+pub struct Node {
+    /// The checked configuration.
+    pub settings: Arc<Settings>,
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The main store.
+    pub storage: Storage,
+    /// The audit store.
+    pub audit_storage: Storage,
+    /// Field encryption keys of the main store.
+    pub keyring: Arc<Keyring>,
+    /// Live sessions and fan-out.
+    pub hub: Addr<Hub>,
+    /// Redis, when configured.
+    pub redis: Option<RedisLink>,
+    /// The lifecycle actor.
+    pub lifecycle: Addr<Lifecycle>,
+    /// Probes of the databases and Redis.
+    pub readiness: Readiness,
+}
+
+impl AppState {
+    /// The state of `node` serving `services`.
+    pub fn new(node: Node, services: Services) -> Self {
+        let Node { settings, node_id, storage, audit_storage, keyring, hub, redis, lifecycle, readiness } = node;
+        let Services {
+            auditor,
+            pusher,
+            identity,
+            access,
+            gate,
+            patients,
+            care_team,
+            break_glass,
+            schedule,
+            intake,
+            devices,
+            conversations,
+            claims,
+            outbox,
+            reminder_preferences,
+        } = services;
+        Self {
+            settings,
+            node_id,
+            storage,
+            audit_storage,
+            keyring,
+            auditor,
+            pusher,
+            identity,
+            access,
+            gate,
+            patients,
+            care_team,
+            break_glass,
+            intake,
+            devices,
+            conversations,
+            claims,
+            schedule,
+            outbox,
+            reminder_preferences,
+            hub,
+            redis,
+            lifecycle,
+            readiness,
+        }
+    }
 }

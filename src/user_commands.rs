@@ -9,10 +9,11 @@ use confidant_actors::clock::SystemClock;
 use confidant_actors::ids::{PatientId, UserId};
 
 use crate::audit_commands::CliAudit;
+use crate::auditor::Auditor;
 use crate::identity::password::PasswordHasher;
 use crate::identity::{Email, Identity, NewAccount, Origin};
-use crate::server::{ServerError, open_keyring, open_stores, prepare_data_dir};
 use crate::settings::Settings;
+use crate::startup::{ServerError, open_keyring, open_stores, prepare_data_dir};
 
 /// A created invitation, to print.
 pub struct PrintedInvitation {
@@ -34,8 +35,13 @@ async fn identity(
     let keyring = Arc::new(open_keyring(settings, &main).await?);
     let cli = CliAudit::start(settings, &audit)?;
     let hasher = PasswordHasher::new(settings.identity.password_hashing_concurrency);
-    let identity =
-        Identity::new(keyring, hasher, Arc::new(SystemClock), &settings.identity, cli.writer.clone(), cli.node_id);
+    let identity = Identity::new(
+        keyring,
+        hasher,
+        Arc::new(SystemClock),
+        &settings.identity,
+        Auditor::new(cli.node_id, cli.writer.clone()),
+    );
     Ok((identity, cli, main, audit))
 }
 

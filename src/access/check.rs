@@ -149,6 +149,9 @@ pub enum AccessError {
     /// The care team or grants could not be read (fail closed: the request fails).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The audit trail could not record the decision (fail closed: the request fails).
+    #[error("the audit trail cannot record the access")]
+    AuditUnavailable,
 }
 
 /// The access decision, with what it needs to look up.

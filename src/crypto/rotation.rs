@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, AuditWriter, Outcome, record};
+use confidant_actors::audit::{Action, Outcome};
 use confidant_actors::clock::now_ms;
-use confidant_actors::ids::{NodeId, PatientId};
+use confidant_actors::ids::PatientId;
 use confidant_actors::lifecycle::Shutdown;
-use futures_util::future::join_all;
 use sqlx::Row;
 
 use super::envelope::Field;
@@ -21,7 +20,7 @@ use super::keyring::{KeyState, Keyring, Purpose, StoredKey, insert_key, stored_k
 use super::master::MasterKey;
 use super::tables::{self, EncryptedTable, Protected};
 use super::{CryptoError, KeyError};
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
+use crate::auditor::{Auditor, reason};
 use crate::settings::KeySettings;
 use crate::storage::Storage;
 
@@ -149,8 +148,7 @@ struct Cursor<'t> {
 /// same work are safe.
 async fn reencrypt_batch(
     keyring: &Keyring,
-    audit: &Addr<AuditWriter>,
-    node_id: NodeId,
+    auditor: &Auditor,
     cursor: &mut Cursor<'_>,
     limit: u32,
 ) -> Result<Batch, KeyError> {
@@ -205,17 +203,16 @@ async fn reencrypt_batch(
     }
 
     let events = rewrites.iter().map(|(row_id, _, patient, _)| {
-        let mut event = AuditEvent::new(node_id, AuditActor::System, Action::Update, Outcome::Success)
+        let mut event = auditor
+            .system(Action::Update, Outcome::Success)
             .on(table.resource, row_id.parse().ok())
             .because(reason("reencrypted_under_new_key"));
         if let Some(Ok(patient)) = patient.as_deref().map(str::parse) {
             event = event.for_patient(PatientId::from_uuid(patient));
         }
-        record(audit, event, AUDIT_ACK_TIMEOUT)
+        event
     });
-    if join_all(events).await.into_iter().any(|r| r.is_err()) {
-        return Err(KeyError::AuditUnavailable);
-    }
+    auditor.record_all(events.collect()).await.map_err(|_| KeyError::AuditUnavailable)?;
 
     let assignments = table.columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 2)).collect::<Vec<_>>();
     let n = table.columns.len();
@@ -244,8 +241,7 @@ async fn reencrypt_batch(
 /// `stop` is set. Returns the totals.
 pub async fn reencrypt_all(
     keyring: &Keyring,
-    audit: &Addr<AuditWriter>,
-    node_id: NodeId,
+    auditor: &Auditor,
     settings: &KeySettings,
     stop: &AtomicBool,
 ) -> Result<Batch, KeyError> {
@@ -267,7 +263,7 @@ pub async fn reencrypt_all(
             if stop.load(Ordering::Relaxed) {
                 return Ok(total);
             }
-            let batch = reencrypt_batch(keyring, audit, node_id, &mut cursor, settings.reencrypt_batch).await?;
+            let batch = reencrypt_batch(keyring, auditor, &mut cursor, settings.reencrypt_batch).await?;
             done.rewritten += batch.rewritten;
             done.failed += batch.failed;
             tracing::info!(
@@ -300,8 +296,7 @@ pub async fn reencrypt_all(
 /// an older key onto the active one. Stops between batches on shutdown.
 pub struct Reencryptor {
     keyring: Arc<Keyring>,
-    audit: Addr<AuditWriter>,
-    node_id: NodeId,
+    auditor: Auditor,
     settings: KeySettings,
     stop: Arc<AtomicBool>,
     busy: bool,
@@ -309,8 +304,8 @@ pub struct Reencryptor {
 
 impl Reencryptor {
     /// A re-encryptor for this node's keyring.
-    pub fn new(keyring: Arc<Keyring>, audit: Addr<AuditWriter>, node_id: NodeId, settings: KeySettings) -> Self {
-        Self { keyring, audit, node_id, settings, stop: Arc::new(AtomicBool::new(false)), busy: false }
+    pub fn new(keyring: Arc<Keyring>, auditor: Auditor, settings: KeySettings) -> Self {
+        Self { keyring, auditor, settings, stop: Arc::new(AtomicBool::new(false)), busy: false }
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -318,11 +313,11 @@ impl Reencryptor {
             return;
         }
         self.busy = true;
-        let (keyring, audit, node_id, settings, stop) =
-            (self.keyring.clone(), self.audit.clone(), self.node_id, self.settings.clone(), self.stop.clone());
+        let (keyring, auditor, settings, stop) =
+            (self.keyring.clone(), self.auditor.clone(), self.settings.clone(), self.stop.clone());
         let pass = async move {
             keyring.refresh().await?;
-            reencrypt_all(&keyring, &audit, node_id, &settings, &stop).await
+            reencrypt_all(&keyring, &auditor, &settings, &stop).await
         };
         ctx.spawn(pass.into_actor(self).map(|result, actor, _| {
             actor.busy = false;

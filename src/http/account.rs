@@ -3,25 +3,14 @@
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{HttpResponse, get, post, web};
-use confidant_actors::hub::{BrokerMessage, Publish};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::auth::{Caller, RequestOrigin};
-use super::error::ApiError;
 use crate::state::AppState;
-
-/// Closes the user's sockets (one session's, or all) on every node, with 4003. The sessions
-/// are already ended in the database, which each socket also re-checks periodically, so a
-/// broker outage delays the close but never skips it.
-pub(super) async fn revoke_sockets(state: &AppState, user: UserId, session: Option<confidant_actors::ids::SessionId>) {
-    let message = BrokerMessage::Revoke { user, session };
-    if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
-        tracing::warn!(user_id = %user, "could not announce a revocation; sockets close at their next check");
-    }
-}
+use crate::web::ApiError;
 
 /// The signed-in account.
 #[derive(Serialize, ToSchema)]
@@ -137,7 +126,7 @@ pub struct SignedOut {
 #[post("/api/v1/sign-out")]
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.identity.sign_out(&caller.session, false, caller.origin).await?;
-    revoke_sockets(&state, caller.principal.user_id, Some(caller.principal.session_id)).await;
+    state.pusher.revoke(caller.principal.user_id, Some(caller.principal.session_id)).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 
@@ -147,7 +136,7 @@ pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<Http
 #[post("/api/v1/sign-out-everywhere")]
 pub async fn sign_out_everywhere(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.identity.sign_out(&caller.session, true, caller.origin).await?;
-    revoke_sockets(&state, caller.principal.user_id, None).await;
+    state.pusher.revoke(caller.principal.user_id, None).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 

@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{Operation, Resource, Target};
 use crate::identity::AccountStatus;
 use crate::schedule::{self, Change, ScheduleError};
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// A booking.
 #[derive(Deserialize, ToSchema)]
@@ -102,7 +102,7 @@ async fn change(
     guard::record_all(state, vec![guard::event(state, caller, about, Outcome::Success, code)]).await?;
     match run.await {
         Ok(change) => {
-            schedule::publish(&state.hub, &change).await;
+            schedule::publish(&state.pusher, &change).await;
             Ok(change)
         }
         Err(error) => {

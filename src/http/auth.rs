@@ -10,12 +10,12 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use super::error::ApiError;
-use super::request_id::RequestId;
 use crate::access::Principal;
 use crate::identity::Origin;
 use crate::identity::sessions::SessionOwner;
 use crate::state::AppState;
+use crate::web::ApiError;
+use crate::web::RequestId;
 
 /// Where a request came from (request id and peer address), for the audit trail. The peer is
 /// the TCP peer: `X-Forwarded-For` is not trusted, since any client can write it.

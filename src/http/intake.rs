@@ -11,11 +11,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{Operation, Resource, Target};
 use crate::intake::{Assignment, FormKind, IntakeError, Score};
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// A form to assign.
 #[derive(Deserialize, ToSchema)]

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{ConversationKind, Operation, Resource, Target};
 use crate::messaging::{Conversation, Device, Membership, MessagingError};
 use crate::state::AppState;
+use crate::web::ApiError;
 use crate::ws::messaging::ConversationPolicy;
 
 /// A device to register.

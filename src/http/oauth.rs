@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::auth::RequestOrigin;
-use super::error::ApiError;
 use crate::identity::oauth::AuthorizationRequest;
 use crate::identity::sign_in::{Authorized, SecondFactor};
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// Sign-in with a password, for an authorization request.
 #[derive(Deserialize, ToSchema)]
@@ -231,7 +231,7 @@ pub async fn revoke(
     form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some((session, user)) = state.identity.revoke(&form.token, origin.0).await? {
-        super::account::revoke_sockets(&state, user, Some(session)).await;
+        state.pusher.revoke(user, Some(session)).await;
     }
     Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).finish())
 }

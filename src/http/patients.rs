@@ -4,20 +4,20 @@
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
-use confidant_actors::hub::{BrokerMessage, Publish, Topic};
+use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{ServerFrame, VERSION};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{Decision, Operation, Resource, Target};
 use crate::identity::AccountStatus;
 use crate::patients::{Patient, PatientRecord, Patients};
 use crate::phi::PhiText;
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// The most records one list returns.
 const LIST_LIMIT: i64 = 500;
@@ -349,10 +349,7 @@ pub async fn break_glass(
         clinician_id: Some(*caller.principal.user_id.as_uuid()),
         at_ms: now,
     };
-    let message = BrokerMessage::Publish { topic: Topic::OwnerAlerts, event_id: None, text: alert.to_text().into() };
-    if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
-        tracing::error!(grant_id = %grant.grant_id, "could not alert owners of a break-glass grant");
-    }
+    state.pusher.push([Topic::OwnerAlerts], None, &alert, "break_glass_alert").await;
     Ok(HttpResponse::Created().json(BreakGlassView::from(grant)))
 }
 

@@ -12,13 +12,13 @@ use uuid::Uuid;
 
 use super::appointments::authorize_on_appointment;
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{Operation, Resource, Target};
 use crate::reminders::pgp_mime::PgpKey;
 use crate::reminders::preferences::checked_lead_minutes;
 use crate::reminders::{Preferences, ReminderView};
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// A reminder's status.
 #[derive(Serialize, ToSchema)]

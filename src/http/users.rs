@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ApiError;
 use super::guard::{self, About};
 use crate::access::{Decision, Operation, Resource, Target};
 use crate::identity::{AccountStatus, Email, NewAccount};
 use crate::state::AppState;
+use crate::web::ApiError;
 
 /// The matrix resource an account of `role` is.
 fn resource_of(role: Role) -> Resource {
@@ -179,7 +179,7 @@ pub async fn disable(
     }
     let by = AuditActor::User { id: caller.principal.user_id, role: caller.principal.role };
     state.identity.disable(user, by, caller.origin).await?;
-    super::account::revoke_sockets(&state, user, None).await;
+    state.pusher.revoke(user, None).await;
     // A disabled account's devices leave every conversation's delivery at once; the members'
     // next commits remove them from the MLS groups (the server refuses to re-add them).
     if let Err(error) = crate::messaging::retire_devices(&state.devices, &state.conversations, user).await {

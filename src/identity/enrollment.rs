@@ -9,12 +9,13 @@ use super::accounts::{Email, NewAccount};
 use super::error::AuthError;
 use super::password::check_policy;
 use super::recovery::{self, RecoveryCode};
-use super::service::{Identity, Origin};
+use super::service::Identity;
 use super::sessions::{EndReason, SessionOwner};
 use super::sign_in::TotpCheck;
 use super::throttle::Subject;
 use super::tokens::Token;
 use super::totp::{self, TotpSecret};
+use crate::auditor::Origin;
 
 /// A started TOTP enrollment: what the authenticator app needs (shown once).
 pub struct TotpEnrollment {

@@ -13,6 +13,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod totp;
 
+pub use crate::auditor::Origin;
 pub use accounts::{Account, AccountStatus, Accounts, Email, NewAccount};
 pub use error::AuthError;
-pub use service::{Identity, Origin};
+pub use service::Identity;

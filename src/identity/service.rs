@@ -1,14 +1,12 @@
 //! [`Identity`]: the account, session, grant and throttle tables with the password hasher, the
-//! clock and the audit writer, so each identity operation (in [`super::sign_in`] and
+//! clock and the auditor, so each identity operation (in [`super::sign_in`] and
 //! [`super::enrollment`]) is one method that checks, acts and audits.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use actix::Addr;
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, Role, record};
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{NodeId, RequestId, SessionId, UserId};
+use confidant_actors::ids::UserId;
 
 use super::accounts::Accounts;
 use super::error::AuthError;
@@ -16,20 +14,9 @@ use super::oauth::Grants;
 use super::password::PasswordHasher;
 use super::sessions::Sessions;
 use super::throttle::Throttle;
+use crate::auditor::{Auditor, Origin};
 use crate::crypto::Keyring;
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::settings::IdentitySettings;
-
-/// Where a request came from, for the audit trail.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Origin {
-    /// The HTTP request.
-    pub request_id: Option<RequestId>,
-    /// The peer address.
-    pub source_ip: Option<IpAddr>,
-    /// The session, when the caller is signed in.
-    pub session_id: Option<SessionId>,
-}
 
 /// The identity layer of one node.
 #[derive(Clone)]
@@ -47,19 +34,17 @@ pub struct Identity {
     /// Time, injectable for tests.
     pub clock: Arc<dyn Clock>,
     pub(super) settings: IdentitySettings,
-    audit: Addr<AuditWriter>,
-    node_id: NodeId,
+    auditor: Auditor,
 }
 
 impl Identity {
-    /// The identity layer over `keyring`'s store, auditing through `audit`.
+    /// The identity layer over `keyring`'s store, auditing through `auditor`.
     pub fn new(
         keyring: Arc<Keyring>,
         hasher: PasswordHasher,
         clock: Arc<dyn Clock>,
         settings: &IdentitySettings,
-        audit: Addr<AuditWriter>,
-        node_id: NodeId,
+        auditor: Auditor,
     ) -> Self {
         let storage = keyring.storage().clone();
         Self {
@@ -70,8 +55,7 @@ impl Identity {
             hasher,
             clock,
             settings: settings.clone(),
-            audit,
-            node_id,
+            auditor,
         }
     }
 
@@ -99,24 +83,12 @@ impl Identity {
         origin: Origin,
         code: &'static str,
     ) -> AuditEvent {
-        let mut event = AuditEvent::new(self.node_id, actor, action, outcome).because(reason(code));
-        if let Some(request) = origin.request_id {
-            event = event.from_request(request, origin.source_ip);
-        } else {
-            event.source_ip = origin.source_ip;
-        }
-        if let Some(session) = origin.session_id {
-            event = event.in_session(session);
-        }
-        event
+        self.auditor.event(actor, &origin, action, outcome, code)
     }
 
     /// Records `event` and waits until it is durable; if it cannot be, the operation fails.
     pub(super) async fn audit(&self, event: AuditEvent) -> Result<(), AuthError> {
-        record(&self.audit, event, AUDIT_ACK_TIMEOUT).await.map_err(|error| {
-            tracing::error!(%error, "could not write an identity audit event");
-            AuthError::AuditUnavailable
-        })
+        self.auditor.record(event).await.map_err(|_| AuthError::AuditUnavailable)
     }
 
     /// An audit actor for a known account.

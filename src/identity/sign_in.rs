@@ -9,11 +9,12 @@ use confidant_actors::ids::{SessionId, UserId};
 use super::accounts::{AccountStatus, Email};
 use super::error::AuthError;
 use super::oauth::{AuthorizationRequest, Redeemed};
-use super::service::{Identity, Origin};
+use super::service::Identity;
 use super::sessions::{EndReason, Issued, Lookup, RefreshFailure, SessionOwner};
 use super::throttle::Subject;
 use super::tokens::Token;
 use super::{recovery, totp};
+use crate::auditor::Origin;
 
 /// What the password step gives.
 pub enum Authorized {

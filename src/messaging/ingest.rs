@@ -37,7 +37,7 @@ use sqlx::{Connection as _, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
-use crate::server::AUDIT_ACK_TIMEOUT;
+use crate::auditor::ACK_TIMEOUT as AUDIT_ACK_TIMEOUT;
 use crate::storage::{Backend, MessageBatchSql, Storage, json_rows, parse_id};
 
 /// At most this many messages per transaction.

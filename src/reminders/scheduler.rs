@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, AuditWriter, Outcome, ResourceType, record};
+use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{NodeId, PatientId, UserId};
+use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::lifecycle::Shutdown;
 use lettre::message::Mailbox;
 
@@ -20,10 +20,10 @@ use super::content::{Details, Kind, Letter, Templates};
 use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
 use super::outbox::{Claimed, Finish, Outbox};
 use super::preferences::PreferenceStore;
+use crate::auditor::{Auditor, reason};
 use crate::identity::accounts::Accounts;
 use crate::patients::{PatientError, Patients};
 use crate::schedule::Schedule;
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::settings::ReminderSettings;
 
 /// What the scheduler works with.
@@ -43,10 +43,8 @@ pub struct SchedulerDeps {
     pub templates: Arc<Templates>,
     /// The SMTP client.
     pub mailer: Addr<Mailer>,
-    /// The node's audit writer.
-    pub audit: Addr<AuditWriter>,
-    /// This node (lease owner and audit chain).
-    pub node_id: NodeId,
+    /// Records each send and its outcome (the node's audit chain).
+    pub auditor: Auditor,
     /// Time, injectable for tests.
     pub clock: Arc<dyn Clock>,
     /// Polling, leases, retries.
@@ -137,7 +135,7 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
         audit_outcome(d, id, patient, Outcome::Error, "outcome_unknown").await;
         report.failed += 1;
     }
-    let owner = d.node_id.to_string();
+    let owner = d.auditor.node_id().to_string();
     let claimed = d.outbox.claim(&owner, now, d.settings.lease_ms(), d.settings.batch).await?;
     for reminder in claimed {
         let finish = match process(d, &reminder, &owner).await {
@@ -218,7 +216,7 @@ async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<F
 
     // The recipient's address (PHI) leaves with the message: audited first, or not sent.
     let code = if encrypted { "reminder_send_encrypted" } else { "reminder_send" };
-    if record(&d.audit, event(d, c.id, c.patient_id, Outcome::Success, code), AUDIT_ACK_TIMEOUT).await.is_err() {
+    if d.auditor.record(event(d, c.id, c.patient_id, Outcome::Success, code)).await.is_err() {
         return Ok(Some(retry_or_fail(d, c, "audit_unavailable")));
     }
     // Connect, TLS and AUTH before hand-over: an unreachable server or a failed handshake is
@@ -258,7 +256,8 @@ fn retry_or_fail(d: &SchedulerDeps, c: &Claimed, reason: &'static str) -> Finish
 }
 
 fn event(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) -> AuditEvent {
-    AuditEvent::new(d.node_id, AuditActor::System, Action::Export, outcome)
+    d.auditor
+        .system(Action::Export, outcome)
         .on(ResourceType::Reminder, Some(id))
         .for_patient(patient)
         .because(reason(code))
@@ -266,8 +265,8 @@ fn event(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome
 
 /// The outcome, audited; a failure to audit it is logged (the send itself was audited before).
 async fn audit_outcome(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) {
-    if let Err(error) = record(&d.audit, event(d, id, patient, outcome, code), AUDIT_ACK_TIMEOUT).await {
-        tracing::error!(reminder_id = %id, %error, "could not audit a reminder's outcome");
+    if d.auditor.record(event(d, id, patient, outcome, code)).await.is_err() {
+        tracing::error!(reminder_id = %id, "could not audit a reminder's outcome");
     }
 }
 

@@ -4,12 +4,11 @@
 
 pub mod store;
 
-use std::sync::Arc;
-
-use actix::Addr;
-use confidant_actors::hub::{BrokerMessage, Hub, Publish, Topic};
+use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{ServerFrame, VERSION};
+
+use crate::push::Pusher;
 
 pub use store::{Change, Filter, Schedule, ScheduleError};
 
@@ -32,15 +31,8 @@ pub fn frame(change: &Change) -> ServerFrame {
     }
 }
 
-/// Pushes a stored change to its subscribers. A failure is logged, not returned: the change is
-/// stored, and a subscriber that missed the push gets it when it catches up (by event id).
-pub async fn publish(hub: &Addr<Hub>, change: &Change) {
-    let text: Arc<str> = frame(change).to_text().into();
-    for topic in topics(change) {
-        let message = BrokerMessage::Publish { topic, event_id: Some(change.event_id), text: text.clone() };
-        match hub.send(Publish(message)).await {
-            Ok(Ok(())) => {}
-            _ => tracing::warn!(event_id = change.event_id, %topic, "could not publish a schedule change"),
-        }
-    }
+/// Pushes a stored change to its subscribers. A subscriber that missed the push gets it when
+/// it catches up (by event id).
+pub async fn publish(pusher: &Pusher, change: &Change) {
+    pusher.push(topics(change), Some(change.event_id), &frame(change), "schedule_change").await;
 }

@@ -9,14 +9,16 @@ use actix_web_actors::ws;
 use confidant_protocol::{BEARER_SUBPROTOCOL_PREFIX, MAX_FRAME_BYTES, SUBPROTOCOL};
 use zeroize::Zeroizing;
 
+use super::Unauthenticated;
 use super::transport::WsTransport;
-use crate::http::{ApiError, RequestId};
 use crate::state::AppState;
+use crate::web::{ApiError, RequestId};
 
 /// Opens a WebSocket session.
 #[get("/ws")]
 pub async fn connect(
     state: web::Data<AppState>,
+    slots: web::Data<Unauthenticated>,
     req: HttpRequest,
     request_id: RequestId,
     stream: web::Payload,
@@ -33,21 +35,22 @@ pub async fn connect(
     let peer = req.peer_addr().map(|a| a.ip());
     let max = state.settings.ws.max_unauthenticated_per_address;
     if let Some(ip) = peer
-        && !state.unauthenticated.acquire(ip, max)
+        && !slots.acquire(ip, max)
     {
         return Err(ApiError::TooManyAttempts { retry_after_secs: state.settings.ws.auth_timeout_secs });
     }
     let offered = offered_protocols(&req);
     let token =
         offered.iter().find_map(|p| p.strip_prefix(BEARER_SUBPROTOCOL_PREFIX)).map(|t| Zeroizing::new(t.to_owned()));
-    let transport = WsTransport::new(state.clone().into_inner(), peer, request_id.for_audit(), token);
+    let transport =
+        WsTransport::new(state.clone().into_inner(), slots.clone().into_inner(), peer, request_id.for_audit(), token);
     let started = ws::WsResponseBuilder::new(transport, &req, stream)
         .protocols(&[SUBPROTOCOL])
         .frame_size(MAX_FRAME_BYTES * 4)
         .start();
     started.map_err(|error| {
         if let Some(ip) = peer {
-            state.unauthenticated.release(ip);
+            slots.release(ip);
         }
         tracing::debug!(%error, "websocket handshake refused");
         ApiError::invalid("upgrade", "is not a valid WebSocket handshake")

@@ -7,17 +7,16 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, record};
-use confidant_actors::hub::{BrokerMessage, Publish, Topic};
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType};
+use confidant_actors::hub::Topic;
 use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
-use futures_util::future::join_all;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::access::{Operation, Principal, Resource, Target};
+use crate::auditor::reason;
 use crate::intake::{Assignment, templates};
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::state::AppState;
 
 /// Answers one intake frame with the frames to send back.
@@ -81,7 +80,9 @@ async fn allowed(
                 ErrorCode::Forbidden
             }))
         }
-        Err(crate::access::AccessError::Storage(_)) => Err(code(ErrorCode::Unavailable)),
+        Err(crate::access::AccessError::Storage(_) | crate::access::AccessError::AuditUnavailable) => {
+            Err(code(ErrorCode::Unavailable))
+        }
     }
 }
 
@@ -105,11 +106,7 @@ fn event(
 }
 
 async fn record_all(state: &AppState, events: Vec<AuditEvent>) -> Result<(), (ErrorCode, Option<String>)> {
-    let results = join_all(events.into_iter().map(|e| record(&state.audit, e, AUDIT_ACK_TIMEOUT))).await;
-    if results.iter().any(Result::is_err) {
-        return Err(code(ErrorCode::Unavailable));
-    }
-    Ok(())
+    state.auditor.record_all(events).await.map_err(|_| code(ErrorCode::Unavailable))
 }
 
 fn invalid(error: templates::InvalidAnswer) -> (ErrorCode, Option<String>) {
@@ -203,10 +200,7 @@ async fn submit(
         });
     }
     for frame in pushes {
-        let message = BrokerMessage::Publish { topic, event_id: None, text: frame.to_text().into() };
-        if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
-            tracing::error!(%assignment_id, "could not push an intake submission to the clinician");
-        }
+        state.pusher.push([topic], None, &frame, "intake_submission").await;
     }
     Ok(vec![ServerFrame::ack(id)])
 }

@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType, record};
-use confidant_actors::hub::{BrokerMessage, Publish, Topic};
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType};
+use confidant_actors::hub::Topic;
 use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
 
 use crate::access::ConversationKind;
+use crate::auditor::reason;
 use crate::identity::accounts::AccountStatus;
 use crate::messaging::mls::MlsError;
 use crate::messaging::{Committed, Conversation, Device, Membership, MessagingError, PendingWelcome, Sent, Stored};
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::state::AppState;
 
 /// The permission module's answer to "may this account be in a conversation of this kind": an
@@ -76,14 +76,8 @@ pub fn welcome_frame(welcome: &PendingWelcome) -> ServerFrame {
 
 /// Pushes `frame` to each device's topic (every node's sessions of those devices get it).
 pub async fn deliver(state: &AppState, devices: impl IntoIterator<Item = DeviceId>, frame: &ServerFrame) {
-    let text: Arc<str> = frame.to_text().into();
-    for device in devices {
-        let message = BrokerMessage::Publish { topic: Topic::Device(device), event_id: None, text: text.clone() };
-        if !matches!(state.hub.send(Publish(message)).await, Ok(Ok(()))) {
-            // The device catches up from its cursor when it next attaches.
-            tracing::warn!(%device, "could not publish a conversation message");
-        }
-    }
+    // A device that misses the push catches up from its cursor when it next attaches.
+    state.pusher.push(devices.into_iter().map(Topic::Device), None, frame, "conversation_message").await;
 }
 
 /// The catch-up of an attaching device: its Welcomes, then what it has not acknowledged.
@@ -148,7 +142,7 @@ async fn member(
 /// Records `event` and waits for the audit writer's acknowledgement; without it nothing may
 /// be stored (`unavailable`, fail closed).
 async fn on_record(state: &AppState, event: AuditEvent) -> Result<(), ErrorCode> {
-    record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.map_err(|_| ErrorCode::Unavailable)
+    state.auditor.record(event).await.map_err(|_| ErrorCode::Unavailable)
 }
 
 /// The answer to a commit or message that was stored at `seq`.
@@ -189,7 +183,7 @@ fn audited(
 /// Records how a submission already on record ended when it changed nothing stored (refused,
 /// or its epoch lost). The answer does not depend on it, so a failure is logged, not answered.
 async fn record_outcome(state: &AppState, event: AuditEvent) {
-    if let Err(error) = record(&state.audit, event, AUDIT_ACK_TIMEOUT).await {
+    if let Err(error) = state.auditor.record(event).await {
         tracing::warn!(%error, "the audit record of an MLS submission's outcome was not made");
     }
 }
@@ -286,7 +280,7 @@ async fn commit_frame(
             .because(reason("conversation_members_added"));
         added.patient_id = conversation.kind.patient();
         added.source_ip = peer;
-        if record(&state.audit, added, AUDIT_ACK_TIMEOUT).await.is_err() {
+        if state.auditor.record(added).await.is_err() {
             // The commit itself is on record (above) and stored; only this summary is missing.
             tracing::error!(conversation = %conversation.id, "could not audit added conversation members");
         }

@@ -15,8 +15,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-pub use handshake::connect;
 pub use ports::ServerPorts;
+
+/// Registers `/ws`, with the node's one count of unauthenticated sockets per address.
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig, slots: &actix_web::web::Data<Unauthenticated>) {
+    cfg.app_data(slots.clone()).service(handshake::connect);
+}
 
 /// Unauthenticated sockets per source address: opening one takes a slot, authenticating or
 /// closing gives it back.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, Role, record};
+use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::{DeviceId, PatientId};
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
@@ -13,10 +13,10 @@ use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame, VER
 use futures_util::future::join_all;
 
 use crate::access::{AccessError, Decision, Denial, Operation, Principal, Resource, Target};
+use crate::auditor::reason;
 use crate::identity::Origin;
 use crate::identity::sessions::{EndReason, SessionOwner};
 use crate::schedule::{self, Filter};
-use crate::server::{AUDIT_ACK_TIMEOUT, reason};
 use crate::state::AppState;
 
 /// Changes replayed to a reconnecting client at most; beyond that it gets a snapshot.
@@ -52,7 +52,7 @@ fn refusal(error: AccessError) -> ErrorCode {
     match error {
         AccessError::Denied(Denial::MfaRequired) => ErrorCode::MfaRequired,
         AccessError::Denied(_) => ErrorCode::Forbidden,
-        AccessError::Storage(_) => ErrorCode::Unavailable,
+        AccessError::Storage(_) | AccessError::AuditUnavailable => ErrorCode::Unavailable,
     }
 }
 
@@ -83,7 +83,7 @@ impl SessionPorts for ServerPorts {
                                 .on(ResourceType::Appointment, None)
                                 .in_session(who.session_id);
                             event.reason = Some(denial.reason());
-                            if record(&state.audit, event, AUDIT_ACK_TIMEOUT).await.is_err() {
+                            if state.auditor.record(event).await.is_err() {
                                 tracing::error!("could not audit a refused subscription");
                             }
                         }
@@ -155,7 +155,7 @@ impl SessionPorts for ServerPorts {
                     .in_session(who.session_id)
                     .because(reason("schedule_subscription"));
                 event.source_ip = peer;
-                record(&state.audit, event, AUDIT_ACK_TIMEOUT)
+                state.auditor.record(event)
             });
             if join_all(events).await.iter().any(Result::is_err) {
                 return Err(ErrorCode::Unavailable);

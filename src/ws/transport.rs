@@ -23,6 +23,7 @@ use confidant_actors::session::{Inbound, Outbound, SessionActor, SessionIdentity
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, close};
 use zeroize::Zeroizing;
 
+use super::Unauthenticated;
 use super::ports::ServerPorts;
 use crate::identity::Origin;
 use crate::state::AppState;
@@ -41,6 +42,7 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 /// One socket.
 pub struct WsTransport {
     state: Arc<AppState>,
+    slots: Arc<Unauthenticated>,
     peer: Option<IpAddr>,
     request_id: RequestId,
     token: Option<Zeroizing<String>>,
@@ -53,18 +55,20 @@ impl WsTransport {
     /// A transport for a socket from `peer`, holding an unauthenticated slot.
     pub fn new(
         state: Arc<AppState>,
+        slots: Arc<Unauthenticated>,
         peer: Option<IpAddr>,
         request_id: RequestId,
         token: Option<Zeroizing<String>>,
     ) -> Self {
-        Self { state, peer, request_id, token, session: None, holds_slot: peer.is_some(), authenticating: false }
+        let holds_slot = peer.is_some();
+        Self { state, slots, peer, request_id, token, session: None, holds_slot, authenticating: false }
     }
 
     fn release_slot(&mut self) {
         if self.holds_slot {
             self.holds_slot = false;
             if let Some(ip) = self.peer {
-                self.state.unauthenticated.release(ip);
+                self.slots.release(ip);
             }
         }
     }

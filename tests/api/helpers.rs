@@ -125,6 +125,10 @@ pub struct InProcess {
     pub keyring: Arc<confidant::crypto::Keyring>,
     pub node: confidant_actors::ids::NodeId,
     pub writer: actix::Addr<confidant_actors::audit::AuditWriter>,
+    /// Records through `writer` on `node`'s chain.
+    pub auditor: confidant::auditor::Auditor,
+    /// Pushes through an in-process hub.
+    pub pusher: confidant::push::Pusher,
     pub databases: Option<(TestDatabase, TestDatabase)>,
 }
 
@@ -150,7 +154,12 @@ pub async fn in_process(backend: Backend, settings: &confidant::settings::Settin
     let sink = Arc::new(confidant::audit::AuditStore::new(audit_storage.clone(), node));
     let writer =
         confidant_actors::audit::AuditWriter::new(node, sink, confidant_actors::audit::WriterLimits::default()).start();
-    InProcess { audit_storage, keyring, node, writer, databases }
+    let auditor = confidant::auditor::Auditor::new(node, writer.clone());
+    let broker = Arc::new(confidant_actors::hub::LocalBroker::default());
+    let hub = confidant_actors::hub::Hub::new(broker.clone()).start();
+    broker.attach(hub.clone().recipient());
+    let pusher = confidant::push::Pusher::new(hub);
+    InProcess { audit_storage, keyring, node, writer, auditor, pusher, databases }
 }
 
 /// A running server and what a test needs to talk to it.

@@ -29,7 +29,8 @@ async fn fixture(backend: Backend, conversations: &[(u64, i64)]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let env = [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())];
     let settings = settings::load_from(None, env).unwrap();
-    let InProcess { audit_storage, keyring, node, writer, databases } = in_process(backend, &settings, "ingest").await;
+    let InProcess { audit_storage, keyring, node, writer, databases, .. } =
+        in_process(backend, &settings, "ingest").await;
     let storage = keyring.storage().clone();
     let pool = storage.pool_for_tests();
 

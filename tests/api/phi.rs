@@ -224,7 +224,8 @@ async fn rotation_reencryption_and_retirement_leave_every_value_readable(backend
     let refused = rotation::retirable(&f.storage, old_key, Duration::ZERO).await.unwrap_err();
     assert!(refused.to_string().contains("still protects 175 values in 25 rows"), "{refused}");
 
-    let done = reencrypt_all(&f.keyring, &f.writer, f.node, &f.settings.keys, &AtomicBool::new(false)).await.unwrap();
+    let auditor = confidant::auditor::Auditor::new(f.node, f.writer.clone());
+    let done = reencrypt_all(&f.keyring, &auditor, &f.settings.keys, &AtomicBool::new(false)).await.unwrap();
     assert_eq!((done.rewritten, done.failed), (25, 0));
 
     let status = rotation::status(&f.storage).await.unwrap();

@@ -14,7 +14,8 @@ use confidant::reminders::mailer::{Deliver, Mailer};
 use confidant::reminders::outbox::Finish;
 use confidant::reminders::scheduler::{ReminderScheduler, Report, RunDue};
 use confidant::reminders::{Preferences, ReminderState, ReminderView};
-use confidant::server::{Services, start_reminders};
+use confidant::server::start_reminders;
+use confidant::services::Services;
 use confidant::settings::{self, Settings};
 use confidant::storage::Storage;
 use confidant_actors::audit::Role;
@@ -62,11 +63,11 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let settings: Settings = settings::load_from(None, vars).unwrap();
-    let InProcess { audit_storage, keyring, node, writer, databases: dbs, .. } =
+    let InProcess { audit_storage, keyring, auditor, pusher, databases: dbs, .. } =
         in_process(backend, &settings, "reminders").await;
     let clock = Arc::new(ManualClock::at(START));
     let keyring_storage = keyring.storage().clone();
-    let services = Services::new(&settings, keyring, writer.clone(), node, clock.clone());
+    let services = Services::new(&settings, keyring, auditor, pusher, clock.clone());
     let new = NewAccount { role: Role::Clinician, email: Email::parse(CLINICIAN_EMAIL).unwrap(), patient_id: None };
     let clinician = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
     let record = PatientRecord {
@@ -79,7 +80,7 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
         emergency_contact: None,
     };
     let patient = services.patients.create(&record).await.unwrap();
-    let scheduler = start_reminders(&settings, &services, writer, node).unwrap().unwrap();
+    let scheduler = start_reminders(&settings, &services).unwrap().unwrap();
     Fixture {
         clock,
         services,

@@ -9,7 +9,7 @@ use confidant::identity::password::PasswordHasher;
 use confidant::identity::sessions::{EndReason, Lookup};
 use confidant::identity::{AuthError, Email, Identity, NewAccount, Origin};
 use confidant::phi::PhiText;
-use confidant::server::Services;
+use confidant::services::Services;
 use confidant::settings::{self, Settings};
 use confidant::storage::Storage;
 use confidant_actors::audit::Role;
@@ -38,13 +38,13 @@ async fn fixture_with(backend: Backend, env: &[(&str, &str)]) -> Fixture {
     let mut vars = vec![("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let settings: Settings = settings::load_from(None, vars).unwrap();
-    let InProcess { audit_storage, keyring, node, writer, databases: dbs, .. } =
+    let InProcess { audit_storage, keyring, auditor, pusher, databases: dbs, .. } =
         in_process(backend, &settings, "sessions").await;
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
-    let services = Services::new(&settings, keyring.clone(), writer.clone(), node, clock.clone());
+    let services = Services::new(&settings, keyring.clone(), auditor.clone(), pusher, clock.clone());
     // Cheap hashing: these tests are about time, not about argon2's cost.
     let hasher = PasswordHasher::with_params(256, 1, 1, 2).unwrap();
-    let identity = Identity::new(keyring, hasher, clock.clone(), &settings.identity, writer, node);
+    let identity = Identity::new(keyring, hasher, clock.clone(), &settings.identity, auditor);
     Fixture { clock, identity, services, audit_storage, _dir: dir, _dbs: dbs }
 }
 

@@ -11,9 +11,9 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use serde_json::{Value, json};
 
-use super::health::ReadinessReport;
 use super::request_id::RequestId;
 use crate::access::{AccessError, Denial};
+use crate::health::ReadinessReport;
 use crate::identity::AuthError;
 use crate::identity::password::PolicyViolation;
 use crate::patients::{InvalidField, PatientError};
@@ -195,6 +195,7 @@ impl From<AccessError> for ApiError {
         match error {
             AccessError::Denied(denial) => ApiError::Forbidden(denial),
             AccessError::Storage(e) => ApiError::from(e),
+            AccessError::AuditUnavailable => ApiError::Unavailable,
         }
     }
 }

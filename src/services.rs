@@ -1,0 +1,91 @@
+//! [`Services`]: every domain's service, built once per node over the main store's keyring,
+//! the auditor and the pusher, with the clock (the system clock, or a test's manual one).
+//! The transports (`http/`, `ws/`) and the background actors reach the domains through these.
+
+use std::sync::Arc;
+
+use confidant_actors::clock::Clock;
+
+use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::auditor::Auditor;
+use crate::crypto::Keyring;
+use crate::identity::Identity;
+use crate::identity::password::PasswordHasher;
+use crate::patients::Patients;
+use crate::push::Pusher;
+use crate::settings::Settings;
+
+/// The request-serving layers over the main store, built once per node.
+#[derive(Clone)]
+pub struct Services {
+    /// Builds and records audit events.
+    pub auditor: Auditor,
+    /// Live pushes to open sessions.
+    pub pusher: Pusher,
+    /// Accounts, sign-in and sessions.
+    pub identity: Identity,
+    /// The authorization decision.
+    pub access: Access,
+    /// The decision with its audit records: every service passes it.
+    pub gate: Gate,
+    /// Patient records.
+    pub patients: Patients,
+    /// Care teams.
+    pub care_team: CareTeam,
+    /// Break-glass grants.
+    pub break_glass: BreakGlass,
+    /// Appointments.
+    pub schedule: crate::schedule::Schedule,
+    /// Intake and screening forms.
+    pub intake: crate::intake::Intake,
+    /// Messaging devices and their KeyPackages.
+    pub devices: crate::messaging::Devices,
+    /// End-to-end encrypted conversations.
+    pub conversations: crate::messaging::Conversations,
+    /// KeyPackage claims per account.
+    pub claims: Arc<crate::messaging::ClaimLimiter>,
+    /// The reminder outbox.
+    pub outbox: crate::reminders::Outbox,
+    /// Patients' reminder preferences and OpenPGP keys.
+    pub reminder_preferences: crate::reminders::PreferenceStore,
+}
+
+impl Services {
+    /// Builds them over `keyring`'s store, recording through `auditor` and pushing through
+    /// `pusher`, with `clock`.
+    pub fn new(
+        settings: &Settings,
+        keyring: Arc<Keyring>,
+        auditor: Auditor,
+        pusher: Pusher,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let storage = keyring.storage().clone();
+        let hasher = PasswordHasher::new(settings.identity.password_hashing_concurrency);
+        let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, auditor.clone());
+        let care_team = CareTeam::new(storage.clone());
+        let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let devices = crate::messaging::Devices::new(storage.clone());
+        Self {
+            gate: Gate::new(access.clone(), auditor.clone()),
+            identity,
+            access,
+            patients: Patients::new(storage.clone(), keyring.clone()),
+            care_team,
+            break_glass,
+            schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
+            outbox: crate::reminders::Outbox::new(storage.clone()),
+            reminder_preferences: crate::reminders::PreferenceStore::new(
+                keyring.clone(),
+                settings.reminders.lead_minutes.clone(),
+            ),
+            devices: devices.clone(),
+            conversations: crate::messaging::Conversations::new(storage, devices, auditor.writer().clone()),
+            claims: Arc::new(crate::messaging::ClaimLimiter::default()),
+            intake: crate::intake::Intake::new(keyring),
+            auditor,
+            pusher,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What every HTTP request shares, whichever transport serves it (the REST routes of `http/`,
+//! the WebSocket upgrade of `ws/`): the server-generated request id, the error type with the one
+//! middleware that writes every error body, the security headers and the body limits, and
+//! [`app`], which stacks them over the routes it is given. It imports neither transport.
+
+pub mod error;
+pub mod headers;
+pub mod limits;
+pub mod request_id;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+
+pub use error::ApiError;
+pub use headers::CONTENT_SECURITY_POLICY;
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+
+/// Builds the application for one worker over `routes` (which also registers the shared state),
+/// refusing bodies over `max_body` bytes.
+/// Middleware, outermost first: request id and request log; security headers; error bodies;
+/// body limit. So every response, including a 413 refused before routing and actix's own 404,
+/// has an id, the security headers and the JSON error shape.
+pub fn app(
+    max_body: usize,
+    hsts_max_age_secs: u64,
+    routes: impl FnOnce(&mut web::ServiceConfig) + 'static,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(limits::BodyLimit(max_body))
+        .app_data(limits::json_config(max_body))
+        .app_data(limits::payload_config(max_body))
+        .app_data(limits::form_config(max_body))
+        .configure(routes)
+        .wrap(from_fn(limits::refuse_oversized))
+        .wrap(from_fn(error::shape_errors))
+        .wrap(headers::security_headers(hsts_max_age_secs))
+        .wrap(from_fn(request_id::trace_requests))
+}
