@@ -8,6 +8,7 @@ mod handshake;
 mod intake;
 pub mod messaging;
 mod ports;
+mod schedule;
 pub mod sweep;
 mod transport;
 
