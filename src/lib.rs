@@ -31,5 +31,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod tls;
 pub mod user_commands;
+pub mod users;
 pub mod web;
 pub mod ws;

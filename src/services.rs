@@ -14,6 +14,7 @@ use crate::identity::password::PasswordHasher;
 use crate::patients::Patients;
 use crate::push::Pusher;
 use crate::settings::Settings;
+use crate::users::Users;
 
 /// The request-serving layers over the main store, built once per node.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Services {
     pub pusher: Pusher,
     /// Accounts, sign-in and sessions.
     pub identity: Identity,
+    /// Account administration: invite, list, disable.
+    pub users: Users,
     /// The authorization decision.
     pub access: Access,
     /// The decision with its audit records: every service passes it.
@@ -67,11 +70,24 @@ impl Services {
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
         let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
+        let gate = Gate::new(access.clone(), auditor.clone());
+        let patients = Patients::new(storage.clone(), keyring.clone());
+        let conversations =
+            crate::messaging::Conversations::new(storage.clone(), devices.clone(), auditor.writer().clone());
+        let users = Users::new(
+            identity.clone(),
+            gate.clone(),
+            patients.clone(),
+            devices.clone(),
+            conversations.clone(),
+            pusher.clone(),
+        );
         Self {
-            gate: Gate::new(access.clone(), auditor.clone()),
+            gate,
             identity,
+            users,
             access,
-            patients: Patients::new(storage.clone(), keyring.clone()),
+            patients,
             care_team,
             break_glass,
             schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
@@ -80,8 +96,8 @@ impl Services {
                 keyring.clone(),
                 settings.reminders.lead_minutes.clone(),
             ),
-            devices: devices.clone(),
-            conversations: crate::messaging::Conversations::new(storage, devices, auditor.writer().clone()),
+            devices,
+            conversations,
             claims: Arc::new(crate::messaging::ClaimLimiter::default()),
             intake: crate::intake::Intake::new(keyring),
             auditor,

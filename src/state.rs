@@ -19,6 +19,7 @@ use crate::redis_link::RedisLink;
 use crate::services::Services;
 use crate::settings::Settings;
 use crate::storage::Storage;
+use crate::users::Users;
 
 /// Shared state of one node.
 #[derive(Clone)]
@@ -39,6 +40,8 @@ pub struct AppState {
     pub pusher: Pusher,
     /// Accounts, sign-in and sessions.
     pub identity: Identity,
+    /// Account administration: invite, list, disable.
+    pub users: Users,
     /// The one authorization decision.
     pub access: Access,
     /// The decision with its audit records.
@@ -103,6 +106,7 @@ impl AppState {
             auditor,
             pusher,
             identity,
+            users,
             access,
             gate,
             patients,
@@ -125,6 +129,7 @@ impl AppState {
             auditor,
             pusher,
             identity,
+            users,
             access,
             gate,
             patients,

@@ -3,22 +3,14 @@
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{HttpResponse, get, post, web};
-use confidant_actors::audit::{Action, AuditActor, Outcome, ResourceType, Role};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{Decision, Operation, Resource, Target};
-use crate::identity::{AccountStatus, Email, NewAccount};
 use crate::state::AppState;
+use crate::users::{Invite, Invited, Listed, UserError};
 use crate::web::ApiError;
-
-/// The matrix resource an account of `role` is.
-fn resource_of(role: Role) -> Resource {
-    if role == Role::Patient { Resource::PatientAccount } else { Resource::StaffAccount }
-}
 
 /// An invitation to send.
 #[derive(Deserialize, ToSchema)]
@@ -57,30 +49,8 @@ pub async fn invite(
     body: web::Json<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let role = Role::parse(&body.role)
-        .ok_or(ApiError::invalid("role", "is not one of practice_owner, clinician, front_desk, billing, patient"))?;
-    let email = Email::parse(&body.email).ok_or(ApiError::invalid("email", "is not an email address"))?;
-    let (target, about) = match (role, body.patient_id) {
-        (Role::Patient, Some(patient)) => {
-            (Target::Patient(patient), About::new(Action::Create, ResourceType::User, None).for_patient(patient))
-        }
-        (Role::Patient, None) => {
-            return Err(ApiError::invalid("patient_id", "is required for a patient account"));
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::invalid("patient_id", "is only for patient accounts"));
-        }
-        (_, None) => (Target::Any, About::new(Action::Create, ResourceType::User, None)),
-    };
-    guard::authorize(&state, &caller, resource_of(role), Operation::Create, target, about).await?;
-    if let Some(patient) = body.patient_id
-        && !state.patients.exists(patient).await?
-    {
-        return Err(ApiError::NotFound);
-    }
-    let by = AuditActor::User { id: caller.principal.user_id, role: caller.principal.role };
-    let new = NewAccount { role, email, patient_id: body.patient_id };
-    let (user_id, token, expires_at_ms) = state.identity.invite(&new, by, caller.origin).await?;
+    let invite = Invite { role: &body.role, email: &body.email, patient_id: body.patient_id };
+    let Invited { user_id, token, expires_at_ms } = state.users.invite(&caller.requester(), invite).await?;
     Ok(HttpResponse::Created().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(Invitation {
         user_id,
         invitation_token: token.expose().to_owned(),
@@ -116,42 +86,21 @@ pub struct UserSummary {
     responses((status = 200, body = Vec<UserSummary>), (status = 401), (status = 403)))]
 #[get("/api/v1/users")]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let about = About::new(Action::Read, ResourceType::User, None);
-    let p = &caller.principal;
-    let staff = state.access.check(p, Resource::StaffAccount, Operation::Read, Target::Any).await.ok();
-    let patients = state.access.check(p, Resource::PatientAccount, Operation::Read, Target::Any).await.ok();
-    if staff.is_none() && patients.is_none() {
-        // Neither is allowed: let the gate record and answer the refusal.
-        guard::authorize(&state, &caller, Resource::StaffAccount, Operation::Read, Target::Any, about).await?;
-    }
-    let reachable = match patients {
-        Some(Decision::CareTeam) => state.access.reachable_patients(p.user_id).await?,
-        _ => Vec::new(),
-    };
-    let visible = |account: &crate::identity::Account| {
-        let decision = if account.role == Role::Patient { patients } else { staff };
-        match decision {
-            Some(Decision::Practice) => true,
-            Some(Decision::Own) => account.user_id == p.user_id,
-            Some(Decision::CareTeam) => account.patient_id.is_some_and(|id| reachable.contains(&id)),
-            Some(Decision::BreakGlass { .. }) | None => false,
-        }
-    };
-    let accounts = state.identity.accounts.list().await?;
-    let listed: Vec<UserSummary> = accounts
+    let listed: Vec<UserSummary> = state
+        .users
+        .list(&caller.requester())
+        .await?
         .into_iter()
-        .filter(|(account, _)| visible(account))
-        .map(|(account, email)| UserSummary {
+        .map(|Listed { account, staff_email }| UserSummary {
             user_id: account.user_id,
             role: account.role.as_str(),
             status: account.status.as_str(),
-            email: (account.role != Role::Patient).then(|| email.expose().to_owned()),
+            email: staff_email.map(|email| email.expose().to_owned()),
             patient_id: account.patient_id,
             totp_enabled: account.totp_enabled,
             created_at_ms: account.created_at_ms,
         })
         .collect();
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "account_list")]).await?;
     Ok(HttpResponse::Ok().json(listed))
 }
 
@@ -165,25 +114,20 @@ pub async fn disable(
     caller: Caller,
     path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = path.into_inner();
-    let account = state.identity.accounts.get(user).await?;
-    let about = About::new(Action::PermissionChange, ResourceType::User, Some(*user.as_uuid()));
-    let resource = account.as_ref().map_or(Resource::StaffAccount, |a| resource_of(a.role));
-    guard::authorize(&state, &caller, resource, Operation::Update, Target::Account(user), about).await?;
-    let account = account.ok_or(ApiError::NotFound)?;
-    if account.user_id == caller.principal.user_id {
-        return Err(ApiError::Conflict("an account cannot disable itself"));
-    }
-    if account.status == AccountStatus::Disabled {
-        return Ok(HttpResponse::NoContent().finish());
-    }
-    let by = AuditActor::User { id: caller.principal.user_id, role: caller.principal.role };
-    state.identity.disable(user, by, caller.origin).await?;
-    state.pusher.revoke(user, None).await;
-    // A disabled account's devices leave every conversation's delivery at once; the members'
-    // next commits remove them from the MLS groups (the server refuses to re-add them).
-    if let Err(error) = crate::messaging::retire_devices(&state.devices, &state.conversations, user).await {
-        tracing::error!(%error, "could not take a disabled account's devices out of its conversations");
-    }
+    state.users.disable(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::Invalid { field, rule } => ApiError::invalid(field, rule),
+            UserError::Denied(denial) => ApiError::Forbidden(denial),
+            UserError::NotFound => ApiError::NotFound,
+            UserError::Conflict(what) => ApiError::Conflict(what),
+            UserError::Identity(error) => error.into(),
+            UserError::Unavailable => ApiError::Unavailable,
+            UserError::Internal => ApiError::Internal,
+        }
+    }
 }
