@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, web};
 
 use crate::access::Principal;
 use crate::identity::Origin;
@@ -25,7 +25,7 @@ pub struct RequestOrigin(pub Origin);
 impl RequestOrigin {
     fn of(req: &HttpRequest) -> Self {
         Self(Origin {
-            request_id: req.extensions().get::<RequestId>().map(|id| id.for_audit()),
+            request_id: RequestId::of(req).map(RequestId::for_audit),
             source_ip: req.peer_addr().map(|a| a.ip()),
             session_id: None,
         })

@@ -3,18 +3,15 @@
 //! client's report can be matched to the log without the client ever seeing the log.
 
 use std::fmt;
-use std::future::{Ready, ready};
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use tracing::Instrument;
 use uuid::Uuid;
-
-use super::error::ApiError;
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,6 +22,12 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub struct RequestId(Uuid);
 
 impl RequestId {
+    /// The id the middleware gave `req`; `None` only if the middleware is not installed (a
+    /// wiring bug).
+    pub fn of(req: &actix_web::HttpRequest) -> Option<Self> {
+        req.extensions().get::<RequestId>().copied()
+    }
+
     fn new() -> Self {
         Self(Uuid::now_v7())
     }
@@ -38,16 +41,6 @@ impl RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-impl FromRequest for RequestId {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Missing only if the middleware is not installed: a wiring bug.
-        ready(req.extensions().get::<RequestId>().copied().ok_or(ApiError::Internal))
     }
 }
 

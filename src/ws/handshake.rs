@@ -9,7 +9,7 @@ use actix_web_actors::ws;
 use confidant_protocol::{BEARER_SUBPROTOCOL_PREFIX, MAX_FRAME_BYTES, SUBPROTOCOL};
 use zeroize::Zeroizing;
 
-use super::Unauthenticated;
+use super::slots::Unauthenticated;
 use super::transport::WsTransport;
 use crate::state::AppState;
 use crate::web::{ApiError, RequestId};
@@ -20,9 +20,9 @@ pub async fn connect(
     state: web::Data<AppState>,
     slots: web::Data<Unauthenticated>,
     req: HttpRequest,
-    request_id: RequestId,
     stream: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let request_id = RequestId::of(&req).ok_or(ApiError::Internal)?;
     if !req.query_string().is_empty() {
         return Err(ApiError::invalid(
             "query",

@@ -10,7 +10,6 @@ use confidant_actors::ids::DeviceId;
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame};
 
-use crate::access::{AccessError, Denial, Principal, Requester};
 use crate::auditor::Origin;
 use crate::identity::sessions::{EndReason, SessionOwner};
 use crate::state::AppState;
@@ -26,31 +25,6 @@ impl ServerPorts {
     /// Ports for the session of `owner`, connected from `peer`.
     pub fn new(state: Arc<AppState>, owner: SessionOwner, peer: Option<IpAddr>) -> Self {
         Self { state, owner, peer }
-    }
-}
-
-/// The session's account as the access decision names it.
-pub fn principal(who: SessionIdentity) -> Principal {
-    Principal {
-        user_id: who.user_id,
-        role: who.role,
-        session_id: who.session_id,
-        patient_id: who.patient_id,
-        mfa: who.mfa,
-    }
-}
-
-/// The session's account asking from `peer`, as every service takes it.
-pub fn requester(who: SessionIdentity, peer: Option<IpAddr>) -> Requester {
-    Requester::new(principal(who), Origin { request_id: None, source_ip: peer, session_id: Some(who.session_id) })
-}
-
-/// The code a socket is told for a refused or failed permission check.
-pub fn refusal(error: AccessError) -> ErrorCode {
-    match error {
-        AccessError::Denied(Denial::MfaRequired) => ErrorCode::MfaRequired,
-        AccessError::Denied(_) => ErrorCode::Forbidden,
-        AccessError::Storage(_) | AccessError::AuditUnavailable => ErrorCode::Unavailable,
     }
 }
 

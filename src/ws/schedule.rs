@@ -12,7 +12,7 @@ use confidant_actors::session::{CatchUp, SessionIdentity};
 use confidant_protocol::{ErrorCode, ScheduleScope, ServerFrame, VERSION};
 use futures_util::future::join_all;
 
-use super::ports::{refusal, requester};
+use super::caller::{refusal, requester};
 use crate::access::{Decision, Operation, Resource, Target};
 use crate::auditor::{About, reason};
 use crate::schedule::{self, Filter};

@@ -23,8 +23,8 @@ use confidant_actors::session::{Inbound, Outbound, SessionActor, SessionIdentity
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, close};
 use zeroize::Zeroizing;
 
-use super::Unauthenticated;
 use super::ports::ServerPorts;
+use super::slots::Unauthenticated;
 use crate::identity::Origin;
 use crate::state::AppState;
 
