@@ -16,10 +16,9 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::guard::{self, About};
 use crate::access::{ConversationKind, Operation, Resource, Target};
-use crate::messaging::{Conversation, Device, Membership, MessagingError};
+use crate::messaging::{Conversation, ConversationPolicy, Device, Membership, MessagingError};
 use crate::state::AppState;
 use crate::web::ApiError;
-use crate::ws::messaging::ConversationPolicy;
 
 /// A device to register.
 #[derive(Deserialize, ToSchema)]

@@ -10,32 +10,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ReasonCode, ResourceType};
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::{ConversationId, DeviceId, UserId};
+use confidant_actors::ids::{ConversationId, DeviceId};
 use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
 
-use crate::access::ConversationKind;
 use crate::auditor::reason;
-use crate::identity::accounts::AccountStatus;
+use crate::messaging::frames::{message_frame, welcome_frame};
 use crate::messaging::mls::MlsError;
-use crate::messaging::{Committed, Conversation, Device, Membership, MessagingError, PendingWelcome, Sent, Stored};
+use crate::messaging::{Committed, Conversation, ConversationPolicy, Device, MessagingError, Sent};
 use crate::state::AppState;
-
-/// The permission module's answer to "may this account be in a conversation of this kind": an
-/// active account the matrix row of that kind allows (`Access::may_converse`).
-pub struct ConversationPolicy<'a>(pub &'a AppState);
-
-impl Membership for ConversationPolicy<'_> {
-    async fn may_hold(&self, user: UserId, kind: ConversationKind) -> Result<bool, MessagingError> {
-        let account = self.0.identity.accounts.get(user).await.map_err(|_| MessagingError::Unavailable)?;
-        let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else { return Ok(false) };
-        self.0
-            .access
-            .may_converse(user, account.role, account.patient_id, kind)
-            .await
-            .map_err(|_| MessagingError::Unavailable)
-    }
-}
 
 /// The code a client is told for a messaging failure (details go to the log, without content).
 pub fn error_code(error: &MessagingError) -> ErrorCode {
@@ -48,29 +31,6 @@ pub fn error_code(error: &MessagingError) -> ErrorCode {
             tracing::warn!(%error, "messaging request failed");
             ErrorCode::Unavailable
         }
-    }
-}
-
-/// The frame a device receives for a stored message.
-pub fn message_frame(stored: &Stored) -> ServerFrame {
-    ServerFrame::MlsMessage {
-        v: VERSION,
-        conversation_id: *stored.conversation_id.as_uuid(),
-        seq: stored.seq,
-        kind: stored.kind,
-        sender_device: *stored.sender.as_uuid(),
-        message: B64.encode(&stored.message),
-    }
-}
-
-/// The frame a device receives for its Welcome.
-pub fn welcome_frame(welcome: &PendingWelcome) -> ServerFrame {
-    ServerFrame::MlsWelcome {
-        v: VERSION,
-        conversation_id: *welcome.conversation_id.as_uuid(),
-        seq: welcome.seq,
-        welcome: B64.encode(&welcome.welcome),
-        ratchet_tree: B64.encode(&welcome.ratchet_tree),
     }
 }
 
