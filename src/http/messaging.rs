@@ -313,7 +313,7 @@ pub async fn claim(
         ..About::new(Action::Read, ResourceType::KeyPackage, Some(*body.user_id.as_uuid()))
     };
     guard::authorize(&state, &caller, kind.resource(), Operation::Create, kind.target(), about).await?;
-    let policy = ConversationPolicy(&state);
+    let policy = ConversationPolicy::new(state.identity.accounts.clone(), state.access.clone());
     if !policy.may_hold(body.user_id, kind).await.map_err(messaging_error)? {
         let denied = guard::event(&state, &caller, about, Outcome::Denied, "may_not_converse");
         guard::record_all(&state, vec![denied]).await?;
@@ -363,7 +363,14 @@ pub async fn create(
     let now = state.identity.clock.now_ms();
     let conversation = state
         .conversations
-        .create(&device, kind, &group_info, &tree, &ConversationPolicy(&state), now)
+        .create(
+            &device,
+            kind,
+            &group_info,
+            &tree,
+            &ConversationPolicy::new(state.identity.accounts.clone(), state.access.clone()),
+            now,
+        )
         .await
         .map_err(messaging_error)?;
     Ok(HttpResponse::Created().json(ConversationView::from(&conversation)))

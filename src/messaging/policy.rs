@@ -5,20 +5,29 @@
 use confidant_actors::ids::UserId;
 
 use super::{Membership, MessagingError};
-use crate::access::ConversationKind;
-use crate::identity::accounts::AccountStatus;
-use crate::state::AppState;
+use crate::access::{Access, ConversationKind};
+use crate::identity::accounts::{AccountStatus, Accounts};
 
 /// The permission module's answer to "may this account be in a conversation of this kind": an
 /// active account the matrix row of that kind allows (`Access::may_converse`).
-pub struct ConversationPolicy<'a>(pub &'a AppState);
+#[derive(Clone)]
+pub struct ConversationPolicy {
+    accounts: Accounts,
+    access: Access,
+}
 
-impl Membership for ConversationPolicy<'_> {
+impl ConversationPolicy {
+    /// The rule over `accounts` (whose status and role) and `access` (the matrix row's answer).
+    pub fn new(accounts: Accounts, access: Access) -> Self {
+        Self { accounts, access }
+    }
+}
+
+impl Membership for ConversationPolicy {
     async fn may_hold(&self, user: UserId, kind: ConversationKind) -> Result<bool, MessagingError> {
-        let account = self.0.identity.accounts.get(user).await.map_err(|_| MessagingError::Unavailable)?;
+        let account = self.accounts.get(user).await.map_err(|_| MessagingError::Unavailable)?;
         let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else { return Ok(false) };
-        self.0
-            .access
+        self.access
             .may_converse(user, account.role, account.patient_id, kind)
             .await
             .map_err(|_| MessagingError::Unavailable)

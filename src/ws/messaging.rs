@@ -213,7 +213,7 @@ async fn commit_frame(
     let event = audited(state, who, peer, &conversation, "mls_commit", commit.len(), Outcome::Success);
     on_record(state, event).await?;
     let now = state.identity.clock.now_ms();
-    let policy = ConversationPolicy(state);
+    let policy = ConversationPolicy::new(state.identity.accounts.clone(), state.access.clone());
     let outcome = state.conversations.commit(&device, &conversation, &commit, welcome.as_deref(), &policy, now).await;
     let committed = match outcome {
         Ok(committed) => committed,
