@@ -42,6 +42,8 @@ pub struct Services {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
+    /// Messaging's operations, for both transports.
+    pub messaging: crate::messaging::MessagingService,
     /// KeyPackage claims per account.
     pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// The reminder outbox.
@@ -65,10 +67,21 @@ impl Services {
         let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, auditor.clone());
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
-        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock.clone(), settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
+        let conversations =
+            crate::messaging::Conversations::new(storage.clone(), devices.clone(), auditor.writer().clone());
+        let gate = Gate::new(access.clone(), auditor.clone());
+        let messaging = crate::messaging::MessagingService::new(
+            devices.clone(),
+            conversations.clone(),
+            crate::messaging::ConversationPolicy::new(identity.accounts.clone(), access.clone()),
+            gate.clone(),
+            pusher.clone(),
+            clock,
+        );
         Self {
-            gate: Gate::new(access.clone(), auditor.clone()),
+            gate,
             identity,
             access,
             patients: Patients::new(storage.clone(), keyring.clone()),
@@ -80,8 +93,9 @@ impl Services {
                 keyring.clone(),
                 settings.reminders.lead_minutes.clone(),
             ),
-            devices: devices.clone(),
-            conversations: crate::messaging::Conversations::new(storage, devices, auditor.writer().clone()),
+            devices,
+            conversations,
+            messaging,
             claims: Arc::new(crate::messaging::ClaimLimiter::default()),
             intake: crate::intake::Intake::new(keyring),
             auditor,

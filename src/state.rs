@@ -55,6 +55,8 @@ pub struct AppState {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
+    /// Messaging's operations, for both transports.
+    pub messaging: crate::messaging::MessagingService,
     /// KeyPackage claims per account.
     pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// Appointments.
@@ -112,6 +114,7 @@ impl AppState {
             intake,
             devices,
             conversations,
+            messaging,
             claims,
             outbox,
             reminder_preferences,
@@ -133,6 +136,7 @@ impl AppState {
             intake,
             devices,
             conversations,
+            messaging,
             claims,
             schedule,
             outbox,

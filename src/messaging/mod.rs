@@ -11,11 +11,13 @@ pub mod frames;
 pub mod ingest;
 pub mod mls;
 pub mod policy;
+pub mod service;
 
 pub use claims::ClaimLimiter;
 pub use conversations::{Committed, Conversation, Conversations, Membership, PendingWelcome, Sent, Stored};
 pub use devices::{ClaimedPackage, Device, Devices};
 pub use policy::ConversationPolicy;
+pub use service::{MessagingService, MessagingServiceError, Missed, Submitted};
 
 use crate::storage::StorageError;
 

@@ -56,13 +56,9 @@ pub fn refusal(error: AccessError) -> ErrorCode {
 
 impl SessionPorts for ServerPorts {
     fn device(&self, who: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>> {
-        let state = self.state.clone();
+        let (state, peer) = (self.state.clone(), self.peer);
         Box::pin(async move {
-            let found = state.devices.get(device).await.map_err(|e| super::messaging::error_code(&e))?;
-            match found {
-                Some(d) if d.user_id == who.user_id && d.removed_at_ms.is_none() => Ok(Topic::Device(device)),
-                _ => Err(ErrorCode::NotFound),
-            }
+            state.messaging.attach(&requester(who, peer), device).await.map_err(|e| super::messaging::error_code(&e))
         })
     }
 
