@@ -44,8 +44,6 @@ pub struct Services {
     pub conversations: crate::messaging::Conversations,
     /// Messaging's operations, for both transports.
     pub messaging: crate::messaging::MessagingService,
-    /// KeyPackage claims per account.
-    pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// The reminder outbox.
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
@@ -72,10 +70,12 @@ impl Services {
         let conversations =
             crate::messaging::Conversations::new(storage.clone(), devices.clone(), auditor.writer().clone());
         let gate = Gate::new(access.clone(), auditor.clone());
+        let patients = Patients::new(storage.clone(), keyring.clone());
         let messaging = crate::messaging::MessagingService::new(
             devices.clone(),
             conversations.clone(),
             crate::messaging::ConversationPolicy::new(identity.accounts.clone(), access.clone()),
+            patients.clone(),
             gate.clone(),
             pusher.clone(),
             clock,
@@ -84,7 +84,7 @@ impl Services {
             gate,
             identity,
             access,
-            patients: Patients::new(storage.clone(), keyring.clone()),
+            patients,
             care_team,
             break_glass,
             schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
@@ -96,7 +96,6 @@ impl Services {
             devices,
             conversations,
             messaging,
-            claims: Arc::new(crate::messaging::ClaimLimiter::default()),
             intake: crate::intake::Intake::new(keyring),
             auditor,
             pusher,

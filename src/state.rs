@@ -57,8 +57,6 @@ pub struct AppState {
     pub conversations: crate::messaging::Conversations,
     /// Messaging's operations, for both transports.
     pub messaging: crate::messaging::MessagingService,
-    /// KeyPackage claims per account.
-    pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
     /// The reminder outbox.
@@ -115,7 +113,6 @@ impl AppState {
             devices,
             conversations,
             messaging,
-            claims,
             outbox,
             reminder_preferences,
         } = services;
@@ -137,7 +134,6 @@ impl AppState {
             devices,
             conversations,
             messaging,
-            claims,
             schedule,
             outbox,
             reminder_preferences,

@@ -13,6 +13,7 @@ use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
 
 use super::ports::requester;
+use crate::access::Denial;
 use crate::messaging::frames::{message_frame, welcome_frame};
 use crate::messaging::{MessagingService, MessagingServiceError, Submitted};
 use crate::state::AppState;
@@ -20,9 +21,14 @@ use crate::state::AppState;
 /// The code a client is told for a messaging failure (details go to the log, without content).
 pub fn error_code(error: &MessagingServiceError) -> ErrorCode {
     match error {
-        MessagingServiceError::InvalidMls(_) | MessagingServiceError::Conflict => ErrorCode::InvalidMls,
-        MessagingServiceError::NotAllowed => ErrorCode::Forbidden,
-        MessagingServiceError::TooManyKeyPackages => ErrorCode::RateLimited,
+        MessagingServiceError::InvalidMls(_)
+        | MessagingServiceError::SignatureKey
+        | MessagingServiceError::Conflict => ErrorCode::InvalidMls,
+        MessagingServiceError::Denied(Denial::MfaRequired) => ErrorCode::MfaRequired,
+        MessagingServiceError::Denied(_) | MessagingServiceError::NotAllowed => ErrorCode::Forbidden,
+        MessagingServiceError::TooManyKeyPackages | MessagingServiceError::TooManyClaims { .. } => {
+            ErrorCode::RateLimited
+        }
         MessagingServiceError::NoDevice => ErrorCode::NoDevice,
         MessagingServiceError::NotFound => ErrorCode::NotFound,
         // The auditor logged why.
@@ -31,6 +37,8 @@ pub fn error_code(error: &MessagingServiceError) -> ErrorCode {
             tracing::warn!(%error, "messaging request failed");
             ErrorCode::Unavailable
         }
+        // Logged where it was found.
+        MessagingServiceError::Internal => ErrorCode::InternalError,
     }
 }
 
