@@ -45,8 +45,8 @@ pub struct Services {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
-    /// KeyPackage claims per account.
-    pub claims: Arc<crate::messaging::ClaimLimiter>,
+    /// Messaging's operations, for both transports.
+    pub messaging: crate::messaging::MessagingService,
     /// The reminder outbox.
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
@@ -68,7 +68,7 @@ impl Services {
         let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, auditor.clone());
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
-        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock.clone(), settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
         let gate = Gate::new(access.clone(), auditor.clone());
         let patients = Patients::new(storage.clone(), keyring.clone());
@@ -81,6 +81,15 @@ impl Services {
             devices.clone(),
             conversations.clone(),
             pusher.clone(),
+        );
+        let messaging = crate::messaging::MessagingService::new(
+            devices.clone(),
+            conversations.clone(),
+            crate::messaging::ConversationPolicy::new(identity.accounts.clone(), access.clone()),
+            patients.clone(),
+            gate.clone(),
+            pusher.clone(),
+            clock,
         );
         Self {
             gate,
@@ -98,7 +107,7 @@ impl Services {
             ),
             devices,
             conversations,
-            claims: Arc::new(crate::messaging::ClaimLimiter::default()),
+            messaging,
             intake: crate::intake::Intake::new(keyring),
             auditor,
             pusher,

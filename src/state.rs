@@ -58,8 +58,8 @@ pub struct AppState {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
-    /// KeyPackage claims per account.
-    pub claims: Arc<crate::messaging::ClaimLimiter>,
+    /// Messaging's operations, for both transports.
+    pub messaging: crate::messaging::MessagingService,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
     /// The reminder outbox.
@@ -116,7 +116,7 @@ impl AppState {
             intake,
             devices,
             conversations,
-            claims,
+            messaging,
             outbox,
             reminder_preferences,
         } = services;
@@ -138,7 +138,7 @@ impl AppState {
             intake,
             devices,
             conversations,
-            claims,
+            messaging,
             schedule,
             outbox,
             reminder_preferences,

@@ -4,22 +4,21 @@
 //! conversation from its new MLS group; messages and commits go over the socket. A
 //! conversation is about a patient (the matrix's `message` row: the patient, their clinicians)
 //! or among staff (`staff_message`: every staff role); devices are the matrix's `device` row.
+//! Each handler parses its body (ids, base64, the conversation's kind), calls
+//! [`crate::messaging::MessagingService`] (permission, audit, storage) and maps the answer.
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::{ConversationId, DeviceId, PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{ConversationKind, Operation, Resource, Target};
-use crate::messaging::{Conversation, Device, Membership, MessagingError};
+use crate::access::{ConversationKind, Denial};
+use crate::messaging::{Conversation, Device, MessagingServiceError};
 use crate::state::AppState;
 use crate::web::ApiError;
-use crate::ws::messaging::ConversationPolicy;
 
 /// A device to register.
 #[derive(Deserialize, ToSchema)]
@@ -181,39 +180,33 @@ impl From<&Conversation> for ConversationView {
     }
 }
 
-fn messaging_error(error: MessagingError) -> ApiError {
-    match error {
-        MessagingError::Invalid(reason) => {
-            tracing::info!(%reason, "MLS structure refused");
-            ApiError::invalid("mls", "does not validate for this device or conversation")
+impl From<MessagingServiceError> for ApiError {
+    fn from(error: MessagingServiceError) -> Self {
+        match error {
+            MessagingServiceError::InvalidMls(reason) => {
+                tracing::info!(%reason, "MLS structure refused");
+                ApiError::invalid("mls", "does not validate for this device or conversation")
+            }
+            MessagingServiceError::SignatureKey => {
+                ApiError::invalid("signature_key", "is not a 32-byte Ed25519 public key")
+            }
+            MessagingServiceError::Conflict => ApiError::Conflict("already_exists"),
+            MessagingServiceError::TooManyKeyPackages => ApiError::Conflict("too_many_key_packages"),
+            MessagingServiceError::Denied(denial) => ApiError::Forbidden(denial),
+            MessagingServiceError::NotAllowed => ApiError::Forbidden(Denial::NotPermitted),
+            MessagingServiceError::TooManyClaims { retry_after_secs } => ApiError::TooManyAttempts { retry_after_secs },
+            // Only a socket has an attached device; over REST a device that is not the caller's
+            // own active one is not found.
+            MessagingServiceError::NoDevice | MessagingServiceError::NotFound => ApiError::NotFound,
+            MessagingServiceError::AuditUnavailable(_) | MessagingServiceError::Unavailable => ApiError::Unavailable,
+            MessagingServiceError::Storage(e) => e.into(),
+            MessagingServiceError::Internal => ApiError::Internal,
         }
-        MessagingError::NotAllowed => ApiError::Forbidden(crate::access::Denial::NotPermitted),
-        MessagingError::Conflict => ApiError::Conflict("already_exists"),
-        MessagingError::TooMany => ApiError::Conflict("too_many_key_packages"),
-        MessagingError::Unavailable => ApiError::Unavailable,
-        MessagingError::Storage(e) => e.into(),
     }
 }
 
 fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, ApiError> {
     B64.decode(text).map_err(|_| ApiError::invalid(field, "is not base64"))
-}
-
-/// The caller may hold messaging devices (the matrix's device row: every role that may be in
-/// some conversation), audited on refusal.
-async fn devices_allowed(
-    state: &AppState,
-    caller: &Caller,
-    operation: Operation,
-    about: About,
-) -> Result<(), ApiError> {
-    guard::authorize(state, caller, Resource::Device, operation, Target::Any, about).await.map(|_| ())
-}
-
-/// The caller's own active device.
-async fn own_device(state: &AppState, caller: &Caller, id: DeviceId) -> Result<Device, ApiError> {
-    let device = state.devices.get(id).await.map_err(messaging_error)?;
-    device.filter(|d| d.user_id == caller.principal.user_id && d.removed_at_ms.is_none()).ok_or(ApiError::NotFound)
 }
 
 /// Registers a device of the caller's account: its MLS credential will name
@@ -227,16 +220,8 @@ pub async fn register(
     caller: Caller,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let about = About::new(Action::Create, ResourceType::Device, None);
-    devices_allowed(&state, &caller, Operation::Create, about).await?;
     let key = decode("signature_key", &body.signature_key)?;
-    if key.len() != 32 {
-        return Err(ApiError::invalid("signature_key", "is not a 32-byte Ed25519 public key"));
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "device_registered")])
-        .await?;
-    let now = state.identity.clock.now_ms();
-    let device = state.devices.register(caller.principal.user_id, &key, now).await.map_err(messaging_error)?;
+    let device = state.messaging.register(&caller.requester(), &key).await?;
     Ok(HttpResponse::Created().json(DeviceView::from(&device)))
 }
 
@@ -245,8 +230,7 @@ pub async fn register(
     responses((status = 200, body = Vec<DeviceView>), (status = 401), (status = 403)))]
 #[get("/api/v1/devices")]
 pub async fn list_devices(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    devices_allowed(&state, &caller, Operation::Read, About::new(Action::Read, ResourceType::Device, None)).await?;
-    let devices = state.devices.of_user(caller.principal.user_id).await.map_err(messaging_error)?;
+    let devices = state.messaging.devices(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()))
 }
 
@@ -261,14 +245,7 @@ pub async fn remove_device(
     caller: Caller,
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::new(Action::Delete, ResourceType::Device, Some(*id.as_uuid()));
-    devices_allowed(&state, &caller, Operation::Delete, about).await?;
-    own_device(&state, &caller, id).await?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "device_removed")]).await?;
-    let now = state.identity.clock.now_ms();
-    state.devices.remove(caller.principal.user_id, id, now).await.map_err(messaging_error)?;
-    state.conversations.forget_device(id).await.map_err(messaging_error)?;
+    state.messaging.remove_device(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -284,15 +261,8 @@ pub async fn upload(
     path: web::Path<DeviceId>,
     body: web::Json<UploadBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::new(Action::Create, ResourceType::KeyPackage, Some(*id.as_uuid()));
-    devices_allowed(&state, &caller, Operation::Create, about).await?;
-    let device = own_device(&state, &caller, id).await?;
     let packages = body.key_packages.iter().map(|p| decode("key_packages", p)).collect::<Result<Vec<_>, _>>()?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "key_packages_uploaded")])
-        .await?;
-    let now = state.identity.clock.now_ms();
-    let remaining = state.devices.upload(&device, &packages, now).await.map_err(messaging_error)?;
+    let remaining = state.messaging.upload(&caller.requester(), path.into_inner(), &packages).await?;
     Ok(HttpResponse::Ok().json(StockView { remaining }))
 }
 
@@ -309,24 +279,7 @@ pub async fn claim(
     body: web::Json<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(body.patient_id, body.kind)?;
-    let about = About {
-        patient_id: kind.patient(),
-        ..About::new(Action::Read, ResourceType::KeyPackage, Some(*body.user_id.as_uuid()))
-    };
-    guard::authorize(&state, &caller, kind.resource(), Operation::Create, kind.target(), about).await?;
-    let policy = ConversationPolicy(&state);
-    if !policy.may_hold(body.user_id, kind).await.map_err(messaging_error)? {
-        let denied = guard::event(&state, &caller, about, Outcome::Denied, "may_not_converse");
-        guard::record_all(&state, vec![denied]).await?;
-        return Err(ApiError::Forbidden(crate::access::Denial::NotPermitted));
-    }
-    state
-        .claims
-        .take(caller.principal.user_id, state.identity.clock.now_ms())
-        .map_err(|retry_after_secs| ApiError::TooManyAttempts { retry_after_secs })?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "key_packages_claimed")])
-        .await?;
-    let claimed = state.devices.claim(body.user_id).await.map_err(messaging_error)?;
+    let claimed = state.messaging.claim(&caller.requester(), body.user_id, kind).await?;
     let view: Vec<ClaimedView> = claimed
         .into_iter()
         .map(|c| ClaimedView { device_id: c.device_id, key_package: B64.encode(c.key_package) })
@@ -346,27 +299,9 @@ pub async fn create(
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(body.patient_id, body.kind)?;
-    let about = About { patient_id: kind.patient(), ..About::new(Action::Create, ResourceType::Conversation, None) };
-    guard::authorize(&state, &caller, kind.resource(), Operation::Create, kind.target(), about).await?;
-    let device = own_device(&state, &caller, body.device_id).await?;
-    if let ConversationKind::Care(patient) = kind
-        && !state.patients.exists(patient).await?
-    {
-        return Err(ApiError::NotFound);
-    }
     let group_info = decode("group_info", &body.group_info)?;
     let tree = decode("ratchet_tree", &body.ratchet_tree)?;
-    let code = match kind {
-        ConversationKind::Care(_) => "conversation_created",
-        ConversationKind::Staff => "staff_conversation_created",
-    };
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, code)]).await?;
-    let now = state.identity.clock.now_ms();
-    let conversation = state
-        .conversations
-        .create(&device, kind, &group_info, &tree, &ConversationPolicy(&state), now)
-        .await
-        .map_err(messaging_error)?;
+    let conversation = state.messaging.create(&caller.requester(), body.device_id, kind, &group_info, &tree).await?;
     Ok(HttpResponse::Created().json(ConversationView::from(&conversation)))
 }
 
@@ -380,10 +315,6 @@ pub async fn conversations(
     caller: Caller,
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::new(Action::Read, ResourceType::Conversation, None);
-    devices_allowed(&state, &caller, Operation::Read, about).await?;
-    own_device(&state, &caller, id).await?;
-    let list = state.conversations.of_device(id).await.map_err(messaging_error)?;
+    let list = state.messaging.conversations(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(list.iter().map(ConversationView::from).collect::<Vec<_>>()))
 }

@@ -7,12 +7,17 @@ pub mod cache;
 pub mod claims;
 pub mod conversations;
 pub mod devices;
+pub mod frames;
 pub mod ingest;
 pub mod mls;
+pub mod policy;
+pub mod service;
 
 pub use claims::ClaimLimiter;
 pub use conversations::{Committed, Conversation, Conversations, Membership, PendingWelcome, Sent, Stored};
 pub use devices::{ClaimedPackage, Device, Devices};
+pub use policy::ConversationPolicy;
+pub use service::{MessagingService, MessagingServiceError, Missed, Submitted};
 
 use crate::storage::StorageError;
 

@@ -10,6 +10,7 @@ use confidant_actors::ids::DeviceId;
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame};
 
+use super::caller::requester;
 use crate::auditor::Origin;
 use crate::identity::sessions::{EndReason, SessionOwner};
 use crate::state::AppState;
@@ -30,13 +31,9 @@ impl ServerPorts {
 
 impl SessionPorts for ServerPorts {
     fn device(&self, who: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>> {
-        let state = self.state.clone();
+        let (state, peer) = (self.state.clone(), self.peer);
         Box::pin(async move {
-            let found = state.devices.get(device).await.map_err(|e| super::messaging::error_code(&e))?;
-            match found {
-                Some(d) if d.user_id == who.user_id && d.removed_at_ms.is_none() => Ok(Topic::Device(device)),
-                _ => Err(ErrorCode::NotFound),
-            }
+            state.messaging.attach(&requester(who, peer), device).await.map_err(|e| super::messaging::error_code(&e))
         })
     }
 
