@@ -2,6 +2,7 @@
 //! processed each; creating conversations, adding and removing members, sending. Receiving
 //! (turning the server's frames into [`Event`]s and acknowledging them) is in `receive.rs`.
 
+use confidant_protocol::{ClientFrame, ServerFrame};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -47,6 +48,16 @@ impl ConversationKind {
             ConversationKind::Staff => body["kind"] = json!("staff"),
         }
     }
+}
+
+/// A commit staged in a conversation's group and not yet sent: the server accepts it (the
+/// group then merges it) or refuses it (the group clears it).
+#[derive(Debug, Clone)]
+pub struct StagedCommit {
+    /// Base64 of the commit's `MlsMessageOut`.
+    pub commit: String,
+    /// Base64 of the Welcome's `MlsMessageOut`, when the commit adds members.
+    pub welcome: Option<String>,
 }
 
 /// A registered device and its MLS state.
@@ -148,7 +159,7 @@ impl Device {
     /// Opens the socket and attaches this device: its Welcomes and missed messages follow.
     pub async fn connect(&self, api: &Api) -> Result<Connection, ClientError> {
         let mut connection = Connection::open(api).await?;
-        connection.request(json!({ "type": "mls.attach", "device_id": self.device_id })).await?;
+        connection.request(|id| ClientFrame::mls_attach(id, self.device_id)).await?;
         Ok(connection)
     }
 
@@ -257,13 +268,11 @@ impl Device {
         let mut group = group;
         let (commit, welcome, _) =
             group.add_members(&self.provider, &self.signer, &packages).map_err(mls("add members"))?;
-        let frame = json!({
-            "type": "mls.commit",
-            "conversation_id": conversation,
-            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
-            "welcome": b64(&welcome.tls_serialize_detached().map_err(mls("encode"))?),
-        });
-        self.finish_commit(connection, conversation, group, frame).await
+        let staged = StagedCommit {
+            commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
+            welcome: Some(b64(&welcome.tls_serialize_detached().map_err(mls("encode"))?)),
+        };
+        self.finish_commit(connection, conversation, group, staged).await
     }
 
     /// Removes `device` (of any account) from `conversation`: after this commit it cannot read
@@ -285,12 +294,9 @@ impl Device {
             .map(|m| m.index)
             .ok_or(ClientError::Protocol("no such member"))?;
         let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
-        let frame = json!({
-            "type": "mls.commit",
-            "conversation_id": conversation,
-            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
-        });
-        self.finish_commit(connection, conversation, group, frame).await
+        let staged =
+            StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None };
+        self.finish_commit(connection, conversation, group, staged).await
     }
 
     /// Sends a commit; merges it when accepted, or clears it when another won the epoch.
@@ -299,38 +305,32 @@ impl Device {
         connection: &mut Connection,
         conversation: Uuid,
         mut group: MlsGroup,
-        frame: Value,
+        staged: StagedCommit,
     ) -> Result<u64, ClientError> {
-        let answer = connection.request(frame).await;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
-                return Err(error);
+        let answer =
+            connection.request(|id| ClientFrame::mls_commit(id, conversation, staged.commit, staged.welcome)).await;
+        let refused = match answer {
+            Ok(ServerFrame::MlsAccepted { seq, .. }) => {
+                group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
+                self.cursors.mark(conversation, seq);
+                return Ok(group.epoch().as_u64());
             }
+            Ok(ServerFrame::MlsStaleEpoch { epoch, .. }) => ClientError::Stale(epoch),
+            Ok(_) => ClientError::Protocol("a commit was answered with neither mls.accepted nor mls.stale_epoch"),
+            Err(error) => error,
         };
-        if answer["type"] == "mls.stale_epoch" {
-            group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
-            return Err(ClientError::Stale(answer["epoch"].as_u64().unwrap_or(0)));
-        }
-        group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
-        let seq = answer["seq"].as_u64().unwrap_or(0);
-        self.cursors.mark(conversation, seq);
-        Ok(group.epoch().as_u64())
+        group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
+        Err(refused)
     }
 
     /// Prepares a commit without sending it (tests use it to race two commits).
-    pub fn stage_self_update(&mut self, conversation: Uuid) -> Result<Value, ClientError> {
+    pub fn stage_self_update(&mut self, conversation: Uuid) -> Result<StagedCommit, ClientError> {
         let mut group = self.group(conversation)?;
         let bundle = group
             .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
             .map_err(mls("self update"))?;
         let commit = bundle.into_commit();
-        Ok(json!({
-            "type": "mls.commit",
-            "conversation_id": conversation,
-            "commit": b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
-        }))
+        Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
     }
 
     /// Sends a staged commit (see [`Device::stage_self_update`]).
@@ -338,10 +338,10 @@ impl Device {
         &mut self,
         connection: &mut Connection,
         conversation: Uuid,
-        frame: Value,
+        staged: StagedCommit,
     ) -> Result<u64, ClientError> {
         let group = self.group(conversation)?;
-        self.finish_commit(connection, conversation, group, frame).await
+        self.finish_commit(connection, conversation, group, staged).await
     }
 
     /// Encrypts and sends `text`; returns its seq.
@@ -352,17 +352,17 @@ impl Device {
         text: &[u8],
     ) -> Result<u64, ClientError> {
         let message = self.encrypt(conversation, text)?;
-        let answer = connection
-            .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": b64(&message) }))
-            .await?;
-        if answer["type"] == "mls.stale_epoch" {
-            return Err(ClientError::Stale(answer["epoch"].as_u64().unwrap_or(0)));
+        let answer = connection.request(|id| ClientFrame::mls_send(id, conversation, b64(&message))).await?;
+        match answer {
+            ServerFrame::MlsAccepted { seq, .. } => {
+                // The device's own message needs no processing; messages before it may still be
+                // on their way (another sender's), so the processed prefix moves only up to a hole.
+                self.cursors.mark(conversation, seq);
+                Ok(seq)
+            }
+            ServerFrame::MlsStaleEpoch { epoch, .. } => Err(ClientError::Stale(epoch)),
+            _ => Err(ClientError::Protocol("a message was answered with neither mls.accepted nor mls.stale_epoch")),
         }
-        // The device's own message needs no processing; messages before it may still be on
-        // their way (another sender's), so the processed prefix moves only up to a hole.
-        let seq = answer["seq"].as_u64().unwrap_or(0);
-        self.cursors.mark(conversation, seq);
-        Ok(seq)
     }
 
     /// The ciphertext of `text` in `conversation` (an `MlsMessageOut`, TLS-encoded).

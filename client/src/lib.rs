@@ -23,7 +23,7 @@ pub mod state_file;
 pub use api::{Api, Server};
 pub use connection::Connection;
 pub use cursors::AckPolicy;
-pub use device::{ConversationKind, Device};
+pub use device::{ConversationKind, Device, StagedCommit};
 pub use receive::Event;
 
 /// Why a client operation failed.

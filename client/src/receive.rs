@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use confidant_protocol::{ClientFrame, MlsKind, ServerFrame};
 use openmls::prelude::*;
-use serde_json::{Value, json};
 use tls_codec::Deserialize as _;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::ClientError;
 use crate::api::unb64;
 use crate::connection::Connection;
 use crate::cursors::AckPolicy;
-use crate::device::{Device, mls, uuid_of};
+use crate::device::{Device, mls};
 
 /// Something that happened in a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +99,25 @@ impl Device {
                     frame
                 }
             };
-            let processed = match frame["type"].as_str() {
-                Some("mls.welcome") => self.join(&frame)?,
-                Some("mls.message") => self.process(&frame)?,
-                _ => None,
+            let processed = match frame {
+                ServerFrame::MlsWelcome { conversation_id, seq, welcome, ratchet_tree, .. } => {
+                    self.join(conversation_id, seq, &welcome, &ratchet_tree)?
+                }
+                ServerFrame::MlsMessage { conversation_id, seq, kind, sender_device, message, .. } => {
+                    self.process(conversation_id, seq, kind, sender_device, &message)?
+                }
+                // Not about the device's conversations.
+                ServerFrame::Welcome { .. }
+                | ServerFrame::Ack { .. }
+                | ServerFrame::Error { .. }
+                | ServerFrame::ScheduleSnapshot { .. }
+                | ServerFrame::ScheduleChanged { .. }
+                | ServerFrame::IntakeForm { .. }
+                | ServerFrame::IntakeSubmitted { .. }
+                | ServerFrame::Alert { .. }
+                | ServerFrame::MlsAccepted { .. }
+                | ServerFrame::MlsStaleEpoch { .. }
+                | ServerFrame::MlsKeyPackagesLow { .. } => None,
             };
             let Some((conversation, event)) = processed else { continue };
             self.acks.owe(conversation);
@@ -122,7 +137,7 @@ impl Device {
             self.save(&file.path, &file.key).await?;
         }
         for (conversation, seq) in acks {
-            connection.notify(json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq })).await?;
+            connection.notify(|id| ClientFrame::mls_ack(id, conversation, seq)).await?;
             self.acks.sent(conversation, seq);
         }
         self.acks.settled();
@@ -139,21 +154,24 @@ impl Device {
         self.acks.policy = policy;
     }
 
-    fn join(&mut self, frame: &Value) -> Result<Processed, ClientError> {
-        let conversation = uuid_of(&frame["conversation_id"])?;
-        let seq = frame["seq"].as_u64().unwrap_or(0);
+    /// Joins `conversation` from the Welcome of the commit at `seq` (both base64).
+    fn join(
+        &mut self,
+        conversation: Uuid,
+        seq: u64,
+        welcome: &str,
+        ratchet_tree: &str,
+    ) -> Result<Processed, ClientError> {
         if self.cursors.contains(conversation) {
             // Already joined: the server kept the Welcome because its acknowledgement has not
             // arrived yet; acknowledging again lets it go.
             return Ok(Some((conversation, None)));
         }
-        let welcome = MlsMessageIn::tls_deserialize_exact(unb64(frame["welcome"].as_str().unwrap_or(""))?)
-            .map_err(mls("welcome"))?;
+        let welcome = MlsMessageIn::tls_deserialize_exact(unb64(welcome)?).map_err(mls("welcome"))?;
         let MlsMessageBodyIn::Welcome(welcome) = welcome.extract() else {
             return Err(ClientError::Protocol("not a Welcome"));
         };
-        let tree = RatchetTreeIn::tls_deserialize_exact(unb64(frame["ratchet_tree"].as_str().unwrap_or(""))?)
-            .map_err(mls("ratchet tree"))?;
+        let tree = RatchetTreeIn::tls_deserialize_exact(unb64(ratchet_tree)?).map_err(mls("ratchet tree"))?;
         StagedWelcome::new_from_welcome(&self.provider, Self::group_config().join_config(), welcome, Some(tree))
             .map_err(mls("welcome"))?
             .into_group(&self.provider)
@@ -162,9 +180,15 @@ impl Device {
         Ok(Some((conversation, Some(Event::Joined { conversation }))))
     }
 
-    fn process(&mut self, frame: &Value) -> Result<Processed, ClientError> {
-        let conversation = uuid_of(&frame["conversation_id"])?;
-        let seq = frame["seq"].as_u64().unwrap_or(0);
+    /// Processes the message at `seq` of `conversation` (base64), of `kind`, from `sender_device`.
+    fn process(
+        &mut self,
+        conversation: Uuid,
+        seq: u64,
+        kind: MlsKind,
+        sender_device: Uuid,
+        message: &str,
+    ) -> Result<Processed, ClientError> {
         if !self.cursors.contains(conversation) {
             return Ok(None);
         }
@@ -173,18 +197,17 @@ impl Device {
             // server's cursor catch up if an earlier acknowledgement was lost.
             return Ok(Some((conversation, None)));
         }
-        let sender_device = uuid_of(&frame["sender_device"])?;
         let mut group = self.group(conversation)?;
         if sender_device == self.device_id {
             // Our own, accepted while we were not listening for the answer: a commit is merged;
             // an application message we wrote ourselves (MLS does not let its sender decrypt it).
-            if frame["kind"] == "commit" && group.pending_commit().is_some() {
+            if kind == MlsKind::Commit && group.pending_commit().is_some() {
                 group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
             }
             self.cursors.mark(conversation, seq);
             return Ok(Some((conversation, None)));
         }
-        let bytes = unb64(frame["message"].as_str().unwrap_or(""))?;
+        let bytes = unb64(message)?;
         let processed = MlsMessageIn::tls_deserialize_exact(&bytes)
             .map_err(mls("decode"))
             .and_then(|m| m.try_into_protocol_message().map_err(mls("decode")))
