@@ -11,9 +11,10 @@ use tls_codec::{Deserialize as _, Serialize as _};
 use uuid::Uuid;
 
 use crate::ClientError;
+use crate::acks::Acks;
 use crate::api::{Api, b64, unb64};
 use crate::connection::Connection;
-use crate::cursors::{Acks, Cursors};
+use crate::cursors::Cursors;
 pub use crate::receive::Event;
 use crate::state_file::StateFile;
 

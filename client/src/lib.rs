@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acks;
 pub mod api;
 pub mod connection;
 mod cursors;
@@ -20,9 +21,9 @@ pub mod device;
 mod receive;
 pub mod state_file;
 
+pub use acks::AckPolicy;
 pub use api::{Api, Server};
 pub use connection::Connection;
-pub use cursors::AckPolicy;
 pub use device::{ConversationKind, Device, StagedCommit};
 pub use receive::Event;
 

@@ -15,9 +15,9 @@ use tls_codec::Deserialize as _;
 use uuid::Uuid;
 
 use crate::ClientError;
+use crate::acks::AckPolicy;
 use crate::api::unb64;
 use crate::connection::Connection;
-use crate::cursors::AckPolicy;
 use crate::device::{Device, mls};
 
 /// Something that happened in a conversation.

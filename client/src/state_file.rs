@@ -23,7 +23,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::ClientError;
-use crate::cursors::{Acks, Cursors};
+use crate::acks::Acks;
+use crate::cursors::Cursors;
 use crate::device::Device;
 
 /// Associated data: binds the ciphertext to this format.
