@@ -19,6 +19,7 @@ pub mod connection;
 mod cursors;
 pub mod device;
 mod receive;
+mod sealed;
 pub mod state_file;
 
 pub use acks::AckPolicy;
