@@ -16,7 +16,7 @@ use crate::api::{Api, b64, unb64};
 use crate::connection::Connection;
 use crate::cursors::Cursors;
 pub use crate::receive::Event;
-use crate::state_file::StateFile;
+use crate::sealed::SealedFile;
 
 /// The ciphersuite the server accepts.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -74,7 +74,7 @@ pub struct Device {
     /// What is owed to the server in acknowledgements.
     pub(crate) acks: Acks,
     /// Where the state is kept, when it is: saved before anything is acknowledged.
-    pub(crate) state_file: Option<StateFile>,
+    pub(crate) state_file: Option<SealedFile>,
 }
 
 pub(crate) fn mls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ClientError {
@@ -96,17 +96,20 @@ impl Device {
         let provider = OpenMlsRustCrypto::default();
         // Kept with the MLS state, so the state file holds it (sealed) and nothing else does.
         signer.store(provider.storage()).map_err(mls("store signature key"))?;
-        let device = Self {
-            provider,
-            signer,
-            device_id,
-            user_id,
-            cursors: Cursors::default(),
-            acks: Acks::default(),
-            state_file: None,
-        };
+        let device = Self::assemble(provider, signer, device_id, user_id, Cursors::default());
         device.upload_key_packages(api, KEY_PACKAGE_BATCH, true).await?;
         Ok(device)
+    }
+
+    /// A device of these parts, keeping its state nowhere yet.
+    pub(crate) fn assemble(
+        provider: OpenMlsRustCrypto,
+        signer: SignatureKeyPair,
+        device_id: Uuid,
+        user_id: Uuid,
+        cursors: Cursors,
+    ) -> Self {
+        Self { provider, signer, device_id, user_id, cursors, acks: Acks::default(), state_file: None }
     }
 
     /// Removes this device at the server (lost or retired): it is sent nothing more and can

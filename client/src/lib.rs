@@ -20,6 +20,7 @@ mod cursors;
 pub mod device;
 mod receive;
 mod sealed;
+mod snapshot;
 pub mod state_file;
 
 pub use acks::AckPolicy;
