@@ -18,6 +18,7 @@ pub mod api;
 pub mod connection;
 mod cursors;
 pub mod device;
+mod online;
 mod receive;
 mod sealed;
 mod snapshot;

@@ -7,17 +7,13 @@
 //! saves it before it acknowledges, so a crash never loses a message the server stopped
 //! keeping for it.
 
-use std::time::Duration;
-
-use confidant_protocol::{ClientFrame, MlsKind, ServerFrame};
+use confidant_protocol::MlsKind;
 use openmls::prelude::*;
 use tls_codec::Deserialize as _;
 use uuid::Uuid;
 
 use crate::ClientError;
-use crate::acks::AckPolicy;
 use crate::api::unb64;
-use crate::connection::Connection;
 use crate::device::{Device, mls};
 
 /// Something that happened in a conversation.
@@ -64,98 +60,11 @@ pub enum Event {
 
 /// What processing one frame came to: the conversation it moved (to acknowledge) and the
 /// event to report, if any.
-type Processed = Option<(Uuid, Option<Event>)>;
+pub(crate) type Processed = Option<(Uuid, Option<Event>)>;
 
 impl Device {
-    /// The next event, within `wait`: Welcomes are joined, commits merged, application
-    /// messages decrypted. What was processed is acknowledged when nothing more is ready (at
-    /// the latest as the [`AckPolicy`] says), after the state file is saved when there is one.
-    /// `None` when nothing came.
-    pub async fn next_event(
-        &mut self,
-        connection: &mut Connection,
-        wait: Duration,
-    ) -> Result<Option<Event>, ClientError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Acknowledgements go out here, before the next frame is taken, never between
-            // processing a message and returning its event: a caller that drops this future
-            // (a `select!`) loses at most an acknowledgement, which the next call sends.
-            if self.acks.due() {
-                self.flush_acks(connection).await?;
-            }
-            let mut frame = None;
-            if self.acks.owed() {
-                frame = connection.next(Duration::ZERO).await?;
-                if frame.is_none() {
-                    self.flush_acks(connection).await?; // the burst is over
-                }
-            }
-            let frame = match frame {
-                Some(frame) => frame,
-                None => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let Some(frame) = connection.next(left).await? else { return Ok(None) };
-                    frame
-                }
-            };
-            let processed = match frame {
-                ServerFrame::MlsWelcome { conversation_id, seq, welcome, ratchet_tree, .. } => {
-                    self.join(conversation_id, seq, &welcome, &ratchet_tree)?
-                }
-                ServerFrame::MlsMessage { conversation_id, seq, kind, sender_device, message, .. } => {
-                    self.process(conversation_id, seq, kind, sender_device, &message)?
-                }
-                // Not about the device's conversations.
-                ServerFrame::Welcome { .. }
-                | ServerFrame::Ack { .. }
-                | ServerFrame::Error { .. }
-                | ServerFrame::ScheduleSnapshot { .. }
-                | ServerFrame::ScheduleChanged { .. }
-                | ServerFrame::IntakeForm { .. }
-                | ServerFrame::IntakeSubmitted { .. }
-                | ServerFrame::Alert { .. }
-                | ServerFrame::MlsAccepted { .. }
-                | ServerFrame::MlsStaleEpoch { .. }
-                | ServerFrame::MlsKeyPackagesLow { .. } => None,
-            };
-            let Some((conversation, event)) = processed else { continue };
-            self.acks.owe(conversation);
-            if let Some(event) = event {
-                return Ok(Some(event));
-            }
-        }
-    }
-
-    /// Sends what is owed now: per conversation, one `mls.ack` through the seq up to which
-    /// everything was processed. With a state file, the state is saved first.
-    pub async fn flush_acks(&mut self, connection: &mut Connection) -> Result<(), ClientError> {
-        let acks = self.acks.to_send(&self.cursors);
-        if !acks.is_empty()
-            && let Some(file) = &self.state_file
-        {
-            self.save(&file.path, &file.key).await?;
-        }
-        for (conversation, seq) in acks {
-            connection.notify(|id| ClientFrame::mls_ack(id, conversation, seq)).await?;
-            self.acks.sent(conversation, seq);
-        }
-        self.acks.settled();
-        Ok(())
-    }
-
-    /// How many `mls.ack` frames this device has sent since it was registered or loaded.
-    pub fn acks_sent(&self) -> u64 {
-        self.acks.sent
-    }
-
-    /// Changes when acknowledgements go out mid-burst.
-    pub fn set_ack_policy(&mut self, policy: AckPolicy) {
-        self.acks.policy = policy;
-    }
-
     /// Joins `conversation` from the Welcome of the commit at `seq` (both base64).
-    fn join(
+    pub(crate) fn join(
         &mut self,
         conversation: Uuid,
         seq: u64,
@@ -181,7 +90,7 @@ impl Device {
     }
 
     /// Processes the message at `seq` of `conversation` (base64), of `kind`, from `sender_device`.
-    fn process(
+    pub(crate) fn process(
         &mut self,
         conversation: Uuid,
         seq: u64,
