@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -155,14 +155,4 @@ impl Api {
         let me = self.get("/api/v1/me").await?;
         me["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or(ClientError::Protocol("no user id"))
     }
-}
-
-/// Base64 of `bytes`.
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
-}
-
-/// Bytes of base64 `text`.
-pub(crate) fn unb64(text: &str) -> Result<Vec<u8>, ClientError> {
-    B64.decode(text).map_err(|_| ClientError::Protocol("not base64"))
 }

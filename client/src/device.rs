@@ -1,19 +1,20 @@
 //! One device: its signature key, its MLS groups (one per conversation) and how far it has
-//! processed each; creating conversations, adding and removing members, sending. Receiving
-//! (turning the server's frames into [`Event`]s and acknowledging them) is in `receive.rs`.
+//! processed each. With `conversation.rs` (starting conversations, staging commits, sending) and
+//! `receive.rs` (taking in what the server pushes), this is the device's MLS core: it does no
+//! I/O, so it builds for wasm32. `online.rs` drives it against a server.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use serde_json::{Value, json};
-use tls_codec::{Deserialize as _, Serialize as _};
+use tls_codec::Serialize as _;
 use uuid::Uuid;
 
 use crate::ClientError;
 use crate::acks::Acks;
-use crate::api::b64;
 use crate::cursors::Cursors;
-pub use crate::receive::Event;
 use crate::sealed::SealedFile;
 
 /// The ciphersuite the server accepts.
@@ -49,16 +50,6 @@ impl ConversationKind {
     }
 }
 
-/// A commit staged in a conversation's group and not yet sent: the server accepts it (the
-/// group then merges it) or refuses it (the group clears it).
-#[derive(Debug, Clone)]
-pub struct StagedCommit {
-    /// Base64 of the commit's `MlsMessageOut`.
-    pub commit: String,
-    /// Base64 of the Welcome's `MlsMessageOut`, when the commit adds members.
-    pub welcome: Option<String>,
-}
-
 /// A registered device and its MLS state.
 pub struct Device {
     pub(crate) provider: OpenMlsRustCrypto,
@@ -75,8 +66,19 @@ pub struct Device {
     pub(crate) state_file: Option<SealedFile>,
 }
 
+/// Maps an openmls error to [`ClientError::Mls`], saying what failed.
 pub(crate) fn mls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> ClientError {
     move |error| ClientError::Mls(format!("{what}: {error:?}"))
+}
+
+/// Base64 of `bytes` (MLS messages travel base64 in frames and REST bodies).
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+/// Bytes of base64 `text`.
+pub(crate) fn unb64(text: &str) -> Result<Vec<u8>, ClientError> {
+    B64.decode(text).map_err(|_| ClientError::Protocol("not base64"))
 }
 
 pub(crate) fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
@@ -84,6 +86,15 @@ pub(crate) fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
 }
 
 impl Device {
+    /// The device that the server registered as `device_id` of `user_id` with `signer`'s public
+    /// key. The key pair is kept with the MLS state, so a state file holds it (sealed) and
+    /// nothing else does.
+    pub fn new(signer: SignatureKeyPair, device_id: Uuid, user_id: Uuid) -> Result<Self, ClientError> {
+        let provider = OpenMlsRustCrypto::default();
+        signer.store(provider.storage()).map_err(mls("store signature key"))?;
+        Ok(Self::assemble(provider, signer, device_id, user_id, Cursors::default()))
+    }
+
     /// A device of these parts, keeping its state nowhere yet.
     pub(crate) fn assemble(
         provider: OpenMlsRustCrypto,
@@ -113,7 +124,13 @@ impl Device {
         self.new_key_package(false)
     }
 
-    pub(crate) fn new_key_package(&self, last_resort: bool) -> Result<Vec<u8>, ClientError> {
+    /// `count` fresh one-time KeyPackages, and a last-resort one after them when asked,
+    /// TLS-encoded.
+    pub fn key_packages(&self, count: usize, last_resort: bool) -> Result<Vec<Vec<u8>>, ClientError> {
+        (0..count + usize::from(last_resort)).map(|i| self.new_key_package(i == count)).collect()
+    }
+
+    fn new_key_package(&self, last_resort: bool) -> Result<Vec<u8>, ClientError> {
         // Every leaf states it understands the last-resort extension, which its KeyPackages
         // may carry.
         let capabilities = Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build();
@@ -154,33 +171,8 @@ impl Device {
         self.cursors.through(conversation)
     }
 
-    /// Prepares a commit without sending it (tests use it to race two commits).
-    pub fn stage_self_update(&mut self, conversation: Uuid) -> Result<StagedCommit, ClientError> {
-        let mut group = self.group(conversation)?;
-        let bundle = group
-            .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
-            .map_err(mls("self update"))?;
-        let commit = bundle.into_commit();
-        Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
-    }
-
-    /// The ciphertext of `text` in `conversation` (an `MlsMessageOut`, TLS-encoded).
-    pub fn encrypt(&mut self, conversation: Uuid, text: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut group = self.group(conversation)?;
-        let message = group.create_message(&self.provider, &self.signer, text).map_err(mls("encrypt"))?;
-        message.tls_serialize_detached().map_err(mls("encode"))
-    }
-
-    /// Tries to decrypt an application message of `conversation` (what a removed device
-    /// would be left doing).
-    pub fn decrypt(&mut self, conversation: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut group = self.group(conversation)?;
-        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls("decode"))?;
-        let protocol = message.try_into_protocol_message().map_err(mls("decode"))?;
-        let processed = group.process_message(&self.provider, protocol).map_err(mls("decrypt"))?;
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(app) => Ok(app.into_bytes()),
-            _ => Err(ClientError::Protocol("not an application message")),
-        }
+    /// The epoch of this device's group of `conversation`.
+    pub fn epoch(&self, conversation: Uuid) -> Result<u64, ClientError> {
+        Ok(self.group(conversation)?.epoch().as_u64())
     }
 }

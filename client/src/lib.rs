@@ -16,6 +16,7 @@
 mod acks;
 pub mod api;
 pub mod connection;
+mod conversation;
 mod cursors;
 pub mod device;
 mod online;
@@ -27,8 +28,9 @@ pub mod state_file;
 pub use acks::AckPolicy;
 pub use api::{Api, Server};
 pub use connection::Connection;
-pub use device::{ConversationKind, Device, StagedCommit};
-pub use receive::Event;
+pub use conversation::{NewConversation, NewMember, StagedCommit};
+pub use device::{ConversationKind, Device};
+pub use receive::{Event, Received};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,20 +1,14 @@
 //! How a device takes in what the server pushes: Welcomes are joined, commits merged,
-//! application messages decrypted, each turned into an [`Event`]; and how it acknowledges them.
-//!
-//! Acknowledgements are cumulative and coalesced: one `mls.ack` per conversation, carrying the
-//! seq through which everything was processed, once no further message is ready (or mid-burst
-//! after [`AckPolicy::every`] messages or [`AckPolicy::within`]). A device with a state file
-//! saves it before it acknowledges, so a crash never loses a message the server stopped
-//! keeping for it.
+//! application messages decrypted, each turned into an [`Event`], and the conversation named
+//! for the caller to acknowledge (`online.rs` paces the acknowledgements). No I/O.
 
-use confidant_protocol::MlsKind;
+use confidant_protocol::{MlsKind, ServerFrame};
 use openmls::prelude::*;
 use tls_codec::Deserialize as _;
 use uuid::Uuid;
 
 use crate::ClientError;
-use crate::api::unb64;
-use crate::device::{Device, mls};
+use crate::device::{Device, mls, unb64};
 
 /// Something that happened in a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,23 +52,55 @@ pub enum Event {
     },
 }
 
-/// What processing one frame came to: the conversation it moved (to acknowledge) and the
-/// event to report, if any.
-pub(crate) type Processed = Option<(Uuid, Option<Event>)>;
+/// What taking in a frame came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The conversation whose processed prefix the frame moved (or confirmed, for a repeat): its
+    /// acknowledgement is owed.
+    pub conversation: Uuid,
+    /// What to report, if anything.
+    pub event: Option<Event>,
+}
 
 impl Device {
+    /// Takes in a frame the server pushed: a Welcome is joined, a commit merged, an application
+    /// message decrypted, in each conversation's order; a repeat is recognised and only owed its
+    /// acknowledgement. `None` for frames about no conversation of this device.
+    pub fn receive(&mut self, frame: &ServerFrame) -> Result<Option<Received>, ClientError> {
+        match frame {
+            ServerFrame::MlsWelcome { conversation_id, seq, welcome, ratchet_tree, .. } => {
+                self.join(*conversation_id, *seq, welcome, ratchet_tree)
+            }
+            ServerFrame::MlsMessage { conversation_id, seq, kind, sender_device, message, .. } => {
+                self.process(*conversation_id, *seq, *kind, *sender_device, message)
+            }
+            // Not about the device's conversations.
+            ServerFrame::Welcome { .. }
+            | ServerFrame::Ack { .. }
+            | ServerFrame::Error { .. }
+            | ServerFrame::ScheduleSnapshot { .. }
+            | ServerFrame::ScheduleChanged { .. }
+            | ServerFrame::IntakeForm { .. }
+            | ServerFrame::IntakeSubmitted { .. }
+            | ServerFrame::Alert { .. }
+            | ServerFrame::MlsAccepted { .. }
+            | ServerFrame::MlsStaleEpoch { .. }
+            | ServerFrame::MlsKeyPackagesLow { .. } => Ok(None),
+        }
+    }
+
     /// Joins `conversation` from the Welcome of the commit at `seq` (both base64).
-    pub(crate) fn join(
+    fn join(
         &mut self,
         conversation: Uuid,
         seq: u64,
         welcome: &str,
         ratchet_tree: &str,
-    ) -> Result<Processed, ClientError> {
+    ) -> Result<Option<Received>, ClientError> {
         if self.cursors.contains(conversation) {
             // Already joined: the server kept the Welcome because its acknowledgement has not
             // arrived yet; acknowledging again lets it go.
-            return Ok(Some((conversation, None)));
+            return Ok(Some(Received { conversation, event: None }));
         }
         let welcome = MlsMessageIn::tls_deserialize_exact(unb64(welcome)?).map_err(mls("welcome"))?;
         let MlsMessageBodyIn::Welcome(welcome) = welcome.extract() else {
@@ -86,25 +112,25 @@ impl Device {
             .into_group(&self.provider)
             .map_err(mls("join"))?;
         self.cursors.start(conversation, seq);
-        Ok(Some((conversation, Some(Event::Joined { conversation }))))
+        Ok(Some(Received { conversation, event: Some(Event::Joined { conversation }) }))
     }
 
     /// Processes the message at `seq` of `conversation` (base64), of `kind`, from `sender_device`.
-    pub(crate) fn process(
+    fn process(
         &mut self,
         conversation: Uuid,
         seq: u64,
         kind: MlsKind,
         sender_device: Uuid,
         message: &str,
-    ) -> Result<Processed, ClientError> {
+    ) -> Result<Option<Received>, ClientError> {
         if !self.cursors.contains(conversation) {
             return Ok(None);
         }
         if self.cursors.seen(conversation, seq) {
             // A replay overlapping a live push; acknowledging what was processed lets the
             // server's cursor catch up if an earlier acknowledgement was lost.
-            return Ok(Some((conversation, None)));
+            return Ok(Some(Received { conversation, event: None }));
         }
         let mut group = self.group(conversation)?;
         if sender_device == self.device_id {
@@ -114,7 +140,7 @@ impl Device {
                 group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
             }
             self.cursors.mark(conversation, seq);
-            return Ok(Some((conversation, None)));
+            return Ok(Some(Received { conversation, event: None }));
         }
         let bytes = unb64(message)?;
         let processed = MlsMessageIn::tls_deserialize_exact(&bytes)
@@ -140,6 +166,6 @@ impl Device {
                 _ => Event::Failed { conversation, seq, reason: "unexpected message".into() },
             },
         };
-        Ok(Some((conversation, Some(event))))
+        Ok(Some(Received { conversation, event: Some(event) }))
     }
 }
