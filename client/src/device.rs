@@ -8,7 +8,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
-use serde_json::{Value, json};
 use tls_codec::Serialize as _;
 use uuid::Uuid;
 
@@ -36,17 +35,6 @@ pub enum ConversationKind {
 impl From<Uuid> for ConversationKind {
     fn from(patient: Uuid) -> Self {
         ConversationKind::Care(patient)
-    }
-}
-
-impl ConversationKind {
-    /// Names the conversation in a REST body as the server reads it: `patient_id`, or
-    /// `kind: "staff"`.
-    pub(crate) fn name_in(self, body: &mut Value) {
-        match self {
-            ConversationKind::Care(patient) => body["patient_id"] = json!(patient),
-            ConversationKind::Staff => body["kind"] = json!("staff"),
-        }
     }
 }
 
@@ -79,10 +67,6 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 /// Bytes of base64 `text`.
 pub(crate) fn unb64(text: &str) -> Result<Vec<u8>, ClientError> {
     B64.decode(text).map_err(|_| ClientError::Protocol("not base64"))
-}
-
-pub(crate) fn uuid_of(value: &Value) -> Result<Uuid, ClientError> {
-    value.as_str().and_then(|s| s.parse().ok()).ok_or(ClientError::Protocol("missing id"))
 }
 
 impl Device {

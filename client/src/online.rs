@@ -13,7 +13,6 @@ use std::time::Duration;
 use confidant_protocol::ClientFrame;
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::ClientError;
@@ -21,7 +20,7 @@ use crate::acks::AckPolicy;
 use crate::api::Api;
 use crate::connection::Connection;
 use crate::conversation::{NewMember, StagedCommit};
-use crate::device::{ConversationKind, Device, KEY_PACKAGE_BATCH, b64, mls, uuid_of};
+use crate::device::{ConversationKind, Device, KEY_PACKAGE_BATCH, b64, mls};
 use crate::receive::Event;
 
 impl Device {
@@ -29,8 +28,7 @@ impl Device {
     /// server names it, and a first batch of KeyPackages (plus a last-resort one).
     pub async fn register(api: &Api) -> Result<Self, ClientError> {
         let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(mls("signature key"))?;
-        let registered = api.post("/api/v1/devices", &json!({ "signature_key": b64(signer.public()) })).await?;
-        let device_id = uuid_of(&registered["device_id"])?;
+        let device_id = api.register_device(&b64(signer.public())).await?;
         let user_id = api.user_id().await?;
         let device = Device::new(signer, device_id, user_id)?;
         device.upload_key_packages(api, KEY_PACKAGE_BATCH, true).await?;
@@ -40,15 +38,13 @@ impl Device {
     /// Removes this device at the server (lost or retired): it is sent nothing more and can
     /// no longer attach; the other members then commit its removal from each conversation.
     pub async fn unregister(&self, api: &Api) -> Result<(), ClientError> {
-        api.delete(&format!("/api/v1/devices/{}", self.device_id)).await
+        api.remove_device(self.device_id).await
     }
 
     /// Uploads `count` one-time KeyPackages (and a new last-resort one when asked).
     pub async fn upload_key_packages(&self, api: &Api, count: usize, last_resort: bool) -> Result<u64, ClientError> {
         let packages: Vec<String> = self.key_packages(count, last_resort)?.iter().map(|p| b64(p)).collect();
-        let path = format!("/api/v1/devices/{}/key-packages", self.device_id);
-        let stock = api.post(&path, &json!({ "key_packages": packages })).await?;
-        Ok(stock["remaining"].as_u64().unwrap_or(0))
+        api.upload_key_packages(self.device_id, &packages).await
     }
 
     /// Opens the socket and attaches this device: its Welcomes and missed messages follow.
@@ -70,13 +66,7 @@ impl Device {
     ) -> Result<Uuid, ClientError> {
         let kind = kind.into();
         let new = self.start_conversation()?;
-        let mut body = json!({
-            "device_id": self.device_id,
-            "group_info": b64(&new.group_info),
-            "ratchet_tree": b64(&new.ratchet_tree),
-        });
-        kind.name_in(&mut body);
-        api.post("/api/v1/conversations", &body).await?;
+        api.create_conversation(self.device_id, kind, &b64(&new.group_info), &b64(&new.ratchet_tree)).await?;
         self.conversation_registered(new.id);
         self.add_users(api, connection, new.id, kind, users).await?;
         Ok(new.id)
@@ -94,23 +84,20 @@ impl Device {
         users: &[Uuid],
     ) -> Result<u64, ClientError> {
         let kind = kind.into();
+        // Not a member: nothing is claimed (a claim uses the KeyPackage up).
+        let epoch = self.epoch(conversation)?;
         let mut wanted: Vec<Uuid> = users.to_vec();
         wanted.push(self.user_id);
         wanted.dedup();
         let mut members = Vec::new();
         for user in wanted {
-            let mut claim = json!({ "user_id": user });
-            kind.name_in(&mut claim);
-            let claimed = api.post("/api/v1/key-packages/claim", &claim).await?;
-            for entry in claimed.as_array().into_iter().flatten() {
-                let device = uuid_of(&entry["device_id"])?;
-                let key_package = entry["key_package"].as_str().unwrap_or("").to_owned();
-                members.push(NewMember { user, device, key_package });
+            for claimed in api.claim_key_packages(user, kind).await? {
+                members.push(NewMember { user, device: claimed.device_id, key_package: claimed.key_package });
             }
         }
         match self.stage_add(conversation, &members)? {
             Some(staged) => self.send_commit(connection, conversation, staged).await,
-            None => self.epoch(conversation),
+            None => Ok(epoch),
         }
     }
 
