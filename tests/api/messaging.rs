@@ -121,6 +121,31 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+async fn the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let record = patient_record(&app, &owner, "Ada Lovelace").await;
+    let ada = patient(&app, &owner, &record, "ada@mail.example").await;
+    let server = server(&app);
+
+    // A patient without a second factor: the password is enough.
+    let api = server.sign_in(&ada.email, crate::signin::PASSWORD, None).await.unwrap();
+    assert_eq!(api.user_id().await.unwrap(), id(&ada));
+    let wrong = server.sign_in(&ada.email, "not the passphrase at all", None).await;
+    assert!(
+        matches!(wrong, Err(ClientError::Refused { status: 401, ref code }) if code == "invalid_credentials"),
+        "{:?}",
+        wrong.err()
+    );
+
+    // The owner enrolled TOTP: asked for it, then signed in with it.
+    let asked = server.sign_in(&owner.email, crate::signin::PASSWORD, None).await;
+    assert!(matches!(asked, Err(ClientError::MfaRequired)), "{:?}", asked.err());
+    let code = owner.totp.as_ref().unwrap().next_code();
+    let api = server.sign_in(&owner.email, crate::signin::PASSWORD, Some(&code)).await.unwrap();
+    assert_eq!(api.user_id().await.unwrap(), id(&owner));
+}
+
 async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
@@ -616,6 +641,7 @@ async fn a_message_refused_before_storage_leaves_no_audit_record(backend: Backen
 }
 
 crate::on_both_backends!(
+    the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks,
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,
     staff_members_converse_in_a_staff_conversation_no_patient_can_join,
