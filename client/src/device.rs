@@ -12,8 +12,10 @@ use tls_codec::Serialize as _;
 use uuid::Uuid;
 
 use crate::ClientError;
+#[cfg(feature = "native")]
 use crate::acks::Acks;
 use crate::cursors::Cursors;
+#[cfg(feature = "native")]
 use crate::sealed::SealedFile;
 
 /// The ciphersuite the server accepts.
@@ -49,8 +51,10 @@ pub struct Device {
     /// Per conversation, what has been processed.
     pub(crate) cursors: Cursors,
     /// What is owed to the server in acknowledgements.
+    #[cfg(feature = "native")]
     pub(crate) acks: Acks,
     /// Where the state is kept, when it is: saved before anything is acknowledged.
+    #[cfg(feature = "native")]
     pub(crate) state_file: Option<SealedFile>,
 }
 
@@ -87,7 +91,17 @@ impl Device {
         user_id: Uuid,
         cursors: Cursors,
     ) -> Self {
-        Self { provider, signer, device_id, user_id, cursors, acks: Acks::default(), state_file: None }
+        Self {
+            provider,
+            signer,
+            device_id,
+            user_id,
+            cursors,
+            #[cfg(feature = "native")]
+            acks: Acks::default(),
+            #[cfg(feature = "native")]
+            state_file: None,
+        }
     }
 
     /// The identity bytes of this device's credential.

@@ -35,7 +35,7 @@ struct Saved {
 
 impl Device {
     /// The device's whole state, secret keys included, in the clear: seal it before it is kept
-    /// anywhere ([`Device::save`] does).
+    /// anywhere (`Device::save` does, into a state file).
     pub fn export_state(&self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
         let storage = {
             let values = self.provider.storage().values.read().map_err(|_| ClientError::State("storage lock"))?;
