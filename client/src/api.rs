@@ -1,18 +1,20 @@
 //! The REST half: sign-in (OAuth 2.0 authorization code with PKCE, as the portal does it) and
-//! the messaging endpoints. TLS only, trusting the roots the caller gives (a practice's own
-//! certificate, or a development server's).
+//! the messaging endpoints, each body a typed struct. TLS only, trusting the roots the caller
+//! gives (a practice's own certificate, or a development server's).
 
 use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::ClientError;
+use crate::device::ConversationKind;
 
 /// The OAuth client this SDK signs in as, and its registered redirect URI.
 pub const CLIENT_ID: &str = "confidant-client";
@@ -26,6 +28,50 @@ pub struct Server {
     pub base: String,
     pub(crate) tls: Arc<rustls::ClientConfig>,
     http: reqwest::Client,
+}
+
+/// `POST /oauth/authorize`: the first sign-in step.
+#[derive(Serialize)]
+struct Authorize<'a> {
+    response_type: &'static str,
+    client_id: &'static str,
+    redirect_uri: &'static str,
+    code_challenge: &'a str,
+    code_challenge_method: &'static str,
+    state: &'a str,
+    email: &'a str,
+    password: &'a str,
+}
+
+/// `POST /oauth/authorize/mfa`: the second factor.
+#[derive(Serialize)]
+struct Mfa<'a> {
+    mfa_token: &'a str,
+    totp_code: &'a str,
+    state: &'a str,
+}
+
+/// The answer to a sign-in step.
+#[derive(Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum Authorization {
+    /// Exchange `code` at `POST /oauth/token`.
+    Authorized { code: String, state: Option<String> },
+    /// Send a TOTP code with this token.
+    MfaRequired { mfa_token: String },
+}
+
+/// `POST /oauth/token`'s answer (the parts this client uses).
+#[derive(Deserialize)]
+struct Tokens {
+    access_token: String,
+}
+
+/// An error body: `{"error": "...", "code": "...", "request_id": "..."}`.
+#[derive(Deserialize)]
+struct Refusal {
+    #[serde(default)]
+    code: String,
 }
 
 impl Server {
@@ -50,42 +96,38 @@ impl Server {
         let verifier = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
         let state = Uuid::new_v4().simple().to_string();
-        let mut answer = self
-            .post_json(
-                "/oauth/authorize",
-                None,
-                &json!({
-                    "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
-                    "code_challenge": challenge, "code_challenge_method": "S256", "state": state,
-                    "email": email, "password": password,
-                }),
-            )
-            .await?;
-        if answer["status"] == "mfa_required" {
-            let code = totp.ok_or(ClientError::MfaRequired)?;
-            answer = self
-                .post_json(
-                    "/oauth/authorize/mfa",
-                    None,
-                    &json!({ "mfa_token": answer["mfa_token"], "totp_code": code, "state": state }),
-                )
-                .await?;
+        let authorize = Authorize {
+            response_type: "code",
+            client_id: CLIENT_ID,
+            redirect_uri: REDIRECT_URI,
+            code_challenge: &challenge,
+            code_challenge_method: "S256",
+            state: &state,
+            email,
+            password,
+        };
+        let mut answer: Authorization = json_of(self.post("/oauth/authorize", None, &authorize).await?).await?;
+        if let Authorization::MfaRequired { mfa_token } = &answer {
+            let totp_code = totp.ok_or(ClientError::MfaRequired)?;
+            let mfa = Mfa { mfa_token, totp_code, state: &state };
+            answer = json_of(self.post("/oauth/authorize/mfa", None, &mfa).await?).await?;
         }
-        if answer["status"] != "authorized" || answer["state"] != state.as_str() {
+        let Authorization::Authorized { code, state: Some(returned) } = answer else {
+            return Err(ClientError::Protocol("sign-in did not authorize"));
+        };
+        if returned != state {
             return Err(ClientError::Protocol("sign-in did not authorize"));
         }
-        let code = answer["code"].as_str().ok_or(ClientError::Protocol("no authorization code"))?;
         let form = [
             ("grant_type", "authorization_code"),
             ("client_id", CLIENT_ID),
             ("redirect_uri", REDIRECT_URI),
-            ("code", code),
+            ("code", code.as_str()),
             ("code_verifier", verifier.as_str()),
         ];
         let response = self.http.post(format!("{}/oauth/token", self.base)).form(&form).send().await?;
-        let tokens = checked(response).await?;
-        let token = tokens["access_token"].as_str().ok_or(ClientError::Protocol("no access token"))?;
-        Ok(self.with_token(token))
+        let tokens: Tokens = json_of(succeeded(response).await?).await?;
+        Ok(self.with_token(&tokens.access_token))
     }
 
     /// An API handle for an access token obtained elsewhere.
@@ -93,28 +135,34 @@ impl Server {
         Api { server: self.clone(), token: token.to_owned() }
     }
 
-    async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Value, ClientError> {
+    /// POSTs `body` as JSON to `path`; the response, when it succeeded.
+    async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &impl Serialize,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        checked(request.send().await?).await
+        succeeded(request.send().await?).await
     }
 }
 
-/// The server's answer, or its error code.
-async fn checked(response: reqwest::Response) -> Result<Value, ClientError> {
+/// The response when it succeeded, or the server's refusal with its error code.
+async fn succeeded(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
     let status = response.status();
-    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
-        Value::Null
-    } else {
-        response.json().await.unwrap_or(Value::Null)
-    };
     if status.is_success() {
-        Ok(body)
-    } else {
-        Err(ClientError::Refused { status: status.as_u16(), code: body["code"].as_str().unwrap_or("").to_owned() })
+        return Ok(response);
     }
+    let code = response.json::<Refusal>().await.map(|refusal| refusal.code).unwrap_or_default();
+    Err(ClientError::Refused { status: status.as_u16(), code })
+}
+
+/// The JSON body of a response that succeeded.
+async fn json_of<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    response.json().await.map_err(|_| ClientError::Protocol("the answer is not the expected JSON"))
 }
 
 /// A signed-in API handle.
@@ -122,6 +170,85 @@ async fn checked(response: reqwest::Response) -> Result<Value, ClientError> {
 pub struct Api {
     pub(crate) server: Server,
     pub(crate) token: String,
+}
+
+/// `GET /api/v1/me` (the part this client uses).
+#[derive(Deserialize)]
+struct Me {
+    user_id: Uuid,
+}
+
+/// `POST /api/v1/devices`.
+#[derive(Serialize)]
+struct RegisterDevice<'a> {
+    /// Base64 of the Ed25519 public key.
+    signature_key: &'a str,
+}
+
+/// A registered device (the part this client uses).
+#[derive(Deserialize)]
+struct Registered {
+    device_id: Uuid,
+}
+
+/// `POST /api/v1/devices/{id}/key-packages`.
+#[derive(Serialize)]
+struct UploadKeyPackages<'a> {
+    /// Base64 of each TLS-encoded KeyPackage.
+    key_packages: &'a [String],
+}
+
+/// How many one-time KeyPackages a device has left.
+#[derive(Deserialize)]
+struct Stock {
+    remaining: u64,
+}
+
+/// How a body names the conversation it is about: `patient_id`, or `kind: "staff"`.
+#[derive(Serialize)]
+struct Kind {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patient_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+}
+
+impl From<ConversationKind> for Kind {
+    fn from(kind: ConversationKind) -> Self {
+        match kind {
+            ConversationKind::Care(patient) => Kind { patient_id: Some(patient), kind: None },
+            ConversationKind::Staff => Kind { patient_id: None, kind: Some("staff") },
+        }
+    }
+}
+
+/// `POST /api/v1/conversations`.
+#[derive(Serialize)]
+struct CreateConversation<'a> {
+    device_id: Uuid,
+    #[serde(flatten)]
+    kind: Kind,
+    /// Base64 of the GroupInfo `MlsMessageOut`.
+    group_info: &'a str,
+    /// Base64 of the ratchet tree.
+    ratchet_tree: &'a str,
+}
+
+/// `POST /api/v1/key-packages/claim`.
+#[derive(Serialize)]
+struct Claim {
+    user_id: Uuid,
+    #[serde(flatten)]
+    kind: Kind,
+}
+
+/// A KeyPackage claimed for one of the account's devices.
+#[derive(Deserialize)]
+pub(crate) struct Claimed {
+    /// The device it adds.
+    pub(crate) device_id: Uuid,
+    /// Base64 of the TLS-encoded KeyPackage.
+    pub(crate) key_package: String,
 }
 
 impl Api {
@@ -135,34 +262,63 @@ impl Api {
         &self.server
     }
 
-    pub(crate) async fn get(&self, path: &str) -> Result<Value, ClientError> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let response =
             self.server.http.get(format!("{}{path}", self.server.base)).bearer_auth(&self.token).send().await?;
-        checked(response).await
+        json_of(succeeded(response).await?).await
     }
 
-    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        self.server.post_json(path, Some(&self.token), body).await
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        json_of(self.server.post(path, Some(&self.token), body).await?).await
     }
 
-    pub(crate) async fn delete(&self, path: &str) -> Result<(), ClientError> {
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
         let request = self.server.http.delete(format!("{}{path}", self.server.base)).bearer_auth(&self.token);
-        checked(request.send().await?).await.map(|_| ())
+        succeeded(request.send().await?).await.map(|_| ())
     }
 
     /// The signed-in account's id.
     pub async fn user_id(&self) -> Result<Uuid, ClientError> {
-        let me = self.get("/api/v1/me").await?;
-        me["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or(ClientError::Protocol("no user id"))
+        Ok(self.get::<Me>("/api/v1/me").await?.user_id)
     }
-}
 
-/// Base64 of `bytes`.
-pub(crate) fn b64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
-}
+    /// Registers a device of this account with its signature key (base64): its id.
+    pub(crate) async fn register_device(&self, signature_key: &str) -> Result<Uuid, ClientError> {
+        let registered: Registered = self.post("/api/v1/devices", &RegisterDevice { signature_key }).await?;
+        Ok(registered.device_id)
+    }
 
-/// Bytes of base64 `text`.
-pub(crate) fn unb64(text: &str) -> Result<Vec<u8>, ClientError> {
-    B64.decode(text).map_err(|_| ClientError::Protocol("not base64"))
+    /// Removes a device of this account.
+    pub(crate) async fn remove_device(&self, device: Uuid) -> Result<(), ClientError> {
+        self.delete(&format!("/api/v1/devices/{device}")).await
+    }
+
+    /// Uploads KeyPackages (base64) of `device`: how many one-time ones it now has.
+    pub(crate) async fn upload_key_packages(&self, device: Uuid, key_packages: &[String]) -> Result<u64, ClientError> {
+        let path = format!("/api/v1/devices/{device}/key-packages");
+        let stock: Stock = self.post(&path, &UploadKeyPackages { key_packages }).await?;
+        Ok(stock.remaining)
+    }
+
+    /// Registers the conversation `device` created, of `kind`, with its GroupInfo and ratchet
+    /// tree (base64).
+    pub(crate) async fn create_conversation(
+        &self,
+        device: Uuid,
+        kind: ConversationKind,
+        group_info: &str,
+        ratchet_tree: &str,
+    ) -> Result<(), ClientError> {
+        let body = CreateConversation { device_id: device, kind: kind.into(), group_info, ratchet_tree };
+        self.server.post("/api/v1/conversations", Some(&self.token), &body).await.map(|_| ())
+    }
+
+    /// Claims a KeyPackage of each active device of `user`, for a conversation of `kind`.
+    pub(crate) async fn claim_key_packages(
+        &self,
+        user: Uuid,
+        kind: ConversationKind,
+    ) -> Result<Vec<Claimed>, ClientError> {
+        self.post("/api/v1/key-packages/claim", &Claim { user_id: user, kind: kind.into() }).await
+    }
 }

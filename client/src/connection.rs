@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use confidant_protocol::{ClientFrame, SUBPROTOCOL, ServerFrame};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,7 +23,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// An authenticated socket.
 pub struct Connection {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    inbox: VecDeque<Value>,
+    inbox: VecDeque<ServerFrame>,
 }
 
 impl Connection {
@@ -32,40 +32,37 @@ impl Connection {
         let base =
             api.server.base.strip_prefix("https://").ok_or(ClientError::Protocol("the server URL is not https"))?;
         let mut request = format!("wss://{base}/ws").into_client_request().map_err(ClientError::Socket)?;
-        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("confidant.v1"));
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
         let connector = Connector::Rustls(api.server.tls.clone());
         let (stream, _) = connect_async_tls_with_config(request, None, true, Some(connector)).await?;
         let mut connection = Self { stream, inbox: VecDeque::new() };
-        connection.send(json!({ "v": 1, "type": "auth", "token": api.token() })).await?;
+        connection.send(&ClientFrame::auth(api.token().to_owned())).await?;
         let welcome = connection.read(REQUEST_TIMEOUT).await?.ok_or(ClientError::Closed)?;
-        if welcome["type"] != "welcome" {
+        if !matches!(welcome, ServerFrame::Welcome { .. }) {
             return Err(ClientError::Protocol("the server did not accept the token"));
         }
         Ok(connection)
     }
 
     /// Sends a frame.
-    pub async fn send(&mut self, frame: Value) -> Result<(), ClientError> {
-        self.stream.send(Message::Text(frame.to_string().into())).await.map_err(ClientError::Socket)
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        let text = serde_json::to_string(frame).map_err(|_| ClientError::Protocol("the frame does not encode"))?;
+        self.stream.send(Message::Text(text.into())).await.map_err(ClientError::Socket)
     }
 
-    /// Sends a request (a fresh `id` is added) and waits for the frame answering it; frames
-    /// arriving meanwhile are kept for [`Connection::next`].
-    pub async fn request(&mut self, mut frame: Value) -> Result<Value, ClientError> {
+    /// Sends the request that `frame` makes of a fresh request id, and waits for the frame
+    /// answering it (an `error` frame is [`ClientError::Refused`]); frames arriving meanwhile
+    /// are kept for [`Connection::next`].
+    pub async fn request(&mut self, frame: impl FnOnce(String) -> ClientFrame) -> Result<ServerFrame, ClientError> {
         let id = Uuid::new_v4().simple().to_string();
-        frame["id"] = Value::String(id.clone());
-        frame["v"] = json!(1);
-        self.send(frame).await?;
+        self.send(&frame(id.clone())).await?;
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let frame = self.read(left).await?.ok_or(ClientError::Timeout)?;
-            if frame["id"] == id.as_str() {
-                if frame["type"] == "error" {
-                    return Err(ClientError::Refused {
-                        status: 0,
-                        code: frame["code"].as_str().unwrap_or("").to_owned(),
-                    });
+            if frame.request_id() == Some(id.as_str()) {
+                if let ServerFrame::Error { code, .. } = frame {
+                    return Err(ClientError::Refused { status: 0, code: code.as_str().to_owned() });
                 }
                 return Ok(frame);
             }
@@ -73,15 +70,14 @@ impl Connection {
         }
     }
 
-    /// Sends a request without waiting for its answer (acknowledgements).
-    pub async fn notify(&mut self, mut frame: Value) -> Result<(), ClientError> {
-        frame["id"] = Value::String(format!("n{}", Uuid::new_v4().simple()));
-        frame["v"] = json!(1);
-        self.send(frame).await
+    /// Sends the request that `frame` makes of a fresh request id, without waiting for its
+    /// answer (acknowledgements).
+    pub async fn notify(&mut self, frame: impl FnOnce(String) -> ClientFrame) -> Result<(), ClientError> {
+        self.send(&frame(format!("n{}", Uuid::new_v4().simple()))).await
     }
 
     /// The next frame that is not an answer to a request, within `wait`.
-    pub async fn next(&mut self, wait: Duration) -> Result<Option<Value>, ClientError> {
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<ServerFrame>, ClientError> {
         if let Some(frame) = self.inbox.pop_front() {
             return Ok(Some(frame));
         }
@@ -96,14 +92,14 @@ impl Connection {
         }
     }
 
-    fn keep(&mut self, frame: Value) {
+    fn keep(&mut self, frame: ServerFrame) {
         if !is_answer(&frame) {
             self.inbox.push_back(frame);
         }
     }
 
     /// Reads one text frame (answering pings is tungstenite's), `None` on timeout.
-    async fn read(&mut self, wait: Duration) -> Result<Option<Value>, ClientError> {
+    async fn read(&mut self, wait: Duration) -> Result<Option<ServerFrame>, ClientError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
@@ -112,7 +108,9 @@ impl Connection {
                 Ok(None) | Ok(Some(Ok(Message::Close(_)))) => return Err(ClientError::Closed),
                 Ok(Some(Err(error))) => return Err(ClientError::Socket(error)),
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    return serde_json::from_str(&text).map(Some).map_err(|_| ClientError::Protocol("not JSON"));
+                    return serde_json::from_str(&text)
+                        .map(Some)
+                        .map_err(|_| ClientError::Protocol("not a server frame"));
                 }
                 Ok(Some(Ok(_))) => {}
             }
@@ -127,6 +125,6 @@ impl Connection {
 
 /// An answer to some request (acks and errors of notifications carry an id and nothing else
 /// of interest here).
-fn is_answer(frame: &Value) -> bool {
-    frame["type"] == "ack" || (frame["type"] == "error" && frame["id"].is_string())
+fn is_answer(frame: &ServerFrame) -> bool {
+    matches!(frame, ServerFrame::Ack { .. } | ServerFrame::Error { id: Some(_), .. })
 }

@@ -2,6 +2,11 @@
 //! encrypted file, create or join end-to-end encrypted conversations, send, receive, and catch
 //! up after being offline. The server orders and delivers ciphertext; only devices hold keys.
 //!
+//! The device's MLS core ([`Device`] with its conversations and what it receives: frames in,
+//! frames and events out) does no I/O and builds for `wasm32-unknown-unknown`. The default
+//! feature `native` adds what a browser cannot run: the REST API, the socket, the event loop
+//! that acknowledges, the sealed state file, and `confidant-chat`.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), confidant_client::ClientError> {
 //! use confidant_client::{Connection, Device, Server};
@@ -13,18 +18,37 @@
 //! # Ok(()) }
 //! ```
 
-pub mod api;
-pub mod connection;
+// The MLS core: no I/O, builds for wasm32.
+mod conversation;
 mod cursors;
 pub mod device;
 mod receive;
+mod snapshot;
+
+// What needs a native platform (feature `native`): REST, the socket, the event loop, the disk.
+#[cfg(feature = "native")]
+mod acks;
+#[cfg(feature = "native")]
+pub mod api;
+#[cfg(feature = "native")]
+pub mod connection;
+#[cfg(feature = "native")]
+mod online;
+#[cfg(feature = "native")]
+mod sealed;
+#[cfg(feature = "native")]
 pub mod state_file;
 
-pub use api::{Api, Server};
-pub use connection::Connection;
-pub use cursors::AckPolicy;
+pub use conversation::{NewConversation, NewMember, StagedCommit};
 pub use device::{ConversationKind, Device};
-pub use receive::Event;
+pub use receive::{Event, Received};
+
+#[cfg(feature = "native")]
+pub use acks::AckPolicy;
+#[cfg(feature = "native")]
+pub use api::{Api, Server};
+#[cfg(feature = "native")]
+pub use connection::Connection;
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +57,11 @@ pub enum ClientError {
     #[error("the server certificate is not a PEM certificate")]
     Certificate,
     /// The HTTP request failed.
+    #[cfg(feature = "native")]
     #[error("request failed: {0}")]
     Http(#[from] reqwest::Error),
     /// The socket failed.
+    #[cfg(feature = "native")]
     #[error("socket failed: {0}")]
     Socket(#[from] tokio_tungstenite::tungstenite::Error),
     /// The server refused (`status` is 0 for socket error frames), with its error code.

@@ -184,6 +184,32 @@ impl ClientFrame {
             ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
         }
     }
+
+    /// An `auth` frame.
+    pub fn auth(token: String) -> Self {
+        ClientFrame::Auth { v: VERSION, token }
+    }
+
+    /// An `mls.attach` request.
+    pub fn mls_attach(id: String, device_id: Uuid) -> Self {
+        ClientFrame::MlsAttach { v: VERSION, id, device_id }
+    }
+
+    /// An `mls.send` request: base64 of the application message's `MlsMessageOut`.
+    pub fn mls_send(id: String, conversation_id: Uuid, message: String) -> Self {
+        ClientFrame::MlsSend { v: VERSION, id, conversation_id, message }
+    }
+
+    /// An `mls.commit` request: base64 of the commit's `MlsMessageOut`, and of the Welcome's
+    /// when it adds members.
+    pub fn mls_commit(id: String, conversation_id: Uuid, commit: String, welcome: Option<String>) -> Self {
+        ClientFrame::MlsCommit { v: VERSION, id, conversation_id, commit, welcome }
+    }
+
+    /// An `mls.ack` request: everything of the conversation through `seq` was processed.
+    pub fn mls_ack(id: String, conversation_id: Uuid, seq: u64) -> Self {
+        ClientFrame::MlsAck { v: VERSION, id, conversation_id, seq }
+    }
 }
 
 /// Whose schedule a subscription is for.
@@ -423,6 +449,26 @@ impl ServerFrame {
         ServerFrame::Ack { v: VERSION, id }
     }
 
+    /// The request this frame answers: `ack`, `error` (when the request parsed) and the
+    /// response frames repeat its id; pushes carry none.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ServerFrame::Ack { id, .. }
+            | ServerFrame::ScheduleSnapshot { id, .. }
+            | ServerFrame::IntakeForm { id, .. }
+            | ServerFrame::MlsAccepted { id, .. }
+            | ServerFrame::MlsStaleEpoch { id, .. } => Some(id),
+            ServerFrame::Error { id, .. } => id.as_deref(),
+            ServerFrame::Welcome { .. }
+            | ServerFrame::ScheduleChanged { .. }
+            | ServerFrame::IntakeSubmitted { .. }
+            | ServerFrame::Alert { .. }
+            | ServerFrame::MlsMessage { .. }
+            | ServerFrame::MlsWelcome { .. }
+            | ServerFrame::MlsKeyPackagesLow { .. } => None,
+        }
+    }
+
     /// The JSON text of the frame.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| {
@@ -469,6 +515,27 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as the wire spells it (`not_found`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "malformed_frame",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::BinaryNotSupported => "binary_not_supported",
+            ErrorCode::UnexpectedAuth => "unexpected_auth",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidAnswer => "invalid_answer",
+            ErrorCode::AlreadySubmitted => "already_submitted",
+            ErrorCode::InvalidMls => "invalid_mls",
+            ErrorCode::NoDevice => "no_device",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+
     /// A sentence for people.
     pub const fn message(self) -> &'static str {
         match self {
@@ -539,6 +606,55 @@ mod tests {
         assert_eq!(ClientFrame::parse("not json"), Err(ErrorCode::MalformedFrame));
         let long_id = format!(r#"{{"v":1,"type":"schedule.unsubscribe","id":"{}","scope":"mine"}}"#, "x".repeat(65));
         assert_eq!(ClientFrame::parse(&long_id), Err(ErrorCode::MalformedFrame));
+    }
+
+    #[test]
+    fn the_mls_requests_a_client_builds_parse_as_the_server_reads_them() {
+        let conversation = Uuid::from_u128(7);
+        let commit = ClientFrame::mls_commit("c1".into(), conversation, "AAAA".into(), None);
+        let text = serde_json::to_string(&commit).unwrap();
+        assert!(!text.contains("welcome"), "{text}");
+        assert_eq!(ClientFrame::parse(&text), Ok(commit));
+        let ack = ClientFrame::mls_ack("a1".into(), conversation, 9);
+        let value: Value = serde_json::to_value(&ack).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({ "v": 1, "type": "mls.ack", "id": "a1", "conversation_id": conversation, "seq": 9 })
+        );
+        assert_eq!(ClientFrame::parse(&value.to_string()), Ok(ack));
+    }
+
+    #[test]
+    fn answers_name_their_request_and_pushes_none() {
+        assert_eq!(ServerFrame::ack("r1".into()).request_id(), Some("r1"));
+        assert_eq!(ServerFrame::error(None, ErrorCode::MalformedFrame).request_id(), None);
+        let push = ServerFrame::MlsKeyPackagesLow { v: VERSION, device_id: Uuid::from_u128(1), remaining: 3 };
+        assert_eq!(push.request_id(), None);
+    }
+
+    #[test]
+    fn every_error_code_is_spelled_as_serde_writes_it() {
+        use ErrorCode::*;
+        let codes = [
+            MalformedFrame,
+            UnsupportedVersion,
+            FrameTooLarge,
+            BinaryNotSupported,
+            UnexpectedAuth,
+            Forbidden,
+            MfaRequired,
+            NotFound,
+            InvalidAnswer,
+            AlreadySubmitted,
+            InvalidMls,
+            NoDevice,
+            RateLimited,
+            Unavailable,
+            InternalError,
+        ];
+        for code in codes {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]

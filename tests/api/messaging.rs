@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use confidant_client::{AckPolicy, Api, ClientError, Connection, ConversationKind, Device, Event, Server};
+use confidant_protocol::{ClientFrame, ServerFrame};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -120,6 +121,31 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+async fn the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let record = patient_record(&app, &owner, "Ada Lovelace").await;
+    let ada = patient(&app, &owner, &record, "ada@mail.example").await;
+    let server = server(&app);
+
+    // A patient without a second factor: the password is enough.
+    let api = server.sign_in(&ada.email, crate::signin::PASSWORD, None).await.unwrap();
+    assert_eq!(api.user_id().await.unwrap(), id(&ada));
+    let wrong = server.sign_in(&ada.email, "not the passphrase at all", None).await;
+    assert!(
+        matches!(wrong, Err(ClientError::Refused { status: 401, ref code }) if code == "invalid_credentials"),
+        "{:?}",
+        wrong.err()
+    );
+
+    // The owner enrolled TOTP: asked for it, then signed in with it.
+    let asked = server.sign_in(&owner.email, crate::signin::PASSWORD, None).await;
+    assert!(matches!(asked, Err(ClientError::MfaRequired)), "{:?}", asked.err());
+    let code = owner.totp.as_ref().unwrap().next_code();
+    let api = server.sign_in(&owner.email, crate::signin::PASSWORD, Some(&code)).await.unwrap();
+    assert_eq!(api.user_id().await.unwrap(), id(&owner));
+}
+
 async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
@@ -165,9 +191,7 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     let intruder = Device::register(&api_grace).await.unwrap();
     let mut intruder_socket = intruder.connect(&api_grace).await.unwrap();
     let forged = dr.encrypt(conversation, b"secret four: forged").unwrap();
-    let refused = intruder_socket
-        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(&forged) }))
-        .await;
+    let refused = intruder_socket.request(|id| ClientFrame::mls_send(id, conversation, base64(&forged))).await;
     assert!(matches!(refused, Err(ClientError::Refused { ref code, .. }) if code == "not_found"), "{refused:?}");
     let listed = api_grace_conversations(&app, &grace, intruder.device_id).await;
     assert_eq!(listed, 0);
@@ -176,11 +200,8 @@ async fn patient_and_clinician_converse_end_to_end(backend: Backend) {
     dr.remove_device(&mut dr_socket, conversation, id(&ada), laptop.device_id).await.unwrap();
     assert_eq!(next_message(&mut laptop, &mut laptop_socket).await, Event::Removed { conversation });
     let after = dr.encrypt(conversation, b"secret five: after removal").unwrap();
-    let sent = dr_socket
-        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(&after) }))
-        .await
-        .unwrap();
-    assert_eq!(sent["type"], "mls.accepted");
+    let sent = dr_socket.request(|id| ClientFrame::mls_send(id, conversation, base64(&after))).await.unwrap();
+    assert!(matches!(sent, ServerFrame::MlsAccepted { .. }), "{sent:?}");
     assert!(laptop.decrypt(conversation, &after).is_err(), "a removed device cannot decrypt");
     assert_eq!(text_of(&mut phone, &mut phone_socket).await, "secret five: after removal");
     assert!(laptop.next_event(&mut laptop_socket, Duration::from_millis(500)).await.unwrap().is_none());
@@ -466,7 +487,7 @@ async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(bac
     for n in 1..=4 {
         last = dr.send(&mut dr_socket, conversation, format!("message {n}").as_bytes()).await.unwrap();
     }
-    let ack = |seq: u64| json!({ "type": "mls.ack", "conversation_id": conversation, "seq": seq });
+    let ack = |seq: u64| move |id: String| ClientFrame::mls_ack(id, conversation, seq);
 
     // One acknowledgement of the last seq covers the four before it.
     phone_socket.request(ack(last)).await.unwrap();
@@ -480,7 +501,7 @@ async fn an_acknowledgement_covers_everything_before_it_and_never_moves_back(bac
     let next = dr.send(&mut dr_socket, conversation, b"message 5").await.unwrap();
     let mut again = phone.connect(&api_ada).await.unwrap();
     let first = again.next(WAIT).await.unwrap().unwrap();
-    assert_eq!((first["type"].as_str(), first["seq"].as_u64()), (Some("mls.message"), Some(next)), "{first}");
+    assert!(matches!(first, ServerFrame::MlsMessage { seq, .. } if seq == next), "{first:?}");
 }
 
 async fn a_burst_of_messages_is_acknowledged_in_a_few_frames_after_it_is_saved(backend: Backend) {
@@ -525,16 +546,14 @@ async fn a_sender_that_bursts_gets_every_answer_and_keeps_its_socket(backend: Ba
     const BURST: usize = 1_500;
     for n in 0..BURST {
         let message = base64::engine::general_purpose::STANDARD.encode(dr.encrypt(conversation, b"burst").unwrap());
-        let frame = json!({ "v": 1, "type": "mls.send", "id": n.to_string(), "conversation_id": conversation, "message": message });
-        dr_socket.send(frame).await.unwrap();
+        dr_socket.send(&ClientFrame::mls_send(n.to_string(), conversation, message)).await.unwrap();
     }
     let mut accepted = vec![false; BURST];
     while accepted.iter().any(|a| !a) {
         let frame = dr_socket.next(Duration::from_secs(10)).await.unwrap().expect("an answer, not a close");
-        if frame["type"] == "mls.accepted" {
-            accepted[frame["id"].as_str().unwrap().parse::<usize>().unwrap()] = true;
-        } else {
-            assert_eq!(frame["type"], "mls.message", "{frame}");
+        match frame {
+            ServerFrame::MlsAccepted { id, .. } => accepted[id.parse::<usize>().unwrap()] = true,
+            other => assert!(matches!(other, ServerFrame::MlsMessage { .. }), "{other:?}"),
         }
     }
 }
@@ -616,14 +635,13 @@ async fn a_message_refused_before_storage_leaves_no_audit_record(backend: Backen
     assert!(before >= 1);
 
     // Not an MLS message at all: refused, not stored, and not audited as a message sent.
-    let refused = dr_socket
-        .request(json!({ "type": "mls.send", "conversation_id": conversation, "message": base64(b"not MLS") }))
-        .await;
+    let refused = dr_socket.request(|id| ClientFrame::mls_send(id, conversation, base64(b"not MLS"))).await;
     assert!(matches!(refused, Err(ClientError::Refused { ref code, .. }) if code == "invalid_mls"), "{refused:?}");
     assert_eq!(recorded(), before);
 }
 
 crate::on_both_backends!(
+    the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks,
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,
     staff_members_converse_in_a_staff_conversation_no_patient_can_join,
