@@ -38,6 +38,8 @@ pub struct Services {
     pub schedule: crate::schedule::Schedule,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
+    /// The intake operations (assign, read, open, autosave, submit and its alerts).
+    pub intake_service: crate::intake::IntakeService,
     /// Messaging devices and their KeyPackages.
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
@@ -65,13 +67,18 @@ impl Services {
         let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, auditor.clone());
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
-        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock.clone(), settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
+        let gate = Gate::new(access.clone(), auditor.clone());
+        let patients = Patients::new(storage.clone(), keyring.clone());
+        let intake = crate::intake::Intake::new(keyring.clone());
+        let intake_service =
+            crate::intake::IntakeService::new(intake.clone(), patients.clone(), gate.clone(), pusher.clone(), clock);
         Self {
-            gate: Gate::new(access.clone(), auditor.clone()),
+            gate,
             identity,
             access,
-            patients: Patients::new(storage.clone(), keyring.clone()),
+            patients,
             care_team,
             break_glass,
             schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
@@ -83,7 +90,8 @@ impl Services {
             devices: devices.clone(),
             conversations: crate::messaging::Conversations::new(storage, devices, auditor.writer().clone()),
             claims: Arc::new(crate::messaging::ClaimLimiter::default()),
-            intake: crate::intake::Intake::new(keyring),
+            intake,
+            intake_service,
             auditor,
             pusher,
         }
