@@ -5,8 +5,8 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use confidant_actors::ids::{PatientId, UserId};
+use confidant_protocol::IntakeAnswers;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -66,7 +66,7 @@ pub struct ResponseView {
     assignment: AssignmentView,
     /// Item id -> answer.
     #[schema(value_type = Object)]
-    answers: Map<String, Value>,
+    answers: IntakeAnswers,
     /// Total, severity band and urgency, for screenings.
     #[schema(value_type = Option<Object>)]
     score: Option<Score>,

@@ -10,8 +10,7 @@ use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::PatientId;
-use confidant_protocol::{ServerFrame, VERSION};
-use serde_json::{Map, Value};
+use confidant_protocol::{IntakeAnswers, ScreeningScore, ServerFrame, VERSION};
 use uuid::Uuid;
 
 use super::store::{Assignment, Intake, IntakeError};
@@ -58,22 +57,24 @@ impl From<AccessError> for IntakeServiceError {
     }
 }
 
-/// A form opened to be filled: its template and the saved draft.
+/// A form opened to be filled: its template and the saved draft. `Debug` shows no answer.
+#[derive(Debug)]
 pub struct OpenedForm {
     /// The assignment.
     pub assignment: Assignment,
     /// The form.
     pub template: &'static Template,
     /// The saved draft (empty when none).
-    pub draft: Map<String, Value>,
+    pub draft: IntakeAnswers,
 }
 
-/// A submitted form, as its clinicians read it.
+/// A submitted form, as its clinicians read it. `Debug` shows no answer and no score.
+#[derive(Debug)]
 pub struct SubmittedForm {
     /// The assignment.
     pub assignment: Assignment,
     /// Item id -> answer.
-    pub answers: Map<String, Value>,
+    pub answers: IntakeAnswers,
     /// Total, severity band and urgency, for screenings.
     pub score: Option<Score>,
 }
@@ -163,7 +164,7 @@ impl IntakeService {
         &self,
         who: &Requester,
         id: Uuid,
-        answers: &Map<String, Value>,
+        answers: &IntakeAnswers,
     ) -> Result<(), IntakeServiceError> {
         let assignment = self.assignment(who, id, Operation::Update).await?;
         templates::validate(assignment.form, answers, false)?;
@@ -176,12 +177,7 @@ impl IntakeService {
 
     /// Submits the form: every required item answered, scored, stored once (sealed), then the
     /// clinician is told at once ([`Self::raise_alerts`]).
-    pub async fn submit(
-        &self,
-        who: &Requester,
-        id: Uuid,
-        answers: &Map<String, Value>,
-    ) -> Result<(), IntakeServiceError> {
+    pub async fn submit(&self, who: &Requester, id: Uuid, answers: &IntakeAnswers) -> Result<(), IntakeServiceError> {
         let assignment = self.assignment(who, id, Operation::Update).await?;
         templates::validate(assignment.form, answers, true)?;
         let score = templates::score(assignment.form, answers);
@@ -214,8 +210,8 @@ impl IntakeService {
             assignment_id: assignment.id,
             patient_id,
             form: assignment.form.as_str().to_owned(),
-            score: score.map(|s| s.total),
-            severity: score.map(|s| s.severity.clone()),
+            score: score.map(|s| ScreeningScore(s.total)),
+            severity: score.map(|s| s.severity),
             submitted_at_ms: at_ms,
         }];
         if score.is_some_and(|s| s.urgent) {

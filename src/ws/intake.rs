@@ -28,7 +28,7 @@ pub async fn answer(
                 v: VERSION,
                 id,
                 assignment_id,
-                form: serde_json::to_value(opened.template).unwrap_or(serde_json::Value::Null),
+                form: opened.template.definition(),
                 answers: opened.draft,
             }],
             Err(error) => vec![refused(id, error)],
