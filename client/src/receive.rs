@@ -7,6 +7,7 @@
 //! saves it before it acknowledges, so a crash never loses a message the server stopped
 //! keeping for it.
 
+use std::fmt;
 use std::time::Duration;
 
 use openmls::prelude::*;
@@ -20,8 +21,8 @@ use crate::connection::Connection;
 use crate::cursors::AckPolicy;
 use crate::device::{Device, mls, uuid_of};
 
-/// Something that happened in a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened in a conversation. `Debug` never shows a message's plaintext.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Event {
     /// This device joined a conversation (from a Welcome).
     Joined {
@@ -60,6 +61,30 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Joined { conversation } => f.debug_struct("Joined").field("conversation", conversation).finish(),
+            Event::Message { conversation, seq, sender_device, text: _ } => f
+                .debug_struct("Message")
+                .field("conversation", conversation)
+                .field("seq", seq)
+                .field("sender_device", sender_device)
+                .finish_non_exhaustive(),
+            Event::Changed { conversation, epoch } => {
+                f.debug_struct("Changed").field("conversation", conversation).field("epoch", epoch).finish()
+            }
+            Event::Removed { conversation } => f.debug_struct("Removed").field("conversation", conversation).finish(),
+            Event::Failed { conversation, seq, reason } => f
+                .debug_struct("Failed")
+                .field("conversation", conversation)
+                .field("seq", seq)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
 }
 
 /// What processing one frame came to: the conversation it moved (to acknowledge) and the
