@@ -1,8 +1,8 @@
 //! [`IntakeService`]: every intake operation, whichever transport asks. Clinicians assign forms
 //! and read what was submitted (REST); patients open, autosave and submit them (the socket).
 //! Each operation passes the gate (a refusal is audited) and records its access, acknowledged,
-//! before anything is read or stored; a submission raises the clinician's live notifications
-//! ([`IntakeService::raise_alerts`]).
+//! before anything is read or stored; a submission raises the clinician's live notifications,
+//! the PHQ-9 urgent alert among them, in one place (`IntakeService::raise_alerts`).
 
 use std::sync::Arc;
 
@@ -176,7 +176,7 @@ impl IntakeService {
     }
 
     /// Submits the form: every required item answered, scored, stored once (sealed), then the
-    /// clinician is told at once ([`Self::raise_alerts`]).
+    /// clinician is told at once (`raise_alerts`).
     pub async fn submit(&self, who: &Requester, id: Uuid, answers: &IntakeAnswers) -> Result<(), IntakeServiceError> {
         let assignment = self.assignment(who, id, Operation::Update).await?;
         templates::validate(assignment.form, answers, true)?;
