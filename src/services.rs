@@ -41,6 +41,8 @@ pub struct Services {
     pub schedule: crate::schedule::Schedule,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
+    /// The intake operations (assign, read, open, autosave, submit and its alerts).
+    pub intake_service: crate::intake::IntakeService,
     /// Messaging devices and their KeyPackages.
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
@@ -89,8 +91,11 @@ impl Services {
             patients.clone(),
             gate.clone(),
             pusher.clone(),
-            clock,
+            clock.clone(),
         );
+        let intake = crate::intake::Intake::new(keyring.clone());
+        let intake_service =
+            crate::intake::IntakeService::new(intake.clone(), patients.clone(), gate.clone(), pusher.clone(), clock);
         Self {
             gate,
             identity,
@@ -108,7 +113,8 @@ impl Services {
             devices,
             conversations,
             messaging,
-            intake: crate::intake::Intake::new(keyring),
+            intake,
+            intake_service,
             auditor,
             pusher,
         }

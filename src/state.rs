@@ -54,6 +54,8 @@ pub struct AppState {
     pub break_glass: BreakGlass,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
+    /// The intake operations.
+    pub intake_service: crate::intake::IntakeService,
     /// Messaging devices and their KeyPackages.
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
@@ -114,6 +116,7 @@ impl AppState {
             break_glass,
             schedule,
             intake,
+            intake_service,
             devices,
             conversations,
             messaging,
@@ -136,6 +139,7 @@ impl AppState {
             care_team,
             break_glass,
             intake,
+            intake_service,
             devices,
             conversations,
             messaging,

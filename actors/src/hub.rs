@@ -72,8 +72,9 @@ impl FromStr for Topic {
     }
 }
 
-/// What crosses the broker: a frame for a topic, or a revocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What crosses the broker: a frame for a topic, or a revocation. A frame's text may carry PHI
+/// (a screening's result, an alert), so `Debug` shows its topic and event id, never its text.
+#[derive(Clone, PartialEq, Eq)]
 pub enum BrokerMessage {
     /// A frame for every subscriber of `topic`.
     Publish {
@@ -92,6 +93,19 @@ pub enum BrokerMessage {
         /// Which one; `None`: all.
         session: Option<SessionId>,
     },
+}
+
+impl fmt::Debug for BrokerMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerMessage::Publish { topic, event_id, text: _ } => {
+                f.debug_struct("Publish").field("topic", topic).field("event_id", event_id).finish_non_exhaustive()
+            }
+            BrokerMessage::Revoke { user, session } => {
+                f.debug_struct("Revoke").field("user", user).field("session", session).finish()
+            }
+        }
+    }
 }
 
 /// Why the broker could not take a message.
@@ -128,8 +142,8 @@ impl Broker for LocalBroker {
     }
 }
 
-/// A frame pushed to a session.
-#[derive(Message, Debug, Clone)]
+/// A frame pushed to a session. `Debug` never shows the frame's text (it may carry PHI).
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Push {
     /// The topic it came on.
@@ -138,6 +152,12 @@ pub struct Push {
     pub event_id: Option<u64>,
     /// The frame's JSON text.
     pub text: Arc<str>,
+}
+
+impl fmt::Debug for Push {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Push").field("topic", &self.topic).field("event_id", &self.event_id).finish_non_exhaustive()
+    }
 }
 
 /// Tells a session to close with `code`.

@@ -8,6 +8,7 @@
 //! manual clock and send [`Tick`] instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -121,8 +122,9 @@ pub struct SessionLimits {
     pub heartbeat_timeout: Duration,
 }
 
-/// A frame from the client, as the transport read it.
-#[derive(Message, Debug)]
+/// A frame from the client, as the transport read it. `Debug` never shows a text frame's
+/// content (an access token, a form's answers).
+#[derive(Message)]
 #[rtype(result = "()")]
 pub enum Inbound {
     /// A text frame.
@@ -135,8 +137,20 @@ pub enum Inbound {
     Closed,
 }
 
-/// What the transport writes.
-#[derive(Message, Debug, Clone)]
+impl fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Inbound::Text(_) => f.write_str("Text(..)"),
+            Inbound::Binary => f.write_str("Binary"),
+            Inbound::Pong => f.write_str("Pong"),
+            Inbound::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+/// What the transport writes. `Debug` never shows a text frame's content (a form's draft, a
+/// screening's result).
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub enum Outbound {
     /// A text frame.
@@ -145,6 +159,16 @@ pub enum Outbound {
     Ping,
     /// A close frame with this code; then the transport stops.
     Close(u16),
+}
+
+impl fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outbound::Text(_) => f.write_str("Text(..)"),
+            Outbound::Ping => f.write_str("Ping"),
+            Outbound::Close(code) => f.debug_tuple("Close").field(code).finish(),
+        }
+    }
 }
 
 /// Checks the limits and the heartbeat now (the timers send it; tests send it after moving

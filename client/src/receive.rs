@@ -2,6 +2,8 @@
 //! application messages decrypted, each turned into an [`Event`], and the conversation named
 //! for the caller to acknowledge (`online.rs` paces the acknowledgements). No I/O.
 
+use std::fmt;
+
 use confidant_protocol::{MlsKind, ServerFrame};
 use openmls::prelude::*;
 use tls_codec::Deserialize as _;
@@ -10,8 +12,8 @@ use uuid::Uuid;
 use crate::ClientError;
 use crate::device::{Device, mls, unb64};
 
-/// Something that happened in a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that happened in a conversation. `Debug` never shows a message's plaintext.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Event {
     /// This device joined a conversation (from a Welcome).
     Joined {
@@ -60,6 +62,30 @@ pub struct Received {
     pub conversation: Uuid,
     /// What to report, if anything.
     pub event: Option<Event>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Joined { conversation } => f.debug_struct("Joined").field("conversation", conversation).finish(),
+            Event::Message { conversation, seq, sender_device, text: _ } => f
+                .debug_struct("Message")
+                .field("conversation", conversation)
+                .field("seq", seq)
+                .field("sender_device", sender_device)
+                .finish_non_exhaustive(),
+            Event::Changed { conversation, epoch } => {
+                f.debug_struct("Changed").field("conversation", conversation).field("epoch", epoch).finish()
+            }
+            Event::Removed { conversation } => f.debug_struct("Removed").field("conversation", conversation).finish(),
+            Event::Failed { conversation, seq, reason } => f
+                .debug_struct("Failed")
+                .field("conversation", conversation)
+                .field("seq", seq)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
 }
 
 impl Device {

@@ -3,10 +3,10 @@
 //! frame) repeats.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::intake::{FormDefinition, IntakeAnswers, ScreeningScore, Severity};
 
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ pub enum ClientFrame {
         /// The assignment.
         assignment_id: Uuid,
         /// The answers so far.
-        answers: Map<String, Value>,
+        answers: IntakeAnswers,
     },
     /// Submit the form: validated, scored, stored; the clinician is told at once.
     #[serde(rename = "intake.submit")]
@@ -82,7 +82,7 @@ pub enum ClientFrame {
         /// The assignment.
         assignment_id: Uuid,
         /// Every answer.
-        answers: Map<String, Value>,
+        answers: IntakeAnswers,
     },
     /// Bind this session to one of the caller's registered devices: its welcomes and the
     /// messages of its conversations after its acknowledged cursors follow, then live ones.
@@ -300,9 +300,9 @@ pub enum ServerFrame {
         /// The assignment.
         assignment_id: Uuid,
         /// The form: title, instructions, items with their answer kinds and options.
-        form: Value,
+        form: FormDefinition,
         /// The saved draft (empty when none).
-        answers: Map<String, Value>,
+        answers: IntakeAnswers,
     },
     /// To the assigned clinician: a patient submitted a form.
     #[serde(rename = "intake.submitted")]
@@ -317,10 +317,10 @@ pub enum ServerFrame {
         form: String,
         /// The total, for screenings.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        score: Option<u32>,
+        score: Option<ScreeningScore>,
         /// The severity band, for screenings.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        severity: Option<String>,
+        severity: Option<Severity>,
         /// When (UTC ms).
         submitted_at_ms: i64,
     },
@@ -616,7 +616,7 @@ mod tests {
         assert!(!text.contains("welcome"), "{text}");
         assert_eq!(ClientFrame::parse(&text), Ok(commit));
         let ack = ClientFrame::mls_ack("a1".into(), conversation, 9);
-        let value: Value = serde_json::to_value(&ack).unwrap();
+        let value: serde_json::Value = serde_json::to_value(&ack).unwrap();
         assert_eq!(
             value,
             serde_json::json!({ "v": 1, "type": "mls.ack", "id": "a1", "conversation_id": conversation, "seq": 9 })

@@ -5,8 +5,10 @@
 
 pub mod close;
 pub mod frames;
+pub mod intake;
 
 pub use frames::{Appointment, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame};
+pub use intake::{Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, ScreeningScore, Severity};
 
 /// The protocol version every frame carries as `"v"`.
 pub const VERSION: u32 = 1;

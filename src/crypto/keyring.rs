@@ -4,6 +4,7 @@
 //! values on and the key is retired (its wrapped material deleted).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -67,8 +68,8 @@ impl KeyState {
     }
 }
 
-/// A row of `data_keys`.
-#[derive(Debug, Clone)]
+/// A row of `data_keys`. `Debug` shows whether the wrapped key is there, never its bytes.
+#[derive(Clone)]
 pub struct StoredKey {
     /// The id in every ciphertext it seals.
     pub key_id: u32,
@@ -86,6 +87,21 @@ pub struct StoredKey {
     pub created_at_ms: i64,
     /// When it stopped being active.
     pub deactivated_at_ms: Option<i64>,
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("key_id", &self.key_id)
+            .field("audit_id", &self.audit_id)
+            .field("purpose", &self.purpose)
+            .field("state", &self.state)
+            .field("wrapped", &self.wrapped.as_ref().map(|_| ".."))
+            .field("master_key_id", &self.master_key_id)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("deactivated_at_ms", &self.deactivated_at_ms)
+            .finish()
+    }
 }
 
 /// Every data key row, oldest first.

@@ -1,19 +1,17 @@
 //! `/api/v1/.../intake-forms`: a clinician assigns a form to a patient on their care team and
-//! reads what was submitted; patients fill forms over the socket (docs/PROTOCOL.md). Every
-//! read and write is audited before data moves.
+//! reads what was submitted; patients fill forms over the socket (docs/PROTOCOL.md). The
+//! handlers parse, call [`IntakeService`](crate::intake::IntakeService) (which checks and audits
+//! every read and write before data moves) and map its answer.
 
 use actix_web::{HttpResponse, get, post, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::{PatientId, UserId};
+use confidant_protocol::IntakeAnswers;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{Operation, Resource, Target};
-use crate::intake::{Assignment, FormKind, IntakeError, Score};
+use crate::intake::{Assignment, FormKind, IntakeError, IntakeServiceError, Score, SubmittedForm};
 use crate::state::AppState;
 use crate::web::ApiError;
 
@@ -68,16 +66,30 @@ pub struct ResponseView {
     assignment: AssignmentView,
     /// Item id -> answer.
     #[schema(value_type = Object)]
-    answers: Map<String, Value>,
+    answers: IntakeAnswers,
     /// Total, severity band and urgency, for screenings.
     #[schema(value_type = Option<Object>)]
     score: Option<Score>,
 }
 
-fn intake_error(error: IntakeError) -> ApiError {
-    match error {
-        IntakeError::Storage(e) => e.into(),
-        IntakeError::Crypto(e) => crate::patients::PatientError::Crypto(e).into(),
+impl From<SubmittedForm> for ResponseView {
+    fn from(form: SubmittedForm) -> Self {
+        Self { assignment: form.assignment.into(), answers: form.answers, score: form.score }
+    }
+}
+
+impl From<IntakeServiceError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a fault is logged (no values) and is 500.
+    fn from(error: IntakeServiceError) -> Self {
+        match error {
+            IntakeServiceError::InvalidAnswer(invalid) => ApiError::invalid(invalid.item, invalid.rule),
+            IntakeServiceError::NotAllowed(denial) => ApiError::Forbidden(denial),
+            IntakeServiceError::NotFound => ApiError::NotFound,
+            IntakeServiceError::AlreadySubmitted => ApiError::Conflict("the form was already submitted"),
+            IntakeServiceError::AuditUnavailable => ApiError::Unavailable,
+            IntakeServiceError::Store(IntakeError::Storage(e)) => e.into(),
+            IntakeServiceError::Store(IntakeError::Crypto(e)) => crate::patients::PatientError::Crypto(e).into(),
+        }
     }
 }
 
@@ -92,18 +104,8 @@ pub async fn assign(
     path: web::Path<PatientId>,
     body: web::Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = path.into_inner();
     let form = FormKind::parse(&body.form).ok_or(ApiError::invalid("form", "is not general_intake, phq9 or gad7"))?;
-    let about = About::new(Action::Create, ResourceType::IntakeResponse, None).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::IntakeResponse, Operation::Create, Target::Patient(patient), about)
-        .await?;
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "intake_assigned")]).await?;
-    let now = state.identity.clock.now_ms();
-    let me = caller.principal.user_id;
-    let assignment = state.intake.assign(patient, me, form, me, now).await.map_err(intake_error)?;
+    let assignment = state.intake_service.assign(&caller.requester(), path.into_inner(), form).await?;
     Ok(HttpResponse::Created().json(AssignmentView::from(assignment)))
 }
 
@@ -117,18 +119,7 @@ pub async fn list(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = path.into_inner();
-    let about = About::new(Action::Read, ResourceType::IntakeResponse, None).for_patient(patient);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::IntakeResponse,
-        Operation::Read,
-        Target::Patient(patient),
-        about,
-    )
-    .await?;
-    let assignments = state.intake.of_patient(patient).await.map_err(intake_error)?;
+    let assignments = state.intake_service.list(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(assignments.into_iter().map(AssignmentView::from).collect::<Vec<_>>()))
 }
 
@@ -138,19 +129,6 @@ pub async fn list(
     responses((status = 200, body = ResponseView), (status = 401), (status = 403), (status = 404)))]
 #[get("/api/v1/intake-forms/{assignment_id}")]
 pub async fn read(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let assignment = state.intake.get(id).await.map_err(intake_error)?.ok_or(ApiError::NotFound)?;
-    let patient = assignment.patient_id;
-    let about = About::new(Action::Read, ResourceType::IntakeResponse, Some(id)).for_patient(patient);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::IntakeResponse,
-        Operation::Read,
-        Target::Patient(patient),
-        about,
-    )
-    .await?;
-    let (answers, score) = state.intake.response(id).await.map_err(intake_error)?.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(ResponseView { assignment: assignment.into(), answers, score }))
+    let form = state.intake_service.read(&caller.requester(), path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ResponseView::from(form)))
 }

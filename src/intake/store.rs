@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use confidant_actors::ids::{PatientId, UserId};
-use serde_json::{Map, Value};
+use confidant_protocol::IntakeAnswers;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -146,7 +146,7 @@ impl Intake {
     }
 
     /// The saved draft (empty when none).
-    pub async fn draft(&self, id: Uuid) -> Result<Map<String, Value>, IntakeError> {
+    pub async fn draft(&self, id: Uuid) -> Result<IntakeAnswers, IntakeError> {
         let sealed: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT draft FROM intake_assignments WHERE assignment_id = $1")
                 .bind(id.to_string())
@@ -155,12 +155,12 @@ impl Intake {
                 .flatten();
         match sealed {
             Some(sealed) => self.open(&id.to_string(), "draft", &sealed).await,
-            None => Ok(Map::new()),
+            None => Ok(IntakeAnswers::new()),
         }
     }
 
     /// Replaces the draft; `false` once the form was submitted.
-    pub async fn save_draft(&self, id: Uuid, answers: &Map<String, Value>, now_ms: i64) -> Result<bool, IntakeError> {
+    pub async fn save_draft(&self, id: Uuid, answers: &IntakeAnswers, now_ms: i64) -> Result<bool, IntakeError> {
         let (key_id, sealed) = self.seal(&id.to_string(), "draft", answers)?;
         let done = sqlx::query(
             "UPDATE intake_assignments SET key_id = $2, draft = $3, draft_updated_at_ms = $4 \
@@ -179,7 +179,7 @@ impl Intake {
     pub async fn submit(
         &self,
         id: Uuid,
-        answers: &Map<String, Value>,
+        answers: &IntakeAnswers,
         score: Option<&Score>,
         now_ms: i64,
     ) -> Result<bool, IntakeError> {
@@ -201,7 +201,7 @@ impl Intake {
     }
 
     /// The submitted answers and score.
-    pub async fn response(&self, id: Uuid) -> Result<Option<(Map<String, Value>, Option<Score>)>, IntakeError> {
+    pub async fn response(&self, id: Uuid) -> Result<Option<(IntakeAnswers, Option<Score>)>, IntakeError> {
         let row = sqlx::query(
             "SELECT response, result FROM intake_assignments WHERE assignment_id = $1 AND status = 'submitted'",
         )

@@ -5,8 +5,10 @@
 //! 15-19 moderately severe, 20-27 severe; GAD-7 total 0-21 banded 0-4 minimal, 5-9 mild, 10-14
 //! moderate, 15-21 severe. Any PHQ-9 item 9 answer above zero is flagged urgent.
 
+use std::fmt;
+
+use confidant_protocol::intake::{self, FormDefinition, FormItem, IntakeAnswers, Severity};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 /// Which form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -171,6 +173,36 @@ const GENERAL_INTAKE: Template = Template {
     ],
 };
 
+impl Template {
+    /// The form as it is sent to be filled in.
+    pub fn definition(&self) -> FormDefinition {
+        let answer = |answer: Answer| match answer {
+            Answer::Choice { options } => {
+                intake::AnswerKind::Choice { options: options.iter().map(|o| (*o).to_owned()).collect() }
+            }
+            Answer::Text { max_chars } => {
+                intake::AnswerKind::Text { max_chars: u32::try_from(max_chars).unwrap_or(u32::MAX) }
+            }
+        };
+        FormDefinition {
+            instructions: self.instructions.to_owned(),
+            items: self
+                .items
+                .iter()
+                .map(|item| FormItem {
+                    answer: answer(item.answer),
+                    id: item.id.to_owned(),
+                    required: item.required,
+                    scored: item.scored,
+                    text: item.text.to_owned(),
+                })
+                .collect(),
+            kind: self.kind.as_str().to_owned(),
+            title: self.title.to_owned(),
+        }
+    }
+}
+
 /// The template of a form.
 pub fn template(kind: FormKind) -> &'static Template {
     match kind {
@@ -192,24 +224,28 @@ pub struct InvalidAnswer {
 
 /// Checks answers against the form: only its items, each of the right kind and range; with
 /// `complete`, every required item answered (a draft may be partial).
-pub fn validate(kind: FormKind, answers: &Map<String, Value>, complete: bool) -> Result<(), InvalidAnswer> {
+pub fn validate(kind: FormKind, answers: &IntakeAnswers, complete: bool) -> Result<(), InvalidAnswer> {
     let form = template(kind);
-    if answers.keys().any(|k| !form.items.iter().any(|i| i.id == k)) {
+    if answers.items().any(|k| !form.items.iter().any(|i| i.id == k)) {
         return Err(InvalidAnswer { item: "answers", rule: "holds an item this form does not have" });
     }
     for item in form.items {
         match (answers.get(item.id), item.answer) {
-            (None | Some(Value::Null), _) => {
+            (None | Some(intake::Answer::Blank), _) => {
                 if complete && item.required {
                     return Err(InvalidAnswer { item: item.id, rule: "is required" });
                 }
             }
-            (Some(Value::Number(n)), Answer::Choice { options }) => {
-                if n.as_u64().is_none_or(|i| usize::try_from(i).map_or(true, |i| i >= options.len())) {
+            (Some(intake::Answer::Choice(i)), Answer::Choice { options }) => {
+                if usize::try_from(*i).map_or(true, |i| i >= options.len()) {
                     return Err(InvalidAnswer { item: item.id, rule: "is not one of the options" });
                 }
             }
-            (Some(Value::String(s)), Answer::Text { max_chars }) => {
+            // A negative or fractional number.
+            (Some(intake::Answer::Other(serde_json::Value::Number(_))), Answer::Choice { .. }) => {
+                return Err(InvalidAnswer { item: item.id, rule: "is not one of the options" });
+            }
+            (Some(intake::Answer::Text(s)), Answer::Text { max_chars }) => {
                 if s.chars().count() > max_chars {
                     return Err(InvalidAnswer { item: item.id, rule: "is too long" });
                 }
@@ -226,72 +262,85 @@ pub fn validate(kind: FormKind, answers: &Map<String, Value>, complete: bool) ->
     Ok(())
 }
 
-/// A scored screening.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// A scored screening (stored sealed, and read by clinicians as
+/// `{"total", "severity", "urgent"}`). PHI: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Score {
     /// The total of the scored items.
     pub total: u32,
     /// The published severity band.
-    pub severity: String,
+    pub severity: Severity,
     /// Whether the clinician must be alerted at once (PHQ-9 item 9 above zero).
     pub urgent: bool,
 }
 
+impl fmt::Debug for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Score(..)")
+    }
+}
+
 /// Scores complete answers (`None` for the general intake, which has no score).
-pub fn score(kind: FormKind, answers: &Map<String, Value>) -> Option<Score> {
+pub fn score(kind: FormKind, answers: &IntakeAnswers) -> Option<Score> {
     let form = template(kind);
-    let value = |id: &str| answers.get(id).and_then(Value::as_u64).unwrap_or(0);
+    let value = |id: &str| match answers.get(id) {
+        Some(intake::Answer::Choice(i)) => *i,
+        _ => 0,
+    };
     let total: u64 = form.items.iter().filter(|i| i.scored).map(|i| value(i.id)).sum();
     let total = u32::try_from(total).unwrap_or(u32::MAX);
     let severity = match kind {
         FormKind::GeneralIntake => return None,
         FormKind::Phq9 => match total {
-            0..=4 => "minimal",
-            5..=9 => "mild",
-            10..=14 => "moderate",
-            15..=19 => "moderately_severe",
-            _ => "severe",
+            0..=4 => Severity::Minimal,
+            5..=9 => Severity::Mild,
+            10..=14 => Severity::Moderate,
+            15..=19 => Severity::ModeratelySevere,
+            _ => Severity::Severe,
         },
         FormKind::Gad7 => match total {
-            0..=4 => "minimal",
-            5..=9 => "mild",
-            10..=14 => "moderate",
-            _ => "severe",
+            0..=4 => Severity::Minimal,
+            5..=9 => Severity::Mild,
+            10..=14 => Severity::Moderate,
+            _ => Severity::Severe,
         },
     };
     let urgent = kind == FormKind::Phq9 && value("item9") > 0;
-    Some(Score { total, severity: severity.to_owned(), urgent })
+    Some(Score { total, severity, urgent })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
-    fn answers(kind: FormKind, each: u64) -> Map<String, Value> {
-        template(kind).items.iter().filter(|i| i.scored).map(|i| (i.id.to_owned(), json!(each))).collect()
+    /// An answer as it arrives on the wire.
+    fn answer(v: Value) -> intake::Answer {
+        serde_json::from_value(v).unwrap()
     }
 
-    fn with(mut a: Map<String, Value>, id: &str, v: Value) -> Map<String, Value> {
-        a.insert(id.to_owned(), v);
+    fn answers(kind: FormKind, each: u64) -> IntakeAnswers {
+        template(kind).items.iter().filter(|i| i.scored).map(|i| (i.id, answer(json!(each)))).collect()
+    }
+
+    fn with(mut a: IntakeAnswers, id: &str, v: Value) -> IntakeAnswers {
+        a.insert(id, answer(v));
         a
     }
 
     #[test]
     fn phq9_totals_fall_in_the_published_bands() {
-        let band = |a: &Map<String, Value>| score(FormKind::Phq9, a).unwrap().severity;
+        let band = |a: &IntakeAnswers| score(FormKind::Phq9, a).unwrap().severity.as_str();
         assert_eq!(band(&answers(FormKind::Phq9, 0)), "minimal");
         let nine_ones = answers(FormKind::Phq9, 1);
         assert_eq!(score(FormKind::Phq9, &nine_ones).unwrap().total, 9);
         assert_eq!(band(&nine_ones), "mild");
         assert_eq!(band(&with(answers(FormKind::Phq9, 1), "item1", json!(2))), "moderate");
         assert_eq!(band(&answers(FormKind::Phq9, 2)), "moderately_severe");
-        assert_eq!(
-            score(FormKind::Phq9, &answers(FormKind::Phq9, 3)).unwrap(),
-            Score { total: 27, severity: "severe".into(), urgent: true }
-        );
+        let all_threes = score(FormKind::Phq9, &answers(FormKind::Phq9, 3)).unwrap();
+        assert_eq!((all_threes.total, all_threes.severity, all_threes.urgent), (27, Severity::Severe, true));
     }
 
     #[test]
@@ -314,7 +363,7 @@ mod tests {
 
     #[test]
     fn submissions_need_every_required_item_and_drafts_do_not() {
-        let partial: Map<String, Value> = [("item1".to_owned(), json!(2))].into_iter().collect();
+        let partial: IntakeAnswers = [("item1", answer(json!(2)))].into_iter().collect();
         assert!(validate(FormKind::Phq9, &partial, false).is_ok());
         assert_eq!(validate(FormKind::Phq9, &partial, true), Err(InvalidAnswer { item: "item2", rule: "is required" }));
         assert!(validate(FormKind::Phq9, &answers(FormKind::Phq9, 3), true).is_ok(), "difficulty is optional");
@@ -322,13 +371,34 @@ mod tests {
 
     #[test]
     fn out_of_range_wrong_kind_and_unknown_answers_are_refused() {
-        let bad = |id: &str, v: Value| validate(FormKind::Gad7, &with(Map::new(), id, v), false).unwrap_err().rule;
+        let bad =
+            |id: &str, v: Value| validate(FormKind::Gad7, &with(IntakeAnswers::new(), id, v), false).unwrap_err().rule;
         assert_eq!(bad("item1", json!(4)), "is not one of the options");
         assert_eq!(bad("item1", json!(-1)), "is not one of the options");
         assert_eq!(bad("item1", json!("often")), "must be the index of an option");
         assert_eq!(bad("item9", json!(0)), "holds an item this form does not have");
         let long = "x".repeat(2001);
-        let intake = with(Map::new(), "reason_for_visit", json!(long));
+        let intake = with(IntakeAnswers::new(), "reason_for_visit", json!(long));
         assert_eq!(validate(FormKind::GeneralIntake, &intake, false).unwrap_err().rule, "is too long");
+        assert_eq!(bad("item1", json!(1.5)), "is not one of the options");
+        assert_eq!(bad("item1", json!(true)), "must be the index of an option");
+        let number_for_text = with(IntakeAnswers::new(), "goals", json!(3));
+        assert_eq!(validate(FormKind::GeneralIntake, &number_for_text, false).unwrap_err().rule, "must be text");
+        assert!(validate(FormKind::Gad7, &with(IntakeAnswers::new(), "item1", Value::Null), false).is_ok());
+    }
+
+    #[test]
+    fn each_form_goes_out_exactly_as_the_untyped_json_it_replaced() {
+        for kind in FormKind::ALL {
+            let untyped = serde_json::to_value(template(kind)).unwrap();
+            assert_eq!(serde_json::to_string(&template(kind).definition()).unwrap(), untyped.to_string(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_score_never_prints() {
+        let scored = score(FormKind::Phq9, &answers(FormKind::Phq9, 3)).unwrap();
+        assert_eq!(format!("{scored:?}"), "Score(..)");
+        assert_eq!(format!("{:#?}", Some(scored)), "Some(\n    Score(..),\n)");
     }
 }

@@ -84,12 +84,19 @@ impl DeliveryError {
 #[rtype(result = "Result<(), DeliveryError>")]
 pub struct Probe;
 
-/// Sends one message (signed first when DKIM is configured).
-#[derive(Message, Debug)]
+/// Sends one message (signed first when DKIM is configured). `Debug` shows nothing of the
+/// message: its To header is the patient's address.
+#[derive(Message)]
 #[rtype(result = "Result<(), DeliveryError>")]
 pub struct Deliver {
     /// The message; its envelope comes from its From and To headers.
     pub message: Message,
+}
+
+impl std::fmt::Debug for Deliver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deliver(..)")
+    }
 }
 
 /// The SMTP client of this node.

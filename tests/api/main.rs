@@ -16,6 +16,7 @@ mod identity;
 mod ingest;
 mod messaging;
 mod phi;
+mod phi_debug;
 mod realtime;
 mod reminders;
 mod sessions;
