@@ -13,33 +13,11 @@ use zeroize::Zeroizing;
 
 use super::envelope::{DataKey, Field, key_id_of};
 use super::master::MasterKey;
+pub use super::master::Purpose;
 use super::secret::KeyBytes;
 use super::{CryptoError, KeyError};
 use crate::storage::Storage;
 use confidant_actors::clock::now_ms;
-
-/// What a data key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// Sealing field values (AES-256-GCM).
-    Field,
-    /// Blind indexes (HMAC-SHA-256). Not rotated by `keys rotate`: every index would change.
-    Index,
-}
-
-impl Purpose {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Field => "field",
-            Purpose::Index => "index",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Purpose::Field, Purpose::Index].into_iter().find(|p| p.as_str() == text)
-    }
-}
 
 /// Where a data key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
