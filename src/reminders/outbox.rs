@@ -6,7 +6,7 @@
 //! can no longer change a row another node took over.
 
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::ScheduleChange;
+use confidant_protocol::{Appointment, ScheduleChange};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::ReminderError;
 use super::content::Kind;
 use super::preferences::plan_in;
-use crate::schedule::Change;
 use crate::storage::{Storage, StorageError, parse_id};
 
 /// Where a reminder stands.
@@ -133,17 +132,18 @@ pub struct Outbox {
     storage: Storage,
 }
 
-/// What the schedule change `change` means for reminders, inside its transaction: a booking
-/// queues one reminder per lead time still ahead; a reschedule withdraws those not yet sent and
-/// queues the new ones; a cancellation withdraws them and queues a cancellation notice.
+/// What a schedule change (`change`, leaving `appointment` as it is now) means for reminders,
+/// inside the change's transaction: a booking queues one reminder per lead time still ahead; a
+/// reschedule withdraws those not yet sent and queues the new ones; a cancellation withdraws
+/// them and queues a cancellation notice.
 pub async fn on_change(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    change: &Change,
+    change: ScheduleChange,
+    appointment: &Appointment,
     defaults: &[u32],
     now_ms: i64,
 ) -> Result<(), ReminderError> {
-    let appointment = &change.appointment;
-    if change.change != ScheduleChange::Created {
+    if change != ScheduleChange::Created {
         sqlx::query(
             "UPDATE reminders SET state = 'withdrawn', failure_reason = 'appointment_changed', finished_at_ms = $2 \
              WHERE appointment_id = $1 AND state = 'queued'",
@@ -159,7 +159,7 @@ pub async fn on_change(
         return Ok(());
     }
     let new = NewReminder { appointment: appointment.id, patient, origin: "schedule", by: None, now_ms };
-    match change.change {
+    match change {
         ScheduleChange::Created | ScheduleChange::Rescheduled => {
             for &lead in &plan.lead_minutes {
                 let due = appointment.starts_at_ms - i64::from(lead) * 60_000;
