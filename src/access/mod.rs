@@ -4,11 +4,12 @@
 //! resource; nothing else decides.
 
 pub mod break_glass;
-pub mod care_team;
 mod check;
 pub mod matrix;
+mod store;
 
 pub use break_glass::{BreakGlass, BreakGlassError, Grant as BreakGlassGrant};
 pub use care_team::CareTeam;
 pub use check::{Access, AccessError, ConversationKind, Decision, Denial, Principal, Target};
 pub use matrix::{Operation, Resource, Scope};
+pub use store::care_team;
