@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use confidant_actors::ids::{PatientId, UserId};
-use sqlx::Row;
 use uuid::Uuid;
 
+use super::store::break_glass::{self as rows, StoredGrant};
 use crate::crypto::tables::BREAK_GLASS_GRANTS;
 use crate::crypto::{CryptoError, Field, Keyring};
 use crate::phi::PhiText;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::{Storage, StorageError};
 
 /// Shortest and longest accepted reason, in characters: long enough to say something, short
 /// enough to stay a reason.
@@ -95,7 +95,7 @@ impl BreakGlass {
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(lifetime_ms),
         };
-        insert(&self.storage, &stored, sealer.key_id()).await?;
+        rows::insert(&self.storage, &stored, sealer.key_id()).await?;
         Ok(Grant {
             grant_id,
             clinician_id: clinician,
@@ -113,17 +113,17 @@ impl BreakGlass {
         patient: PatientId,
         now_ms: i64,
     ) -> Result<Option<Uuid>, StorageError> {
-        active(&self.storage, clinician, patient, now_ms).await
+        rows::active(&self.storage, clinician, patient, now_ms).await
     }
 
     /// The patients `clinician` reaches through live grants at `now_ms`.
     pub async fn patients_of(&self, clinician: UserId, now_ms: i64) -> Result<Vec<PatientId>, StorageError> {
-        patients_of(&self.storage, clinician, now_ms).await
+        rows::patients_of(&self.storage, clinician, now_ms).await
     }
 
     /// Grants made since `since_ms`, newest first, with their reasons (for owners).
     pub async fn list(&self, since_ms: i64) -> Result<Vec<Grant>, BreakGlassError> {
-        let stored = since(&self.storage, since_ms).await?;
+        let stored = rows::since(&self.storage, since_ms).await?;
         let mut grants = Vec::with_capacity(stored.len());
         for grant in stored {
             let field = Field { table: BREAK_GLASS_GRANTS.name, column: "reason", row_id: &grant.row_id };
@@ -139,92 +139,4 @@ impl BreakGlass {
         }
         Ok(grants)
     }
-}
-
-/// A grant as stored, its reason sealed.
-struct StoredGrant {
-    /// The grant's id as stored (the row id of the reason's AAD).
-    row_id: String,
-    grant_id: Uuid,
-    clinician_id: UserId,
-    patient_id: PatientId,
-    /// The sealed reason.
-    reason: Vec<u8>,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-}
-
-/// Stores `grant`, its reason sealed under `key_id`.
-async fn insert(storage: &Storage, grant: &StoredGrant, key_id: u32) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO break_glass_grants (grant_id, key_id, clinician_id, patient_id, reason, created_at_ms, \
-         expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(grant.row_id.clone())
-    .bind(i64::from(key_id))
-    .bind(grant.clinician_id.to_string())
-    .bind(grant.patient_id.to_string())
-    .bind(grant.reason.clone())
-    .bind(grant.created_at_ms)
-    .bind(grant.expires_at_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(())
-}
-
-/// The latest grant letting `clinician` reach `patient` at `now_ms`.
-async fn active(
-    storage: &Storage,
-    clinician: UserId,
-    patient: PatientId,
-    now_ms: i64,
-) -> Result<Option<Uuid>, StorageError> {
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT grant_id FROM break_glass_grants WHERE clinician_id = $1 AND patient_id = $2 \
-         AND created_at_ms <= $3 AND expires_at_ms > $3 ORDER BY expires_at_ms DESC LIMIT 1",
-    )
-    .bind(clinician.to_string())
-    .bind(patient.to_string())
-    .bind(now_ms)
-    .fetch_optional(storage.pool())
-    .await?;
-    id.map(|id| parse_id(&id, "grant_id")).transpose()
-}
-
-/// The patients of `clinician`'s grants live at `now_ms`.
-async fn patients_of(storage: &Storage, clinician: UserId, now_ms: i64) -> Result<Vec<PatientId>, StorageError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT patient_id FROM break_glass_grants WHERE clinician_id = $1 AND created_at_ms <= $2 \
-         AND expires_at_ms > $2 ORDER BY patient_id",
-    )
-    .bind(clinician.to_string())
-    .bind(now_ms)
-    .fetch_all(storage.pool())
-    .await?;
-    ids.iter().map(|id| parse_id(id, "patient_id")).collect()
-}
-
-/// Grants made since `since_ms`, newest first (at most 1,000).
-async fn since(storage: &Storage, since_ms: i64) -> Result<Vec<StoredGrant>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT grant_id, clinician_id, patient_id, reason, created_at_ms, expires_at_ms FROM break_glass_grants \
-         WHERE created_at_ms >= $1 ORDER BY created_at_ms DESC, grant_id LIMIT 1000",
-    )
-    .bind(since_ms)
-    .fetch_all(storage.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let row_id: String = row.try_get(0)?;
-            Ok(StoredGrant {
-                grant_id: parse_id(&row_id, "grant_id")?,
-                clinician_id: parse_id(&row.try_get::<String, _>(1)?, "clinician_id")?,
-                patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
-                reason: row.try_get(3)?,
-                created_at_ms: row.try_get(4)?,
-                expires_at_ms: row.try_get(5)?,
-                row_id,
-            })
-        })
-        .collect()
 }
