@@ -13,9 +13,9 @@ use ed25519_dalek::VerifyingKey;
 
 use super::chain::{AuditRow, GENESIS, Hash};
 use super::checkpoint::Checkpoint;
-use super::pages::{Entry, Malformed, PAGE, PageSource, RawPage};
 use super::purge::anchors;
 use super::store::COLUMNS;
+use super::store::pages::{Entry, Malformed, PAGE, PageSource, RawPage};
 use crate::storage::{Storage, StorageError};
 
 /// One intact chain.

@@ -23,6 +23,9 @@ use super::chain::{AuditRow, ChainHead};
 use super::checkpoint::{Checkpoint, CheckpointLog};
 use crate::storage::{Storage, StorageError};
 
+pub(super) mod pages;
+pub mod role;
+
 /// Columns of `audit_entries`, in insert order.
 pub(super) const COLUMNS: &str = "node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, session_id, request_id, \
      source_ip, action, resource_type, resource_id, patient_id, outcome, reason, prev_hash, hash";
