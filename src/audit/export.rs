@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use super::chain::AuditRow;
 use super::checkpoint::to_hex;
 use super::store::COLUMNS;
-use super::verify::decode;
+use super::store::chains::decode;
 use crate::storage::{Storage, StorageError};
 
 /// Output formats.

@@ -2,15 +2,15 @@
 //! 45 CFR 164.316(b)(2)) from the start of each chain. The last removed entry's seq and hash are
 //! kept as a signed anchor in `audit_purges`, so what remains still verifies from there.
 
-use std::collections::HashMap;
-
 use ed25519_dalek::SigningKey;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::chain::ChainHead;
 use super::checkpoint::Checkpoint;
-use super::verify::{checkpoint_from_row, entry_hash};
+use super::store::chains::entry_hash;
 use crate::storage::{Backend, Storage, StorageError};
+
+pub use super::store::checkpoints::anchors;
 
 /// What a purge removed from one chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,20 +92,6 @@ pub fn retention_cutoff_ms(now: time::OffsetDateTime, years: u16) -> i64 {
     let cutoff =
         now.replace_year(year).or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year))).unwrap_or(now);
     i64::try_from(cutoff.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
-/// The newest purge anchor of each chain.
-pub async fn anchors(storage: &Storage) -> Result<HashMap<String, Checkpoint>, StorageError> {
-    let rows =
-        sqlx::query("SELECT node_id, up_to_seq, hash, at_ms, signature FROM audit_purges ORDER BY node_id, up_to_seq")
-            .fetch_all(storage.pool())
-            .await?;
-    let mut newest = HashMap::new();
-    for row in &rows {
-        let anchor = checkpoint_from_row(row)?;
-        newest.insert(anchor.node_id.clone(), anchor);
-    }
-    Ok(newest)
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use super::chain::{AuditRow, ChainHead};
 use super::checkpoint::{Checkpoint, CheckpointLog};
 use crate::storage::{Storage, StorageError};
 
+pub(super) mod chains;
+pub(super) mod checkpoints;
 pub(super) mod pages;
 pub mod role;
 
