@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -43,15 +44,12 @@ pub async fn export(
     format: ExportFormat,
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM audit_entries WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, node_id, seq");
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_ms).bind(until_ms).fetch(storage.pool());
+    let mut rows = entries_between(storage, since_ms, until_ms);
     let mut count = 0u64;
     if format == ExportFormat::Fhir {
         write!(out, "{{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[")?;
     }
-    while let Some(row) = rows.try_next().await.map_err(StorageError::from)? {
-        let row = decode(&row).map_err(StorageError::from)?;
+    while let Some(row) = rows.try_next().await? {
         match format {
             ExportFormat::Jsonl => writeln!(out, "{}", jsonl(&row))?,
             ExportFormat::Fhir => {
@@ -68,6 +66,18 @@ pub async fn export(
     }
     out.flush()?;
     Ok(count)
+}
+
+/// The entries with `since_ms <= at_ms < until_ms`, oldest first, read as they are needed.
+fn entries_between(storage: &Storage, since_ms: i64, until_ms: i64) -> BoxStream<'_, Result<AuditRow, StorageError>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM audit_entries WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, node_id, seq");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch(storage.pool())
+        .map(|row| Ok(decode(&row?)?))
+        .boxed()
 }
 
 /// The stored form as a JSON object.
