@@ -4,16 +4,14 @@
 
 use std::io::Write;
 
-use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::AuditRow;
 use super::checkpoint::to_hex;
-use super::store::COLUMNS;
-use super::store::chains::decode;
+use super::store::chains::entries_between;
 use crate::storage::{Storage, StorageError};
 
 /// Output formats.
@@ -66,18 +64,6 @@ pub async fn export(
     }
     out.flush()?;
     Ok(count)
-}
-
-/// The entries with `since_ms <= at_ms < until_ms`, oldest first, read as they are needed.
-fn entries_between(storage: &Storage, since_ms: i64, until_ms: i64) -> BoxStream<'_, Result<AuditRow, StorageError>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM audit_entries WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, node_id, seq");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(since_ms)
-        .bind(until_ms)
-        .fetch(storage.pool())
-        .map(|row| Ok(decode(&row?)?))
-        .boxed()
 }
 
 /// The stored form as a JSON object.

@@ -3,14 +3,14 @@
 //! kept as a signed anchor in `audit_purges`, so what remains still verifies from there.
 
 use ed25519_dalek::SigningKey;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::chain::ChainHead;
 use super::checkpoint::Checkpoint;
 use super::store::chains::entry_hash;
-use crate::storage::{Backend, Storage, StorageError};
+use super::store::purges::{bounds, chain_nodes, remove_prefix};
+use crate::storage::{Storage, StorageError};
 
-pub use super::store::checkpoints::anchors;
+pub use super::store::purges::anchors;
 
 /// What a purge removed from one chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,55 +54,6 @@ pub fn retention_cutoff_ms(now: time::OffsetDateTime, years: u16) -> i64 {
     let cutoff =
         now.replace_year(year).or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year))).unwrap_or(now);
     i64::try_from(cutoff.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
-/// The nodes with a chain in the audit store.
-async fn chain_nodes(storage: &Storage) -> Result<Vec<String>, StorageError> {
-    Ok(sqlx::query_scalar("SELECT DISTINCT node_id FROM audit_entries").fetch_all(storage.pool()).await?)
-}
-
-/// `node_id`'s chain: its first and last seq, and the first seq recorded at or after `before_ms`.
-async fn bounds(storage: &Storage, node_id: &str, before_ms: i64) -> Result<(i64, i64, Option<i64>), StorageError> {
-    let bounds = sqlx::query(
-        "SELECT MIN(seq), MAX(seq), (SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND at_ms >= $2) \
-         FROM audit_entries WHERE node_id = $1",
-    )
-    .bind(node_id.to_owned())
-    .bind(before_ms)
-    .fetch_one(storage.pool())
-    .await?;
-    Ok((bounds.try_get(0)?, bounds.try_get(1)?, bounds.try_get(2)?))
-}
-
-/// Deletes the entries and checkpoints of `anchor`'s chain up to its seq and stores the anchor,
-/// in one transaction; returns how many entries went.
-async fn remove_prefix(storage: &Storage, anchor: &Checkpoint) -> Result<u64, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    sqlx::raw_sql(AssertSqlSafe(storage.backend().open_purge_guard_sql())).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO audit_purges (node_id, up_to_seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5)")
-        .bind(anchor.node_id.clone())
-        .bind(anchor.seq)
-        .bind(anchor.hash.to_vec())
-        .bind(anchor.at_ms)
-        .bind(anchor.signature.to_vec())
-        .execute(&mut *tx)
-        .await?;
-    let removed = sqlx::query("DELETE FROM audit_entries WHERE node_id = $1 AND seq <= $2")
-        .bind(anchor.node_id.clone())
-        .bind(anchor.seq)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM audit_checkpoints WHERE node_id = $1 AND seq <= $2")
-        .bind(anchor.node_id.clone())
-        .bind(anchor.seq)
-        .execute(&mut *tx)
-        .await?;
-    if storage.backend() == Backend::Sqlite {
-        sqlx::query("UPDATE audit_purge_guard SET open = 0 WHERE id = 1").execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(removed)
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use ed25519_dalek::VerifyingKey;
 use super::chain::{GENESIS, Hash};
 use super::checkpoint::Checkpoint;
 use super::store::chains::{Span, entry_hash, next_seq, spans};
-use super::store::checkpoints::anchors;
 use super::store::pages::{Entry, Malformed, PageSource, RawPage};
+use super::store::purges::anchors;
 use crate::storage::{Storage, StorageError};
 
 pub use super::store::chains::read_chain;

@@ -1,5 +1,7 @@
 //! Reading `audit_entries` back: every chain's span, single entries and hashes, whole chains.
 
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -94,4 +96,20 @@ pub(in crate::audit) fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
         prev_hash: row.try_get(16)?,
         hash: row.try_get(17)?,
     })
+}
+
+/// The entries with `since_ms <= at_ms < until_ms`, oldest first, read as they are needed.
+pub(in crate::audit) fn entries_between(
+    storage: &Storage,
+    since_ms: i64,
+    until_ms: i64,
+) -> BoxStream<'_, Result<AuditRow, StorageError>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM audit_entries WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, node_id, seq");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch(storage.pool())
+        .map(|row| Ok(decode(&row?)?))
+        .boxed()
 }

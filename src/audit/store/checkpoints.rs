@@ -1,7 +1,4 @@
-//! Reading `audit_checkpoints` and `audit_purges`: the signed checkpoints kept in the audit
-//! database and the signed anchors purges leave.
-
-use std::collections::HashMap;
+//! Reading `audit_checkpoints`: the signed checkpoints kept in the audit database.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -29,18 +26,4 @@ pub(in crate::audit) fn checkpoint_from_row(row: &AnyRow) -> Result<Checkpoint, 
         at_ms: row.try_get(3)?,
         signature: signature.try_into().unwrap_or([0; 64]),
     })
-}
-
-/// The newest purge anchor of each chain.
-pub async fn anchors(storage: &Storage) -> Result<HashMap<String, Checkpoint>, StorageError> {
-    let rows =
-        sqlx::query("SELECT node_id, up_to_seq, hash, at_ms, signature FROM audit_purges ORDER BY node_id, up_to_seq")
-            .fetch_all(storage.pool())
-            .await?;
-    let mut newest = HashMap::new();
-    for row in &rows {
-        let anchor = checkpoint_from_row(row)?;
-        newest.insert(anchor.node_id.clone(), anchor);
-    }
-    Ok(newest)
 }

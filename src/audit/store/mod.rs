@@ -26,6 +26,7 @@ use crate::storage::{Storage, StorageError};
 pub(super) mod chains;
 pub(super) mod checkpoints;
 pub(super) mod pages;
+pub(super) mod purges;
 pub mod role;
 
 /// Columns of `audit_entries`, in insert order.
