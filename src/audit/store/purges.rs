@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::checkpoints::checkpoint_from_row;
 use crate::audit::checkpoint::Checkpoint;
-use crate::storage::{Backend, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 
 /// The nodes with a chain in the audit store.
 pub(in crate::audit) async fn chain_nodes(storage: &Storage) -> Result<Vec<String>, StorageError> {
@@ -55,8 +55,8 @@ pub(in crate::audit) async fn remove_prefix(storage: &Storage, anchor: &Checkpoi
         .bind(anchor.seq)
         .execute(&mut *tx)
         .await?;
-    if storage.backend() == Backend::Sqlite {
-        sqlx::query("UPDATE audit_purge_guard SET open = 0 WHERE id = 1").execute(&mut *tx).await?;
+    if let Some(close) = storage.backend().close_purge_guard_sql() {
+        sqlx::query(close).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(removed)
