@@ -75,7 +75,7 @@ pub async fn read_chain(
 }
 
 /// Reads an `audit_entries` row selected with [`COLUMNS`].
-pub(in crate::audit) fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
+fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
     Ok(AuditRow {
         node_id: row.try_get(0)?,
         seq: row.try_get(1)?,

@@ -8,6 +8,11 @@
 //! (every `checkpoint_every_entries` entries, on the messaging path about one batch in a
 //! hundred) and every batch queued behind it. One seal runs at a time, under the seal lock, so
 //! checkpoints reach the database and the file in the order of their seqs.
+//!
+//! Every SQL statement on the audit database is in this folder: besides the appends here,
+//! `chains.rs` reads `audit_entries` back, `checkpoints.rs` reads `audit_checkpoints`,
+//! `purges.rs` cuts a chain's prefix and keeps `audit_purges`, `pages.rs` reads a chain page by
+//! page for verification, and [`role`] sets up the insert-only PostgreSQL role.
 
 use std::sync::Arc;
 
