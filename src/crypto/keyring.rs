@@ -16,7 +16,7 @@ use super::master::MasterKey;
 pub use super::master::Purpose;
 use super::secret::KeyBytes;
 use super::{CryptoError, KeyError};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use confidant_actors::clock::now_ms;
 
 /// Where a data key is in its life.
@@ -238,23 +238,16 @@ impl Keyring {
 /// try; the unique index on active keys lets one win and the other simply loads its key.
 async fn ensure_active_keys(storage: &Storage, master: &MasterKey) -> Result<(), KeyError> {
     for purpose in [Purpose::Field, Purpose::Index] {
-        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE purpose = $1 AND state = 'active'")
-            .bind(purpose.as_str())
-            .fetch_one(storage.pool())
-            .await?;
-        if active > 0 {
+        if active_keys(storage, purpose).await? > 0 {
             continue;
         }
-        let mut tx = storage.pool().begin().await?;
-        match insert_key(&mut tx, master, purpose, uuid::Uuid::now_v7()).await {
+        match create_first_key(storage, master, purpose, uuid::Uuid::now_v7()).await? {
             Ok(key) => {
-                tx.commit().await?;
                 tracing::info!(key_id = key.key_id, purpose = purpose.as_str(), "created the first data key");
             }
-            Err(KeyError::Storage(error)) => {
+            Err(error) => {
                 tracing::debug!(%error, "another node created the first data key");
             }
-            Err(other) => return Err(other),
         }
     }
     Ok(())
@@ -302,4 +295,32 @@ pub(super) fn unwrap_stored(master: &MasterKey, key: &StoredKey, wrapped: &[u8])
         configured: master.fingerprint().to_owned(),
         wrapped_by: key.master_key_id.clone(),
     })
+}
+
+/// How many active keys of `purpose` there are.
+async fn active_keys(storage: &Storage, purpose: Purpose) -> Result<i64, KeyError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE purpose = $1 AND state = 'active'")
+        .bind(purpose.as_str())
+        .fetch_one(storage.pool())
+        .await?)
+}
+
+/// Stores a first active key of `purpose` in a transaction of its own. The inner error is the
+/// insert's: another node's key won the race (the unique index on active keys), or the database
+/// failed then.
+async fn create_first_key(
+    storage: &Storage,
+    master: &MasterKey,
+    purpose: Purpose,
+    audit_id: uuid::Uuid,
+) -> Result<Result<StoredKey, StorageError>, KeyError> {
+    let mut tx = storage.pool().begin().await?;
+    match insert_key(&mut tx, master, purpose, audit_id).await {
+        Ok(key) => {
+            tx.commit().await?;
+            Ok(Ok(key))
+        }
+        Err(KeyError::Storage(error)) => Ok(Err(error)),
+        Err(other) => Err(other),
+    }
 }
