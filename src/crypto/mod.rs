@@ -15,6 +15,7 @@ pub mod keyring;
 pub mod master;
 pub mod rotation;
 pub mod secret;
+mod store;
 pub mod tables;
 
 pub use envelope::Field;

@@ -14,11 +14,12 @@ use confidant_actors::clock::now_ms;
 use confidant_actors::ids::{NodeId, PatientId};
 use confidant_actors::lifecycle::Shutdown;
 use futures_util::future::join_all;
-use sqlx::Row;
 
 use super::envelope::Field;
-use super::keyring::{KeyState, Keyring, Purpose, StoredKey, insert_key, stored_keys, unwrap_stored};
+use super::keyring::{KeyState, Keyring, Purpose, StoredKey, stored_keys, unwrap_stored};
 use super::master::MasterKey;
+use super::store::data_keys::{retire_key, rotate_field_key, store_rewrapped};
+use super::store::sealed::{SealedRow, count_under_other_keys, protected_by_key, rewrite, under_other_keys};
 use super::tables::{self, EncryptedTable, Protected};
 use super::{CryptoError, KeyError};
 use crate::server::{AUDIT_ACK_TIMEOUT, reason};
@@ -36,7 +37,7 @@ pub struct KeyStatus {
 
 /// Every data key with its state and how many values it still protects.
 pub async fn status(storage: &Storage) -> Result<Vec<KeyStatus>, KeyError> {
-    let protected = tables::protected_by_key(storage).await?;
+    let protected = protected_by_key(storage).await?;
     Ok(stored_keys(storage)
         .await?
         .into_iter()
@@ -71,7 +72,7 @@ pub async fn retirable(storage: &Storage, key_id: u32, grace: Duration) -> Resul
             (grace_ms - since + 999) / 1000
         )));
     }
-    let protected = tables::protected_by_key(storage).await?.get(&key_id).copied().unwrap_or_default();
+    let protected = protected_by_key(storage).await?.get(&key_id).copied().unwrap_or_default();
     if protected.rows > 0 {
         return Err(not_retirable(format!(
             "it still protects {} values in {} rows; re-encryption has not finished",
@@ -230,133 +231,6 @@ pub async fn reencrypt_all(
         total.failed += done.failed;
     }
     Ok(total)
-}
-
-/// Makes a new active field key, wrapped by `master`, in one transaction with turning the
-/// active one decrypt-only.
-async fn rotate_field_key(storage: &Storage, master: &MasterKey, audit_id: uuid::Uuid) -> Result<StoredKey, KeyError> {
-    let mut tx = storage.pool().begin().await?;
-    sqlx::query(
-        "UPDATE data_keys SET state = 'decrypt_only', deactivated_at_ms = $1 WHERE purpose = 'field' AND state = 'active'",
-    )
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    let key = insert_key(&mut tx, master, Purpose::Field, audit_id).await?;
-    tx.commit().await?;
-    Ok(key)
-}
-
-/// Retires decrypt-only field key `key_id` at `now_ms`, deleting its wrapped material; `false`
-/// when it is not (no longer) a decrypt-only field key.
-async fn retire_key(storage: &Storage, key_id: u32, now_ms: i64) -> Result<bool, KeyError> {
-    let retired = sqlx::query(
-        "UPDATE data_keys SET state = 'retired', wrapped = NULL, retired_at_ms = $1 \
-         WHERE key_id = $2 AND state = 'decrypt_only' AND purpose = 'field'",
-    )
-    .bind(now_ms)
-    .bind(i64::from(key_id))
-    .execute(storage.pool())
-    .await?;
-    Ok(retired.rows_affected() == 1)
-}
-
-/// Replaces the wrapped material of each `(key_id, wrapped)`, wrapped by the master key
-/// `master_key_id`, in one transaction.
-async fn store_rewrapped(storage: &Storage, rewrapped: &[(u32, Vec<u8>)], master_key_id: &str) -> Result<(), KeyError> {
-    let mut tx = storage.pool().begin().await?;
-    for (key_id, wrapped) in rewrapped {
-        sqlx::query("UPDATE data_keys SET wrapped = $1, master_key_id = $2 WHERE key_id = $3")
-            .bind(wrapped.clone())
-            .bind(master_key_id.to_owned())
-            .bind(i64::from(*key_id))
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// A row of an encrypted table, its values as stored (or as re-sealed).
-struct SealedRow {
-    /// Its id.
-    row_id: String,
-    /// The key its values were read under.
-    key_id: i64,
-    /// The patient it belongs to, if any.
-    patient: Option<String>,
-    /// The encrypted columns, in `table.columns` order.
-    values: Vec<Option<Vec<u8>>>,
-}
-
-/// How many rows of `table` are under another key than `key_id`.
-async fn count_under_other_keys(storage: &Storage, table: &EncryptedTable, key_id: u32) -> Result<i64, KeyError> {
-    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {} WHERE key_id <> $1", table.name)))
-        .bind(i64::from(key_id))
-        .fetch_one(storage.pool())
-        .await?)
-}
-
-/// Up to `limit` rows of `table` after id `after` (in id order) that are under another key than
-/// `key_id`.
-async fn under_other_keys(
-    storage: &Storage,
-    table: &EncryptedTable,
-    key_id: u32,
-    after: &str,
-    limit: u32,
-) -> Result<Vec<SealedRow>, KeyError> {
-    let columns = table.columns.join(", ");
-    let select = format!(
-        "SELECT {id}, key_id, {patient}, {columns} FROM {name} WHERE key_id <> $1 AND {id} > $2 ORDER BY {id} LIMIT $3",
-        id = table.id_column,
-        patient = table.patient_column,
-        name = table.name
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
-        .bind(i64::from(key_id))
-        .bind(after.to_owned())
-        .bind(i64::from(limit))
-        .fetch_all(storage.pool())
-        .await?;
-    let mut sealed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let values = (0..table.columns.len()).map(|i| row.try_get(3 + i)).collect::<Result<_, _>>()?;
-        sealed.push(SealedRow { row_id: row.try_get(0)?, key_id: row.try_get(1)?, patient: row.try_get(2)?, values });
-    }
-    Ok(sealed)
-}
-
-/// Writes `rows` back sealed under `key_id`, each only if it is still under the key it was read
-/// with, in one transaction; returns how many were written.
-async fn rewrite(
-    storage: &Storage,
-    table: &EncryptedTable,
-    key_id: u32,
-    rows: Vec<SealedRow>,
-) -> Result<usize, KeyError> {
-    let assignments = table.columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 2)).collect::<Vec<_>>();
-    let n = table.columns.len();
-    let update = format!(
-        "UPDATE {name} SET key_id = $1, {assignments} WHERE {id} = ${row} AND key_id = ${old}",
-        name = table.name,
-        assignments = assignments.join(", "),
-        id = table.id_column,
-        row = n + 2,
-        old = n + 3
-    );
-    let mut rewritten = 0;
-    let mut tx = storage.pool().begin().await?;
-    for row in rows {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(i64::from(key_id));
-        for value in row.values {
-            query = query.bind(value);
-        }
-        let done = query.bind(row.row_id).bind(row.key_id).execute(&mut *tx).await?;
-        rewritten += usize::try_from(done.rows_affected()).unwrap_or(0);
-    }
-    tx.commit().await?;
-    Ok(rewritten)
 }
 
 /// One per node: every `keys.refresh_secs` it reloads the key list and moves values still under
