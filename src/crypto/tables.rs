@@ -1,6 +1,6 @@
-//! The tables that hold ciphertext, and the one query each needs for key management: how many
-//! values each data key protects. Every PHI table adds itself to [`ALL`]; status, retirement
-//! and re-encryption then cover it without further code.
+//! The tables that hold ciphertext. Every PHI table adds itself to [`ALL`]; status, retirement
+//! and re-encryption (whose statements are in `crypto/store/sealed.rs`) then cover it without
+//! further code.
 
 use confidant_actors::audit::ResourceType;
 
