@@ -7,18 +7,19 @@ use std::sync::Arc;
 
 use confidant_actors::audit::Role;
 use confidant_actors::ids::{PatientId, UserId};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
 use super::error::AuthError;
+use super::store::accounts::{self as rows, NewRow};
 use super::tokens::{self, Token, TokenKind};
 use super::totp::TotpSecret;
 use crate::crypto::tables::USERS;
 use crate::crypto::{CryptoError, Field, Keyring};
 use crate::patients::record::{is_email, normalized_email};
 use crate::phi::PhiText;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
+
+pub use super::store::accounts::{Account, AccountStatus, Credentials};
 
 /// A sign-in email, checked and normalized (trimmed, lowercased) at the edge.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,62 +47,6 @@ impl std::fmt::Debug for Email {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Email(..)")
     }
-}
-
-/// Where an account stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    /// Invited; no password yet.
-    Invited,
-    /// Can sign in.
-    Active,
-    /// Cannot sign in; its sessions were ended.
-    Disabled,
-}
-
-impl AccountStatus {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Invited => "invited",
-            AccountStatus::Active => "active",
-            AccountStatus::Disabled => "disabled",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StorageError> {
-        match text {
-            "invited" => Ok(AccountStatus::Invited),
-            "active" => Ok(AccountStatus::Active),
-            "disabled" => Ok(AccountStatus::Disabled),
-            _ => Err(StorageError::Corrupt { column: "status" }),
-        }
-    }
-}
-
-/// An account, without its secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Its id.
-    pub user_id: UserId,
-    /// Its one role.
-    pub role: Role,
-    /// Where it stands.
-    pub status: AccountStatus,
-    /// For a patient account, the patient record it is.
-    pub patient_id: Option<PatientId>,
-    /// Whether a TOTP authenticator is enrolled.
-    pub totp_enabled: bool,
-    /// When it was created (UTC ms).
-    pub created_at_ms: i64,
-}
-
-/// What sign-in needs: the account and its password hash.
-pub struct Credentials {
-    /// The account.
-    pub account: Account,
-    /// argon2id PHC string (`None` while invited).
-    pub password_hash: Option<String>,
 }
 
 /// A new account to invite.
@@ -166,7 +111,7 @@ impl Accounts {
         let user_id = UserId::generate();
         let row = self.new_row(user_id, new);
         let token = Token::generate(TokenKind::Invitation);
-        if !insert_invited(&self.storage, &row, &token.hash(), invited_by, now_ms, expires_at_ms).await? {
+        if !rows::insert_invited(&self.storage, &row, &token.hash(), invited_by, now_ms, expires_at_ms).await? {
             return Err(AuthError::Conflict("an account with this email, or for this patient, already exists"));
         }
         Ok((user_id, token))
@@ -175,7 +120,7 @@ impl Accounts {
     /// Removes an account that was just created and never used (its creation could not be
     /// audited, so it must not exist).
     pub async fn withdraw(&self, user_id: UserId) -> Result<(), AuthError> {
-        Ok(delete(&self.storage, user_id).await?)
+        Ok(rows::delete(&self.storage, user_id).await?)
     }
 
     /// The account an unexpired, unused invitation is for, with its email (for the password
@@ -184,7 +129,7 @@ impl Accounts {
         if !tokens::looks_like(TokenKind::Invitation, token) {
             return Ok(None);
         }
-        let Some((user_id, sealed)) = invited(&self.storage, &tokens::hash(token), now_ms).await? else {
+        let Some((user_id, sealed)) = rows::invited(&self.storage, &tokens::hash(token), now_ms).await? else {
             return Ok(None);
         };
         let email = self.open_email(user_id, &sealed).await?;
@@ -194,14 +139,14 @@ impl Accounts {
     /// Uses the invitation: sets the password and activates the account, once. `false` when the
     /// invitation was used, expired or withdrawn meanwhile.
     pub async fn accept(&self, token: &str, password_hash: &str, now_ms: i64) -> Result<Option<UserId>, AuthError> {
-        Ok(accept(&self.storage, &tokens::hash(token), password_hash, now_ms).await?)
+        Ok(rows::accept(&self.storage, &tokens::hash(token), password_hash, now_ms).await?)
     }
 
     /// Creates an active account directly (the bootstrap owner, from the command line).
     pub async fn create_active(&self, new: &NewAccount, password_hash: &str, now_ms: i64) -> Result<UserId, AuthError> {
         let user_id = UserId::generate();
         let row = self.new_row(user_id, new);
-        if !insert_active(&self.storage, &row, password_hash, now_ms).await? {
+        if !rows::insert_active(&self.storage, &row, password_hash, now_ms).await? {
             return Err(AuthError::Conflict("an account with this email already exists"));
         }
         Ok(user_id)
@@ -209,22 +154,22 @@ impl Accounts {
 
     /// The account signing in with `email`, with its password hash.
     pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, AuthError> {
-        Ok(credentials(&self.storage, self.email_index(email)).await?)
+        Ok(rows::credentials(&self.storage, self.email_index(email)).await?)
     }
 
     /// One account.
     pub async fn get(&self, user_id: UserId) -> Result<Option<Account>, AuthError> {
-        Ok(get(&self.storage, user_id).await?)
+        Ok(rows::get(&self.storage, user_id).await?)
     }
 
     /// The patient account of `patient`, if one was invited.
     pub async fn of_patient(&self, patient: PatientId) -> Result<Option<Account>, AuthError> {
-        Ok(of_patient(&self.storage, patient).await?)
+        Ok(rows::of_patient(&self.storage, patient).await?)
     }
 
     /// Every account, oldest first, each with its email decrypted.
     pub async fn list(&self) -> Result<Vec<(Account, Email)>, AuthError> {
-        let rows = list(&self.storage).await?;
+        let rows = rows::list(&self.storage).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (account, sealed) in rows {
             let email = self.open_email(account.user_id, &sealed).await?;
@@ -235,12 +180,12 @@ impl Accounts {
 
     /// Disables an account; `false` when it was already disabled or does not exist.
     pub async fn disable(&self, user_id: UserId, now_ms: i64) -> Result<bool, AuthError> {
-        Ok(disable(&self.storage, user_id, now_ms).await?)
+        Ok(rows::disable(&self.storage, user_id, now_ms).await?)
     }
 
     /// Replaces the password hash (an upgrade to current argon2 parameters at sign-in).
     pub async fn set_password_hash(&self, user_id: UserId, password_hash: &str, now_ms: i64) -> Result<(), AuthError> {
-        Ok(set_password_hash(&self.storage, user_id, password_hash, now_ms).await?)
+        Ok(rows::set_password_hash(&self.storage, user_id, password_hash, now_ms).await?)
     }
 
     /// Stores a new, not yet confirmed TOTP secret (replacing an unconfirmed one). Refused once
@@ -248,7 +193,7 @@ impl Accounts {
     pub async fn begin_totp(&self, user_id: UserId, secret: &TotpSecret, now_ms: i64) -> Result<(), AuthError> {
         let email = self.email(user_id).await?;
         let (key_id, email, totp) = self.seal(user_id, &email, Some(secret));
-        if !set_unconfirmed_totp(&self.storage, user_id, key_id, email, totp, now_ms).await? {
+        if !rows::set_unconfirmed_totp(&self.storage, user_id, key_id, email, totp, now_ms).await? {
             return Err(AuthError::Conflict("TOTP is already enabled for this account"));
         }
         Ok(())
@@ -256,7 +201,7 @@ impl Accounts {
 
     /// The account's TOTP secret, whether it is confirmed, and the last step used.
     pub async fn totp(&self, user_id: UserId) -> Result<Option<(TotpSecret, bool, Option<u64>)>, AuthError> {
-        let Some(stored) = totp(&self.storage, user_id).await? else { return Ok(None) };
+        let Some(stored) = rows::totp(&self.storage, user_id).await? else { return Ok(None) };
         let row_id = user_id.to_string();
         let plain = self
             .keyring
@@ -270,7 +215,7 @@ impl Accounts {
     /// replay protection (two nodes cannot both accept one code). `false`: a replay.
     pub async fn use_totp_step(&self, user_id: UserId, step: u64) -> Result<bool, AuthError> {
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidMfa)?;
-        Ok(use_totp_step(&self.storage, user_id, step).await?)
+        Ok(rows::use_totp_step(&self.storage, user_id, step).await?)
     }
 
     /// Confirms enrollment: TOTP on, the confirming step used, the recovery codes stored
@@ -283,17 +228,17 @@ impl Accounts {
         now_ms: i64,
     ) -> Result<bool, AuthError> {
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidMfa)?;
-        Ok(confirm_totp(&self.storage, user_id, step, recovery_hashes, now_ms).await?)
+        Ok(rows::confirm_totp(&self.storage, user_id, step, recovery_hashes, now_ms).await?)
     }
 
     /// Uses a recovery code once; `false` when it is unknown or was used.
     pub async fn use_recovery_code(&self, user_id: UserId, hash: &[u8; 32], now_ms: i64) -> Result<bool, AuthError> {
-        Ok(use_recovery_code(&self.storage, user_id, hash, now_ms).await?)
+        Ok(rows::use_recovery_code(&self.storage, user_id, hash, now_ms).await?)
     }
 
     /// The account's email, decrypted.
     pub async fn email(&self, user_id: UserId) -> Result<Email, AuthError> {
-        let sealed = sealed_email(&self.storage, user_id).await?.ok_or(AuthError::NotFound)?;
+        let sealed = rows::sealed_email(&self.storage, user_id).await?.ok_or(AuthError::NotFound)?;
         self.open_email(user_id, &sealed).await
     }
 
@@ -304,341 +249,4 @@ impl Accounts {
         let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::Integrity)?;
         Ok(Email::parse(text).ok_or(CryptoError::Integrity)?)
     }
-}
-
-const ACCOUNT_COLUMNS: &str = "user_id, role, status, patient_id, totp_enabled_at_ms, created_at_ms";
-
-/// A new account's row: its email sealed, and found by its blind index.
-struct NewRow {
-    user_id: UserId,
-    role: Role,
-    key_id: i64,
-    email: Vec<u8>,
-    email_index: Vec<u8>,
-    patient_id: Option<PatientId>,
-}
-
-/// An account's TOTP columns, the secret sealed.
-struct StoredTotp {
-    secret: Vec<u8>,
-    enabled_at_ms: Option<i64>,
-    last_step: Option<i64>,
-}
-
-/// Stores `row` as `invited` with an invitation (`token_hash`) valid until `expires_at_ms`, in
-/// one transaction; `false` when an account with its email index or patient exists.
-async fn insert_invited(
-    storage: &Storage,
-    row: &NewRow,
-    token_hash: &[u8],
-    invited_by: Option<UserId>,
-    now_ms: i64,
-    expires_at_ms: i64,
-) -> Result<bool, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, created_at_ms, \
-         updated_at_ms) VALUES ($1, $2, 'invited', $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(row.user_id.to_string())
-    .bind(row.role.as_str())
-    .bind(row.key_id)
-    .bind(row.email.clone())
-    .bind(row.email_index.clone())
-    .bind(row.patient_id.map(|p| p.to_string()))
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO invitations (token_hash, user_id, invited_by, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(token_hash.to_vec())
-    .bind(row.user_id.to_string())
-    .bind(invited_by.map(|u| u.to_string()))
-    .bind(now_ms)
-    .bind(expires_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Deletes an account and its invitation.
-async fn delete(storage: &Storage, user_id: UserId) -> Result<(), StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    sqlx::query("DELETE FROM invitations WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM users WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// The invited account an unexpired, unused invitation (`token_hash`) is for, with its sealed
-/// email.
-async fn invited(storage: &Storage, token_hash: &[u8], now_ms: i64) -> Result<Option<(UserId, Vec<u8>)>, StorageError> {
-    let row = sqlx::query(
-        "SELECT u.user_id, u.email FROM invitations i JOIN users u ON u.user_id = i.user_id \
-         WHERE i.token_hash = $1 AND i.accepted_at_ms IS NULL AND i.expires_at_ms > $2 AND u.status = 'invited'",
-    )
-    .bind(token_hash.to_vec())
-    .bind(now_ms)
-    .fetch_optional(storage.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let user_id: UserId = parse_id(&row.try_get::<String, _>(0)?, "user_id")?;
-    Ok(Some((user_id, row.try_get::<Vec<u8>, _>(1)?)))
-}
-
-/// Marks the invitation (`token_hash`) used and activates its account with `password_hash`, in
-/// one transaction; `None` when the invitation is not live or the account not invited.
-async fn accept(
-    storage: &Storage,
-    token_hash: &[u8],
-    password_hash: &str,
-    now_ms: i64,
-) -> Result<Option<UserId>, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let user: Option<String> = sqlx::query_scalar(
-        "UPDATE invitations SET accepted_at_ms = $2 WHERE token_hash = $1 AND accepted_at_ms IS NULL \
-         AND expires_at_ms > $2 RETURNING user_id",
-    )
-    .bind(token_hash.to_vec())
-    .bind(now_ms)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(user) = user else { return Ok(None) };
-    let done = sqlx::query(
-        "UPDATE users SET status = 'active', password_hash = $2, updated_at_ms = $3 \
-         WHERE user_id = $1 AND status = 'invited'",
-    )
-    .bind(&user)
-    .bind(password_hash)
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Ok(None);
-    }
-    tx.commit().await?;
-    Ok(Some(parse_id(&user, "user_id")?))
-}
-
-/// Stores `row` as an active account with `password_hash`; `false` when an account with its
-/// email index or patient exists.
-async fn insert_active(
-    storage: &Storage,
-    row: &NewRow,
-    password_hash: &str,
-    now_ms: i64,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, password_hash, \
-         created_at_ms, updated_at_ms) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
-    )
-    .bind(row.user_id.to_string())
-    .bind(row.role.as_str())
-    .bind(row.key_id)
-    .bind(row.email.clone())
-    .bind(row.email_index.clone())
-    .bind(row.patient_id.map(|p| p.to_string()))
-    .bind(password_hash)
-    .bind(now_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() != 0)
-}
-
-/// The account whose email has the blind index `email_index`, with its password hash.
-async fn credentials(storage: &Storage, email_index: Vec<u8>) -> Result<Option<Credentials>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS}, password_hash FROM users WHERE email_index = $1"
-    )))
-    .bind(email_index)
-    .fetch_optional(storage.pool())
-    .await?;
-    row.map(|row| Ok(Credentials { account: account(&row)?, password_hash: row.try_get(6)? })).transpose()
-}
-
-/// One account.
-async fn get(storage: &Storage, user_id: UserId) -> Result<Option<Account>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE user_id = $1")))
-        .bind(user_id.to_string())
-        .fetch_optional(storage.pool())
-        .await?;
-    row.as_ref().map(account).transpose()
-}
-
-/// The account of `patient`.
-async fn of_patient(storage: &Storage, patient: PatientId) -> Result<Option<Account>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE patient_id = $1")))
-        .bind(patient.to_string())
-        .fetch_optional(storage.pool())
-        .await?;
-    row.as_ref().map(account).transpose()
-}
-
-/// Every account, oldest first, with its sealed email.
-async fn list(storage: &Storage) -> Result<Vec<(Account, Vec<u8>)>, StorageError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS}, email FROM users ORDER BY created_at_ms, user_id"
-    )))
-    .fetch_all(storage.pool())
-    .await?;
-    rows.iter().map(|row| Ok((account(row)?, row.try_get(6)?))).collect()
-}
-
-/// Disables an account; `false` when it was disabled already or does not exist.
-async fn disable(storage: &Storage, user_id: UserId, now_ms: i64) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE users SET status = 'disabled', updated_at_ms = $2 WHERE user_id = $1 AND status <> 'disabled'",
-    )
-    .bind(user_id.to_string())
-    .bind(now_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Replaces an account's password hash.
-async fn set_password_hash(
-    storage: &Storage,
-    user_id: UserId,
-    password_hash: &str,
-    now_ms: i64,
-) -> Result<(), StorageError> {
-    sqlx::query("UPDATE users SET password_hash = $2, updated_at_ms = $3 WHERE user_id = $1")
-        .bind(user_id.to_string())
-        .bind(password_hash)
-        .bind(now_ms)
-        .execute(storage.pool())
-        .await?;
-    Ok(())
-}
-
-/// Stores a new unconfirmed TOTP secret with the email, both sealed again under `key_id`;
-/// `false` when TOTP is enabled already (or there is no such account).
-async fn set_unconfirmed_totp(
-    storage: &Storage,
-    user_id: UserId,
-    key_id: i64,
-    email: Vec<u8>,
-    totp: Option<Vec<u8>>,
-    now_ms: i64,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE users SET key_id = $2, email = $3, totp_secret = $4, totp_last_step = NULL, updated_at_ms = $5 \
-         WHERE user_id = $1 AND totp_enabled_at_ms IS NULL",
-    )
-    .bind(user_id.to_string())
-    .bind(key_id)
-    .bind(email)
-    .bind(totp)
-    .bind(now_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() != 0)
-}
-
-/// The account's TOTP columns, if it has a secret.
-async fn totp(storage: &Storage, user_id: UserId) -> Result<Option<StoredTotp>, StorageError> {
-    let row = sqlx::query(
-        "SELECT totp_secret, totp_enabled_at_ms, totp_last_step FROM users WHERE user_id = $1 \
-         AND totp_secret IS NOT NULL",
-    )
-    .bind(user_id.to_string())
-    .fetch_optional(storage.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(StoredTotp { secret: row.try_get(0)?, enabled_at_ms: row.try_get(1)?, last_step: row.try_get(2)? }))
-}
-
-/// Records TOTP `step` as used unless an equal or later one was; `false`: it was.
-async fn use_totp_step(storage: &Storage, user_id: UserId, step: i64) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE users SET totp_last_step = $2 WHERE user_id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
-    )
-    .bind(user_id.to_string())
-    .bind(step)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Turns TOTP on with `step` used and replaces the recovery codes, in one transaction; `false`
-/// when it was on already (or there is no secret).
-async fn confirm_totp(
-    storage: &Storage,
-    user_id: UserId,
-    step: i64,
-    recovery_hashes: &[[u8; 32]],
-    now_ms: i64,
-) -> Result<bool, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let done = sqlx::query(
-        "UPDATE users SET totp_enabled_at_ms = $2, totp_last_step = $3, updated_at_ms = $2 \
-         WHERE user_id = $1 AND totp_enabled_at_ms IS NULL AND totp_secret IS NOT NULL",
-    )
-    .bind(user_id.to_string())
-    .bind(now_ms)
-    .bind(step)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
-    for hash in recovery_hashes {
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-            .bind(user_id.to_string())
-            .bind(hash.to_vec())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Marks an unused recovery code (`hash`) used; `false` when there is none.
-async fn use_recovery_code(
-    storage: &Storage,
-    user_id: UserId,
-    hash: &[u8; 32],
-    now_ms: i64,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE recovery_codes SET used_at_ms = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at_ms IS NULL",
-    )
-    .bind(user_id.to_string())
-    .bind(hash.to_vec())
-    .bind(now_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// The account's sealed email.
-async fn sealed_email(storage: &Storage, user_id: UserId) -> Result<Option<Vec<u8>>, StorageError> {
-    Ok(sqlx::query_scalar("SELECT email FROM users WHERE user_id = $1")
-        .bind(user_id.to_string())
-        .fetch_optional(storage.pool())
-        .await?)
-}
-
-fn account(row: &AnyRow) -> Result<Account, StorageError> {
-    let user_id: String = row.try_get(0)?;
-    let role: String = row.try_get(1)?;
-    let status: String = row.try_get(2)?;
-    let patient: Option<String> = row.try_get(3)?;
-    let totp_enabled: Option<i64> = row.try_get(4)?;
-    Ok(Account {
-        user_id: parse_id(&user_id, "user_id")?,
-        role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
-        status: AccountStatus::parse(&status)?,
-        patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
-        totp_enabled: totp_enabled.is_some(),
-        created_at_ms: row.try_get(5)?,
-    })
 }

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{SessionId, UserId};
+use confidant_actors::ids::UserId;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::error::AuthError;
+use super::store::grants::{self as rows, StoredRequest};
 use super::tokens::{self, Token, TokenKind};
 use crate::settings::OAuthClient;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
 
 /// The client's side of an authorization request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +106,7 @@ impl Grants {
     ) -> Result<Token, AuthError> {
         let now = self.clock.now_ms();
         let token = Token::generate(TokenKind::SignInFlow);
-        insert_flow(
+        rows::insert_flow(
             &self.storage,
             &token.hash(),
             &StoredRequest::of(user, request),
@@ -124,13 +123,13 @@ impl Grants {
         if !tokens::looks_like(TokenKind::SignInFlow, token) {
             return Ok(None);
         }
-        let stored = flow(&self.storage, &tokens::hash(token), self.clock.now_ms()).await?;
+        let stored = rows::flow(&self.storage, &tokens::hash(token), self.clock.now_ms()).await?;
         Ok(stored.map(|stored| stored.pending(None)))
     }
 
     /// Ends a flow (its second factor was proved); `false` if another request ended it first.
     pub async fn finish_flow(&self, token: &str) -> Result<bool, AuthError> {
-        Ok(delete_flow(&self.storage, &tokens::hash(token)).await?)
+        Ok(rows::delete_flow(&self.storage, &tokens::hash(token)).await?)
     }
 
     /// Issues a one-time authorization code.
@@ -144,7 +143,8 @@ impl Grants {
         let now = self.clock.now_ms();
         let code = Token::generate(TokenKind::Code);
         let stored = StoredRequest::of(user, request);
-        insert_code(&self.storage, &code.hash(), &stored, mfa_at_ms, now, now.saturating_add(lifetime_ms)).await?;
+        rows::insert_code(&self.storage, &code.hash(), &stored, mfa_at_ms, now, now.saturating_add(lifetime_ms))
+            .await?;
         Ok(code)
     }
 
@@ -161,7 +161,7 @@ impl Grants {
             return Ok(Redeemed::Invalid);
         }
         let hash = tokens::hash(code);
-        let Some(stored) = code_by_hash(&self.storage, &hash).await? else { return Ok(Redeemed::Invalid) };
+        let Some(stored) = rows::code_by_hash(&self.storage, &hash).await? else { return Ok(Redeemed::Invalid) };
         if let Some(session) = stored.session_id {
             return Ok(Redeemed::Reused(session));
         }
@@ -172,11 +172,11 @@ impl Grants {
             && pending.request.redirect_uri == redirect_uri
             && pkce_matches(verifier, &pending.request.code_challenge);
         if !valid {
-            delete_unclaimed_code(&self.storage, &hash).await?;
+            rows::delete_unclaimed_code(&self.storage, &hash).await?;
             return Ok(Redeemed::Invalid);
         }
         let session = confidant_actors::ids::SessionId::generate();
-        if !claim_code(&self.storage, &hash, session).await? {
+        if !rows::claim_code(&self.storage, &hash, session).await? {
             return Ok(Redeemed::Invalid);
         }
         Ok(Redeemed::Fresh(pending, session))
@@ -207,145 +207,6 @@ impl StoredRequest {
             mfa_at_ms,
         }
     }
-}
-
-/// What a sign-in flow or a code stores of its request: whose, for which client and redirect
-/// URI, and the PKCE challenge.
-struct StoredRequest {
-    user_id: UserId,
-    client_id: String,
-    redirect_uri: String,
-    code_challenge: String,
-}
-
-/// An authorization code as stored.
-struct StoredCode {
-    request: StoredRequest,
-    mfa_at_ms: Option<i64>,
-    expires_at_ms: i64,
-    /// The session it started, once redeemed.
-    session_id: Option<SessionId>,
-}
-
-/// Stores a sign-in flow (`flow_hash`) waiting for its second factor.
-async fn insert_flow(
-    storage: &Storage,
-    flow_hash: &[u8],
-    request: &StoredRequest,
-    now_ms: i64,
-    expires_at_ms: i64,
-) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO sign_in_flows (flow_hash, user_id, client_id, redirect_uri, code_challenge, created_at_ms, \
-         expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(flow_hash.to_vec())
-    .bind(request.user_id.to_string())
-    .bind(request.client_id.clone())
-    .bind(request.redirect_uri.clone())
-    .bind(request.code_challenge.clone())
-    .bind(now_ms)
-    .bind(expires_at_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(())
-}
-
-/// The flow `flow_hash` if it is live at `now_ms`.
-async fn flow(storage: &Storage, flow_hash: &[u8], now_ms: i64) -> Result<Option<StoredRequest>, StorageError> {
-    let row = sqlx::query(
-        "SELECT user_id, client_id, redirect_uri, code_challenge FROM sign_in_flows WHERE flow_hash = $1 \
-         AND expires_at_ms > $2",
-    )
-    .bind(flow_hash.to_vec())
-    .bind(now_ms)
-    .fetch_optional(storage.pool())
-    .await?;
-    row.as_ref().map(stored_request).transpose()
-}
-
-/// Deletes a flow; `false` when it was gone.
-async fn delete_flow(storage: &Storage, flow_hash: &[u8]) -> Result<bool, StorageError> {
-    let done = sqlx::query("DELETE FROM sign_in_flows WHERE flow_hash = $1")
-        .bind(flow_hash.to_vec())
-        .execute(storage.pool())
-        .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Stores an authorization code (`code_hash`).
-async fn insert_code(
-    storage: &Storage,
-    code_hash: &[u8],
-    request: &StoredRequest,
-    mfa_at_ms: Option<i64>,
-    now_ms: i64,
-    expires_at_ms: i64,
-) -> Result<(), StorageError> {
-    sqlx::query(
-        "INSERT INTO authorization_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, mfa_at_ms, \
-         created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(code_hash.to_vec())
-    .bind(request.user_id.to_string())
-    .bind(request.client_id.clone())
-    .bind(request.redirect_uri.clone())
-    .bind(request.code_challenge.clone())
-    .bind(mfa_at_ms)
-    .bind(now_ms)
-    .bind(expires_at_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(())
-}
-
-/// The code `code_hash`, live or not, redeemed or not.
-async fn code_by_hash(storage: &Storage, code_hash: &[u8]) -> Result<Option<StoredCode>, StorageError> {
-    let row = sqlx::query(
-        "SELECT user_id, client_id, redirect_uri, code_challenge, mfa_at_ms, expires_at_ms, session_id \
-         FROM authorization_codes WHERE code_hash = $1",
-    )
-    .bind(code_hash.to_vec())
-    .fetch_optional(storage.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let session: Option<String> = row.try_get(6)?;
-    Ok(Some(StoredCode {
-        request: stored_request(&row)?,
-        mfa_at_ms: row.try_get(4)?,
-        expires_at_ms: row.try_get(5)?,
-        session_id: session.as_deref().map(|s| parse_id(s, "session_id")).transpose()?,
-    }))
-}
-
-/// Deletes the code `code_hash` unless it was redeemed.
-async fn delete_unclaimed_code(storage: &Storage, code_hash: &[u8]) -> Result<(), StorageError> {
-    sqlx::query("DELETE FROM authorization_codes WHERE code_hash = $1 AND session_id IS NULL")
-        .bind(code_hash.to_vec())
-        .execute(storage.pool())
-        .await?;
-    Ok(())
-}
-
-/// Redeems the code `code_hash` for `session`; `false` when it was redeemed already.
-async fn claim_code(storage: &Storage, code_hash: &[u8], session: SessionId) -> Result<bool, StorageError> {
-    let claimed =
-        sqlx::query("UPDATE authorization_codes SET session_id = $2 WHERE code_hash = $1 AND session_id IS NULL")
-            .bind(code_hash.to_vec())
-            .bind(session.to_string())
-            .execute(storage.pool())
-            .await?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-/// Reads `user_id, client_id, redirect_uri, code_challenge` from the start of `row`.
-fn stored_request(row: &AnyRow) -> Result<StoredRequest, StorageError> {
-    Ok(StoredRequest {
-        user_id: parse_id(&row.try_get::<String, _>(0)?, "user_id")?,
-        client_id: row.try_get(1)?,
-        redirect_uri: row.try_get(2)?,
-        code_challenge: row.try_get(3)?,
-    })
 }
 
 #[cfg(test)]

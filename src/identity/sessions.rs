@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
-use confidant_actors::audit::Role;
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{PatientId, SessionId, UserId};
-use sqlx::Row;
+use confidant_actors::ids::{SessionId, UserId};
 
 use super::error::AuthError;
+use super::store::sessions::{self as rows, NewSession, NewToken, RefreshRow, SessionState};
 use super::tokens::{self, Token, TokenKind};
 use crate::settings::IdentitySettings;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
+
+pub use super::store::sessions::SessionOwner;
 
 /// Why a session ended (stored, and the audit reason code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,23 +63,6 @@ pub struct Issued {
     pub expires_in_secs: u64,
     /// When the session ends at the latest (UTC ms).
     pub session_expires_at_ms: i64,
-}
-
-/// Who a valid access token speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionOwner {
-    /// The session.
-    pub session_id: SessionId,
-    /// Its account.
-    pub user_id: UserId,
-    /// The account's role.
-    pub role: Role,
-    /// For a patient account, the patient.
-    pub patient_id: Option<PatientId>,
-    /// Whether the session proved a second factor.
-    pub mfa: bool,
-    /// When the session ends at the latest (UTC ms).
-    pub expires_at_ms: i64,
 }
 
 /// What looking up an access token found.
@@ -134,7 +118,7 @@ impl Sessions {
         let (issued, tokens) = self.issue(session_id, now, expires);
         let session =
             NewSession { session_id, user_id: user, client_id, mfa_at_ms, now_ms: now, expires_at_ms: expires };
-        insert(&self.storage, &session, &tokens).await?;
+        rows::insert(&self.storage, &session, &tokens).await?;
         Ok(issued)
     }
 
@@ -158,7 +142,7 @@ impl Sessions {
             return Ok(Lookup::Invalid);
         }
         let now = self.clock.now_ms();
-        let Some(state) = by_access_token(&self.storage, &tokens::hash(presented), now).await? else {
+        let Some(state) = rows::by_access_token(&self.storage, &tokens::hash(presented), now).await? else {
             return Ok(Lookup::Invalid);
         };
         if state.ended {
@@ -172,7 +156,7 @@ impl Sessions {
             });
         }
         // Activity; a write per request at most once a second.
-        seen(&self.storage, state.owner.session_id, now, now - 1000).await?;
+        rows::seen(&self.storage, state.owner.session_id, now, now - 1000).await?;
         Ok(Lookup::Valid(state.owner))
     }
 
@@ -198,7 +182,7 @@ impl Sessions {
             return Err(invalid);
         }
         let now = self.clock.now_ms();
-        let found = by_refresh_token(&self.storage, &tokens::hash(presented)).await.map_err(AuthError::from)?;
+        let found = rows::by_refresh_token(&self.storage, &tokens::hash(presented)).await.map_err(AuthError::from)?;
         let Some(RefreshRow { state, used_at_ms, client_id: session_client }) = found else { return Err(invalid) };
         if state.ended || session_client != client_id {
             return Err(invalid);
@@ -215,7 +199,7 @@ impl Sessions {
             });
         }
         let (issued, tokens) = self.issue(state.owner.session_id, now, state.expires_at_ms);
-        let rotated = rotate(&self.storage, &tokens::hash(presented), now, state.owner.session_id, &tokens)
+        let rotated = rows::rotate(&self.storage, &tokens::hash(presented), now, state.owner.session_id, &tokens)
             .await
             .map_err(AuthError::from)?;
         if !rotated {
@@ -228,40 +212,40 @@ impl Sessions {
 
     /// Ends a live session; `false` when it had already ended.
     pub async fn end(&self, session: SessionId, reason: EndReason) -> Result<bool, AuthError> {
-        Ok(end(&self.storage, session, self.clock.now_ms(), reason.as_str()).await?)
+        Ok(rows::end(&self.storage, session, self.clock.now_ms(), reason.as_str()).await?)
     }
 
     /// Ends a live session that saw no request for `idle_ms`; `false` when it had ended or is
     /// in use.
     pub async fn end_if_idle(&self, session: SessionId, idle_ms: i64, reason: EndReason) -> Result<bool, AuthError> {
         let now = self.clock.now_ms();
-        Ok(end_if_unseen_since(&self.storage, session, now, reason.as_str(), now.saturating_sub(idle_ms)).await?)
+        Ok(rows::end_if_unseen_since(&self.storage, session, now, reason.as_str(), now.saturating_sub(idle_ms)).await?)
     }
 
     /// Ends every live session of `user`; returns how many.
     pub async fn end_all(&self, user: UserId, reason: EndReason) -> Result<u64, AuthError> {
-        Ok(end_all(&self.storage, user, self.clock.now_ms(), reason.as_str()).await?)
+        Ok(rows::end_all(&self.storage, user, self.clock.now_ms(), reason.as_str()).await?)
     }
 
     /// Records activity seen elsewhere (a WebSocket), so the session does not idle out.
     pub async fn touch(&self, session: SessionId) -> Result<(), AuthError> {
-        Ok(touch(&self.storage, session, self.clock.now_ms()).await?)
+        Ok(rows::touch(&self.storage, session, self.clock.now_ms()).await?)
     }
 
     /// Sessions that ended at or after `since_ms` (any node's sign-out, disable, reuse of a
     /// token), so each node can close their sockets even when no announcement reached it.
     pub async fn ended_since(&self, since_ms: i64) -> Result<Vec<(SessionId, UserId)>, AuthError> {
-        Ok(ended_since(&self.storage, since_ms).await?)
+        Ok(rows::ended_since(&self.storage, since_ms).await?)
     }
 
     /// Marks a session as having proved a second factor (after TOTP enrollment in it).
     pub async fn mark_mfa(&self, session: SessionId) -> Result<(), AuthError> {
-        Ok(mark_mfa(&self.storage, session, self.clock.now_ms()).await?)
+        Ok(rows::mark_mfa(&self.storage, session, self.clock.now_ms()).await?)
     }
 
     /// The session a refresh or access token belongs to, live or not (for revocation, RFC 7009).
     pub async fn session_of(&self, presented: &str) -> Result<Option<(SessionId, UserId)>, AuthError> {
-        Ok(session_of(&self.storage, &tokens::hash(presented)).await?)
+        Ok(rows::session_of(&self.storage, &tokens::hash(presented)).await?)
     }
 }
 
@@ -282,273 +266,4 @@ impl From<AuthError> for RefreshFailure {
     fn from(error: AuthError) -> Self {
         RefreshFailure::Failed(error)
     }
-}
-
-const OWNER: &str = "s.session_id, s.user_id, u.role, u.patient_id, s.mfa_at_ms, u.status, s.ended_at_ms, \
-                     s.last_seen_at_ms, s.expires_at_ms";
-
-/// A session row joined with its account.
-struct SessionState {
-    owner: SessionOwner,
-    active_account: bool,
-    ended: bool,
-    last_seen_at_ms: i64,
-    expires_at_ms: i64,
-}
-
-impl SessionState {
-    fn read(row: &sqlx::any::AnyRow) -> Result<Self, StorageError> {
-        let role: String = row.try_get(2)?;
-        let patient: Option<String> = row.try_get(3)?;
-        let mfa: Option<i64> = row.try_get(4)?;
-        let status: String = row.try_get(5)?;
-        let ended: Option<i64> = row.try_get(6)?;
-        Ok(Self {
-            owner: SessionOwner {
-                session_id: parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-                user_id: parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-                role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
-                patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
-                mfa: mfa.is_some(),
-                expires_at_ms: row.try_get(8)?,
-            },
-            active_account: status == "active",
-            ended: ended.is_some(),
-            last_seen_at_ms: row.try_get(7)?,
-            expires_at_ms: row.try_get(8)?,
-        })
-    }
-}
-
-/// A session to store.
-struct NewSession<'a> {
-    session_id: SessionId,
-    user_id: UserId,
-    client_id: &'a str,
-    mfa_at_ms: Option<i64>,
-    now_ms: i64,
-    expires_at_ms: i64,
-}
-
-/// A token to store (its hash only).
-struct NewToken {
-    hash: Vec<u8>,
-    kind: &'static str,
-    created_at_ms: i64,
-    expires_at_ms: i64,
-}
-
-/// A refresh token's session, whether the token was used, and the session's client.
-struct RefreshRow {
-    state: SessionState,
-    used_at_ms: Option<i64>,
-    client_id: String,
-}
-
-/// Stores `session` and its first `tokens` in one transaction.
-async fn insert(storage: &Storage, session: &NewSession<'_>, tokens: &[NewToken]) -> Result<(), StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO sessions (session_id, user_id, client_id, mfa_at_ms, created_at_ms, last_seen_at_ms, \
-         expires_at_ms) VALUES ($1, $2, $3, $4, $5, $5, $6)",
-    )
-    .bind(session.session_id.to_string())
-    .bind(session.user_id.to_string())
-    .bind(session.client_id)
-    .bind(session.mfa_at_ms)
-    .bind(session.now_ms)
-    .bind(session.expires_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    insert_tokens(&mut tx, session.session_id, tokens).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn insert_tokens(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    session_id: SessionId,
-    tokens: &[NewToken],
-) -> Result<(), StorageError> {
-    for token in tokens {
-        sqlx::query(
-            "INSERT INTO session_tokens (token_hash, session_id, kind, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(token.hash.clone())
-        .bind(session_id.to_string())
-        .bind(token.kind)
-        .bind(token.created_at_ms)
-        .bind(token.expires_at_ms)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The session of an access token (`token_hash`) unexpired at `now_ms`, with its account.
-async fn by_access_token(
-    storage: &Storage,
-    token_hash: &[u8],
-    now_ms: i64,
-) -> Result<Option<SessionState>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {OWNER} FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
-         JOIN users u ON u.user_id = s.user_id WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at_ms > $2"
-    )))
-    .bind(token_hash.to_vec())
-    .bind(now_ms)
-    .fetch_optional(storage.pool())
-    .await?;
-    row.as_ref().map(SessionState::read).transpose()
-}
-
-/// Moves a live session's last activity to `now_ms` if it was before `before_ms`.
-async fn seen(storage: &Storage, session: SessionId, now_ms: i64, before_ms: i64) -> Result<(), StorageError> {
-    sqlx::query(
-        "UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND last_seen_at_ms < $3 \
-         AND ended_at_ms IS NULL",
-    )
-    .bind(session.to_string())
-    .bind(now_ms)
-    .bind(before_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(())
-}
-
-/// The session of a refresh token (`token_hash`), used or not.
-async fn by_refresh_token(storage: &Storage, token_hash: &[u8]) -> Result<Option<RefreshRow>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {OWNER}, t.used_at_ms, s.client_id FROM session_tokens t \
-         JOIN sessions s ON s.session_id = t.session_id JOIN users u ON u.user_id = s.user_id \
-         WHERE t.token_hash = $1 AND t.kind = 'refresh'"
-    )))
-    .bind(token_hash.to_vec())
-    .fetch_optional(storage.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(RefreshRow { state: SessionState::read(&row)?, used_at_ms: row.try_get(9)?, client_id: row.try_get(10)? }))
-}
-
-/// Uses up the refresh token `token_hash` and stores `session_id`'s new `tokens`, in one
-/// transaction; `false` when the token was used already.
-async fn rotate(
-    storage: &Storage,
-    token_hash: &[u8],
-    now_ms: i64,
-    session_id: SessionId,
-    tokens: &[NewToken],
-) -> Result<bool, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let marked = sqlx::query("UPDATE session_tokens SET used_at_ms = $2 WHERE token_hash = $1 AND used_at_ms IS NULL")
-        .bind(token_hash.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-    if marked.rows_affected() != 1 {
-        return Ok(false);
-    }
-    insert_tokens(&mut tx, session_id, tokens).await?;
-    tx.commit().await?;
-    Ok(true)
-}
-
-/// Ends a live session at `now_ms` for `reason`; `false` when it had ended.
-async fn end(storage: &Storage, session: SessionId, now_ms: i64, reason: &str) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL",
-    )
-    .bind(session.to_string())
-    .bind(now_ms)
-    .bind(reason.to_owned())
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Ends a live session last seen at or before `seen_by_ms`; `false` when it had ended or was
-/// seen since.
-async fn end_if_unseen_since(
-    storage: &Storage,
-    session: SessionId,
-    now_ms: i64,
-    reason: &str,
-    seen_by_ms: i64,
-) -> Result<bool, StorageError> {
-    let done = sqlx::query(
-        "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL \
-         AND last_seen_at_ms <= $4",
-    )
-    .bind(session.to_string())
-    .bind(now_ms)
-    .bind(reason.to_owned())
-    .bind(seen_by_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Ends every live session of `user`; returns how many.
-async fn end_all(storage: &Storage, user: UserId, now_ms: i64, reason: &str) -> Result<u64, StorageError> {
-    let done =
-        sqlx::query("UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE user_id = $1 AND ended_at_ms IS NULL")
-            .bind(user.to_string())
-            .bind(now_ms)
-            .bind(reason.to_owned())
-            .execute(storage.pool())
-            .await?;
-    Ok(done.rows_affected())
-}
-
-/// Moves a live session's last activity to `now_ms`.
-async fn touch(storage: &Storage, session: SessionId, now_ms: i64) -> Result<(), StorageError> {
-    sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND ended_at_ms IS NULL")
-        .bind(session.to_string())
-        .bind(now_ms)
-        .execute(storage.pool())
-        .await?;
-    Ok(())
-}
-
-/// Sessions that ended at or after `since_ms`, with their accounts.
-async fn ended_since(storage: &Storage, since_ms: i64) -> Result<Vec<(SessionId, UserId)>, StorageError> {
-    let rows = sqlx::query("SELECT session_id, user_id FROM sessions WHERE ended_at_ms >= $1")
-        .bind(since_ms)
-        .fetch_all(storage.pool())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-                parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-            ))
-        })
-        .collect()
-}
-
-/// Records that a session proved a second factor at `now_ms`.
-async fn mark_mfa(storage: &Storage, session: SessionId, now_ms: i64) -> Result<(), StorageError> {
-    sqlx::query("UPDATE sessions SET mfa_at_ms = $2 WHERE session_id = $1")
-        .bind(session.to_string())
-        .bind(now_ms)
-        .execute(storage.pool())
-        .await?;
-    Ok(())
-}
-
-/// The session (and account) of any token (`token_hash`), live or not.
-async fn session_of(storage: &Storage, token_hash: &[u8]) -> Result<Option<(SessionId, UserId)>, StorageError> {
-    let row = sqlx::query(
-        "SELECT s.session_id, s.user_id FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
-         WHERE t.token_hash = $1",
-    )
-    .bind(token_hash.to_vec())
-    .fetch_optional(storage.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some((
-        parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-        parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-    )))
 }

@@ -11,9 +11,10 @@ use confidant_actors::ids::UserId;
 
 use super::accounts::Email;
 use super::error::AuthError;
+use super::store::throttles as rows;
 use crate::crypto::Keyring;
 use crate::settings::IdentitySettings;
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 
 /// What failures are counted against.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +78,7 @@ impl Throttle {
         let now = self.clock.now_ms();
         let mut wait_ms = 0i64;
         for &subject in subjects {
-            let locked = locked_until(self.keyring.storage(), self.key(subject)).await?;
+            let locked = rows::locked_until(self.keyring.storage(), self.key(subject)).await?;
             wait_ms = wait_ms.max(locked.unwrap_or(0) - now);
         }
         if wait_ms > 0 {
@@ -93,10 +94,10 @@ impl Throttle {
         let storage = self.keyring.storage();
         for &subject in subjects {
             let key = self.key(subject);
-            let failures = count_failure(storage, &key, now, now.saturating_sub(self.rules.memory_ms)).await?;
+            let failures = rows::count_failure(storage, &key, now, now.saturating_sub(self.rules.memory_ms)).await?;
             let delay = lock_ms(self.rules, self.free(subject), failures);
             if delay > 0 {
-                lock(storage, &key, now.saturating_add(delay)).await?;
+                rows::lock(storage, &key, now.saturating_add(delay)).await?;
             }
         }
         Ok(())
@@ -104,7 +105,7 @@ impl Throttle {
 
     /// Forgets the failures of `subject` (after a success).
     pub async fn succeeded(&self, subject: Subject<'_>) -> Result<(), StorageError> {
-        forget(self.keyring.storage(), self.key(subject)).await
+        rows::forget(self.keyring.storage(), self.key(subject)).await
     }
 }
 
@@ -117,45 +118,6 @@ fn lock_ms(rules: Rules, free: u32, failures: i64) -> i64 {
     }
     let doublings = u32::try_from(over - 1).unwrap_or(u32::MAX).min(40);
     rules.base_ms.saturating_mul(1i64 << doublings).min(rules.max_ms)
-}
-
-/// Until when the subject keyed `key` is locked (UTC ms), if it has failures.
-async fn locked_until(storage: &Storage, key: Vec<u8>) -> Result<Option<i64>, StorageError> {
-    Ok(sqlx::query_scalar("SELECT locked_until_ms FROM throttles WHERE throttle_key = $1")
-        .bind(key)
-        .fetch_optional(storage.pool())
-        .await?)
-}
-
-/// Counts a failure of the subject keyed `key` at `now_ms`, starting again from one when its
-/// last failure was before `forget_before_ms`; returns its failures.
-async fn count_failure(storage: &Storage, key: &[u8], now_ms: i64, forget_before_ms: i64) -> Result<i64, StorageError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO throttles (throttle_key, failures, last_failure_ms, locked_until_ms) VALUES ($1, 1, $2, 0) \
-         ON CONFLICT (throttle_key) DO UPDATE SET failures = CASE WHEN throttles.last_failure_ms < $3 THEN 1 \
-         ELSE throttles.failures + 1 END, last_failure_ms = $2 RETURNING failures",
-    )
-    .bind(key.to_vec())
-    .bind(now_ms)
-    .bind(forget_before_ms)
-    .fetch_one(storage.pool())
-    .await?)
-}
-
-/// Locks the subject keyed `key` until `until_ms`.
-async fn lock(storage: &Storage, key: &[u8], until_ms: i64) -> Result<(), StorageError> {
-    sqlx::query("UPDATE throttles SET locked_until_ms = $2 WHERE throttle_key = $1")
-        .bind(key.to_vec())
-        .bind(until_ms)
-        .execute(storage.pool())
-        .await?;
-    Ok(())
-}
-
-/// Forgets the failures of the subject keyed `key`.
-async fn forget(storage: &Storage, key: Vec<u8>) -> Result<(), StorageError> {
-    sqlx::query("DELETE FROM throttles WHERE throttle_key = $1").bind(key).execute(storage.pool()).await?;
-    Ok(())
 }
 
 #[cfg(test)]
