@@ -108,14 +108,6 @@ pub struct Conversations {
     cache: std::sync::Arc<MembershipCache>,
 }
 
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl Conversations {
     /// The conversations in `storage`, checking credentials against `devices`.
     pub fn new(storage: Storage, devices: Devices, audit: actix::Addr<AuditWriter>) -> Self {
@@ -146,87 +138,38 @@ impl Conversations {
             }
         }
         let state = group.to_bytes()?;
-        let mut tx = self.storage.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO conversations (conversation_id, kind, patient_id, created_by, created_at_ms, epoch, last_seq, \
-             public_group) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (conversation_id) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(kind.name())
-        .bind(kind.patient().map(|p| p.to_string()))
-        .bind(creator.user_id.to_string())
-        .bind(now_ms)
-        .bind(to_i64(group.epoch()))
-        .bind(state)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(MessagingError::Conflict);
-        }
-        for member in &members {
-            sqlx::query(
-                "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) VALUES ($1, $2, 0, 0)",
-            )
-            .bind(id.to_string())
-            .bind(member.device.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Conversation {
+        let conversation = Conversation {
             id: ConversationId::from_uuid(id),
             kind,
             created_by: creator.user_id,
             epoch: group.epoch(),
             last_seq: 0,
-        })
+        };
+        let devices: Vec<DeviceId> = members.iter().map(|m| m.device).collect();
+        if !insert(&self.storage, &conversation, state, &devices, now_ms).await? {
+            return Err(MessagingError::Conflict);
+        }
+        Ok(conversation)
     }
 
     /// A conversation by id.
     pub async fn get(&self, id: ConversationId) -> Result<Option<Conversation>, MessagingError> {
-        let row = sqlx::query(
-            "SELECT conversation_id, kind, patient_id, created_by, epoch, last_seq FROM conversations \
-             WHERE conversation_id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.storage.pool())
-        .await?;
-        row.as_ref().map(conversation).transpose()
+        Ok(get(&self.storage, id).await?)
     }
 
     /// The conversations `device` is a member of.
     pub async fn of_device(&self, device: DeviceId) -> Result<Vec<Conversation>, MessagingError> {
-        let rows = sqlx::query(
-            "SELECT c.conversation_id, c.kind, c.patient_id, c.created_by, c.epoch, c.last_seq FROM conversations c \
-             JOIN conversation_devices d ON d.conversation_id = c.conversation_id WHERE d.device_id = $1 \
-             ORDER BY c.created_at_ms, c.conversation_id",
-        )
-        .bind(device.to_string())
-        .fetch_all(self.storage.pool())
-        .await?;
-        rows.iter().map(conversation).collect()
+        Ok(of_device(&self.storage, device).await?)
     }
 
     /// Whether `device` is a member of `conversation` now.
     pub async fn is_member(&self, conversation: ConversationId, device: DeviceId) -> Result<bool, MessagingError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2",
-        )
-        .bind(conversation.to_string())
-        .bind(device.to_string())
-        .fetch_one(self.storage.pool())
-        .await?;
-        Ok(n == 1)
+        Ok(is_member(&self.storage, conversation, device).await?)
     }
 
     /// The member devices of `conversation`.
     pub async fn members(&self, conversation: ConversationId) -> Result<Vec<DeviceId>, MessagingError> {
-        let rows =
-            sqlx::query("SELECT device_id FROM conversation_devices WHERE conversation_id = $1 ORDER BY device_id")
-                .bind(conversation.to_string())
-                .fetch_all(self.storage.pool())
-                .await?;
-        rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "device_id")?)).collect()
+        Ok(members(&self.storage, conversation).await?)
     }
 
     /// The conversation and its member devices for a message from `sender`: from this node's
@@ -264,10 +207,7 @@ impl Conversations {
         policy: &impl Membership,
         now_ms: i64,
     ) -> Result<Committed, MessagingError> {
-        let state: Vec<u8> = sqlx::query_scalar("SELECT public_group FROM conversations WHERE conversation_id = $1")
-            .bind(conversation.id.to_string())
-            .fetch_one(self.storage.pool())
-            .await?;
+        let state = public_group(&self.storage, conversation.id).await?;
         let mut group = ServerGroup::from_bytes(conversation.id.as_uuid().as_bytes(), &state)?;
         let current = group.epoch();
         let checked = match group.check_commit(commit) {
@@ -298,73 +238,43 @@ impl Conversations {
         let tree = group.ratchet_tree()?;
         let state = group.to_bytes()?;
 
-        let mut tx = self.storage.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE conversations SET epoch = $1, last_seq = last_seq + 1, public_group = $2 \
-             WHERE conversation_id = $3 AND epoch = $4 RETURNING last_seq",
-        )
-        .bind(to_i64(epoch))
-        .bind(state)
-        .bind(conversation.id.to_string())
-        .bind(to_i64(current))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = moved else {
-            drop(tx);
-            let now = self.get(conversation.id).await?.map_or(current, |c| c.epoch);
-            return Ok(Committed::Stale { epoch: now });
-        };
-        let seq = to_u64(row.try_get(0)?);
-        let stored = Stored {
-            conversation_id: conversation.id,
-            seq,
-            kind: MlsKind::Commit,
-            sender: sender.id,
-            message: commit.to_vec(),
-        };
-        insert_message(&mut tx, &stored, current, now_ms).await?;
         // Membership follows the group: devices it removed leave, devices it added join after
         // this commit (they start from its Welcome); the others keep their cursors. A device
         // the server stopped serving (`forget_device`) is not let back in by a later commit.
-        for device in before.iter().filter(|d| !after.contains(d)) {
-            sqlx::query("DELETE FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2")
-                .bind(conversation.id.to_string())
-                .bind(device.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut welcomed = Vec::new();
-        for device in added.iter().filter(|d| after.contains(d) && !before.contains(d)) {
-            sqlx::query(
-                "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) \
-                 VALUES ($1, $2, $3, $3)",
-            )
-            .bind(conversation.id.to_string())
-            .bind(device.to_string())
-            .bind(to_i64(seq))
-            .execute(&mut *tx)
-            .await?;
-            if let Some(welcome) = welcome {
-                let pending = PendingWelcome {
-                    conversation_id: conversation.id,
-                    seq,
-                    welcome: welcome.to_vec(),
-                    ratchet_tree: tree.clone(),
-                };
-                sqlx::query(
-                    "INSERT INTO welcomes (conversation_id, device_id, seq, welcome, ratchet_tree) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(conversation.id.to_string())
-                .bind(device.to_string())
-                .bind(to_i64(seq))
-                .bind(pending.welcome.clone())
-                .bind(pending.ratchet_tree.clone())
-                .execute(&mut *tx)
-                .await?;
-                welcomed.push((*device, pending));
-            }
-        }
-        tx.commit().await?;
+        let leaving: Vec<DeviceId> = before.iter().filter(|d| !after.contains(d)).copied().collect();
+        let joining: Vec<DeviceId> =
+            added.iter().filter(|d| after.contains(d) && !before.contains(d)).copied().collect();
+        let write = CommitWrite {
+            conversation: conversation.id,
+            from_epoch: current,
+            to_epoch: epoch,
+            public_group: state,
+            sender: sender.id,
+            commit,
+            leaving: &leaving,
+            joining: &joining,
+            welcome: welcome.map(|welcome| (welcome, tree.as_slice())),
+            at_ms: now_ms,
+        };
+        let Some(stored) = apply_commit(&self.storage, &write).await? else {
+            let now = self.get(conversation.id).await?.map_or(current, |c| c.epoch);
+            return Ok(Committed::Stale { epoch: now });
+        };
+        let welcomed = match welcome {
+            Some(welcome) => joining
+                .iter()
+                .map(|device| {
+                    let pending = PendingWelcome {
+                        conversation_id: conversation.id,
+                        seq: stored.seq,
+                        welcome: welcome.to_vec(),
+                        ratchet_tree: tree.clone(),
+                    };
+                    (*device, pending)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         self.cache.forget(conversation.id);
         let recipients = before.into_iter().filter(|d| *d != sender.id).collect();
         Ok(Committed::Accepted { stored, epoch, recipients, welcomed })
@@ -410,111 +320,325 @@ impl Conversations {
     /// What `device` has not acknowledged: its Welcomes, then per conversation the messages
     /// after its cursor (at most [`MAX_REPLAY`] each), in order.
     pub async fn missed(&self, device: DeviceId) -> Result<(Vec<PendingWelcome>, Vec<Stored>), MessagingError> {
-        let rows = sqlx::query(
-            "SELECT conversation_id, seq, welcome, ratchet_tree FROM welcomes WHERE device_id = $1 ORDER BY conversation_id, seq",
-        )
-        .bind(device.to_string())
-        .fetch_all(self.storage.pool())
-        .await?;
-        let welcomes = rows
-            .iter()
-            .map(|row| {
-                Ok(PendingWelcome {
-                    conversation_id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
-                    seq: to_u64(row.try_get(1)?),
-                    welcome: row.try_get(2)?,
-                    ratchet_tree: row.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>, MessagingError>>()?;
-        let cursors = sqlx::query("SELECT conversation_id, acked_seq FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .fetch_all(self.storage.pool())
-            .await?;
-        let mut messages = Vec::new();
-        for cursor in &cursors {
-            let conversation: String = cursor.try_get(0)?;
-            let after: i64 = cursor.try_get(1)?;
-            let rows = sqlx::query(
-                "SELECT conversation_id, seq, kind, sender_device, message FROM conversation_messages \
-                 WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(conversation)
-            .bind(after)
-            .bind(MAX_REPLAY)
-            .fetch_all(self.storage.pool())
-            .await?;
-            for row in &rows {
-                messages.push(stored(row)?);
-            }
-        }
-        Ok((welcomes, messages))
+        Ok(missed(&self.storage, device, MAX_REPLAY).await?)
     }
 
     /// `device` processed `conversation` up to `seq`: its cursor moves forward (never back,
     /// never past the stream), and a Welcome it has used is dropped.
     pub async fn ack(&self, device: DeviceId, conversation: ConversationId, seq: u64) -> Result<bool, MessagingError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE conversation_devices SET acked_seq = $1 WHERE conversation_id = $2 AND device_id = $3 \
-             AND acked_seq < $1 AND $1 <= (SELECT last_seq FROM conversations WHERE conversation_id = $2)",
-        )
-        .bind(to_i64(seq))
-        .bind(conversation.to_string())
-        .bind(device.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM welcomes WHERE conversation_id = $1 AND device_id = $2 AND seq <= $3")
-            .bind(conversation.to_string())
-            .bind(device.to_string())
-            .bind(to_i64(seq))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(moved.rows_affected() == 1)
+        Ok(ack(&self.storage, device, conversation, seq).await?)
     }
 
     /// Deletes ciphertext every member device has acknowledged, once it is older than
     /// `before_ms`. Returns how many messages went.
     pub async fn purge_delivered(&self, before_ms: i64) -> Result<u64, MessagingError> {
-        let done = sqlx::query(
-            "DELETE FROM conversation_messages WHERE at_ms < $1 AND seq <= \
-             (SELECT COALESCE(MIN(d.acked_seq), 0) FROM conversation_devices d \
-              WHERE d.conversation_id = conversation_messages.conversation_id)",
-        )
-        .bind(before_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected())
+        Ok(purge_delivered(&self.storage, before_ms).await?)
     }
 
     /// Takes `device` out of every conversation's membership (its account was disabled or
     /// the device removed): it is sent nothing more. The members still have to commit its
     /// removal from the MLS group, which the server then validates like any commit.
     pub async fn forget_device(&self, device: DeviceId) -> Result<Vec<ConversationId>, MessagingError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let rows = sqlx::query("SELECT conversation_id FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM welcomes WHERE device_id = $1").bind(device.to_string()).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let forgotten = forget_device(&self.storage, device).await;
         self.cache.clear();
-        rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?)).collect()
+        Ok(forgotten?)
     }
 }
 
-fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, MessagingError> {
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A commit to store, and what it does to the conversation's membership.
+struct CommitWrite<'a> {
+    conversation: ConversationId,
+    /// The epoch it was made in: it is stored only if the conversation is still there.
+    from_epoch: u64,
+    /// The epoch it moves the conversation to.
+    to_epoch: u64,
+    /// The server's copy of the group after it.
+    public_group: Vec<u8>,
+    sender: DeviceId,
+    /// The TLS-encoded commit.
+    commit: &'a [u8],
+    /// Devices that leave the conversation.
+    leaving: &'a [DeviceId],
+    /// Devices that join it after this commit.
+    joining: &'a [DeviceId],
+    /// The Welcome of the joining devices and the ratchet tree after the commit.
+    welcome: Option<(&'a [u8], &'a [u8])>,
+    at_ms: i64,
+}
+
+/// Stores a new conversation with its first `members`, in one transaction; `false` when its id
+/// is taken.
+async fn insert(
+    storage: &Storage,
+    conversation: &Conversation,
+    public_group: Vec<u8>,
+    members: &[DeviceId],
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let mut tx = storage.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO conversations (conversation_id, kind, patient_id, created_by, created_at_ms, epoch, last_seq, \
+         public_group) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (conversation_id) DO NOTHING",
+    )
+    .bind(conversation.id.to_string())
+    .bind(conversation.kind.name())
+    .bind(conversation.kind.patient().map(|p| p.to_string()))
+    .bind(conversation.created_by.to_string())
+    .bind(now_ms)
+    .bind(to_i64(conversation.epoch))
+    .bind(public_group)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for member in members {
+        sqlx::query(
+            "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) VALUES ($1, $2, 0, 0)",
+        )
+        .bind(conversation.id.to_string())
+        .bind(member.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A conversation by id.
+async fn get(storage: &Storage, id: ConversationId) -> Result<Option<Conversation>, StorageError> {
+    let row = sqlx::query(
+        "SELECT conversation_id, kind, patient_id, created_by, epoch, last_seq FROM conversations \
+         WHERE conversation_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(storage.pool())
+    .await?;
+    row.as_ref().map(conversation).transpose()
+}
+
+/// The conversations `device` is a member of, oldest first.
+async fn of_device(storage: &Storage, device: DeviceId) -> Result<Vec<Conversation>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT c.conversation_id, c.kind, c.patient_id, c.created_by, c.epoch, c.last_seq FROM conversations c \
+         JOIN conversation_devices d ON d.conversation_id = c.conversation_id WHERE d.device_id = $1 \
+         ORDER BY c.created_at_ms, c.conversation_id",
+    )
+    .bind(device.to_string())
+    .fetch_all(storage.pool())
+    .await?;
+    rows.iter().map(conversation).collect()
+}
+
+/// Whether `device` is a member of `conversation`.
+async fn is_member(storage: &Storage, conversation: ConversationId, device: DeviceId) -> Result<bool, StorageError> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2")
+            .bind(conversation.to_string())
+            .bind(device.to_string())
+            .fetch_one(storage.pool())
+            .await?;
+    Ok(n == 1)
+}
+
+/// The member devices of `conversation`, in id order.
+async fn members(storage: &Storage, conversation: ConversationId) -> Result<Vec<DeviceId>, StorageError> {
+    let rows = sqlx::query("SELECT device_id FROM conversation_devices WHERE conversation_id = $1 ORDER BY device_id")
+        .bind(conversation.to_string())
+        .fetch_all(storage.pool())
+        .await?;
+    rows.iter().map(|row| parse_id(&row.try_get::<String, _>(0)?, "device_id")).collect()
+}
+
+/// The server's copy of `conversation`'s group.
+async fn public_group(storage: &Storage, conversation: ConversationId) -> Result<Vec<u8>, StorageError> {
+    Ok(sqlx::query_scalar("SELECT public_group FROM conversations WHERE conversation_id = $1")
+        .bind(conversation.to_string())
+        .fetch_one(storage.pool())
+        .await?)
+}
+
+/// Stores `write` as its conversation's next message, moving the conversation to its epoch, and
+/// applies its membership, in one transaction; `None` when the conversation has left the
+/// commit's epoch (another commit won it).
+async fn apply_commit(storage: &Storage, write: &CommitWrite<'_>) -> Result<Option<Stored>, StorageError> {
+    let mut tx = storage.pool().begin().await?;
+    let moved = sqlx::query(
+        "UPDATE conversations SET epoch = $1, last_seq = last_seq + 1, public_group = $2 \
+         WHERE conversation_id = $3 AND epoch = $4 RETURNING last_seq",
+    )
+    .bind(to_i64(write.to_epoch))
+    .bind(write.public_group.clone())
+    .bind(write.conversation.to_string())
+    .bind(to_i64(write.from_epoch))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = moved else { return Ok(None) };
+    let seq = to_u64(row.try_get(0)?);
+    let stored = Stored {
+        conversation_id: write.conversation,
+        seq,
+        kind: MlsKind::Commit,
+        sender: write.sender,
+        message: write.commit.to_vec(),
+    };
+    insert_message(&mut tx, &stored, write.from_epoch, write.at_ms).await?;
+    for device in write.leaving {
+        sqlx::query("DELETE FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2")
+            .bind(write.conversation.to_string())
+            .bind(device.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    for device in write.joining {
+        sqlx::query(
+            "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) \
+             VALUES ($1, $2, $3, $3)",
+        )
+        .bind(write.conversation.to_string())
+        .bind(device.to_string())
+        .bind(to_i64(seq))
+        .execute(&mut *tx)
+        .await?;
+        if let Some((welcome, ratchet_tree)) = write.welcome {
+            sqlx::query(
+                "INSERT INTO welcomes (conversation_id, device_id, seq, welcome, ratchet_tree) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(write.conversation.to_string())
+            .bind(device.to_string())
+            .bind(to_i64(seq))
+            .bind(welcome.to_vec())
+            .bind(ratchet_tree.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(stored))
+}
+
+/// `device`'s Welcomes, then per conversation up to `limit` messages after its cursor, in order.
+async fn missed(
+    storage: &Storage,
+    device: DeviceId,
+    limit: i64,
+) -> Result<(Vec<PendingWelcome>, Vec<Stored>), StorageError> {
+    let rows = sqlx::query(
+        "SELECT conversation_id, seq, welcome, ratchet_tree FROM welcomes WHERE device_id = $1 ORDER BY conversation_id, seq",
+    )
+    .bind(device.to_string())
+    .fetch_all(storage.pool())
+    .await?;
+    let welcomes = rows
+        .iter()
+        .map(|row| {
+            Ok(PendingWelcome {
+                conversation_id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
+                seq: to_u64(row.try_get(1)?),
+                welcome: row.try_get(2)?,
+                ratchet_tree: row.try_get(3)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    let cursors = sqlx::query("SELECT conversation_id, acked_seq FROM conversation_devices WHERE device_id = $1")
+        .bind(device.to_string())
+        .fetch_all(storage.pool())
+        .await?;
+    let mut messages = Vec::new();
+    for cursor in &cursors {
+        let conversation: String = cursor.try_get(0)?;
+        let after: i64 = cursor.try_get(1)?;
+        let rows = sqlx::query(
+            "SELECT conversation_id, seq, kind, sender_device, message FROM conversation_messages \
+             WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(conversation)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(storage.pool())
+        .await?;
+        for row in &rows {
+            messages.push(stored(row)?);
+        }
+    }
+    Ok((welcomes, messages))
+}
+
+/// Moves `device`'s cursor in `conversation` forward to `seq` (never back, never past the
+/// stream) and drops the Welcomes it has used, in one transaction; `false` when the cursor did
+/// not move.
+async fn ack(
+    storage: &Storage,
+    device: DeviceId,
+    conversation: ConversationId,
+    seq: u64,
+) -> Result<bool, StorageError> {
+    let mut tx = storage.pool().begin().await?;
+    let moved = sqlx::query(
+        "UPDATE conversation_devices SET acked_seq = $1 WHERE conversation_id = $2 AND device_id = $3 \
+         AND acked_seq < $1 AND $1 <= (SELECT last_seq FROM conversations WHERE conversation_id = $2)",
+    )
+    .bind(to_i64(seq))
+    .bind(conversation.to_string())
+    .bind(device.to_string())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM welcomes WHERE conversation_id = $1 AND device_id = $2 AND seq <= $3")
+        .bind(conversation.to_string())
+        .bind(device.to_string())
+        .bind(to_i64(seq))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Deletes messages older than `before_ms` that every member device has acknowledged; returns
+/// how many.
+async fn purge_delivered(storage: &Storage, before_ms: i64) -> Result<u64, StorageError> {
+    let done = sqlx::query(
+        "DELETE FROM conversation_messages WHERE at_ms < $1 AND seq <= \
+         (SELECT COALESCE(MIN(d.acked_seq), 0) FROM conversation_devices d \
+          WHERE d.conversation_id = conversation_messages.conversation_id)",
+    )
+    .bind(before_ms)
+    .execute(storage.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Takes `device` out of every conversation and drops its Welcomes, in one transaction; returns
+/// the conversations it was in.
+async fn forget_device(storage: &Storage, device: DeviceId) -> Result<Vec<ConversationId>, StorageError> {
+    let mut tx = storage.pool().begin().await?;
+    let rows = sqlx::query("SELECT conversation_id FROM conversation_devices WHERE device_id = $1")
+        .bind(device.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM conversation_devices WHERE device_id = $1")
+        .bind(device.to_string())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM welcomes WHERE device_id = $1").bind(device.to_string()).execute(&mut *tx).await?;
+    tx.commit().await?;
+    rows.iter().map(|row| parse_id(&row.try_get::<String, _>(0)?, "conversation_id")).collect()
+}
+
+fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, StorageError> {
     let patient: Option<String> = row.try_get(2)?;
     let kind = match (row.try_get::<String, _>(1)?.as_str(), patient) {
         ("care", Some(patient)) => ConversationKind::Care(parse_id(&patient, "patient_id")?),
         ("staff", None) => ConversationKind::Staff,
         // The table's CHECK rules this out; refuse rather than guess who may be in it.
-        _ => return Err(StorageError::Corrupt { column: "kind" }.into()),
+        _ => return Err(StorageError::Corrupt { column: "kind" }),
     };
     Ok(Conversation {
         id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
@@ -525,7 +649,7 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, MessagingError>
     })
 }
 
-fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, MessagingError> {
+fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, StorageError> {
     let kind = match row.try_get::<String, _>(2)?.as_str() {
         "commit" => MlsKind::Commit,
         _ => MlsKind::Application,
@@ -544,7 +668,7 @@ async fn insert_message(
     stored: &Stored,
     epoch: u64,
     now_ms: i64,
-) -> Result<(), MessagingError> {
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
