@@ -3,11 +3,13 @@
 //! accepted only with the signature key it registered, and only while it is active.
 
 use confidant_actors::ids::{DeviceId, UserId};
-use sqlx::Row;
 
 use super::MessagingError;
 use super::mls::{self, Claimed};
-use crate::storage::{Storage, StorageError, parse_id};
+use super::store::devices::{self as rows, NewPackage};
+use crate::storage::Storage;
+
+pub use super::store::devices::Device;
 
 /// A device is told to upload more when it has fewer one-time KeyPackages than this.
 pub const LOW_KEY_PACKAGES: u64 = 10;
@@ -15,21 +17,6 @@ pub const LOW_KEY_PACKAGES: u64 = 10;
 pub const MAX_UPLOAD: usize = 100;
 /// A device keeps at most this many unclaimed one-time KeyPackages.
 pub const MAX_STOCK: i64 = 500;
-
-/// A registered device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    /// Its id.
-    pub id: DeviceId,
-    /// Whose.
-    pub user_id: UserId,
-    /// Its Ed25519 signature public key.
-    pub signature_key: Vec<u8>,
-    /// When it was registered (UTC ms).
-    pub registered_at_ms: i64,
-    /// When it was removed, if it was.
-    pub removed_at_ms: Option<i64>,
-}
 
 impl Device {
     /// The identity bytes its MLS credential must carry.
@@ -72,7 +59,7 @@ impl Devices {
             registered_at_ms: now_ms,
             removed_at_ms: None,
         };
-        if !insert(&self.storage, &device).await? {
+        if !rows::insert(&self.storage, &device).await? {
             return Err(MessagingError::Conflict);
         }
         Ok(device)
@@ -80,18 +67,18 @@ impl Devices {
 
     /// A device by id, removed or not.
     pub async fn get(&self, id: DeviceId) -> Result<Option<Device>, MessagingError> {
-        Ok(get(&self.storage, id).await?)
+        Ok(rows::get(&self.storage, id).await?)
     }
 
     /// `user`'s active devices, oldest first.
     pub async fn of_user(&self, user: UserId) -> Result<Vec<Device>, MessagingError> {
-        Ok(of_user(&self.storage, user).await?)
+        Ok(rows::of_user(&self.storage, user).await?)
     }
 
     /// Removes a device of `user`: it can no longer attach, claim or be added, and its unclaimed
     /// KeyPackages are deleted. `false` when `user` has no such active device.
     pub async fn remove(&self, user: UserId, id: DeviceId, now_ms: i64) -> Result<bool, MessagingError> {
-        Ok(remove(&self.storage, user, id, now_ms).await?)
+        Ok(rows::remove(&self.storage, user, id, now_ms).await?)
     }
 
     /// Whether `claimed` is an active device of its account, with its registered key.
@@ -126,12 +113,12 @@ impl Devices {
         if valid.iter().filter(|p| p.last_resort).count() > 1 {
             return Err(MessagingError::Invalid(mls::MlsError::Invalid));
         }
-        store_packages(&self.storage, device.id, &valid, MAX_STOCK, now_ms).await?.ok_or(MessagingError::TooMany)
+        rows::store_packages(&self.storage, device.id, &valid, MAX_STOCK, now_ms).await?.ok_or(MessagingError::TooMany)
     }
 
     /// One-time KeyPackages `device` has left.
     pub async fn stock(&self, device: DeviceId) -> Result<u64, MessagingError> {
-        Ok(stock(&self.storage, device).await?)
+        Ok(rows::stock(&self.storage, device).await?)
     }
 
     /// Claims one KeyPackage for each active device of `user`: a one-time package when there
@@ -141,161 +128,10 @@ impl Devices {
     pub async fn claim(&self, user: UserId) -> Result<Vec<ClaimedPackage>, MessagingError> {
         let mut claimed = Vec::new();
         for device in self.of_user(user).await? {
-            if let Some(key_package) = claim_one(&self.storage, device.id).await? {
+            if let Some(key_package) = rows::claim_one(&self.storage, device.id).await? {
                 claimed.push(ClaimedPackage { device_id: device.id, key_package });
             }
         }
         Ok(claimed)
     }
-}
-
-const COLUMNS: &str = "device_id, user_id, signature_key, registered_at_ms, removed_at_ms";
-
-fn device(row: &sqlx::any::AnyRow) -> Result<Device, StorageError> {
-    Ok(Device {
-        id: parse_id(&row.try_get::<String, _>(0)?, "device_id")?,
-        user_id: parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-        signature_key: row.try_get(2)?,
-        registered_at_ms: row.try_get(3)?,
-        removed_at_ms: row.try_get(4)?,
-    })
-}
-
-/// A KeyPackage to store.
-struct NewPackage<'a> {
-    /// Its hash reference (unique).
-    hash_ref: Vec<u8>,
-    /// Whether it is the device's last-resort package.
-    last_resort: bool,
-    /// Its TLS encoding.
-    key_package: &'a [u8],
-}
-
-/// Stores a new device; `false` when its signature key is registered already.
-async fn insert(storage: &Storage, device: &Device) -> Result<bool, StorageError> {
-    let inserted = sqlx::query(
-        "INSERT INTO devices (device_id, user_id, signature_key, registered_at_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (signature_key) DO NOTHING",
-    )
-    .bind(device.id.to_string())
-    .bind(device.user_id.to_string())
-    .bind(device.signature_key.clone())
-    .bind(device.registered_at_ms)
-    .execute(storage.pool())
-    .await?;
-    Ok(inserted.rows_affected() != 0)
-}
-
-/// A device by id, removed or not.
-async fn get(storage: &Storage, id: DeviceId) -> Result<Option<Device>, StorageError> {
-    let sql = format!("SELECT {COLUMNS} FROM devices WHERE device_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(storage.pool()).await?;
-    row.as_ref().map(device).transpose()
-}
-
-/// `user`'s active devices, oldest first.
-async fn of_user(storage: &Storage, user: UserId) -> Result<Vec<Device>, StorageError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM devices WHERE user_id = $1 AND removed_at_ms IS NULL ORDER BY registered_at_ms, device_id"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(storage.pool()).await?;
-    rows.iter().map(device).collect()
-}
-
-/// Marks `user`'s active device `id` removed and deletes its KeyPackages, in one transaction;
-/// `false` when there is no such active device.
-async fn remove(storage: &Storage, user: UserId, id: DeviceId, now_ms: i64) -> Result<bool, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let removed = sqlx::query(
-        "UPDATE devices SET removed_at_ms = $1 WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
-    )
-    .bind(now_ms)
-    .bind(id.to_string())
-    .bind(user.to_string())
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM key_packages WHERE device_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(removed.rows_affected() == 1)
-}
-
-/// Stores `packages` of `device` (a new last-resort one replacing the old), in one transaction;
-/// the one-time packages it has now, or `None` (nothing stored) when that would be more than
-/// `max_stock`.
-async fn store_packages(
-    storage: &Storage,
-    device: DeviceId,
-    packages: &[NewPackage<'_>],
-    max_stock: i64,
-    now_ms: i64,
-) -> Result<Option<u64>, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let stock: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-        .bind(device.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-    let one_time = i64::try_from(packages.iter().filter(|p| !p.last_resort).count()).unwrap_or(i64::MAX);
-    if stock.saturating_add(one_time) > max_stock {
-        return Ok(None);
-    }
-    if packages.iter().any(|p| p.last_resort) {
-        sqlx::query("DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1")
-            .bind(device.to_string())
-            .execute(&mut *tx)
-            .await?;
-    }
-    for package in packages {
-        sqlx::query(
-            "INSERT INTO key_packages (hash_ref, device_id, last_resort, key_package, uploaded_at_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash_ref) DO NOTHING",
-        )
-        .bind(package.hash_ref.clone())
-        .bind(device.to_string())
-        .bind(i64::from(package.last_resort))
-        .bind(package.key_package.to_vec())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-        .bind(device.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Some(u64::try_from(left).unwrap_or(0)))
-}
-
-/// One-time KeyPackages `device` has left.
-async fn stock(storage: &Storage, device: DeviceId) -> Result<u64, StorageError> {
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-        .bind(device.to_string())
-        .fetch_one(storage.pool())
-        .await?;
-    Ok(u64::try_from(left).unwrap_or(0))
-}
-
-/// Takes one KeyPackage of `device`, in a transaction of its own: the oldest one-time package
-/// (deleted as it is taken), else its last-resort one (kept). `None` when it has neither, or a
-/// concurrent claim took the package first.
-async fn claim_one(storage: &Storage, device: DeviceId) -> Result<Option<Vec<u8>>, StorageError> {
-    let mut tx = storage.pool().begin().await?;
-    let row = sqlx::query(
-        "SELECT hash_ref, key_package, last_resort FROM key_packages WHERE device_id = $1 \
-         ORDER BY last_resort, uploaded_at_ms LIMIT 1",
-    )
-    .bind(device.to_string())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let (hash_ref, key_package, last_resort): (Vec<u8>, Vec<u8>, i64) =
-        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-    if last_resort == 0 {
-        let taken =
-            sqlx::query("DELETE FROM key_packages WHERE hash_ref = $1").bind(hash_ref).execute(&mut *tx).await?;
-        if taken.rows_affected() != 1 {
-            return Ok(None); // claimed by a concurrent request meanwhile
-        }
-    }
-    tx.commit().await?;
-    Ok(Some(key_package))
 }

@@ -25,7 +25,6 @@
 //! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
 //! so a message encrypted in an epoch that is over is refused (answered stale) as before.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -33,12 +32,13 @@ use std::sync::OnceLock;
 use actix::Addr;
 use confidant_actors::audit::{AuditError, AuditEvent, AuditWriter, record_all};
 use confidant_actors::ids::{ConversationId, DeviceId};
-use sqlx::{Connection as _, Row};
+use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
+use super::store::messages::{self as rows, NewMessage};
 use crate::server::AUDIT_ACK_TIMEOUT;
-use crate::storage::{Backend, MessageBatchSql, Storage, StorageError, json_rows, parse_id};
+use crate::storage::{Backend, Storage};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -190,7 +190,7 @@ async fn prepare<'c>(
     let audited = async { audited.await.map_err(|_| MessagingError::Unavailable) };
     let statements = async {
         let mut tx = conn.begin().await?;
-        let seqs = append(&mut tx, backend, messages).await?;
+        let seqs = rows::append(&mut tx, backend, messages).await?;
         Ok::<_, MessagingError>((tx, seqs))
     };
     if backend.single_writer() {
@@ -204,93 +204,6 @@ async fn prepare<'c>(
         audited?;
         Ok(written)
     }
-}
-
-/// An application message to append.
-struct NewMessage {
-    conversation: ConversationId,
-    /// The epoch it was encrypted in.
-    epoch: u64,
-    sender: DeviceId,
-    /// The TLS-encoded `MlsMessageOut`.
-    ciphertext: Vec<u8>,
-    at_ms: i64,
-}
-
-/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)
-/// and inserts the messages (`Backend::message_batch_sql`): the seq of each message, in order
-/// (`None`: its epoch is over).
-async fn append(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    messages: &[NewMessage],
-) -> Result<Vec<Option<u64>>, StorageError> {
-    use std::fmt::Write as _;
-    // Runs of one conversation and epoch, in order of first arrival (a batch may hold a
-    // thousand conversations: found by key, not by scanning).
-    let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
-    let mut by_key: HashMap<(ConversationId, u64), usize> = HashMap::new();
-    for (i, message) in messages.iter().enumerate() {
-        let group = *by_key.entry((message.conversation, message.epoch)).or_insert_with(|| {
-            groups.push(((message.conversation, message.epoch), Vec::new()));
-            groups.len() - 1
-        });
-        groups[group].1.push(i);
-    }
-    // A group of `count` messages takes the seqs up to its conversation's new `last_seq`, in
-    // arrival order: the n-th (from 0) is `count - 1 - n` before it.
-    let (mut added, mut rows) = (String::from("["), String::from("["));
-    for ((conversation, epoch), members) in &groups {
-        if added.len() > 1 {
-            added.push(',');
-        }
-        let _ = write!(added, "[\"{conversation}\",{epoch},{}]", members.len());
-        for (n, &i) in members.iter().enumerate() {
-            if rows.len() > 1 {
-                rows.push(',');
-            }
-            push_row(&mut rows, &messages[i], members.len() - 1 - n);
-        }
-    }
-    added.push(']');
-    rows.push(']');
-    let moved = match backend.message_batch_sql() {
-        MessageBatchSql::Combined(sql) => sqlx::query(sql).bind(added).bind(rows).fetch_all(&mut **tx).await?,
-        MessageBatchSql::Separate { advance, append } => {
-            let moved = sqlx::query(advance).bind(added).fetch_all(&mut **tx).await?;
-            if !moved.is_empty() {
-                sqlx::query(append).bind(rows).execute(&mut **tx).await?;
-            }
-            moved
-        }
-    };
-    let mut seqs = vec![None; messages.len()];
-    for row in moved {
-        let conversation = parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?;
-        let epoch: i64 = row.try_get(1)?;
-        let last: i64 = row.try_get(2)?;
-        let Some(&group) = by_key.get(&(conversation, u64::try_from(epoch).unwrap_or(0))) else { continue };
-        let members = &groups[group].1;
-        for (n, &i) in members.iter().enumerate() {
-            let offset = i64::try_from(members.len() - 1 - n).unwrap_or(i64::MAX);
-            seqs[i] = u64::try_from(last - offset).ok();
-        }
-    }
-    Ok(seqs)
-}
-
-/// One message as a JSON row of `Backend::message_batch_sql`, `offset` seqs before its
-/// conversation's new `last_seq`: ids are UUID text and the ciphertext hex, so nothing needs
-/// escaping.
-fn push_row(out: &mut String, message: &NewMessage, offset: usize) {
-    use std::fmt::Write as _;
-    let _ = write!(
-        out,
-        "[\"{}\",{},{offset},\"{}\",{},\"",
-        message.conversation, message.epoch, message.sender, message.at_ms
-    );
-    json_rows::push_hex(out, &message.ciphertext);
-    out.push_str("\"]");
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod devices;
 pub mod ingest;
 pub mod mls;
+mod store;
 
 pub use claims::ClaimLimiter;
 pub use conversations::{Committed, Conversation, Conversations, Membership, PendingWelcome, Sent, Stored};
