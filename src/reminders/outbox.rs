@@ -123,9 +123,6 @@ pub enum Finish {
     },
 }
 
-const COLUMNS: &str = "reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, due_at_ms, attempts, \
-                       encrypted, failure_reason, finished_at_ms";
-
 /// Queues, withdraws and reports reminders.
 #[derive(Clone)]
 pub struct Outbox {
@@ -144,14 +141,7 @@ pub async fn on_change(
     now_ms: i64,
 ) -> Result<(), ReminderError> {
     if change != ScheduleChange::Created {
-        sqlx::query(
-            "UPDATE reminders SET state = 'withdrawn', failure_reason = 'appointment_changed', finished_at_ms = $2 \
-             WHERE appointment_id = $1 AND state = 'queued'",
-        )
-        .bind(appointment.id.to_string())
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+        withdraw_queued(tx, appointment.id, now_ms).await?;
     }
     let patient = PatientId::from_uuid(appointment.patient_id);
     let plan = plan_in(tx, patient, defaults).await?;
@@ -175,22 +165,102 @@ pub async fn on_change(
     Ok(())
 }
 
+impl Outbox {
+    /// The outbox of `storage`.
+    pub fn new(storage: Storage) -> Self {
+        Self { storage }
+    }
+
+    /// Queues a reminder due now, asked for by staff, in a transaction serialized with schedule
+    /// changes (so it cannot slip past a cancellation committing at the same time).
+    pub async fn send_now(
+        &self,
+        appointment: Uuid,
+        by: UserId,
+        defaults: &[u32],
+        now_ms: i64,
+    ) -> Result<ReminderView, ReminderError> {
+        let mut tx = begin_after_schedule_writes(&self.storage).await?;
+        let (patient, starts_at_ms, status) =
+            appointment_state(&mut tx, appointment).await?.ok_or(ReminderError::NotFound)?;
+        if status != "booked" || starts_at_ms <= now_ms {
+            return Err(ReminderError::NotRemindable);
+        }
+        if !plan_in(&mut tx, patient, defaults).await?.email_enabled {
+            return Err(ReminderError::Disabled);
+        }
+        let new = NewReminder { appointment, patient, origin: "staff", by: Some(by), now_ms };
+        let id = new.insert(&mut tx, Kind::Upcoming, None, now_ms).await?;
+        tx.commit().await?;
+        self.get(id).await?.ok_or(ReminderError::NotFound)
+    }
+
+    /// One reminder.
+    pub async fn get(&self, id: Uuid) -> Result<Option<ReminderView>, ReminderError> {
+        Ok(get(&self.storage, id).await?)
+    }
+
+    /// An appointment's reminders, oldest first.
+    pub async fn of_appointment(&self, appointment: Uuid) -> Result<Vec<ReminderView>, ReminderError> {
+        Ok(of_appointment(&self.storage, appointment).await?)
+    }
+
+    /// Settles claims whose lease ran out (their node crashed or stalled). A reminder never
+    /// offered to the SMTP server goes back to the queue. One that was offered may have been
+    /// accepted: it is failed with `outcome_unknown` and never sent again (at most once; staff
+    /// see it and may send another on purpose). Returns the latter, for the audit trail.
+    pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, ReminderError> {
+        Ok(recover(&self.storage, now_ms).await?)
+    }
+
+    /// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`. Each claim is a
+    /// compare-and-set on the row (`state = 'queued'`), so of two nodes racing for a row exactly
+    /// one gets it, on either backend.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        batch: u32,
+    ) -> Result<Vec<Claimed>, ReminderError> {
+        Ok(claim(&self.storage, owner, now_ms, lease_ms, batch).await?)
+    }
+
+    /// Records that `owner` is about to offer the message to the SMTP server; `false` when the
+    /// claim is no longer `owner`'s or its lease ran out (then it must not be sent).
+    pub async fn hand_over(&self, id: Uuid, owner: &str, now_ms: i64) -> Result<bool, ReminderError> {
+        Ok(hand_over(&self.storage, id, owner, now_ms).await?)
+    }
+
+    /// Ends `owner`'s claim; `false` when it was no longer theirs.
+    pub async fn finish(&self, id: Uuid, owner: &str, finish: Finish, now_ms: i64) -> Result<bool, ReminderError> {
+        Ok(self::finish(&self.storage, id, owner, finish, now_ms).await?)
+    }
+}
+
+const COLUMNS: &str = "reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, due_at_ms, attempts, \
+                       encrypted, failure_reason, finished_at_ms";
+
+/// A reminder to queue.
 struct NewReminder {
     appointment: Uuid,
     patient: PatientId,
+    /// `schedule` (a lead time) or `staff` (sent on request).
     origin: &'static str,
+    /// Who asked for it (staff).
     by: Option<UserId>,
     now_ms: i64,
 }
 
 impl NewReminder {
+    /// Queues it in `tx`, due at `due_at_ms`; returns its id.
     async fn insert(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         kind: Kind,
         lead_minutes: Option<u32>,
         due_at_ms: i64,
-    ) -> Result<Uuid, ReminderError> {
+    ) -> Result<Uuid, StorageError> {
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO reminders (reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, \
@@ -213,193 +283,188 @@ impl NewReminder {
     }
 }
 
-impl Outbox {
-    /// The outbox of `storage`.
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
-    }
+/// Withdraws `appointment`'s queued reminders at `now_ms` (the appointment changed).
+async fn withdraw_queued(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    appointment: Uuid,
+    now_ms: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE reminders SET state = 'withdrawn', failure_reason = 'appointment_changed', finished_at_ms = $2 \
+         WHERE appointment_id = $1 AND state = 'queued'",
+    )
+    .bind(appointment.to_string())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
-    /// Queues a reminder due now, asked for by staff, in a transaction serialized with schedule
-    /// changes (so it cannot slip past a cancellation committing at the same time).
-    pub async fn send_now(
-        &self,
-        appointment: Uuid,
-        by: UserId,
-        defaults: &[u32],
-        now_ms: i64,
-    ) -> Result<ReminderView, ReminderError> {
-        let backend = self.storage.backend();
-        let mut tx = self.storage.pool().begin_with(backend.begin_serialized_sql()).await?;
-        if let Some(lock) = backend.lock_schedule_sql() {
-            sqlx::query(lock).execute(&mut *tx).await?;
-        }
-        let row = sqlx::query("SELECT patient_id, starts_at_ms, status FROM appointments WHERE appointment_id = $1")
-            .bind(appointment.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(ReminderError::NotFound)?;
-        let patient: PatientId = parse_id(&row.try_get::<String, _>(0)?, "patient_id")?;
-        let starts_at_ms: i64 = row.try_get(1)?;
-        let status: String = row.try_get(2)?;
-        if status != "booked" || starts_at_ms <= now_ms {
-            return Err(ReminderError::NotRemindable);
-        }
-        if !plan_in(&mut tx, patient, defaults).await?.email_enabled {
-            return Err(ReminderError::Disabled);
-        }
-        let new = NewReminder { appointment, patient, origin: "staff", by: Some(by), now_ms };
-        let id = new.insert(&mut tx, Kind::Upcoming, None, now_ms).await?;
-        tx.commit().await?;
-        self.get(id).await?.ok_or(ReminderError::NotFound)
+/// A transaction that waits for, and holds off, schedule changes (see `Backend::lock_schedule_sql`).
+async fn begin_after_schedule_writes(storage: &Storage) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+    let backend = storage.backend();
+    let mut tx = storage.pool().begin_with(backend.begin_serialized_sql()).await?;
+    if let Some(lock) = backend.lock_schedule_sql() {
+        sqlx::query(lock).execute(&mut *tx).await?;
     }
+    Ok(tx)
+}
 
-    /// One reminder.
-    pub async fn get(&self, id: Uuid) -> Result<Option<ReminderView>, ReminderError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1")))
-            .bind(id.to_string())
-            .fetch_optional(self.storage.pool())
-            .await?;
-        Ok(row.as_ref().map(view).transpose()?)
-    }
-
-    /// An appointment's reminders, oldest first.
-    pub async fn of_appointment(&self, appointment: Uuid) -> Result<Vec<ReminderView>, ReminderError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM reminders WHERE appointment_id = $1 ORDER BY created_at_ms, due_at_ms, reminder_id"
-        )))
+/// The patient, start and status of `appointment`, read in `tx`.
+async fn appointment_state(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    appointment: Uuid,
+) -> Result<Option<(PatientId, i64, String)>, StorageError> {
+    let row = sqlx::query("SELECT patient_id, starts_at_ms, status FROM appointments WHERE appointment_id = $1")
         .bind(appointment.to_string())
-        .fetch_all(self.storage.pool())
+        .fetch_optional(&mut **tx)
         .await?;
-        Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
-    }
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some((parse_id(&row.try_get::<String, _>(0)?, "patient_id")?, row.try_get(1)?, row.try_get(2)?)))
+}
 
-    /// Settles claims whose lease ran out (their node crashed or stalled). A reminder never
-    /// offered to the SMTP server goes back to the queue. One that was offered may have been
-    /// accepted: it is failed with `outcome_unknown` and never sent again (at most once; staff
-    /// see it and may send another on purpose). Returns the latter, for the audit trail.
-    pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, ReminderError> {
-        sqlx::query(
-            "UPDATE reminders SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL \
-             WHERE state = 'sending' AND lease_until_ms < $1 AND handed_over_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .execute(self.storage.pool())
+/// One reminder.
+async fn get(storage: &Storage, id: Uuid) -> Result<Option<ReminderView>, StorageError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1")))
+        .bind(id.to_string())
+        .fetch_optional(storage.pool())
         .await?;
-        let rows = sqlx::query(
-            "SELECT reminder_id, patient_id FROM reminders WHERE state = 'sending' AND lease_until_ms < $1 \
-             AND handed_over_at_ms IS NOT NULL",
-        )
-        .bind(now_ms)
-        .fetch_all(self.storage.pool())
-        .await?;
-        let mut unknown = Vec::new();
-        for row in rows {
-            let id: Uuid = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
-            let patient: PatientId = parse_id(&row.try_get::<String, _>(1)?, "patient_id")?;
-            let done = sqlx::query(
-                "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
-                 lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
-                 AND lease_until_ms < $2 AND handed_over_at_ms IS NOT NULL",
-            )
-            .bind(id.to_string())
-            .bind(now_ms)
-            .execute(self.storage.pool())
-            .await?;
-            if done.rows_affected() == 1 {
-                unknown.push((id, patient));
-            }
-        }
-        Ok(unknown)
-    }
+    row.as_ref().map(view).transpose()
+}
 
-    /// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`. Each claim is a
-    /// compare-and-set on the row (`state = 'queued'`), so of two nodes racing for a row exactly
-    /// one gets it, on either backend.
-    pub async fn claim(
-        &self,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-        batch: u32,
-    ) -> Result<Vec<Claimed>, ReminderError> {
-        let candidates: Vec<String> = sqlx::query_scalar(
-            "SELECT reminder_id FROM reminders WHERE state = 'queued' AND next_attempt_at_ms <= $1 \
-             ORDER BY next_attempt_at_ms, reminder_id LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.storage.pool())
-        .await?;
-        let mut claimed = Vec::new();
-        for id in candidates {
-            let row = sqlx::query(
-                "UPDATE reminders SET state = 'sending', lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, \
-                 handed_over_at_ms = NULL WHERE reminder_id = $1 AND state = 'queued' AND next_attempt_at_ms <= $4 \
-                 RETURNING reminder_id, appointment_id, patient_id, kind, message_id, attempts",
-            )
-            .bind(&id)
-            .bind(owner)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(now_ms)
-            .fetch_optional(self.storage.pool())
-            .await?;
-            if let Some(row) = row {
-                claimed.push(claimed_row(&row)?);
-            }
-        }
-        Ok(claimed)
-    }
+/// An appointment's reminders, oldest first.
+async fn of_appointment(storage: &Storage, appointment: Uuid) -> Result<Vec<ReminderView>, StorageError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reminders WHERE appointment_id = $1 ORDER BY created_at_ms, due_at_ms, reminder_id"
+    )))
+    .bind(appointment.to_string())
+    .fetch_all(storage.pool())
+    .await?;
+    rows.iter().map(view).collect()
+}
 
-    /// Records that `owner` is about to offer the message to the SMTP server; `false` when the
-    /// claim is no longer `owner`'s or its lease ran out (then it must not be sent).
-    pub async fn hand_over(&self, id: Uuid, owner: &str, now_ms: i64) -> Result<bool, ReminderError> {
+/// Requeues expired claims never handed over; fails those handed over (`outcome_unknown`) and
+/// returns them.
+async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, StorageError> {
+    sqlx::query(
+        "UPDATE reminders SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL \
+         WHERE state = 'sending' AND lease_until_ms < $1 AND handed_over_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .execute(storage.pool())
+    .await?;
+    let rows = sqlx::query(
+        "SELECT reminder_id, patient_id FROM reminders WHERE state = 'sending' AND lease_until_ms < $1 \
+         AND handed_over_at_ms IS NOT NULL",
+    )
+    .bind(now_ms)
+    .fetch_all(storage.pool())
+    .await?;
+    let mut unknown = Vec::new();
+    for row in rows {
+        let id: Uuid = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
+        let patient: PatientId = parse_id(&row.try_get::<String, _>(1)?, "patient_id")?;
         let done = sqlx::query(
-            "UPDATE reminders SET handed_over_at_ms = $3 WHERE reminder_id = $1 AND lease_owner = $2 \
-             AND state = 'sending' AND lease_until_ms > $3 AND handed_over_at_ms IS NULL",
+            "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
+             lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
+             AND lease_until_ms < $2 AND handed_over_at_ms IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .bind(now_ms)
+        .execute(storage.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            unknown.push((id, patient));
+        }
+    }
+    Ok(unknown)
+}
+
+/// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`, each by a
+/// compare-and-set on its state.
+async fn claim(
+    storage: &Storage,
+    owner: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    batch: u32,
+) -> Result<Vec<Claimed>, StorageError> {
+    let candidates: Vec<String> = sqlx::query_scalar(
+        "SELECT reminder_id FROM reminders WHERE state = 'queued' AND next_attempt_at_ms <= $1 \
+         ORDER BY next_attempt_at_ms, reminder_id LIMIT $2",
+    )
+    .bind(now_ms)
+    .bind(i64::from(batch))
+    .fetch_all(storage.pool())
+    .await?;
+    let mut claimed = Vec::new();
+    for id in candidates {
+        let row = sqlx::query(
+            "UPDATE reminders SET state = 'sending', lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, \
+             handed_over_at_ms = NULL WHERE reminder_id = $1 AND state = 'queued' AND next_attempt_at_ms <= $4 \
+             RETURNING reminder_id, appointment_id, patient_id, kind, message_id, attempts",
+        )
+        .bind(&id)
+        .bind(owner)
+        .bind(now_ms.saturating_add(lease_ms))
+        .bind(now_ms)
+        .fetch_optional(storage.pool())
+        .await?;
+        if let Some(row) = row {
+            claimed.push(claimed_row(&row)?);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Marks `owner`'s live claim handed over at `now_ms`; `false` when it is not theirs or not live.
+async fn hand_over(storage: &Storage, id: Uuid, owner: &str, now_ms: i64) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE reminders SET handed_over_at_ms = $3 WHERE reminder_id = $1 AND lease_owner = $2 \
+         AND state = 'sending' AND lease_until_ms > $3 AND handed_over_at_ms IS NULL",
+    )
+    .bind(id.to_string())
+    .bind(owner)
+    .bind(now_ms)
+    .execute(storage.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends `owner`'s claim as `finish` says; `false` when it was no longer theirs.
+async fn finish(storage: &Storage, id: Uuid, owner: &str, finish: Finish, now_ms: i64) -> Result<bool, StorageError> {
+    let query = match finish {
+        Finish::Sent { encrypted } => sqlx::query(
+            "UPDATE reminders SET state = 'sent', encrypted = $3, finished_at_ms = $4, failure_reason = NULL, \
+             lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
         )
         .bind(id.to_string())
         .bind(owner)
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Ends `owner`'s claim; `false` when it was no longer theirs.
-    pub async fn finish(&self, id: Uuid, owner: &str, finish: Finish, now_ms: i64) -> Result<bool, ReminderError> {
-        let query = match finish {
-            Finish::Sent { encrypted } => sqlx::query(
-                "UPDATE reminders SET state = 'sent', encrypted = $3, finished_at_ms = $4, failure_reason = NULL, \
-                 lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
+        .bind(i64::from(encrypted))
+        .bind(now_ms),
+        Finish::Retry { at_ms, reason } => sqlx::query(
+            "UPDATE reminders SET state = 'queued', next_attempt_at_ms = $3, failure_reason = $4, \
+             handed_over_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL \
+             WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
+        )
+        .bind(id.to_string())
+        .bind(owner)
+        .bind(at_ms)
+        .bind(reason),
+        Finish::Failed { reason } | Finish::Withdrawn { reason } => {
+            let state = if matches!(finish, Finish::Failed { .. }) { "failed" } else { "withdrawn" };
+            sqlx::query(
+                "UPDATE reminders SET state = $3, failure_reason = $4, finished_at_ms = $5, lease_owner = NULL, \
+                 lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
             )
             .bind(id.to_string())
             .bind(owner)
-            .bind(i64::from(encrypted))
-            .bind(now_ms),
-            Finish::Retry { at_ms, reason } => sqlx::query(
-                "UPDATE reminders SET state = 'queued', next_attempt_at_ms = $3, failure_reason = $4, \
-                 handed_over_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL \
-                 WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
-            )
-            .bind(id.to_string())
-            .bind(owner)
-            .bind(at_ms)
-            .bind(reason),
-            Finish::Failed { reason } | Finish::Withdrawn { reason } => {
-                let state = if matches!(finish, Finish::Failed { .. }) { "failed" } else { "withdrawn" };
-                sqlx::query(
-                    "UPDATE reminders SET state = $3, failure_reason = $4, finished_at_ms = $5, lease_owner = NULL, \
-                     lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
-                )
-                .bind(id.to_string())
-                .bind(owner)
-                .bind(state)
-                .bind(reason)
-                .bind(now_ms)
-            }
-        };
-        Ok(query.execute(self.storage.pool()).await?.rows_affected() == 1)
-    }
+            .bind(state)
+            .bind(reason)
+            .bind(now_ms)
+        }
+    };
+    Ok(query.execute(storage.pool()).await?.rows_affected() == 1)
 }
 
 fn claimed_row(row: &AnyRow) -> Result<Claimed, StorageError> {
