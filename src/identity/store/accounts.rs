@@ -68,18 +68,27 @@ const ACCOUNT_COLUMNS: &str = "user_id, role, status, patient_id, totp_enabled_a
 
 /// A new account's row: its email sealed, and found by its blind index.
 pub struct NewRow {
+    /// Its id.
     pub user_id: UserId,
+    /// Its role.
     pub role: Role,
+    /// The data key that sealed the email.
     pub key_id: i64,
+    /// The sealed email.
     pub email: Vec<u8>,
+    /// The email's blind index.
     pub email_index: Vec<u8>,
+    /// For a patient account, the patient.
     pub patient_id: Option<PatientId>,
 }
 
 /// An account's TOTP columns, the secret sealed.
 pub struct StoredTotp {
+    /// The sealed secret.
     pub secret: Vec<u8>,
+    /// When enrollment was confirmed, if it was.
     pub enabled_at_ms: Option<i64>,
+    /// The last TOTP step used.
     pub last_step: Option<i64>,
 }
 

@@ -29,14 +29,20 @@ const OWNER: &str = "s.session_id, s.user_id, u.role, u.patient_id, s.mfa_at_ms,
 
 /// A session row joined with its account.
 pub struct SessionState {
+    /// Who it speaks for.
     pub owner: SessionOwner,
+    /// Whether the account is active.
     pub active_account: bool,
+    /// Whether the session has ended.
     pub ended: bool,
+    /// Its last activity (UTC ms).
     pub last_seen_at_ms: i64,
+    /// When it ends at the latest (UTC ms).
     pub expires_at_ms: i64,
 }
 
 impl SessionState {
+    /// Reads a row selected as `OWNER` (and possibly more columns after).
     pub fn read(row: &sqlx::any::AnyRow) -> Result<Self, StorageError> {
         let role: String = row.try_get(2)?;
         let patient: Option<String> = row.try_get(3)?;

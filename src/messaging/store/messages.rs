@@ -25,6 +25,7 @@ pub struct Stored {
     pub message: Vec<u8>,
 }
 
+/// Reads a row selected as `conversation_id, seq, kind, sender_device, message`.
 pub fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, StorageError> {
     let kind = match row.try_get::<String, _>(2)?.as_str() {
         "commit" => MlsKind::Commit,
@@ -39,6 +40,7 @@ pub fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, StorageError> {
     })
 }
 
+/// Stores `stored`, a message of `epoch`, in `tx`.
 pub async fn insert_message(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     stored: &Stored,
