@@ -15,7 +15,7 @@ use super::ReminderError;
 use super::pgp_mime::{self, PgpKey};
 use crate::settings::ReminderSettings;
 
-pub use super::template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
+pub use crate::settings::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
 
 /// What a reminder is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

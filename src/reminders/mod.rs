@@ -12,7 +12,6 @@ pub mod pgp_mime;
 pub mod preferences;
 pub mod scheduler;
 mod store;
-pub mod template;
 
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;

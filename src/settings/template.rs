@@ -1,6 +1,6 @@
 //! The template grammar of reminders: literal text and `{placeholders}`, and which placeholders
-//! may appear where. Settings check the configured templates with it at start-up; [`super::content`]
-//! renders them.
+//! may appear where. The settings check the configured templates with it at start-up;
+//! `reminders::content` renders them.
 
 /// Placeholders an unencrypted reminder (and every subject) may use: nothing about the patient.
 pub const UNENCRYPTED_PLACEHOLDERS: &[&str] = &["practice", "portal_url"];
