@@ -1,6 +1,7 @@
 //! Break-glass: a clinician opening a patient outside their care team in an emergency. Only
 //! with a stated reason, only for a limited time; the grant is audited as `break_glass` by the
 //! caller and listed for owners. The reason is sealed like PHI: it may describe the patient.
+//! The statements are in `store/break_glass.rs`.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! `confidant audit export`: audit entries in a time range, as JSON lines (the stored form,
 //! hashes included, so the recipient can re-verify) or as a FHIR R4 Bundle of `AuditEvent`
-//! resources for systems that speak FHIR.
+//! resources for systems that speak FHIR. The entries are read by `store/chains.rs`.
 
 use std::io::Write;
 

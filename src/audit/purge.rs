@@ -1,6 +1,7 @@
 //! `confidant audit purge`: removes entries older than the retention period (six years at least,
 //! 45 CFR 164.316(b)(2)) from the start of each chain. The last removed entry's seq and hash are
-//! kept as a signed anchor in `audit_purges`, so what remains still verifies from there.
+//! kept as a signed anchor in `audit_purges`, so what remains still verifies from there. The
+//! statements are in `store/purges.rs`.
 
 use ed25519_dalek::SigningKey;
 

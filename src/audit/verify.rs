@@ -1,6 +1,7 @@
 //! Chain verification: reads every node's chain in order and recomputes it. Any changed,
 //! deleted, inserted or reordered entry shows up as the first sequence number whose link or
-//! hash does not hold.
+//! hash does not hold. What it reads comes through `store/` (`chains.rs`, `checkpoints.rs`,
+//! `purges.rs`, `pages.rs`).
 
 use std::collections::HashMap;
 use std::fmt;

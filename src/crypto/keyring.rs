@@ -1,7 +1,8 @@
 //! The data keys: stored wrapped in `data_keys`, unwrapped once into memory, and used to seal
 //! and open field values and to compute blind indexes. One field key is active (it seals new
 //! values); older ones stay to open what they still protect until re-encryption moves those
-//! values on and the key is retired (its wrapped material deleted).
+//! values on and the key is retired (its wrapped material deleted). The statements on
+//! `data_keys` are in `store/data_keys.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -2,7 +2,8 @@
 //! node picks it up on its next refresh and seals new values with it, and the [`Reencryptor`]
 //! actor of each node moves old values onto it in small batches while the node keeps serving.
 //! A key that protects nothing can then be retired: its wrapped material is deleted. Rotating
-//! the master key rewraps the data keys and touches no value.
+//! the master key rewraps the data keys and touches no value. The statements are in
+//! `store/data_keys.rs` and `store/sealed.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

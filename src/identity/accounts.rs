@@ -1,7 +1,8 @@
 //! `users`, `invitations` and `recovery_codes`: accounts, their one role, their state, and the
 //! sealed email and TOTP secret. An account is found by the blind index of its email; the
 //! email itself and the TOTP secret are sealed like PHI columns (table `users`, AAD row id =
-//! user id), so both are re-sealed together whenever either changes.
+//! user id), so both are re-sealed together whenever either changes. The statements are in
+//! `store/accounts.rs`.
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! OAuth 2.0 authorization code grant with PKCE (RFC 6749 section 4.1, RFC 7636 with S256
 //! only, as RFC 9700 recommends) for public clients: the request checks, the sign-in flows
-//! waiting for a second factor, and the one-time authorization codes.
+//! waiting for a second factor, and the one-time authorization codes. The statements are in
+//! `store/grants.rs`.
 
 use std::sync::Arc;
 

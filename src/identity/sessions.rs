@@ -2,7 +2,7 @@
 //! exchanged and ends on sign-out, on its idle or absolute limit, when a rotated refresh
 //! token is presented again (the whole family dies), or when its account is disabled. Every
 //! API request looks its access token up here, so an ended session is refused at once, on
-//! every node.
+//! every node. The statements are in `store/sessions.rs`.
 
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! in the database so every node sees the same counts. After the free failures, each further
 //! failure locks the subject for a doubling delay up to a maximum; failures are forgotten after
 //! a quiet period. Keys are HMACs under the index key: the table holds no email or address.
+//! The statements are in `store/throttles.rs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -5,7 +5,8 @@
 //! the transaction that stores the message, so the first valid commit of an epoch wins (a later
 //! one gets the current epoch back) and every message gets the next seq exactly once.
 //! Membership, for fan-out and fetching, is the server's public group after the last accepted
-//! commit (`conversation_devices`), never a list a sender supplies.
+//! commit (`conversation_devices`), never a list a sender supplies. The statements are in
+//! `store/conversations.rs` and `store/messages.rs`.
 
 use confidant_actors::audit::{AuditEvent, AuditWriter};
 use confidant_actors::ids::{ConversationId, DeviceId, UserId};

@@ -1,6 +1,7 @@
 //! The Authentication Service half: devices and their KeyPackages. A device is registered by
 //! its own account over an authenticated session; from then on a credential naming it is
-//! accepted only with the signature key it registered, and only while it is active.
+//! accepted only with the signature key it registered, and only while it is active. The
+//! statements are in `store/devices.rs`.
 
 use confidant_actors::ids::{DeviceId, UserId};
 

@@ -24,6 +24,8 @@
 //! Ordering is unchanged: within a batch each conversation's messages get consecutive seqs in
 //! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
 //! so a message encrypted in an epoch that is over is refused (answered stale) as before.
+//!
+//! The batch's statements, and the JSON rows they take, are in `store/messages.rs` (`append`).
 
 use std::future::Future;
 use std::pin::Pin;

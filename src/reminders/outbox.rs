@@ -3,7 +3,7 @@
 //! ([`Outbox::claim`]), marked just before the message is offered to the SMTP server
 //! ([`Outbox::hand_over`]) and finished once ([`Outbox::finish`]). Every state change is a
 //! conditional update on the claimant and the state it expects, so a node whose lease ran out
-//! can no longer change a row another node took over.
+//! can no longer change a row another node took over. The statements are in `store/outbox.rs`.
 
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{Appointment, ScheduleChange};

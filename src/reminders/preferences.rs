@@ -1,6 +1,7 @@
 //! `reminder_preferences`: per patient, whether email reminders are on, their lead times, and
 //! their OpenPGP key (sealed: AAD binds table, column and patient id). The schedule reads the
-//! plain columns inside its own transaction; only sending opens the key.
+//! plain columns inside its own transaction; only sending opens the key. The statements are in
+//! `store/preferences.rs`.
 
 use std::sync::Arc;
 
