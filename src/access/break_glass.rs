@@ -1,17 +1,18 @@
 //! Break-glass: a clinician opening a patient outside their care team in an emergency. Only
 //! with a stated reason, only for a limited time; the grant is audited as `break_glass` by the
 //! caller and listed for owners. The reason is sealed like PHI: it may describe the patient.
+//! The statements are in `store/break_glass.rs`.
 
 use std::sync::Arc;
 
 use confidant_actors::ids::{PatientId, UserId};
-use sqlx::Row;
 use uuid::Uuid;
 
+use super::store::break_glass::{self as rows, StoredGrant};
 use crate::crypto::tables::BREAK_GLASS_GRANTS;
 use crate::crypto::{CryptoError, Field, Keyring};
 use crate::phi::PhiText;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::{Storage, StorageError};
 
 /// Shortest and longest accepted reason, in characters: long enough to say something, short
 /// enough to stay a reason.
@@ -86,27 +87,23 @@ impl BreakGlass {
             Field { table: BREAK_GLASS_GRANTS.name, column: "reason", row_id: &row_id },
             reason.expose().trim().as_bytes(),
         );
-        let expires_at_ms = now_ms.saturating_add(lifetime_ms);
-        sqlx::query(
-            "INSERT INTO break_glass_grants (grant_id, key_id, clinician_id, patient_id, reason, created_at_ms, \
-             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&row_id)
-        .bind(i64::from(sealer.key_id()))
-        .bind(clinician.to_string())
-        .bind(patient.to_string())
-        .bind(sealed)
-        .bind(now_ms)
-        .bind(expires_at_ms)
-        .execute(self.storage.pool())
-        .await?;
+        let stored = StoredGrant {
+            row_id,
+            grant_id,
+            clinician_id: clinician,
+            patient_id: patient,
+            reason: sealed,
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(lifetime_ms),
+        };
+        rows::insert(&self.storage, &stored, sealer.key_id()).await?;
         Ok(Grant {
             grant_id,
             clinician_id: clinician,
             patient_id: patient,
             reason: None,
-            created_at_ms: now_ms,
-            expires_at_ms,
+            created_at_ms: stored.created_at_ms,
+            expires_at_ms: stored.expires_at_ms,
         })
     }
 
@@ -117,53 +114,28 @@ impl BreakGlass {
         patient: PatientId,
         now_ms: i64,
     ) -> Result<Option<Uuid>, StorageError> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT grant_id FROM break_glass_grants WHERE clinician_id = $1 AND patient_id = $2 \
-             AND created_at_ms <= $3 AND expires_at_ms > $3 ORDER BY expires_at_ms DESC LIMIT 1",
-        )
-        .bind(clinician.to_string())
-        .bind(patient.to_string())
-        .bind(now_ms)
-        .fetch_optional(self.storage.pool())
-        .await?;
-        id.map(|id| parse_id(&id, "grant_id")).transpose()
+        rows::active(&self.storage, clinician, patient, now_ms).await
     }
 
     /// The patients `clinician` reaches through live grants at `now_ms`.
     pub async fn patients_of(&self, clinician: UserId, now_ms: i64) -> Result<Vec<PatientId>, StorageError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT patient_id FROM break_glass_grants WHERE clinician_id = $1 AND created_at_ms <= $2 \
-             AND expires_at_ms > $2 ORDER BY patient_id",
-        )
-        .bind(clinician.to_string())
-        .bind(now_ms)
-        .fetch_all(self.storage.pool())
-        .await?;
-        ids.iter().map(|id| parse_id(id, "patient_id")).collect()
+        rows::patients_of(&self.storage, clinician, now_ms).await
     }
 
     /// Grants made since `since_ms`, newest first, with their reasons (for owners).
     pub async fn list(&self, since_ms: i64) -> Result<Vec<Grant>, BreakGlassError> {
-        let rows = sqlx::query(
-            "SELECT grant_id, clinician_id, patient_id, reason, created_at_ms, expires_at_ms FROM break_glass_grants \
-             WHERE created_at_ms >= $1 ORDER BY created_at_ms DESC, grant_id LIMIT 1000",
-        )
-        .bind(since_ms)
-        .fetch_all(self.storage.pool())
-        .await?;
-        let mut grants = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let row_id: String = row.try_get(0)?;
-            let sealed: Vec<u8> = row.try_get(3)?;
-            let field = Field { table: BREAK_GLASS_GRANTS.name, column: "reason", row_id: &row_id };
-            let plain = self.keyring.open_value(field, &sealed).await?;
+        let stored = rows::since(&self.storage, since_ms).await?;
+        let mut grants = Vec::with_capacity(stored.len());
+        for grant in stored {
+            let field = Field { table: BREAK_GLASS_GRANTS.name, column: "reason", row_id: &grant.row_id };
+            let plain = self.keyring.open_value(field, &grant.reason).await?;
             grants.push(Grant {
-                grant_id: parse_id(&row_id, "grant_id")?,
-                clinician_id: parse_id(&row.try_get::<String, _>(1)?, "clinician_id")?,
-                patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
+                grant_id: grant.grant_id,
+                clinician_id: grant.clinician_id,
+                patient_id: grant.patient_id,
                 reason: Some(PhiText::from_plaintext(&plain).ok_or(CryptoError::Integrity)?),
-                created_at_ms: row.try_get(4)?,
-                expires_at_ms: row.try_get(5)?,
+                created_at_ms: grant.created_at_ms,
+                expires_at_ms: grant.expires_at_ms,
             });
         }
         Ok(grants)

@@ -4,13 +4,14 @@
 //! and audits) before touching a resource; nothing else decides.
 
 pub mod break_glass;
-pub mod care_team;
 mod check;
 mod gate;
 pub mod matrix;
+mod store;
 
 pub use break_glass::{BreakGlass, BreakGlassError, Grant as BreakGlassGrant};
 pub use care_team::CareTeam;
 pub use check::{Access, AccessError, ConversationKind, Decision, Denial, Principal, Target};
 pub use gate::{Gate, Requester, allowed_because};
 pub use matrix::{Operation, Resource, Scope};
+pub use store::care_team;

@@ -1,6 +1,6 @@
 //! `confidant audit export`: audit entries in a time range, as JSON lines (the stored form,
 //! hashes included, so the recipient can re-verify) or as a FHIR R4 Bundle of `AuditEvent`
-//! resources for systems that speak FHIR.
+//! resources for systems that speak FHIR. The entries are read by `store/chains.rs`.
 
 use std::io::Write;
 
@@ -11,8 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::chain::AuditRow;
 use super::checkpoint::to_hex;
-use super::store::COLUMNS;
-use super::verify::decode;
+use super::store::chains::entries_between;
 use crate::storage::{Storage, StorageError};
 
 /// Output formats.
@@ -43,15 +42,12 @@ pub async fn export(
     format: ExportFormat,
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM audit_entries WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, node_id, seq");
-    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since_ms).bind(until_ms).fetch(storage.pool());
+    let mut rows = entries_between(storage, since_ms, until_ms);
     let mut count = 0u64;
     if format == ExportFormat::Fhir {
         write!(out, "{{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[")?;
     }
-    while let Some(row) = rows.try_next().await.map_err(StorageError::from)? {
-        let row = decode(&row).map_err(StorageError::from)?;
+    while let Some(row) = rows.try_next().await? {
         match format {
             ExportFormat::Jsonl => writeln!(out, "{}", jsonl(&row))?,
             ExportFormat::Fhir => {

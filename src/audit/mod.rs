@@ -5,11 +5,9 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod export;
-mod pages;
 pub mod purge;
-pub mod role;
 pub mod store;
 pub mod verify;
 
-pub use store::AuditStore;
+pub use store::{AuditStore, role};
 pub use verify::{Broken, ChainSummary, Problem, verify_chains, verify_checkpoints};

@@ -1,16 +1,17 @@
 //! `confidant audit purge`: removes entries older than the retention period (six years at least,
 //! 45 CFR 164.316(b)(2)) from the start of each chain. The last removed entry's seq and hash are
-//! kept as a signed anchor in `audit_purges`, so what remains still verifies from there.
-
-use std::collections::HashMap;
+//! kept as a signed anchor in `audit_purges`, so what remains still verifies from there. The
+//! statements are in `store/purges.rs`.
 
 use ed25519_dalek::SigningKey;
-use sqlx::{AssertSqlSafe, Row};
 
 use super::chain::ChainHead;
 use super::checkpoint::Checkpoint;
-use super::verify::{checkpoint_from_row, entry_hash};
-use crate::storage::{Backend, Storage, StorageError};
+use super::store::chains::entry_hash;
+use super::store::purges::{bounds, chain_nodes, remove_prefix};
+use crate::storage::{Storage, StorageError};
+
+pub use super::store::purges::anchors;
 
 /// What a purge removed from one chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,54 +33,16 @@ pub async fn purge_before(
     before_ms: i64,
     now_ms: i64,
 ) -> Result<Vec<Purged>, StorageError> {
-    let nodes: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT node_id FROM audit_entries").fetch_all(storage.pool()).await?;
     let mut report = Vec::new();
-    for node_id in nodes {
-        let bounds = sqlx::query(
-            "SELECT MIN(seq), MAX(seq), (SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND at_ms >= $2) \
-             FROM audit_entries WHERE node_id = $1",
-        )
-        .bind(node_id.clone())
-        .bind(before_ms)
-        .fetch_one(storage.pool())
-        .await?;
-        let (first, last, first_kept): (i64, i64, Option<i64>) =
-            (bounds.try_get(0)?, bounds.try_get(1)?, bounds.try_get(2)?);
+    for node_id in chain_nodes(storage).await? {
+        let (first, last, first_kept) = bounds(storage, &node_id, before_ms).await?;
         let up_to_seq = first_kept.map_or(last, |kept| kept - 1);
         if up_to_seq < first {
             continue;
         }
         let hash = entry_hash(storage, &node_id, up_to_seq).await?;
         let anchor = Checkpoint::sign(key, &node_id, ChainHead::from_stored(up_to_seq, &hash), now_ms);
-
-        let mut tx = storage.pool().begin().await?;
-        sqlx::raw_sql(AssertSqlSafe(storage.backend().open_purge_guard_sql())).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO audit_purges (node_id, up_to_seq, hash, at_ms, signature) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(node_id.clone())
-        .bind(up_to_seq)
-        .bind(anchor.hash.to_vec())
-        .bind(anchor.at_ms)
-        .bind(anchor.signature.to_vec())
-        .execute(&mut *tx)
-        .await?;
-        let removed = sqlx::query("DELETE FROM audit_entries WHERE node_id = $1 AND seq <= $2")
-            .bind(node_id.clone())
-            .bind(up_to_seq)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM audit_checkpoints WHERE node_id = $1 AND seq <= $2")
-            .bind(node_id.clone())
-            .bind(up_to_seq)
-            .execute(&mut *tx)
-            .await?;
-        if storage.backend() == Backend::Sqlite {
-            sqlx::query("UPDATE audit_purge_guard SET open = 0 WHERE id = 1").execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        let removed = remove_prefix(storage, &anchor).await?;
         report.push(Purged { node_id, entries: removed, up_to_seq });
     }
     Ok(report)
@@ -92,20 +55,6 @@ pub fn retention_cutoff_ms(now: time::OffsetDateTime, years: u16) -> i64 {
     let cutoff =
         now.replace_year(year).or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year))).unwrap_or(now);
     i64::try_from(cutoff.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
-/// The newest purge anchor of each chain.
-pub async fn anchors(storage: &Storage) -> Result<HashMap<String, Checkpoint>, StorageError> {
-    let rows =
-        sqlx::query("SELECT node_id, up_to_seq, hash, at_ms, signature FROM audit_purges ORDER BY node_id, up_to_seq")
-            .fetch_all(storage.pool())
-            .await?;
-    let mut newest = HashMap::new();
-    for row in &rows {
-        let anchor = checkpoint_from_row(row)?;
-        newest.insert(anchor.node_id.clone(), anchor);
-    }
-    Ok(newest)
 }
 
 #[cfg(test)]

@@ -1,22 +1,23 @@
 //! Chain verification: reads every node's chain in order and recomputes it. Any changed,
 //! deleted, inserted or reordered entry shows up as the first sequence number whose link or
-//! hash does not hold.
+//! hash does not hold. What it reads comes through `store/` (`chains.rs`, `checkpoints.rs`,
+//! `purges.rs`, `pages.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::ControlFlow;
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use ed25519_dalek::VerifyingKey;
 
-use super::chain::{AuditRow, GENESIS, Hash};
+use super::chain::{GENESIS, Hash};
 use super::checkpoint::Checkpoint;
-use super::pages::{Entry, Malformed, PAGE, PageSource, RawPage};
-use super::purge::anchors;
-use super::store::COLUMNS;
+use super::store::chains::{Span, entry_hash, next_seq, spans};
+use super::store::pages::{Entry, Malformed, PageSource, RawPage};
+use super::store::purges::anchors;
 use crate::storage::{Storage, StorageError};
+
+pub use super::store::chains::read_chain;
+pub use super::store::checkpoints::stored_checkpoints;
 
 /// One intact chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,46 +151,6 @@ async fn check_page(source: &PageSource, node: String, from: i64, to: i64) -> Re
         tokio::task::spawn_blocking(move || PageReport::of(&page, &node)).await.map_err(|_| StorageError::Encode)?;
     // A page not in the form its query produces is our bug, not tampering.
     checked.map_err(|_: Malformed| StorageError::Encode)
-}
-
-/// What the store holds of one node's chain: its lowest and highest seq and how many entries.
-struct Span {
-    node_id: String,
-    first: i64,
-    last: i64,
-    count: i64,
-}
-
-impl Span {
-    /// Pages `(node, from, to)` over `count` consecutive seqs from `first`: all of an intact
-    /// chain, and at least up to its first gap otherwise.
-    fn pages(&self) -> impl Iterator<Item = (String, i64, i64)> + '_ {
-        let end = self.first + self.count;
-        (self.first..end).step_by(PAGE as usize).map(move |from| (self.node_id.clone(), from, (from + PAGE).min(end)))
-    }
-}
-
-async fn spans(storage: &Storage) -> Result<Vec<Span>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT node_id, MIN(seq), MAX(seq), COUNT(*) FROM audit_entries GROUP BY node_id ORDER BY node_id",
-    )
-    .fetch_all(storage.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Span { node_id: row.try_get(0)?, first: row.try_get(1)?, last: row.try_get(2)?, count: row.try_get(3)? })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StorageError::from)
-}
-
-/// The lowest seq above `after` in `node`'s chain.
-async fn next_seq(storage: &Storage, node: &str, after: i64) -> Result<i64, StorageError> {
-    Ok(sqlx::query_scalar("SELECT MIN(seq) FROM audit_entries WHERE node_id = $1 AND seq > $2")
-        .bind(node.to_owned())
-        .bind(after)
-        .fetch_one(storage.pool())
-        .await?)
 }
 
 /// What one page shows by itself: where it starts, how far it holds, and its first bad entry.
@@ -356,78 +317,13 @@ pub async fn verify_checkpoints(
     Ok(Ok(()))
 }
 
-/// The stored hash of entry `seq` of `node_id`'s chain.
-pub(super) async fn entry_hash(storage: &Storage, node_id: &str, seq: i64) -> Result<Vec<u8>, StorageError> {
-    Ok(sqlx::query_scalar("SELECT hash FROM audit_entries WHERE node_id = $1 AND seq = $2")
-        .bind(node_id.to_owned())
-        .bind(seq)
-        .fetch_one(storage.pool())
-        .await?)
-}
-
-/// The checkpoints kept in the audit database.
-pub async fn stored_checkpoints(storage: &Storage) -> Result<Vec<Checkpoint>, StorageError> {
-    let rows = sqlx::query("SELECT node_id, seq, hash, at_ms, signature FROM audit_checkpoints ORDER BY node_id, seq")
-        .fetch_all(storage.pool())
-        .await?;
-    Ok(rows.iter().map(checkpoint_from_row).collect::<Result<_, _>>()?)
-}
-
-/// Reads a row selected as `node_id, seq, hash, at_ms, signature` (checkpoints and purge
-/// anchors). Wrong sizes cannot carry a valid signature; they become zeros and fail the check.
-pub(super) fn checkpoint_from_row(row: &AnyRow) -> Result<Checkpoint, sqlx::Error> {
-    let hash: Vec<u8> = row.try_get(2)?;
-    let signature: Vec<u8> = row.try_get(4)?;
-    Ok(Checkpoint {
-        node_id: row.try_get(0)?,
-        seq: row.try_get(1)?,
-        hash: hash.try_into().unwrap_or([0; 32]),
-        at_ms: row.try_get(3)?,
-        signature: signature.try_into().unwrap_or([0; 64]),
-    })
-}
-
-/// Every entry of `node`'s chain, in order (for export and tests).
-pub async fn read_chain(
-    storage: &Storage,
-    node: &confidant_actors::ids::NodeId,
-) -> Result<Vec<AuditRow>, StorageError> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE node_id = $1 ORDER BY seq");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node.to_string()).fetch_all(storage.pool()).await?;
-    Ok(rows.iter().map(decode).collect::<Result<_, _>>()?)
-}
-
-/// Reads an `audit_entries` row selected with [`COLUMNS`].
-pub(super) fn decode(row: &AnyRow) -> Result<AuditRow, sqlx::Error> {
-    Ok(AuditRow {
-        node_id: row.try_get(0)?,
-        seq: row.try_get(1)?,
-        event_id: row.try_get(2)?,
-        at_ms: row.try_get(3)?,
-        actor_kind: row.try_get(4)?,
-        actor_user_id: row.try_get(5)?,
-        actor_role: row.try_get(6)?,
-        session_id: row.try_get(7)?,
-        request_id: row.try_get(8)?,
-        source_ip: row.try_get(9)?,
-        action: row.try_get(10)?,
-        resource_type: row.try_get(11)?,
-        resource_id: row.try_get(12)?,
-        patient_id: row.try_get(13)?,
-        outcome: row.try_get(14)?,
-        reason: row.try_get(15)?,
-        prev_hash: row.try_get(16)?,
-        hash: row.try_get(17)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome};
     use confidant_actors::ids::NodeId;
 
     use super::*;
-    use crate::audit::chain::ChainHead;
+    use crate::audit::chain::{AuditRow, ChainHead};
 
     /// `count` chained entries of one node, as stored.
     fn chain(count: usize) -> Vec<AuditRow> {

@@ -1,175 +1,25 @@
 //! The data keys: stored wrapped in `data_keys`, unwrapped once into memory, and used to seal
 //! and open field values and to compute blind indexes. One field key is active (it seals new
 //! values); older ones stay to open what they still protect until re-encryption moves those
-//! values on and the key is retired (its wrapped material deleted).
+//! values on and the key is retired (its wrapped material deleted). The statements on
+//! `data_keys` are in `store/data_keys.rs`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sqlx::Row;
 use zeroize::Zeroizing;
 
 use super::envelope::{DataKey, Field, key_id_of};
 use super::master::MasterKey;
+pub use super::master::Purpose;
 use super::secret::KeyBytes;
+use super::store::data_keys::{active_keys, create_first_key};
 use super::{CryptoError, KeyError};
 use crate::storage::Storage;
-use confidant_actors::clock::now_ms;
 
-/// What a data key is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// Sealing field values (AES-256-GCM).
-    Field,
-    /// Blind indexes (HMAC-SHA-256). Not rotated by `keys rotate`: every index would change.
-    Index,
-}
-
-impl Purpose {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Field => "field",
-            Purpose::Index => "index",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Purpose::Field, Purpose::Index].into_iter().find(|p| p.as_str() == text)
-    }
-}
-
-/// Where a data key is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    /// Seals new values (one per purpose).
-    Active,
-    /// Opens the values it still protects; seals nothing new.
-    DecryptOnly,
-    /// Protects nothing; its wrapped material is deleted.
-    Retired,
-}
-
-impl KeyState {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Active => "active",
-            KeyState::DecryptOnly => "decrypt_only",
-            KeyState::Retired => "retired",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [KeyState::Active, KeyState::DecryptOnly, KeyState::Retired].into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// A row of `data_keys`. `Debug` shows whether the wrapped key is there, never its bytes.
-#[derive(Clone)]
-pub struct StoredKey {
-    /// The id in every ciphertext it seals.
-    pub key_id: u32,
-    /// Names the key in the audit trail.
-    pub audit_id: uuid::Uuid,
-    /// Field or index key.
-    pub purpose: Purpose,
-    /// Its state.
-    pub state: KeyState,
-    /// The key wrapped by the master key; `None` once retired.
-    pub wrapped: Option<Vec<u8>>,
-    /// Fingerprint of the master key that wrapped it.
-    pub master_key_id: String,
-    /// When it was made.
-    pub created_at_ms: i64,
-    /// When it stopped being active.
-    pub deactivated_at_ms: Option<i64>,
-}
-
-impl fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("key_id", &self.key_id)
-            .field("audit_id", &self.audit_id)
-            .field("purpose", &self.purpose)
-            .field("state", &self.state)
-            .field("wrapped", &self.wrapped.as_ref().map(|_| ".."))
-            .field("master_key_id", &self.master_key_id)
-            .field("created_at_ms", &self.created_at_ms)
-            .field("deactivated_at_ms", &self.deactivated_at_ms)
-            .finish()
-    }
-}
-
-/// Every data key row, oldest first.
-pub async fn stored_keys(storage: &Storage) -> Result<Vec<StoredKey>, KeyError> {
-    let rows = sqlx::query(
-        "SELECT key_id, audit_id, purpose, state, wrapped, master_key_id, created_at_ms, deactivated_at_ms \
-         FROM data_keys ORDER BY key_id",
-    )
-    .fetch_all(storage.pool())
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let id: i64 = row.try_get(0)?;
-            let key_id = u32::try_from(id).map_err(|_| KeyError::Corrupt { key_id: 0, what: "key id out of range" })?;
-            let corrupt = |what| KeyError::Corrupt { key_id, what };
-            let audit_id: String = row.try_get(1)?;
-            let purpose: String = row.try_get(2)?;
-            let state: String = row.try_get(3)?;
-            Ok(StoredKey {
-                key_id,
-                audit_id: audit_id.parse().map_err(|_| corrupt("audit id is not a UUID"))?,
-                purpose: Purpose::parse(&purpose).ok_or_else(|| corrupt("unknown purpose"))?,
-                state: KeyState::parse(&state).ok_or_else(|| corrupt("unknown state"))?,
-                wrapped: row.try_get(4)?,
-                master_key_id: row.try_get(5)?,
-                created_at_ms: row.try_get(6)?,
-                deactivated_at_ms: row.try_get(7)?,
-            })
-        })
-        .collect()
-}
-
-/// Stores a new active key of `purpose`, wrapped by `master`, in the caller's transaction.
-pub(super) async fn insert_key(
-    tx: &mut sqlx::AnyConnection,
-    master: &MasterKey,
-    purpose: Purpose,
-    audit_id: uuid::Uuid,
-) -> Result<StoredKey, KeyError> {
-    let next: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(key_id), 0) + 1 FROM data_keys").fetch_one(&mut *tx).await?;
-    let key_id = u32::try_from(next).map_err(|_| KeyError::Corrupt { key_id: u32::MAX, what: "key ids exhausted" })?;
-    let wrapped = master.wrap(key_id, purpose, &KeyBytes::random());
-    let key = StoredKey {
-        key_id,
-        audit_id,
-        purpose,
-        state: KeyState::Active,
-        wrapped: Some(wrapped),
-        master_key_id: master.fingerprint().to_owned(),
-        created_at_ms: now_ms(),
-        deactivated_at_ms: None,
-    };
-    sqlx::query(
-        "INSERT INTO data_keys (key_id, audit_id, purpose, state, wrapped, master_key_id, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(next)
-    .bind(key.audit_id.to_string())
-    .bind(purpose.as_str())
-    .bind(KeyState::Active.as_str())
-    .bind(key.wrapped.clone())
-    .bind(key.master_key_id.clone())
-    .bind(key.created_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    Ok(key)
-}
+pub use super::store::data_keys::{KeyState, StoredKey, stored_keys};
 
 /// The unwrapped keys in memory.
 struct Loaded {
@@ -276,23 +126,16 @@ impl Keyring {
 /// try; the unique index on active keys lets one win and the other simply loads its key.
 async fn ensure_active_keys(storage: &Storage, master: &MasterKey) -> Result<(), KeyError> {
     for purpose in [Purpose::Field, Purpose::Index] {
-        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_keys WHERE purpose = $1 AND state = 'active'")
-            .bind(purpose.as_str())
-            .fetch_one(storage.pool())
-            .await?;
-        if active > 0 {
+        if active_keys(storage, purpose).await? > 0 {
             continue;
         }
-        let mut tx = storage.pool().begin().await?;
-        match insert_key(&mut tx, master, purpose, uuid::Uuid::now_v7()).await {
+        match create_first_key(storage, master, purpose, uuid::Uuid::now_v7()).await? {
             Ok(key) => {
-                tx.commit().await?;
                 tracing::info!(key_id = key.key_id, purpose = purpose.as_str(), "created the first data key");
             }
-            Err(KeyError::Storage(error)) => {
+            Err(error) => {
                 tracing::debug!(%error, "another node created the first data key");
             }
-            Err(other) => return Err(other),
         }
     }
     Ok(())

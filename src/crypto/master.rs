@@ -16,13 +16,36 @@ use zeroize::Zeroizing;
 
 use super::KeyError;
 use super::envelope::nonce_of;
-use super::keyring::Purpose;
 use super::secret::KeyBytes;
 use crate::audit::checkpoint::to_hex;
 use crate::settings::Settings;
 
 const WRAP_LABEL: &[u8] = b"confidant-data-key-v1";
 const NONCE: usize = 12;
+
+/// What a data key is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Sealing field values (AES-256-GCM).
+    Field,
+    /// Blind indexes (HMAC-SHA-256). Not rotated by `keys rotate`: every index would change.
+    Index,
+}
+
+impl Purpose {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Field => "field",
+            Purpose::Index => "index",
+        }
+    }
+
+    /// Parses the stored text.
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        [Purpose::Field, Purpose::Index].into_iter().find(|p| p.as_str() == text)
+    }
+}
 
 /// The key-encryption key.
 pub struct MasterKey {

@@ -8,6 +8,7 @@
 //! - [`keyring`]: the data keys in the database, loaded and unwrapped; seal, open, blind index.
 //! - [`tables`]: which tables and columns hold ciphertext (status counts, re-encryption).
 //! - [`rotation`]: rotate, retire, rewrap, and the background re-encryption actor.
+//! - `store`: every SQL statement of this module, on `data_keys` and on the encrypted tables.
 
 pub mod envelope;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod keyring;
 pub mod master;
 pub mod rotation;
 pub mod secret;
+mod store;
 pub mod tables;
 
 pub use envelope::Field;

@@ -2,7 +2,8 @@
 //! node picks it up on its next refresh and seals new values with it, and the [`Reencryptor`]
 //! actor of each node moves old values onto it in small batches while the node keeps serving.
 //! A key that protects nothing can then be retired: its wrapped material is deleted. Rotating
-//! the master key rewraps the data keys and touches no value.
+//! the master key rewraps the data keys and touches no value. The statements are in
+//! `store/data_keys.rs` and `store/sealed.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +14,12 @@ use confidant_actors::audit::{Action, Outcome};
 use confidant_actors::clock::now_ms;
 use confidant_actors::ids::PatientId;
 use confidant_actors::lifecycle::Shutdown;
-use sqlx::Row;
 
 use super::envelope::Field;
-use super::keyring::{KeyState, Keyring, Purpose, StoredKey, insert_key, stored_keys, unwrap_stored};
+use super::keyring::{KeyState, Keyring, Purpose, StoredKey, stored_keys, unwrap_stored};
 use super::master::MasterKey;
+use super::store::data_keys::{retire_key, rotate_field_key, store_rewrapped};
+use super::store::sealed::{SealedRow, count_under_other_keys, protected_by_key, rewrite, under_other_keys};
 use super::tables::{self, EncryptedTable, Protected};
 use super::{CryptoError, KeyError};
 use crate::auditor::{Auditor, reason};
@@ -35,7 +37,7 @@ pub struct KeyStatus {
 
 /// Every data key with its state and how many values it still protects.
 pub async fn status(storage: &Storage) -> Result<Vec<KeyStatus>, KeyError> {
-    let protected = tables::protected_by_key(storage).await?;
+    let protected = protected_by_key(storage).await?;
     Ok(stored_keys(storage)
         .await?
         .into_iter()
@@ -46,16 +48,7 @@ pub async fn status(storage: &Storage) -> Result<Vec<KeyStatus>, KeyError> {
 /// Makes a new active field key named `audit_id` in the audit trail; the previous one becomes
 /// decrypt-only. Returns the new key.
 pub async fn rotate(storage: &Storage, master: &MasterKey, audit_id: uuid::Uuid) -> Result<StoredKey, KeyError> {
-    let mut tx = storage.pool().begin().await?;
-    sqlx::query(
-        "UPDATE data_keys SET state = 'decrypt_only', deactivated_at_ms = $1 WHERE purpose = 'field' AND state = 'active'",
-    )
-    .bind(now_ms())
-    .execute(&mut *tx)
-    .await?;
-    let key = insert_key(&mut tx, master, Purpose::Field, audit_id).await?;
-    tx.commit().await?;
-    Ok(key)
+    rotate_field_key(storage, master, audit_id).await
 }
 
 /// The key `key_id` if it may be retired now: a decrypt-only field key that protects nothing
@@ -79,7 +72,7 @@ pub async fn retirable(storage: &Storage, key_id: u32, grace: Duration) -> Resul
             (grace_ms - since + 999) / 1000
         )));
     }
-    let protected = tables::protected_by_key(storage).await?.get(&key_id).copied().unwrap_or_default();
+    let protected = protected_by_key(storage).await?.get(&key_id).copied().unwrap_or_default();
     if protected.rows > 0 {
         return Err(not_retirable(format!(
             "it still protects {} values in {} rows; re-encryption has not finished",
@@ -92,15 +85,7 @@ pub async fn retirable(storage: &Storage, key_id: u32, grace: Duration) -> Resul
 /// Retires a key [`retirable`] allowed: deletes its wrapped material, so nothing it ever
 /// sealed can be opened again.
 pub async fn retire(storage: &Storage, key: StoredKey) -> Result<StoredKey, KeyError> {
-    let retired = sqlx::query(
-        "UPDATE data_keys SET state = 'retired', wrapped = NULL, retired_at_ms = $1 \
-         WHERE key_id = $2 AND state = 'decrypt_only' AND purpose = 'field'",
-    )
-    .bind(now_ms())
-    .bind(i64::from(key.key_id))
-    .execute(storage.pool())
-    .await?;
-    if retired.rows_affected() != 1 {
+    if !retire_key(storage, key.key_id, now_ms()).await? {
         return Err(KeyError::NotRetirable { key_id: key.key_id, why: "its state changed meanwhile".into() });
     }
     Ok(StoredKey { state: KeyState::Retired, wrapped: None, ..key })
@@ -108,21 +93,14 @@ pub async fn retire(storage: &Storage, key: StoredKey) -> Result<StoredKey, KeyE
 
 /// Rewraps every live data key from `old` to `new` in one transaction. Values are untouched.
 pub async fn rewrap(storage: &Storage, old: &MasterKey, new: &MasterKey) -> Result<usize, KeyError> {
-    let mut tx = storage.pool().begin().await?;
-    let mut rewrapped = 0;
+    let mut rewrapped = Vec::new();
     for key in stored_keys(storage).await? {
         let Some(wrapped) = &key.wrapped else { continue };
         let material = unwrap_stored(old, &key, wrapped)?;
-        sqlx::query("UPDATE data_keys SET wrapped = $1, master_key_id = $2 WHERE key_id = $3")
-            .bind(new.wrap(key.key_id, key.purpose, &material))
-            .bind(new.fingerprint().to_owned())
-            .bind(i64::from(key.key_id))
-            .execute(&mut *tx)
-            .await?;
-        rewrapped += 1;
+        rewrapped.push((key.key_id, new.wrap(key.key_id, key.purpose, &material)));
     }
-    tx.commit().await?;
-    Ok(rewrapped)
+    store_rewrapped(storage, &rewrapped, new.fingerprint()).await?;
+    Ok(rewrapped.len())
 }
 
 /// What one re-encryption batch did.
@@ -154,36 +132,20 @@ async fn reencrypt_batch(
 ) -> Result<Batch, KeyError> {
     let table = cursor.table;
     let sealer = keyring.sealer();
-    let columns = table.columns.join(", ");
-    let select = format!(
-        "SELECT {id}, key_id, {patient}, {columns} FROM {name} WHERE key_id <> $1 AND {id} > $2 ORDER BY {id} LIMIT $3",
-        id = table.id_column,
-        patient = table.patient_column,
-        name = table.name
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
-        .bind(i64::from(sealer.key_id()))
-        .bind(cursor.after.clone())
-        .bind(i64::from(limit))
-        .fetch_all(keyring.storage().pool())
-        .await?;
+    let rows = under_other_keys(keyring.storage(), table, sealer.key_id(), &cursor.after, limit).await?;
     let mut batch = Batch { selected: rows.len(), ..Batch::default() };
     let mut rewrites = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let row_id: String = row.try_get(0)?;
-        let old_key: i64 = row.try_get(1)?;
-        let patient: Option<String> = row.try_get(2)?;
-        cursor.after.clone_from(&row_id);
+    for row in rows {
+        cursor.after.clone_from(&row.row_id);
         let mut values = Vec::with_capacity(table.columns.len());
         let mut intact = true;
-        for (i, column) in table.columns.iter().enumerate() {
-            let stored: Option<Vec<u8>> = row.try_get(3 + i)?;
+        for (column, stored) in table.columns.iter().zip(&row.values) {
             let Some(stored) = stored else {
                 values.push(None);
                 continue;
             };
-            let field = Field { table: table.name, column, row_id: &row_id };
-            match keyring.open_value(field, &stored).await {
+            let field = Field { table: table.name, column, row_id: &row.row_id };
+            match keyring.open_value(field, stored).await {
                 Ok(plain) => values.push(Some(sealer.seal(field, &plain))),
                 Err(CryptoError::Integrity | CryptoError::UnknownKey { .. }) => {
                     intact = false;
@@ -193,7 +155,7 @@ async fn reencrypt_batch(
             }
         }
         if intact {
-            rewrites.push((row_id, old_key, patient, values));
+            rewrites.push(SealedRow { values, ..row });
         } else {
             batch.failed += 1;
         }
@@ -202,38 +164,18 @@ async fn reencrypt_batch(
         return Ok(batch);
     }
 
-    let events = rewrites.iter().map(|(row_id, _, patient, _)| {
+    let events = rewrites.iter().map(|row| {
         let mut event = auditor
             .system(Action::Update, Outcome::Success)
-            .on(table.resource, row_id.parse().ok())
+            .on(table.resource, row.row_id.parse().ok())
             .because(reason("reencrypted_under_new_key"));
-        if let Some(Ok(patient)) = patient.as_deref().map(str::parse) {
+        if let Some(Ok(patient)) = row.patient.as_deref().map(str::parse) {
             event = event.for_patient(PatientId::from_uuid(patient));
         }
         event
     });
     auditor.record_all(events.collect()).await.map_err(|_| KeyError::AuditUnavailable)?;
-
-    let assignments = table.columns.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 2)).collect::<Vec<_>>();
-    let n = table.columns.len();
-    let update = format!(
-        "UPDATE {name} SET key_id = $1, {assignments} WHERE {id} = ${row} AND key_id = ${old}",
-        name = table.name,
-        assignments = assignments.join(", "),
-        id = table.id_column,
-        row = n + 2,
-        old = n + 3
-    );
-    let mut tx = keyring.storage().pool().begin().await?;
-    for (row_id, old_key, _, values) in rewrites {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(i64::from(sealer.key_id()));
-        for value in values {
-            query = query.bind(value);
-        }
-        let done = query.bind(row_id).bind(old_key).execute(&mut *tx).await?;
-        batch.rewritten += usize::try_from(done.rows_affected()).unwrap_or(0);
-    }
-    tx.commit().await?;
+    batch.rewritten = rewrite(keyring.storage(), table, sealer.key_id(), rewrites).await?;
     Ok(batch)
 }
 
@@ -248,11 +190,7 @@ pub async fn reencrypt_all(
     let mut total = Batch::default();
     for table in tables::ALL {
         let active = keyring.sealer().key_id();
-        let remaining: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {} WHERE key_id <> $1", table.name)))
-                .bind(i64::from(active))
-                .fetch_one(keyring.storage().pool())
-                .await?;
+        let remaining = count_under_other_keys(keyring.storage(), table, active).await?;
         if remaining == 0 {
             continue;
         }

@@ -1,14 +1,8 @@
-//! The tables that hold ciphertext, and the one query each needs for key management: how many
-//! values each data key protects. Every PHI table adds itself to [`ALL`]; status, retirement
-//! and re-encryption then cover it without further code.
-
-use std::collections::BTreeMap;
+//! The tables that hold ciphertext. Every PHI table adds itself to [`ALL`]; status, retirement
+//! and re-encryption (whose statements are in `crypto/store/sealed.rs`) then cover it without
+//! further code.
 
 use confidant_actors::audit::ResourceType;
-use sqlx::Row;
-
-use super::KeyError;
-use crate::storage::Storage;
 
 /// A table with encrypted columns. Each row has an id column (UUID text, bound into every
 /// value's AAD) and a `key_id` column naming the data key of all its values.
@@ -85,36 +79,4 @@ pub struct Protected {
     pub rows: u64,
     /// Non-NULL encrypted values in those rows.
     pub values: u64,
-}
-
-impl EncryptedTable {
-    /// Rows and values per key id.
-    async fn protected(&self, storage: &Storage) -> Result<BTreeMap<u32, Protected>, KeyError> {
-        // Identifiers come from the constants above, never from input.
-        let values = self.columns.iter().map(|c| format!("COUNT({c})")).collect::<Vec<_>>().join(" + ");
-        let sql = format!("SELECT key_id, COUNT(*), {values} FROM {} GROUP BY key_id", self.name);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(storage.pool()).await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let key_id: i64 = row.try_get(0)?;
-            let count = |i| row.try_get::<i64, _>(i).map(|n| u64::try_from(n).unwrap_or(0));
-            let key_id =
-                u32::try_from(key_id).map_err(|_| KeyError::Corrupt { key_id: 0, what: "key id out of range" })?;
-            out.insert(key_id, Protected { rows: count(1)?, values: count(2)? });
-        }
-        Ok(out)
-    }
-}
-
-/// Rows and values protected by each data key, over every encrypted table.
-pub async fn protected_by_key(storage: &Storage) -> Result<BTreeMap<u32, Protected>, KeyError> {
-    let mut total: BTreeMap<u32, Protected> = BTreeMap::new();
-    for table in ALL {
-        for (key_id, p) in table.protected(storage).await? {
-            let entry = total.entry(key_id).or_default();
-            entry.rows += p.rows;
-            entry.values += p.values;
-        }
-    }
-    Ok(total)
 }

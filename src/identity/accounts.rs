@@ -1,24 +1,26 @@
 //! `users`, `invitations` and `recovery_codes`: accounts, their one role, their state, and the
 //! sealed email and TOTP secret. An account is found by the blind index of its email; the
 //! email itself and the TOTP secret are sealed like PHI columns (table `users`, AAD row id =
-//! user id), so both are re-sealed together whenever either changes.
+//! user id), so both are re-sealed together whenever either changes. The statements are in
+//! `store/accounts.rs`.
 
 use std::sync::Arc;
 
 use confidant_actors::audit::Role;
 use confidant_actors::ids::{PatientId, UserId};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
 use super::error::AuthError;
+use super::store::accounts::{self as rows, NewRow};
 use super::tokens::{self, Token, TokenKind};
 use super::totp::TotpSecret;
 use crate::crypto::tables::USERS;
 use crate::crypto::{CryptoError, Field, Keyring};
 use crate::patients::record::{is_email, normalized_email};
 use crate::phi::PhiText;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
+
+pub use super::store::accounts::{Account, AccountStatus, Credentials};
 
 /// A sign-in email, checked and normalized (trimmed, lowercased) at the edge.
 #[derive(Clone, PartialEq, Eq)]
@@ -48,62 +50,6 @@ impl std::fmt::Debug for Email {
     }
 }
 
-/// Where an account stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    /// Invited; no password yet.
-    Invited,
-    /// Can sign in.
-    Active,
-    /// Cannot sign in; its sessions were ended.
-    Disabled,
-}
-
-impl AccountStatus {
-    /// The stored text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Invited => "invited",
-            AccountStatus::Active => "active",
-            AccountStatus::Disabled => "disabled",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, StorageError> {
-        match text {
-            "invited" => Ok(AccountStatus::Invited),
-            "active" => Ok(AccountStatus::Active),
-            "disabled" => Ok(AccountStatus::Disabled),
-            _ => Err(StorageError::Corrupt { column: "status" }),
-        }
-    }
-}
-
-/// An account, without its secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Its id.
-    pub user_id: UserId,
-    /// Its one role.
-    pub role: Role,
-    /// Where it stands.
-    pub status: AccountStatus,
-    /// For a patient account, the patient record it is.
-    pub patient_id: Option<PatientId>,
-    /// Whether a TOTP authenticator is enrolled.
-    pub totp_enabled: bool,
-    /// When it was created (UTC ms).
-    pub created_at_ms: i64,
-}
-
-/// What sign-in needs: the account and its password hash.
-pub struct Credentials {
-    /// The account.
-    pub account: Account,
-    /// argon2id PHC string (`None` while invited).
-    pub password_hash: Option<String>,
-}
-
 /// A new account to invite.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -114,8 +60,6 @@ pub struct NewAccount {
     /// For a patient account, the patient record it is.
     pub patient_id: Option<PatientId>,
 }
-
-const ACCOUNT_COLUMNS: &str = "user_id, role, status, patient_id, totp_enabled_at_ms, created_at_ms";
 
 /// The account tables, through the keyring.
 #[derive(Clone)]
@@ -143,6 +87,19 @@ impl Accounts {
         (i64::from(sealer.key_id()), email, totp)
     }
 
+    /// The row of a new account of `new` named `user_id`, its email sealed.
+    fn new_row(&self, user_id: UserId, new: &NewAccount) -> NewRow {
+        let (key_id, email, _) = self.seal(user_id, &new.email, None);
+        NewRow {
+            user_id,
+            role: new.role,
+            key_id,
+            email,
+            email_index: self.email_index(&new.email),
+            patient_id: new.patient_id,
+        }
+    }
+
     /// Creates an account in state `invited` with a one-time invitation valid until
     /// `expires_at_ms`; returns the account id and the invitation token (shown once).
     pub async fn invite(
@@ -153,48 +110,18 @@ impl Accounts {
         expires_at_ms: i64,
     ) -> Result<(UserId, Token), AuthError> {
         let user_id = UserId::generate();
-        let (key_id, email, _) = self.seal(user_id, &new.email, None);
+        let row = self.new_row(user_id, new);
         let token = Token::generate(TokenKind::Invitation);
-        let mut tx = self.storage.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, created_at_ms, \
-             updated_at_ms) VALUES ($1, $2, 'invited', $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id.to_string())
-        .bind(new.role.as_str())
-        .bind(key_id)
-        .bind(email)
-        .bind(self.email_index(&new.email))
-        .bind(new.patient_id.map(|p| p.to_string()))
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        if !rows::insert_invited(&self.storage, &row, &token.hash(), invited_by, now_ms, expires_at_ms).await? {
             return Err(AuthError::Conflict("an account with this email, or for this patient, already exists"));
         }
-        sqlx::query(
-            "INSERT INTO invitations (token_hash, user_id, invited_by, created_at_ms, expires_at_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(token.hash())
-        .bind(user_id.to_string())
-        .bind(invited_by.map(|u| u.to_string()))
-        .bind(now_ms)
-        .bind(expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok((user_id, token))
     }
 
     /// Removes an account that was just created and never used (its creation could not be
     /// audited, so it must not exist).
     pub async fn withdraw(&self, user_id: UserId) -> Result<(), AuthError> {
-        let mut tx = self.storage.pool().begin().await?;
-        sqlx::query("DELETE FROM invitations WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM users WHERE user_id = $1").bind(user_id.to_string()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(rows::delete(&self.storage, user_id).await?)
     }
 
     /// The account an unexpired, unused invitation is for, with its email (for the password
@@ -203,69 +130,24 @@ impl Accounts {
         if !tokens::looks_like(TokenKind::Invitation, token) {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT u.user_id, u.email FROM invitations i JOIN users u ON u.user_id = i.user_id \
-             WHERE i.token_hash = $1 AND i.accepted_at_ms IS NULL AND i.expires_at_ms > $2 AND u.status = 'invited'",
-        )
-        .bind(tokens::hash(token))
-        .bind(now_ms)
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user_id: UserId = parse_id(&row.try_get::<String, _>(0)?, "user_id")?;
-        let email = self.open_email(user_id, &row.try_get::<Vec<u8>, _>(1)?).await?;
+        let Some((user_id, sealed)) = rows::invited(&self.storage, &tokens::hash(token), now_ms).await? else {
+            return Ok(None);
+        };
+        let email = self.open_email(user_id, &sealed).await?;
         Ok(Some((user_id, email)))
     }
 
     /// Uses the invitation: sets the password and activates the account, once. `false` when the
     /// invitation was used, expired or withdrawn meanwhile.
     pub async fn accept(&self, token: &str, password_hash: &str, now_ms: i64) -> Result<Option<UserId>, AuthError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let user: Option<String> = sqlx::query_scalar(
-            "UPDATE invitations SET accepted_at_ms = $2 WHERE token_hash = $1 AND accepted_at_ms IS NULL \
-             AND expires_at_ms > $2 RETURNING user_id",
-        )
-        .bind(tokens::hash(token))
-        .bind(now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(user) = user else { return Ok(None) };
-        let done = sqlx::query(
-            "UPDATE users SET status = 'active', password_hash = $2, updated_at_ms = $3 \
-             WHERE user_id = $1 AND status = 'invited'",
-        )
-        .bind(&user)
-        .bind(password_hash)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok(Some(parse_id(&user, "user_id")?))
+        Ok(rows::accept(&self.storage, &tokens::hash(token), password_hash, now_ms).await?)
     }
 
     /// Creates an active account directly (the bootstrap owner, from the command line).
     pub async fn create_active(&self, new: &NewAccount, password_hash: &str, now_ms: i64) -> Result<UserId, AuthError> {
         let user_id = UserId::generate();
-        let (key_id, email, _) = self.seal(user_id, &new.email, None);
-        let done = sqlx::query(
-            "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, password_hash, \
-             created_at_ms, updated_at_ms) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id.to_string())
-        .bind(new.role.as_str())
-        .bind(key_id)
-        .bind(email)
-        .bind(self.email_index(&new.email))
-        .bind(new.patient_id.map(|p| p.to_string()))
-        .bind(password_hash)
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await
-        ?;
-        if done.rows_affected() == 0 {
+        let row = self.new_row(user_id, new);
+        if !rows::insert_active(&self.storage, &row, password_hash, now_ms).await? {
             return Err(AuthError::Conflict("an account with this email already exists"));
         }
         Ok(user_id)
@@ -273,45 +155,24 @@ impl Accounts {
 
     /// The account signing in with `email`, with its password hash.
     pub async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, AuthError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS}, password_hash FROM users WHERE email_index = $1"
-        )))
-        .bind(self.email_index(email))
-        .fetch_optional(self.storage.pool())
-        .await?;
-        row.map(|row| Ok(Credentials { account: account(&row)?, password_hash: row.try_get(6)? })).transpose()
+        Ok(rows::credentials(&self.storage, self.email_index(email)).await?)
     }
 
     /// One account.
     pub async fn get(&self, user_id: UserId) -> Result<Option<Account>, AuthError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE user_id = $1")))
-            .bind(user_id.to_string())
-            .fetch_optional(self.storage.pool())
-            .await?;
-        Ok(row.as_ref().map(account).transpose()?)
+        Ok(rows::get(&self.storage, user_id).await?)
     }
 
     /// The patient account of `patient`, if one was invited.
     pub async fn of_patient(&self, patient: PatientId) -> Result<Option<Account>, AuthError> {
-        let row =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE patient_id = $1")))
-                .bind(patient.to_string())
-                .fetch_optional(self.storage.pool())
-                .await?;
-        Ok(row.as_ref().map(account).transpose()?)
+        Ok(rows::of_patient(&self.storage, patient).await?)
     }
 
     /// Every account, oldest first, each with its email decrypted.
     pub async fn list(&self) -> Result<Vec<(Account, Email)>, AuthError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS}, email FROM users ORDER BY created_at_ms, user_id"
-        )))
-        .fetch_all(self.storage.pool())
-        .await?;
+        let rows = rows::list(&self.storage).await?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let account = account(row)?;
-            let sealed: Vec<u8> = row.try_get(6)?;
+        for (account, sealed) in rows {
             let email = self.open_email(account.user_id, &sealed).await?;
             out.push((account, email));
         }
@@ -320,25 +181,12 @@ impl Accounts {
 
     /// Disables an account; `false` when it was already disabled or does not exist.
     pub async fn disable(&self, user_id: UserId, now_ms: i64) -> Result<bool, AuthError> {
-        let done = sqlx::query(
-            "UPDATE users SET status = 'disabled', updated_at_ms = $2 WHERE user_id = $1 AND status <> 'disabled'",
-        )
-        .bind(user_id.to_string())
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::disable(&self.storage, user_id, now_ms).await?)
     }
 
     /// Replaces the password hash (an upgrade to current argon2 parameters at sign-in).
     pub async fn set_password_hash(&self, user_id: UserId, password_hash: &str, now_ms: i64) -> Result<(), AuthError> {
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at_ms = $3 WHERE user_id = $1")
-            .bind(user_id.to_string())
-            .bind(password_hash)
-            .bind(now_ms)
-            .execute(self.storage.pool())
-            .await?;
-        Ok(())
+        Ok(rows::set_password_hash(&self.storage, user_id, password_hash, now_ms).await?)
     }
 
     /// Stores a new, not yet confirmed TOTP secret (replacing an unconfirmed one). Refused once
@@ -346,18 +194,7 @@ impl Accounts {
     pub async fn begin_totp(&self, user_id: UserId, secret: &TotpSecret, now_ms: i64) -> Result<(), AuthError> {
         let email = self.email(user_id).await?;
         let (key_id, email, totp) = self.seal(user_id, &email, Some(secret));
-        let done = sqlx::query(
-            "UPDATE users SET key_id = $2, email = $3, totp_secret = $4, totp_last_step = NULL, updated_at_ms = $5 \
-             WHERE user_id = $1 AND totp_enabled_at_ms IS NULL",
-        )
-        .bind(user_id.to_string())
-        .bind(key_id)
-        .bind(email)
-        .bind(totp)
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        if done.rows_affected() == 0 {
+        if !rows::set_unconfirmed_totp(&self.storage, user_id, key_id, email, totp, now_ms).await? {
             return Err(AuthError::Conflict("TOTP is already enabled for this account"));
         }
         Ok(())
@@ -365,39 +202,21 @@ impl Accounts {
 
     /// The account's TOTP secret, whether it is confirmed, and the last step used.
     pub async fn totp(&self, user_id: UserId) -> Result<Option<(TotpSecret, bool, Option<u64>)>, AuthError> {
-        let row = sqlx::query(
-            "SELECT totp_secret, totp_enabled_at_ms, totp_last_step FROM users WHERE user_id = $1 \
-             AND totp_secret IS NOT NULL",
-        )
-        .bind(user_id.to_string())
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let sealed: Vec<u8> = row.try_get(0)?;
-        let enabled: Option<i64> = row.try_get(1)?;
-        let last: Option<i64> = row.try_get(2)?;
+        let Some(stored) = rows::totp(&self.storage, user_id).await? else { return Ok(None) };
         let row_id = user_id.to_string();
         let plain = self
             .keyring
-            .open_value(Field { table: USERS.name, column: "totp_secret", row_id: &row_id }, &sealed)
+            .open_value(Field { table: USERS.name, column: "totp_secret", row_id: &row_id }, &stored.secret)
             .await?;
         let secret = TotpSecret::from_bytes(&plain).ok_or(CryptoError::Integrity)?;
-        Ok(Some((secret, enabled.is_some(), last.and_then(|s| u64::try_from(s).ok()))))
+        Ok(Some((secret, stored.enabled_at_ms.is_some(), stored.last_step.and_then(|s| u64::try_from(s).ok()))))
     }
 
     /// Records that TOTP `step` was used, if no later or equal step was: the atomic half of
     /// replay protection (two nodes cannot both accept one code). `false`: a replay.
     pub async fn use_totp_step(&self, user_id: UserId, step: u64) -> Result<bool, AuthError> {
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidMfa)?;
-        let done = sqlx::query(
-            "UPDATE users SET totp_last_step = $2 WHERE user_id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
-        )
-        .bind(user_id.to_string())
-        .bind(step)
-        .execute(self.storage.pool())
-        .await
-        ?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::use_totp_step(&self.storage, user_id, step).await?)
     }
 
     /// Confirms enrollment: TOTP on, the confirming step used, the recovery codes stored
@@ -410,54 +229,17 @@ impl Accounts {
         now_ms: i64,
     ) -> Result<bool, AuthError> {
         let step = i64::try_from(step).map_err(|_| AuthError::InvalidMfa)?;
-        let mut tx = self.storage.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET totp_enabled_at_ms = $2, totp_last_step = $3, updated_at_ms = $2 \
-             WHERE user_id = $1 AND totp_enabled_at_ms IS NULL AND totp_secret IS NOT NULL",
-        )
-        .bind(user_id.to_string())
-        .bind(now_ms)
-        .bind(step)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        for hash in recovery_hashes {
-            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
-                .bind(user_id.to_string())
-                .bind(hash.to_vec())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(rows::confirm_totp(&self.storage, user_id, step, recovery_hashes, now_ms).await?)
     }
 
     /// Uses a recovery code once; `false` when it is unknown or was used.
     pub async fn use_recovery_code(&self, user_id: UserId, hash: &[u8; 32], now_ms: i64) -> Result<bool, AuthError> {
-        let done = sqlx::query(
-            "UPDATE recovery_codes SET used_at_ms = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at_ms IS NULL",
-        )
-        .bind(user_id.to_string())
-        .bind(hash.to_vec())
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::use_recovery_code(&self.storage, user_id, hash, now_ms).await?)
     }
 
     /// The account's email, decrypted.
     pub async fn email(&self, user_id: UserId) -> Result<Email, AuthError> {
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT email FROM users WHERE user_id = $1")
-            .bind(user_id.to_string())
-            .fetch_optional(self.storage.pool())
-            .await?;
-        let sealed = sealed.ok_or(AuthError::NotFound)?;
+        let sealed = rows::sealed_email(&self.storage, user_id).await?.ok_or(AuthError::NotFound)?;
         self.open_email(user_id, &sealed).await
     }
 
@@ -468,20 +250,4 @@ impl Accounts {
         let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::Integrity)?;
         Ok(Email::parse(text).ok_or(CryptoError::Integrity)?)
     }
-}
-
-fn account(row: &AnyRow) -> Result<Account, StorageError> {
-    let user_id: String = row.try_get(0)?;
-    let role: String = row.try_get(1)?;
-    let status: String = row.try_get(2)?;
-    let patient: Option<String> = row.try_get(3)?;
-    let totp_enabled: Option<i64> = row.try_get(4)?;
-    Ok(Account {
-        user_id: parse_id(&user_id, "user_id")?,
-        role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
-        status: AccountStatus::parse(&status)?,
-        patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
-        totp_enabled: totp_enabled.is_some(),
-        created_at_ms: row.try_get(5)?,
-    })
 }

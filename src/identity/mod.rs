@@ -9,6 +9,7 @@ pub mod recovery;
 pub mod service;
 pub mod sessions;
 pub mod sign_in;
+mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;

@@ -1,6 +1,7 @@
 //! OAuth 2.0 authorization code grant with PKCE (RFC 6749 section 4.1, RFC 7636 with S256
 //! only, as RFC 9700 recommends) for public clients: the request checks, the sign-in flows
-//! waiting for a second factor, and the one-time authorization codes.
+//! waiting for a second factor, and the one-time authorization codes. The statements are in
+//! `store/grants.rs`.
 
 use std::sync::Arc;
 
@@ -9,12 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confidant_actors::clock::Clock;
 use confidant_actors::ids::UserId;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::error::AuthError;
+use super::store::grants::{self as rows, StoredRequest};
 use super::tokens::{self, Token, TokenKind};
 use crate::settings::OAuthClient;
-use crate::storage::{Storage, parse_id};
+use crate::storage::Storage;
 
 /// The client's side of an authorization request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,18 +107,13 @@ impl Grants {
     ) -> Result<Token, AuthError> {
         let now = self.clock.now_ms();
         let token = Token::generate(TokenKind::SignInFlow);
-        sqlx::query(
-            "INSERT INTO sign_in_flows (flow_hash, user_id, client_id, redirect_uri, code_challenge, created_at_ms, \
-             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        rows::insert_flow(
+            &self.storage,
+            &token.hash(),
+            &StoredRequest::of(user, request),
+            now,
+            now.saturating_add(lifetime_ms),
         )
-        .bind(token.hash())
-        .bind(user.to_string())
-        .bind(&request.client_id)
-        .bind(&request.redirect_uri)
-        .bind(&request.code_challenge)
-        .bind(now)
-        .bind(now.saturating_add(lifetime_ms))
-        .execute(self.storage.pool())
         .await?;
         Ok(token)
     }
@@ -128,34 +124,13 @@ impl Grants {
         if !tokens::looks_like(TokenKind::SignInFlow, token) {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT user_id, client_id, redirect_uri, code_challenge FROM sign_in_flows WHERE flow_hash = $1 \
-             AND expires_at_ms > $2",
-        )
-        .bind(tokens::hash(token))
-        .bind(self.clock.now_ms())
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Pending {
-            user_id: parse_id(&row.try_get::<String, _>(0)?, "user_id")?,
-            request: AuthorizationRequest {
-                client_id: row.try_get(1)?,
-                redirect_uri: row.try_get(2)?,
-                code_challenge: row.try_get(3)?,
-                state: None,
-            },
-            mfa_at_ms: None,
-        }))
+        let stored = rows::flow(&self.storage, &tokens::hash(token), self.clock.now_ms()).await?;
+        Ok(stored.map(|stored| stored.pending(None)))
     }
 
     /// Ends a flow (its second factor was proved); `false` if another request ended it first.
     pub async fn finish_flow(&self, token: &str) -> Result<bool, AuthError> {
-        let done = sqlx::query("DELETE FROM sign_in_flows WHERE flow_hash = $1")
-            .bind(tokens::hash(token))
-            .execute(self.storage.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::delete_flow(&self.storage, &tokens::hash(token)).await?)
     }
 
     /// Issues a one-time authorization code.
@@ -168,20 +143,9 @@ impl Grants {
     ) -> Result<Token, AuthError> {
         let now = self.clock.now_ms();
         let code = Token::generate(TokenKind::Code);
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, mfa_at_ms, \
-             created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(code.hash())
-        .bind(user.to_string())
-        .bind(&request.client_id)
-        .bind(&request.redirect_uri)
-        .bind(&request.code_challenge)
-        .bind(mfa_at_ms)
-        .bind(now)
-        .bind(now.saturating_add(lifetime_ms))
-        .execute(self.storage.pool())
-        .await?;
+        let stored = StoredRequest::of(user, request);
+        rows::insert_code(&self.storage, &code.hash(), &stored, mfa_at_ms, now, now.saturating_add(lifetime_ms))
+            .await?;
         Ok(code)
     }
 
@@ -198,51 +162,51 @@ impl Grants {
             return Ok(Redeemed::Invalid);
         }
         let hash = tokens::hash(code);
-        let row = sqlx::query(
-            "SELECT user_id, client_id, redirect_uri, code_challenge, mfa_at_ms, expires_at_ms, session_id \
-             FROM authorization_codes WHERE code_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(Redeemed::Invalid) };
-        let used: Option<String> = row.try_get(6)?;
-        if let Some(session) = used {
-            return Ok(Redeemed::Reused(parse_id(&session, "session_id")?));
+        let Some(stored) = rows::code_by_hash(&self.storage, &hash).await? else { return Ok(Redeemed::Invalid) };
+        if let Some(session) = stored.session_id {
+            return Ok(Redeemed::Reused(session));
         }
-        let pending = Pending {
-            user_id: parse_id(&row.try_get::<String, _>(0)?, "user_id")?,
-            request: AuthorizationRequest {
-                client_id: row.try_get(1)?,
-                redirect_uri: row.try_get(2)?,
-                code_challenge: row.try_get(3)?,
-                state: None,
-            },
-            mfa_at_ms: row.try_get(4)?,
-        };
-        let expires_at_ms: i64 = row.try_get(5)?;
+        let expires_at_ms = stored.expires_at_ms;
+        let pending = stored.request.pending(stored.mfa_at_ms);
         let valid = expires_at_ms > self.clock.now_ms()
             && pending.request.client_id == client_id
             && pending.request.redirect_uri == redirect_uri
             && pkce_matches(verifier, &pending.request.code_challenge);
         if !valid {
-            sqlx::query("DELETE FROM authorization_codes WHERE code_hash = $1 AND session_id IS NULL")
-                .bind(&hash)
-                .execute(self.storage.pool())
-                .await?;
+            rows::delete_unclaimed_code(&self.storage, &hash).await?;
             return Ok(Redeemed::Invalid);
         }
         let session = confidant_actors::ids::SessionId::generate();
-        let claimed =
-            sqlx::query("UPDATE authorization_codes SET session_id = $2 WHERE code_hash = $1 AND session_id IS NULL")
-                .bind(&hash)
-                .bind(session.to_string())
-                .execute(self.storage.pool())
-                .await?;
-        if claimed.rows_affected() != 1 {
+        if !rows::claim_code(&self.storage, &hash, session).await? {
             return Ok(Redeemed::Invalid);
         }
         Ok(Redeemed::Fresh(pending, session))
+    }
+}
+
+impl StoredRequest {
+    /// What is stored of `request` from `user`.
+    fn of(user: UserId, request: &AuthorizationRequest) -> Self {
+        Self {
+            user_id: user,
+            client_id: request.client_id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+        }
+    }
+
+    /// The pending sign-in or code it is (its `state` is not stored).
+    fn pending(self, mfa_at_ms: Option<i64>) -> Pending {
+        Pending {
+            user_id: self.user_id,
+            request: AuthorizationRequest {
+                client_id: self.client_id,
+                redirect_uri: self.redirect_uri,
+                code_challenge: self.code_challenge,
+                state: None,
+            },
+            mfa_at_ms,
+        }
     }
 }
 

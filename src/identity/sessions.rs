@@ -2,19 +2,20 @@
 //! exchanged and ends on sign-out, on its idle or absolute limit, when a rotated refresh
 //! token is presented again (the whole family dies), or when its account is disabled. Every
 //! API request looks its access token up here, so an ended session is refused at once, on
-//! every node.
+//! every node. The statements are in `store/sessions.rs`.
 
 use std::sync::Arc;
 
-use confidant_actors::audit::Role;
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{PatientId, SessionId, UserId};
-use sqlx::Row;
+use confidant_actors::ids::{SessionId, UserId};
 
 use super::error::AuthError;
+use super::store::sessions::{self as rows, NewSession, NewToken, RefreshRow, SessionState};
 use super::tokens::{self, Token, TokenKind};
 use crate::settings::IdentitySettings;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
+
+pub use super::store::sessions::SessionOwner;
 
 /// Why a session ended (stored, and the audit reason code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,23 +65,6 @@ pub struct Issued {
     pub session_expires_at_ms: i64,
 }
 
-/// Who a valid access token speaks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionOwner {
-    /// The session.
-    pub session_id: SessionId,
-    /// Its account.
-    pub user_id: UserId,
-    /// The account's role.
-    pub role: Role,
-    /// For a patient account, the patient.
-    pub patient_id: Option<PatientId>,
-    /// Whether the session proved a second factor.
-    pub mfa: bool,
-    /// When the session ends at the latest (UTC ms).
-    pub expires_at_ms: i64,
-}
-
 /// What looking up an access token found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
@@ -108,9 +92,6 @@ pub struct Sessions {
     limits: Limits,
 }
 
-const OWNER: &str = "s.session_id, s.user_id, u.role, u.patient_id, s.mfa_at_ms, u.status, s.ended_at_ms, \
-                     s.last_seen_at_ms, s.expires_at_ms";
-
 impl Sessions {
     /// Sessions of `storage` with the limits of `settings`.
     pub fn new(storage: Storage, clock: Arc<dyn Clock>, settings: &IdentitySettings) -> Self {
@@ -134,49 +115,24 @@ impl Sessions {
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now_ms();
         let expires = now.saturating_add(self.limits.absolute_ms);
-        let mut tx = self.storage.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (session_id, user_id, client_id, mfa_at_ms, created_at_ms, last_seen_at_ms, \
-             expires_at_ms) VALUES ($1, $2, $3, $4, $5, $5, $6)",
-        )
-        .bind(session_id.to_string())
-        .bind(user.to_string())
-        .bind(client_id)
-        .bind(mfa_at_ms)
-        .bind(now)
-        .bind(expires)
-        .execute(&mut *tx)
-        .await?;
-        let issued = self.issue(&mut tx, session_id, now, expires).await?;
-        tx.commit().await?;
+        let (issued, tokens) = self.issue(session_id, now, expires);
+        let session =
+            NewSession { session_id, user_id: user, client_id, mfa_at_ms, now_ms: now, expires_at_ms: expires };
+        rows::insert(&self.storage, &session, &tokens).await?;
         Ok(issued)
     }
 
-    async fn issue(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        session_id: SessionId,
-        now: i64,
-        session_expires: i64,
-    ) -> Result<Issued, AuthError> {
+    /// New access and refresh tokens of `session_id`, and the rows that store them.
+    fn issue(&self, session_id: SessionId, now: i64, session_expires: i64) -> (Issued, [NewToken; 2]) {
         let access = Token::generate(TokenKind::Access);
         let refresh = Token::generate(TokenKind::Refresh);
         let access_expires = now.saturating_add(self.limits.access_ms).min(session_expires);
-        for (token, kind, expires) in [(&access, "access", access_expires), (&refresh, "refresh", session_expires)] {
-            sqlx::query(
-                "INSERT INTO session_tokens (token_hash, session_id, kind, created_at_ms, expires_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(token.hash())
-            .bind(session_id.to_string())
-            .bind(kind)
-            .bind(now)
-            .bind(expires)
-            .execute(&mut **tx)
-            .await?;
-        }
+        let rows = [
+            NewToken { hash: access.hash(), kind: "access", created_at_ms: now, expires_at_ms: access_expires },
+            NewToken { hash: refresh.hash(), kind: "refresh", created_at_ms: now, expires_at_ms: session_expires },
+        ];
         let expires_in_secs = u64::try_from((access_expires - now) / 1000).unwrap_or(0);
-        Ok(Issued { session_id, access, refresh, expires_in_secs, session_expires_at_ms: session_expires })
+        (Issued { session_id, access, refresh, expires_in_secs, session_expires_at_ms: session_expires }, rows)
     }
 
     /// Looks up an access token: a live session is touched (its idle clock restarts); one past
@@ -186,16 +142,9 @@ impl Sessions {
             return Ok(Lookup::Invalid);
         }
         let now = self.clock.now_ms();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OWNER} FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
-             JOIN users u ON u.user_id = s.user_id WHERE t.token_hash = $1 AND t.kind = 'access' AND t.expires_at_ms > $2"
-        )))
-        .bind(tokens::hash(presented))
-        .bind(now)
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(Lookup::Invalid) };
-        let state = SessionState::read(&row)?;
+        let Some(state) = rows::by_access_token(&self.storage, &tokens::hash(presented), now).await? else {
+            return Ok(Lookup::Invalid);
+        };
         if state.ended {
             return Ok(Lookup::Invalid);
         }
@@ -207,15 +156,7 @@ impl Sessions {
             });
         }
         // Activity; a write per request at most once a second.
-        sqlx::query(
-            "UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND last_seen_at_ms < $3 \
-             AND ended_at_ms IS NULL",
-        )
-        .bind(state.owner.session_id.to_string())
-        .bind(now)
-        .bind(now - 1000)
-        .execute(self.storage.pool())
-        .await?;
+        rows::seen(&self.storage, state.owner.session_id, now, now - 1000).await?;
         Ok(Lookup::Valid(state.owner))
     }
 
@@ -241,23 +182,12 @@ impl Sessions {
             return Err(invalid);
         }
         let now = self.clock.now_ms();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OWNER}, t.used_at_ms, s.client_id FROM session_tokens t \
-             JOIN sessions s ON s.session_id = t.session_id JOIN users u ON u.user_id = s.user_id \
-             WHERE t.token_hash = $1 AND t.kind = 'refresh'"
-        )))
-        .bind(tokens::hash(presented))
-        .fetch_optional(self.storage.pool())
-        .await
-        .map_err(AuthError::from)?;
-        let Some(row) = row else { return Err(invalid) };
-        let state = SessionState::read(&row)?;
-        let used: Option<i64> = row.try_get(9).map_err(AuthError::from)?;
-        let session_client: String = row.try_get(10).map_err(AuthError::from)?;
+        let found = rows::by_refresh_token(&self.storage, &tokens::hash(presented)).await.map_err(AuthError::from)?;
+        let Some(RefreshRow { state, used_at_ms, client_id: session_client }) = found else { return Err(invalid) };
         if state.ended || session_client != client_id {
             return Err(invalid);
         }
-        if used.is_some() {
+        if used_at_ms.is_some() {
             self.end(state.owner.session_id, EndReason::RefreshTokenReuse).await?;
             return Err(RefreshFailure::Reused(state.owner));
         }
@@ -268,119 +198,54 @@ impl Sessions {
                 invalid
             });
         }
-        let mut tx = self.storage.pool().begin().await.map_err(AuthError::from)?;
-        let marked =
-            sqlx::query("UPDATE session_tokens SET used_at_ms = $2 WHERE token_hash = $1 AND used_at_ms IS NULL")
-                .bind(tokens::hash(presented))
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(AuthError::from)?;
-        if marked.rows_affected() != 1 {
+        let (issued, tokens) = self.issue(state.owner.session_id, now, state.expires_at_ms);
+        let rotated = rows::rotate(&self.storage, &tokens::hash(presented), now, state.owner.session_id, &tokens)
+            .await
+            .map_err(AuthError::from)?;
+        if !rotated {
             // Another request rotated it first: two holders of one token.
-            drop(tx);
             self.end(state.owner.session_id, EndReason::RefreshTokenReuse).await?;
             return Err(RefreshFailure::Reused(state.owner));
         }
-        let issued = self.issue(&mut tx, state.owner.session_id, now, state.expires_at_ms).await?;
-        tx.commit().await.map_err(AuthError::from)?;
         Ok((state.owner, issued))
     }
 
     /// Ends a live session; `false` when it had already ended.
     pub async fn end(&self, session: SessionId, reason: EndReason) -> Result<bool, AuthError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL",
-        )
-        .bind(session.to_string())
-        .bind(self.clock.now_ms())
-        .bind(reason.as_str())
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::end(&self.storage, session, self.clock.now_ms(), reason.as_str()).await?)
     }
 
     /// Ends a live session that saw no request for `idle_ms`; `false` when it had ended or is
     /// in use.
     pub async fn end_if_idle(&self, session: SessionId, idle_ms: i64, reason: EndReason) -> Result<bool, AuthError> {
         let now = self.clock.now_ms();
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE session_id = $1 AND ended_at_ms IS NULL \
-             AND last_seen_at_ms <= $4",
-        )
-        .bind(session.to_string())
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(now.saturating_sub(idle_ms))
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::end_if_unseen_since(&self.storage, session, now, reason.as_str(), now.saturating_sub(idle_ms)).await?)
     }
 
     /// Ends every live session of `user`; returns how many.
     pub async fn end_all(&self, user: UserId, reason: EndReason) -> Result<u64, AuthError> {
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at_ms = $2, end_reason = $3 WHERE user_id = $1 AND ended_at_ms IS NULL",
-        )
-        .bind(user.to_string())
-        .bind(self.clock.now_ms())
-        .bind(reason.as_str())
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected())
+        Ok(rows::end_all(&self.storage, user, self.clock.now_ms(), reason.as_str()).await?)
     }
 
     /// Records activity seen elsewhere (a WebSocket), so the session does not idle out.
     pub async fn touch(&self, session: SessionId) -> Result<(), AuthError> {
-        sqlx::query("UPDATE sessions SET last_seen_at_ms = $2 WHERE session_id = $1 AND ended_at_ms IS NULL")
-            .bind(session.to_string())
-            .bind(self.clock.now_ms())
-            .execute(self.storage.pool())
-            .await?;
-        Ok(())
+        Ok(rows::touch(&self.storage, session, self.clock.now_ms()).await?)
     }
 
     /// Sessions that ended at or after `since_ms` (any node's sign-out, disable, reuse of a
     /// token), so each node can close their sockets even when no announcement reached it.
     pub async fn ended_since(&self, since_ms: i64) -> Result<Vec<(SessionId, UserId)>, AuthError> {
-        let rows = sqlx::query("SELECT session_id, user_id FROM sessions WHERE ended_at_ms >= $1")
-            .bind(since_ms)
-            .fetch_all(self.storage.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-                    parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-                ))
-            })
-            .collect()
+        Ok(rows::ended_since(&self.storage, since_ms).await?)
     }
 
     /// Marks a session as having proved a second factor (after TOTP enrollment in it).
     pub async fn mark_mfa(&self, session: SessionId) -> Result<(), AuthError> {
-        sqlx::query("UPDATE sessions SET mfa_at_ms = $2 WHERE session_id = $1")
-            .bind(session.to_string())
-            .bind(self.clock.now_ms())
-            .execute(self.storage.pool())
-            .await?;
-        Ok(())
+        Ok(rows::mark_mfa(&self.storage, session, self.clock.now_ms()).await?)
     }
 
     /// The session a refresh or access token belongs to, live or not (for revocation, RFC 7009).
     pub async fn session_of(&self, presented: &str) -> Result<Option<(SessionId, UserId)>, AuthError> {
-        let row = sqlx::query(
-            "SELECT s.session_id, s.user_id FROM session_tokens t JOIN sessions s ON s.session_id = t.session_id \
-             WHERE t.token_hash = $1",
-        )
-        .bind(tokens::hash(presented))
-        .fetch_optional(self.storage.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some((
-            parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-            parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-        )))
+        Ok(rows::session_of(&self.storage, &tokens::hash(presented)).await?)
     }
 }
 
@@ -400,38 +265,5 @@ pub enum RefreshFailure {
 impl From<AuthError> for RefreshFailure {
     fn from(error: AuthError) -> Self {
         RefreshFailure::Failed(error)
-    }
-}
-
-/// A session row joined with its account.
-struct SessionState {
-    owner: SessionOwner,
-    active_account: bool,
-    ended: bool,
-    last_seen_at_ms: i64,
-    expires_at_ms: i64,
-}
-
-impl SessionState {
-    fn read(row: &sqlx::any::AnyRow) -> Result<Self, AuthError> {
-        let role: String = row.try_get(2)?;
-        let patient: Option<String> = row.try_get(3)?;
-        let mfa: Option<i64> = row.try_get(4)?;
-        let status: String = row.try_get(5)?;
-        let ended: Option<i64> = row.try_get(6)?;
-        Ok(Self {
-            owner: SessionOwner {
-                session_id: parse_id(&row.try_get::<String, _>(0)?, "session_id")?,
-                user_id: parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-                role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
-                patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
-                mfa: mfa.is_some(),
-                expires_at_ms: row.try_get(8)?,
-            },
-            active_account: status == "active",
-            ended: ended.is_some(),
-            last_seen_at_ms: row.try_get(7)?,
-            expires_at_ms: row.try_get(8)?,
-        })
     }
 }

@@ -2,6 +2,7 @@
 //! in the database so every node sees the same counts. After the free failures, each further
 //! failure locks the subject for a doubling delay up to a maximum; failures are forgotten after
 //! a quiet period. Keys are HMACs under the index key: the table holds no email or address.
+//! The statements are in `store/throttles.rs`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use confidant_actors::ids::UserId;
 
 use super::accounts::Email;
 use super::error::AuthError;
+use super::store::throttles as rows;
 use crate::crypto::Keyring;
 use crate::settings::IdentitySettings;
 use crate::storage::StorageError;
@@ -77,11 +79,7 @@ impl Throttle {
         let now = self.clock.now_ms();
         let mut wait_ms = 0i64;
         for &subject in subjects {
-            let locked: Option<i64> =
-                sqlx::query_scalar("SELECT locked_until_ms FROM throttles WHERE throttle_key = $1")
-                    .bind(self.key(subject))
-                    .fetch_optional(self.keyring.storage().pool())
-                    .await?;
+            let locked = rows::locked_until(self.keyring.storage(), self.key(subject)).await?;
             wait_ms = wait_ms.max(locked.unwrap_or(0) - now);
         }
         if wait_ms > 0 {
@@ -94,26 +92,13 @@ impl Throttle {
     /// Counts a failure against each subject and locks those past their free failures.
     pub async fn failed(&self, subjects: &[Subject<'_>]) -> Result<(), StorageError> {
         let now = self.clock.now_ms();
-        let pool = self.keyring.storage().pool();
+        let storage = self.keyring.storage();
         for &subject in subjects {
             let key = self.key(subject);
-            let failures: i64 = sqlx::query_scalar(
-                "INSERT INTO throttles (throttle_key, failures, last_failure_ms, locked_until_ms) VALUES ($1, 1, $2, 0) \
-                 ON CONFLICT (throttle_key) DO UPDATE SET failures = CASE WHEN throttles.last_failure_ms < $3 THEN 1 \
-                 ELSE throttles.failures + 1 END, last_failure_ms = $2 RETURNING failures",
-            )
-            .bind(&key)
-            .bind(now)
-            .bind(now.saturating_sub(self.rules.memory_ms))
-            .fetch_one(pool)
-            .await?;
+            let failures = rows::count_failure(storage, &key, now, now.saturating_sub(self.rules.memory_ms)).await?;
             let delay = lock_ms(self.rules, self.free(subject), failures);
             if delay > 0 {
-                sqlx::query("UPDATE throttles SET locked_until_ms = $2 WHERE throttle_key = $1")
-                    .bind(&key)
-                    .bind(now.saturating_add(delay))
-                    .execute(pool)
-                    .await?;
+                rows::lock(storage, &key, now.saturating_add(delay)).await?;
             }
         }
         Ok(())
@@ -121,11 +106,7 @@ impl Throttle {
 
     /// Forgets the failures of `subject` (after a success).
     pub async fn succeeded(&self, subject: Subject<'_>) -> Result<(), StorageError> {
-        sqlx::query("DELETE FROM throttles WHERE throttle_key = $1")
-            .bind(self.key(subject))
-            .execute(self.keyring.storage().pool())
-            .await?;
-        Ok(())
+        rows::forget(self.keyring.storage(), self.key(subject)).await
     }
 }
 

@@ -5,12 +5,12 @@
 //! the transaction that stores the message, so the first valid commit of an epoch wins (a later
 //! one gets the current epoch back) and every message gets the next seq exactly once.
 //! Membership, for fan-out and fetching, is the server's public group after the last accepted
-//! commit (`conversation_devices`), never a list a sender supplies.
+//! commit (`conversation_devices`), never a list a sender supplies. The statements are in
+//! `store/conversations.rs` and `store/messages.rs`.
 
 use confidant_actors::audit::{AuditEvent, AuditWriter};
 use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_protocol::MlsKind;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::MessagingError;
@@ -18,55 +18,17 @@ use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
+use super::store::conversations::{self as rows, CommitWrite};
+use super::store::messages;
 use crate::access::ConversationKind;
-use crate::storage::{Storage, StorageError, parse_id};
+use crate::storage::Storage;
+
+pub use super::store::conversations::{Conversation, PendingWelcome};
+pub use super::store::messages::Stored;
 
 /// A device is sent at most this many missed messages per conversation when it attaches; it
 /// acknowledges them and attaches again (or reads on as new ones arrive) for the rest.
 pub const MAX_REPLAY: i64 = 1000;
-
-/// A conversation, without its messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conversation {
-    /// Its id (the MLS group id).
-    pub id: ConversationId,
-    /// What it is: about one patient, or among staff. Decides who may be added to it.
-    pub kind: ConversationKind,
-    /// Who created it.
-    pub created_by: UserId,
-    /// Its current epoch.
-    pub epoch: u64,
-    /// Its newest seq.
-    pub last_seq: u64,
-}
-
-/// One stored message of a conversation's stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// Its place.
-    pub seq: u64,
-    /// Commit or application message.
-    pub kind: MlsKind,
-    /// Who sent it.
-    pub sender: DeviceId,
-    /// The TLS-encoded `MlsMessageOut`.
-    pub message: Vec<u8>,
-}
-
-/// A Welcome waiting for its device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingWelcome {
-    /// The conversation.
-    pub conversation_id: ConversationId,
-    /// The seq of the commit that added the device.
-    pub seq: u64,
-    /// The TLS-encoded Welcome `MlsMessageOut`.
-    pub welcome: Vec<u8>,
-    /// The TLS-encoded ratchet tree after that commit.
-    pub ratchet_tree: Vec<u8>,
-}
 
 /// What became of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,14 +70,6 @@ pub struct Conversations {
     cache: std::sync::Arc<MembershipCache>,
 }
 
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 impl Conversations {
     /// The conversations in `storage`, checking credentials against `devices`.
     pub fn new(storage: Storage, devices: Devices, audit: actix::Addr<AuditWriter>) -> Self {
@@ -146,87 +100,38 @@ impl Conversations {
             }
         }
         let state = group.to_bytes()?;
-        let mut tx = self.storage.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO conversations (conversation_id, kind, patient_id, created_by, created_at_ms, epoch, last_seq, \
-             public_group) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (conversation_id) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(kind.name())
-        .bind(kind.patient().map(|p| p.to_string()))
-        .bind(creator.user_id.to_string())
-        .bind(now_ms)
-        .bind(to_i64(group.epoch()))
-        .bind(state)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(MessagingError::Conflict);
-        }
-        for member in &members {
-            sqlx::query(
-                "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) VALUES ($1, $2, 0, 0)",
-            )
-            .bind(id.to_string())
-            .bind(member.device.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Conversation {
+        let conversation = Conversation {
             id: ConversationId::from_uuid(id),
             kind,
             created_by: creator.user_id,
             epoch: group.epoch(),
             last_seq: 0,
-        })
+        };
+        let devices: Vec<DeviceId> = members.iter().map(|m| m.device).collect();
+        if !rows::insert(&self.storage, &conversation, state, &devices, now_ms).await? {
+            return Err(MessagingError::Conflict);
+        }
+        Ok(conversation)
     }
 
     /// A conversation by id.
     pub async fn get(&self, id: ConversationId) -> Result<Option<Conversation>, MessagingError> {
-        let row = sqlx::query(
-            "SELECT conversation_id, kind, patient_id, created_by, epoch, last_seq FROM conversations \
-             WHERE conversation_id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.storage.pool())
-        .await?;
-        row.as_ref().map(conversation).transpose()
+        Ok(rows::get(&self.storage, id).await?)
     }
 
     /// The conversations `device` is a member of.
     pub async fn of_device(&self, device: DeviceId) -> Result<Vec<Conversation>, MessagingError> {
-        let rows = sqlx::query(
-            "SELECT c.conversation_id, c.kind, c.patient_id, c.created_by, c.epoch, c.last_seq FROM conversations c \
-             JOIN conversation_devices d ON d.conversation_id = c.conversation_id WHERE d.device_id = $1 \
-             ORDER BY c.created_at_ms, c.conversation_id",
-        )
-        .bind(device.to_string())
-        .fetch_all(self.storage.pool())
-        .await?;
-        rows.iter().map(conversation).collect()
+        Ok(rows::of_device(&self.storage, device).await?)
     }
 
     /// Whether `device` is a member of `conversation` now.
     pub async fn is_member(&self, conversation: ConversationId, device: DeviceId) -> Result<bool, MessagingError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2",
-        )
-        .bind(conversation.to_string())
-        .bind(device.to_string())
-        .fetch_one(self.storage.pool())
-        .await?;
-        Ok(n == 1)
+        Ok(rows::is_member(&self.storage, conversation, device).await?)
     }
 
     /// The member devices of `conversation`.
     pub async fn members(&self, conversation: ConversationId) -> Result<Vec<DeviceId>, MessagingError> {
-        let rows =
-            sqlx::query("SELECT device_id FROM conversation_devices WHERE conversation_id = $1 ORDER BY device_id")
-                .bind(conversation.to_string())
-                .fetch_all(self.storage.pool())
-                .await?;
-        rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "device_id")?)).collect()
+        Ok(rows::members(&self.storage, conversation).await?)
     }
 
     /// The conversation and its member devices for a message from `sender`: from this node's
@@ -264,10 +169,7 @@ impl Conversations {
         policy: &impl Membership,
         now_ms: i64,
     ) -> Result<Committed, MessagingError> {
-        let state: Vec<u8> = sqlx::query_scalar("SELECT public_group FROM conversations WHERE conversation_id = $1")
-            .bind(conversation.id.to_string())
-            .fetch_one(self.storage.pool())
-            .await?;
+        let state = rows::public_group(&self.storage, conversation.id).await?;
         let mut group = ServerGroup::from_bytes(conversation.id.as_uuid().as_bytes(), &state)?;
         let current = group.epoch();
         let checked = match group.check_commit(commit) {
@@ -298,73 +200,43 @@ impl Conversations {
         let tree = group.ratchet_tree()?;
         let state = group.to_bytes()?;
 
-        let mut tx = self.storage.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE conversations SET epoch = $1, last_seq = last_seq + 1, public_group = $2 \
-             WHERE conversation_id = $3 AND epoch = $4 RETURNING last_seq",
-        )
-        .bind(to_i64(epoch))
-        .bind(state)
-        .bind(conversation.id.to_string())
-        .bind(to_i64(current))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = moved else {
-            drop(tx);
-            let now = self.get(conversation.id).await?.map_or(current, |c| c.epoch);
-            return Ok(Committed::Stale { epoch: now });
-        };
-        let seq = to_u64(row.try_get(0)?);
-        let stored = Stored {
-            conversation_id: conversation.id,
-            seq,
-            kind: MlsKind::Commit,
-            sender: sender.id,
-            message: commit.to_vec(),
-        };
-        insert_message(&mut tx, &stored, current, now_ms).await?;
         // Membership follows the group: devices it removed leave, devices it added join after
         // this commit (they start from its Welcome); the others keep their cursors. A device
         // the server stopped serving (`forget_device`) is not let back in by a later commit.
-        for device in before.iter().filter(|d| !after.contains(d)) {
-            sqlx::query("DELETE FROM conversation_devices WHERE conversation_id = $1 AND device_id = $2")
-                .bind(conversation.id.to_string())
-                .bind(device.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut welcomed = Vec::new();
-        for device in added.iter().filter(|d| after.contains(d) && !before.contains(d)) {
-            sqlx::query(
-                "INSERT INTO conversation_devices (conversation_id, device_id, joined_seq, acked_seq) \
-                 VALUES ($1, $2, $3, $3)",
-            )
-            .bind(conversation.id.to_string())
-            .bind(device.to_string())
-            .bind(to_i64(seq))
-            .execute(&mut *tx)
-            .await?;
-            if let Some(welcome) = welcome {
-                let pending = PendingWelcome {
-                    conversation_id: conversation.id,
-                    seq,
-                    welcome: welcome.to_vec(),
-                    ratchet_tree: tree.clone(),
-                };
-                sqlx::query(
-                    "INSERT INTO welcomes (conversation_id, device_id, seq, welcome, ratchet_tree) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(conversation.id.to_string())
-                .bind(device.to_string())
-                .bind(to_i64(seq))
-                .bind(pending.welcome.clone())
-                .bind(pending.ratchet_tree.clone())
-                .execute(&mut *tx)
-                .await?;
-                welcomed.push((*device, pending));
-            }
-        }
-        tx.commit().await?;
+        let leaving: Vec<DeviceId> = before.iter().filter(|d| !after.contains(d)).copied().collect();
+        let joining: Vec<DeviceId> =
+            added.iter().filter(|d| after.contains(d) && !before.contains(d)).copied().collect();
+        let write = CommitWrite {
+            conversation: conversation.id,
+            from_epoch: current,
+            to_epoch: epoch,
+            public_group: state,
+            sender: sender.id,
+            commit,
+            leaving: &leaving,
+            joining: &joining,
+            welcome: welcome.map(|welcome| (welcome, tree.as_slice())),
+            at_ms: now_ms,
+        };
+        let Some(stored) = rows::apply_commit(&self.storage, &write).await? else {
+            let now = self.get(conversation.id).await?.map_or(current, |c| c.epoch);
+            return Ok(Committed::Stale { epoch: now });
+        };
+        let welcomed = match welcome {
+            Some(welcome) => joining
+                .iter()
+                .map(|device| {
+                    let pending = PendingWelcome {
+                        conversation_id: conversation.id,
+                        seq: stored.seq,
+                        welcome: welcome.to_vec(),
+                        ratchet_tree: tree.clone(),
+                    };
+                    (*device, pending)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         self.cache.forget(conversation.id);
         let recipients = before.into_iter().filter(|d| *d != sender.id).collect();
         Ok(Committed::Accepted { stored, epoch, recipients, welcomed })
@@ -410,153 +282,27 @@ impl Conversations {
     /// What `device` has not acknowledged: its Welcomes, then per conversation the messages
     /// after its cursor (at most [`MAX_REPLAY`] each), in order.
     pub async fn missed(&self, device: DeviceId) -> Result<(Vec<PendingWelcome>, Vec<Stored>), MessagingError> {
-        let rows = sqlx::query(
-            "SELECT conversation_id, seq, welcome, ratchet_tree FROM welcomes WHERE device_id = $1 ORDER BY conversation_id, seq",
-        )
-        .bind(device.to_string())
-        .fetch_all(self.storage.pool())
-        .await?;
-        let welcomes = rows
-            .iter()
-            .map(|row| {
-                Ok(PendingWelcome {
-                    conversation_id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
-                    seq: to_u64(row.try_get(1)?),
-                    welcome: row.try_get(2)?,
-                    ratchet_tree: row.try_get(3)?,
-                })
-            })
-            .collect::<Result<Vec<_>, MessagingError>>()?;
-        let cursors = sqlx::query("SELECT conversation_id, acked_seq FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .fetch_all(self.storage.pool())
-            .await?;
-        let mut messages = Vec::new();
-        for cursor in &cursors {
-            let conversation: String = cursor.try_get(0)?;
-            let after: i64 = cursor.try_get(1)?;
-            let rows = sqlx::query(
-                "SELECT conversation_id, seq, kind, sender_device, message FROM conversation_messages \
-                 WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(conversation)
-            .bind(after)
-            .bind(MAX_REPLAY)
-            .fetch_all(self.storage.pool())
-            .await?;
-            for row in &rows {
-                messages.push(stored(row)?);
-            }
-        }
-        Ok((welcomes, messages))
+        Ok(rows::missed(&self.storage, device, MAX_REPLAY).await?)
     }
 
     /// `device` processed `conversation` up to `seq`: its cursor moves forward (never back,
     /// never past the stream), and a Welcome it has used is dropped.
     pub async fn ack(&self, device: DeviceId, conversation: ConversationId, seq: u64) -> Result<bool, MessagingError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let moved = sqlx::query(
-            "UPDATE conversation_devices SET acked_seq = $1 WHERE conversation_id = $2 AND device_id = $3 \
-             AND acked_seq < $1 AND $1 <= (SELECT last_seq FROM conversations WHERE conversation_id = $2)",
-        )
-        .bind(to_i64(seq))
-        .bind(conversation.to_string())
-        .bind(device.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM welcomes WHERE conversation_id = $1 AND device_id = $2 AND seq <= $3")
-            .bind(conversation.to_string())
-            .bind(device.to_string())
-            .bind(to_i64(seq))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(moved.rows_affected() == 1)
+        Ok(rows::ack(&self.storage, device, conversation, seq).await?)
     }
 
     /// Deletes ciphertext every member device has acknowledged, once it is older than
     /// `before_ms`. Returns how many messages went.
     pub async fn purge_delivered(&self, before_ms: i64) -> Result<u64, MessagingError> {
-        let done = sqlx::query(
-            "DELETE FROM conversation_messages WHERE at_ms < $1 AND seq <= \
-             (SELECT COALESCE(MIN(d.acked_seq), 0) FROM conversation_devices d \
-              WHERE d.conversation_id = conversation_messages.conversation_id)",
-        )
-        .bind(before_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected())
+        Ok(messages::purge_delivered(&self.storage, before_ms).await?)
     }
 
     /// Takes `device` out of every conversation's membership (its account was disabled or
     /// the device removed): it is sent nothing more. The members still have to commit its
     /// removal from the MLS group, which the server then validates like any commit.
     pub async fn forget_device(&self, device: DeviceId) -> Result<Vec<ConversationId>, MessagingError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let rows = sqlx::query("SELECT conversation_id FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM conversation_devices WHERE device_id = $1")
-            .bind(device.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM welcomes WHERE device_id = $1").bind(device.to_string()).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let forgotten = rows::forget_device(&self.storage, device).await;
         self.cache.clear();
-        rows.iter().map(|row| Ok(parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?)).collect()
+        Ok(forgotten?)
     }
-}
-
-fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, MessagingError> {
-    let patient: Option<String> = row.try_get(2)?;
-    let kind = match (row.try_get::<String, _>(1)?.as_str(), patient) {
-        ("care", Some(patient)) => ConversationKind::Care(parse_id(&patient, "patient_id")?),
-        ("staff", None) => ConversationKind::Staff,
-        // The table's CHECK rules this out; refuse rather than guess who may be in it.
-        _ => return Err(StorageError::Corrupt { column: "kind" }.into()),
-    };
-    Ok(Conversation {
-        id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
-        kind,
-        created_by: parse_id(&row.try_get::<String, _>(3)?, "created_by")?,
-        epoch: to_u64(row.try_get(4)?),
-        last_seq: to_u64(row.try_get(5)?),
-    })
-}
-
-fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, MessagingError> {
-    let kind = match row.try_get::<String, _>(2)?.as_str() {
-        "commit" => MlsKind::Commit,
-        _ => MlsKind::Application,
-    };
-    Ok(Stored {
-        conversation_id: parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?,
-        seq: to_u64(row.try_get(1)?),
-        kind,
-        sender: parse_id(&row.try_get::<String, _>(3)?, "sender_device")?,
-        message: row.try_get(4)?,
-    })
-}
-
-async fn insert_message(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    stored: &Stored,
-    epoch: u64,
-    now_ms: i64,
-) -> Result<(), MessagingError> {
-    sqlx::query(
-        "INSERT INTO conversation_messages (conversation_id, seq, kind, epoch, sender_device, message, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(stored.conversation_id.to_string())
-    .bind(to_i64(stored.seq))
-    .bind(stored.kind.as_str())
-    .bind(to_i64(epoch))
-    .bind(stored.sender.to_string())
-    .bind(stored.message.clone())
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

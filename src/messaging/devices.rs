@@ -1,13 +1,16 @@
 //! The Authentication Service half: devices and their KeyPackages. A device is registered by
 //! its own account over an authenticated session; from then on a credential naming it is
-//! accepted only with the signature key it registered, and only while it is active.
+//! accepted only with the signature key it registered, and only while it is active. The
+//! statements are in `store/devices.rs`.
 
 use confidant_actors::ids::{DeviceId, UserId};
-use sqlx::Row;
 
 use super::MessagingError;
-use super::mls::{self, Claimed, ValidKeyPackage};
-use crate::storage::{Storage, parse_id};
+use super::mls::{self, Claimed};
+use super::store::devices::{self as rows, NewPackage};
+use crate::storage::Storage;
+
+pub use super::store::devices::Device;
 
 /// A device is told to upload more when it has fewer one-time KeyPackages than this.
 pub const LOW_KEY_PACKAGES: u64 = 10;
@@ -15,21 +18,6 @@ pub const LOW_KEY_PACKAGES: u64 = 10;
 pub const MAX_UPLOAD: usize = 100;
 /// A device keeps at most this many unclaimed one-time KeyPackages.
 pub const MAX_STOCK: i64 = 500;
-
-/// A registered device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Device {
-    /// Its id.
-    pub id: DeviceId,
-    /// Whose.
-    pub user_id: UserId,
-    /// Its Ed25519 signature public key.
-    pub signature_key: Vec<u8>,
-    /// When it was registered (UTC ms).
-    pub registered_at_ms: i64,
-    /// When it was removed, if it was.
-    pub removed_at_ms: Option<i64>,
-}
 
 impl Device {
     /// The identity bytes its MLS credential must carry.
@@ -53,18 +41,6 @@ pub struct Devices {
     storage: Storage,
 }
 
-const COLUMNS: &str = "device_id, user_id, signature_key, registered_at_ms, removed_at_ms";
-
-fn device(row: &sqlx::any::AnyRow) -> Result<Device, MessagingError> {
-    Ok(Device {
-        id: parse_id(&row.try_get::<String, _>(0)?, "device_id")?,
-        user_id: parse_id(&row.try_get::<String, _>(1)?, "user_id")?,
-        signature_key: row.try_get(2)?,
-        registered_at_ms: row.try_get(3)?,
-        removed_at_ms: row.try_get(4)?,
-    })
-}
-
 impl Devices {
     /// The registry in `storage`.
     pub fn new(storage: Storage) -> Self {
@@ -84,17 +60,7 @@ impl Devices {
             registered_at_ms: now_ms,
             removed_at_ms: None,
         };
-        let inserted = sqlx::query(
-            "INSERT INTO devices (device_id, user_id, signature_key, registered_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (signature_key) DO NOTHING",
-        )
-        .bind(device.id.to_string())
-        .bind(user.to_string())
-        .bind(device.signature_key.clone())
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        if inserted.rows_affected() == 0 {
+        if !rows::insert(&self.storage, &device).await? {
             return Err(MessagingError::Conflict);
         }
         Ok(device)
@@ -102,36 +68,18 @@ impl Devices {
 
     /// A device by id, removed or not.
     pub async fn get(&self, id: DeviceId) -> Result<Option<Device>, MessagingError> {
-        let sql = format!("SELECT {COLUMNS} FROM devices WHERE device_id = $1");
-        let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(self.storage.pool()).await?;
-        row.as_ref().map(device).transpose()
+        Ok(rows::get(&self.storage, id).await?)
     }
 
     /// `user`'s active devices, oldest first.
     pub async fn of_user(&self, user: UserId) -> Result<Vec<Device>, MessagingError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM devices WHERE user_id = $1 AND removed_at_ms IS NULL ORDER BY registered_at_ms, device_id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(self.storage.pool()).await?;
-        rows.iter().map(device).collect()
+        Ok(rows::of_user(&self.storage, user).await?)
     }
 
     /// Removes a device of `user`: it can no longer attach, claim or be added, and its unclaimed
     /// KeyPackages are deleted. `false` when `user` has no such active device.
     pub async fn remove(&self, user: UserId, id: DeviceId, now_ms: i64) -> Result<bool, MessagingError> {
-        let mut tx = self.storage.pool().begin().await?;
-        let removed = sqlx::query(
-            "UPDATE devices SET removed_at_ms = $1 WHERE device_id = $2 AND user_id = $3 AND removed_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM key_packages WHERE device_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(removed.rows_affected() == 1)
+        Ok(rows::remove(&self.storage, user, id, now_ms).await?)
     }
 
     /// Whether `claimed` is an active device of its account, with its registered key.
@@ -153,7 +101,7 @@ impl Devices {
         if packages.is_empty() || packages.len() > MAX_UPLOAD {
             return Err(MessagingError::Invalid(mls::MlsError::Malformed));
         }
-        let mut valid: Vec<(ValidKeyPackage, &Vec<u8>)> = Vec::with_capacity(packages.len());
+        let mut valid = Vec::with_capacity(packages.len());
         for bytes in packages {
             let package = mls::validate_key_package(bytes)?;
             let owned =
@@ -161,57 +109,17 @@ impl Devices {
             if package.claimed != owned {
                 return Err(MessagingError::Invalid(mls::MlsError::Credential));
             }
-            valid.push((package, bytes));
+            valid.push(NewPackage { hash_ref: package.hash_ref, last_resort: package.last_resort, key_package: bytes });
         }
-        if valid.iter().filter(|(p, _)| p.last_resort).count() > 1 {
+        if valid.iter().filter(|p| p.last_resort).count() > 1 {
             return Err(MessagingError::Invalid(mls::MlsError::Invalid));
         }
-        let mut tx = self.storage.pool().begin().await?;
-        let stock: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-                .bind(device.id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        let one_time = i64::try_from(valid.iter().filter(|(p, _)| !p.last_resort).count()).unwrap_or(i64::MAX);
-        if stock.saturating_add(one_time) > MAX_STOCK {
-            return Err(MessagingError::TooMany);
-        }
-        if valid.iter().any(|(p, _)| p.last_resort) {
-            sqlx::query("DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1")
-                .bind(device.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (package, bytes) in &valid {
-            sqlx::query(
-                "INSERT INTO key_packages (hash_ref, device_id, last_resort, key_package, uploaded_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash_ref) DO NOTHING",
-            )
-            .bind(package.hash_ref.clone())
-            .bind(device.id.to_string())
-            .bind(i64::from(package.last_resort))
-            .bind((*bytes).clone())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let left: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-                .bind(device.id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(u64::try_from(left).unwrap_or(0))
+        rows::store_packages(&self.storage, device.id, &valid, MAX_STOCK, now_ms).await?.ok_or(MessagingError::TooMany)
     }
 
     /// One-time KeyPackages `device` has left.
     pub async fn stock(&self, device: DeviceId) -> Result<u64, MessagingError> {
-        let left: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM key_packages WHERE device_id = $1 AND last_resort = 0")
-                .bind(device.to_string())
-                .fetch_one(self.storage.pool())
-                .await?;
-        Ok(u64::try_from(left).unwrap_or(0))
+        Ok(rows::stock(&self.storage, device).await?)
     }
 
     /// Claims one KeyPackage for each active device of `user`: a one-time package when there
@@ -221,28 +129,9 @@ impl Devices {
     pub async fn claim(&self, user: UserId) -> Result<Vec<ClaimedPackage>, MessagingError> {
         let mut claimed = Vec::new();
         for device in self.of_user(user).await? {
-            let mut tx = self.storage.pool().begin().await?;
-            let row = sqlx::query(
-                "SELECT hash_ref, key_package, last_resort FROM key_packages WHERE device_id = $1 \
-                 ORDER BY last_resort, uploaded_at_ms LIMIT 1",
-            )
-            .bind(device.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else { continue };
-            let (hash_ref, key_package, last_resort): (Vec<u8>, Vec<u8>, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            if last_resort == 0 {
-                let taken = sqlx::query("DELETE FROM key_packages WHERE hash_ref = $1")
-                    .bind(hash_ref)
-                    .execute(&mut *tx)
-                    .await?;
-                if taken.rows_affected() != 1 {
-                    continue; // claimed by a concurrent request meanwhile
-                }
+            if let Some(key_package) = rows::claim_one(&self.storage, device.id).await? {
+                claimed.push(ClaimedPackage { device_id: device.id, key_package });
             }
-            tx.commit().await?;
-            claimed.push(ClaimedPackage { device_id: device.id, key_package });
         }
         Ok(claimed)
     }

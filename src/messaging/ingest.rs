@@ -24,8 +24,9 @@
 //! Ordering is unchanged: within a batch each conversation's messages get consecutive seqs in
 //! arrival order, and a conversation's seq moves only by the conditional update on its epoch,
 //! so a message encrypted in an epoch that is over is refused (answered stale) as before.
+//!
+//! The batch's statements, and the JSON rows they take, are in `store/messages.rs` (`append`).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -33,27 +34,26 @@ use std::sync::OnceLock;
 use actix::Addr;
 use confidant_actors::audit::{AuditError, AuditEvent, AuditWriter, record_all};
 use confidant_actors::ids::{ConversationId, DeviceId};
-use sqlx::{Connection as _, Row};
+use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::MessagingError;
+use super::store::messages::{self as rows, NewMessage};
 use crate::auditor::ACK_TIMEOUT as AUDIT_ACK_TIMEOUT;
-use crate::storage::{Backend, MessageBatchSql, Storage, json_rows, parse_id};
+use crate::storage::{Backend, Storage};
 
 /// At most this many messages per transaction.
 pub const MAX_BATCH: usize = 1024;
 /// Messages waiting for a batch, at most; a full queue makes senders wait (backpressure).
 const QUEUE: usize = 8192;
 
-/// One message to append.
+/// The answer to one message: its seq, or `None` when its epoch is over.
+type Reply = oneshot::Sender<Result<Option<u64>, MessagingError>>;
+
+/// One message to append, and where its answer goes.
 struct Job {
-    conversation: ConversationId,
-    epoch: u64,
-    sender: DeviceId,
-    message: Vec<u8>,
-    at_ms: i64,
-    /// The message's seq, or `None` when its epoch is over.
-    reply: oneshot::Sender<Result<Option<u64>, MessagingError>>,
+    message: NewMessage,
+    reply: Reply,
 }
 
 /// The batching writer of one node, started on first use (it needs the runtime).
@@ -88,7 +88,7 @@ impl Ingest {
             tx
         });
         let (reply, answer) = oneshot::channel();
-        let job = Job { conversation, epoch, sender, message, at_ms, reply };
+        let job = Job { message: NewMessage { conversation, epoch, sender, ciphertext: message, at_ms }, reply };
         queue.send((job, event)).await.map_err(|_| MessagingError::Unavailable)?;
         answer.await.map_err(|_| MessagingError::Unavailable)?
     }
@@ -96,15 +96,24 @@ impl Ingest {
 
 /// A batch whose audit records are on their way to the audit writer.
 struct Batch {
-    jobs: Vec<Job>,
+    messages: Vec<NewMessage>,
+    /// Where each message's answer goes, in the same order.
+    replies: Vec<Reply>,
     audited: Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send>>,
 }
 
 impl Batch {
     /// Takes every job in `queued` and hands their events to the audit writer now.
     fn record(audit: &Addr<AuditWriter>, queued: &mut Vec<(Job, AuditEvent)>) -> Self {
-        let (jobs, events): (Vec<Job>, Vec<AuditEvent>) = queued.drain(..).unzip();
-        Self { jobs, audited: Box::pin(record_all(audit, events, AUDIT_ACK_TIMEOUT)) }
+        let mut messages = Vec::with_capacity(queued.len());
+        let mut replies = Vec::with_capacity(queued.len());
+        let mut events = Vec::with_capacity(queued.len());
+        for (job, event) in queued.drain(..) {
+            messages.push(job.message);
+            replies.push(job.reply);
+            events.push(event);
+        }
+        Self { messages, replies, audited: Box::pin(record_all(audit, events, AUDIT_ACK_TIMEOUT)) }
     }
 }
 
@@ -124,11 +133,11 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
         let mut conn = match storage.writer().connection().await {
             Ok(conn) => conn,
             Err(error) => {
-                answer(batch.jobs, Err(error.into()));
+                answer(batch.replies, Err(error.into()));
                 continue;
             }
         };
-        let written = match prepare(&mut conn, backend, &batch.jobs, batch.audited).await {
+        let written = match prepare(&mut conn, backend, &batch.messages, batch.audited).await {
             Ok((tx, seqs)) => {
                 while queued.len() < MAX_BATCH
                     && let Ok(job) = rx.try_recv()
@@ -147,43 +156,43 @@ async fn run(storage: Storage, audit: Addr<AuditWriter>, mut rx: mpsc::Receiver<
         if !matches!(written, Err(MessagingError::Storage(_))) {
             conn.keep();
         }
-        answer(batch.jobs, written);
+        answer(batch.replies, written);
     }
 }
 
-/// Answers each job of a batch with its seq, or every one `Unavailable` if the batch failed.
-fn answer(jobs: Vec<Job>, written: Result<Vec<Option<u64>>, MessagingError>) {
+/// Answers each message of a batch with its seq, or every one `Unavailable` if the batch failed.
+fn answer(replies: Vec<Reply>, written: Result<Vec<Option<u64>>, MessagingError>) {
     match written {
         Ok(seqs) => {
-            for (job, seq) in jobs.into_iter().zip(seqs) {
-                let _ = job.reply.send(Ok(seq));
+            for (reply, seq) in replies.into_iter().zip(seqs) {
+                let _ = reply.send(Ok(seq));
             }
         }
         Err(error) => {
             // A batch the audit trail did not take was logged by the audit writer.
             if !matches!(error, MessagingError::Unavailable) {
-                tracing::error!(%error, messages = jobs.len(), "a message batch could not be written");
+                tracing::error!(%error, messages = replies.len(), "a message batch could not be written");
             }
-            for job in jobs {
-                let _ = job.reply.send(Err(MessagingError::Unavailable));
+            for reply in replies {
+                let _ = reply.send(Err(MessagingError::Unavailable));
             }
         }
     }
 }
 
-/// Writes `jobs` in a transaction left open for the caller to commit, once `audited` (their
-/// records) resolved: the transaction and the seq of each job, in order (`None`: its epoch is
-/// over). `Unavailable`: the records were not made and nothing was written.
+/// Writes `messages` in a transaction left open for the caller to commit, once `audited` (their
+/// records) resolved: the transaction and the seq of each message, in order (`None`: its epoch
+/// is over). `Unavailable`: the records were not made and nothing was written.
 async fn prepare<'c>(
     conn: &'c mut sqlx::AnyConnection,
     backend: Backend,
-    jobs: &[Job],
+    messages: &[NewMessage],
     audited: impl Future<Output = Result<(), AuditError>>,
 ) -> Result<(sqlx::Transaction<'c, sqlx::Any>, Vec<Option<u64>>), MessagingError> {
     let audited = async { audited.await.map_err(|_| MessagingError::Unavailable) };
     let statements = async {
         let mut tx = conn.begin().await?;
-        let seqs = append(&mut tx, backend, jobs).await?;
+        let seqs = rows::append(&mut tx, backend, messages).await?;
         Ok::<_, MessagingError>((tx, seqs))
     };
     if backend.single_writer() {
@@ -197,78 +206,6 @@ async fn prepare<'c>(
         audited?;
         Ok(written)
     }
-}
-
-/// Moves each conversation's `last_seq` on by its messages (only while it is in their epoch)
-/// and inserts the messages (`Backend::message_batch_sql`): the seq of each job, in order
-/// (`None`: its epoch is over).
-async fn append(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    jobs: &[Job],
-) -> Result<Vec<Option<u64>>, MessagingError> {
-    use std::fmt::Write as _;
-    // Runs of one conversation and epoch, in order of first arrival (a batch may hold a
-    // thousand conversations: found by key, not by scanning).
-    let mut groups: Vec<((ConversationId, u64), Vec<usize>)> = Vec::new();
-    let mut by_key: HashMap<(ConversationId, u64), usize> = HashMap::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let group = *by_key.entry((job.conversation, job.epoch)).or_insert_with(|| {
-            groups.push(((job.conversation, job.epoch), Vec::new()));
-            groups.len() - 1
-        });
-        groups[group].1.push(i);
-    }
-    // A group of `count` messages takes the seqs up to its conversation's new `last_seq`, in
-    // arrival order: the n-th (from 0) is `count - 1 - n` before it.
-    let (mut added, mut rows) = (String::from("["), String::from("["));
-    for ((conversation, epoch), members) in &groups {
-        if added.len() > 1 {
-            added.push(',');
-        }
-        let _ = write!(added, "[\"{conversation}\",{epoch},{}]", members.len());
-        for (n, &i) in members.iter().enumerate() {
-            if rows.len() > 1 {
-                rows.push(',');
-            }
-            push_row(&mut rows, &jobs[i], members.len() - 1 - n);
-        }
-    }
-    added.push(']');
-    rows.push(']');
-    let moved = match backend.message_batch_sql() {
-        MessageBatchSql::Combined(sql) => sqlx::query(sql).bind(added).bind(rows).fetch_all(&mut **tx).await?,
-        MessageBatchSql::Separate { advance, append } => {
-            let moved = sqlx::query(advance).bind(added).fetch_all(&mut **tx).await?;
-            if !moved.is_empty() {
-                sqlx::query(append).bind(rows).execute(&mut **tx).await?;
-            }
-            moved
-        }
-    };
-    let mut seqs = vec![None; jobs.len()];
-    for row in moved {
-        let conversation = parse_id(&row.try_get::<String, _>(0)?, "conversation_id")?;
-        let epoch: i64 = row.try_get(1)?;
-        let last: i64 = row.try_get(2)?;
-        let Some(&group) = by_key.get(&(conversation, u64::try_from(epoch).unwrap_or(0))) else { continue };
-        let members = &groups[group].1;
-        for (n, &i) in members.iter().enumerate() {
-            let offset = i64::try_from(members.len() - 1 - n).unwrap_or(i64::MAX);
-            seqs[i] = u64::try_from(last - offset).ok();
-        }
-    }
-    Ok(seqs)
-}
-
-/// One message as a JSON row of `Backend::message_batch_sql`, `offset` seqs before its
-/// conversation's new `last_seq`: ids are UUID text and the ciphertext hex, so nothing needs
-/// escaping.
-fn push_row(out: &mut String, job: &Job, offset: usize) {
-    use std::fmt::Write as _;
-    let _ = write!(out, "[\"{}\",{},{offset},\"{}\",{},\"", job.conversation, job.epoch, job.sender, job.at_ms);
-    json_rows::push_hex(out, &job.message);
-    out.push_str("\"]");
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod mls;
 pub mod policy;
 pub mod service;
+mod store;
 
 pub use claims::ClaimLimiter;
 pub use conversations::{Committed, Conversation, Conversations, Membership, PendingWelcome, Sent, Stored};

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod pgp_mime;
 pub mod preferences;
 pub mod scheduler;
+mod store;
 
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;

@@ -3,129 +3,19 @@
 //! ([`Outbox::claim`]), marked just before the message is offered to the SMTP server
 //! ([`Outbox::hand_over`]) and finished once ([`Outbox::finish`]). Every state change is a
 //! conditional update on the claimant and the state it expects, so a node whose lease ran out
-//! can no longer change a row another node took over.
+//! can no longer change a row another node took over. The statements are in `store/outbox.rs`.
 
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::ScheduleChange;
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use confidant_protocol::{Appointment, ScheduleChange};
 use uuid::Uuid;
 
 use super::ReminderError;
 use super::content::Kind;
 use super::preferences::plan_in;
-use crate::schedule::Change;
-use crate::storage::{Storage, StorageError, parse_id};
+use super::store::outbox::{self as rows, NewReminder};
+use crate::storage::Storage;
 
-/// Where a reminder stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReminderState {
-    /// Waiting for its time (or its next attempt).
-    Queued,
-    /// Claimed by a node, under a lease.
-    Sending,
-    /// Accepted by the SMTP server.
-    Sent,
-    /// Given up, with a reason code.
-    Failed,
-    /// No longer wanted: the appointment moved or was cancelled, or reminders were turned off.
-    Withdrawn,
-}
-
-impl ReminderState {
-    /// Stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReminderState::Queued => "queued",
-            ReminderState::Sending => "sending",
-            ReminderState::Sent => "sent",
-            ReminderState::Failed => "failed",
-            ReminderState::Withdrawn => "withdrawn",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Self> {
-        [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Withdrawn]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-/// A reminder as staff see it: ids, times, states and reason codes, no content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReminderView {
-    /// Its id.
-    pub id: Uuid,
-    /// The appointment.
-    pub appointment_id: Uuid,
-    /// The patient.
-    pub patient_id: PatientId,
-    /// Upcoming appointment or cancellation.
-    pub kind: Kind,
-    /// `schedule` (a lead time) or `staff` (sent on request).
-    pub origin: String,
-    /// For a lead-time reminder, how long before the start.
-    pub lead_minutes: Option<i64>,
-    /// Where it stands.
-    pub state: ReminderState,
-    /// When it is (was) due (UTC ms).
-    pub due_at_ms: i64,
-    /// Attempts so far.
-    pub attempts: i64,
-    /// Whether it went OpenPGP-encrypted.
-    pub encrypted: bool,
-    /// Why it failed or was withdrawn (a code).
-    pub reason: Option<String>,
-    /// When it was sent, failed or withdrawn (UTC ms).
-    pub finished_at_ms: Option<i64>,
-}
-
-/// A reminder this node claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    /// Its id.
-    pub id: Uuid,
-    /// The appointment.
-    pub appointment_id: Uuid,
-    /// The patient.
-    pub patient_id: PatientId,
-    /// Upcoming appointment or cancellation.
-    pub kind: Kind,
-    /// The stable local part of its Message-ID.
-    pub message_id: String,
-    /// Attempts including this one.
-    pub attempts: u32,
-}
-
-/// How a claimed reminder ended (or did not, yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Finish {
-    /// The SMTP server accepted it.
-    Sent {
-        /// Whether it was OpenPGP-encrypted.
-        encrypted: bool,
-    },
-    /// Try again at this time.
-    Retry {
-        /// Next attempt (UTC ms).
-        at_ms: i64,
-        /// Why this attempt failed.
-        reason: &'static str,
-    },
-    /// Give up.
-    Failed {
-        /// Why.
-        reason: &'static str,
-    },
-    /// No longer wanted.
-    Withdrawn {
-        /// Why.
-        reason: &'static str,
-    },
-}
-
-const COLUMNS: &str = "reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, due_at_ms, attempts, \
-                       encrypted, failure_reason, finished_at_ms";
+pub use super::store::outbox::{Claimed, Finish, ReminderState, ReminderView};
 
 /// Queues, withdraws and reports reminders.
 #[derive(Clone)]
@@ -133,25 +23,19 @@ pub struct Outbox {
     storage: Storage,
 }
 
-/// What the schedule change `change` means for reminders, inside its transaction: a booking
-/// queues one reminder per lead time still ahead; a reschedule withdraws those not yet sent and
-/// queues the new ones; a cancellation withdraws them and queues a cancellation notice.
+/// What a schedule change (`change`, leaving `appointment` as it is now) means for reminders,
+/// inside the change's transaction: a booking queues one reminder per lead time still ahead; a
+/// reschedule withdraws those not yet sent and queues the new ones; a cancellation withdraws
+/// them and queues a cancellation notice.
 pub async fn on_change(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    change: &Change,
+    change: ScheduleChange,
+    appointment: &Appointment,
     defaults: &[u32],
     now_ms: i64,
 ) -> Result<(), ReminderError> {
-    let appointment = &change.appointment;
-    if change.change != ScheduleChange::Created {
-        sqlx::query(
-            "UPDATE reminders SET state = 'withdrawn', failure_reason = 'appointment_changed', finished_at_ms = $2 \
-             WHERE appointment_id = $1 AND state = 'queued'",
-        )
-        .bind(appointment.id.to_string())
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    if change != ScheduleChange::Created {
+        rows::withdraw_queued(tx, appointment.id, now_ms).await?;
     }
     let patient = PatientId::from_uuid(appointment.patient_id);
     let plan = plan_in(tx, patient, defaults).await?;
@@ -159,7 +43,7 @@ pub async fn on_change(
         return Ok(());
     }
     let new = NewReminder { appointment: appointment.id, patient, origin: "schedule", by: None, now_ms };
-    match change.change {
+    match change {
         ScheduleChange::Created | ScheduleChange::Rescheduled => {
             for &lead in &plan.lead_minutes {
                 let due = appointment.starts_at_ms - i64::from(lead) * 60_000;
@@ -173,44 +57,6 @@ pub async fn on_change(
         }
     }
     Ok(())
-}
-
-struct NewReminder {
-    appointment: Uuid,
-    patient: PatientId,
-    origin: &'static str,
-    by: Option<UserId>,
-    now_ms: i64,
-}
-
-impl NewReminder {
-    async fn insert(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        kind: Kind,
-        lead_minutes: Option<u32>,
-        due_at_ms: i64,
-    ) -> Result<Uuid, ReminderError> {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO reminders (reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, \
-             due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, created_by, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7, 0, $8, 0, $9, $10)",
-        )
-        .bind(id.to_string())
-        .bind(self.appointment.to_string())
-        .bind(self.patient.to_string())
-        .bind(kind.as_str())
-        .bind(self.origin)
-        .bind(lead_minutes.map(i64::from))
-        .bind(due_at_ms)
-        .bind(format!("reminder-{id}"))
-        .bind(self.by.map(|u| u.to_string()))
-        .bind(self.now_ms)
-        .execute(&mut **tx)
-        .await?;
-        Ok(id)
-    }
 }
 
 impl Outbox {
@@ -228,19 +74,9 @@ impl Outbox {
         defaults: &[u32],
         now_ms: i64,
     ) -> Result<ReminderView, ReminderError> {
-        let backend = self.storage.backend();
-        let mut tx = self.storage.pool().begin_with(backend.begin_serialized_sql()).await?;
-        if let Some(lock) = backend.lock_schedule_sql() {
-            sqlx::query(lock).execute(&mut *tx).await?;
-        }
-        let row = sqlx::query("SELECT patient_id, starts_at_ms, status FROM appointments WHERE appointment_id = $1")
-            .bind(appointment.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(ReminderError::NotFound)?;
-        let patient: PatientId = parse_id(&row.try_get::<String, _>(0)?, "patient_id")?;
-        let starts_at_ms: i64 = row.try_get(1)?;
-        let status: String = row.try_get(2)?;
+        let mut tx = rows::begin_after_schedule_writes(&self.storage).await?;
+        let (patient, starts_at_ms, status) =
+            rows::appointment_state(&mut tx, appointment).await?.ok_or(ReminderError::NotFound)?;
         if status != "booked" || starts_at_ms <= now_ms {
             return Err(ReminderError::NotRemindable);
         }
@@ -255,22 +91,12 @@ impl Outbox {
 
     /// One reminder.
     pub async fn get(&self, id: Uuid) -> Result<Option<ReminderView>, ReminderError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1")))
-            .bind(id.to_string())
-            .fetch_optional(self.storage.pool())
-            .await?;
-        Ok(row.as_ref().map(view).transpose()?)
+        Ok(rows::get(&self.storage, id).await?)
     }
 
     /// An appointment's reminders, oldest first.
     pub async fn of_appointment(&self, appointment: Uuid) -> Result<Vec<ReminderView>, ReminderError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM reminders WHERE appointment_id = $1 ORDER BY created_at_ms, due_at_ms, reminder_id"
-        )))
-        .bind(appointment.to_string())
-        .fetch_all(self.storage.pool())
-        .await?;
-        Ok(rows.iter().map(view).collect::<Result<_, _>>()?)
+        Ok(rows::of_appointment(&self.storage, appointment).await?)
     }
 
     /// Settles claims whose lease ran out (their node crashed or stalled). A reminder never
@@ -278,38 +104,7 @@ impl Outbox {
     /// accepted: it is failed with `outcome_unknown` and never sent again (at most once; staff
     /// see it and may send another on purpose). Returns the latter, for the audit trail.
     pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, ReminderError> {
-        sqlx::query(
-            "UPDATE reminders SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL \
-             WHERE state = 'sending' AND lease_until_ms < $1 AND handed_over_at_ms IS NULL",
-        )
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        let rows = sqlx::query(
-            "SELECT reminder_id, patient_id FROM reminders WHERE state = 'sending' AND lease_until_ms < $1 \
-             AND handed_over_at_ms IS NOT NULL",
-        )
-        .bind(now_ms)
-        .fetch_all(self.storage.pool())
-        .await?;
-        let mut unknown = Vec::new();
-        for row in rows {
-            let id: Uuid = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
-            let patient: PatientId = parse_id(&row.try_get::<String, _>(1)?, "patient_id")?;
-            let done = sqlx::query(
-                "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
-                 lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
-                 AND lease_until_ms < $2 AND handed_over_at_ms IS NOT NULL",
-            )
-            .bind(id.to_string())
-            .bind(now_ms)
-            .execute(self.storage.pool())
-            .await?;
-            if done.rows_affected() == 1 {
-                unknown.push((id, patient));
-            }
-        }
-        Ok(unknown)
+        Ok(rows::recover(&self.storage, now_ms).await?)
     }
 
     /// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`. Each claim is a
@@ -322,115 +117,17 @@ impl Outbox {
         lease_ms: i64,
         batch: u32,
     ) -> Result<Vec<Claimed>, ReminderError> {
-        let candidates: Vec<String> = sqlx::query_scalar(
-            "SELECT reminder_id FROM reminders WHERE state = 'queued' AND next_attempt_at_ms <= $1 \
-             ORDER BY next_attempt_at_ms, reminder_id LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(i64::from(batch))
-        .fetch_all(self.storage.pool())
-        .await?;
-        let mut claimed = Vec::new();
-        for id in candidates {
-            let row = sqlx::query(
-                "UPDATE reminders SET state = 'sending', lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, \
-                 handed_over_at_ms = NULL WHERE reminder_id = $1 AND state = 'queued' AND next_attempt_at_ms <= $4 \
-                 RETURNING reminder_id, appointment_id, patient_id, kind, message_id, attempts",
-            )
-            .bind(&id)
-            .bind(owner)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(now_ms)
-            .fetch_optional(self.storage.pool())
-            .await?;
-            if let Some(row) = row {
-                claimed.push(claimed_row(&row)?);
-            }
-        }
-        Ok(claimed)
+        Ok(rows::claim(&self.storage, owner, now_ms, lease_ms, batch).await?)
     }
 
     /// Records that `owner` is about to offer the message to the SMTP server; `false` when the
     /// claim is no longer `owner`'s or its lease ran out (then it must not be sent).
     pub async fn hand_over(&self, id: Uuid, owner: &str, now_ms: i64) -> Result<bool, ReminderError> {
-        let done = sqlx::query(
-            "UPDATE reminders SET handed_over_at_ms = $3 WHERE reminder_id = $1 AND lease_owner = $2 \
-             AND state = 'sending' AND lease_until_ms > $3 AND handed_over_at_ms IS NULL",
-        )
-        .bind(id.to_string())
-        .bind(owner)
-        .bind(now_ms)
-        .execute(self.storage.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(rows::hand_over(&self.storage, id, owner, now_ms).await?)
     }
 
     /// Ends `owner`'s claim; `false` when it was no longer theirs.
     pub async fn finish(&self, id: Uuid, owner: &str, finish: Finish, now_ms: i64) -> Result<bool, ReminderError> {
-        let query = match finish {
-            Finish::Sent { encrypted } => sqlx::query(
-                "UPDATE reminders SET state = 'sent', encrypted = $3, finished_at_ms = $4, failure_reason = NULL, \
-                 lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
-            )
-            .bind(id.to_string())
-            .bind(owner)
-            .bind(i64::from(encrypted))
-            .bind(now_ms),
-            Finish::Retry { at_ms, reason } => sqlx::query(
-                "UPDATE reminders SET state = 'queued', next_attempt_at_ms = $3, failure_reason = $4, \
-                 handed_over_at_ms = NULL, lease_owner = NULL, lease_until_ms = NULL \
-                 WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
-            )
-            .bind(id.to_string())
-            .bind(owner)
-            .bind(at_ms)
-            .bind(reason),
-            Finish::Failed { reason } | Finish::Withdrawn { reason } => {
-                let state = if matches!(finish, Finish::Failed { .. }) { "failed" } else { "withdrawn" };
-                sqlx::query(
-                    "UPDATE reminders SET state = $3, failure_reason = $4, finished_at_ms = $5, lease_owner = NULL, \
-                     lease_until_ms = NULL WHERE reminder_id = $1 AND lease_owner = $2 AND state = 'sending'",
-                )
-                .bind(id.to_string())
-                .bind(owner)
-                .bind(state)
-                .bind(reason)
-                .bind(now_ms)
-            }
-        };
-        Ok(query.execute(self.storage.pool()).await?.rows_affected() == 1)
+        Ok(rows::finish(&self.storage, id, owner, finish, now_ms).await?)
     }
-}
-
-fn claimed_row(row: &AnyRow) -> Result<Claimed, StorageError> {
-    let kind: String = row.try_get(3)?;
-    let attempts: i64 = row.try_get(5)?;
-    Ok(Claimed {
-        id: parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?,
-        appointment_id: parse_id(&row.try_get::<String, _>(1)?, "appointment_id")?,
-        patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
-        kind: Kind::parse(&kind).ok_or(StorageError::Corrupt { column: "kind" })?,
-        message_id: row.try_get(4)?,
-        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-    })
-}
-
-fn view(row: &AnyRow) -> Result<ReminderView, StorageError> {
-    let kind: String = row.try_get(3)?;
-    let state: String = row.try_get(6)?;
-    let encrypted: i64 = row.try_get(9)?;
-    Ok(ReminderView {
-        id: parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?,
-        appointment_id: parse_id(&row.try_get::<String, _>(1)?, "appointment_id")?,
-        patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
-        kind: Kind::parse(&kind).ok_or(StorageError::Corrupt { column: "kind" })?,
-        origin: row.try_get(4)?,
-        lead_minutes: row.try_get(5)?,
-        state: ReminderState::parse(&state).ok_or(StorageError::Corrupt { column: "state" })?,
-        due_at_ms: row.try_get(7)?,
-        attempts: row.try_get(8)?,
-        encrypted: encrypted == 1,
-        reason: row.try_get(10)?,
-        finished_at_ms: row.try_get(11)?,
-    })
 }

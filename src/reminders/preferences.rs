@@ -1,17 +1,17 @@
 //! `reminder_preferences`: per patient, whether email reminders are on, their lead times, and
 //! their OpenPGP key (sealed: AAD binds table, column and patient id). The schedule reads the
-//! plain columns inside its own transaction; only sending opens the key.
+//! plain columns inside its own transaction; only sending opens the key. The statements are in
+//! `store/preferences.rs`.
 
 use std::sync::Arc;
 
 use confidant_actors::ids::{PatientId, UserId};
-use sqlx::Row;
 
 use super::ReminderError;
 use super::pgp_mime::PgpKey;
+use super::store::preferences::{self as rows, StoredPreferences};
 use crate::crypto::tables::REMINDER_PREFERENCES;
 use crate::crypto::{CryptoError, Field, Keyring};
-use crate::storage::StorageError;
 
 /// At most this many lead times per patient.
 pub const MAX_LEAD_TIMES: usize = 5;
@@ -67,20 +67,10 @@ impl PreferenceStore {
 
     /// A patient's preferences; the defaults (on, practice lead times, no key) when unset.
     pub async fn get(&self, patient: PatientId) -> Result<Preferences, ReminderError> {
-        let row = sqlx::query(
-            "SELECT email_enabled, lead_minutes, pgp_public_key FROM reminder_preferences WHERE patient_id = $1",
-        )
-        .bind(patient.to_string())
-        .fetch_optional(self.keyring.storage().pool())
-        .await
-        .map_err(StorageError::Query)?;
-        let Some(row) = row else {
+        let Some(stored) = rows::stored(self.keyring.storage(), patient).await? else {
             return Ok(Preferences { email_enabled: true, lead_minutes: None, pgp_key: None });
         };
-        let enabled: i64 = row.try_get(0).map_err(StorageError::Query)?;
-        let lead: String = row.try_get(1).map_err(StorageError::Query)?;
-        let sealed: Option<Vec<u8>> = row.try_get(2).map_err(StorageError::Query)?;
-        let pgp_key = match sealed {
+        let pgp_key = match stored.pgp_key {
             Some(sealed) => {
                 let row_id = patient.to_string();
                 let field = Field { table: REMINDER_PREFERENCES.name, column: "pgp_public_key", row_id: &row_id };
@@ -90,7 +80,7 @@ impl PreferenceStore {
             }
             None => None,
         };
-        Ok(Preferences { email_enabled: enabled == 1, lead_minutes: parse_lead(&lead)?, pgp_key })
+        Ok(Preferences { email_enabled: stored.email_enabled, lead_minutes: stored.lead_minutes, pgp_key })
     }
 
     /// Replaces a patient's preferences.
@@ -107,26 +97,12 @@ impl PreferenceStore {
             let field = Field { table: REMINDER_PREFERENCES.name, column: "pgp_public_key", row_id: &row_id };
             sealer.seal(field, key.armored().as_bytes())
         });
-        let lead = serde_json::to_string(&preferences.lead_minutes).map_err(|_| StorageError::Encode)?;
-        // One statement: two concurrent writers cannot collide on the primary key (last wins).
-        sqlx::query(
-            "INSERT INTO reminder_preferences (patient_id, key_id, email_enabled, lead_minutes, pgp_public_key, \
-             updated_by, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (patient_id) DO UPDATE SET key_id = excluded.key_id, email_enabled = excluded.email_enabled, \
-             lead_minutes = excluded.lead_minutes, pgp_public_key = excluded.pgp_public_key, \
-             updated_by = excluded.updated_by, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(&row_id)
-        .bind(i64::from(sealer.key_id()))
-        .bind(i64::from(preferences.email_enabled))
-        .bind(lead)
-        .bind(sealed)
-        .bind(by.to_string())
-        .bind(now_ms)
-        .execute(self.keyring.storage().pool())
-        .await
-        .map_err(StorageError::Query)?;
-        Ok(())
+        let stored = StoredPreferences {
+            email_enabled: preferences.email_enabled,
+            lead_minutes: preferences.lead_minutes.clone(),
+            pgp_key: sealed,
+        };
+        Ok(rows::put(self.keyring.storage(), patient, &stored, sealer.key_id(), by, now_ms).await?)
     }
 }
 
@@ -136,19 +112,8 @@ pub async fn plan_in(
     patient: PatientId,
     defaults: &[u32],
 ) -> Result<Plan, ReminderError> {
-    let row = sqlx::query("SELECT email_enabled, lead_minutes FROM reminder_preferences WHERE patient_id = $1")
-        .bind(patient.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(StorageError::Query)?;
-    let Some(row) = row else {
+    let Some((email_enabled, lead_minutes)) = rows::plan_row(tx, patient).await? else {
         return Ok(Plan { email_enabled: true, lead_minutes: defaults.to_vec() });
     };
-    let enabled: i64 = row.try_get(0).map_err(StorageError::Query)?;
-    let lead: String = row.try_get(1).map_err(StorageError::Query)?;
-    Ok(Plan { email_enabled: enabled == 1, lead_minutes: parse_lead(&lead)?.unwrap_or_else(|| defaults.to_vec()) })
-}
-
-fn parse_lead(text: &str) -> Result<Option<Vec<u32>>, ReminderError> {
-    Ok(serde_json::from_str(text).map_err(|_| StorageError::Corrupt { column: "lead_minutes" })?)
+    Ok(Plan { email_enabled, lead_minutes: lead_minutes.unwrap_or_else(|| defaults.to_vec()) })
 }

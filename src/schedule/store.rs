@@ -102,7 +102,14 @@ impl Schedule {
         now_ms: i64,
     ) -> Result<Change, ScheduleError> {
         let change = append_event(&mut tx, change, appointment, now_ms).await?;
-        crate::reminders::outbox::on_change(&mut tx, &change, &self.reminder_lead_minutes, now_ms).await?;
+        crate::reminders::outbox::on_change(
+            &mut tx,
+            change.change,
+            &change.appointment,
+            &self.reminder_lead_minutes,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(change)
     }

@@ -261,7 +261,7 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
 /// The reminder settings: a usable sender, a portal link that can carry no identifier, and
 /// unencrypted templates that cannot name PHI.
 fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> {
-    use crate::reminders::content::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
+    use super::template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
     if r.from.parse::<lettre::message::Mailbox>().is_err() {
         return Err("`reminders.from` must be an email address, optionally as `Name <address>`".into());
     }

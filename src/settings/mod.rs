@@ -4,6 +4,7 @@
 
 mod load;
 mod secret;
+mod template;
 mod urls;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
 pub use secret::Secret;
+pub use template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
 pub use urls::{DatabaseUrl, RedisUrl, SmtpUrl};
 
 /// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back

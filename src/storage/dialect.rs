@@ -176,7 +176,7 @@ impl Backend {
         matches!(self, Backend::Sqlite)
     }
 
-    /// One page of an audit chain, for verification (`audit::pages`): the entries of node `$1`
+    /// One page of an audit chain, for verification (`audit::store::pages`): the entries of node `$1`
     /// with `$2 <= seq < $3`, every column but `node_id`. SQLite answers one JSON text of the
     /// columns with the hashes' lengths in place of the hashes, and the hashes concatenated in
     /// one blob (both aggregates see the rows in the same order; raw blobs cost SQLite a fifth
@@ -221,6 +221,15 @@ impl Backend {
         match self {
             Backend::Sqlite => "UPDATE audit_purge_guard SET open = 1 WHERE id = 1",
             Backend::Postgres => "SET LOCAL confidant.audit_purge = 'on'",
+        }
+    }
+
+    /// Closes the guard [`Self::open_purge_guard_sql`] opened, before the purge commits: SQLite's
+    /// guard is a row, closed again; PostgreSQL's setting ends with the transaction.
+    pub fn close_purge_guard_sql(self) -> Option<&'static str> {
+        match self {
+            Backend::Sqlite => Some("UPDATE audit_purge_guard SET open = 0 WHERE id = 1"),
+            Backend::Postgres => None,
         }
     }
 

@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 use crate::storage::{Backend, Storage, StorageError};
 
 /// The grants, with psql's `:"role"` placeholder.
-const SCRIPT: &str = include_str!("../../scripts/audit-role.sql");
+const SCRIPT: &str = include_str!("../../../scripts/audit-role.sql");
 
 /// A PostgreSQL role name Confidant will create: 1 to 63 of `a-z`, `0-9`, `_`, not starting
 /// with a digit, so it needs no quoting tricks.

@@ -19,15 +19,15 @@ use std::ops::ControlFlow;
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::chain::{EntryContent, Hash};
+use crate::audit::chain::{EntryContent, Hash};
 use crate::storage::{Backend, Storage, StorageError};
 
 /// Entries per page.
-pub(super) const PAGE: i64 = 16_384;
+pub(in crate::audit) const PAGE: i64 = 16_384;
 
 /// Where pages come from.
 #[derive(Clone)]
-pub(super) enum PageSource {
+pub(in crate::audit) enum PageSource {
     /// The audit store's own pool (SQLite: one JSON text and one blob of hashes per page).
     Json(Storage),
     /// Native PostgreSQL connections for `COPY`.
@@ -36,7 +36,7 @@ pub(super) enum PageSource {
 
 impl PageSource {
     /// A source for `storage` able to serve `connections` pages at once.
-    pub(super) async fn open(storage: &Storage, connections: u32) -> Result<Self, StorageError> {
+    pub(in crate::audit) async fn open(storage: &Storage, connections: u32) -> Result<Self, StorageError> {
         match storage.postgres_url() {
             Some(url) => {
                 let pool = PgPoolOptions::new()
@@ -51,7 +51,12 @@ impl PageSource {
     }
 
     /// The entries of `node`'s chain with `from <= seq < to`; `None` when there are none.
-    pub(super) async fn fetch(&self, node: &str, from: i64, to: i64) -> Result<Option<RawPage>, StorageError> {
+    pub(in crate::audit) async fn fetch(
+        &self,
+        node: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<RawPage>, StorageError> {
         match self {
             PageSource::Json(storage) => {
                 let (text, hashes): (Option<String>, Option<Vec<u8>>) =
@@ -85,7 +90,7 @@ impl PageSource {
     }
 
     /// Closes the native connections, if any.
-    pub(super) async fn close(&self) {
+    pub(in crate::audit) async fn close(&self) {
         if let PageSource::Copy { pool, .. } = self {
             pool.close().await;
         }
@@ -93,7 +98,7 @@ impl PageSource {
 }
 
 /// One stored entry, borrowed from its page.
-pub(super) struct Entry<'a> {
+pub(in crate::audit) struct Entry<'a> {
     /// What its hash covers.
     pub content: EntryContent<'a>,
     /// Its stored `prev_hash`, `None` when not 32 bytes (only possible by tampering).
@@ -103,7 +108,7 @@ pub(super) struct Entry<'a> {
 }
 
 /// A page as the database delivered it.
-pub(super) enum RawPage {
+pub(in crate::audit) enum RawPage {
     /// A JSON array of 17-element arrays (the columns after `node_id`, the two hashes replaced
     /// by their lengths), and the hashes themselves concatenated (each entry's `prev_hash` and
     /// `hash`, or nothing where either is NULL).
@@ -115,13 +120,13 @@ pub(super) enum RawPage {
 /// A page that is not in the form its query produces: a bug (or a driver change), not tampering,
 /// which shows up as entries that do not verify.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Malformed;
+pub(in crate::audit) struct Malformed;
 
 impl RawPage {
     /// Hands the page's entries of `node_id`'s chain to `visit` in the order they arrived, until
     /// it breaks. The entries are parsed one at a time and never collected: an intact page (in
     /// practice delivered in chain order) is checked in one pass through its bytes.
-    pub(super) fn for_each(
+    pub(in crate::audit) fn for_each(
         &self,
         node_id: &str,
         visit: &mut dyn FnMut(&Entry<'_>) -> ControlFlow<()>,
@@ -149,7 +154,7 @@ impl RawPage {
 
     /// Parses all of the page's entries of `node_id`'s chain and hands them to `check`, for
     /// checks that need them all at once (sorted).
-    pub(super) fn with_entries<R>(
+    pub(in crate::audit) fn with_entries<R>(
         &self,
         node_id: &str,
         check: impl FnOnce(&mut [Entry<'_>]) -> R,

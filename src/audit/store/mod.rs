@@ -8,6 +8,11 @@
 //! (every `checkpoint_every_entries` entries, on the messaging path about one batch in a
 //! hundred) and every batch queued behind it. One seal runs at a time, under the seal lock, so
 //! checkpoints reach the database and the file in the order of their seqs.
+//!
+//! Every SQL statement on the audit database is in this folder: besides the appends here,
+//! `chains.rs` reads `audit_entries` back, `checkpoints.rs` reads `audit_checkpoints`,
+//! `purges.rs` cuts a chain's prefix and keeps `audit_purges`, `pages.rs` reads a chain page by
+//! page for verification, and [`role`] sets up the insert-only PostgreSQL role.
 
 use std::sync::Arc;
 
@@ -22,6 +27,12 @@ use ed25519_dalek::SigningKey;
 use super::chain::{AuditRow, ChainHead};
 use super::checkpoint::{Checkpoint, CheckpointLog};
 use crate::storage::{Storage, StorageError};
+
+pub(super) mod chains;
+pub(super) mod checkpoints;
+pub(super) mod pages;
+pub(super) mod purges;
+pub mod role;
 
 /// Columns of `audit_entries`, in insert order.
 pub(super) const COLUMNS: &str = "node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, session_id, request_id, \
