@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use confidant_actors::clock::Clock;
 
-use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::identity::Identity;
@@ -34,6 +34,8 @@ pub struct Services {
     pub care_team: CareTeam,
     /// Break-glass grants.
     pub break_glass: BreakGlass,
+    /// Care-team changes and break-glass grants, audited.
+    pub care_access: CareAccess,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
     /// Intake and screening forms.
@@ -67,13 +69,25 @@ impl Services {
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
         let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
+        let gate = Gate::new(access.clone(), auditor.clone());
+        let patients = Patients::new(storage.clone(), keyring.clone());
+        let care_access = CareAccess::new(
+            gate.clone(),
+            care_team.clone(),
+            break_glass.clone(),
+            patients.clone(),
+            &identity,
+            pusher.clone(),
+            settings.identity.break_glass_secs,
+        );
         Self {
-            gate: Gate::new(access.clone(), auditor.clone()),
+            gate,
             identity,
             access,
-            patients: Patients::new(storage.clone(), keyring.clone()),
+            patients,
             care_team,
             break_glass,
+            care_access,
             schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
             outbox: crate::reminders::Outbox::new(storage.clone()),
             reminder_preferences: crate::reminders::PreferenceStore::new(

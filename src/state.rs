@@ -7,7 +7,7 @@ use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::hub::Hub;
 
-use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::health::Readiness;
@@ -49,6 +49,8 @@ pub struct AppState {
     pub care_team: CareTeam,
     /// Emergency access grants.
     pub break_glass: BreakGlass,
+    /// Care-team changes and break-glass grants, audited.
+    pub care_access: CareAccess,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
     /// Messaging devices and their KeyPackages.
@@ -108,6 +110,7 @@ impl AppState {
             patients,
             care_team,
             break_glass,
+            care_access,
             schedule,
             intake,
             devices,
@@ -130,6 +133,7 @@ impl AppState {
             patients,
             care_team,
             break_glass,
+            care_access,
             intake,
             devices,
             conversations,

@@ -3,18 +3,15 @@
 //! data is returned or changed; a refusal is audited too.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
-use confidant_actors::hub::Topic;
+use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::{ServerFrame, VERSION};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::guard::{self, About};
-use crate::access::{Decision, Operation, Resource, Target};
-use crate::identity::AccountStatus;
-use crate::patients::{Patient, PatientRecord, Patients};
+use crate::access::{CareAccessError, Decision, Operation, Resource, Target};
+use crate::patients::{Patient, PatientError, PatientRecord, Patients};
 use crate::phi::PhiText;
 use crate::state::AppState;
 use crate::web::ApiError;
@@ -68,13 +65,7 @@ pub async fn create(
     guard::authorize_and_record(&state, &caller, Resource::PatientDemographics, Operation::Create, Target::Any, about)
         .await?;
     state.patients.create_with_id(id, &record).await?;
-    if caller.principal.role == Role::Clinician {
-        let change = About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*id.as_uuid())).for_patient(id);
-        guard::record_all(&state, vec![guard::event(&state, &caller, change, Outcome::Success, "care_team_assigned")])
-            .await?;
-        let now = state.identity.clock.now_ms();
-        state.care_team.assign(id, caller.principal.user_id, None, now).await?;
-    }
+    state.care_access.creator_joins(&caller.requester(), id).await?;
     Ok(HttpResponse::Created().json(Created { id }))
 }
 
@@ -196,11 +187,7 @@ pub async fn care_team(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::new(Action::Read, ResourceType::CareTeam, Some(*id.as_uuid())).for_patient(id);
-    guard::authorize_and_record(&state, &caller, Resource::CareTeam, Operation::Read, Target::Patient(id), about)
-        .await?;
-    let members = state.care_team.members(id).await?;
+    let members = state.care_access.care_team(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(
         members
             .into_iter()
@@ -225,20 +212,7 @@ pub async fn assign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    let about =
-        About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*clinician.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::CareTeam, Operation::Create, Target::Patient(patient), about).await?;
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    let account = state.identity.accounts.get(clinician).await?;
-    if !account.is_some_and(|a| a.role == Role::Clinician && a.status == AccountStatus::Active) {
-        return Err(ApiError::invalid("clinician_id", "is not an active clinician account"));
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "care_team_assigned")])
-        .await?;
-    let now = state.identity.clock.now_ms();
-    state.care_team.assign(patient, clinician, Some(caller.principal.user_id), now).await?;
+    state.care_access.assign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -254,14 +228,7 @@ pub async fn unassign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    let about =
-        About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*clinician.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::CareTeam, Operation::Delete, Target::Patient(patient), about).await?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "care_team_unassigned")])
-        .await?;
-    if !state.care_team.unassign(patient, clinician).await? {
-        return Err(ApiError::NotFound);
-    }
+    state.care_access.unassign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -319,37 +286,7 @@ pub async fn break_glass(
     path: web::Path<PatientId>,
     body: web::Json<BreakGlassBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = path.into_inner();
-    let about = About::new(Action::BreakGlass, ResourceType::BreakGlassGrant, None).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::BreakGlassGrant, Operation::Create, Target::Any, about).await?;
-    let reason_chars = body.reason.expose().trim().chars().count();
-    if !crate::access::break_glass::REASON_CHARS.contains(&reason_chars) {
-        return Err(ApiError::invalid("reason", "must be 10 to 1000 characters"));
-    }
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    if state.care_team.includes(patient, caller.principal.user_id).await? {
-        return Err(ApiError::Conflict("this patient is already on your care team"));
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "emergency_access")]).await?;
-    let now = state.identity.clock.now_ms();
-    let lifetime = i64::try_from(state.settings.identity.break_glass_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let grant = state
-        .break_glass
-        .grant(caller.principal.user_id, patient, &body.reason, now, lifetime)
-        .await
-        .map_err(break_glass_error)?;
-    // Owners see it live (their sessions hold the owners' alert topic).
-    let alert = ServerFrame::Alert {
-        v: VERSION,
-        kind: "break_glass".into(),
-        patient_id: *patient.as_uuid(),
-        assignment_id: None,
-        clinician_id: Some(*caller.principal.user_id.as_uuid()),
-        at_ms: now,
-    };
-    state.pusher.push([Topic::OwnerAlerts], None, &alert, "break_glass_alert").await;
+    let grant = state.care_access.break_glass(&caller.requester(), path.into_inner(), &body.reason).await?;
     Ok(HttpResponse::Created().json(BreakGlassView::from(grant)))
 }
 
@@ -358,31 +295,24 @@ pub async fn break_glass(
     responses((status = 200, body = Vec<BreakGlassView>), (status = 401), (status = 403)))]
 #[get("/api/v1/break-glass")]
 pub async fn break_glass_list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    const WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
-    let about = About::new(Action::Read, ResourceType::BreakGlassGrant, None);
-    let decision =
-        guard::authorize(&state, &caller, Resource::BreakGlassGrant, Operation::Read, Target::Any, about).await?;
-    let since = state.identity.clock.now_ms() - WINDOW_MS;
-    let mut grants = state.break_glass.list(since).await.map_err(break_glass_error)?;
-    if decision == Decision::Own {
-        grants.retain(|g| g.clinician_id == caller.principal.user_id);
-    }
-    let events = grants
-        .iter()
-        .map(|g| {
-            let about =
-                About::new(Action::Read, ResourceType::BreakGlassGrant, Some(g.grant_id)).for_patient(g.patient_id);
-            guard::event(&state, &caller, about, Outcome::Success, guard::allowed_because(decision))
-        })
-        .collect();
-    guard::record_all(&state, events).await?;
+    let grants = state.care_access.break_glass_grants(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(grants.into_iter().map(BreakGlassView::from).collect::<Vec<_>>()))
 }
 
-fn break_glass_error(error: crate::access::BreakGlassError) -> ApiError {
-    match error {
-        crate::access::BreakGlassError::Reason => ApiError::invalid("reason", "must be 10 to 1000 characters"),
-        crate::access::BreakGlassError::Storage(e) => e.into(),
-        crate::access::BreakGlassError::Crypto(e) => crate::patients::PatientError::Crypto(e).into(),
+impl From<CareAccessError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a reason failing its integrity check is
+    /// logged (no values) and is 500.
+    fn from(error: CareAccessError) -> Self {
+        match error {
+            CareAccessError::Invalid(field) => ApiError::InvalidField(field),
+            CareAccessError::Denied(denial) => ApiError::Forbidden(denial),
+            CareAccessError::NotFound => ApiError::NotFound,
+            CareAccessError::OnCareTeam => ApiError::Conflict("this patient is already on your care team"),
+            CareAccessError::AuditUnavailable => ApiError::Unavailable,
+            CareAccessError::Accounts(e) => e.into(),
+            CareAccessError::Patients(e) => e.into(),
+            CareAccessError::Crypto(e) => PatientError::Crypto(e).into(),
+            CareAccessError::Storage(e) => e.into(),
+        }
     }
 }
