@@ -11,7 +11,7 @@ use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
-use crate::patients::Patients;
+use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::settings::Settings;
 
@@ -30,6 +30,8 @@ pub struct Services {
     pub gate: Gate,
     /// Patient records.
     pub patients: Patients,
+    /// Patient record operations, authorized and audited.
+    pub patient_service: PatientService,
     /// Care teams.
     pub care_team: CareTeam,
     /// Break-glass grants.
@@ -80,11 +82,13 @@ impl Services {
             pusher.clone(),
             settings.identity.break_glass_secs,
         );
+        let patient_service = PatientService::new(gate.clone(), patients.clone(), care_access.clone());
         Self {
             gate,
             identity,
             access,
             patients,
+            patient_service,
             care_team,
             break_glass,
             care_access,

@@ -13,7 +13,7 @@ use crate::crypto::Keyring;
 use crate::health::Readiness;
 use crate::identity::Identity;
 use crate::node::NodeId;
-use crate::patients::Patients;
+use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::redis_link::RedisLink;
 use crate::services::Services;
@@ -45,6 +45,8 @@ pub struct AppState {
     pub gate: Gate,
     /// Patient records.
     pub patients: Patients,
+    /// Patient record operations, authorized and audited.
+    pub patient_service: PatientService,
     /// Who treats whom.
     pub care_team: CareTeam,
     /// Emergency access grants.
@@ -108,6 +110,7 @@ impl AppState {
             access,
             gate,
             patients,
+            patient_service,
             care_team,
             break_glass,
             care_access,
@@ -131,6 +134,7 @@ impl AppState {
             access,
             gate,
             patients,
+            patient_service,
             care_team,
             break_glass,
             care_access,

@@ -1,23 +1,19 @@
-//! `/api/v1/patients`: create, read, update and list patient records, their care team, and
-//! break-glass access. Every read and write of a record is audited (and acknowledged) before
-//! data is returned or changed; a refusal is audited too.
+//! `/api/v1/patients`: create, read, update and list patient records
+//! ([`crate::patients::PatientService`]), their care team, and break-glass access
+//! ([`crate::access::CareAccess`]). Each handler parses, calls the service and maps its answer;
+//! the services authorize and audit.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{CareAccessError, Decision, Operation, Resource, Target};
-use crate::patients::{Patient, PatientError, PatientRecord, Patients};
+use crate::access::CareAccessError;
+use crate::patients::{Patient, PatientError, PatientRecord, PatientServiceError};
 use crate::phi::PhiText;
 use crate::state::AppState;
 use crate::web::ApiError;
-
-/// The most records one list returns.
-const LIST_LIMIT: i64 = 500;
 
 /// A stored patient record.
 #[derive(Serialize, ToSchema)]
@@ -58,14 +54,7 @@ pub async fn create(
     caller: Caller,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = body.into_inner();
-    Patients::check(&record)?;
-    let id = PatientId::generate();
-    let about = About::patient(Action::Create, id);
-    guard::authorize_and_record(&state, &caller, Resource::PatientDemographics, Operation::Create, Target::Any, about)
-        .await?;
-    state.patients.create_with_id(id, &record).await?;
-    state.care_access.creator_joins(&caller.requester(), id).await?;
+    let id = state.patient_service.create(&caller.requester(), &body).await?;
     Ok(HttpResponse::Created().json(Created { id }))
 }
 
@@ -75,37 +64,7 @@ pub async fn create(
     responses((status = 200, body = Vec<PatientView>), (status = 401), (status = 403), (status = 503)))]
 #[get("/api/v1/patients")]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let about = About::new(Action::Read, ResourceType::Patient, None);
-    let decision =
-        guard::authorize(&state, &caller, Resource::PatientDemographics, Operation::Read, Target::Any, about).await?;
-    let ids = match decision {
-        Decision::Practice => state.patients.all_ids(LIST_LIMIT).await?,
-        Decision::CareTeam | Decision::BreakGlass { .. } => {
-            state.access.reachable_patients(caller.principal.user_id).await?
-        }
-        Decision::Own => caller.principal.patient_id.into_iter().collect(),
-    };
-    let mut events = Vec::with_capacity(ids.len());
-    for &id in &ids {
-        // A clinician's list mixes care team and break-glass patients: each is checked (and
-        // so audited) for how it was reached.
-        let reached = match decision {
-            Decision::CareTeam | Decision::BreakGlass { .. } => {
-                let target = Target::Patient(id);
-                state.access.check(&caller.principal, Resource::PatientDemographics, Operation::Read, target).await?
-            }
-            other => other,
-        };
-        events.push(guard::event(
-            &state,
-            &caller,
-            About::patient(Action::Read, id),
-            Outcome::Success,
-            guard::allowed_because(reached),
-        ));
-    }
-    guard::record_all(&state, events).await?;
-    let patients = state.patients.get_many(&ids).await?;
+    let patients = state.patient_service.list(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(patients.into_iter().map(PatientView::from).collect::<Vec<_>>()))
 }
 
@@ -119,18 +78,7 @@ pub async fn read(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::patient(Action::Read, id);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::PatientDemographics,
-        Operation::Read,
-        Target::Patient(id),
-        about,
-    )
-    .await?;
-    let patient = state.patients.get(id).await?.ok_or(ApiError::NotFound)?;
+    let patient = state.patient_service.read(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(PatientView::from(patient)))
 }
 
@@ -145,23 +93,23 @@ pub async fn update(
     path: web::Path<PatientId>,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let record = body.into_inner();
-    Patients::check(&record)?;
-    let about = About::patient(Action::Update, id);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::PatientDemographics,
-        Operation::Update,
-        Target::Patient(id),
-        about,
-    )
-    .await?;
-    if !state.patients.update(id, &record).await? {
-        return Err(ApiError::NotFound);
-    }
+    state.patient_service.update(&caller.requester(), path.into_inner(), &body).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<PatientServiceError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a value failing its integrity check, or a
+    /// database fault, is logged (no values) and is 500.
+    fn from(error: PatientServiceError) -> Self {
+        match error {
+            PatientServiceError::Invalid(field) => ApiError::InvalidField(field),
+            PatientServiceError::Denied(denial) => ApiError::Forbidden(denial),
+            PatientServiceError::NotFound => ApiError::NotFound,
+            PatientServiceError::AuditUnavailable => ApiError::Unavailable,
+            PatientServiceError::Crypto(e) => PatientError::Crypto(e).into(),
+            PatientServiceError::Storage(e) => PatientError::Storage(e).into(),
+        }
+    }
 }
 
 /// A clinician on a care team.
