@@ -40,6 +40,8 @@ pub struct Services {
     pub care_access: CareAccess,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
+    /// Booking, changes and subscriptions, authorized, audited and pushed.
+    pub schedule_service: crate::schedule::ScheduleService,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
     /// Messaging devices and their KeyPackages.
@@ -83,6 +85,15 @@ impl Services {
             settings.identity.break_glass_secs,
         );
         let patient_service = PatientService::new(gate.clone(), patients.clone(), care_access.clone());
+        let schedule = crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone());
+        let schedule_service = crate::schedule::ScheduleService::new(
+            gate.clone(),
+            schedule.clone(),
+            identity.accounts.clone(),
+            patients.clone(),
+            pusher.clone(),
+            identity.clock.clone(),
+        );
         Self {
             gate,
             identity,
@@ -92,7 +103,8 @@ impl Services {
             care_team,
             break_glass,
             care_access,
-            schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
+            schedule,
+            schedule_service,
             outbox: crate::reminders::Outbox::new(storage.clone()),
             reminder_preferences: crate::reminders::PreferenceStore::new(
                 keyring.clone(),

@@ -63,6 +63,8 @@ pub struct AppState {
     pub claims: Arc<crate::messaging::ClaimLimiter>,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
+    /// Booking, changes and subscriptions, authorized, audited and pushed.
+    pub schedule_service: crate::schedule::ScheduleService,
     /// The reminder outbox.
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
@@ -115,6 +117,7 @@ impl AppState {
             break_glass,
             care_access,
             schedule,
+            schedule_service,
             intake,
             devices,
             conversations,
@@ -143,6 +146,7 @@ impl AppState {
             conversations,
             claims,
             schedule,
+            schedule_service,
             outbox,
             reminder_preferences,
             hub,

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::appointments::authorize_on_appointment;
 use super::auth::Caller;
 use super::guard::{self, About};
 use crate::access::{Operation, Resource, Target};
@@ -106,7 +105,8 @@ async fn appointment_target(
     action: Action,
 ) -> Result<About, ApiError> {
     let reminders = (Resource::Reminder, ResourceType::Reminder);
-    let (about, decision) = authorize_on_appointment(state, caller, id, reminders, operation, action).await?;
+    let (about, decision) =
+        state.schedule_service.authorize_on(&caller.requester(), id, reminders, operation, action).await?;
     let allowed = guard::event(state, caller, about, Outcome::Success, guard::allowed_because(decision));
     guard::record_all(state, vec![allowed]).await?;
     Ok(about)
