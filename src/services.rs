@@ -54,6 +54,8 @@ pub struct Services {
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
     pub reminder_preferences: crate::reminders::PreferenceStore,
+    /// Reminders sent on request, their status, and preferences, authorized and audited.
+    pub reminder_service: crate::reminders::ReminderService,
 }
 
 impl Services {
@@ -71,7 +73,7 @@ impl Services {
         let identity = Identity::new(keyring.clone(), hasher, clock.clone(), &settings.identity, auditor.clone());
         let care_team = CareTeam::new(storage.clone());
         let break_glass = BreakGlass::new(storage.clone(), keyring.clone());
-        let access = Access::new(care_team.clone(), break_glass.clone(), clock, settings.identity.patient_mfa);
+        let access = Access::new(care_team.clone(), break_glass.clone(), clock.clone(), settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
         let gate = Gate::new(access.clone(), auditor.clone());
         let patients = Patients::new(storage.clone(), keyring.clone());
@@ -92,7 +94,18 @@ impl Services {
             identity.accounts.clone(),
             patients.clone(),
             pusher.clone(),
-            identity.clock.clone(),
+            clock.clone(),
+        );
+        let outbox = crate::reminders::Outbox::new(storage.clone());
+        let reminder_preferences =
+            crate::reminders::PreferenceStore::new(keyring.clone(), settings.reminders.lead_minutes.clone());
+        let reminder_service = crate::reminders::ReminderService::new(
+            gate.clone(),
+            schedule_service.clone(),
+            outbox.clone(),
+            reminder_preferences.clone(),
+            patients.clone(),
+            clock.clone(),
         );
         Self {
             gate,
@@ -105,11 +118,9 @@ impl Services {
             care_access,
             schedule,
             schedule_service,
-            outbox: crate::reminders::Outbox::new(storage.clone()),
-            reminder_preferences: crate::reminders::PreferenceStore::new(
-                keyring.clone(),
-                settings.reminders.lead_minutes.clone(),
-            ),
+            outbox,
+            reminder_preferences,
+            reminder_service,
             devices: devices.clone(),
             conversations: crate::messaging::Conversations::new(storage, devices, auditor.writer().clone()),
             claims: Arc::new(crate::messaging::ClaimLimiter::default()),

@@ -69,6 +69,8 @@ pub struct AppState {
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
     pub reminder_preferences: crate::reminders::PreferenceStore,
+    /// Reminders sent on request, their status, and preferences, authorized and audited.
+    pub reminder_service: crate::reminders::ReminderService,
     /// Live sessions and fan-out (through Redis when several nodes run).
     pub hub: Addr<Hub>,
     /// Redis, when several nodes share fan-out.
@@ -124,6 +126,7 @@ impl AppState {
             claims,
             outbox,
             reminder_preferences,
+            reminder_service,
         } = services;
         Self {
             settings,
@@ -149,6 +152,7 @@ impl AppState {
             schedule_service,
             outbox,
             reminder_preferences,
+            reminder_service,
             hub,
             redis,
             lifecycle,

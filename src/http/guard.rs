@@ -4,7 +4,6 @@
 
 use confidant_actors::audit::{AuditEvent, Outcome};
 
-pub use crate::access::allowed_because;
 use crate::access::{Decision, Operation, Requester, Resource, Target};
 pub use crate::auditor::About;
 use crate::state::AppState;
