@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use confidant_actors::clock::Clock;
 
-use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
-use crate::patients::Patients;
+use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::settings::Settings;
 use crate::users::Users;
@@ -33,12 +33,18 @@ pub struct Services {
     pub gate: Gate,
     /// Patient records.
     pub patients: Patients,
+    /// Patient record operations, authorized and audited.
+    pub patient_service: PatientService,
     /// Care teams.
     pub care_team: CareTeam,
     /// Break-glass grants.
     pub break_glass: BreakGlass,
+    /// Care-team changes and break-glass grants, audited.
+    pub care_access: CareAccess,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
+    /// Booking, changes and subscriptions, authorized, audited and pushed.
+    pub schedule_service: crate::schedule::ScheduleService,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
     /// The intake operations (assign, read, open, autosave, submit and its alerts).
@@ -53,6 +59,8 @@ pub struct Services {
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
     pub reminder_preferences: crate::reminders::PreferenceStore,
+    /// Reminders sent on request, their status, and preferences, authorized and audited.
+    pub reminder_service: crate::reminders::ReminderService,
 }
 
 impl Services {
@@ -94,22 +102,58 @@ impl Services {
             clock.clone(),
         );
         let intake = crate::intake::Intake::new(keyring.clone());
-        let intake_service =
-            crate::intake::IntakeService::new(intake.clone(), patients.clone(), gate.clone(), pusher.clone(), clock);
+        let intake_service = crate::intake::IntakeService::new(
+            intake.clone(),
+            patients.clone(),
+            gate.clone(),
+            pusher.clone(),
+            clock.clone(),
+        );
+        let care_access = CareAccess::new(
+            gate.clone(),
+            care_team.clone(),
+            break_glass.clone(),
+            patients.clone(),
+            &identity,
+            pusher.clone(),
+            settings.identity.break_glass_secs,
+        );
+        let patient_service = PatientService::new(gate.clone(), patients.clone(), care_access.clone());
+        let schedule = crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone());
+        let schedule_service = crate::schedule::ScheduleService::new(
+            gate.clone(),
+            schedule.clone(),
+            identity.accounts.clone(),
+            patients.clone(),
+            pusher.clone(),
+            clock.clone(),
+        );
+        let outbox = crate::reminders::Outbox::new(storage.clone());
+        let reminder_preferences =
+            crate::reminders::PreferenceStore::new(keyring.clone(), settings.reminders.lead_minutes.clone());
+        let reminder_service = crate::reminders::ReminderService::new(
+            gate.clone(),
+            schedule_service.clone(),
+            outbox.clone(),
+            reminder_preferences.clone(),
+            patients.clone(),
+            clock.clone(),
+        );
         Self {
             gate,
             identity,
             users,
             access,
             patients,
+            patient_service,
             care_team,
             break_glass,
-            schedule: crate::schedule::Schedule::new(storage.clone(), settings.reminders.lead_minutes.clone()),
-            outbox: crate::reminders::Outbox::new(storage.clone()),
-            reminder_preferences: crate::reminders::PreferenceStore::new(
-                keyring.clone(),
-                settings.reminders.lead_minutes.clone(),
-            ),
+            care_access,
+            schedule,
+            schedule_service,
+            outbox,
+            reminder_preferences,
+            reminder_service,
             devices,
             conversations,
             messaging,

@@ -7,13 +7,13 @@ use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::hub::Hub;
 
-use crate::access::{Access, BreakGlass, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::health::Readiness;
 use crate::identity::Identity;
 use crate::node::NodeId;
-use crate::patients::Patients;
+use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::redis_link::RedisLink;
 use crate::services::Services;
@@ -48,10 +48,14 @@ pub struct AppState {
     pub gate: Gate,
     /// Patient records.
     pub patients: Patients,
+    /// Patient record operations, authorized and audited.
+    pub patient_service: PatientService,
     /// Who treats whom.
     pub care_team: CareTeam,
     /// Emergency access grants.
     pub break_glass: BreakGlass,
+    /// Care-team changes and break-glass grants, audited.
+    pub care_access: CareAccess,
     /// Intake and screening forms.
     pub intake: crate::intake::Intake,
     /// The intake operations.
@@ -64,10 +68,14 @@ pub struct AppState {
     pub messaging: crate::messaging::MessagingService,
     /// Appointments.
     pub schedule: crate::schedule::Schedule,
+    /// Booking, changes and subscriptions, authorized, audited and pushed.
+    pub schedule_service: crate::schedule::ScheduleService,
     /// The reminder outbox.
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
     pub reminder_preferences: crate::reminders::PreferenceStore,
+    /// Reminders sent on request, their status, and preferences, authorized and audited.
+    pub reminder_service: crate::reminders::ReminderService,
     /// Live sessions and fan-out (through Redis when several nodes run).
     pub hub: Addr<Hub>,
     /// Redis, when several nodes share fan-out.
@@ -112,9 +120,12 @@ impl AppState {
             access,
             gate,
             patients,
+            patient_service,
             care_team,
             break_glass,
+            care_access,
             schedule,
+            schedule_service,
             intake,
             intake_service,
             devices,
@@ -122,6 +133,7 @@ impl AppState {
             messaging,
             outbox,
             reminder_preferences,
+            reminder_service,
         } = services;
         Self {
             settings,
@@ -136,16 +148,20 @@ impl AppState {
             access,
             gate,
             patients,
+            patient_service,
             care_team,
             break_glass,
+            care_access,
             intake,
             intake_service,
             devices,
             conversations,
             messaging,
             schedule,
+            schedule_service,
             outbox,
             reminder_preferences,
+            reminder_service,
             hub,
             redis,
             lifecycle,

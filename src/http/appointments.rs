@@ -1,9 +1,8 @@
-//! `/api/v1/appointments`: book, reschedule and cancel. Each change is authorized by the
-//! matrix (a clinician only on their own schedule, for their own patients), audited, stored
-//! with its event, then pushed to every subscribed session.
+//! `/api/v1/appointments`: book, reschedule and cancel, answered by
+//! [`crate::schedule::ScheduleService`] (authorized by the matrix, audited, stored with its
+//! event, then pushed to every subscribed session). Each handler parses, calls, maps.
 
 use actix_web::{HttpResponse, post, put, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::Appointment;
 use serde::{Deserialize, Serialize};
@@ -11,10 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{Operation, Resource, Target};
-use crate::identity::AccountStatus;
-use crate::schedule::{self, Change, ScheduleError};
+use crate::schedule::{Booking, Change, ScheduleServiceError};
 use crate::state::AppState;
 use crate::web::ApiError;
 
@@ -78,42 +74,24 @@ impl From<Change> for AppointmentView {
     }
 }
 
-fn schedule_error(error: ScheduleError) -> ApiError {
-    match error {
-        ScheduleError::DoubleBooked => ApiError::Conflict("the clinician already has an appointment at that time"),
-        ScheduleError::Cancelled => ApiError::Conflict("the appointment is cancelled"),
-        ScheduleError::NotFound => ApiError::NotFound,
-        ScheduleError::InvalidTimes => {
-            ApiError::invalid("ends_at_ms", "must be after starts_at_ms, at most 12 hours later, both positive")
-        }
-        ScheduleError::Storage(e) => e.into(),
-        ScheduleError::Reminders(e) => e.into(),
-    }
-}
-
-/// Audits the attempt, runs the change, records a failure as such, and pushes a success.
-async fn change(
-    state: &AppState,
-    caller: &Caller,
-    about: About,
-    code: &'static str,
-    run: impl Future<Output = Result<Change, ScheduleError>>,
-) -> Result<Change, ApiError> {
-    guard::record_all(state, vec![guard::event(state, caller, about, Outcome::Success, code)]).await?;
-    match run.await {
-        Ok(change) => {
-            schedule::publish(&state.pusher, &change).await;
-            Ok(change)
-        }
-        Err(error) => {
-            let failed = match error {
-                ScheduleError::DoubleBooked => "double_booked",
-                ScheduleError::Cancelled => "already_cancelled",
-                _ => "failed",
-            };
-            // The attempt was recorded before; its failure is recorded too.
-            let _ = guard::record_all(state, vec![guard::event(state, caller, about, Outcome::Error, failed)]).await;
-            Err(schedule_error(error))
+impl From<ScheduleServiceError> for ApiError {
+    /// Refusals and conflicts keep their meaning; outages are 503; the rest is logged (no
+    /// values) and is 500.
+    fn from(error: ScheduleServiceError) -> Self {
+        match error {
+            ScheduleServiceError::Invalid(field) => ApiError::InvalidField(field),
+            ScheduleServiceError::Denied(denial) => ApiError::Forbidden(denial),
+            ScheduleServiceError::NotYourSchedule => ApiError::Forbidden(crate::access::Denial::NotPermitted),
+            ScheduleServiceError::NotFound => ApiError::NotFound,
+            ScheduleServiceError::DoubleBooked => {
+                ApiError::Conflict("the clinician already has an appointment at that time")
+            }
+            ScheduleServiceError::Cancelled => ApiError::Conflict("the appointment is cancelled"),
+            ScheduleServiceError::AuditUnavailable => ApiError::Unavailable,
+            ScheduleServiceError::Accounts(e) => e.into(),
+            ScheduleServiceError::Patients(e) => e.into(),
+            ScheduleServiceError::Reminders(e) => e.into(),
+            ScheduleServiceError::Storage(e) => e.into(),
         }
     }
 }
@@ -128,58 +106,10 @@ pub async fn book(
     caller: Caller,
     body: web::Json<BookBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let target = Target::Appointment { patient: body.patient_id, clinician: body.clinician_id };
-    let about = About::new(Action::Create, ResourceType::Appointment, None).for_patient(body.patient_id);
-    guard::authorize(&state, &caller, Resource::Appointment, Operation::Create, target, about).await?;
-    let clinician = state.identity.accounts.get(body.clinician_id).await?;
-    if !clinician.is_some_and(|a| a.role == Role::Clinician && a.status == AccountStatus::Active) {
-        return Err(ApiError::invalid("clinician_id", "is not an active clinician account"));
-    }
-    if !state.patients.exists(body.patient_id).await? {
-        return Err(ApiError::invalid("patient_id", "is not a patient record"));
-    }
-    let now = state.identity.clock.now_ms();
-    let run = state.schedule.book(
-        body.clinician_id,
-        body.patient_id,
-        body.starts_at_ms,
-        body.ends_at_ms,
-        caller.principal.user_id,
-        now,
-    );
-    let booked = change(&state, &caller, about, "appointment_booked", run).await?;
+    let BookBody { clinician_id, patient_id, starts_at_ms, ends_at_ms } = body.into_inner();
+    let booking = Booking { clinician_id, patient_id, starts_at_ms, ends_at_ms };
+    let booked = state.schedule_service.book(&caller.requester(), booking).await?;
     Ok(HttpResponse::Created().json(AppointmentView::from(booked)))
-}
-
-/// The authorization of `operation` on `resource` of an existing appointment (the appointment
-/// itself, or its reminders): its patient and clinician are the target. Returns what to audit.
-pub(super) async fn authorize_on_appointment(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    (resource, resource_type): (Resource, ResourceType),
-    operation: Operation,
-    action: Action,
-) -> Result<(About, crate::access::Decision), ApiError> {
-    let appointment = state.schedule.get(id).await.map_err(schedule_error)?.ok_or(ApiError::NotFound)?;
-    let patient = PatientId::from_uuid(appointment.patient_id);
-    let target = Target::Appointment { patient, clinician: UserId::from_uuid(appointment.clinician_id) };
-    let about = About::new(action, resource_type, Some(id)).for_patient(patient);
-    let decision = guard::authorize(state, caller, resource, operation, target, about).await?;
-    Ok((about, decision))
-}
-
-/// The authorization of a change to an existing appointment.
-async fn existing(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    operation: Operation,
-    action: Action,
-) -> Result<About, ApiError> {
-    let appointment = (Resource::Appointment, ResourceType::Appointment);
-    Ok(authorize_on_appointment(state, caller, id, appointment, operation, action).await?.0)
 }
 
 /// Moves an appointment; 409 if the clinician is booked at the new time.
@@ -193,11 +123,9 @@ pub async fn reschedule(
     path: web::Path<Uuid>,
     body: web::Json<RescheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = existing(&state, &caller, id, Operation::Update, Action::Update).await?;
-    let now = state.identity.clock.now_ms();
-    let run = state.schedule.reschedule(id, body.starts_at_ms, body.ends_at_ms, now);
-    let moved = change(&state, &caller, about, "appointment_rescheduled", run).await?;
+    let RescheduleBody { starts_at_ms, ends_at_ms } = body.into_inner();
+    let who = caller.requester();
+    let moved = state.schedule_service.reschedule(&who, path.into_inner(), starts_at_ms, ends_at_ms).await?;
     Ok(HttpResponse::Ok().json(AppointmentView::from(moved)))
 }
 
@@ -211,9 +139,6 @@ pub async fn cancel(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = existing(&state, &caller, id, Operation::Delete, Action::Update).await?;
-    let now = state.identity.clock.now_ms();
-    let cancelled = change(&state, &caller, about, "appointment_cancelled", state.schedule.cancel(id, now)).await?;
+    let cancelled = state.schedule_service.cancel(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AppointmentView::from(cancelled)))
 }

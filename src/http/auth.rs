@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
-use crate::access::Principal;
+use crate::access::{Principal, Requester};
 use crate::identity::Origin;
 use crate::identity::sessions::SessionOwner;
 use crate::state::AppState;
@@ -73,6 +73,13 @@ impl FromRequest for Caller {
             };
             Ok(Caller { principal, origin: Origin { session_id: Some(owner.session_id), ..origin }, session: owner })
         })
+    }
+}
+
+impl Caller {
+    /// The caller as every service takes them.
+    pub fn requester(&self) -> Requester {
+        Requester::new(self.principal, self.origin)
     }
 }
 

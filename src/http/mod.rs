@@ -5,7 +5,6 @@
 mod account;
 mod appointments;
 mod auth;
-mod guard;
 mod health;
 mod intake;
 pub mod messaging;

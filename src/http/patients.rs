@@ -1,26 +1,19 @@
-//! `/api/v1/patients`: create, read, update and list patient records, their care team, and
-//! break-glass access. Every read and write of a record is audited (and acknowledged) before
-//! data is returned or changed; a refusal is audited too.
+//! `/api/v1/patients`: create, read, update and list patient records
+//! ([`crate::patients::PatientService`]), their care team, and break-glass access
+//! ([`crate::access::CareAccess`]). Each handler parses, calls the service and maps its answer;
+//! the services authorize and audit.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
-use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::{ServerFrame, VERSION};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{Decision, Operation, Resource, Target};
-use crate::identity::AccountStatus;
-use crate::patients::{Patient, PatientRecord, Patients};
+use crate::access::CareAccessError;
+use crate::patients::{Patient, PatientError, PatientRecord, PatientServiceError};
 use crate::phi::PhiText;
 use crate::state::AppState;
 use crate::web::ApiError;
-
-/// The most records one list returns.
-const LIST_LIMIT: i64 = 500;
 
 /// A stored patient record.
 #[derive(Serialize, ToSchema)]
@@ -61,20 +54,7 @@ pub async fn create(
     caller: Caller,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = body.into_inner();
-    Patients::check(&record)?;
-    let id = PatientId::generate();
-    let about = About::patient(Action::Create, id);
-    guard::authorize_and_record(&state, &caller, Resource::PatientDemographics, Operation::Create, Target::Any, about)
-        .await?;
-    state.patients.create_with_id(id, &record).await?;
-    if caller.principal.role == Role::Clinician {
-        let change = About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*id.as_uuid())).for_patient(id);
-        guard::record_all(&state, vec![guard::event(&state, &caller, change, Outcome::Success, "care_team_assigned")])
-            .await?;
-        let now = state.identity.clock.now_ms();
-        state.care_team.assign(id, caller.principal.user_id, None, now).await?;
-    }
+    let id = state.patient_service.create(&caller.requester(), &body).await?;
     Ok(HttpResponse::Created().json(Created { id }))
 }
 
@@ -84,37 +64,7 @@ pub async fn create(
     responses((status = 200, body = Vec<PatientView>), (status = 401), (status = 403), (status = 503)))]
 #[get("/api/v1/patients")]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let about = About::new(Action::Read, ResourceType::Patient, None);
-    let decision =
-        guard::authorize(&state, &caller, Resource::PatientDemographics, Operation::Read, Target::Any, about).await?;
-    let ids = match decision {
-        Decision::Practice => state.patients.all_ids(LIST_LIMIT).await?,
-        Decision::CareTeam | Decision::BreakGlass { .. } => {
-            state.access.reachable_patients(caller.principal.user_id).await?
-        }
-        Decision::Own => caller.principal.patient_id.into_iter().collect(),
-    };
-    let mut events = Vec::with_capacity(ids.len());
-    for &id in &ids {
-        // A clinician's list mixes care team and break-glass patients: each is checked (and
-        // so audited) for how it was reached.
-        let reached = match decision {
-            Decision::CareTeam | Decision::BreakGlass { .. } => {
-                let target = Target::Patient(id);
-                state.access.check(&caller.principal, Resource::PatientDemographics, Operation::Read, target).await?
-            }
-            other => other,
-        };
-        events.push(guard::event(
-            &state,
-            &caller,
-            About::patient(Action::Read, id),
-            Outcome::Success,
-            guard::allowed_because(reached),
-        ));
-    }
-    guard::record_all(&state, events).await?;
-    let patients = state.patients.get_many(&ids).await?;
+    let patients = state.patient_service.list(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(patients.into_iter().map(PatientView::from).collect::<Vec<_>>()))
 }
 
@@ -128,18 +78,7 @@ pub async fn read(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::patient(Action::Read, id);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::PatientDemographics,
-        Operation::Read,
-        Target::Patient(id),
-        about,
-    )
-    .await?;
-    let patient = state.patients.get(id).await?.ok_or(ApiError::NotFound)?;
+    let patient = state.patient_service.read(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(PatientView::from(patient)))
 }
 
@@ -154,23 +93,23 @@ pub async fn update(
     path: web::Path<PatientId>,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let record = body.into_inner();
-    Patients::check(&record)?;
-    let about = About::patient(Action::Update, id);
-    guard::authorize_and_record(
-        &state,
-        &caller,
-        Resource::PatientDemographics,
-        Operation::Update,
-        Target::Patient(id),
-        about,
-    )
-    .await?;
-    if !state.patients.update(id, &record).await? {
-        return Err(ApiError::NotFound);
-    }
+    state.patient_service.update(&caller.requester(), path.into_inner(), &body).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+impl From<PatientServiceError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a value failing its integrity check, or a
+    /// database fault, is logged (no values) and is 500.
+    fn from(error: PatientServiceError) -> Self {
+        match error {
+            PatientServiceError::Invalid(field) => ApiError::InvalidField(field),
+            PatientServiceError::Denied(denial) => ApiError::Forbidden(denial),
+            PatientServiceError::NotFound => ApiError::NotFound,
+            PatientServiceError::AuditUnavailable => ApiError::Unavailable,
+            PatientServiceError::Crypto(e) => PatientError::Crypto(e).into(),
+            PatientServiceError::Storage(e) => PatientError::Storage(e).into(),
+        }
+    }
 }
 
 /// A clinician on a care team.
@@ -196,11 +135,7 @@ pub async fn care_team(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = About::new(Action::Read, ResourceType::CareTeam, Some(*id.as_uuid())).for_patient(id);
-    guard::authorize_and_record(&state, &caller, Resource::CareTeam, Operation::Read, Target::Patient(id), about)
-        .await?;
-    let members = state.care_team.members(id).await?;
+    let members = state.care_access.care_team(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(
         members
             .into_iter()
@@ -225,20 +160,7 @@ pub async fn assign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    let about =
-        About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*clinician.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::CareTeam, Operation::Create, Target::Patient(patient), about).await?;
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    let account = state.identity.accounts.get(clinician).await?;
-    if !account.is_some_and(|a| a.role == Role::Clinician && a.status == AccountStatus::Active) {
-        return Err(ApiError::invalid("clinician_id", "is not an active clinician account"));
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "care_team_assigned")])
-        .await?;
-    let now = state.identity.clock.now_ms();
-    state.care_team.assign(patient, clinician, Some(caller.principal.user_id), now).await?;
+    state.care_access.assign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -254,14 +176,7 @@ pub async fn unassign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    let about =
-        About::new(Action::PermissionChange, ResourceType::CareTeam, Some(*clinician.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::CareTeam, Operation::Delete, Target::Patient(patient), about).await?;
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "care_team_unassigned")])
-        .await?;
-    if !state.care_team.unassign(patient, clinician).await? {
-        return Err(ApiError::NotFound);
-    }
+    state.care_access.unassign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -319,37 +234,7 @@ pub async fn break_glass(
     path: web::Path<PatientId>,
     body: web::Json<BreakGlassBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = path.into_inner();
-    let about = About::new(Action::BreakGlass, ResourceType::BreakGlassGrant, None).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::BreakGlassGrant, Operation::Create, Target::Any, about).await?;
-    let reason_chars = body.reason.expose().trim().chars().count();
-    if !crate::access::break_glass::REASON_CHARS.contains(&reason_chars) {
-        return Err(ApiError::invalid("reason", "must be 10 to 1000 characters"));
-    }
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
-    }
-    if state.care_team.includes(patient, caller.principal.user_id).await? {
-        return Err(ApiError::Conflict("this patient is already on your care team"));
-    }
-    guard::record_all(&state, vec![guard::event(&state, &caller, about, Outcome::Success, "emergency_access")]).await?;
-    let now = state.identity.clock.now_ms();
-    let lifetime = i64::try_from(state.settings.identity.break_glass_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let grant = state
-        .break_glass
-        .grant(caller.principal.user_id, patient, &body.reason, now, lifetime)
-        .await
-        .map_err(break_glass_error)?;
-    // Owners see it live (their sessions hold the owners' alert topic).
-    let alert = ServerFrame::Alert {
-        v: VERSION,
-        kind: "break_glass".into(),
-        patient_id: *patient.as_uuid(),
-        assignment_id: None,
-        clinician_id: Some(*caller.principal.user_id.as_uuid()),
-        at_ms: now,
-    };
-    state.pusher.push([Topic::OwnerAlerts], None, &alert, "break_glass_alert").await;
+    let grant = state.care_access.break_glass(&caller.requester(), path.into_inner(), &body.reason).await?;
     Ok(HttpResponse::Created().json(BreakGlassView::from(grant)))
 }
 
@@ -358,31 +243,24 @@ pub async fn break_glass(
     responses((status = 200, body = Vec<BreakGlassView>), (status = 401), (status = 403)))]
 #[get("/api/v1/break-glass")]
 pub async fn break_glass_list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    const WINDOW_MS: i64 = 30 * 24 * 3600 * 1000;
-    let about = About::new(Action::Read, ResourceType::BreakGlassGrant, None);
-    let decision =
-        guard::authorize(&state, &caller, Resource::BreakGlassGrant, Operation::Read, Target::Any, about).await?;
-    let since = state.identity.clock.now_ms() - WINDOW_MS;
-    let mut grants = state.break_glass.list(since).await.map_err(break_glass_error)?;
-    if decision == Decision::Own {
-        grants.retain(|g| g.clinician_id == caller.principal.user_id);
-    }
-    let events = grants
-        .iter()
-        .map(|g| {
-            let about =
-                About::new(Action::Read, ResourceType::BreakGlassGrant, Some(g.grant_id)).for_patient(g.patient_id);
-            guard::event(&state, &caller, about, Outcome::Success, guard::allowed_because(decision))
-        })
-        .collect();
-    guard::record_all(&state, events).await?;
+    let grants = state.care_access.break_glass_grants(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(grants.into_iter().map(BreakGlassView::from).collect::<Vec<_>>()))
 }
 
-fn break_glass_error(error: crate::access::BreakGlassError) -> ApiError {
-    match error {
-        crate::access::BreakGlassError::Reason => ApiError::invalid("reason", "must be 10 to 1000 characters"),
-        crate::access::BreakGlassError::Storage(e) => e.into(),
-        crate::access::BreakGlassError::Crypto(e) => crate::patients::PatientError::Crypto(e).into(),
+impl From<CareAccessError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a reason failing its integrity check is
+    /// logged (no values) and is 500.
+    fn from(error: CareAccessError) -> Self {
+        match error {
+            CareAccessError::Invalid(field) => ApiError::InvalidField(field),
+            CareAccessError::Denied(denial) => ApiError::Forbidden(denial),
+            CareAccessError::NotFound => ApiError::NotFound,
+            CareAccessError::OnCareTeam => ApiError::Conflict("this patient is already on your care team"),
+            CareAccessError::AuditUnavailable => ApiError::Unavailable,
+            CareAccessError::Accounts(e) => e.into(),
+            CareAccessError::Patients(e) => e.into(),
+            CareAccessError::Crypto(e) => PatientError::Crypto(e).into(),
+            CareAccessError::Storage(e) => e.into(),
+        }
     }
 }

@@ -1,22 +1,17 @@
 //! `/api/v1/.../reminders` and `/reminder-preferences`: front desk sends a reminder for an
 //! appointment now and sees each reminder's status; staff and the patient themself set the
-//! patient's preferences and OpenPGP key. Authorized by the matrix (`reminder`), audited before
-//! data moves. Views carry ids, times, states and reason codes: never a message or an address.
+//! patient's preferences and OpenPGP key. Answered by [`crate::reminders::ReminderService`]
+//! (authorized by the matrix, `reminder`, audited before data moves); each handler parses,
+//! calls, maps. Views carry ids, times, states and reason codes: never a message or an address.
 
 use actix_web::{HttpResponse, get, post, put, web};
-use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::PatientId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::appointments::authorize_on_appointment;
 use super::auth::Caller;
-use super::guard::{self, About};
-use crate::access::{Operation, Resource, Target};
-use crate::reminders::pgp_mime::PgpKey;
-use crate::reminders::preferences::checked_lead_minutes;
-use crate::reminders::{Preferences, ReminderView};
+use crate::reminders::{Preferences, PreferencesChange, ReminderService, ReminderServiceError, ReminderView};
 use crate::state::AppState;
 use crate::web::ApiError;
 
@@ -97,29 +92,25 @@ pub struct PreferencesView {
     pgp_public_key: Option<String>,
 }
 
-/// The appointment's reminders, authorized for `operation` and audited as allowed.
-async fn appointment_target(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    operation: Operation,
-    action: Action,
-) -> Result<About, ApiError> {
-    let reminders = (Resource::Reminder, ResourceType::Reminder);
-    let (about, decision) = authorize_on_appointment(state, caller, id, reminders, operation, action).await?;
-    let allowed = guard::event(state, caller, about, Outcome::Success, guard::allowed_because(decision));
-    guard::record_all(state, vec![allowed]).await?;
-    Ok(about)
-}
-
-/// A patient's preferences, about to be read or replaced: 404 for no such patient, else the
-/// access audited (and acknowledged) before it happens.
-async fn record_preferences_access(state: &AppState, caller: &Caller, about: About) -> Result<(), ApiError> {
-    let Some(patient) = about.patient_id else { return Err(ApiError::Internal) };
-    if !state.patients.exists(patient).await? {
-        return Err(ApiError::NotFound);
+impl From<ReminderServiceError> for ApiError {
+    /// Refusals and conflicts keep their meaning; outages are 503; the rest is logged (no
+    /// values) and is 500.
+    fn from(error: ReminderServiceError) -> Self {
+        match error {
+            ReminderServiceError::Invalid(field) => ApiError::InvalidField(field),
+            ReminderServiceError::Denied(denial) => ApiError::Forbidden(denial),
+            ReminderServiceError::NotFound => ApiError::NotFound,
+            ReminderServiceError::NotRemindable => {
+                ApiError::Conflict("the appointment is cancelled or already started")
+            }
+            ReminderServiceError::Disabled => ApiError::Conflict("the patient turned email reminders off"),
+            ReminderServiceError::Appointment(e) => e.into(),
+            ReminderServiceError::AuditUnavailable => ApiError::Unavailable,
+            ReminderServiceError::Patients(e) => e.into(),
+            ReminderServiceError::Store(e) => e.into(),
+            ReminderServiceError::Storage(e) => e.into(),
+        }
     }
-    guard::record_all(state, vec![guard::event(state, caller, about, Outcome::Success, "reminder_preferences")]).await
 }
 
 /// Queues a reminder for this appointment, due now (202: the scheduler sends it).
@@ -132,20 +123,7 @@ pub async fn send_now(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let about = appointment_target(&state, &caller, id, Operation::Create, Action::Create).await?;
-    let now = state.identity.clock.now_ms();
-    let defaults = state.reminder_preferences.default_lead_minutes();
-    let queued = match state.outbox.send_now(id, caller.principal.user_id, defaults, now).await {
-        Ok(queued) => queued,
-        Err(error) => {
-            // The attempt was recorded before; its failure is recorded too.
-            let failed = guard::event(&state, &caller, about, Outcome::Error, "reminder_not_queued");
-            let _ = guard::record_all(&state, vec![failed]).await;
-            return Err(error.into());
-        }
-    };
-    tracing::info!(reminder_id = %queued.id, appointment_id = %id, "reminder queued on request");
+    let queued = state.reminder_service.send_now(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(ReminderStatus::from(queued)))
 }
 
@@ -159,9 +137,7 @@ pub async fn status(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    appointment_target(&state, &caller, id, Operation::Read, Action::Read).await?;
-    let reminders = state.outbox.of_appointment(id).await?;
+    let reminders = state.reminder_service.status(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(reminders.into_iter().map(ReminderStatus::from).collect::<Vec<_>>()))
 }
 
@@ -176,11 +152,8 @@ pub async fn get_preferences(
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
     let patient = path.into_inner();
-    let about = About::new(Action::Read, ResourceType::Reminder, Some(*patient.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::Reminder, Operation::Read, Target::Patient(patient), about).await?;
-    record_preferences_access(&state, &caller, about).await?;
-    let stored = state.reminder_preferences.get(patient).await?;
-    Ok(HttpResponse::Ok().json(view(&state, patient, stored)))
+    let stored = state.reminder_service.preferences(&caller.requester(), patient).await?;
+    Ok(HttpResponse::Ok().json(view(&state.reminder_service, patient, stored)))
 }
 
 /// Replaces a patient's reminder preferences (a patient may set their own, key included).
@@ -195,46 +168,18 @@ pub async fn set_preferences(
     body: web::Json<PreferencesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let patient = path.into_inner();
-    let body = body.into_inner();
-    let about = About::new(Action::Update, ResourceType::Reminder, Some(*patient.as_uuid())).for_patient(patient);
-    guard::authorize(&state, &caller, Resource::Reminder, Operation::Update, Target::Patient(patient), about).await?;
-    let lead_minutes = match body.lead_minutes {
-        Some(minutes) => Some(
-            checked_lead_minutes(minutes)
-                .ok_or_else(|| ApiError::invalid("lead_minutes", "at most 5 lead times, each 1 to 43200 minutes"))?,
-        ),
-        None => None,
-    };
-    let pgp_key = match body.pgp_public_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
-        Some(armored) => Some(PgpKey::parse(armored).map_err(|why| {
-            ApiError::invalid(
-                "pgp_public_key",
-                match why {
-                    crate::reminders::pgp_mime::InvalidKey::NotAKey => "is not an ASCII-armored OpenPGP public key",
-                    crate::reminders::pgp_mime::InvalidKey::BadSignature => {
-                        "has a binding signature that does not verify"
-                    }
-                    crate::reminders::pgp_mime::InvalidKey::NoEncryptionKey => "has no subkey for encryption",
-                },
-            )
-        })?),
-        None => None,
-    };
-    record_preferences_access(&state, &caller, about).await?;
-    let preferences = Preferences { email_enabled: body.email_enabled, lead_minutes, pgp_key };
-    let now = state.identity.clock.now_ms();
-    state.reminder_preferences.put(patient, &preferences, caller.principal.user_id, now).await?;
-    Ok(HttpResponse::Ok().json(view(&state, patient, preferences)))
+    let PreferencesBody { email_enabled, lead_minutes, pgp_public_key } = body.into_inner();
+    let change = PreferencesChange { email_enabled, lead_minutes, pgp_public_key };
+    let stored = state.reminder_service.set_preferences(&caller.requester(), patient, change).await?;
+    Ok(HttpResponse::Ok().json(view(&state.reminder_service, patient, stored)))
 }
 
-fn view(state: &AppState, patient: PatientId, p: Preferences) -> PreferencesView {
-    let effective =
-        p.lead_minutes.clone().unwrap_or_else(|| state.reminder_preferences.default_lead_minutes().to_vec());
+fn view(service: &ReminderService, patient: PatientId, p: Preferences) -> PreferencesView {
     PreferencesView {
         patient_id: patient,
         email_enabled: p.email_enabled,
+        effective_lead_minutes: service.effective_lead_minutes(&p),
         lead_minutes: p.lead_minutes,
-        effective_lead_minutes: effective,
         pgp_public_key: p.pgp_key.map(|k| k.armored().to_owned()),
     }
 }

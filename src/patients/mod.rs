@@ -1,8 +1,11 @@
 //! The patient record: demographics and contact details, all PHI, stored encrypted (see
-//! [`store`]). Ids and timestamps stay plain so joins and ordering work.
+//! [`store`]). Ids and timestamps stay plain so joins and ordering work. [`service`] holds its
+//! operations, each authorized and audited.
 
 pub mod record;
+pub mod service;
 pub mod store;
 
 pub use record::{EmergencyContact, InvalidField, Patient, PatientRecord};
+pub use service::{PatientService, PatientServiceError};
 pub use store::{PatientError, Patients};

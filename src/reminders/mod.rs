@@ -2,8 +2,8 @@
 //! outbox ([`outbox`]) in the same transaction as the change that causes them, following each
 //! patient's [`preferences`]; the [`scheduler::ReminderScheduler`] of each node claims due ones
 //! with a database lease, writes them ([`content`], [`pgp_mime`]) and hands them to the
-//! [`mailer::Mailer`], which speaks SMTP over required TLS. docs/OPERATIONS.md states the
-//! delivery guarantees.
+//! [`mailer::Mailer`], which speaks SMTP over required TLS. [`service`] holds what staff and
+//! patients ask of them. docs/OPERATIONS.md states the delivery guarantees.
 
 pub mod content;
 pub mod mailer;
@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod pgp_mime;
 pub mod preferences;
 pub mod scheduler;
+pub mod service;
 mod store;
 
 use crate::crypto::CryptoError;
@@ -18,6 +19,7 @@ use crate::storage::StorageError;
 
 pub use outbox::{Outbox, ReminderState, ReminderView};
 pub use preferences::{PreferenceStore, Preferences};
+pub use service::{PreferencesChange, ReminderService, ReminderServiceError};
 
 /// Why a reminder operation failed. Messages name causes, never recipients or contents.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,8 @@
-//! Appointments: storage ([`store`]) and the fan-out of each change to the schedules that show
-//! it (the clinician's, the patient's, the practice's), through the hub and so, with Redis,
-//! to every node.
+//! Appointments: storage ([`store`]), their operations ([`service`]), and the fan-out of each
+//! change to the schedules that show it (the clinician's, the patient's, the practice's),
+//! through the hub and so, with Redis, to every node.
 
+pub mod service;
 pub mod store;
 
 use confidant_actors::hub::Topic;
@@ -10,6 +11,7 @@ use confidant_protocol::{ServerFrame, VERSION};
 
 use crate::push::Pusher;
 
+pub use service::{Booking, ScheduleService, ScheduleServiceError};
 pub use store::{Change, Filter, Schedule, ScheduleError};
 
 /// The topics a change is pushed on.

@@ -1,27 +1,17 @@
 //! Schedule subscriptions over the socket: which topic a `schedule.subscribe` may follow, and
-//! its catch-up (the changes after the client's last event id, or a snapshot), each read of a
-//! patient's appointments audited and acknowledged before it is sent.
+//! its catch-up, both answered by [`crate::schedule::ScheduleService`]; here they are only
+//! asked for and their refusals turned into the socket's error codes.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType};
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::PatientId;
 use confidant_actors::session::{CatchUp, SessionIdentity};
-use confidant_protocol::{ErrorCode, ScheduleScope, ServerFrame, VERSION};
-use futures_util::future::join_all;
+use confidant_protocol::{ErrorCode, ScheduleScope};
 
 use super::caller::{refusal, requester};
-use crate::access::{Decision, Operation, Resource, Target};
-use crate::auditor::{About, reason};
-use crate::schedule::{self, Filter};
+use crate::access::AccessError;
+use crate::schedule::ScheduleServiceError;
 use crate::state::AppState;
-
-/// Changes replayed to a reconnecting client at most; beyond that it gets a snapshot.
-const MAX_REPLAY: usize = 1000;
-/// A snapshot holds appointments that ended at most this long ago.
-const SNAPSHOT_PAST_MS: i64 = 24 * 3600 * 1000;
 
 /// The topic `who` (asking from `peer`) may follow for `scope`; a refusal is audited.
 pub async fn subscription(
@@ -30,18 +20,7 @@ pub async fn subscription(
     peer: Option<IpAddr>,
     scope: ScheduleScope,
 ) -> Result<Topic, ErrorCode> {
-    let about = About::new(Action::Read, ResourceType::Appointment, None);
-    let decision = state
-        .gate
-        .authorize(&requester(who, peer), Resource::Appointment, Operation::Read, Target::Any, about)
-        .await
-        .map_err(refusal)?;
-    match (scope, decision) {
-        (ScheduleScope::Practice, Decision::Practice) => Ok(Topic::PracticeSchedule),
-        (ScheduleScope::Mine, Decision::CareTeam) => Ok(Topic::ClinicianSchedule(who.user_id)),
-        (ScheduleScope::Mine, Decision::Own) => who.patient_id.map(Topic::PatientSchedule).ok_or(ErrorCode::Forbidden),
-        _ => Err(ErrorCode::Forbidden),
-    }
+    state.schedule_service.subscription(&requester(who, peer), scope).await.map_err(error_code)
 }
 
 /// The catch-up of a schedule topic: the changes after `after`, or a snapshot.
@@ -53,50 +32,28 @@ pub async fn catch_up(
     id: String,
     after: Option<u64>,
 ) -> Result<CatchUp, ErrorCode> {
-    let (filter, scope) = match topic {
-        Topic::ClinicianSchedule(c) => (Filter::Clinician(c), ScheduleScope::Mine),
-        Topic::PatientSchedule(p) => (Filter::Patient(p), ScheduleScope::Mine),
-        Topic::PracticeSchedule => (Filter::Practice, ScheduleScope::Practice),
-        Topic::ClinicianAlerts(_) | Topic::OwnerAlerts | Topic::Device(_) => return Err(ErrorCode::NotFound),
-    };
-    let unavailable = |error: schedule::ScheduleError| {
-        tracing::warn!(%error, "schedule read failed");
-        ErrorCode::Unavailable
-    };
-    let replay = match after {
-        Some(after) => state.schedule.changes_after(filter, after, MAX_REPLAY).await.map_err(unavailable)?,
-        None => None,
-    };
-    let (frames, last_event_id, patients) = match (replay, after) {
-        (Some(changes), Some(after)) => {
-            let last = changes.last().map_or(after, |c| c.event_id);
-            let patients = changes.iter().map(|c| c.appointment.patient_id).collect::<BTreeSet<_>>();
-            let mut frames: Vec<ServerFrame> = changes.iter().map(schedule::frame).collect();
-            frames.push(ServerFrame::ack(id));
-            (frames, last, patients)
+    state.schedule_service.catch_up(&requester(who, peer), topic, id, after).await.map_err(error_code)
+}
+
+/// The code a socket is told for a schedule refusal or failure.
+fn error_code(error: ScheduleServiceError) -> ErrorCode {
+    match error {
+        ScheduleServiceError::Denied(denial) => refusal(AccessError::Denied(denial)),
+        ScheduleServiceError::NotYourSchedule => ErrorCode::Forbidden,
+        ScheduleServiceError::NotFound => ErrorCode::NotFound,
+        ScheduleServiceError::AuditUnavailable => ErrorCode::Unavailable,
+        ScheduleServiceError::Storage(_) | ScheduleServiceError::Reminders(_) => {
+            tracing::warn!(%error, "schedule read failed");
+            ErrorCode::Unavailable
         }
-        _ => {
-            let now = state.identity.clock.now_ms();
-            let (last, appointments) =
-                state.schedule.snapshot(filter, now - SNAPSHOT_PAST_MS).await.map_err(unavailable)?;
-            let patients = appointments.iter().map(|a| a.patient_id).collect::<BTreeSet<_>>();
-            let snapshot = ServerFrame::ScheduleSnapshot { v: VERSION, id, scope, last_event_id: last, appointments };
-            (vec![snapshot], last, patients)
+        // Subscribing and catching up change nothing and look up no account or record.
+        ScheduleServiceError::Invalid(_)
+        | ScheduleServiceError::DoubleBooked
+        | ScheduleServiceError::Cancelled
+        | ScheduleServiceError::Accounts(_)
+        | ScheduleServiceError::Patients(_) => {
+            tracing::error!(%error, "unexpected answer to a schedule subscription");
+            ErrorCode::InternalError
         }
-    };
-    // One read per patient whose appointments are sent, acknowledged before they are.
-    let actor = AuditActor::User { id: who.user_id, role: who.role };
-    let events = patients.into_iter().map(|patient| {
-        let mut event = AuditEvent::new(state.node_id, actor, Action::Read, Outcome::Success)
-            .on(ResourceType::Appointment, None)
-            .for_patient(PatientId::from_uuid(patient))
-            .in_session(who.session_id)
-            .because(reason("schedule_subscription"));
-        event.source_ip = peer;
-        state.auditor.record(event)
-    });
-    if join_all(events).await.iter().any(Result::is_err) {
-        return Err(ErrorCode::Unavailable);
     }
-    Ok(CatchUp { frames, last_event_id })
 }
