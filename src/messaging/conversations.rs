@@ -13,9 +13,9 @@ use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 use confidant_protocol::MlsKind;
 use uuid::Uuid;
 
-use super::MessagingError;
 use super::cache::MembershipCache;
 use super::devices::{Device, Devices};
+use super::error::MessagingError;
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
 use super::store::conversations::{self as rows, CommitWrite};

@@ -5,7 +5,7 @@
 
 use confidant_actors::ids::{DeviceId, UserId};
 
-use super::MessagingError;
+use super::error::MessagingError;
 use super::mls::{self, Claimed};
 use super::store::devices::{self as rows, NewPackage};
 use crate::storage::Storage;

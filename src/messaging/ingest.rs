@@ -37,7 +37,7 @@ use confidant_actors::ids::{ConversationId, DeviceId};
 use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::MessagingError;
+use super::error::MessagingError;
 use super::store::messages::{self as rows, NewMessage};
 use crate::auditor::ACK_TIMEOUT as AUDIT_ACK_TIMEOUT;
 use crate::storage::{Backend, Storage};

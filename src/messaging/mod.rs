@@ -7,6 +7,7 @@ pub mod cache;
 pub mod claims;
 pub mod conversations;
 pub mod devices;
+mod error;
 pub mod frames;
 pub mod ingest;
 pub mod mls;
@@ -17,39 +18,9 @@ mod store;
 pub use claims::ClaimLimiter;
 pub use conversations::{Committed, Conversation, Conversations, Membership, PendingWelcome, Sent, Stored};
 pub use devices::{ClaimedPackage, Device, Devices};
+pub use error::MessagingError;
 pub use policy::ConversationPolicy;
 pub use service::{MessagingService, MessagingServiceError, Missed, Submitted};
-
-use crate::storage::StorageError;
-
-/// Why a messaging operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum MessagingError {
-    /// The MLS structure was refused.
-    #[error(transparent)]
-    Invalid(#[from] mls::MlsError),
-    /// The permission module does not allow the account in this conversation.
-    #[error("the account may not be in this conversation")]
-    NotAllowed,
-    /// Already exists (a signature key, a conversation id).
-    #[error("already exists")]
-    Conflict,
-    /// A service it depends on (accounts, permissions) failed.
-    #[error("a dependency failed")]
-    Unavailable,
-    /// More than a device may keep.
-    #[error("too many KeyPackages")]
-    TooMany,
-    /// The database failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-impl From<sqlx::Error> for MessagingError {
-    fn from(error: sqlx::Error) -> Self {
-        MessagingError::Storage(StorageError::Query(error))
-    }
-}
 
 /// Takes every device of a disabled account out of its conversations' delivery: nothing more is
 /// delivered to them and, the account being disabled, no commit can add them back.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::Settings;
 
@@ -306,11 +306,6 @@ fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> 
         return Err("`reminders.dkim_selector` is needed with `reminders.dkim_key_file`".into());
     }
     Ok(())
-}
-
-/// An optional path where an empty string means "not set".
-pub(super) fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
-    Ok(Option::<String>::deserialize(deserializer)?.filter(|s| !s.trim().is_empty()).map(PathBuf::from))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! (see [`load`]), checked once, and passed down; nothing reads the environment after that.
 
 mod load;
+mod paths;
 mod secret;
 mod template;
 mod urls;
@@ -122,10 +123,10 @@ pub struct ReminderSettings {
     pub smtp_timeout_secs: u64,
     /// A PEM file of extra CA certificates trusted for the SMTP server (a private CA); the
     /// public web roots are always trusted.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub smtp_ca_file: Option<PathBuf>,
     /// DKIM private key (RSA PKCS#1 PEM, or base64 of a 32-byte Ed25519 seed); unset: no DKIM.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub dkim_key_file: Option<PathBuf>,
     /// `rsa` or `ed25519`.
     pub dkim_algorithm: String,
@@ -233,7 +234,7 @@ pub struct KeySettings {
     /// A file holding the master key (base64 of 32 bytes, mode 0600), as an alternative to
     /// `master_key`. With neither, the embedded SQLite default generates `master.key` in
     /// `data_dir`; PostgreSQL refuses to start.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub master_key_file: Option<PathBuf>,
     /// Rows re-encrypted per transaction after a rotation.
     pub reencrypt_batch: u32,
@@ -265,11 +266,11 @@ impl KeySettings {
 pub struct AuditSettings {
     /// Ed25519 signing key (32-byte seed, hex). `None`: `audit-signing.key` in `data_dir`,
     /// generated on first run.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub signing_key_file: Option<PathBuf>,
     /// Directory of the append-only checkpoint files, kept apart from the audit database.
     /// `None`: `audit-checkpoints/` in `data_dir`.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub checkpoint_dir: Option<PathBuf>,
     /// A checkpoint after this many new entries...
     pub checkpoint_every_entries: u64,
@@ -318,10 +319,10 @@ impl DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// PEM certificate chain; with `key`. Neither: a development certificate in `data_dir`.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `cert`.
-    #[serde(default, deserialize_with = "load::optional_path")]
+    #[serde(default, deserialize_with = "paths::optional_path")]
     pub key: Option<PathBuf>,
     /// Oldest accepted protocol version.
     pub min_version: TlsVersion,

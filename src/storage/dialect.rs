@@ -5,7 +5,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
-use super::Store;
+use super::location::Store;
 
 /// The statements of [`Backend::message_batch_sql`].
 #[derive(Debug, Clone, Copy)]

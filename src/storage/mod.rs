@@ -6,10 +6,11 @@
 mod dialect;
 mod error;
 pub mod json_rows;
+mod location;
 pub mod nodes;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Once;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -18,59 +19,10 @@ use sqlx::any::AnyPoolOptions;
 
 pub use dialect::{Backend, MessageBatchSql};
 pub use error::StorageError;
+pub use location::{Location, Store};
 pub(crate) use writer::Writer;
 
-use crate::settings::{DatabaseSettings, DatabaseUrl, Settings};
-
-/// Which of Confidant's databases a [`Storage`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Store {
-    /// Users, patients, schedules, encrypted PHI columns, message ciphertext.
-    Main,
-    /// The append-only audit trail, kept apart from the data it describes.
-    Audit,
-}
-
-impl Store {
-    /// File name used when the store lives in the data directory.
-    fn sqlite_file(self) -> &'static str {
-        match self {
-            Store::Main => "confidant.db",
-            Store::Audit => "audit.db",
-        }
-    }
-
-    /// Name used in logs and readiness reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Store::Main => "database",
-            Store::Audit => "audit_database",
-        }
-    }
-}
-
-/// Where a store lives, resolved from the settings.
-#[derive(Debug, Clone)]
-pub enum Location {
-    /// A SQLite file, created on first use.
-    Sqlite(PathBuf),
-    /// A PostgreSQL database.
-    Postgres(DatabaseUrl),
-}
-
-impl Location {
-    /// The configured URL for `store`, or its SQLite file in the data directory.
-    pub fn of(store: Store, settings: &Settings) -> Self {
-        let url = match store {
-            Store::Main => &settings.database_url,
-            Store::Audit => &settings.audit_database_url,
-        };
-        match url {
-            Some(url) => Location::Postgres(url.clone()),
-            None => Location::Sqlite(settings.data_dir.join(store.sqlite_file())),
-        }
-    }
-}
+use crate::settings::{DatabaseSettings, DatabaseUrl};
 
 /// A pooled connection to one database.
 #[derive(Clone, Debug)]
