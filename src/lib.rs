@@ -8,6 +8,7 @@ pub mod audit_commands;
 pub mod auditor;
 pub mod cli;
 pub mod crypto;
+pub mod email;
 pub mod fanout;
 pub mod health;
 pub mod http;

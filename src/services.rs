@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use confidant_actors::clock::Clock;
 
-use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::identity::Identity;
 use crate::identity::password::PasswordHasher;
+use crate::patients::CareAccess;
 use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::settings::Settings;

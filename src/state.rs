@@ -7,12 +7,13 @@ use actix::Addr;
 use confidant_actors::Lifecycle;
 use confidant_actors::hub::Hub;
 
-use crate::access::{Access, BreakGlass, CareAccess, CareTeam, Gate};
+use crate::access::{Access, BreakGlass, CareTeam, Gate};
 use crate::auditor::Auditor;
 use crate::crypto::Keyring;
 use crate::health::Readiness;
 use crate::identity::Identity;
 use crate::node::NodeId;
+use crate::patients::CareAccess;
 use crate::patients::{PatientService, Patients};
 use crate::push::Pusher;
 use crate::redis_link::RedisLink;

@@ -8,7 +8,6 @@ pub mod break_glass;
 mod check;
 mod gate;
 pub mod matrix;
-mod service;
 mod store;
 
 pub use break_glass::{BreakGlass, BreakGlassError, Grant as BreakGlassGrant};
@@ -16,5 +15,4 @@ pub use care_team::CareTeam;
 pub use check::{Access, AccessError, ConversationKind, Decision, Denial, Principal, Target};
 pub use gate::{Gate, Requester, allowed_because};
 pub use matrix::{Operation, Resource, Scope};
-pub use service::{CareAccess, CareAccessError};
 pub use store::care_team;

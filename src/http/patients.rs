@@ -1,6 +1,6 @@
 //! `/api/v1/patients`: create, read, update and list patient records
 //! ([`crate::patients::PatientService`]), their care team, and break-glass access
-//! ([`crate::access::CareAccess`]). Each handler parses, calls the service and maps its answer;
+//! ([`crate::patients::CareAccess`]). Each handler parses, calls the service and maps its answer;
 //! the services authorize and audit.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use crate::access::CareAccessError;
+use crate::patients::CareAccessError;
 use crate::patients::{Patient, PatientError, PatientRecord, PatientServiceError};
 use crate::phi::PhiText;
 use crate::state::AppState;

@@ -16,7 +16,7 @@ use super::tokens::{self, Token, TokenKind};
 use super::totp::TotpSecret;
 use crate::crypto::tables::USERS;
 use crate::crypto::{CryptoError, Field, Keyring};
-use crate::patients::record::{is_email, normalized_email};
+use crate::email::{is_email, normalized_email};
 use crate::phi::PhiText;
 use crate::storage::Storage;
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::macros::format_description;
 
+use crate::email::is_email;
 use crate::phi::PhiText;
 use confidant_actors::ids::PatientId;
 
@@ -99,12 +100,6 @@ impl PatientRecord {
     }
 }
 
-/// The form an email takes in the blind index: trimmed and lowercased, so a lookup finds it
-/// however it was typed.
-pub fn normalized_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
 fn text(field: &'static str, value: Option<&PhiText>, min: usize, max: usize, lines: bool) -> Result<(), InvalidField> {
     let Some(value) = value else { return Ok(()) };
     let value = value.expose();
@@ -146,17 +141,6 @@ fn phone(field: &'static str, value: Option<&PhiText>) -> Result<(), InvalidFiel
         return Err(InvalidField { field, rule: "is not a phone number" });
     }
     Ok(())
-}
-
-pub(crate) fn is_email(value: &str) -> bool {
-    let value = value.trim();
-    let Some((local, domain)) = value.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !value.chars().any(char::is_whitespace)
 }
 
 #[cfg(test)]
@@ -215,10 +199,5 @@ mod tests {
             assert_eq!(error.field, field);
             assert!(!error.to_string().contains("Ada"), "{error}");
         }
-    }
-
-    #[test]
-    fn emails_are_indexed_however_they_were_typed() {
-        assert_eq!(normalized_email("  Ada@Example.ORG "), "ada@example.org");
     }
 }

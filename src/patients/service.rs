@@ -5,10 +5,9 @@
 use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::ids::PatientId;
 
+use super::care::CareAccess;
 use super::{InvalidField, Patient, PatientError, PatientRecord, Patients};
-use crate::access::{
-    AccessError, CareAccess, Decision, Denial, Gate, Operation, Requester, Resource, Target, allowed_because,
-};
+use crate::access::{AccessError, Decision, Denial, Gate, Operation, Requester, Resource, Target, allowed_because};
 use crate::auditor::About;
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;

@@ -10,9 +10,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use zeroize::Zeroizing;
 
-use super::record::{EmergencyContact, InvalidField, Patient, PatientRecord, normalized_email};
+use super::record::{EmergencyContact, InvalidField, Patient, PatientRecord};
 use crate::crypto::tables::PATIENTS;
 use crate::crypto::{CryptoError, Field, Keyring};
+use crate::email::normalized_email;
 use crate::phi::PhiText;
 use crate::storage::{Storage, StorageError};
 

@@ -1,4 +1,4 @@
-//! [`CareAccess`]: the permission changes of who reaches a patient. The care team (list, assign,
+//! [`CareAccess`]: who reaches a patient's record, and the changes to it. The care team (list, assign,
 //! unassign; a clinician who creates a record joins its team) and break-glass (a clinician's
 //! emergency grant with a stated reason, pushed live to owners; the list of the last 30 days).
 //! Each passes the [`Gate`]; each change is audited, and acknowledged, before it is made.
@@ -11,16 +11,17 @@ use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{ServerFrame, VERSION};
 
-use super::break_glass::REASON_CHARS;
-use super::care_team::Member;
-use super::{
+use super::record::InvalidField;
+use super::store::{PatientError, Patients};
+use crate::access::break_glass::REASON_CHARS;
+use crate::access::care_team::Member;
+use crate::access::{
     AccessError, BreakGlass, BreakGlassError, BreakGlassGrant, CareTeam, Decision, Denial, Gate, Operation, Requester,
     Resource, Target, allowed_because,
 };
 use crate::auditor::About;
 use crate::crypto::CryptoError;
 use crate::identity::{AccountStatus, Accounts, AuthError, Identity};
-use crate::patients::{InvalidField, PatientError, Patients};
 use crate::phi::PhiText;
 use crate::push::Pusher;
 use crate::storage::StorageError;
