@@ -8,6 +8,25 @@ use uuid::Uuid;
 use crate::VERSION;
 use crate::intake::{FormDefinition, IntakeAnswers, ScreeningScore, Severity};
 
+/// An access token as the `auth` frame carries it: the JSON string itself on the wire, and
+/// `BearerToken(..)` in `Debug`, so a logged or printed frame never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    /// The token, to look up its session.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(..)")
+    }
+}
+
 /// A frame from the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
@@ -18,7 +37,7 @@ pub enum ClientFrame {
         /// Protocol version.
         v: u32,
         /// An OAuth access token.
-        token: String,
+        token: BearerToken,
     },
     /// Subscribe to a schedule: a snapshot, then every change. With `after`, the changes since
     /// that event id instead (or a snapshot if they are too old).
@@ -187,7 +206,7 @@ impl ClientFrame {
 
     /// An `auth` frame.
     pub fn auth(token: String) -> Self {
-        ClientFrame::Auth { v: VERSION, token }
+        ClientFrame::Auth { v: VERSION, token: BearerToken(token) }
     }
 
     /// An `mls.attach` request.
@@ -331,7 +350,7 @@ pub enum ServerFrame {
         v: u32,
         /// `phq9_item9` (to the clinician: a patient answered item 9 above zero) or
         /// `break_glass` (to owners: a clinician opened a patient outside their care team).
-        kind: String,
+        kind: AlertKind,
         /// The patient concerned.
         patient_id: Uuid,
         /// The form, for `phq9_item9`.
@@ -411,6 +430,23 @@ pub enum ServerFrame {
         /// One-time KeyPackages left (the last-resort one not counted).
         remaining: u64,
     },
+}
+
+/// What an `alert` is about. Beside a patient id it is PHI (a patient reported thoughts of
+/// self-harm), so `Debug` does not show it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A patient answered PHQ-9 item 9 above zero (to their clinician).
+    Phq9Item9,
+    /// A clinician opened a patient's record outside their care team (to owners).
+    BreakGlass,
+}
+
+impl std::fmt::Debug for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertKind(..)")
+    }
 }
 
 /// What an `mls.message` carries.

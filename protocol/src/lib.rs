@@ -7,7 +7,9 @@ pub mod close;
 pub mod frames;
 pub mod intake;
 
-pub use frames::{Appointment, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame};
+pub use frames::{
+    AlertKind, Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
+};
 pub use intake::{Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, ScreeningScore, Severity};
 
 /// The protocol version every frame carries as `"v"`.

@@ -10,7 +10,7 @@ use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::PatientId;
-use confidant_protocol::{IntakeAnswers, ScreeningScore, ServerFrame, VERSION};
+use confidant_protocol::{AlertKind, IntakeAnswers, ScreeningScore, ServerFrame, VERSION};
 use uuid::Uuid;
 
 use super::store::{Assignment, Intake, IntakeError};
@@ -217,7 +217,7 @@ impl IntakeService {
         if score.is_some_and(|s| s.urgent) {
             frames.push(ServerFrame::Alert {
                 v: VERSION,
-                kind: "phq9_item9".into(),
+                kind: AlertKind::Phq9Item9,
                 patient_id,
                 assignment_id: Some(assignment.id),
                 clinician_id: None,

@@ -9,7 +9,7 @@ use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::{ServerFrame, VERSION};
+use confidant_protocol::{AlertKind, ServerFrame, VERSION};
 
 use super::record::InvalidField;
 use super::store::{PatientError, Patients};
@@ -208,7 +208,7 @@ impl CareAccess {
         let grant = self.break_glass.grant(clinician, patient, reason, now, self.grant_lifetime_ms).await?;
         let alert = ServerFrame::Alert {
             v: VERSION,
-            kind: "break_glass".into(),
+            kind: AlertKind::BreakGlass,
             patient_id: *patient.as_uuid(),
             assignment_id: None,
             clinician_id: Some(*clinician.as_uuid()),

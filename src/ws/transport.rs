@@ -191,7 +191,7 @@ impl StreamHandler<Result<ws::Message, ProtocolError>> for WsTransport {
             ws::Message::Text(text) if self.session.is_some() => self.relay(Inbound::Text(text.to_string()), ctx),
             ws::Message::Binary(_) if self.session.is_some() => self.relay(Inbound::Binary, ctx),
             ws::Message::Text(text) => match ClientFrame::parse(&text) {
-                Ok(ClientFrame::Auth { token, .. }) => self.authenticate(Zeroizing::new(token), ctx),
+                Ok(ClientFrame::Auth { token, .. }) => self.authenticate(Zeroizing::new(token.into_inner()), ctx),
                 _ => self.close(close::UNAUTHENTICATED, ctx),
             },
             // Fragmented messages are not part of the protocol (frames are small JSON objects).

@@ -21,7 +21,9 @@ use confidant_actors::audit::Role;
 use confidant_actors::hub::{BrokerMessage, FromBroker, Push, Topic};
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::session::{CatchUp, Inbound, Outbound};
-use confidant_protocol::{Answer, ClientFrame, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION};
+use confidant_protocol::{
+    AlertKind, Answer, ClientFrame, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION,
+};
 use uuid::Uuid;
 
 use crate::smtp::Gpg;
@@ -111,6 +113,15 @@ fn phi_never_prints_in_debug_output() {
 
     // Intake answers, results and the frames that carry them.
     assert_hidden("IntakeAnswers", &answers(), &intake);
+    let alert = ServerFrame::Alert {
+        v: VERSION,
+        kind: AlertKind::Phq9Item9,
+        patient_id: Uuid::from_u128(9),
+        assignment_id: None,
+        clinician_id: None,
+        at_ms: 0,
+    };
+    assert_hidden("ServerFrame::Alert", &alert, &["Phq9", "phq9", "item9", "BreakGlass"]);
     for answer in [Answer::Text(sentinel("answer-text")), Answer::Choice(u64::from(NUMBER))] {
         assert_hidden("Answer", &answer, &intake);
     }
@@ -238,6 +249,8 @@ fn secrets_print_no_material_in_debug_output() {
     }
     let setting = confidant::settings::Secret::new(sentinel("setting-secret"));
     assert_hidden("settings Secret", &setting, &[&sentinel("setting-secret")]);
+    let auth = confidant_protocol::ClientFrame::auth(sentinel("access-token"));
+    assert_hidden("ClientFrame::Auth", &auth, &[&sentinel("access-token")]);
 }
 
 /// Compiles only while no listed type implements `$trait`: with it, the two blanket impls
