@@ -25,7 +25,7 @@ use crate::redis_link::{RedisError, RedisLink};
 use crate::services::Services;
 use crate::settings::Settings;
 use crate::startup::{ServerError, open_keyring, open_stores, prepare_data_dir};
-use crate::state::{AppState, Node};
+use crate::state::AppState;
 use crate::storage::nodes::PreviousRun;
 use crate::{http, node, tls, web as shared, ws};
 
@@ -164,18 +164,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         auditor.clone(),
         settings.http.readiness_timeout(),
     );
-    let node = Node {
-        settings: settings.clone(),
-        node_id,
-        storage: storage.clone(),
-        audit_storage: audit_storage.clone(),
-        keyring,
-        hub: hub.clone(),
-        redis,
-        lifecycle: lifecycle.clone(),
-        readiness,
-    };
-    let state = web::Data::new(AppState::new(node, services));
+    let state = web::Data::new(AppState { settings: settings.clone(), hub: hub.clone(), readiness, services });
     let sockets = web::Data::new(ws::Unauthenticated::default());
     let (max_body, hsts) = (settings.http.max_body_bytes, settings.http.hsts_max_age_secs);
     let shutdown_timeout = settings.http.shutdown_timeout();

@@ -37,14 +37,14 @@ pub struct Me {
 #[get("/api/v1/me")]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let p = caller.principal;
-    let account = state.identity.accounts.get(p.user_id).await?.ok_or(ApiError::Unauthenticated)?;
+    let account = state.services.identity.accounts.get(p.user_id).await?.ok_or(ApiError::Unauthenticated)?;
     Ok(HttpResponse::Ok().json(Me {
         user_id: p.user_id,
         role: p.role.as_str(),
         patient_id: p.patient_id,
         mfa: p.mfa,
         totp_enabled: account.totp_enabled,
-        mfa_required: state.access.needs_mfa(p.role),
+        mfa_required: state.services.access.needs_mfa(p.role),
     }))
 }
 
@@ -62,7 +62,7 @@ pub struct TotpEnrollmentResponse {
     responses((status = 200, body = TotpEnrollmentResponse), (status = 401), (status = 409)))]
 #[post("/api/v1/me/totp")]
 pub async fn begin_totp(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let enrollment = state.identity.begin_totp(&caller.session, caller.origin).await?;
+    let enrollment = state.services.identity.begin_totp(&caller.session, caller.origin).await?;
     Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(TotpEnrollmentResponse {
         secret: enrollment.secret.to_string(),
         provisioning_uri: enrollment.provisioning_uri.to_string(),
@@ -94,7 +94,7 @@ pub async fn confirm_totp(
     caller: Caller,
     body: web::Json<TotpCode>,
 ) -> Result<HttpResponse, ApiError> {
-    let codes = state.identity.confirm_totp(&caller.session, &body.code, caller.origin).await?;
+    let codes = state.services.identity.confirm_totp(&caller.session, &body.code, caller.origin).await?;
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .json(RecoveryCodes { recovery_codes: codes.iter().map(|c| c.as_str().to_owned()).collect() }))
@@ -109,7 +109,7 @@ pub async fn verify_totp(
     caller: Caller,
     body: web::Json<TotpCode>,
 ) -> Result<HttpResponse, ApiError> {
-    state.identity.step_up(&caller.session, &body.code, caller.origin).await?;
+    state.services.identity.step_up(&caller.session, &body.code, caller.origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -125,8 +125,8 @@ pub struct SignedOut {
     responses((status = 200, body = SignedOut), (status = 401)))]
 #[post("/api/v1/sign-out")]
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let sessions_ended = state.identity.sign_out(&caller.session, false, caller.origin).await?;
-    state.pusher.revoke(caller.principal.user_id, Some(caller.principal.session_id)).await;
+    let sessions_ended = state.services.identity.sign_out(&caller.session, false, caller.origin).await?;
+    state.services.pusher.revoke(caller.principal.user_id, Some(caller.principal.session_id)).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 
@@ -135,8 +135,8 @@ pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<Http
     responses((status = 200, body = SignedOut), (status = 401)))]
 #[post("/api/v1/sign-out-everywhere")]
 pub async fn sign_out_everywhere(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let sessions_ended = state.identity.sign_out(&caller.session, true, caller.origin).await?;
-    state.pusher.revoke(caller.principal.user_id, None).await;
+    let sessions_ended = state.services.identity.sign_out(&caller.session, true, caller.origin).await?;
+    state.services.pusher.revoke(caller.principal.user_id, None).await;
     Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
 }
 
@@ -169,6 +169,6 @@ pub async fn accept_invitation(
     origin: RequestOrigin,
     body: web::Json<AcceptInvitation>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = state.identity.accept_invitation(&body.token, &body.password, origin.0).await?;
+    let user_id = state.services.identity.accept_invitation(&body.token, &body.password, origin.0).await?;
     Ok(HttpResponse::Ok().json(Activated { user_id }))
 }

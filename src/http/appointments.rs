@@ -108,7 +108,7 @@ pub async fn book(
 ) -> Result<HttpResponse, ApiError> {
     let BookBody { clinician_id, patient_id, starts_at_ms, ends_at_ms } = body.into_inner();
     let booking = Booking { clinician_id, patient_id, starts_at_ms, ends_at_ms };
-    let booked = state.schedule_service.book(&caller.requester(), booking).await?;
+    let booked = state.services.schedule_service.book(&caller.requester(), booking).await?;
     Ok(HttpResponse::Created().json(AppointmentView::from(booked)))
 }
 
@@ -125,7 +125,7 @@ pub async fn reschedule(
 ) -> Result<HttpResponse, ApiError> {
     let RescheduleBody { starts_at_ms, ends_at_ms } = body.into_inner();
     let who = caller.requester();
-    let moved = state.schedule_service.reschedule(&who, path.into_inner(), starts_at_ms, ends_at_ms).await?;
+    let moved = state.services.schedule_service.reschedule(&who, path.into_inner(), starts_at_ms, ends_at_ms).await?;
     Ok(HttpResponse::Ok().json(AppointmentView::from(moved)))
 }
 
@@ -139,6 +139,6 @@ pub async fn cancel(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let cancelled = state.schedule_service.cancel(&caller.requester(), path.into_inner()).await?;
+    let cancelled = state.services.schedule_service.cancel(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AppointmentView::from(cancelled)))
 }

@@ -63,7 +63,7 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
             let token = token.ok_or(ApiError::Unauthenticated)?;
-            let owner = state.identity.authenticate(&token, origin).await?;
+            let owner = state.services.identity.authenticate(&token, origin).await?;
             let principal = Principal {
                 user_id: owner.user_id,
                 role: owner.role,

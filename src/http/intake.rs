@@ -105,7 +105,7 @@ pub async fn assign(
     body: web::Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
     let form = FormKind::parse(&body.form).ok_or(ApiError::invalid("form", "is not general_intake, phq9 or gad7"))?;
-    let assignment = state.intake_service.assign(&caller.requester(), path.into_inner(), form).await?;
+    let assignment = state.services.intake_service.assign(&caller.requester(), path.into_inner(), form).await?;
     Ok(HttpResponse::Created().json(AssignmentView::from(assignment)))
 }
 
@@ -119,7 +119,7 @@ pub async fn list(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let assignments = state.intake_service.list(&caller.requester(), path.into_inner()).await?;
+    let assignments = state.services.intake_service.list(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(assignments.into_iter().map(AssignmentView::from).collect::<Vec<_>>()))
 }
 
@@ -129,6 +129,6 @@ pub async fn list(
     responses((status = 200, body = ResponseView), (status = 401), (status = 403), (status = 404)))]
 #[get("/api/v1/intake-forms/{assignment_id}")]
 pub async fn read(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    let form = state.intake_service.read(&caller.requester(), path.into_inner()).await?;
+    let form = state.services.intake_service.read(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ResponseView::from(form)))
 }

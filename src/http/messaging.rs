@@ -221,7 +221,7 @@ pub async fn register(
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let key = decode("signature_key", &body.signature_key)?;
-    let device = state.messaging.register(&caller.requester(), &key).await?;
+    let device = state.services.messaging.register(&caller.requester(), &key).await?;
     Ok(HttpResponse::Created().json(DeviceView::from(&device)))
 }
 
@@ -230,7 +230,7 @@ pub async fn register(
     responses((status = 200, body = Vec<DeviceView>), (status = 401), (status = 403)))]
 #[get("/api/v1/devices")]
 pub async fn list_devices(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let devices = state.messaging.devices(&caller.requester()).await?;
+    let devices = state.services.messaging.devices(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(devices.iter().map(DeviceView::from).collect::<Vec<_>>()))
 }
 
@@ -245,7 +245,7 @@ pub async fn remove_device(
     caller: Caller,
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
-    state.messaging.remove_device(&caller.requester(), path.into_inner()).await?;
+    state.services.messaging.remove_device(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -262,7 +262,7 @@ pub async fn upload(
     body: web::Json<UploadBody>,
 ) -> Result<HttpResponse, ApiError> {
     let packages = body.key_packages.iter().map(|p| decode("key_packages", p)).collect::<Result<Vec<_>, _>>()?;
-    let remaining = state.messaging.upload(&caller.requester(), path.into_inner(), &packages).await?;
+    let remaining = state.services.messaging.upload(&caller.requester(), path.into_inner(), &packages).await?;
     Ok(HttpResponse::Ok().json(StockView { remaining }))
 }
 
@@ -279,7 +279,7 @@ pub async fn claim(
     body: web::Json<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = kind_of(body.patient_id, body.kind)?;
-    let claimed = state.messaging.claim(&caller.requester(), body.user_id, kind).await?;
+    let claimed = state.services.messaging.claim(&caller.requester(), body.user_id, kind).await?;
     let view: Vec<ClaimedView> = claimed
         .into_iter()
         .map(|c| ClaimedView { device_id: c.device_id, key_package: B64.encode(c.key_package) })
@@ -301,7 +301,8 @@ pub async fn create(
     let kind = kind_of(body.patient_id, body.kind)?;
     let group_info = decode("group_info", &body.group_info)?;
     let tree = decode("ratchet_tree", &body.ratchet_tree)?;
-    let conversation = state.messaging.create(&caller.requester(), body.device_id, kind, &group_info, &tree).await?;
+    let conversation =
+        state.services.messaging.create(&caller.requester(), body.device_id, kind, &group_info, &tree).await?;
     Ok(HttpResponse::Created().json(ConversationView::from(&conversation)))
 }
 
@@ -315,6 +316,6 @@ pub async fn conversations(
     caller: Caller,
     path: web::Path<DeviceId>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = state.messaging.conversations(&caller.requester(), path.into_inner()).await?;
+    let list = state.services.messaging.conversations(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(list.iter().map(ConversationView::from).collect::<Vec<_>>()))
 }

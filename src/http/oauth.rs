@@ -153,8 +153,8 @@ pub async fn authorize(
         code_challenge: body.code_challenge,
         state: body.state,
     };
-    request.check(&state.identity.settings().clients, Some(&body.code_challenge_method))?;
-    let outcome = state.identity.authorize(&request, &body.email, &body.password, origin.0).await?;
+    request.check(&state.services.identity.settings().clients, Some(&body.code_challenge_method))?;
+    let outcome = state.services.identity.authorize(&request, &body.email, &body.password, origin.0).await?;
     Ok(authorized(outcome))
 }
 
@@ -173,7 +173,7 @@ pub async fn authorize_mfa(
         (None, Some(code)) => SecondFactor::RecoveryCode(code),
         _ => return Err(ApiError::OAuth { code: "invalid_request", description: "give totp_code or recovery_code" }),
     };
-    let outcome = state.identity.second_factor(&body.mfa_token, factor, body.state, origin.0).await?;
+    let outcome = state.services.identity.second_factor(&body.mfa_token, factor, body.state, origin.0).await?;
     Ok(authorized(outcome))
 }
 
@@ -188,7 +188,7 @@ pub async fn token(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, ApiError> {
     let form = form.into_inner();
-    if !state.identity.settings().clients.iter().any(|c| c.id == form.client_id) {
+    if !state.services.identity.settings().clients.iter().any(|c| c.id == form.client_id) {
         return Err(ApiError::OAuth { code: "invalid_client", description: "unknown client_id" });
     }
     let missing = |what| ApiError::OAuth { code: "invalid_request", description: what };
@@ -197,13 +197,16 @@ pub async fn token(
             let code = form.code.ok_or(missing("code is required"))?;
             let redirect_uri = form.redirect_uri.ok_or(missing("redirect_uri is required"))?;
             let verifier = form.code_verifier.ok_or(missing("code_verifier is required"))?;
-            let (_, issued) =
-                state.identity.exchange_code(&code, &form.client_id, &redirect_uri, &verifier, origin.0).await?;
+            let (_, issued) = state
+                .services
+                .identity
+                .exchange_code(&code, &form.client_id, &redirect_uri, &verifier, origin.0)
+                .await?;
             issued
         }
         "refresh_token" => {
             let refresh = form.refresh_token.ok_or(missing("refresh_token is required"))?;
-            state.identity.refresh(&refresh, &form.client_id, origin.0).await?
+            state.services.identity.refresh(&refresh, &form.client_id, origin.0).await?
         }
         _ => {
             return Err(ApiError::OAuth {
@@ -230,8 +233,8 @@ pub async fn revoke(
     origin: RequestOrigin,
     form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some((session, user)) = state.identity.revoke(&form.token, origin.0).await? {
-        state.pusher.revoke(user, Some(session)).await;
+    if let Some((session, user)) = state.services.identity.revoke(&form.token, origin.0).await? {
+        state.services.pusher.revoke(user, Some(session)).await;
     }
     Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).finish())
 }

@@ -54,7 +54,7 @@ pub async fn create(
     caller: Caller,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = state.patient_service.create(&caller.requester(), &body).await?;
+    let id = state.services.patient_service.create(&caller.requester(), &body).await?;
     Ok(HttpResponse::Created().json(Created { id }))
 }
 
@@ -64,7 +64,7 @@ pub async fn create(
     responses((status = 200, body = Vec<PatientView>), (status = 401), (status = 403), (status = 503)))]
 #[get("/api/v1/patients")]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let patients = state.patient_service.list(&caller.requester()).await?;
+    let patients = state.services.patient_service.list(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(patients.into_iter().map(PatientView::from).collect::<Vec<_>>()))
 }
 
@@ -78,7 +78,7 @@ pub async fn read(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let patient = state.patient_service.read(&caller.requester(), path.into_inner()).await?;
+    let patient = state.services.patient_service.read(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(PatientView::from(patient)))
 }
 
@@ -93,7 +93,7 @@ pub async fn update(
     path: web::Path<PatientId>,
     body: web::Json<PatientRecord>,
 ) -> Result<HttpResponse, ApiError> {
-    state.patient_service.update(&caller.requester(), path.into_inner(), &body).await?;
+    state.services.patient_service.update(&caller.requester(), path.into_inner(), &body).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -135,7 +135,7 @@ pub async fn care_team(
     caller: Caller,
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
-    let members = state.care_access.care_team(&caller.requester(), path.into_inner()).await?;
+    let members = state.services.care_access.care_team(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(
         members
             .into_iter()
@@ -160,7 +160,7 @@ pub async fn assign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    state.care_access.assign(&caller.requester(), patient, clinician).await?;
+    state.services.care_access.assign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -176,7 +176,7 @@ pub async fn unassign(
     path: web::Path<(PatientId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (patient, clinician) = path.into_inner();
-    state.care_access.unassign(&caller.requester(), patient, clinician).await?;
+    state.services.care_access.unassign(&caller.requester(), patient, clinician).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -234,7 +234,7 @@ pub async fn break_glass(
     path: web::Path<PatientId>,
     body: web::Json<BreakGlassBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let grant = state.care_access.break_glass(&caller.requester(), path.into_inner(), &body.reason).await?;
+    let grant = state.services.care_access.break_glass(&caller.requester(), path.into_inner(), &body.reason).await?;
     Ok(HttpResponse::Created().json(BreakGlassView::from(grant)))
 }
 
@@ -243,7 +243,7 @@ pub async fn break_glass(
     responses((status = 200, body = Vec<BreakGlassView>), (status = 401), (status = 403)))]
 #[get("/api/v1/break-glass")]
 pub async fn break_glass_list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let grants = state.care_access.break_glass_grants(&caller.requester()).await?;
+    let grants = state.services.care_access.break_glass_grants(&caller.requester()).await?;
     Ok(HttpResponse::Ok().json(grants.into_iter().map(BreakGlassView::from).collect::<Vec<_>>()))
 }
 

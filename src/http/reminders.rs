@@ -123,7 +123,7 @@ pub async fn send_now(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let queued = state.reminder_service.send_now(&caller.requester(), path.into_inner()).await?;
+    let queued = state.services.reminder_service.send_now(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(ReminderStatus::from(queued)))
 }
 
@@ -137,7 +137,7 @@ pub async fn status(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let reminders = state.reminder_service.status(&caller.requester(), path.into_inner()).await?;
+    let reminders = state.services.reminder_service.status(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(reminders.into_iter().map(ReminderStatus::from).collect::<Vec<_>>()))
 }
 
@@ -152,8 +152,8 @@ pub async fn get_preferences(
     path: web::Path<PatientId>,
 ) -> Result<HttpResponse, ApiError> {
     let patient = path.into_inner();
-    let stored = state.reminder_service.preferences(&caller.requester(), patient).await?;
-    Ok(HttpResponse::Ok().json(view(&state.reminder_service, patient, stored)))
+    let stored = state.services.reminder_service.preferences(&caller.requester(), patient).await?;
+    Ok(HttpResponse::Ok().json(view(&state.services.reminder_service, patient, stored)))
 }
 
 /// Replaces a patient's reminder preferences (a patient may set their own, key included).
@@ -170,8 +170,8 @@ pub async fn set_preferences(
     let patient = path.into_inner();
     let PreferencesBody { email_enabled, lead_minutes, pgp_public_key } = body.into_inner();
     let change = PreferencesChange { email_enabled, lead_minutes, pgp_public_key };
-    let stored = state.reminder_service.set_preferences(&caller.requester(), patient, change).await?;
-    Ok(HttpResponse::Ok().json(view(&state.reminder_service, patient, stored)))
+    let stored = state.services.reminder_service.set_preferences(&caller.requester(), patient, change).await?;
+    Ok(HttpResponse::Ok().json(view(&state.services.reminder_service, patient, stored)))
 }
 
 fn view(service: &ReminderService, patient: PatientId, p: Preferences) -> PreferencesView {

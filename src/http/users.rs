@@ -50,7 +50,7 @@ pub async fn invite(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let invite = Invite { role: &body.role, email: &body.email, patient_id: body.patient_id };
-    let Invited { user_id, token, expires_at_ms } = state.users.invite(&caller.requester(), invite).await?;
+    let Invited { user_id, token, expires_at_ms } = state.services.users.invite(&caller.requester(), invite).await?;
     Ok(HttpResponse::Created().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(Invitation {
         user_id,
         invitation_token: token.expose().to_owned(),
@@ -87,6 +87,7 @@ pub struct UserSummary {
 #[get("/api/v1/users")]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let listed: Vec<UserSummary> = state
+        .services
         .users
         .list(&caller.requester())
         .await?
@@ -114,7 +115,7 @@ pub async fn disable(
     caller: Caller,
     path: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
-    state.users.disable(&caller.requester(), path.into_inner()).await?;
+    state.services.users.disable(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

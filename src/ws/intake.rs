@@ -20,7 +20,7 @@ pub async fn answer(
     peer: Option<IpAddr>,
     frame: ClientFrame,
 ) -> Vec<ServerFrame> {
-    let service = &state.intake_service;
+    let service = &state.services.intake_service;
     let who = requester(who, peer);
     match frame {
         ClientFrame::IntakeOpen { id, assignment_id, .. } => match service.open(&who, assignment_id).await {

@@ -44,7 +44,7 @@ pub fn error_code(error: &MessagingServiceError) -> ErrorCode {
 
 /// The catch-up of an attaching device: its Welcomes, then what it has not acknowledged.
 pub async fn missed(state: &AppState, device: DeviceId, id: String) -> Result<Vec<ServerFrame>, ErrorCode> {
-    let missed = state.messaging.missed(device).await.map_err(|e| error_code(&e))?;
+    let missed = state.services.messaging.missed(device).await.map_err(|e| error_code(&e))?;
     let mut frames: Vec<ServerFrame> = missed.welcomes.iter().map(welcome_frame).collect();
     frames.extend(missed.messages.iter().map(message_frame));
     frames.push(ServerFrame::ack(id));
@@ -62,7 +62,7 @@ pub async fn answer(
     frame: ClientFrame,
 ) -> Vec<ServerFrame> {
     let id = frame.request_id().map(str::to_owned);
-    let service = &state.messaging;
+    let service = &state.services.messaging;
     let outcome = match frame {
         ClientFrame::MlsSend { id, conversation_id, message, .. } => {
             send(service, who, peer, id, ConversationId::from_uuid(conversation_id), &message).await

@@ -33,7 +33,12 @@ impl SessionPorts for ServerPorts {
     fn device(&self, who: SessionIdentity, device: DeviceId) -> PortFuture<Result<Topic, ErrorCode>> {
         let (state, peer) = (self.state.clone(), self.peer);
         Box::pin(async move {
-            state.messaging.attach(&requester(who, peer), device).await.map_err(|e| super::messaging::error_code(&e))
+            state
+                .services
+                .messaging
+                .attach(&requester(who, peer), device)
+                .await
+                .map_err(|e| super::messaging::error_code(&e))
         })
     }
 
@@ -67,7 +72,7 @@ impl SessionPorts for ServerPorts {
     fn touch(&self, who: SessionIdentity) -> PortFuture<()> {
         let state = self.state.clone();
         Box::pin(async move {
-            if let Err(error) = state.identity.sessions.touch(who.session_id).await {
+            if let Err(error) = state.services.identity.sessions.touch(who.session_id).await {
                 tracing::warn!(%error, "could not record socket activity");
             }
         })
@@ -88,7 +93,7 @@ impl SessionPorts for ServerPorts {
                 Ended::Idle => Some(idle_ms),
                 Ended::Expired => None,
             };
-            if let Err(error) = state.identity.end_on_limit(owner, reason, idle_for, origin).await {
+            if let Err(error) = state.services.identity.end_on_limit(owner, reason, idle_for, origin).await {
                 tracing::error!(%error, "could not end or audit a timed-out session");
             }
         })

@@ -20,7 +20,7 @@ pub async fn subscription(
     peer: Option<IpAddr>,
     scope: ScheduleScope,
 ) -> Result<Topic, ErrorCode> {
-    state.schedule_service.subscription(&requester(who, peer), scope).await.map_err(error_code)
+    state.services.schedule_service.subscription(&requester(who, peer), scope).await.map_err(error_code)
 }
 
 /// The catch-up of a schedule topic: the changes after `after`, or a snapshot.
@@ -32,7 +32,7 @@ pub async fn catch_up(
     id: String,
     after: Option<u64>,
 ) -> Result<CatchUp, ErrorCode> {
-    state.schedule_service.catch_up(&requester(who, peer), topic, id, after).await.map_err(error_code)
+    state.services.schedule_service.catch_up(&requester(who, peer), topic, id, after).await.map_err(error_code)
 }
 
 /// The code a socket is told for a schedule refusal or failure.

@@ -86,7 +86,7 @@ impl WsTransport {
         self.authenticating = true;
         let state = self.state.clone();
         let origin = Origin { request_id: Some(self.request_id), source_ip: self.peer, session_id: None };
-        let lookup = async move { state.identity.authenticate(&token, origin).await };
+        let lookup = async move { state.services.identity.authenticate(&token, origin).await };
         ctx.spawn(lookup.into_actor(self).map(|owner, act, ctx| {
             act.authenticating = false;
             let Ok(owner) = owner else {
@@ -114,7 +114,7 @@ impl WsTransport {
                 NEXT_KEY.fetch_add(1, Ordering::Relaxed),
                 who,
                 limits,
-                act.state.identity.clock.clone(),
+                act.state.services.identity.clock.clone(),
                 ctx.address().recipient(),
                 act.state.hub.clone(),
                 ports,
