@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::MessagingError;
 use super::store::messages::{self as rows, NewMessage};
-use crate::auditor::ACK_TIMEOUT as AUDIT_ACK_TIMEOUT;
+use crate::auditor::ACK_TIMEOUT;
 use crate::storage::{Backend, Storage};
 
 /// At most this many messages per transaction.
@@ -113,7 +113,7 @@ impl Batch {
             replies.push(job.reply);
             events.push(event);
         }
-        Self { messages, replies, audited: Box::pin(record_all(audit, events, AUDIT_ACK_TIMEOUT)) }
+        Self { messages, replies, audited: Box::pin(record_all(audit, events, ACK_TIMEOUT)) }
     }
 }
 
