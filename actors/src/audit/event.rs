@@ -244,6 +244,9 @@ codes!(
         Device = "device",
         /// A device's MLS KeyPackage (public keys).
         KeyPackage = "key_package",
+        /// An alert (an urgent screening answer, a submitted form, a break-glass grant, an
+        /// undeliverable reminder) and its acknowledgement, follow-up and escalation.
+        Alert = "alert",
     }
 );
 
