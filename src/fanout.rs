@@ -138,11 +138,7 @@ mod tests {
     fn messages_survive_the_channel_encoding() {
         let messages = [
             BrokerMessage::Publish { topic: Topic::PracticeSchedule, event_id: Some(9), text: r#"{"a":"b"}"#.into() },
-            BrokerMessage::Publish {
-                topic: Topic::ClinicianAlerts(UserId::generate()),
-                event_id: None,
-                text: "x".into(),
-            },
+            BrokerMessage::Publish { topic: Topic::Alerts(UserId::generate()), event_id: None, text: "x".into() },
             BrokerMessage::Revoke { user: UserId::generate(), session: Some(SessionId::generate()) },
             BrokerMessage::Revoke { user: UserId::generate(), session: None },
         ];

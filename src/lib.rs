@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod audit_commands;
 pub mod auditor;

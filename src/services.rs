@@ -56,6 +56,8 @@ pub struct Services {
     pub conversations: crate::messaging::Conversations,
     /// Messaging's operations, for both transports.
     pub messaging: crate::messaging::MessagingService,
+    /// Alerts: raised with their events, delivered, acknowledged, followed up and escalated.
+    pub alerts: crate::alerts::AlertService,
     /// The reminder outbox.
     pub outbox: crate::reminders::Outbox,
     /// Patients' reminder preferences and OpenPGP keys.
@@ -102,12 +104,21 @@ impl Services {
             pusher.clone(),
             clock.clone(),
         );
+        let alerts = crate::alerts::AlertService::new(
+            keyring.clone(),
+            gate.clone(),
+            pusher.clone(),
+            identity.accounts.clone(),
+            clock.clone(),
+            &settings.alerts,
+        );
         let intake = crate::intake::Intake::new(keyring.clone());
         let intake_service = crate::intake::IntakeService::new(
             intake.clone(),
             patients.clone(),
             gate.clone(),
             pusher.clone(),
+            alerts.clone(),
             clock.clone(),
         );
         let care_access = CareAccess::new(
@@ -116,7 +127,7 @@ impl Services {
             break_glass.clone(),
             patients.clone(),
             &identity,
-            pusher.clone(),
+            alerts.clone(),
             settings.identity.break_glass_secs,
         );
         let patient_service = PatientService::new(gate.clone(), patients.clone(), care_access.clone());
@@ -160,6 +171,7 @@ impl Services {
             messaging,
             intake,
             intake_service,
+            alerts,
             auditor,
             pusher,
         }

@@ -28,10 +28,9 @@ pub enum Topic {
     PatientSchedule(PatientId),
     /// The whole practice's schedule.
     PracticeSchedule,
-    /// Live alerts for one clinician (a submitted form, an urgent screening answer).
-    ClinicianAlerts(UserId),
-    /// Live alerts for practice owners (break-glass).
-    OwnerAlerts,
+    /// One staff account's alerts (an urgent screening answer, a submitted form, a break-glass
+    /// grant, an undeliverable reminder) and their acknowledgements.
+    Alerts(UserId),
     /// One messaging device: its conversations' messages and its welcomes.
     Device(DeviceId),
 }
@@ -42,8 +41,7 @@ impl fmt::Display for Topic {
             Topic::ClinicianSchedule(id) => write!(f, "schedule.clinician.{id}"),
             Topic::PatientSchedule(id) => write!(f, "schedule.patient.{id}"),
             Topic::PracticeSchedule => f.write_str("schedule.practice"),
-            Topic::ClinicianAlerts(id) => write!(f, "alerts.clinician.{id}"),
-            Topic::OwnerAlerts => f.write_str("alerts.owners"),
+            Topic::Alerts(id) => write!(f, "alerts.user.{id}"),
             Topic::Device(id) => write!(f, "device.{id}"),
         }
     }
@@ -58,15 +56,14 @@ impl FromStr for Topic {
         if let Some(id) = s.strip_prefix("schedule.patient.") {
             return id.parse().map(Topic::PatientSchedule).map_err(|_| ());
         }
-        if let Some(id) = s.strip_prefix("alerts.clinician.") {
-            return id.parse().map(Topic::ClinicianAlerts).map_err(|_| ());
+        if let Some(id) = s.strip_prefix("alerts.user.") {
+            return id.parse().map(Topic::Alerts).map_err(|_| ());
         }
         if let Some(id) = s.strip_prefix("device.") {
             return id.parse().map(Topic::Device).map_err(|_| ());
         }
         match s {
             "schedule.practice" => Ok(Topic::PracticeSchedule),
-            "alerts.owners" => Ok(Topic::OwnerAlerts),
             _ => Err(()),
         }
     }

@@ -88,10 +88,14 @@ pub trait SessionPorts: Send + Sync + 'static {
     fn ended(&self, who: SessionIdentity, why: Ended) -> PortFuture<()>;
     /// Answers a request that needs no subscription (intake forms): the frames to send back.
     fn request(&self, who: SessionIdentity, frame: ClientFrame) -> PortFuture<Vec<ServerFrame>>;
-    /// Topics the session receives from its start without asking (a clinician's alerts, the
-    /// owners' alerts).
+    /// Topics the session receives from its start without asking (the user's alerts); what is
+    /// stored for them is sent first, through [`SessionPorts::catch_up`].
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic>;
 }
+
+/// The request id of the `error` frame sent when a standing topic's replay failed (the alerts
+/// stored for the user could not be read): reconnect to receive them.
+pub const STANDING_REPLAY_ID: &str = "alerts.replay";
 
 /// How often the activity of a busy session is written through [`SessionPorts::touch`].
 pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
@@ -347,7 +351,8 @@ impl SessionActor {
             | ClientFrame::IntakeSubmit { .. }
             | ClientFrame::MlsSend { .. }
             | ClientFrame::MlsCommit { .. }
-            | ClientFrame::MlsAck { .. }) => {
+            | ClientFrame::MlsAck { .. }
+            | ClientFrame::AlertAck { .. }) => {
                 match self.requests.clone().try_acquire_owned() {
                     Ok(permit) => self.answer(frame, permit, ctx),
                     Err(_) => {
@@ -437,6 +442,31 @@ impl SessionActor {
             }
         });
         ctx.spawn(fut);
+    }
+
+    /// Subscribes to a standing topic (the user's alerts), then sends what is stored for it (the
+    /// alerts nobody acknowledged yet), holding pushes meanwhile, as [`Self::subscribe`] does. A
+    /// replay that fails must not leave the user believing nothing is waiting: the session gets
+    /// an `error` frame whose id is [`STANDING_REPLAY_ID`] and is closed with 1013 (try again
+    /// later), so the client reconnects and is replayed again.
+    fn stand(&mut self, topic: Topic, ctx: &mut Context<Self>) {
+        self.subscribed.insert(topic);
+        self.pending.entry(topic).or_default();
+        let (ports, who, hub, key) = (self.ports.clone(), self.who, self.hub.clone(), self.key);
+        let replay = async move {
+            let id = STANDING_REPLAY_ID.to_owned();
+            hub.send(Subscribe { key, topic }).await.map_err(|_| (id.clone(), ErrorCode::Unavailable))?;
+            ports.catch_up(who, topic, id.clone(), None).await.map_err(|e| (id, e))
+        }
+        .into_actor(self)
+        .map(move |caught, act, ctx| match caught {
+            Ok(caught) => act.finish_subscribe(topic, Ok(caught), ctx),
+            Err((id, code)) => {
+                act.send(&ServerFrame::error(Some(id), code), ctx);
+                act.close(close::TRY_AGAIN_LATER, ctx);
+            }
+        });
+        ctx.spawn(replay);
     }
 
     /// Subscribes first, then takes the snapshot, holding pushes meanwhile: nothing published
@@ -545,12 +575,11 @@ impl Actor for SessionActor {
             close: ctx.address().recipient(),
         };
         self.hub.do_send(Connect { key: self.key, handle });
-        for topic in self.ports.standing_topics(self.who) {
-            self.subscribed.insert(topic);
-            self.hub.do_send(Subscribe { key: self.key, topic });
-        }
         let welcome = self.welcome();
         self.send(&welcome, ctx);
+        for topic in self.ports.standing_topics(self.who) {
+            self.stand(topic, ctx);
+        }
         ctx.run_interval(self.limits.heartbeat_interval, |act, ctx| act.check_heartbeat(ctx));
         self.check_limits(ctx);
     }

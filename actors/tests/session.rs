@@ -125,7 +125,7 @@ impl SessionPorts for Ports {
         })
     }
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {
-        vec![Topic::ClinicianAlerts(who.user_id)]
+        vec![Topic::Alerts(who.user_id)]
     }
 }
 
@@ -269,7 +269,7 @@ async fn bad_frames_get_error_frames_and_the_session_lives_on() {
 async fn standing_topics_are_received_without_subscribing_and_requests_are_answered() {
     let h = start().await;
     let alert = BrokerMessage::Publish {
-        topic: Topic::ClinicianAlerts(h.who.user_id),
+        topic: Topic::Alerts(h.who.user_id),
         event_id: None,
         text: r#"{"v":1,"type":"alert"}"#.into(),
     };
@@ -328,7 +328,7 @@ async fn pushes_to_a_client_that_reads_nothing_close_it_with_4008_once_its_queue
     let h = start_with(Some(gate.clone())).await;
     for _ in 0..10 {
         let alert = BrokerMessage::Publish {
-            topic: Topic::ClinicianAlerts(h.who.user_id),
+            topic: Topic::Alerts(h.who.user_id),
             event_id: None,
             text: r#"{"v":1,"type":"alert"}"#.into(),
         };

@@ -3,6 +3,9 @@
 
 /// The server is stopping or restarting (RFC 6455): reconnect, to this or another node.
 pub const GOING_AWAY: u16 = 1001;
+/// The server could not send what the session must receive first (the user's stored alerts),
+/// for a moment (RFC 6455 "Try Again Later"): reconnect after a short wait.
+pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The session was idle too long (no user activity; heartbeats do not count): sign in again.
 pub const IDLE_TIMEOUT: u16 = 4001;
 /// The session reached its absolute lifetime: sign in again.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::VERSION;
+use crate::alerts::{AlertKind, AlertState, FollowUpNote};
 use crate::intake::{FormDefinition, IntakeAnswers, ScreeningScore, Severity};
 
 /// An access token as the `auth` frame carries it: the JSON string itself on the wire, and
@@ -154,6 +155,21 @@ pub enum ClientFrame {
         /// The highest sequence number processed.
         seq: u64,
     },
+    /// Acknowledge an alert sent to the caller: it stops escalating and clears for every
+    /// recipient. With `follow_up` (a clinician on the patient's care team), the follow-up is
+    /// documented at the same time, which resolves an urgent alert.
+    #[serde(rename = "alert.ack")]
+    AlertAck {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The alert.
+        alert_id: Uuid,
+        /// What was done (1 to 2,000 characters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow_up: Option<FollowUpNote>,
+    },
 }
 
 impl ClientFrame {
@@ -184,7 +200,8 @@ impl ClientFrame {
             | ClientFrame::MlsAttach { v, .. }
             | ClientFrame::MlsSend { v, .. }
             | ClientFrame::MlsCommit { v, .. }
-            | ClientFrame::MlsAck { v, .. } => *v,
+            | ClientFrame::MlsAck { v, .. }
+            | ClientFrame::AlertAck { v, .. } => *v,
         }
     }
 
@@ -199,7 +216,8 @@ impl ClientFrame {
             | ClientFrame::MlsAttach { id, .. }
             | ClientFrame::MlsSend { id, .. }
             | ClientFrame::MlsCommit { id, .. }
-            | ClientFrame::MlsAck { id, .. } => Some(id),
+            | ClientFrame::MlsAck { id, .. }
+            | ClientFrame::AlertAck { id, .. } => Some(id),
             ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
         }
     }
@@ -223,6 +241,11 @@ impl ClientFrame {
     /// when it adds members.
     pub fn mls_commit(id: String, conversation_id: Uuid, commit: String, welcome: Option<String>) -> Self {
         ClientFrame::MlsCommit { v: VERSION, id, conversation_id, commit, welcome }
+    }
+
+    /// An `alert.ack` request, documenting `follow_up` when given.
+    pub fn alert_ack(id: String, alert_id: Uuid, follow_up: Option<FollowUpNote>) -> Self {
+        ClientFrame::AlertAck { v: VERSION, id, alert_id, follow_up }
     }
 
     /// An `mls.ack` request: everything of the conversation through `seq` was processed.
@@ -343,22 +366,49 @@ pub enum ServerFrame {
         /// When (UTC ms).
         submitted_at_ms: i64,
     },
-    /// Something that needs attention now.
+    /// Something that needs attention (docs/PROTOCOL.md, "Alerts"): raised live to its
+    /// recipients' sessions, and sent again to each of their sessions when it connects, until
+    /// someone acknowledges it. The same alert can arrive twice around a (re)connect: its
+    /// `alert_id` says so.
     #[serde(rename = "alert")]
     Alert {
         /// Protocol version.
         v: u32,
-        /// `phq9_item9` (to the clinician: a patient answered item 9 above zero) or
-        /// `break_glass` (to owners: a clinician opened a patient outside their care team).
+        /// Its id: acknowledge it with `alert.ack`.
+        alert_id: Uuid,
+        /// What it is about.
         kind: AlertKind,
+        /// Whether it escalates if nobody acknowledges it, and flags the patient until followed up.
+        urgent: bool,
         /// The patient concerned.
         patient_id: Uuid,
-        /// The form, for `phq9_item9`.
+        /// The form, for the intake kinds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         assignment_id: Option<Uuid>,
-        /// The clinician, for `break_glass`.
+        /// The clinician: who broke the glass, or whose patient submitted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clinician_id: Option<Uuid>,
+        /// The reminder, for `reminder_failed`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reminder_id: Option<Uuid>,
+        /// Escalation steps taken: 0 as raised, 1 and up when it reached the on-call list.
+        #[serde(default)]
+        escalation_step: u32,
+        /// When it was raised (UTC ms).
+        at_ms: i64,
+    },
+    /// An alert was acknowledged (or its follow-up documented): to every recipient, so it
+    /// clears on every device.
+    #[serde(rename = "alert.updated")]
+    AlertUpdated {
+        /// Protocol version.
+        v: u32,
+        /// The alert.
+        alert_id: Uuid,
+        /// Where it stands now.
+        state: AlertState,
+        /// Who acknowledged it (or documented its follow-up).
+        by: Uuid,
         /// When (UTC ms).
         at_ms: i64,
     },
@@ -432,23 +482,6 @@ pub enum ServerFrame {
     },
 }
 
-/// What an `alert` is about. Beside a patient id it is PHI (a patient reported thoughts of
-/// self-harm), so `Debug` does not show it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// A patient answered PHQ-9 item 9 above zero (to their clinician).
-    Phq9Item9,
-    /// A clinician opened a patient's record outside their care team (to owners).
-    BreakGlass,
-}
-
-impl std::fmt::Debug for AlertKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AlertKind(..)")
-    }
-}
-
 /// What an `mls.message` carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -499,6 +532,7 @@ impl ServerFrame {
             | ServerFrame::ScheduleChanged { .. }
             | ServerFrame::IntakeSubmitted { .. }
             | ServerFrame::Alert { .. }
+            | ServerFrame::AlertUpdated { .. }
             | ServerFrame::MlsMessage { .. }
             | ServerFrame::MlsWelcome { .. }
             | ServerFrame::MlsKeyPackagesLow { .. } => None,
@@ -537,6 +571,8 @@ pub enum ErrorCode {
     InvalidAnswer,
     /// The form was already submitted.
     AlreadySubmitted,
+    /// A follow-up note must have 1 to 2,000 characters.
+    InvalidFollowUp,
     /// The MLS message, commit or KeyPackage does not validate (or names a device that may
     /// not be in the conversation).
     InvalidMls,
@@ -564,6 +600,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::InvalidAnswer => "invalid_answer",
             ErrorCode::AlreadySubmitted => "already_submitted",
+            ErrorCode::InvalidFollowUp => "invalid_follow_up",
             ErrorCode::InvalidMls => "invalid_mls",
             ErrorCode::NoDevice => "no_device",
             ErrorCode::RateLimited => "rate_limited",
@@ -585,6 +622,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not found",
             ErrorCode::InvalidAnswer => "an answer breaks a rule of the form",
             ErrorCode::AlreadySubmitted => "the form was already submitted",
+            ErrorCode::InvalidFollowUp => "a follow-up note must have 1 to 2,000 characters",
             ErrorCode::InvalidMls => "the MLS message is not valid for this conversation",
             ErrorCode::NoDevice => "attach a device to this session first",
             ErrorCode::RateLimited => "too many requests; retry later",
@@ -682,6 +720,7 @@ mod tests {
             NotFound,
             InvalidAnswer,
             AlreadySubmitted,
+            InvalidFollowUp,
             InvalidMls,
             NoDevice,
             RateLimited,

@@ -3,12 +3,14 @@
 //! the client SDK and the portal share one definition.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod close;
 pub mod frames;
 pub mod intake;
 
+pub use alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
 pub use frames::{
-    AlertKind, Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
+    Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
 };
 pub use intake::{Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, ScreeningScore, Severity};
 

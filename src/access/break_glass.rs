@@ -68,9 +68,27 @@ impl BreakGlass {
         Self { storage, keyring }
     }
 
-    /// Stores a grant for `clinician` on `patient` from `now_ms` for `lifetime_ms`.
+    /// Grants `clinician` access to `patient` from `now_ms` for `lifetime_ms`, with `reason`.
     pub async fn grant(
         &self,
+        clinician: UserId,
+        patient: PatientId,
+        reason: &PhiText,
+        now_ms: i64,
+        lifetime_ms: i64,
+    ) -> Result<Grant, BreakGlassError> {
+        let mut tx = self.storage.begin().await?;
+        let grant = self.grant_in(&mut tx, Uuid::new_v4(), clinician, patient, reason, now_ms, lifetime_ms).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(grant)
+    }
+
+    /// [`Self::grant`] as grant `grant_id`, in `tx` (with the owners' alert).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn grant_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        grant_id: Uuid,
         clinician: UserId,
         patient: PatientId,
         reason: &PhiText,
@@ -80,7 +98,6 @@ impl BreakGlass {
         if !REASON_CHARS.contains(&reason.expose().trim().chars().count()) {
             return Err(BreakGlassError::Reason);
         }
-        let grant_id = Uuid::new_v4();
         let row_id = grant_id.to_string();
         let sealer = self.keyring.sealer();
         let sealed = sealer.seal(
@@ -96,7 +113,7 @@ impl BreakGlass {
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(lifetime_ms),
         };
-        rows::insert(&self.storage, &stored, sealer.key_id()).await?;
+        rows::insert(tx, &stored, sealer.key_id()).await?;
         Ok(Grant {
             grant_id,
             clinician_id: clinician,

@@ -39,6 +39,8 @@ pub enum Resource {
     Claim,
     /// The audit trail.
     AuditLog,
+    /// An alert sent to the caller (`own`: they are among its recipients).
+    Alert,
 }
 
 /// What is done to a resource. Listing is reading: the scope decides which rows a list holds.
@@ -69,7 +71,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 14] = [
+    pub const ALL: [Resource; 15] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -84,6 +86,7 @@ impl Resource {
         Resource::ClinicalNote,
         Resource::Claim,
         Resource::AuditLog,
+        Resource::Alert,
     ];
 
     /// Stable snake_case name (documentation, audit reason codes, tests).
@@ -103,6 +106,7 @@ impl Resource {
             Resource::ClinicalNote => "clinical_note",
             Resource::Claim => "claim",
             Resource::AuditLog => "audit_log",
+            Resource::Alert => "alert",
         }
     }
 
@@ -143,7 +147,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 14] = {
+const MATRIX: [Row; 15] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -255,6 +259,14 @@ const MATRIX: [Row; 14] = {
             owner: ("R", Practice),
             clinician: NONE,
             front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::Alert,
+            owner: ("RU", Own),
+            clinician: ("RU", Own),
+            front_desk: ("RU", Own),
             billing: NONE,
             patient: NONE,
         },

@@ -68,9 +68,19 @@ pub const REMINDER_PREFERENCES: EncryptedTable = EncryptedTable {
     columns: &["pgp_public_key"],
 };
 
+/// Alerts: what an alert says (its kind and references: beside the patient, "thoughts of
+/// self-harm" is PHI) and the clinician's follow-up note.
+pub const ALERTS: EncryptedTable = EncryptedTable {
+    name: "alerts",
+    id_column: "alert_id",
+    patient_column: "patient_id",
+    resource: ResourceType::Alert,
+    columns: &["body", "follow_up"],
+};
+
 /// Every table with encrypted columns.
 pub const ALL: &[&EncryptedTable] =
-    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES];
+    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES, &ALERTS];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use crate::intake::{Assignment, FormKind, IntakeError, IntakeServiceError, Score, SubmittedForm};
+use crate::intake::{Assignment, FormKind, IntakeError, IntakeServiceError, ListedForm, Score, SubmittedForm};
 use crate::state::AppState;
 use crate::web::ApiError;
 
@@ -42,6 +42,10 @@ pub struct AssignmentView {
     assigned_at_ms: i64,
     /// When submitted (UTC ms).
     submitted_at_ms: Option<i64>,
+    /// In a list read by staff: whether an urgent alert about this form (PHQ-9 item 9 above
+    /// zero, a severe total) awaits a clinician's documented follow-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    urgent: Option<bool>,
 }
 
 impl From<Assignment> for AssignmentView {
@@ -54,7 +58,14 @@ impl From<Assignment> for AssignmentView {
             status: if a.submitted { "submitted" } else { "assigned" },
             assigned_at_ms: a.assigned_at_ms,
             submitted_at_ms: a.submitted_at_ms,
+            urgent: None,
         }
+    }
+}
+
+impl From<ListedForm> for AssignmentView {
+    fn from(listed: ListedForm) -> Self {
+        Self { urgent: listed.urgent, ..Self::from(listed.assignment) }
     }
 }
 

@@ -3,6 +3,7 @@
 //! `crate::web`, the WebSocket in `crate::ws` (neither transport imports the other).
 
 mod account;
+mod alerts;
 mod appointments;
 mod auth;
 mod health;
@@ -54,6 +55,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(intake::assign)
         .service(intake::list)
         .service(intake::read)
+        .service(alerts::list)
+        .service(alerts::acknowledge)
+        .service(alerts::follow_up)
+        .service(alerts::of_patient)
         .service(messaging::register)
         .service(messaging::list_devices)
         .service(messaging::remove_device)

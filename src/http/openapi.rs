@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, appointments, intake, messaging, oauth, patients, reminders, users};
+use super::{account, alerts, appointments, intake, messaging, oauth, patients, reminders, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -45,6 +45,10 @@ use super::{account, appointments, intake, messaging, oauth, patients, reminders
         intake::assign,
         intake::list,
         intake::read,
+        alerts::list,
+        alerts::acknowledge,
+        alerts::follow_up,
+        alerts::of_patient,
         messaging::register,
         messaging::list_devices,
         messaging::remove_device,

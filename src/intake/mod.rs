@@ -7,6 +7,6 @@ pub mod service;
 pub mod store;
 pub mod templates;
 
-pub use service::{IntakeService, IntakeServiceError, OpenedForm, SubmittedForm};
+pub use service::{IntakeService, IntakeServiceError, ListedForm, OpenedForm, SubmittedForm};
 pub use store::{Assignment, Intake, IntakeError};
 pub use templates::{FormKind, InvalidAnswer, Score};

@@ -1,21 +1,22 @@
 //! [`IntakeService`]: every intake operation, whichever transport asks. Clinicians assign forms
 //! and read what was submitted (REST); patients open, autosave and submit them (the socket).
 //! Each operation passes the gate (a refusal is audited) and records its access, acknowledged,
-//! before anything is read or stored; a submission raises the clinician's live notifications,
-//! the PHQ-9 urgent alert among them, in one place (`IntakeService::raise_alerts`).
+//! before anything is read or stored; a submission raises its alerts (the PHQ-9 urgent alert
+//! among them) in one place, `alerts_of`, stored in the submission's transaction.
 
 use std::sync::Arc;
 
-use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
+use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::PatientId;
-use confidant_protocol::{AlertKind, IntakeAnswers, ScreeningScore, ServerFrame, VERSION};
+use confidant_protocol::{AlertKind, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION};
 use uuid::Uuid;
 
 use super::store::{Assignment, Intake, IntakeError};
 use super::templates::{self, FormKind, InvalidAnswer, Score, Template};
 use crate::access::{AccessError, Denial, Gate, Operation, Requester, Resource, Target};
+use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
 use crate::auditor::About;
 use crate::patients::{PatientError, Patients};
 use crate::push::Pusher;
@@ -86,14 +87,31 @@ pub struct IntakeService {
     patients: Patients,
     gate: Gate,
     pusher: Pusher,
+    alerts: AlertService,
     clock: Arc<dyn Clock>,
+}
+
+/// A form in a patient's list.
+#[derive(Debug)]
+pub struct ListedForm {
+    /// The assignment.
+    pub assignment: Assignment,
+    /// For staff: whether an urgent alert about it awaits a clinician's follow-up.
+    pub urgent: Option<bool>,
 }
 
 impl IntakeService {
     /// The service over `intake` (and `patients`, to know a patient exists), checking and
-    /// recording through `gate`, pushing through `pusher`, with `clock`.
-    pub fn new(intake: Intake, patients: Patients, gate: Gate, pusher: Pusher, clock: Arc<dyn Clock>) -> Self {
-        Self { intake, patients, gate, pusher, clock }
+    /// recording through `gate`, pushing through `pusher`, raising `alerts`, with `clock`.
+    pub fn new(
+        intake: Intake,
+        patients: Patients,
+        gate: Gate,
+        pusher: Pusher,
+        alerts: AlertService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { intake, patients, gate, pusher, alerts, clock }
     }
 
     /// Assigns `form` to `patient`; the requester (a clinician of their care team) is alerted on
@@ -120,13 +138,24 @@ impl IntakeService {
         Ok(self.intake.assign(patient, me, form, me, self.clock.now_ms()).await?)
     }
 
-    /// A patient's forms, newest first, without answers.
-    pub async fn list(&self, who: &Requester, patient: PatientId) -> Result<Vec<Assignment>, IntakeServiceError> {
+    /// A patient's forms, newest first, without answers; for staff, each with its urgent flag.
+    pub async fn list(&self, who: &Requester, patient: PatientId) -> Result<Vec<ListedForm>, IntakeServiceError> {
         let about = About::new(Action::Read, ResourceType::IntakeResponse, None).for_patient(patient);
         self.gate
             .authorize_and_record(who, Resource::IntakeResponse, Operation::Read, Target::Patient(patient), about)
             .await?;
-        Ok(self.intake.of_patient(patient).await?)
+        let assignments = self.intake.of_patient(patient).await?;
+        let flagged = match who.principal.role {
+            Role::Patient => None,
+            _ => Some(self.alerts.flagged_assignments(patient).await.map_err(alert_error)?),
+        };
+        Ok(assignments
+            .into_iter()
+            .map(|assignment| {
+                let urgent = flagged.as_ref().map(|f| f.contains(&assignment.id));
+                ListedForm { assignment, urgent }
+            })
+            .collect())
     }
 
     /// A submitted form with its answers and score.
@@ -175,8 +204,8 @@ impl IntakeService {
         }
     }
 
-    /// Submits the form: every required item answered, scored, stored once (sealed), then the
-    /// clinician is told at once (`raise_alerts`).
+    /// Submits the form: every required item answered, scored, and stored once (sealed) in one
+    /// transaction with the alerts it raises (`alerts_of`); then the clinician is told live.
     pub async fn submit(&self, who: &Requester, id: Uuid, answers: &IntakeAnswers) -> Result<(), IntakeServiceError> {
         let assignment = self.assignment(who, id, Operation::Update).await?;
         templates::validate(assignment.form, answers, true)?;
@@ -186,48 +215,33 @@ impl IntakeService {
             events.push(self.event(who, &assignment, Action::Create, "urgent_alert_phq9_item9"));
         }
         self.gate.record_all(events).await?;
+        let alerts = self.alerts.prepare(&alerts_of(&assignment, score.as_ref())).await.map_err(alert_error)?;
         let now = self.clock.now_ms();
-        if !self.intake.submit(id, answers, score.as_ref(), now).await? {
+        let mut tx = self.alerts.begin().await.map_err(IntakeError::Storage)?;
+        if !self.intake.submit_in(&mut tx, id, answers, score.as_ref(), now).await? {
             return Err(IntakeServiceError::AlreadySubmitted);
         }
-        self.raise_alerts(&assignment, score.as_ref(), now).await;
+        alerts.store_in(&mut tx).await.map_err(IntakeError::Storage)?;
+        tx.commit().await.map_err(IntakeError::from)?;
+        self.alerts.publish(alerts).await;
+        self.notify(&assignment, score.as_ref(), now).await;
         Ok(())
     }
 
-    /// Raises the assigned clinician's notifications of a stored submission: `intake.submitted`
-    /// (with the total and severity band of a screening) and, when PHQ-9 item 9 was answered
-    /// above zero, whatever the total, the urgent `alert` of kind `phq9_item9`. This is the one
-    /// place the urgent alert is raised; its audit record (`urgent_alert_phq9_item9`) was made
-    /// with the submission's, before the answers were stored.
-    ///
-    /// Live only, for now: both go to the clinician's open sessions (`ClinicianAlerts`), and a
-    /// clinician with none, or a push that fails (logged by the pusher), misses them; the
-    /// submission itself is stored and readable over REST. Storing alerts durably belongs here.
-    async fn raise_alerts(&self, assignment: &Assignment, score: Option<&Score>, at_ms: i64) {
-        let patient_id = *assignment.patient_id.as_uuid();
-        let mut frames = vec![ServerFrame::IntakeSubmitted {
+    /// Tells the assigned clinician's open sessions that a form was submitted (`intake.submitted`,
+    /// with a screening's total and band), so an open list refreshes; the stored alerts are what
+    /// a clinician who was not connected receives later.
+    async fn notify(&self, assignment: &Assignment, score: Option<&Score>, at_ms: i64) {
+        let frame = ServerFrame::IntakeSubmitted {
             v: VERSION,
             assignment_id: assignment.id,
-            patient_id,
+            patient_id: *assignment.patient_id.as_uuid(),
             form: assignment.form.as_str().to_owned(),
             score: score.map(|s| ScreeningScore(s.total)),
             severity: score.map(|s| s.severity),
             submitted_at_ms: at_ms,
-        }];
-        if score.is_some_and(|s| s.urgent) {
-            frames.push(ServerFrame::Alert {
-                v: VERSION,
-                kind: AlertKind::Phq9Item9,
-                patient_id,
-                assignment_id: Some(assignment.id),
-                clinician_id: None,
-                at_ms,
-            });
-        }
-        let topic = Topic::ClinicianAlerts(assignment.clinician_id);
-        for frame in frames {
-            self.pusher.push([topic], None, &frame, "intake_submission").await;
-        }
+        };
+        self.pusher.push([Topic::Alerts(assignment.clinician_id)], None, &frame, "intake_submission").await;
     }
 
     /// Assignment `id`, if `who` may perform `operation` on it. A refusal is audited, as a read
@@ -247,6 +261,47 @@ impl IntakeService {
     /// The audit event of `who` doing `action` on `assignment`, allowed, for reason `why`.
     fn event(&self, who: &Requester, assignment: &Assignment, action: Action, why: &'static str) -> AuditEvent {
         self.gate.event(who, about(assignment, action), Outcome::Success, why)
+    }
+}
+
+/// The alerts a submission raises, all to the assigned clinician: `intake_submitted` always;
+/// `phq9_item9` when PHQ-9 item 9 was answered above zero, whatever the total (the one place
+/// that urgent alert is raised); `phq9_severe` or `gad7_severe` for a total in the severe band.
+fn alerts_of(assignment: &Assignment, score: Option<&Score>) -> Vec<NewAlert> {
+    let clinician = assignment.clinician_id;
+    let alert = |kind| NewAlert {
+        assignment: Some(assignment.id),
+        clinician: Some(clinician),
+        ..NewAlert::new(kind, assignment.patient_id, Recipients::User(clinician))
+    };
+    let mut alerts = vec![alert(AlertKind::IntakeSubmitted)];
+    if let Some(score) = score {
+        if score.urgent {
+            alerts.push(alert(AlertKind::Phq9Item9));
+        }
+        if score.severity == Severity::Severe {
+            match assignment.form {
+                FormKind::Phq9 => alerts.push(alert(AlertKind::Phq9Severe)),
+                FormKind::Gad7 => alerts.push(alert(AlertKind::Gad7Severe)),
+                FormKind::GeneralIntake => {}
+            }
+        }
+    }
+    alerts
+}
+
+/// An alert failure as the intake service reports it.
+fn alert_error(error: AlertError) -> IntakeServiceError {
+    match error {
+        AlertError::AuditUnavailable => IntakeServiceError::AuditUnavailable,
+        AlertError::NotAllowed(denial) => IntakeServiceError::NotAllowed(denial),
+        AlertError::Crypto(e) => IntakeError::Crypto(e).into(),
+        AlertError::Storage(e) => IntakeError::Storage(e).into(),
+        AlertError::NotFound
+        | AlertError::InvalidFollowUp
+        | AlertError::AlreadyFollowedUp
+        | AlertError::Outbox(_)
+        | AlertError::Accounts(_) => IntakeError::Storage(crate::storage::StorageError::Encode).into(),
     }
 }
 

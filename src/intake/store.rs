@@ -175,9 +175,11 @@ impl Intake {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Stores the submitted answers and score, once; `false` if it was already submitted.
-    pub async fn submit(
+    /// Stores the submitted answers and score in `tx` (with the alerts they raise), once;
+    /// `false` if it was already submitted.
+    pub async fn submit_in(
         &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         id: Uuid,
         answers: &IntakeAnswers,
         score: Option<&Score>,
@@ -195,7 +197,7 @@ impl Intake {
         .bind(response)
         .bind(result)
         .bind(now_ms)
-        .execute(self.keyring.storage().pool())
+        .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -1,15 +1,15 @@
 //! [`CareAccess`]: who reaches a patient's record, and the changes to it. The care team (list, assign,
 //! unassign; a clinician who creates a record joins its team) and break-glass (a clinician's
-//! emergency grant with a stated reason, pushed live to owners; the list of the last 30 days).
+//! emergency grant with a stated reason, an alert to owners; the list of the last 30 days).
 //! Each passes the [`Gate`]; each change is audited, and acknowledged, before it is made.
 
 use std::sync::Arc;
 
 use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
-use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::{AlertKind, ServerFrame, VERSION};
+use confidant_protocol::AlertKind;
+use uuid::Uuid;
 
 use super::record::InvalidField;
 use super::store::{PatientError, Patients};
@@ -19,11 +19,11 @@ use crate::access::{
     AccessError, BreakGlass, BreakGlassError, BreakGlassGrant, CareTeam, Decision, Denial, Gate, Operation, Requester,
     Resource, Target, allowed_because,
 };
+use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
 use crate::auditor::About;
 use crate::crypto::CryptoError;
 use crate::identity::{AccountStatus, Accounts, AuthError, Identity};
 use crate::phi::PhiText;
-use crate::push::Pusher;
 use crate::storage::StorageError;
 
 /// How far back the list of break-glass grants reaches.
@@ -95,7 +95,7 @@ pub struct CareAccess {
     break_glass: BreakGlass,
     patients: Patients,
     accounts: Accounts,
-    pusher: Pusher,
+    alerts: AlertService,
     clock: Arc<dyn Clock>,
     /// How long a break-glass grant lets its clinician in (ms).
     grant_lifetime_ms: i64,
@@ -103,7 +103,7 @@ pub struct CareAccess {
 
 impl CareAccess {
     /// The operations over these tables, checking accounts and telling time through
-    /// `identity`, alerting owners through `pusher`; a break-glass grant lasts
+    /// `identity`, alerting owners through `alerts`; a break-glass grant lasts
     /// `break_glass_secs`.
     pub fn new(
         gate: Gate,
@@ -111,7 +111,7 @@ impl CareAccess {
         break_glass: BreakGlass,
         patients: Patients,
         identity: &Identity,
-        pusher: Pusher,
+        alerts: AlertService,
         break_glass_secs: u64,
     ) -> Self {
         Self {
@@ -120,7 +120,7 @@ impl CareAccess {
             break_glass,
             patients,
             accounts: identity.accounts.clone(),
-            pusher,
+            alerts,
             clock: identity.clock.clone(),
             grant_lifetime_ms: i64::try_from(break_glass_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
         }
@@ -183,8 +183,8 @@ impl CareAccess {
     }
 
     /// A clinician opens `patient` outside their care team, stating `reason`: the grant is
-    /// audited as `emergency_access` before it is stored, then owners see it live (their
-    /// sessions hold the owners' alert topic).
+    /// audited as `emergency_access` and stored with a `break_glass` alert to every owner in one
+    /// transaction; owners connected now see it live, the others when they connect.
     pub async fn break_glass(
         &self,
         who: &Requester,
@@ -204,17 +204,20 @@ impl CareAccess {
             return Err(CareAccessError::OnCareTeam);
         }
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "emergency_access")]).await?;
-        let now = self.clock.now_ms();
-        let grant = self.break_glass.grant(clinician, patient, reason, now, self.grant_lifetime_ms).await?;
-        let alert = ServerFrame::Alert {
-            v: VERSION,
-            kind: AlertKind::BreakGlass,
-            patient_id: *patient.as_uuid(),
-            assignment_id: None,
-            clinician_id: Some(*clinician.as_uuid()),
-            at_ms: now,
+        let grant_id = Uuid::new_v4();
+        let alert = NewAlert {
+            clinician: Some(clinician),
+            grant: Some(grant_id),
+            ..NewAlert::new(AlertKind::BreakGlass, patient, Recipients::Roles(&[Role::PracticeOwner]))
         };
-        self.pusher.push([Topic::OwnerAlerts], None, &alert, "break_glass_alert").await;
+        let alerts = self.alerts.prepare(&[alert]).await.map_err(alert_error)?;
+        let now = self.clock.now_ms();
+        let mut tx = self.alerts.begin().await?;
+        let lifetime = self.grant_lifetime_ms;
+        let grant = self.break_glass.grant_in(&mut tx, grant_id, clinician, patient, reason, now, lifetime).await?;
+        alerts.store_in(&mut tx).await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        self.alerts.publish(alerts).await;
         Ok(grant)
     }
 
@@ -238,6 +241,20 @@ impl CareAccess {
             .collect();
         self.gate.record_all(events).await?;
         Ok(grants)
+    }
+}
+
+/// An alert failure as the care-access operations report it.
+fn alert_error(error: AlertError) -> CareAccessError {
+    match error {
+        AlertError::AuditUnavailable => CareAccessError::AuditUnavailable,
+        AlertError::NotAllowed(denial) => CareAccessError::Denied(denial),
+        AlertError::Crypto(e) => CareAccessError::Crypto(e),
+        AlertError::Storage(e) => CareAccessError::Storage(e),
+        AlertError::Accounts(e) => CareAccessError::Accounts(e),
+        AlertError::NotFound | AlertError::InvalidFollowUp | AlertError::AlreadyFollowedUp | AlertError::Outbox(_) => {
+            CareAccessError::Storage(StorageError::Encode)
+        }
     }
 }
 

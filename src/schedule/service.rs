@@ -264,7 +264,7 @@ impl ScheduleService {
             Topic::ClinicianSchedule(c) => (Filter::Clinician(c), ScheduleScope::Mine),
             Topic::PatientSchedule(p) => (Filter::Patient(p), ScheduleScope::Mine),
             Topic::PracticeSchedule => (Filter::Practice, ScheduleScope::Practice),
-            Topic::ClinicianAlerts(_) | Topic::OwnerAlerts | Topic::Device(_) => {
+            Topic::Alerts(_) | Topic::Device(_) => {
                 return Err(ScheduleServiceError::NotFound);
             }
         };

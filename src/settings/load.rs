@@ -249,6 +249,7 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
         );
     }
     check_reminders(&settings.reminders).map_err(|problems| ConfigError::Invalid { problems })?;
+    check_alerts(&settings.alerts).map_err(|problems| ConfigError::Invalid { problems })?;
     let client_ok = |c: &crate::settings::OAuthClient| {
         !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
     };
@@ -304,6 +305,27 @@ fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> 
     }
     if r.dkim_key_file.is_some() && r.dkim_selector.trim().is_empty() {
         return Err("`reminders.dkim_selector` is needed with `reminders.dkim_key_file`".into());
+    }
+    Ok(())
+}
+
+/// The escalation settings: emails that can name accounts, and timings that can run.
+fn check_alerts(a: &crate::settings::AlertSettings) -> Result<(), String> {
+    let mut emails = a.on_call.iter().chain(a.clinician_hours.iter().map(|c| &c.email));
+    if let Some(position) = emails.position(|e| crate::identity::Email::parse(e).is_none()) {
+        return Err(format!(
+            "`alerts.on_call` and `alerts.clinician_hours` need sign-in emails; entry {} is not one",
+            position + 1
+        ));
+    }
+    if a.poll_interval_ms == 0 || a.max_escalations == 0 || a.repeat_after_secs == 0 {
+        return Err(
+            "`alerts.poll_interval_ms`, `alerts.repeat_after_secs` and `alerts.max_escalations` must be greater than 0"
+                .into(),
+        );
+    }
+    if !(-1080..=1080).contains(&a.utc_offset_minutes) {
+        return Err("`alerts.utc_offset_minutes` must be between -1080 and 1080".into());
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! (`config/default.toml`), an optional `--config` file and `CONFIDANT_*` environment variables
 //! (see [`load`]), checked once, and passed down; nothing reads the environment after that.
 
+mod hours;
 mod load;
 mod paths;
 mod secret;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use hours::WorkingHours;
 pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
 pub use secret::Secret;
 pub use template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
@@ -67,6 +69,55 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     /// Appointment reminders by email.
     pub reminders: ReminderSettings,
+    /// Alert escalation: the on-call list, working hours, timings.
+    pub alerts: AlertSettings,
+}
+
+/// Alert escalation (docs/OPERATIONS.md, "Alerts and escalation"). An urgent alert nobody
+/// acknowledged goes to the on-call list, live and by a staff notice email that carries no PHI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Sign-in emails of the owners and clinicians on call. Empty: the practice's owners.
+    pub on_call: Vec<String>,
+    /// Inside the clinician's working hours, an urgent alert escalates after this long (or at
+    /// the end of the working hours, if sooner); outside them, at once.
+    pub escalate_after_secs: u64,
+    /// While nobody acknowledges it, the on-call list is told again this often...
+    pub repeat_after_secs: u64,
+    /// ...up to this many escalation steps in all.
+    pub max_escalations: u32,
+    /// How often each node looks for alerts due to escalate.
+    pub poll_interval_ms: u64,
+    /// Working hours are read at this offset from UTC, in minutes.
+    pub utc_offset_minutes: i32,
+    /// The practice's working hours, for clinicians without their own.
+    pub working_hours: WorkingHours,
+    /// Clinicians' own working hours, by sign-in email.
+    #[serde(default)]
+    pub clinician_hours: Vec<ClinicianHours>,
+}
+
+impl AlertSettings {
+    /// [`Self::escalate_after_secs`] as milliseconds.
+    pub fn escalate_after_ms(&self) -> i64 {
+        i64::try_from(self.escalate_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::repeat_after_secs`] as milliseconds.
+    pub fn repeat_after_ms(&self) -> i64 {
+        i64::try_from(self.repeat_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// One clinician's working hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicianHours {
+    /// The clinician's sign-in email.
+    pub email: String,
+    /// Their hours.
+    pub working_hours: WorkingHours,
 }
 
 /// End-to-end encrypted messaging (docs/MESSAGING.md).

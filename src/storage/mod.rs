@@ -124,6 +124,12 @@ impl Storage {
         &self.pool
     }
 
+    /// A transaction on a pooled connection, for a change that writes several tables at once
+    /// (an event and the alerts it raises).
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+        Ok(self.pool.begin().await?)
+    }
+
     /// One connection, for a writer that commits batch after batch (the audit writer, the
     /// message ingest), kept out of the pool between batches ([`Writer`]). sqlx hands out idle
     /// connections in turn, and a SQLite connection throws away its page cache whenever another

@@ -46,7 +46,8 @@ pub async fn answer(
         | ClientFrame::MlsAttach { .. }
         | ClientFrame::MlsSend { .. }
         | ClientFrame::MlsCommit { .. }
-        | ClientFrame::MlsAck { .. }) => {
+        | ClientFrame::MlsAck { .. }
+        | ClientFrame::AlertAck { .. }) => {
             vec![ServerFrame::error(other.request_id().map(str::to_owned), ErrorCode::MalformedFrame)]
         }
     }

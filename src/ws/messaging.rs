@@ -82,7 +82,8 @@ pub async fn answer(
         | ClientFrame::IntakeOpen { .. }
         | ClientFrame::IntakeDraft { .. }
         | ClientFrame::IntakeSubmit { .. }
-        | ClientFrame::MlsAttach { .. } => Err(ErrorCode::MalformedFrame),
+        | ClientFrame::MlsAttach { .. }
+        | ClientFrame::AlertAck { .. } => Err(ErrorCode::MalformedFrame),
     };
     match outcome {
         Ok(frames) => frames,

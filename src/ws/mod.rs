@@ -4,6 +4,7 @@
 //! authenticates and then relays frames to its `SessionActor`, and `ports.rs` gives session
 //! actors storage, permissions and audit.
 
+mod alerts;
 mod caller;
 mod handshake;
 mod intake;

@@ -64,7 +64,8 @@ impl SessionPorts for ServerPorts {
                 Topic::ClinicianSchedule(_) | Topic::PatientSchedule(_) | Topic::PracticeSchedule => {
                     super::schedule::catch_up(&state, who, peer, topic, id, after).await
                 }
-                Topic::ClinicianAlerts(_) | Topic::OwnerAlerts => Err(ErrorCode::NotFound),
+                Topic::Alerts(user) if user == who.user_id => super::alerts::replay(&state, who, peer).await,
+                Topic::Alerts(_) => Err(ErrorCode::NotFound),
             }
         })
     }
@@ -110,6 +111,7 @@ impl SessionPorts for ServerPorts {
             ClientFrame::IntakeOpen { .. } | ClientFrame::IntakeDraft { .. } | ClientFrame::IntakeSubmit { .. } => {
                 Box::pin(super::intake::answer(self.state.clone(), who, self.peer, frame))
             }
+            ClientFrame::AlertAck { .. } => Box::pin(super::alerts::answer(self.state.clone(), who, self.peer, frame)),
             ClientFrame::Auth { .. }
             | ClientFrame::Activity { .. }
             | ClientFrame::ScheduleSubscribe { .. }
@@ -127,9 +129,8 @@ impl SessionPorts for ServerPorts {
             return Vec::new();
         }
         match who.role {
-            Role::Clinician => vec![Topic::ClinicianAlerts(who.user_id)],
-            Role::PracticeOwner => vec![Topic::OwnerAlerts],
-            Role::FrontDesk | Role::Billing | Role::Patient => Vec::new(),
+            Role::Clinician | Role::PracticeOwner | Role::FrontDesk => vec![Topic::Alerts(who.user_id)],
+            Role::Billing | Role::Patient => Vec::new(),
         }
     }
 }

@@ -164,7 +164,7 @@ fn phi_never_prints_in_debug_output() {
     // The same frames as text, where the actors carry them.
     let text: Arc<str> = form.to_text().into();
     assert!(text.contains(&sentinel("answer-text")), "the sentinel is in the text, so the checks below mean something");
-    let topic = Topic::ClinicianAlerts(UserId::from_uuid(Uuid::from_u128(0xcccc)));
+    let topic = Topic::Alerts(UserId::from_uuid(Uuid::from_u128(0xcccc)));
     let published = || BrokerMessage::Publish { topic, event_id: None, text: text.clone() };
     assert_hidden("BrokerMessage", &published(), &intake);
     assert_hidden("FromBroker", &FromBroker(published()), &intake);

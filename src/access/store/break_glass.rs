@@ -26,7 +26,11 @@ pub struct StoredGrant {
 }
 
 /// Stores `grant`, its reason sealed under `key_id`.
-pub async fn insert(storage: &Storage, grant: &StoredGrant, key_id: u32) -> Result<(), StorageError> {
+pub async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    grant: &StoredGrant,
+    key_id: u32,
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO break_glass_grants (grant_id, key_id, clinician_id, patient_id, reason, created_at_ms, \
          expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -38,7 +42,7 @@ pub async fn insert(storage: &Storage, grant: &StoredGrant, key_id: u32) -> Resu
     .bind(grant.reason.clone())
     .bind(grant.created_at_ms)
     .bind(grant.expires_at_ms)
-    .execute(storage.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
