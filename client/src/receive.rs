@@ -109,6 +109,7 @@ impl Device {
             | ServerFrame::IntakeForm { .. }
             | ServerFrame::IntakeSubmitted { .. }
             | ServerFrame::Alert { .. }
+            | ServerFrame::AlertUpdated { .. }
             | ServerFrame::MlsAccepted { .. }
             | ServerFrame::MlsStaleEpoch { .. }
             | ServerFrame::MlsKeyPackagesLow { .. } => Ok(None),

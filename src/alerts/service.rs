@@ -310,11 +310,11 @@ impl AlertService {
     }
 
     /// `patient`'s urgent alerts for a clinician's view of them (intake results, the chart):
-    /// authorized like reading the patient's intake responses.
+    /// with their follow-up notes, so authorized like reading the patient's clinical notes.
     pub async fn of_patient(&self, who: &Requester, patient: PatientId) -> Result<PatientAlerts, AlertError> {
         let about = About::new(Action::Read, ResourceType::Alert, None).for_patient(patient);
         let target = Target::Patient(patient);
-        self.gate.authorize(who, Resource::IntakeResponse, Operation::Read, target, about).await?;
+        self.gate.authorize(who, Resource::ClinicalNote, Operation::Read, target, about).await?;
         let since = self.clock.now_ms() - LIST_WINDOW_MS;
         let opened = self.open_all(rows::urgent_of_patient(&self.storage, patient, since).await?).await?;
         self.record_reads(who, &opened, "care_team").await?;

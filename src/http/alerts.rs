@@ -119,8 +119,8 @@ pub async fn follow_up(
     Ok(HttpResponse::Ok().json(StateView { state }))
 }
 
-/// A patient's urgent alerts and the chart's urgent flag, for the clinicians who may read their
-/// intake results.
+/// A patient's urgent alerts with their follow-up notes, and the chart's urgent flag, for the
+/// clinicians who may read the patient's clinical notes.
 #[utoipa::path(get, path = "/api/v1/patients/{patient_id}/alerts", tag = "alerts", security(("bearer" = [])),
     params(("patient_id" = String, Path, format = Uuid)),
     responses((status = 200, body = PatientAlertsView), (status = 401), (status = 403)))]

@@ -223,8 +223,8 @@ impl IntakeService {
         }
         alerts.store_in(&mut tx).await.map_err(IntakeError::Storage)?;
         tx.commit().await.map_err(IntakeError::from)?;
-        self.alerts.publish(alerts).await;
         self.notify(&assignment, score.as_ref(), now).await;
+        self.alerts.publish(alerts).await;
         Ok(())
     }
 

@@ -22,7 +22,8 @@ use confidant_actors::hub::{BrokerMessage, FromBroker, Push, Topic};
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::session::{CatchUp, Inbound, Outbound};
 use confidant_protocol::{
-    AlertKind, Answer, ClientFrame, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION,
+    AlertKind, AlertState, AlertView, Answer, ClientFrame, FollowUpNote, IntakeAnswers, ScreeningScore, ServerFrame,
+    Severity, VERSION,
 };
 use uuid::Uuid;
 
@@ -113,15 +114,44 @@ fn phi_never_prints_in_debug_output() {
 
     // Intake answers, results and the frames that carry them.
     assert_hidden("IntakeAnswers", &answers(), &intake);
-    let alert = ServerFrame::Alert {
-        v: VERSION,
+    for kind in AlertKind::ALL {
+        let alert = ServerFrame::Alert {
+            v: VERSION,
+            alert_id: Uuid::from_u128(8),
+            kind,
+            urgent: kind.is_urgent(),
+            patient_id: Uuid::from_u128(9),
+            assignment_id: None,
+            clinician_id: None,
+            reminder_id: None,
+            escalation_step: 0,
+            at_ms: 0,
+        };
+        let names = ["Phq9", "phq9", "item9", "Gad7", "Severe", "BreakGlass", "Submitted", "Reminder"];
+        assert_hidden("ServerFrame::Alert", &alert, &names);
+    }
+    let note = FollowUpNote::new(&sentinel("follow-up")).unwrap();
+    assert_hidden("FollowUpNote", &note, &[note.expose()]);
+    let ack = ClientFrame::alert_ack("a1".into(), Uuid::from_u128(8), Some(note.clone()));
+    assert_hidden("ClientFrame::AlertAck", &ack, &[note.expose()]);
+    let view = AlertView {
+        alert_id: Uuid::from_u128(8),
         kind: AlertKind::Phq9Item9,
+        urgent: true,
         patient_id: Uuid::from_u128(9),
         assignment_id: None,
         clinician_id: None,
-        at_ms: 0,
+        reminder_id: None,
+        raised_at_ms: 0,
+        state: AlertState::Resolved,
+        escalation_step: 1,
+        acknowledged_by: None,
+        acknowledged_at_ms: None,
+        follow_up: Some(note.clone()),
+        followed_up_by: None,
+        followed_up_at_ms: None,
     };
-    assert_hidden("ServerFrame::Alert", &alert, &["Phq9", "phq9", "item9", "BreakGlass"]);
+    assert_hidden("AlertView", &view, &[note.expose(), "Phq9", "phq9"]);
     for answer in [Answer::Text(sentinel("answer-text")), Answer::Choice(u64::from(NUMBER))] {
         assert_hidden("Answer", &answer, &intake);
     }
