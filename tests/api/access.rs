@@ -22,6 +22,8 @@ pub enum On {
     CarePatient,
     /// Another account.
     OtherAccount,
+    /// An alert sent to the practice's owners (a break-glass grant on patient 1).
+    OwnersAlert,
 }
 
 /// Method, path, the matrix cell it needs, and what it acts on. `{p1}`, `{p2}`, `{staff}`
@@ -121,6 +123,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("GET", "/api/v1/devices/{device_id}/conversations", Some((Resource::Device, Operation::Read)), On::Any),
     ("POST", "/api/v1/key-packages/claim", Some((Resource::Message, Operation::Create)), On::CarePatient),
     ("POST", "/api/v1/conversations", Some((Resource::Message, Operation::Create)), On::CarePatient),
+    ("GET", "/api/v1/alerts", Some((Resource::Alert, Operation::Read)), On::Any),
+    ("POST", "/api/v1/alerts/{alert_id}/ack", Some((Resource::Alert, Operation::Update)), On::OwnersAlert),
+    ("POST", "/api/v1/alerts/{alert_id}/follow-up", Some((Resource::ClinicalNote, Operation::Create)), On::CarePatient),
+    ("GET", "/api/v1/patients/{patient_id}/alerts", Some((Resource::ClinicalNote, Operation::Read)), On::CarePatient),
 ];
 
 /// Routes that also serve a staff conversation (`"kind": "staff"`, no patient), with the
@@ -145,6 +151,8 @@ fn allowed(role: Role, resource: Resource, operation: Operation, on: On) -> bool
         (Scope::Own, On::CarePatient) => role == Role::Patient,
         (Scope::CareTeam, On::CarePatient) => role == Role::Clinician,
         (_, On::OtherAccount) => false,
+        (Scope::Own, On::OwnersAlert) => role == Role::PracticeOwner,
+        (Scope::CareTeam, On::OwnersAlert) => false,
     }
 }
 
@@ -157,6 +165,7 @@ struct Practice {
     p2: String,
     clinician_b: String,
     victim: String,
+    alert: String,
 }
 
 /// An owner, two clinicians, front desk, billing; patient 1 (clinician A's, with an account),
@@ -188,7 +197,15 @@ async fn practice(app: &TestApp) -> Practice {
     let path = format!("/api/v1/patients/{p1}/intake-forms");
     let (status, assigned) = clinician_a.session.call(app, Method::POST, &path, Some(form)).await;
     assert_eq!(status, StatusCode::CREATED, "{assigned}");
+    // Clinician B breaks the glass on patient 1: an alert to the owners.
+    let reason = json!({ "reason": "patient in crisis at the front desk, their clinician is away" });
+    let glass = format!("/api/v1/patients/{p1}/break-glass");
+    let (status, granted) = clinician_b.session.call(app, Method::POST, &glass, Some(reason)).await;
+    assert_eq!(status, StatusCode::CREATED, "{granted}");
+    let (_, alerts) = owner.session.get(app, "/api/v1/alerts").await;
+    let alert = alerts[0]["alert_id"].as_str().unwrap().to_owned();
     Practice {
+        alert,
         assignment: assigned["assignment_id"].as_str().unwrap().to_owned(),
         clinician_a: clinician_a_id,
         appointment: booked["id"].as_str().unwrap().to_owned(),
@@ -233,6 +250,7 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
             Some(json!({ "signature_key": base64::engine::general_purpose::STANDARD.encode(key) }))
         }
         ("POST", "/api/v1/devices/{device_id}/key-packages") => Some(json!({ "key_packages": ["AAAA"] })),
+        ("POST", "/api/v1/alerts/{alert_id}/follow-up") => Some(json!({ "note": format!("Follow-up {n}.") })),
         ("POST", "/api/v1/key-packages/claim") => {
             Some(json!({ "user_id": practice.clinician_a, "patient_id": practice.p1 }))
         }
@@ -270,6 +288,7 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
                 .replace("{user_id}", &practice.victim)
                 .replace("{appointment_id}", &practice.appointment)
                 .replace("{assignment_id}", &practice.assignment)
+                .replace("{alert_id}", &practice.alert)
                 .replace("{device_id}", &uuid::Uuid::new_v4().to_string());
             let (status, body) = person
                 .session
