@@ -157,6 +157,9 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
             lifecycle.send(Register { component: "reminder_scheduler", recipient: scheduler.recipient() }).await;
         debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     }
+    let escalator = start_escalation(&services);
+    let registered = lifecycle.send(Register { component: "alert_escalator", recipient: escalator.recipient() }).await;
+    debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     let readiness = Readiness::new(
         storage.clone(),
         audit_storage.clone(),
@@ -253,6 +256,11 @@ pub fn start_reminders(
     };
     tracing::info!(implicit_tls = url.implicit_tls, port = url.port(), "reminders are sent over TLS");
     Ok(Some(ReminderScheduler::new(deps).start()))
+}
+
+/// Starts this node's alert escalation worker (every node runs one; a step is taken once).
+pub fn start_escalation(services: &Services) -> actix::Addr<crate::alerts::escalation::Escalator> {
+    crate::alerts::escalation::Escalator::new(services.alerts.clone()).start()
 }
 
 /// SIGTERM and SIGINT listeners, installed at the very start of `serve` so a signal arriving

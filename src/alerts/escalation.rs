@@ -110,8 +110,10 @@ pub async fn escalate_due(alerts: &AlertService) -> Result<usize, AlertError> {
     Ok(taken)
 }
 
-/// Takes step `step + 1` of `alert` for `on_call`: audited first (fail closed), then the step,
-/// the recipients and the notices in one transaction, then the live push to every recipient.
+/// Takes step `step + 1` of `alert` for `on_call`: the step (a conditional update), the
+/// recipients and the notices in one transaction, which commits only once the step's audit
+/// record is durable (fail closed; the node that lost the update records nothing); then the
+/// live push to every recipient.
 async fn take_step(
     alerts: &AlertService,
     alert: Uuid,
@@ -122,9 +124,8 @@ async fn take_step(
     let Some((frame, patient)) = alerts.frame_of(alert).await? else { return Ok(false) };
     let settings = alerts.settings();
     let next_step = step + 1;
-    let next_at = (next_step < i64::from(settings.max_escalations)).then(|| now.saturating_add(settings.repeat_after_ms()));
-    let event = alerts.system_event(Action::Update, alert, patient, "alert_escalated");
-    alerts.auditor().record(event).await.map_err(|_| AlertError::AuditUnavailable)?;
+    let next_at =
+        (next_step < i64::from(settings.max_escalations)).then(|| now.saturating_add(settings.repeat_after_ms()));
     let mut tx = alerts.begin().await?;
     if !rows::take_step(&mut tx, alert, step, next_at).await? {
         return Ok(false);
@@ -135,6 +136,8 @@ async fn take_step(
         let notice = StaffNotice { alert_id: alert, step: step_number, recipient, now_ms: now };
         queue_staff_notice(&mut tx, &notice).await?;
     }
+    let event = alerts.system_event(Action::Update, alert, patient, "alert_escalated");
+    alerts.auditor().record(event).await.map_err(|_| AlertError::AuditUnavailable)?;
     tx.commit().await?;
     tracing::warn!(alert_id = %alert, step = next_step, on_call = on_call.len(), "an urgent alert escalated to the on-call list");
     let recipients = rows::recipients(alerts.storage(), alert).await?;
@@ -146,9 +149,29 @@ async fn take_step(
 /// `frame` (an `alert`) as of escalation step `step`.
 fn with_step(frame: ServerFrame, step: u32) -> ServerFrame {
     match frame {
-        ServerFrame::Alert { escalation_step: _, v, alert_id, kind, urgent, patient_id, assignment_id, clinician_id, reminder_id, at_ms } => {
-            ServerFrame::Alert { v, alert_id, kind, urgent, patient_id, assignment_id, clinician_id, reminder_id, escalation_step: step, at_ms }
-        }
+        ServerFrame::Alert {
+            escalation_step: _,
+            v,
+            alert_id,
+            kind,
+            urgent,
+            patient_id,
+            assignment_id,
+            clinician_id,
+            reminder_id,
+            at_ms,
+        } => ServerFrame::Alert {
+            v,
+            alert_id,
+            kind,
+            urgent,
+            patient_id,
+            assignment_id,
+            clinician_id,
+            reminder_id,
+            escalation_step: step,
+            at_ms,
+        },
         other => other,
     }
 }
@@ -161,9 +184,7 @@ async fn on_call(alerts: &AlertService) -> Result<Vec<UserId>, AlertError> {
         let Some(email) = Email::parse(text) else { continue };
         let found = alerts.accounts().credentials(&email).await?;
         match found.map(|c| c.account) {
-            Some(a)
-                if a.status == AccountStatus::Active && matches!(a.role, Role::PracticeOwner | Role::Clinician) =>
-            {
+            Some(a) if a.status == AccountStatus::Active && matches!(a.role, Role::PracticeOwner | Role::Clinician) => {
                 users.push(a.user_id);
             }
             _ => tracing::warn!("an alerts.on_call entry names no active owner or clinician account; skipped"),

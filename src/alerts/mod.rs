@@ -7,7 +7,7 @@
 //! by a staff notice email with no PHI in it through the reminder outbox. docs/PROTOCOL.md
 //! ("Alerts") and docs/API.md describe what clients see.
 
-// pub mod escalation;
+pub mod escalation;
 pub mod service;
 mod store;
 

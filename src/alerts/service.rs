@@ -25,11 +25,12 @@ use crate::crypto::tables::ALERTS;
 use crate::crypto::{CryptoError, Field, Keyring};
 use crate::identity::accounts::Accounts;
 use crate::push::Pusher;
+use crate::reminders::outbox::withdraw_staff_notices;
 use crate::settings::AlertSettings;
 use crate::storage::{Storage, StorageError};
 
-/// The most alerts a (re)connecting session is sent at once, oldest first; the rest follow on
-/// the next connect or are listed over REST.
+/// The most alerts a (re)connecting session is sent at once (urgent ones first); the rest
+/// follow once some are acknowledged, and all are listed over REST.
 pub const REPLAY_LIMIT: i64 = 500;
 /// `GET /api/v1/alerts` lists the unresolved ones and those of the last week.
 const LIST_WINDOW_MS: i64 = 7 * 86_400_000;
@@ -289,7 +290,7 @@ impl AlertService {
     }
 
     /// The alerts a session of `who` receives when it connects: their unacknowledged alerts,
-    /// oldest first, each read audited (`alert_delivered`).
+    /// urgent ones first, then oldest first, each read audited (`alert_delivered`).
     pub async fn replay(&self, who: &Requester) -> Result<Vec<ServerFrame>, AlertError> {
         let rows = rows::pending_for(&self.storage, who.principal.user_id, REPLAY_LIMIT).await?;
         let opened = self.open_all(rows).await?;
@@ -351,7 +352,11 @@ impl AlertService {
         let event = self.gate.event(who, about, Outcome::Success, "alert_acknowledged");
         self.gate.record_all(vec![event]).await?;
         let now = self.clock.now_ms();
-        rows::acknowledge(&self.storage, alert, who.principal.user_id, now).await?;
+        let mut tx = self.storage.begin().await?;
+        if rows::acknowledge(&mut tx, alert, who.principal.user_id, now).await? {
+            withdraw_staff_notices(&mut tx, alert, now).await?;
+        }
+        tx.commit().await?;
         let row = rows::get(&self.storage, alert).await?.ok_or(AlertError::NotFound)?;
         let state = state_of(&row);
         self.announce(alert, &recipients, state, who.principal.user_id, now).await;
@@ -383,9 +388,12 @@ impl AlertService {
         let by = who.principal.user_id;
         let key_id = i64::from(sealer.key_id());
         let done = rows::FollowUp { key_id, body: &body, note: &sealed_note, by, at_ms: now };
-        if !rows::follow_up(&self.storage, alert, &done).await? {
+        let mut tx = self.storage.begin().await?;
+        if !rows::follow_up(&mut tx, alert, &done).await? {
             return Err(AlertError::AlreadyFollowedUp);
         }
+        withdraw_staff_notices(&mut tx, alert, now).await?;
+        tx.commit().await?;
         let recipients = rows::recipients(&self.storage, alert).await?;
         self.announce(alert, &recipients, AlertState::Resolved, by, now).await;
         Ok(AlertState::Resolved)

@@ -103,11 +103,13 @@ pub async fn recipients(storage: &Storage, alert: Uuid) -> Result<Vec<UserId>, S
     ids.iter().map(|id| parse_id(id, "user_id")).collect()
 }
 
-/// `user`'s unacknowledged alerts, oldest first, at most `limit`.
+/// `user`'s unacknowledged alerts, urgent ones first, then oldest first, at most `limit` (so a
+/// backlog of routine alerts never crowds out an urgent one).
 pub async fn pending_for(storage: &Storage, user: UserId, limit: i64) -> Result<Vec<StoredAlert>, StorageError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM alerts a JOIN alert_recipients r ON r.alert_id = a.alert_id \
-         WHERE r.user_id = $1 AND a.acknowledged_at_ms IS NULL ORDER BY a.raised_at_ms, a.alert_id LIMIT $2"
+         WHERE r.user_id = $1 AND a.acknowledged_at_ms IS NULL ORDER BY a.urgent DESC, a.raised_at_ms, a.alert_id \
+         LIMIT $2"
     )))
     .bind(user.to_string())
     .bind(limit)
@@ -167,7 +169,12 @@ pub async fn flagged_subjects(storage: &Storage, patient: PatientId) -> Result<V
 
 /// Marks `alert` acknowledged by `by` at `at_ms` and stops its escalation; `false` when it was
 /// already acknowledged.
-pub async fn acknowledge(storage: &Storage, alert: Uuid, by: UserId, at_ms: i64) -> Result<bool, StorageError> {
+pub async fn acknowledge(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    alert: Uuid,
+    by: UserId,
+    at_ms: i64,
+) -> Result<bool, StorageError> {
     let done = sqlx::query(
         "UPDATE alerts SET acknowledged_by = $2, acknowledged_at_ms = $3, escalate_at_ms = NULL \
          WHERE alert_id = $1 AND acknowledged_at_ms IS NULL",
@@ -175,7 +182,7 @@ pub async fn acknowledge(storage: &Storage, alert: Uuid, by: UserId, at_ms: i64)
     .bind(alert.to_string())
     .bind(by.to_string())
     .bind(at_ms)
-    .execute(storage.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -191,7 +198,11 @@ pub struct FollowUp<'a> {
 
 /// Records `follow_up` on `alert` (acknowledging it too, if nobody had); `false` when its
 /// follow-up was already documented.
-pub async fn follow_up(storage: &Storage, alert: Uuid, follow_up: &FollowUp<'_>) -> Result<bool, StorageError> {
+pub async fn follow_up(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    alert: Uuid,
+    follow_up: &FollowUp<'_>,
+) -> Result<bool, StorageError> {
     let done = sqlx::query(
         "UPDATE alerts SET key_id = $2, body = $3, follow_up = $4, followed_up_by = $5, followed_up_at_ms = $6, \
          acknowledged_by = COALESCE(acknowledged_by, $5), acknowledged_at_ms = COALESCE(acknowledged_at_ms, $6), \
@@ -203,7 +214,7 @@ pub async fn follow_up(storage: &Storage, alert: Uuid, follow_up: &FollowUp<'_>)
     .bind(follow_up.note.to_vec())
     .bind(follow_up.by.to_string())
     .bind(follow_up.at_ms)
-    .execute(storage.pool())
+    .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }

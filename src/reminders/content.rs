@@ -1,8 +1,9 @@
 //! What a reminder says. By default nothing that is PHI: that the practice has an appointment
 //! for the recipient, and a portal link with no identifier in it. Times, the clinician and the
-//! location are rendered only into the body that [`super::pgp_mime`] encrypts. Templates come
-//! from the settings and are checked at start-up, so a template that would put PHI in the clear
-//! cannot even be configured.
+//! location are rendered only into the body that [`super::pgp_mime`] encrypts. A staff notice
+//! says even less: that an urgent item is waiting in Confidant, and the portal link. Templates
+//! come from the settings and are checked at start-up, so a template that would put PHI in the
+//! clear cannot even be configured.
 
 use std::fmt;
 
@@ -83,6 +84,8 @@ pub struct Templates {
     cancelled: Template,
     encrypted_upcoming: Template,
     encrypted_cancelled: Template,
+    staff_notice_subject: Template,
+    staff_notice: Template,
     from: Mailbox,
     practice: String,
     portal_url: String,
@@ -110,6 +113,16 @@ impl Templates {
                 &settings.encrypted_template_cancelled,
                 ENCRYPTED_PLACEHOLDERS,
             )?,
+            staff_notice_subject: parse(
+                "reminders.staff_notice_subject",
+                &settings.staff_notice_subject,
+                UNENCRYPTED_PLACEHOLDERS,
+            )?,
+            staff_notice: parse(
+                "reminders.staff_notice_template",
+                &settings.staff_notice_template,
+                UNENCRYPTED_PLACEHOLDERS,
+            )?,
             from: settings.from.parse().map_err(|_| ReminderError::Configuration("reminders.from"))?,
             practice: settings.practice_name.clone(),
             portal_url: settings.portal_url.clone(),
@@ -126,20 +139,14 @@ impl Templates {
 
     /// Writes the email: plain text with no PHI, or PGP/MIME around the full details.
     pub fn write(&self, letter: &Letter<'_>) -> Result<Message, ReminderError> {
-        let subject = self.subject.render(|name| self.value(name, None));
-        let builder = Message::builder()
-            .from(self.from.clone())
-            .to(letter.to.clone())
-            .subject(subject)
-            .message_id(Some(format!("<{}>", letter.message_id)));
+        let builder = self.headers(letter.to.clone(), &letter.message_id, &self.subject);
         match letter.key {
             None => {
                 let template = match letter.kind {
                     Kind::Upcoming => &self.upcoming,
                     Kind::Cancelled => &self.cancelled,
                 };
-                let body = template.render(|name| self.value(name, None));
-                Ok(plain(builder, body)?)
+                self.clear(builder, template)
             }
             Some(key) => {
                 let template = match letter.kind {
@@ -147,14 +154,35 @@ impl Templates {
                     Kind::Cancelled => &self.encrypted_cancelled,
                 };
                 let body = zeroize::Zeroizing::new(template.render(|name| self.value(name, Some(letter.details))));
-                let inner = SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .header(ContentTransferEncoding::QuotedPrintable)
-                    .body(body.as_str().to_owned());
+                let inner = text_part(body.as_str().to_owned());
                 let armored = pgp_mime::encrypt(key, &inner.formatted())?;
                 builder.multipart(pgp_mime::multipart_encrypted(armored)).map_err(|_| ReminderError::Build)
             }
         }
+    }
+
+    /// Writes a staff notice to `to` (a staff account's address) with the stable `message_id`
+    /// (without angle brackets): plain text saying only that an urgent item is waiting, and the
+    /// portal link. Never encrypted, and it names no patient, no item and no id.
+    pub fn write_staff_notice(&self, to: Mailbox, message_id: &str) -> Result<Message, ReminderError> {
+        let builder = self.headers(to, message_id, &self.staff_notice_subject);
+        self.clear(builder, &self.staff_notice)
+    }
+
+    /// From, To, Subject (rendered from `subject`) and Message-ID.
+    fn headers(&self, to: Mailbox, message_id: &str, subject: &Template) -> MessageBuilder {
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject.render(|name| self.value(name, None)))
+            .message_id(Some(format!("<{message_id}>")))
+    }
+
+    /// A plain-text body rendered from a template checked to name nothing but the practice and
+    /// the portal link.
+    fn clear(&self, builder: MessageBuilder, template: &Template) -> Result<Message, ReminderError> {
+        let body = template.render(|name| self.value(name, None));
+        builder.singlepart(text_part(body)).map_err(|_| ReminderError::Build)
     }
 
     fn value(&self, name: &str, details: Option<&Details>) -> String {
@@ -181,13 +209,7 @@ impl Templates {
     }
 }
 
-fn plain(builder: MessageBuilder, body: String) -> Result<Message, ReminderError> {
-    builder
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .header(ContentTransferEncoding::QuotedPrintable)
-                .body(body),
-        )
-        .map_err(|_| ReminderError::Build)
+/// A UTF-8 plain-text part, quoted-printable.
+fn text_part(body: String) -> SinglePart {
+    SinglePart::builder().header(ContentType::TEXT_PLAIN).header(ContentTransferEncoding::QuotedPrintable).body(body)
 }

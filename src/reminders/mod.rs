@@ -2,8 +2,10 @@
 //! outbox ([`outbox`]) in the same transaction as the change that causes them, following each
 //! patient's [`preferences`]; the [`scheduler::ReminderScheduler`] of each node claims due ones
 //! with a database lease, writes them ([`content`], [`pgp_mime`]) and hands them to the
-//! [`mailer::Mailer`], which speaks SMTP over required TLS. [`service`] holds what staff and
-//! patients ask of them. docs/OPERATIONS.md states the delivery guarantees.
+//! [`mailer::Mailer`], which speaks SMTP over required TLS. The same outbox carries staff
+//! notices ([`outbox::queue_staff_notice`]): alert escalation tells a staff account that an
+//! urgent item is waiting, and nothing more. [`service`] holds what staff and patients ask of
+//! reminders. docs/OPERATIONS.md states the delivery guarantees.
 
 pub mod content;
 pub mod mailer;
@@ -17,7 +19,7 @@ mod store;
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;
 
-pub use outbox::{Outbox, ReminderState, ReminderView};
+pub use outbox::{Outbox, ReminderState, ReminderView, StaffNotice, StaffNoticeView};
 pub use preferences::{PreferenceStore, Preferences};
 pub use service::{PreferencesChange, ReminderService, ReminderServiceError};
 

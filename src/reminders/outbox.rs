@@ -1,9 +1,11 @@
 //! `reminders`, the durable outbox. Rows are queued in the transaction of the change that causes
-//! them ([`on_change`]), claimed with a lease so that only one node works on a row at a time
+//! them ([`on_change`] for appointment reminders, [`queue_staff_notice`] for alert escalation's
+//! staff notices), claimed with a lease so that only one node works on a row at a time
 //! ([`Outbox::claim`]), marked just before the message is offered to the SMTP server
 //! ([`Outbox::hand_over`]) and finished once ([`Outbox::finish`]). Every state change is a
 //! conditional update on the claimant and the state it expects, so a node whose lease ran out
-//! can no longer change a row another node took over. The statements are in `store/outbox.rs`.
+//! can no longer change a row another node took over. The statements are in `store/outbox.rs`
+//! and `store/staff_notices.rs`.
 
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{Appointment, ScheduleChange};
@@ -13,9 +15,11 @@ use super::ReminderError;
 use super::content::Kind;
 use super::preferences::plan_in;
 use super::store::outbox::{self as rows, NewReminder};
+use super::store::staff_notices as notices;
 use crate::storage::Storage;
 
-pub use super::store::outbox::{Claimed, Finish, ReminderState, ReminderView};
+pub use super::store::outbox::{Claimed, Finish, Job, ReminderState, ReminderView};
+pub use super::store::staff_notices::{StaffNotice, StaffNoticeView};
 
 /// Queues, withdraws and reports reminders.
 #[derive(Clone)]
@@ -59,6 +63,27 @@ pub async fn on_change(
     Ok(())
 }
 
+/// Queues `notice` inside the caller's transaction `tx` (alert escalation's), due at once: an
+/// email to the recipient's account saying only that an urgent item is waiting in Confidant.
+/// `false` when that alert, step and recipient was already queued (then nothing changes), so
+/// taking an escalation step twice sends nothing twice.
+pub async fn queue_staff_notice(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    notice: &StaffNotice,
+) -> Result<bool, ReminderError> {
+    Ok(notices::insert(tx, notice).await?)
+}
+
+/// Withdraws `alert_id`'s staff notices not yet claimed (reason `alert_acknowledged`), inside
+/// the caller's transaction `tx`; returns how many. One being sent at that moment still goes.
+pub async fn withdraw_staff_notices(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    alert_id: Uuid,
+    now_ms: i64,
+) -> Result<u64, ReminderError> {
+    Ok(notices::withdraw_queued(tx, alert_id, now_ms).await?)
+}
+
 impl Outbox {
     /// The outbox of `storage`.
     pub fn new(storage: Storage) -> Self {
@@ -89,7 +114,7 @@ impl Outbox {
         self.get(id).await?.ok_or(ReminderError::NotFound)
     }
 
-    /// One reminder.
+    /// One appointment reminder (`None` for a staff notice: see [`Self::staff_notices_of`]).
     pub async fn get(&self, id: Uuid) -> Result<Option<ReminderView>, ReminderError> {
         Ok(rows::get(&self.storage, id).await?)
     }
@@ -99,15 +124,21 @@ impl Outbox {
         Ok(rows::of_appointment(&self.storage, appointment).await?)
     }
 
+    /// An alert's staff notices and where each stands, by escalation step, then oldest first.
+    pub async fn staff_notices_of(&self, alert_id: Uuid) -> Result<Vec<StaffNoticeView>, ReminderError> {
+        Ok(notices::of_alert(&self.storage, alert_id).await?)
+    }
+
     /// Settles claims whose lease ran out (their node crashed or stalled). A reminder never
     /// offered to the SMTP server goes back to the queue. One that was offered may have been
     /// accepted: it is failed with `outcome_unknown` and never sent again (at most once; staff
-    /// see it and may send another on purpose). Returns the latter, for the audit trail.
-    pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, ReminderError> {
+    /// see it and may send another on purpose). Returns the latter, for the audit trail, each with
+    /// its patient (a staff notice has none).
+    pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, Option<PatientId>)>, ReminderError> {
         Ok(rows::recover(&self.storage, now_ms).await?)
     }
 
-    /// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`. Each claim is a
+    /// Claims up to `batch` due rows (reminders and staff notices) for `owner` until `now_ms + lease_ms`. Each claim is a
     /// compare-and-set on the row (`state = 'queued'`), so of two nodes racing for a row exactly
     /// one gets it, on either backend.
     pub async fn claim(

@@ -1,27 +1,31 @@
 //! The `ReminderScheduler` actor: every `reminders.poll_interval_ms` it settles expired claims,
-//! claims the due reminders (a lease in the database, so several nodes never work on the same
-//! one), writes each and hands it to the [`Mailer`], then records how it ended: sent, retried
-//! after an exponential backoff, failed for good with a reason code, or withdrawn. Each send is
-//! audited (ids and codes only) before the message leaves; if the audit trail cannot take the
-//! event, nothing is sent.
+//! claims the due rows (a lease in the database, so several nodes never work on the same one),
+//! writes each (an appointment reminder to its patient, or a staff notice to a staff account)
+//! and hands it to the [`Mailer`], then records how it ended: sent, retried after an
+//! exponential backoff, failed for good with a reason code, or withdrawn. Each send is audited
+//! (ids and codes only) before the message leaves; if the audit trail cannot take the event,
+//! nothing is sent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
+use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::lifecycle::Shutdown;
+use lettre::Message;
 use lettre::message::Mailbox;
+use uuid::Uuid;
 
 use super::ReminderError;
 use super::content::{Details, Kind, Letter, Templates};
 use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
-use super::outbox::{Claimed, Finish, Outbox};
+use super::outbox::{Claimed, Finish, Job, Outbox};
 use super::preferences::PreferenceStore;
 use crate::auditor::{Auditor, reason};
-use crate::identity::accounts::Accounts;
+use crate::identity::AuthError;
+use crate::identity::accounts::{AccountStatus, Accounts};
 use crate::patients::{PatientError, Patients};
 use crate::schedule::Schedule;
 use crate::settings::ReminderSettings;
@@ -37,7 +41,7 @@ pub struct SchedulerDeps {
     pub schedule: Schedule,
     /// Patient records (the recipient's address).
     pub patients: Patients,
-    /// Accounts (how the clinician is named).
+    /// Accounts (how the clinician is named; a staff notice's recipient).
     pub accounts: Accounts,
     /// The practice's templates.
     pub templates: Arc<Templates>,
@@ -153,7 +157,7 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
         let (outcome, code) = match finish {
             Finish::Sent { encrypted } => {
                 report.sent += 1;
-                (Outcome::Success, if encrypted { "reminder_sent_encrypted" } else { "reminder_sent" })
+                (Outcome::Success, AuditCodes::of(&reminder.job, encrypted).sent)
             }
             Finish::Retry { reason, .. } => {
                 report.retried += 1;
@@ -170,31 +174,85 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
             }
         };
         tracing::info!(reminder_id = %reminder.id, outcome = outcome.as_str(), reason = code, "reminder attempt recorded");
-        audit_outcome(d, reminder.id, reminder.patient_id, outcome, code).await;
+        audit_outcome(d, reminder.id, reminder.job.patient(), outcome, code).await;
     }
     Ok(report)
 }
 
-/// Writes and sends one claimed reminder; `None` when the claim was lost before hand-over
-/// (another node owns it now, so this one records nothing).
+/// What writing a claimed row came to.
+enum Written {
+    /// A message to send.
+    Ready(Outgoing),
+    /// Nothing to send: how the row ends.
+    Settled(Finish),
+}
+
+/// A message written for a claimed row.
+struct Outgoing {
+    /// The message (its To header is the recipient's address).
+    message: Message,
+    /// Whether its body is OpenPGP-encrypted.
+    encrypted: bool,
+}
+
+/// The audit reason codes of a send (recorded before the message leaves) and of its success.
+struct AuditCodes {
+    send: &'static str,
+    sent: &'static str,
+}
+
+impl AuditCodes {
+    fn of(job: &Job, encrypted: bool) -> Self {
+        let (send, sent) = match (job, encrypted) {
+            (Job::Reminder { .. }, false) => ("reminder_send", "reminder_sent"),
+            (Job::Reminder { .. }, true) => ("reminder_send_encrypted", "reminder_sent_encrypted"),
+            (Job::StaffNotice { .. }, _) => ("staff_notice_send", "staff_notice_sent"),
+        };
+        Self { send, sent }
+    }
+}
+
+/// Writes and sends one claimed row; `None` when the claim was lost before hand-over (another
+/// node owns it now, so this one records nothing).
 async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<Finish>, ReminderError> {
-    let now = d.clock.now_ms();
-    let Some(appointment) = d.schedule.get(c.appointment_id).await.map_err(schedule_error)? else {
-        return Ok(Some(Finish::Failed { reason: "appointment_missing" }));
+    let written = match c.job {
+        Job::Reminder { appointment_id, patient_id, kind } => {
+            write_reminder(d, c, appointment_id, patient_id, kind).await?
+        }
+        Job::StaffNotice { recipient, .. } => write_staff_notice(d, c, recipient).await?,
     };
-    if c.kind == Kind::Upcoming && (appointment.status != "booked" || appointment.starts_at_ms <= now) {
-        return Ok(Some(Finish::Withdrawn { reason: "appointment_changed" }));
+    match written {
+        Written::Ready(outgoing) => send(d, c, owner, outgoing).await,
+        Written::Settled(finish) => Ok(Some(finish)),
     }
-    let preferences = d.preferences.get(c.patient_id).await?;
+}
+
+/// An appointment reminder to its patient, as the appointment and the patient's choices stand
+/// now: withdrawn if it no longer applies, encrypted when the patient has a usable key.
+async fn write_reminder(
+    d: &SchedulerDeps,
+    c: &Claimed,
+    appointment_id: Uuid,
+    patient_id: PatientId,
+    kind: Kind,
+) -> Result<Written, ReminderError> {
+    let now = d.clock.now_ms();
+    let Some(appointment) = d.schedule.get(appointment_id).await.map_err(schedule_error)? else {
+        return Ok(Written::Settled(Finish::Failed { reason: "appointment_missing" }));
+    };
+    if kind == Kind::Upcoming && (appointment.status != "booked" || appointment.starts_at_ms <= now) {
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "appointment_changed" }));
+    }
+    let preferences = d.preferences.get(patient_id).await?;
     if !preferences.email_enabled {
-        return Ok(Some(Finish::Withdrawn { reason: "reminders_off" }));
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "reminders_off" }));
     }
-    let patient = d.patients.get(c.patient_id).await.map_err(patient_error)?;
+    let patient = d.patients.get(patient_id).await.map_err(patient_error)?;
     let Some(email) = patient.and_then(|p| p.record.email) else {
-        return Ok(Some(Finish::Failed { reason: "no_email" }));
+        return Ok(Written::Settled(Finish::Failed { reason: "no_email" }));
     };
     let Ok(to) = email.expose().parse::<Mailbox>() else {
-        return Ok(Some(Finish::Failed { reason: "bad_address" }));
+        return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
     };
     let clinician = d
         .accounts
@@ -209,14 +267,44 @@ async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<F
     if preferences.pgp_key.is_some() && key.is_none() {
         tracing::warn!(reminder_id = %c.id, "the patient's OpenPGP key is no longer usable; sending without details");
     }
-    let encrypted = key.is_some();
-    let message_id = format!("{}@{}", c.message_id, d.templates.from().email.domain());
-    let letter = Letter { kind: c.kind, to, message_id, details: &details, key };
-    let message = d.templates.write(&letter)?;
+    let letter = Letter { kind, to, message_id: message_id(d, c), details: &details, key };
+    Ok(Written::Ready(Outgoing { message: d.templates.write(&letter)?, encrypted: key.is_some() }))
+}
 
-    // The recipient's address (PHI) leaves with the message: audited first, or not sent.
-    let code = if encrypted { "reminder_send_encrypted" } else { "reminder_send" };
-    if d.auditor.record(event(d, c.id, c.patient_id, Outcome::Success, code)).await.is_err() {
+/// A staff notice to `recipient`'s address, plain (never encrypted: it carries nothing to
+/// hide); withdrawn when the account is gone, not active, or not a staff account.
+async fn write_staff_notice(d: &SchedulerDeps, c: &Claimed, recipient: UserId) -> Result<Written, ReminderError> {
+    let account = d.accounts.get(recipient).await.map_err(account_error)?;
+    let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else {
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "recipient_inactive" }));
+    };
+    if account.role == Role::Patient {
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "recipient_not_staff" }));
+    }
+    let email = d.accounts.email(recipient).await.map_err(account_error)?;
+    let Ok(to) = email.expose().parse::<Mailbox>() else {
+        return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
+    };
+    let message = d.templates.write_staff_notice(to, &message_id(d, c))?;
+    Ok(Written::Ready(Outgoing { message, encrypted: false }))
+}
+
+/// The row's stable Message-ID (without angle brackets), in the sender's domain.
+fn message_id(d: &SchedulerDeps, c: &Claimed) -> String {
+    format!("{}@{}", c.message_id, d.templates.from().email.domain())
+}
+
+/// Audits the send, checks the SMTP server answers, records the hand-over and offers the
+/// message; `None` when the claim was lost before hand-over.
+async fn send(
+    d: &SchedulerDeps,
+    c: &Claimed,
+    owner: &str,
+    outgoing: Outgoing,
+) -> Result<Option<Finish>, ReminderError> {
+    // The recipient's address leaves with the message: audited first, or not sent.
+    let codes = AuditCodes::of(&c.job, outgoing.encrypted);
+    if d.auditor.record(event(d, c.id, c.job.patient(), Outcome::Success, codes.send)).await.is_err() {
         return Ok(Some(retry_or_fail(d, c, "audit_unavailable")));
     }
     // Connect, TLS and AUTH before hand-over: an unreachable server or a failed handshake is
@@ -229,8 +317,8 @@ async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<F
     if !d.outbox.hand_over(c.id, owner, d.clock.now_ms()).await? {
         return Ok(None);
     }
-    Ok(Some(match d.mailer.send(Deliver { message }).await {
-        Ok(Ok(())) => Finish::Sent { encrypted },
+    Ok(Some(match d.mailer.send(Deliver { message: outgoing.message }).await {
+        Ok(Ok(())) => Finish::Sent { encrypted: outgoing.encrypted },
         // A reply code means the server did not take the message.
         Ok(Err(error)) if error.is_reply() => delivery_failed(d, c, error),
         // Cut off mid-transaction: the server may have taken it. Never resend (at most once).
@@ -255,16 +343,17 @@ fn retry_or_fail(d: &SchedulerDeps, c: &Claimed, reason: &'static str) -> Finish
     Finish::Retry { at_ms: d.clock.now_ms().saturating_add(wait_ms), reason }
 }
 
-fn event(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) -> AuditEvent {
-    d.auditor
-        .system(Action::Export, outcome)
-        .on(ResourceType::Reminder, Some(id))
-        .for_patient(patient)
-        .because(reason(code))
+/// A system export of reminder (or staff notice) `id`, naming the patient when there is one.
+fn event(d: &SchedulerDeps, id: Uuid, patient: Option<PatientId>, outcome: Outcome, code: &'static str) -> AuditEvent {
+    let event = d.auditor.system(Action::Export, outcome).on(ResourceType::Reminder, Some(id)).because(reason(code));
+    match patient {
+        Some(patient) => event.for_patient(patient),
+        None => event,
+    }
 }
 
 /// The outcome, audited; a failure to audit it is logged (the send itself was audited before).
-async fn audit_outcome(d: &SchedulerDeps, id: uuid::Uuid, patient: PatientId, outcome: Outcome, code: &'static str) {
+async fn audit_outcome(d: &SchedulerDeps, id: Uuid, patient: Option<PatientId>, outcome: Outcome, code: &'static str) {
     if d.auditor.record(event(d, id, patient, outcome, code)).await.is_err() {
         tracing::error!(reminder_id = %id, "could not audit a reminder's outcome");
     }
@@ -274,6 +363,14 @@ fn schedule_error(error: crate::schedule::ScheduleError) -> ReminderError {
     match error {
         crate::schedule::ScheduleError::Storage(e) => ReminderError::Storage(e),
         crate::schedule::ScheduleError::Reminders(e) => e,
+        _ => ReminderError::NotFound,
+    }
+}
+
+fn account_error(error: AuthError) -> ReminderError {
+    match error {
+        AuthError::Storage(e) => ReminderError::Storage(e),
+        AuthError::Crypto(e) => ReminderError::Crypto(e),
         _ => ReminderError::NotFound,
     }
 }

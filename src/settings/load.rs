@@ -260,7 +260,7 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
 }
 
 /// The reminder settings: a usable sender, a portal link that can carry no identifier, and
-/// unencrypted templates that cannot name PHI.
+/// unencrypted templates (staff notices' too) that cannot name PHI.
 fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> {
     use super::template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
     if r.from.parse::<lettre::message::Mailbox>().is_err() {
@@ -274,8 +274,11 @@ fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> 
         );
     }
     let one_line = |s: &str| !s.trim().is_empty() && !s.chars().any(char::is_control);
-    if !one_line(&r.subject) || !one_line(&r.practice_name) {
-        return Err("`reminders.subject` and `reminders.practice_name` must be one non-empty line".into());
+    if !one_line(&r.subject) || !one_line(&r.staff_notice_subject) || !one_line(&r.practice_name) {
+        return Err(
+            "`reminders.subject`, `reminders.staff_notice_subject` and `reminders.practice_name` must be one non-empty line"
+                .into(),
+        );
     }
     let templates = [
         ("reminders.subject", &r.subject, UNENCRYPTED_PLACEHOLDERS),
@@ -283,6 +286,8 @@ fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> 
         ("reminders.template_cancelled", &r.template_cancelled, UNENCRYPTED_PLACEHOLDERS),
         ("reminders.encrypted_template_upcoming", &r.encrypted_template_upcoming, ENCRYPTED_PLACEHOLDERS),
         ("reminders.encrypted_template_cancelled", &r.encrypted_template_cancelled, ENCRYPTED_PLACEHOLDERS),
+        ("reminders.staff_notice_subject", &r.staff_notice_subject, UNENCRYPTED_PLACEHOLDERS),
+        ("reminders.staff_notice_template", &r.staff_notice_template, UNENCRYPTED_PLACEHOLDERS),
     ];
     for (key, text, allowed) in templates {
         Template::parse(text, allowed).map_err(|why| format!("`{key}` {why}"))?;
@@ -449,6 +454,18 @@ mod tests {
         assert!(message.contains("`reminders.portal_url`"), "{message}");
         let s = load_from(None, env(&[("CONFIDANT_REMINDERS__ENCRYPTED_TEMPLATE_UPCOMING", "At {starts_at}")]));
         assert!(s.is_ok(), "an encrypted template may name the details");
+    }
+
+    #[test]
+    fn a_staff_notice_can_name_only_the_practice_and_the_portal() {
+        let message = problems(&[("CONFIDANT_REMINDERS__STAFF_NOTICE_TEMPLATE", "About {clinician}: {portal_url}")]);
+        assert!(message.contains("`reminders.staff_notice_template`") && message.contains("clinician"), "{message}");
+        let message = problems(&[("CONFIDANT_REMINDERS__STAFF_NOTICE_SUBJECT", "Urgent: {starts_at}")]);
+        assert!(message.contains("`reminders.staff_notice_subject`"), "{message}");
+        let message = problems(&[("CONFIDANT_REMINDERS__STAFF_NOTICE_SUBJECT", "Urgent\nBcc: x@example.org")]);
+        assert!(message.contains("`reminders.staff_notice_subject`"), "{message}");
+        let s = load_from(None, env(&[("CONFIDANT_REMINDERS__STAFF_NOTICE_TEMPLATE", "{practice}: {portal_url}")]));
+        assert!(s.is_ok(), "the practice and the portal link may be named");
     }
 
     #[test]

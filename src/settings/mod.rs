@@ -128,9 +128,10 @@ pub struct MessagingSettings {
     pub retention_secs: u64,
 }
 
-/// Appointment reminders (docs/OPERATIONS.md, "Reminder delivery"). Templates are plain text
-/// with `{placeholders}`; values are inserted once (never re-expanded) with control characters
-/// removed. A template that goes out unencrypted may only name `{practice}` and `{portal_url}`.
+/// Appointment reminders and staff notices (docs/OPERATIONS.md, "Reminder delivery"). Templates
+/// are plain text with `{placeholders}`; values are inserted once (never re-expanded) with
+/// control characters removed. A template that goes out unencrypted may only name `{practice}`
+/// and `{portal_url}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReminderSettings {
@@ -156,6 +157,11 @@ pub struct ReminderSettings {
     pub encrypted_template_upcoming: String,
     /// Body of an OpenPGP-encrypted cancellation notice; same placeholders.
     pub encrypted_template_cancelled: String,
+    /// Subject of a staff notice (an urgent item is waiting in Confidant, from alert escalation).
+    pub staff_notice_subject: String,
+    /// Body of a staff notice. Never encrypted, so like an unencrypted reminder it may only name
+    /// `{practice}` and `{portal_url}`: it never says what is waiting or about whom.
+    pub staff_notice_template: String,
     /// Default lead times (minutes before the start) for patients who set none.
     pub lead_minutes: Vec<u32>,
     /// How often each node looks for due reminders.

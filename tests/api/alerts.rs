@@ -51,12 +51,16 @@ async fn submit(app: &TestApp, p: &Practice, answers: Value) {
     assert_eq!(laptop.frame().await["type"], "ack");
 }
 
-/// The `alert` frames a socket receives until it has been quiet for a moment.
+/// The alerts a socket receives until it has been quiet for a moment, one per `alert_id` (an
+/// alert arrives again when it escalates, or around a reconnect; the latest frame counts).
 async fn alerts_received(socket: &mut WsClient) -> Vec<Value> {
-    let mut alerts = Vec::new();
+    let mut alerts: Vec<Value> = Vec::new();
     loop {
         match socket.next(Duration::from_millis(700)).await {
-            Event::Frame(frame) if frame["type"] == "alert" => alerts.push(frame),
+            Event::Frame(frame) if frame["type"] == "alert" => {
+                alerts.retain(|a| a["alert_id"] != frame["alert_id"]);
+                alerts.push(frame);
+            }
             Event::Frame(_) => {}
             _ => return alerts,
         }

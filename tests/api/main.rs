@@ -10,6 +10,7 @@ mod audit;
 mod config;
 mod crash;
 mod errors;
+mod escalation;
 mod headers;
 mod health;
 mod helpers;

@@ -11,7 +11,7 @@ use confidant::patients::PatientRecord;
 use confidant::phi::PhiText;
 use confidant::reminders::content::{Details, Letter, Templates};
 use confidant::reminders::mailer::{Deliver, Mailer};
-use confidant::reminders::outbox::Finish;
+use confidant::reminders::outbox::{Finish, Job};
 use confidant::reminders::scheduler::{ReminderScheduler, Report, RunDue};
 use confidant::reminders::{Preferences, ReminderState, ReminderView};
 use confidant::server::start_reminders;
@@ -240,8 +240,9 @@ async fn a_crash_between_sending_and_recording_never_sends_twice(backend: Backen
     assert!(f.services.outbox.hand_over(reminder.id, "crashed-node", f.clock.now_ms()).await.unwrap());
     let templates = Templates::new(&f.settings.reminders).unwrap();
     let details = Details { starts_at_ms: 0, ends_at_ms: 0, clinician: String::new() };
+    let Job::Reminder { kind, .. } = claimed[0].job else { panic!("an appointment reminder was claimed") };
     let letter = Letter {
-        kind: claimed[0].kind,
+        kind,
         to: "ada@mail.example".parse().unwrap(),
         message_id: format!("{}@localhost.localdomain", claimed[0].message_id),
         details: &details,

@@ -1,5 +1,7 @@
 //! The reminders' tables. Every SQL statement of `reminders` is here: the outbox ([`outbox`],
-//! `reminders`) and the patients' choices ([`preferences`], `reminder_preferences`).
+//! `reminders`), the staff notices it also carries ([`staff_notices`], `reminders` too) and the
+//! patients' choices ([`preferences`], `reminder_preferences`).
 
 pub mod outbox;
 pub mod preferences;
+pub mod staff_notices;

@@ -1,6 +1,10 @@
 //! `reminders`, the outbox: each reminder's ids, times, state, lease and attempts (never a message
 //! or an address). Every state change is a conditional update on the state (and claimant) it
-//! expects.
+//! expects. A row is an appointment reminder or a staff notice (kind `staff_notice`); claiming,
+//! hand-over, finishing and recovery are the same for both, and are here. Queuing and listing
+//! staff notices is in [`super::staff_notices`].
+
+use std::str::FromStr;
 
 use confidant_actors::ids::{PatientId, UserId};
 use sqlx::Row;
@@ -21,7 +25,8 @@ pub enum ReminderState {
     Sent,
     /// Given up, with a reason code.
     Failed,
-    /// No longer wanted: the appointment moved or was cancelled, or reminders were turned off.
+    /// No longer wanted: the appointment moved or was cancelled, reminders were turned off, or
+    /// (a staff notice) the recipient's account is no longer active.
     Withdrawn,
 }
 
@@ -37,14 +42,14 @@ impl ReminderState {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(super) fn parse(text: &str) -> Option<Self> {
         [Self::Queued, Self::Sending, Self::Sent, Self::Failed, Self::Withdrawn]
             .into_iter()
             .find(|s| s.as_str() == text)
     }
 }
 
-/// A reminder as staff see it: ids, times, states and reason codes, no content.
+/// An appointment reminder as staff see it: ids, times, states and reason codes, no content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReminderView {
     /// Its id.
@@ -73,17 +78,46 @@ pub struct ReminderView {
     pub finished_at_ms: Option<i64>,
 }
 
-/// A reminder this node claimed.
+/// What a row of the outbox asks to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// A reminder of an appointment, to its patient.
+    Reminder {
+        /// The appointment.
+        appointment_id: Uuid,
+        /// The patient.
+        patient_id: PatientId,
+        /// Upcoming appointment or cancellation.
+        kind: Kind,
+    },
+    /// A notice to one staff account that an urgent item is waiting (no PHI).
+    StaffNotice {
+        /// The alert it is about (never named in the message).
+        alert_id: Uuid,
+        /// The staff account it goes to.
+        recipient: UserId,
+        /// The escalation step that added the recipient (0: when the alert was raised).
+        step: u32,
+    },
+}
+
+impl Job {
+    /// The patient whose address the message goes to: a reminder's; a staff notice has none.
+    pub fn patient(&self) -> Option<PatientId> {
+        match self {
+            Job::Reminder { patient_id, .. } => Some(*patient_id),
+            Job::StaffNotice { .. } => None,
+        }
+    }
+}
+
+/// A row this node claimed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// Its id.
     pub id: Uuid,
-    /// The appointment.
-    pub appointment_id: Uuid,
-    /// The patient.
-    pub patient_id: PatientId,
-    /// Upcoming appointment or cancellation.
-    pub kind: Kind,
+    /// What to send.
+    pub job: Job,
     /// The stable local part of its Message-ID.
     pub message_id: String,
     /// Attempts including this one.
@@ -204,12 +238,14 @@ pub async fn appointment_state(
     Ok(Some((parse_id(&row.try_get::<String, _>(0)?, "patient_id")?, row.try_get(1)?, row.try_get(2)?)))
 }
 
-/// One reminder.
+/// One appointment reminder (`None` for a staff notice).
 pub async fn get(storage: &Storage, id: Uuid) -> Result<Option<ReminderView>, StorageError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1")))
-        .bind(id.to_string())
-        .fetch_optional(storage.pool())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1 AND kind <> 'staff_notice'"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(storage.pool())
+    .await?;
     row.as_ref().map(view).transpose()
 }
 
@@ -225,8 +261,8 @@ pub async fn of_appointment(storage: &Storage, appointment: Uuid) -> Result<Vec<
 }
 
 /// Requeues expired claims never handed over; fails those handed over (`outcome_unknown`) and
-/// returns them.
-pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, PatientId)>, StorageError> {
+/// returns them, each with its patient (none for a staff notice).
+pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, Option<PatientId>)>, StorageError> {
     sqlx::query(
         "UPDATE reminders SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL \
          WHERE state = 'sending' AND lease_until_ms < $1 AND handed_over_at_ms IS NULL",
@@ -244,7 +280,8 @@ pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, Patien
     let mut unknown = Vec::new();
     for row in rows {
         let id: Uuid = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
-        let patient: PatientId = parse_id(&row.try_get::<String, _>(1)?, "patient_id")?;
+        let patient: Option<PatientId> =
+            row.try_get::<Option<String>, _>(1)?.map(|p| parse_id(&p, "patient_id")).transpose()?;
         let done = sqlx::query(
             "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
              lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
@@ -283,7 +320,8 @@ pub async fn claim(
         let row = sqlx::query(
             "UPDATE reminders SET state = 'sending', lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, \
              handed_over_at_ms = NULL WHERE reminder_id = $1 AND state = 'queued' AND next_attempt_at_ms <= $4 \
-             RETURNING reminder_id, appointment_id, patient_id, kind, message_id, attempts",
+             RETURNING reminder_id, message_id, attempts, kind, appointment_id, patient_id, alert_id, \
+             recipient_user_id, escalation_step",
         )
         .bind(&id)
         .bind(owner)
@@ -355,16 +393,43 @@ pub async fn finish(
 }
 
 fn claimed_row(row: &AnyRow) -> Result<Claimed, StorageError> {
-    let kind: String = row.try_get(3)?;
-    let attempts: i64 = row.try_get(5)?;
+    let attempts: i64 = row.try_get(2)?;
     Ok(Claimed {
         id: parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?,
-        appointment_id: parse_id(&row.try_get::<String, _>(1)?, "appointment_id")?,
-        patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
-        kind: Kind::parse(&kind).ok_or(StorageError::Corrupt { column: "kind" })?,
-        message_id: row.try_get(4)?,
+        message_id: row.try_get(1)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        job: job(row, 3)?,
     })
+}
+
+/// The job of a row whose columns from `at` on are `kind, appointment_id, patient_id, alert_id,
+/// recipient_user_id, escalation_step`.
+fn job(row: &AnyRow, at: usize) -> Result<Job, StorageError> {
+    let kind: String = row.try_get(at)?;
+    if kind == "staff_notice" {
+        return Ok(Job::StaffNotice {
+            alert_id: required_id(row, at + 3, "alert_id")?,
+            recipient: required_id(row, at + 4, "recipient_user_id")?,
+            step: required_step(row, at + 5)?,
+        });
+    }
+    Ok(Job::Reminder {
+        appointment_id: required_id(row, at + 1, "appointment_id")?,
+        patient_id: required_id(row, at + 2, "patient_id")?,
+        kind: Kind::parse(&kind).ok_or(StorageError::Corrupt { column: "kind" })?,
+    })
+}
+
+/// The escalation step of a staff notice's row.
+pub(super) fn required_step(row: &AnyRow, at: usize) -> Result<u32, StorageError> {
+    let step: Option<i64> = row.try_get(at)?;
+    step.and_then(|s| u32::try_from(s).ok()).ok_or(StorageError::Corrupt { column: "escalation_step" })
+}
+
+/// The id in a nullable column that this kind of row must have set.
+pub(super) fn required_id<T: FromStr>(row: &AnyRow, at: usize, column: &'static str) -> Result<T, StorageError> {
+    let text: Option<String> = row.try_get(at)?;
+    parse_id(&text.ok_or(StorageError::Corrupt { column })?, column)
 }
 
 fn view(row: &AnyRow) -> Result<ReminderView, StorageError> {
@@ -373,8 +438,8 @@ fn view(row: &AnyRow) -> Result<ReminderView, StorageError> {
     let encrypted: i64 = row.try_get(9)?;
     Ok(ReminderView {
         id: parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?,
-        appointment_id: parse_id(&row.try_get::<String, _>(1)?, "appointment_id")?,
-        patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
+        appointment_id: required_id(row, 1, "appointment_id")?,
+        patient_id: required_id(row, 2, "patient_id")?,
         kind: Kind::parse(&kind).ok_or(StorageError::Corrupt { column: "kind" })?,
         origin: row.try_get(4)?,
         lead_minutes: row.try_get(5)?,
