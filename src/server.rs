@@ -251,6 +251,7 @@ pub fn start_reminders(
         templates,
         mailer,
         auditor: services.auditor.clone(),
+        alerts: services.alerts.clone(),
         clock: services.identity.clock.clone(),
         settings: settings.reminders.clone(),
     };

@@ -44,6 +44,9 @@ pub enum ReminderError {
     /// OpenPGP encryption failed.
     #[error("could not encrypt the reminder")]
     Encryption,
+    /// The audit trail could not record it: nothing was changed (the next pass retries).
+    #[error("the audit trail cannot record it")]
+    AuditUnavailable,
     /// A sealed value failed to open.
     #[error(transparent)]
     Crypto(#[from] CryptoError),

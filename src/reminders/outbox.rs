@@ -129,13 +129,31 @@ impl Outbox {
         Ok(notices::of_alert(&self.storage, alert_id).await?)
     }
 
-    /// Settles claims whose lease ran out (their node crashed or stalled). A reminder never
-    /// offered to the SMTP server goes back to the queue. One that was offered may have been
-    /// accepted: it is failed with `outcome_unknown` and never sent again (at most once; staff
-    /// see it and may send another on purpose). Returns the latter, for the audit trail, each with
-    /// its patient (a staff notice has none).
+    /// A transaction on the outbox's store, for settling a row together with what its ending
+    /// raises (the alert of a reminder failed for good).
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, ReminderError> {
+        Ok(self.storage.begin().await?)
+    }
+
+    /// Recovery, first half: claims whose lease ran out (their node crashed or stalled) and that
+    /// were never offered to the SMTP server go back to the queue. Returns those that were
+    /// offered and may have been accepted, each with its patient (a staff notice has none), for
+    /// [`Self::fail_unknown_in`]: they are never sent again (at most once; staff see them and may
+    /// send another on purpose).
     pub async fn recover(&self, now_ms: i64) -> Result<Vec<(Uuid, Option<PatientId>)>, ReminderError> {
-        Ok(rows::recover(&self.storage, now_ms).await?)
+        rows::requeue_expired(&self.storage, now_ms).await?;
+        Ok(rows::expired_handed_over(&self.storage, now_ms).await?)
+    }
+
+    /// Recovery, second half: fails one of those as `outcome_unknown` in `tx`; `false` when
+    /// another node settled it first.
+    pub async fn fail_unknown_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: Uuid,
+        now_ms: i64,
+    ) -> Result<bool, ReminderError> {
+        Ok(rows::fail_unknown(tx, id, now_ms).await?)
     }
 
     /// Claims up to `batch` due rows (reminders and staff notices) for `owner` until `now_ms + lease_ms`. Each claim is a
@@ -157,8 +175,15 @@ impl Outbox {
         Ok(rows::hand_over(&self.storage, id, owner, now_ms).await?)
     }
 
-    /// Ends `owner`'s claim; `false` when it was no longer theirs.
-    pub async fn finish(&self, id: Uuid, owner: &str, finish: Finish, now_ms: i64) -> Result<bool, ReminderError> {
-        Ok(rows::finish(&self.storage, id, owner, finish, now_ms).await?)
+    /// Ends `owner`'s claim in `tx`; `false` when it was no longer theirs.
+    pub async fn finish_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: Uuid,
+        owner: &str,
+        finish: Finish,
+        now_ms: i64,
+    ) -> Result<bool, ReminderError> {
+        Ok(rows::finish(tx, id, owner, finish, now_ms).await?)
     }
 }

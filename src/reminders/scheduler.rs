@@ -14,6 +14,7 @@ use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::lifecycle::Shutdown;
+use confidant_protocol::AlertKind;
 use lettre::Message;
 use lettre::message::Mailbox;
 use uuid::Uuid;
@@ -23,6 +24,7 @@ use super::content::{Details, Kind, Letter, Templates};
 use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
 use super::outbox::{Claimed, Finish, Job, Outbox};
 use super::preferences::PreferenceStore;
+use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
 use crate::auditor::{Auditor, reason};
 use crate::identity::AuthError;
 use crate::identity::accounts::{AccountStatus, Accounts};
@@ -49,6 +51,8 @@ pub struct SchedulerDeps {
     pub mailer: Addr<Mailer>,
     /// Records each send and its outcome (the node's audit chain).
     pub auditor: Auditor,
+    /// Raises `reminder_failed` when a reminder fails for good.
+    pub alerts: AlertService,
     /// Time, injectable for tests.
     pub clock: Arc<dyn Clock>,
     /// Polling, leases, retries.
@@ -135,6 +139,9 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
     let mut report = Report::default();
     let now = d.clock.now_ms();
     for (id, patient) in d.outbox.recover(now).await? {
+        if !settle(d, id, patient, Ending::OutcomeUnknown { at_ms: now }).await? {
+            continue;
+        }
         tracing::warn!(reminder_id = %id, "a reminder's claim expired after it was handed to SMTP: failed as outcome_unknown, not resent");
         audit_outcome(d, id, patient, Outcome::Error, "outcome_unknown").await;
         report.failed += 1;
@@ -150,7 +157,8 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
                 retry_or_fail(d, &reminder, "internal_error")
             }
         };
-        if !d.outbox.finish(reminder.id, &owner, finish, d.clock.now_ms()).await? {
+        let ending = Ending::Claim { owner: &owner, finish, at_ms: d.clock.now_ms() };
+        if !settle(d, reminder.id, reminder.job.patient(), ending).await? {
             tracing::warn!(reminder_id = %reminder.id, "the claim on a reminder was lost before its outcome was recorded");
             continue;
         }
@@ -177,6 +185,67 @@ async fn run_pass(d: &SchedulerDeps) -> Result<Report, ReminderError> {
         audit_outcome(d, reminder.id, reminder.job.patient(), outcome, code).await;
     }
     Ok(report)
+}
+
+/// How a claimed row ends.
+#[derive(Clone, Copy)]
+enum Ending<'a> {
+    /// The claimant records `finish`.
+    Claim { owner: &'a str, finish: Finish, at_ms: i64 },
+    /// Recovery fails an expired, handed-over claim as `outcome_unknown`.
+    OutcomeUnknown { at_ms: i64 },
+}
+
+impl Ending<'_> {
+    /// Whether the row fails for good.
+    fn fails(self) -> bool {
+        matches!(self, Ending::OutcomeUnknown { .. } | Ending::Claim { finish: Finish::Failed { .. }, .. })
+    }
+}
+
+/// Records how row `id` ended (conditional on the claim: `false` when it was lost). An
+/// appointment reminder that fails for good raises a `reminder_failed` alert to front desk and
+/// owners in the same transaction, so nobody assumes a patient was reminded when they were not.
+async fn settle(
+    d: &SchedulerDeps,
+    id: Uuid,
+    patient: Option<PatientId>,
+    ending: Ending<'_>,
+) -> Result<bool, ReminderError> {
+    let alert = match patient.filter(|_| ending.fails()) {
+        Some(patient) => {
+            let to = Recipients::Roles(&[Role::FrontDesk, Role::PracticeOwner]);
+            let new = NewAlert { reminder: Some(id), ..NewAlert::new(AlertKind::ReminderFailed, patient, to) };
+            Some(d.alerts.prepare(&[new]).await.map_err(alert_error)?)
+        }
+        None => None,
+    };
+    let mut tx = d.outbox.begin().await?;
+    let changed = match ending {
+        Ending::Claim { owner, finish, at_ms } => d.outbox.finish_in(&mut tx, id, owner, finish, at_ms).await?,
+        Ending::OutcomeUnknown { at_ms } => d.outbox.fail_unknown_in(&mut tx, id, at_ms).await?,
+    };
+    if !changed {
+        return Ok(false);
+    }
+    if let Some(alert) = &alert {
+        alert.store_in(&mut tx).await?;
+    }
+    tx.commit().await.map_err(crate::storage::StorageError::from)?;
+    if let Some(alert) = alert {
+        d.alerts.publish(alert).await;
+    }
+    Ok(true)
+}
+
+/// An alert failure as the scheduler reports it (a pass that fails is retried by the next).
+fn alert_error(error: AlertError) -> ReminderError {
+    match error {
+        AlertError::Storage(e) => ReminderError::Storage(e),
+        AlertError::Crypto(e) => ReminderError::Crypto(e),
+        AlertError::Outbox(e) => e,
+        _ => ReminderError::AuditUnavailable,
+    }
 }
 
 /// What writing a claimed row came to.

@@ -35,6 +35,7 @@ const HOUR: i64 = 3_600_000;
 const START: i64 = 1_800_000_000_000;
 const LOCATION: &str = "12 Harbour Street, Suite 4";
 const CLINICIAN_EMAIL: &str = "dr.wolfe@practice.example";
+const OWNER_EMAIL: &str = "owner@practice.example";
 
 struct Fixture {
     clock: Arc<ManualClock>,
@@ -44,6 +45,7 @@ struct Fixture {
     storage: Storage,
     audit_storage: Storage,
     clinician: UserId,
+    owner: UserId,
     patient: PatientId,
     _dir: tempfile::TempDir,
     _dbs: Option<(TestDatabase, TestDatabase)>,
@@ -70,6 +72,8 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     let services = Services::new(&settings, keyring, auditor, pusher, clock.clone());
     let new = NewAccount { role: Role::Clinician, email: Email::parse(CLINICIAN_EMAIL).unwrap(), patient_id: None };
     let clinician = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
+    let new = NewAccount { role: Role::PracticeOwner, email: Email::parse(OWNER_EMAIL).unwrap(), patient_id: None };
+    let owner = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
     let record = PatientRecord {
         legal_name: PhiText::new("Ada Lovelace"),
         preferred_name: None,
@@ -89,6 +93,7 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
         storage: keyring_storage,
         audit_storage,
         clinician,
+        owner,
         patient,
         _dir: dir,
         _dbs: dbs,
@@ -124,6 +129,24 @@ impl Fixture {
         .fetch_one(self.audit_storage.pool_for_tests())
         .await
         .unwrap()
+    }
+
+    /// The `reminder_failed` alerts raised about `reminder`, checking they went to the owner.
+    async fn failure_alerts(&self, reminder: Uuid) -> i64 {
+        let owner: String = sqlx::query_scalar(
+            "SELECT r.user_id FROM alert_recipients r JOIN alerts a ON a.alert_id = r.alert_id \
+             WHERE a.subject_id = $1 AND a.urgent = 0",
+        )
+        .bind(reminder.to_string())
+        .fetch_one(self.storage.pool_for_tests())
+        .await
+        .unwrap();
+        assert_eq!(owner, self.owner.to_string());
+        sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE subject_id = $1")
+            .bind(reminder.to_string())
+            .fetch_one(self.storage.pool_for_tests())
+            .await
+            .unwrap()
     }
 
     async fn set_key(&self, armored: Option<String>) {
@@ -270,8 +293,10 @@ async fn a_crash_between_sending_and_recording_never_sends_twice(backend: Backen
     assert_eq!(smtp.wait_for(2).await.len(), 2);
     assert_eq!(f.services.outbox.get(second.id).await.unwrap().unwrap().state, ReminderState::Sent);
     // The dead node's late write cannot overwrite what happened.
-    let late = f.services.outbox.finish(second.id, "crashed-node", Finish::Sent { encrypted: false }, 0).await;
-    assert!(!late.unwrap());
+    let mut tx = f.services.outbox.begin().await.unwrap();
+    let late = f.services.outbox.finish_in(&mut tx, second.id, "crashed-node", Finish::Sent { encrypted: false }, 0);
+    assert!(!late.await.unwrap());
+    assert_eq!(f.failure_alerts(reminder.id).await, 1, "the unknown outcome was raised to staff");
 }
 
 async fn an_unreachable_smtp_server_is_retried_with_backoff_then_reported(backend: Backend) {
@@ -306,6 +331,7 @@ async fn an_unreachable_smtp_server_is_retried_with_backoff_then_reported(backen
         (ReminderState::Failed, 3, Some("smtp_unreachable"))
     );
     assert_eq!(f.audited("smtp_unreachable").await, 3, "each attempt is on the audit trail");
+    assert_eq!(f.failure_alerts(reminder.id).await, 1, "front desk and owners are told");
 }
 
 async fn a_server_that_cannot_do_tls_gets_nothing(backend: Backend) {

@@ -260,9 +260,8 @@ pub async fn of_appointment(storage: &Storage, appointment: Uuid) -> Result<Vec<
     rows.iter().map(view).collect()
 }
 
-/// Requeues expired claims never handed over; fails those handed over (`outcome_unknown`) and
-/// returns them, each with its patient (none for a staff notice).
-pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, Option<PatientId>)>, StorageError> {
+/// Requeues expired claims never handed over (certainly never offered to the SMTP server).
+pub async fn requeue_expired(storage: &Storage, now_ms: i64) -> Result<(), StorageError> {
     sqlx::query(
         "UPDATE reminders SET state = 'queued', lease_owner = NULL, lease_until_ms = NULL \
          WHERE state = 'sending' AND lease_until_ms < $1 AND handed_over_at_ms IS NULL",
@@ -270,6 +269,15 @@ pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, Option
     .bind(now_ms)
     .execute(storage.pool())
     .await?;
+    Ok(())
+}
+
+/// Expired claims that were handed over (perhaps accepted): id and patient (none for a staff
+/// notice).
+pub async fn expired_handed_over(
+    storage: &Storage,
+    now_ms: i64,
+) -> Result<Vec<(Uuid, Option<PatientId>)>, StorageError> {
     let rows = sqlx::query(
         "SELECT reminder_id, patient_id FROM reminders WHERE state = 'sending' AND lease_until_ms < $1 \
          AND handed_over_at_ms IS NOT NULL",
@@ -277,25 +285,32 @@ pub async fn recover(storage: &Storage, now_ms: i64) -> Result<Vec<(Uuid, Option
     .bind(now_ms)
     .fetch_all(storage.pool())
     .await?;
-    let mut unknown = Vec::new();
-    for row in rows {
-        let id: Uuid = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
-        let patient: Option<PatientId> =
-            row.try_get::<Option<String>, _>(1)?.map(|p| parse_id(&p, "patient_id")).transpose()?;
-        let done = sqlx::query(
-            "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
-             lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
-             AND lease_until_ms < $2 AND handed_over_at_ms IS NOT NULL",
-        )
-        .bind(id.to_string())
-        .bind(now_ms)
-        .execute(storage.pool())
-        .await?;
-        if done.rows_affected() == 1 {
-            unknown.push((id, patient));
-        }
-    }
-    Ok(unknown)
+    rows.iter()
+        .map(|row| {
+            let id = parse_id(&row.try_get::<String, _>(0)?, "reminder_id")?;
+            let patient = row.try_get::<Option<String>, _>(1)?.map(|p| parse_id(&p, "patient_id")).transpose()?;
+            Ok((id, patient))
+        })
+        .collect()
+}
+
+/// Fails an expired, handed-over claim as `outcome_unknown` in `tx`; `false` when another node
+/// settled it first.
+pub async fn fail_unknown(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: Uuid,
+    now_ms: i64,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE reminders SET state = 'failed', failure_reason = 'outcome_unknown', finished_at_ms = $2, \
+         lease_owner = NULL, lease_until_ms = NULL WHERE reminder_id = $1 AND state = 'sending' \
+         AND lease_until_ms < $2 AND handed_over_at_ms IS NOT NULL",
+    )
+    .bind(id.to_string())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Claims up to `batch` due reminders for `owner` until `now_ms + lease_ms`, each by a
@@ -352,7 +367,7 @@ pub async fn hand_over(storage: &Storage, id: Uuid, owner: &str, now_ms: i64) ->
 
 /// Ends `owner`'s claim as `finish` says; `false` when it was no longer theirs.
 pub async fn finish(
-    storage: &Storage,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: Uuid,
     owner: &str,
     finish: Finish,
@@ -389,7 +404,7 @@ pub async fn finish(
             .bind(now_ms)
         }
     };
-    Ok(query.execute(storage.pool()).await?.rows_affected() == 1)
+    Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
 fn claimed_row(row: &AnyRow) -> Result<Claimed, StorageError> {
