@@ -19,7 +19,7 @@ use confidant::services::Services;
 use confidant::settings::{self, Settings};
 use confidant::storage::Storage;
 use confidant_actors::audit::Role;
-use confidant_actors::clock::{Clock, ManualClock};
+use confidant_actors::clock::ManualClock;
 use confidant_actors::ids::{PatientId, SessionId, UserId};
 use confidant_protocol::AlertKind;
 use uuid::Uuid;
