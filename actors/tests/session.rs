@@ -70,13 +70,19 @@ impl Wire {
 
 struct Ports {
     ended: Mutex<Vec<Ended>>,
+    /// What the standing alert topic's replay answers (nothing stored, by default).
+    stored_alerts: Mutex<Result<Vec<ServerFrame>, ErrorCode>>,
     /// Requests whose id starts with "held" wait here for a permit, first come first served.
     held: Arc<tokio::sync::Semaphore>,
 }
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { ended: Mutex::default(), held: Arc::new(tokio::sync::Semaphore::new(0)) }
+        Self {
+            ended: Mutex::default(),
+            stored_alerts: Mutex::new(Ok(Vec::new())),
+            held: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
     }
 }
 
@@ -94,10 +100,14 @@ impl SessionPorts for Ports {
     fn catch_up(
         &self,
         _: SessionIdentity,
-        _: Topic,
+        topic: Topic,
         id: String,
         _: Option<u64>,
     ) -> PortFuture<Result<CatchUp, ErrorCode>> {
+        if let Topic::Alerts(_) = topic {
+            let stored = self.stored_alerts.lock().unwrap().clone();
+            return Box::pin(async move { stored.map(|frames| CatchUp { frames, last_event_id: 0 }) });
+        }
         let snapshot = ServerFrame::ScheduleSnapshot {
             v: 1,
             id,
@@ -144,13 +154,18 @@ async fn start() -> Harness {
 
 /// A session whose client reads until its first frame, then only once `gate` opens.
 async fn start_with(gate: Option<Arc<Notify>>) -> Harness {
+    start_over(gate, Ports::default()).await
+}
+
+/// A session over `ports`.
+async fn start_over(gate: Option<Arc<Notify>>, ports: Ports) -> Harness {
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
     let wire = Wire::default();
     let transport = Transport { wire: wire.clone(), gate }.start();
     let broker = Arc::new(LocalBroker::default());
     let hub = Hub::new(broker.clone()).start();
     broker.attach(hub.clone().recipient::<FromBroker>());
-    let ports = Arc::new(Ports::default());
+    let ports = Arc::new(ports);
     let who = SessionIdentity {
         session_id: SessionId::generate(),
         user_id: UserId::generate(),
@@ -277,6 +292,46 @@ async fn standing_topics_are_received_without_subscribing_and_requests_are_answe
     h.say(&format!(r#"{{"v":1,"type":"intake.open","id":"o1","assignment_id":"{}"}}"#, uuid::Uuid::nil())).await;
     let types: Vec<String> = h.wire.texts().iter().map(|f| f["type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(types, ["welcome", "alert", "ack"]);
+}
+
+fn stored_alert(n: u128) -> ServerFrame {
+    ServerFrame::Alert {
+        v: 1,
+        alert_id: uuid::Uuid::from_u128(n),
+        kind: confidant_protocol::AlertKind::Phq9Item9,
+        urgent: true,
+        patient_id: uuid::Uuid::from_u128(99),
+        assignment_id: None,
+        clinician_id: None,
+        reminder_id: None,
+        escalation_step: 0,
+        at_ms: 0,
+    }
+}
+
+#[actix::test]
+async fn stored_alerts_come_right_after_the_welcome_and_before_live_ones() {
+    let ports = Ports::default();
+    *ports.stored_alerts.lock().unwrap() = Ok(vec![stored_alert(1), stored_alert(2)]);
+    let h = start_over(None, ports).await;
+    let live = stored_alert(3);
+    let live =
+        BrokerMessage::Publish { topic: Topic::Alerts(h.who.user_id), event_id: None, text: live.to_text().into() };
+    h.hub.send(Publish(live)).await.unwrap().unwrap();
+    settle().await;
+    let ids: Vec<String> = h.wire.texts().iter().skip(1).map(|f| f["alert_id"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (1..=3).map(|n| uuid::Uuid::from_u128(n).to_string()).collect();
+    assert_eq!(ids, expected);
+}
+
+#[actix::test]
+async fn a_replay_that_fails_closes_with_1013_so_the_client_comes_back_for_it() {
+    let ports = Ports::default();
+    *ports.stored_alerts.lock().unwrap() = Err(ErrorCode::Unavailable);
+    let h = start_over(None, ports).await;
+    let frames = h.wire.texts();
+    assert_eq!((frames[1]["type"].as_str(), frames[1]["id"].as_str()), (Some("error"), Some("alerts.replay")));
+    assert_eq!(h.wire.closed_with(), Some(close::TRY_AGAIN_LATER));
 }
 
 #[actix::test]
