@@ -1,7 +1,7 @@
-//! Appointment reminders through a real SMTP server (aiosmtpd on loopback, STARTTLS required):
-//! the scheduler, mailer and stores run in-process on a real store (both backends) with a
-//! manual clock, so lead times and backoff need no sleeping; the staff API is exercised
-//! against the real server process, sending for real.
+//! Appointment reminders and staff notices through a real SMTP server (aiosmtpd on loopback,
+//! STARTTLS required): the scheduler, mailer and stores run in-process on a real store (both
+//! backends) with a manual clock, so lead times and backoff need no sleeping; the staff API is
+//! exercised against the real server process, sending for real.
 
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use confidant::patients::PatientRecord;
 use confidant::phi::PhiText;
 use confidant::reminders::content::{Details, Letter, Templates};
 use confidant::reminders::mailer::{Deliver, Mailer};
-use confidant::reminders::outbox::{Finish, Job};
+use confidant::reminders::outbox::{Finish, Job, queue_staff_notice, withdraw_staff_notices};
 use confidant::reminders::scheduler::{ReminderScheduler, Report, RunDue};
-use confidant::reminders::{Preferences, ReminderState, ReminderView};
+use confidant::reminders::{Preferences, ReminderState, ReminderView, StaffNotice, StaffNoticeView};
 use confidant::server::start_reminders;
 use confidant::services::Services;
 use confidant::settings::{self, Settings};
@@ -147,6 +147,47 @@ impl Fixture {
             .fetch_one(self.storage.pool_for_tests())
             .await
             .unwrap()
+    }
+
+    /// A staff account with `email`, active.
+    async fn staff_account(&self, email: &str) -> UserId {
+        let new = NewAccount { role: Role::Clinician, email: Email::parse(email).unwrap(), patient_id: None };
+        self.services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap()
+    }
+
+    /// An urgent alert about the patient, written as the alerts code would (its body, sealed
+    /// there, is plain words here that no notice may repeat); returns its id.
+    async fn raise_alert(&self) -> Uuid {
+        let pool = self.storage.pool_for_tests();
+        let key_id: i64 = sqlx::query_scalar("SELECT MIN(key_id) FROM data_keys").fetch_one(pool).await.unwrap();
+        let alert = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO alerts (alert_id, key_id, patient_id, body, urgent, raised_at_ms, escalation_step) \
+             VALUES ($1, $2, $3, $4, 1, $5, 0)",
+        )
+        .bind(alert.to_string())
+        .bind(key_id)
+        .bind(self.patient.to_string())
+        .bind(b"PHQ-9 item 9: thoughts of self-harm (suicide risk)".to_vec())
+        .bind(self.clock.now_ms())
+        .execute(pool)
+        .await
+        .unwrap();
+        alert
+    }
+
+    /// Queues the notice of `alert`'s escalation `step` to `recipient` in a transaction of its
+    /// own, as escalation would in its; whether it was new.
+    async fn notify(&self, alert: Uuid, step: u32, recipient: UserId) -> bool {
+        let mut tx = self.storage.pool_for_tests().begin().await.unwrap();
+        let notice = StaffNotice { alert_id: alert, step, recipient, now_ms: self.clock.now_ms() };
+        let queued = queue_staff_notice(&mut tx, &notice).await.unwrap();
+        tx.commit().await.unwrap();
+        queued
+    }
+
+    async fn notices(&self, alert: Uuid) -> Vec<StaffNoticeView> {
+        self.services.outbox.staff_notices_of(alert).await.unwrap()
     }
 
     async fn set_key(&self, armored: Option<String>) {
@@ -383,7 +424,90 @@ async fn two_nodes_never_claim_the_same_reminder(backend: Backend) {
     assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)), "no reminder claimed by both");
 }
 
+async fn a_staff_notice_goes_once_per_escalation_step_and_says_only_that_something_urgent_waits(backend: Backend) {
+    let smtp = SmtpServer::start("starttls");
+    let f = fixture(backend, &smtp.url(false), &smtp.cert, &[]).await;
+    let lead = f.staff_account("lead@practice.example").await;
+    let alert = f.raise_alert().await;
+
+    assert!(f.notify(alert, 0, lead).await, "queued");
+    assert!(!f.notify(alert, 0, lead).await, "the same step to the same person again does nothing");
+    let queued = f.notices(alert).await;
+    assert_eq!(queued.iter().map(|n| (n.step, n.state)).collect::<Vec<_>>(), [(0, ReminderState::Queued)]);
+    assert_eq!(f.services.outbox.get(queued[0].id).await.unwrap(), None, "not an appointment reminder");
+    assert_eq!(f.run().await.sent, 1, "due at once");
+
+    let received = smtp.wait_for(1).await;
+    assert_eq!(received[0].meta["tls"], true);
+    assert_eq!(received[0].meta["rcpt_tos"][0], "lead@practice.example");
+    let raw = &received[0].raw;
+    assert!(raw.contains("Subject: An urgent item is waiting in Confidant"), "{raw}");
+    assert!(raw.contains("https://127.0.0.1:8443/portal/"), "{raw}");
+    assert!(raw.contains(&format!("Message-ID: <staff-notice-{}@localhost.localdomain>", queued[0].id)), "{raw}");
+    assert!(!raw.contains("multipart/encrypted"), "{raw}");
+    let (patient, alert_id) = (f.patient.to_string(), alert.to_string());
+    for leak in ["Ada", "Lovelace", patient.as_str(), alert_id.as_str()] {
+        assert!(!raw.contains(leak), "a staff notice contains {leak:?}:\n{raw}");
+    }
+    for word in ["phq", "self-harm", "suicide"] {
+        assert!(!raw.to_lowercase().contains(word), "a staff notice says {word:?}:\n{raw}");
+    }
+    assert_eq!(f.audited("staff_notice_send").await, 1, "audited before it left");
+    assert_eq!(f.audited("staff_notice_sent").await, 1);
+    let naming_a_patient: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_entries WHERE reason LIKE 'staff_notice_%' AND patient_id IS NOT NULL",
+    )
+    .fetch_one(f.audit_storage.pool_for_tests())
+    .await
+    .unwrap();
+    assert_eq!(naming_a_patient, 0, "a staff notice sends no patient's data");
+
+    assert_eq!(f.run().await, Report::default(), "a sent notice is never sent again");
+    assert!(!f.notify(alert, 0, lead).await, "nor queued again once sent");
+    assert!(f.notify(alert, 1, lead).await, "the next step is a new notice");
+    assert_eq!(f.run().await.sent, 1);
+    let received = smtp.wait_for(2).await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].meta["rcpt_tos"][0], "lead@practice.example");
+    let states: Vec<_> = f.notices(alert).await.iter().map(|n| (n.step, n.recipient, n.state)).collect();
+    assert_eq!(states, [(0, lead, ReminderState::Sent), (1, lead, ReminderState::Sent)]);
+}
+
+async fn a_disabled_recipient_or_an_acknowledged_alert_gets_no_staff_notice(backend: Backend) {
+    let smtp = SmtpServer::start("starttls");
+    let f = fixture(backend, &smtp.url(false), &smtp.cert, &[]).await;
+    let gone = f.staff_account("gone@practice.example").await;
+    assert!(f.services.identity.accounts.disable(gone, START).await.unwrap());
+    let lead = f.staff_account("lead@practice.example").await;
+    let alert = f.raise_alert().await;
+
+    assert!(f.notify(alert, 0, gone).await);
+    assert_eq!(f.run().await, Report { withdrawn: 1, ..Report::default() });
+    let notice = f.notices(alert).await.remove(0);
+    assert_eq!((notice.state, notice.reason.as_deref()), (ReminderState::Withdrawn, Some("recipient_inactive")));
+    assert_eq!(f.audited("recipient_inactive").await, 1);
+    assert_eq!(f.audited("staff_notice_send").await, 0, "nothing was about to leave");
+
+    // Acknowledged before the next pass: the notice still queued is withdrawn with it.
+    assert!(f.notify(alert, 1, lead).await);
+    let mut tx = f.storage.pool_for_tests().begin().await.unwrap();
+    assert_eq!(withdraw_staff_notices(&mut tx, alert, f.clock.now_ms()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(f.run().await, Report::default());
+    let reasons: Vec<_> = f.notices(alert).await.into_iter().map(|n| (n.state, n.reason)).collect();
+    assert_eq!(
+        reasons,
+        [
+            (ReminderState::Withdrawn, Some("recipient_inactive".to_owned())),
+            (ReminderState::Withdrawn, Some("alert_acknowledged".to_owned()))
+        ]
+    );
+    assert!(smtp.received().is_empty(), "no mail at all");
+}
+
 crate::on_both_backends_actix!(
+    a_staff_notice_goes_once_per_escalation_step_and_says_only_that_something_urgent_waits,
+    a_disabled_recipient_or_an_acknowledged_alert_gets_no_staff_notice,
     a_default_reminder_goes_over_tls_at_its_lead_time_and_carries_no_phi,
     a_reminder_to_a_patient_with_a_key_is_pgp_mime_that_gnupg_decrypts,
     rescheduling_requeues_and_cancelling_withdraws_then_sends_a_notice,

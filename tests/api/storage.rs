@@ -13,6 +13,7 @@ on_both_backends!(
     migrations_apply_once_and_are_idempotent,
     a_start_without_a_stop_is_reported_as_interrupted,
     staff_conversations_keep_existing_conversations_and_their_references,
+    reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_the_other,
 );
 
 /// A store on `backend`, with the temp dir or database that holds it.
@@ -179,6 +180,125 @@ async fn staff_conversations_keep_existing_conversations_and_their_references(ba
     .execute(pool)
     .await;
     assert!(orphan.is_err(), "a member of no conversation");
+    storage.close().await;
+}
+
+/// The last version before staff notices (`20261206000002_staff_notices.sql`, which rebuilds
+/// `reminders` on SQLite).
+const BEFORE_STAFF_NOTICES: i64 = 20261206000001;
+
+async fn reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_the_other(backend: Backend) {
+    let (storage, _dir, _db) = open(backend).await;
+    let tree = match backend {
+        Backend::Sqlite => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"),
+        Backend::Postgres => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"),
+    };
+    let earlier = sqlx::migrate::Migrator::new(std::path::Path::new(tree)).await.unwrap();
+    earlier.run_to(BEFORE_STAFF_NOTICES, storage.pool_for_tests()).await.unwrap();
+    let pool = storage.pool_for_tests();
+    let id = || uuid::Uuid::new_v4().to_string();
+    let (patient, user, appointment, reminder, alert) = (id(), id(), id(), id(), id());
+    // Each statement's text values in order, then (where it has a `BLOB`/`BYTEA` slot) the bytes.
+    let run = |sql: &'static str, values: Vec<String>, blob: bool| {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = query.bind(value);
+        }
+        if blob {
+            query = query.bind(vec![1u8; 16]);
+        }
+        async move { query.execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}")) }
+    };
+    let setup = [
+        (
+            "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
+             VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
+            vec![id()],
+            true,
+        ),
+        (
+            "INSERT INTO patients (patient_id, key_id, created_at_ms, updated_at_ms, legal_name, date_of_birth) \
+             VALUES ($1, 1, 0, 0, $2, $2)",
+            vec![patient.clone()],
+            true,
+        ),
+        (
+            "INSERT INTO users (user_id, role, status, key_id, created_at_ms, updated_at_ms, email, email_index) \
+             VALUES ($1, 'clinician', 'invited', 1, 0, 0, $2, $2)",
+            vec![user.clone()],
+            true,
+        ),
+        (
+            "INSERT INTO appointments (appointment_id, clinician_id, patient_id, starts_at_ms, ends_at_ms, status, \
+             created_by, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, 10, 20, 'booked', $2, 0, 0)",
+            vec![appointment.clone(), user.clone(), patient.clone()],
+            false,
+        ),
+        (
+            "INSERT INTO reminders (reminder_id, appointment_id, patient_id, kind, origin, lead_minutes, state, \
+             due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, failure_reason, created_at_ms, \
+             finished_at_ms) VALUES ($1, $2, $3, 'upcoming', 'schedule', 60, 'failed', 5, 5, 2, $4, 0, \
+             'outcome_unknown', 4, 6)",
+            vec![reminder.clone(), appointment.clone(), patient.clone(), format!("reminder-{reminder}")],
+            false,
+        ),
+        (
+            "INSERT INTO alerts (alert_id, key_id, patient_id, body, urgent, raised_at_ms, escalation_step) \
+             VALUES ($1, 1, $2, $3, 1, 0, 0)",
+            vec![alert.clone(), patient.clone()],
+            true,
+        ),
+    ];
+    for (sql, values, blob) in setup {
+        run(sql, values, blob).await;
+    }
+
+    let later = earlier.iter().filter(|m| m.version > BEFORE_STAFF_NOTICES).count();
+    assert_eq!(storage.migrate().await.unwrap(), later, "the staff notices migration and those after it");
+
+    type Kept = (String, String, String, String, i64, String, Option<String>, i64, Option<i64>);
+    let kept: Kept = sqlx::query_as(
+        "SELECT appointment_id, patient_id, kind, state, attempts, message_id, failure_reason, created_at_ms, \
+         finished_at_ms FROM reminders WHERE reminder_id = $1",
+    )
+    .bind(&reminder)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let expected = (appointment.clone(), patient.clone(), "upcoming".to_owned(), "failed".to_owned(), 2);
+    assert_eq!((kept.0, kept.1, kept.2, kept.3, kept.4), expected);
+    assert_eq!(
+        (kept.5, kept.6, kept.7, kept.8),
+        (format!("reminder-{reminder}"), Some("outcome_unknown".into()), 4, Some(6))
+    );
+    if backend == Backend::Sqlite {
+        let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(pool).await.unwrap();
+        assert!(dangling.is_empty(), "{} rows refer to nothing", dangling.len());
+    }
+
+    // A staff notice names an alert, a recipient and a step, and no appointment or patient.
+    let notice = |kind: &'static str, step: Option<i64>, about: Option<String>| {
+        let new = id();
+        sqlx::query(
+            "INSERT INTO reminders (reminder_id, alert_id, recipient_user_id, escalation_step, patient_id, kind, \
+             origin, state, due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'alert', 'queued', 0, 0, 0, $7, 0, 0)",
+        )
+        .bind(new.clone())
+        .bind(alert.clone())
+        .bind(user.clone())
+        .bind(step)
+        .bind(about)
+        .bind(kind)
+        .bind(format!("staff-notice-{new}"))
+        .execute(pool)
+    };
+    assert!(notice("staff_notice", Some(0), None).await.is_ok());
+    assert!(notice("staff_notice", Some(0), None).await.is_err(), "one notice per step and person");
+    assert!(notice("staff_notice", Some(1), None).await.is_ok());
+    assert!(notice("staff_notice", None, None).await.is_err(), "a notice has its step");
+    assert!(notice("staff_notice", Some(2), Some(patient.clone())).await.is_err(), "a notice names no patient");
+    assert!(notice("upcoming", Some(3), None).await.is_err(), "a reminder is about an appointment");
     storage.close().await;
 }
 
