@@ -206,6 +206,28 @@ impl Users {
         Ok(listed)
     }
 
+    /// How `account` appears on screen: its email until accounts carry display names.
+    pub async fn display_name(&self, account: &Account) -> Result<String, UserError> {
+        Ok(self.identity.accounts.email(account.user_id).await?.expose().to_owned())
+    }
+
+    /// The practice's active staff, by name and role (no contact details), for every signed-in
+    /// account the matrix lets read the directory. Audited like any account listing.
+    pub async fn directory(&self, who: &Requester) -> Result<Vec<(Account, Email)>, UserError> {
+        let about = About::new(Action::Read, ResourceType::User, None);
+        self.gate.authorize(who, Resource::StaffDirectory, Operation::Read, Target::Any, about).await?;
+        let staff = self
+            .identity
+            .accounts
+            .list()
+            .await?
+            .into_iter()
+            .filter(|(a, _)| a.role != Role::Patient && a.status == AccountStatus::Active)
+            .collect();
+        self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "staff_directory")]).await?;
+        Ok(staff)
+    }
+
     /// Disables an account: its sessions end at once, its sockets close on every node, its
     /// devices leave every conversation's delivery. Disabling a disabled account changes nothing.
     pub async fn disable(&self, who: &Requester, user: UserId) -> Result<(), UserError> {

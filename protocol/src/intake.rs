@@ -229,6 +229,16 @@ impl Serialize for AnswerKind {
     }
 }
 
+/// The PHQ-9 item that asks about thoughts of self-harm ("item 9"). Any answer above zero is
+/// urgent: the server raises the `phq9_item9` alert on submit, and the portal shows crisis
+/// resources the moment it is chosen. One definition for both.
+pub const PHQ9_SELF_HARM_ITEM: &str = "item9";
+
+/// Whether `answers` to a form of `kind` (`FormDefinition::kind`) report thoughts of self-harm.
+pub fn reports_self_harm(kind: &str, answers: &IntakeAnswers) -> bool {
+    kind == "phq9" && matches!(answers.get(PHQ9_SELF_HARM_ITEM), Some(Answer::Choice(n)) if *n > 0)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

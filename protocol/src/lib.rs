@@ -12,7 +12,10 @@ pub use alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
 pub use frames::{
     Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
 };
-pub use intake::{Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, ScreeningScore, Severity};
+pub use intake::{
+    Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, PHQ9_SELF_HARM_ITEM, ScreeningScore, Severity,
+    reports_self_harm,
+};
 
 /// The protocol version every frame carries as `"v"`.
 pub const VERSION: u32 = 1;

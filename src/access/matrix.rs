@@ -41,6 +41,9 @@ pub enum Resource {
     AuditLog,
     /// An alert sent to the caller (`own`: they are among its recipients).
     Alert,
+    /// The names and roles of the practice's active staff, without contact details: who a
+    /// clinician on a schedule is, whom front desk books with.
+    StaffDirectory,
 }
 
 /// What is done to a resource. Listing is reading: the scope decides which rows a list holds.
@@ -71,7 +74,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 15] = [
+    pub const ALL: [Resource; 16] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -87,6 +90,7 @@ impl Resource {
         Resource::Claim,
         Resource::AuditLog,
         Resource::Alert,
+        Resource::StaffDirectory,
     ];
 
     /// Stable snake_case name (documentation, audit reason codes, tests).
@@ -107,6 +111,7 @@ impl Resource {
             Resource::Claim => "claim",
             Resource::AuditLog => "audit_log",
             Resource::Alert => "alert",
+            Resource::StaffDirectory => "staff_directory",
         }
     }
 
@@ -147,7 +152,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 15] = {
+const MATRIX: [Row; 16] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -269,6 +274,14 @@ const MATRIX: [Row; 15] = {
             front_desk: ("RU", Own),
             billing: NONE,
             patient: NONE,
+        },
+        Row {
+            resource: Resource::StaffDirectory,
+            owner: ("R", Practice),
+            clinician: ("R", Practice),
+            front_desk: ("R", Practice),
+            billing: ("R", Practice),
+            patient: ("R", Practice),
         },
     ]
 };

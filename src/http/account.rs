@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::auth::{Caller, RequestOrigin};
 use crate::state::AppState;
-use crate::web::ApiError;
+use crate::web::{ApiError, browser};
 
 /// The signed-in account.
 #[derive(Serialize, ToSchema)]
@@ -120,6 +120,15 @@ pub struct SignedOut {
     sessions_ended: u64,
 }
 
+/// The answer to a sign-out: the portal's cookie is deleted, and a browser drops whatever it
+/// cached or stored for this origin (`Clear-Site-Data`), so nothing of the session outlives it.
+fn signed_out(sessions_ended: u64) -> HttpResponse {
+    HttpResponse::Ok()
+        .cookie(browser::cookie(browser::SESSION_COOKIE, "", 0))
+        .insert_header(("Clear-Site-Data", "\"cache\", \"storage\""))
+        .json(SignedOut { sessions_ended })
+}
+
 /// Ends this session.
 #[utoipa::path(post, path = "/api/v1/sign-out", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = SignedOut), (status = 401)))]
@@ -127,7 +136,7 @@ pub struct SignedOut {
 pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.services.identity.sign_out(&caller.session, false, caller.origin).await?;
     state.services.pusher.revoke(caller.principal.user_id, Some(caller.principal.session_id)).await;
-    Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
+    Ok(signed_out(sessions_ended))
 }
 
 /// Ends every session of the account, on every device.
@@ -137,7 +146,7 @@ pub async fn sign_out(state: web::Data<AppState>, caller: Caller) -> Result<Http
 pub async fn sign_out_everywhere(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let sessions_ended = state.services.identity.sign_out(&caller.session, true, caller.origin).await?;
     state.services.pusher.revoke(caller.principal.user_id, None).await;
-    Ok(HttpResponse::Ok().json(SignedOut { sessions_ended }))
+    Ok(signed_out(sessions_ended))
 }
 
 /// Accepting an invitation.

@@ -1,7 +1,7 @@
-//! Who is calling: [`Caller`] turns `Authorization: Bearer <access token>` into a
-//! [`Principal`] through the session table (so a revoked or timed-out session is refused at
-//! once), and [`RequestOrigin`] records where any request came from. Tokens are read from the
-//! header only, never from the URL.
+//! Who is calling: [`Caller`] turns `Authorization: Bearer <access token>`, or the portal's
+//! session cookie (with its anti-CSRF rule, `crate::web::browser`), into a [`Principal`] through
+//! the session table (so a revoked or timed-out session is refused at once), and
+//! [`RequestOrigin`] records where any request came from. Tokens are never read from the URL.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,8 +14,7 @@ use crate::access::{Principal, Requester};
 use crate::identity::Origin;
 use crate::identity::sessions::SessionOwner;
 use crate::state::AppState;
-use crate::web::ApiError;
-use crate::web::RequestId;
+use crate::web::{ApiError, RequestId, browser};
 
 /// Where a request came from (request id and peer address), for the audit trail. The peer is
 /// the TCP peer: `X-Forwarded-For` is not trusted, since any client can write it.
@@ -59,10 +58,14 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let origin = RequestOrigin::of(req).0;
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer(req);
+        let token = bearer(req).map(Ok).or_else(|| {
+            let token = browser::session_token(req)?;
+            let allowed = state.as_ref().map(|s| s.settings.ws.allowed_origins.as_slice()).unwrap_or_default();
+            Some(if browser::csrf_ok(req, allowed) { Ok(token) } else { Err(ApiError::CrossSite) })
+        });
         Box::pin(async move {
             let state = state.ok_or(ApiError::Internal)?;
-            let token = token.ok_or(ApiError::Unauthenticated)?;
+            let token = token.ok_or(ApiError::Unauthenticated)??;
             let owner = state.services.identity.authenticate(&token, origin).await?;
             let principal = Principal {
                 user_id: owner.user_id,

@@ -6,6 +6,7 @@ mod account;
 mod alerts;
 mod appointments;
 mod auth;
+mod browser;
 mod health;
 mod intake;
 pub mod messaging;
@@ -26,6 +27,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(oauth::authorize_mfa)
         .service(oauth::token)
         .service(oauth::revoke)
+        .service(browser::sign_in)
+        .service(browser::sign_in_mfa)
+        .service(browser::current)
         .service(account::me)
         .service(account::begin_totp)
         .service(account::confirm_totp)
@@ -36,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(users::invite)
         .service(users::list)
         .service(users::disable)
+        .service(users::staff)
         .service(patients::create)
         .service(patients::list)
         .service(patients::read)
@@ -67,6 +72,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(messaging::create)
         .service(messaging::conversations)
         .service(openapi::openapi_json)
-        .service(portal::index)
-        .service(portal::style);
+        .service(portal::asset)
+        .service(web::resource(["/", "/portal", "/portal/"]).route(web::get().to(portal::index)));
 }

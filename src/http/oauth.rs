@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::auth::RequestOrigin;
 use crate::identity::oauth::AuthorizationRequest;
+use crate::identity::sessions::AccessLifetime;
 use crate::identity::sign_in::{Authorized, SecondFactor};
 use crate::state::AppState;
 use crate::web::ApiError;
@@ -200,7 +201,7 @@ pub async fn token(
             let (_, issued) = state
                 .services
                 .identity
-                .exchange_code(&code, &form.client_id, &redirect_uri, &verifier, origin.0)
+                .exchange_code(&code, &form.client_id, &redirect_uri, &verifier, AccessLifetime::Short, origin.0)
                 .await?;
             issued
         }

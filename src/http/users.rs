@@ -119,6 +119,35 @@ pub async fn disable(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A member of staff in the directory.
+#[derive(Serialize, ToSchema)]
+pub struct StaffMember {
+    /// Account id.
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    /// Role.
+    role: &'static str,
+    /// How they appear on screen.
+    display_name: String,
+}
+
+/// The practice's active staff, by name and role.
+#[utoipa::path(get, path = "/api/v1/staff", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = [StaffMember]), (status = 401), (status = 403)))]
+#[get("/api/v1/staff")]
+pub async fn staff(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let staff = state.services.users.directory(&caller.requester()).await?;
+    let members: Vec<StaffMember> = staff
+        .into_iter()
+        .map(|(account, email)| StaffMember {
+            user_id: account.user_id,
+            role: account.role.as_str(),
+            display_name: email.expose().to_owned(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(members))
+}
+
 impl From<UserError> for ApiError {
     fn from(error: UserError) -> Self {
         match error {

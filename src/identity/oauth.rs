@@ -63,6 +63,17 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     well_formed && URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
+/// A fresh PKCE verifier (32 random bytes, base64url: 43 characters) and its S256 challenge,
+/// for a client the server runs itself (the portal's backend-for-frontend).
+pub fn pkce_pair() -> (zeroize::Zeroizing<String>, String) {
+    use rand_core::{OsRng, RngCore};
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(bytes.as_mut());
+    let verifier = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_ref()));
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
 /// A pending sign-in or a code, as stored.
 #[derive(Debug, Clone)]
 pub struct Pending {

@@ -51,6 +51,16 @@ impl EndReason {
     }
 }
 
+/// How long a session's access token lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLifetime {
+    /// `access_token_secs`: an OAuth client holds it and refreshes.
+    Short,
+    /// As long as the session: the portal's HttpOnly cookie, which script never reads and which
+    /// has no refresh token. The session's idle and absolute limits still end it.
+    Session,
+}
+
 /// Tokens handed out for a session (shown once).
 pub struct Issued {
     /// The session.
@@ -112,10 +122,15 @@ impl Sessions {
         user: UserId,
         client_id: &str,
         mfa_at_ms: Option<i64>,
+        lifetime: AccessLifetime,
     ) -> Result<Issued, AuthError> {
         let now = self.clock.now_ms();
         let expires = now.saturating_add(self.limits.absolute_ms);
-        let (issued, tokens) = self.issue(session_id, now, expires);
+        let access_ms = match lifetime {
+            AccessLifetime::Short => self.limits.access_ms,
+            AccessLifetime::Session => self.limits.absolute_ms,
+        };
+        let (issued, tokens) = self.issue(session_id, now, expires, access_ms);
         let session =
             NewSession { session_id, user_id: user, client_id, mfa_at_ms, now_ms: now, expires_at_ms: expires };
         rows::insert(&self.storage, &session, &tokens).await?;
@@ -123,10 +138,10 @@ impl Sessions {
     }
 
     /// New access and refresh tokens of `session_id`, and the rows that store them.
-    fn issue(&self, session_id: SessionId, now: i64, session_expires: i64) -> (Issued, [NewToken; 2]) {
+    fn issue(&self, session_id: SessionId, now: i64, session_expires: i64, access_ms: i64) -> (Issued, [NewToken; 2]) {
         let access = Token::generate(TokenKind::Access);
         let refresh = Token::generate(TokenKind::Refresh);
-        let access_expires = now.saturating_add(self.limits.access_ms).min(session_expires);
+        let access_expires = now.saturating_add(access_ms).min(session_expires);
         let rows = [
             NewToken { hash: access.hash(), kind: "access", created_at_ms: now, expires_at_ms: access_expires },
             NewToken { hash: refresh.hash(), kind: "refresh", created_at_ms: now, expires_at_ms: session_expires },
@@ -198,7 +213,7 @@ impl Sessions {
                 invalid
             });
         }
-        let (issued, tokens) = self.issue(state.owner.session_id, now, state.expires_at_ms);
+        let (issued, tokens) = self.issue(state.owner.session_id, now, state.expires_at_ms, self.limits.access_ms);
         let rotated = rows::rotate(&self.storage, &tokens::hash(presented), now, state.owner.session_id, &tokens)
             .await
             .map_err(AuthError::from)?;

@@ -10,7 +10,7 @@ use super::accounts::{AccountStatus, Email};
 use super::error::AuthError;
 use super::oauth::{AuthorizationRequest, Redeemed};
 use super::service::Identity;
-use super::sessions::{EndReason, Issued, Lookup, RefreshFailure, SessionOwner};
+use super::sessions::{AccessLifetime, EndReason, Issued, Lookup, RefreshFailure, SessionOwner};
 use super::throttle::Subject;
 use super::tokens::Token;
 use super::{recovery, totp};
@@ -222,6 +222,7 @@ impl Identity {
         client_id: &str,
         redirect_uri: &str,
         verifier: &str,
+        lifetime: AccessLifetime,
         origin: Origin,
     ) -> Result<(SessionOwner, Issued), AuthError> {
         match self.grants.redeem_code(code, client_id, redirect_uri, verifier).await? {
@@ -254,7 +255,8 @@ impl Identity {
                     "authorization_code",
                 );
                 self.audit(event.on(ResourceType::Session, Some(*session_id.as_uuid()))).await?;
-                let issued = self.sessions.start(session_id, account.user_id, client_id, pending.mfa_at_ms).await?;
+                let issued =
+                    self.sessions.start(session_id, account.user_id, client_id, pending.mfa_at_ms, lifetime).await?;
                 let owner = SessionOwner {
                     session_id,
                     user_id: account.user_id,

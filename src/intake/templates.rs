@@ -305,7 +305,7 @@ pub fn score(kind: FormKind, answers: &IntakeAnswers) -> Option<Score> {
             _ => Severity::Severe,
         },
     };
-    let urgent = kind == FormKind::Phq9 && value("item9") > 0;
+    let urgent = kind == FormKind::Phq9 && value(confidant_protocol::PHQ9_SELF_HARM_ITEM) > 0;
     Some(Score { total, severity, urgent })
 }
 

@@ -53,6 +53,10 @@ pub enum ApiError {
     /// The permission check refused (403); the denial names the rule, never the record.
     #[error(transparent)]
     Forbidden(#[from] Denial),
+    /// A request that changes state, authenticated by the portal's cookie, without the
+    /// portal's anti-CSRF header or from another origin (403).
+    #[error("the request did not come from this portal's own page")]
+    CrossSite,
     /// No such resource, or one the caller may not know about (404).
     #[error("not found")]
     NotFound,
@@ -106,6 +110,7 @@ impl ApiError {
             ApiError::InvalidMfa => "invalid_mfa",
             ApiError::Forbidden(Denial::MfaRequired) => "mfa_required",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::CrossSite => "csrf",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
@@ -129,6 +134,11 @@ impl ApiError {
                 "error": code,
                 "error_description": description,
                 "code": code,
+            }),
+            ApiError::InvalidField(invalid) => json!({
+                "error": self.to_string(),
+                "code": self.code(),
+                "field": invalid.field,
             }),
             other => json!({ "error": other.to_string(), "code": other.code() }),
         }
@@ -222,7 +232,7 @@ impl ResponseError for ApiError {
             | ApiError::SessionExpired
             | ApiError::InvalidCredentials
             | ApiError::InvalidMfa => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -334,6 +344,9 @@ mod tests {
         let invalid = InvalidField { field: "date_of_birth", rule: "is in the future" };
         let error = ApiError::from(PatientError::Invalid(invalid));
         assert_eq!(error.status_code(), StatusCode::BAD_REQUEST);
-        assert_eq!(error.body(), json!({ "error": "`date_of_birth` is in the future", "code": "invalid_field" }));
+        assert_eq!(
+            error.body(),
+            json!({ "error": "`date_of_birth` is in the future", "code": "invalid_field", "field": "date_of_birth" })
+        );
     }
 }

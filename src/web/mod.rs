@@ -3,6 +3,7 @@
 //! middleware that writes every error body, the security headers and the body limits, and
 //! [`app`], which stacks them over the routes it is given. It imports neither transport.
 
+pub mod browser;
 pub mod error;
 pub mod headers;
 pub mod limits;

@@ -1,7 +1,8 @@
 //! `GET /ws`: the upgrade. Refused before any socket exists: a query string (a token must never
 //! be in a URL), a browser Origin that is not allowed (403), too many unauthenticated sockets
 //! from one address (429). The token comes in the first frame, or as the subprotocol
-//! `bearer.<token>` next to `confidant.v1`; the server selects only `confidant.v1`.
+//! `bearer.<token>` next to `confidant.v1` (the server selects only `confidant.v1`), or is the
+//! portal's session cookie, which the browser sends with the upgrade.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -12,7 +13,7 @@ use zeroize::Zeroizing;
 use super::slots::Unauthenticated;
 use super::transport::WsTransport;
 use crate::state::AppState;
-use crate::web::{ApiError, RequestId};
+use crate::web::{ApiError, RequestId, browser};
 
 /// Opens a WebSocket session.
 #[get("/ws")]
@@ -29,7 +30,7 @@ pub async fn connect(
             "is not accepted on /ws: send the token in the first frame or as a subprotocol",
         ));
     }
-    if !origin_allowed(&req, &state.settings.ws.allowed_origins) {
+    if !browser::origin_allowed(&req, &state.settings.ws.allowed_origins) {
         return Err(ApiError::Forbidden(crate::access::Denial::NotPermitted));
     }
     let peer = req.peer_addr().map(|a| a.ip());
@@ -40,8 +41,14 @@ pub async fn connect(
         return Err(ApiError::TooManyAttempts { retry_after_secs: state.settings.ws.auth_timeout_secs });
     }
     let offered = offered_protocols(&req);
-    let token =
-        offered.iter().find_map(|p| p.strip_prefix(BEARER_SUBPROTOCOL_PREFIX)).map(|t| Zeroizing::new(t.to_owned()));
+    // A native client offers its token as a subprotocol (or sends it first); the portal's
+    // browser sends its session cookie with the upgrade.
+    let token = offered
+        .iter()
+        .find_map(|p| p.strip_prefix(BEARER_SUBPROTOCOL_PREFIX))
+        .map(str::to_owned)
+        .or_else(|| browser::session_token(&req))
+        .map(Zeroizing::new);
     let transport =
         WsTransport::new(state.clone().into_inner(), slots.clone().into_inner(), peer, request_id.for_audit(), token);
     let started = ws::WsResponseBuilder::new(transport, &req, stream)
@@ -65,15 +72,4 @@ fn offered_protocols(req: &HttpRequest) -> Vec<String> {
         .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
         .filter(|p| !p.is_empty())
         .collect()
-}
-
-/// A request without Origin is not from a browser (and cannot be a cross-site WebSocket
-/// hijack); a browser's Origin must be allowed, by default only the server's own.
-fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
-    if allowed.is_empty() {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        return !host.is_empty() && origin == format!("https://{host}");
-    }
-    allowed.iter().any(|a| a == origin)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use confidant::access::{Decision, Denial, Operation, Principal, Resource, Target};
 use confidant::identity::oauth::{AuthorizationRequest, Redeemed};
 use confidant::identity::password::PasswordHasher;
-use confidant::identity::sessions::{EndReason, Lookup};
+use confidant::identity::sessions::{AccessLifetime, EndReason, Lookup};
 use confidant::identity::{AuthError, Email, Identity, NewAccount, Origin};
 use confidant::phi::PhiText;
 use confidant::services::Services;
@@ -71,7 +71,14 @@ impl Fixture {
         let code = self.identity.grants.issue_code(user, &request, mfa_at, MINUTE).await.unwrap();
         let (owner, issued) = self
             .identity
-            .exchange_code(code.expose(), "portal", &request.redirect_uri, &verifier, Origin::default())
+            .exchange_code(
+                code.expose(),
+                "portal",
+                &request.redirect_uri,
+                &verifier,
+                AccessLifetime::Short,
+                Origin::default(),
+            )
             .await
             .unwrap();
         assert_eq!(owner.user_id, user);
@@ -166,11 +173,27 @@ async fn a_code_exchanged_twice_revokes_the_session_it_started(backend: Backend)
     let code = f.identity.grants.issue_code(user, &request, Some(0), MINUTE).await.unwrap();
     let (_, issued) = f
         .identity
-        .exchange_code(code.expose(), "portal", &request.redirect_uri, verifier, Origin::default())
+        .exchange_code(
+            code.expose(),
+            "portal",
+            &request.redirect_uri,
+            verifier,
+            AccessLifetime::Short,
+            Origin::default(),
+        )
         .await
         .unwrap();
-    let again =
-        f.identity.exchange_code(code.expose(), "portal", &request.redirect_uri, verifier, Origin::default()).await;
+    let again = f
+        .identity
+        .exchange_code(
+            code.expose(),
+            "portal",
+            &request.redirect_uri,
+            verifier,
+            AccessLifetime::Short,
+            Origin::default(),
+        )
+        .await;
     assert!(matches!(again, Err(AuthError::OAuth { code: "invalid_grant", .. })));
     assert!(f.identity.authenticate(issued.access.expose(), Origin::default()).await.is_err());
     assert!(f.identity.authenticate(&access, Origin::default()).await.is_ok(), "other sessions are untouched");

@@ -1,0 +1,295 @@
+//! The REST API as the portal calls it: same origin, the session cookie sent by the browser
+//! (never seen by this code), the anti-CSRF header on every request, nothing cached, and every
+//! failure turned into a [`Failure`] that a screen shows in plain words with its request id.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestCache, RequestCredentials, RequestInit, RequestMode, Response};
+
+use crate::text;
+
+/// The header the server requires on every cookie-authenticated request that changes state. A
+/// cross-site page cannot send it without a CORS preflight, which the server never allows.
+pub const CSRF_HEADER: &str = "X-Confidant-Csrf";
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// HTTP status, 0 when the server could not be reached.
+    pub status: u16,
+    /// The API's stable error code.
+    pub code: String,
+    /// What to show.
+    pub message: String,
+    /// The field at fault, for `invalid_field`.
+    pub field: Option<String>,
+    /// The server's request id, for support.
+    pub request_id: Option<String>,
+}
+
+impl Failure {
+    fn network() -> Self {
+        Self { status: 0, code: "network".into(), message: text::NETWORK_ERROR.into(), field: None, request_id: None }
+    }
+
+    /// Whether the session is gone (the screen must say so and show nothing else).
+    pub fn ends_session(&self) -> bool {
+        self.status == 401 && matches!(self.code.as_str(), "unauthenticated" | "session_expired")
+    }
+
+    /// The message and reference, as one line.
+    pub fn describe(&self) -> String {
+        match &self.request_id {
+            Some(id) => format!("{} ({}: {id})", self.message, text::REQUEST_ID),
+            None => self.message.clone(),
+        }
+    }
+
+    /// This failure's message when it is about `field`.
+    pub fn at(&self, field: &str) -> Option<String> {
+        (self.field.as_deref() == Some(field)).then(|| self.message.clone())
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    code: String,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// Something went wrong: the session's end is reported to the portal, everything else goes
+/// back to the screen.
+pub type Result<T> = std::result::Result<T, Failure>;
+
+async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    init.set_mode(RequestMode::SameOrigin);
+    init.set_cache(RequestCache::NoStore);
+    if let Some(body) = &body {
+        init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(|_| Failure::network())?;
+    let headers = request.headers();
+    let _ = headers.set(CSRF_HEADER, "1");
+    let _ = headers.set("Accept", "application/json");
+    if body.is_some() {
+        let _ = headers.set("Content-Type", "application/json");
+    }
+    let window = web_sys::window().ok_or_else(Failure::network)?;
+    let response = JsFuture::from(window.fetch_with_request(&request)).await.map_err(|_| Failure::network())?;
+    let response: Response = response.dyn_into().map_err(|_| Failure::network())?;
+    crate::session::activity();
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let text = body_text(&response).await.unwrap_or_default();
+    let failure = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(e) => Failure {
+            status,
+            message: text::error_message(&e.code).map(str::to_owned).unwrap_or(e.error),
+            code: e.code,
+            field: e.field,
+            request_id: e.request_id,
+        },
+        Err(_) => Failure { status, ..Failure::network() },
+    };
+    if failure.ends_session() {
+        crate::session::ended(crate::session::Ended::Unknown);
+    }
+    Err(failure)
+}
+
+async fn body_text(response: &Response) -> Option<String> {
+    let promise = response.text().ok()?;
+    JsFuture::from(promise).await.ok()?.as_string()
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let text = body_text(&response).await.unwrap_or_default();
+    let text = if text.is_empty() { "null".to_owned() } else { text };
+    serde_json::from_str(&text).map_err(|_| Failure {
+        status: response.status(),
+        code: "unexpected_answer".into(),
+        message: text::ERROR_PREFIX.into(),
+        field: None,
+        request_id: None,
+    })
+}
+
+/// `GET path`.
+pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T> {
+    decode(send("GET", path, None).await?).await
+}
+
+/// `method path` with a JSON body.
+pub async fn call<B: Serialize, T: DeserializeOwned>(method: &str, path: &str, body: &B) -> Result<T> {
+    let body = serde_json::to_string(body).map_err(|_| Failure::network())?;
+    decode(send(method, path, Some(body)).await?).await
+}
+
+/// `POST path` without a body, ignoring the answer's body.
+pub async fn post_empty(path: &str) -> Result<()> {
+    send("POST", path, None).await.map(|_| ())
+}
+
+/// `method path` with a JSON body, ignoring the answer's body.
+pub async fn call_empty<B: Serialize>(method: &str, path: &str, body: &B) -> Result<()> {
+    let body = serde_json::to_string(body).map_err(|_| Failure::network())?;
+    send(method, path, Some(body)).await.map(|_| ())
+}
+
+/// The signed-in account and its session's limits (`GET /api/v1/browser/session`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Me {
+    pub user_id: Uuid,
+    pub role: String,
+    pub patient_id: Option<Uuid>,
+    pub display_name: String,
+    pub mfa: bool,
+    pub totp_enabled: bool,
+    pub mfa_required: bool,
+    pub idle_timeout_secs: u64,
+    pub expires_at_ms: i64,
+}
+
+impl Me {
+    /// Whether the account must enroll TOTP before it can reach anything.
+    pub fn must_enroll(&self) -> bool {
+        self.mfa_required && !self.totp_enabled
+    }
+}
+
+/// The answer of a sign-in step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SignIn {
+    SignedIn { session: Me },
+    MfaRequired,
+}
+
+/// A patient record as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PatientRecord {
+    #[serde(default, skip_serializing)]
+    pub id: Option<Uuid>,
+    pub legal_name: String,
+    #[serde(default)]
+    pub preferred_name: Option<String>,
+    pub date_of_birth: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+impl PatientRecord {
+    /// The name to address the patient by.
+    pub fn name(&self) -> String {
+        match &self.preferred_name {
+            Some(p) if !p.is_empty() => format!("{p} ({})", self.legal_name),
+            _ => self.legal_name.clone(),
+        }
+    }
+}
+
+/// An account as `GET /api/v1/users` lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct UserRow {
+    pub user_id: Uuid,
+    pub role: String,
+    pub status: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub patient_id: Option<Uuid>,
+    pub totp_enabled: bool,
+}
+
+impl UserRow {
+    /// How the account appears on screen.
+    pub fn label(&self) -> String {
+        self.display_name.clone().or_else(|| self.email.clone()).unwrap_or_else(|| self.user_id.to_string())
+    }
+}
+
+/// An intake assignment (`GET /api/v1/patients/{id}/intake-forms`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Assignment {
+    pub assignment_id: Uuid,
+    pub form: String,
+    pub status: String,
+    pub assigned_at_ms: i64,
+    #[serde(default)]
+    pub submitted_at_ms: Option<i64>,
+    #[serde(default)]
+    pub urgent: bool,
+}
+
+/// A submitted form with its score (`GET /api/v1/intake-forms/{id}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Submitted {
+    pub assignment_id: Uuid,
+    pub form: String,
+    #[serde(default)]
+    pub submitted_at_ms: Option<i64>,
+    #[serde(default)]
+    pub score: Option<Score>,
+    #[serde(default)]
+    pub answers: serde_json::Value,
+}
+
+/// A screening score.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Score {
+    pub total: u32,
+    pub severity: String,
+    pub urgent: bool,
+}
+
+pub use confidant_protocol::alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
+
+/// A reminder's state (`GET /api/v1/appointments/{id}/reminders`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Reminder {
+    pub id: Uuid,
+    pub state: String,
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+}
+
+/// Reminder preferences of a patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub email_enabled: bool,
+    #[serde(default)]
+    pub lead_minutes: Option<Vec<u32>>,
+    #[serde(default)]
+    pub pgp_public_key: Option<String>,
+}
+
+/// A member of staff as the directory lists them (`GET /api/v1/staff`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StaffMember {
+    pub user_id: Uuid,
+    pub role: String,
+    pub display_name: String,
+}
+
+/// A patient's urgent flag and alerts (`GET /api/v1/patients/{id}/alerts`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChartAlerts {
+    pub urgent: bool,
+    pub alerts: Vec<AlertView>,
+}

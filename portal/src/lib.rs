@@ -1,0 +1,51 @@
+//! Confidant's web portal: patients, clinicians, front desk and owners in a browser. A Leptos app
+//! rendered on the client, compiled to WebAssembly and served from the `confidant` binary (its
+//! build script builds this crate). It shares `confidant-protocol` with the server, so every
+//! frame has one definition from the database to the screen.
+//!
+//! Security in the browser (docs/SECURITY.md, "Portal"): the session is an HttpOnly cookie this
+//! code never sees; nothing is stored in localStorage, sessionStorage or IndexedDB; no URL,
+//! title or history entry carries PHI (the portal never changes the URL at all); every request
+//! is same-origin under a strict CSP.
+
+pub mod api;
+pub mod live;
+pub mod screens;
+pub mod session;
+pub mod text;
+pub mod time;
+
+use leptos::prelude::*;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::session::Stage;
+
+/// Runs when the module is instantiated: mounts the app and asks for the session.
+#[wasm_bindgen(start)]
+pub fn start() {
+    leptos::mount::mount_to_body(App);
+    session::start();
+}
+
+/// The whole page: a skip link, the header, the current stage's screen, the idle warning and
+/// the toasts.
+#[component]
+fn App() -> impl IntoView {
+    let p = session::portal();
+    view! {
+        <a class="skip" href="#content">{text::SKIP_TO_CONTENT}</a>
+        <screens::common::Header/>
+        <main id="content" tabindex="-1" on:keydown=|_| session::user_activity() on:click=|_| session::user_activity()>
+            {move || match p.stage.get() {
+                Stage::Loading => view! { <p class="muted" role="status">{text::LOADING}</p> }.into_any(),
+                Stage::SignIn { notice } => view! { <screens::sign_in::SignIn notice=notice/> }.into_any(),
+                Stage::SecondFactor => view! { <screens::sign_in::SecondFactor/> }.into_any(),
+                Stage::Invitation => view! { <screens::sign_in::Invitation/> }.into_any(),
+                Stage::Home => view! { <screens::Home/> }.into_any(),
+                Stage::Ended(why) => view! { <screens::common::SessionEnded why=why/> }.into_any(),
+            }}
+        </main>
+        <screens::common::IdleWarning/>
+        <screens::common::Toasts/>
+    }
+}

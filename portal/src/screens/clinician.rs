@@ -1,0 +1,392 @@
+//! Patients and their charts, and alerts. A clinician sees their care team's patients; a chart
+//! shows demographics, every form with its score, severity band and the item-9 flag, the scores
+//! over time as a chart, and the urgent alerts to acknowledge and document. Front desk and
+//! owners create patients and invite them to the portal from the same list.
+
+use leptos::prelude::*;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::common::{ErrorNote, Field, at};
+use super::{Place, place};
+use crate::api::{self, AlertState, AlertView, Assignment, ChartAlerts, Failure, PatientRecord, Submitted};
+use crate::live::live;
+use crate::session;
+use crate::text;
+use crate::time;
+
+/// The patients within reach, and for front desk and owners, creating one.
+#[component]
+pub fn PatientList() -> impl IntoView {
+    let place = place();
+    let patients = RwSignal::new(None::<Vec<PatientRecord>>);
+    let failure = RwSignal::new(None::<Failure>);
+    let reload = RwSignal::new(0u32);
+    let role = session::portal().me.get_untracked().map(|m| m.role).unwrap_or_default();
+    Effect::new(move |_| {
+        reload.track();
+        leptos::task::spawn_local(async move {
+            match api::get::<Vec<PatientRecord>>("/api/v1/patients").await {
+                Ok(mut list) => {
+                    list.sort_by(|a, b| a.legal_name.cmp(&b.legal_name));
+                    patients.set(Some(list));
+                }
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    });
+    let creates = matches!(role.as_str(), "front_desk" | "owner");
+    view! {
+        <h1>{text::PATIENTS}</h1>
+        <ErrorNote failure=failure/>
+        <section class="card">
+            {move || match patients.get() {
+                None => view! { <p class="muted">{text::LOADING}</p> }.into_any(),
+                Some(list) if list.is_empty() => view! { <p class="muted">{text::NO_PATIENTS}</p> }.into_any(),
+                Some(list) => view! {
+                    <ul class="rows">
+                        {list.into_iter().filter_map(|p| {
+                            let id = p.id?;
+                            Some(view! {
+                                <li class="row">
+                                    <span class="who">{p.name()}</span>
+                                    <span class="muted">{p.date_of_birth.clone()}</span>
+                                    <button type="button" data-patient=id.to_string() on:click=move |_| place.set(Place::Chart(id))>{text::CHART}</button>
+                                </li>
+                            })
+                        }).collect_view()}
+                    </ul>
+                }.into_any(),
+            }}
+        </section>
+        {creates.then(|| view! { <NewPatient reload=reload/> })}
+    }
+}
+
+/// Creating a patient record.
+#[component]
+fn NewPatient(reload: RwSignal<u32>) -> impl IntoView {
+    let legal = RwSignal::new(String::new());
+    let preferred = RwSignal::new(String::new());
+    let born = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let phone = RwSignal::new(String::new());
+    let failure = RwSignal::new(None::<Failure>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let opt = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|s| !s.is_empty());
+        let record = PatientRecord {
+            id: None,
+            legal_name: legal.get_untracked().trim().to_owned(),
+            preferred_name: opt(preferred),
+            date_of_birth: born.get_untracked(),
+            email: opt(email),
+            phone: opt(phone),
+        };
+        leptos::task::spawn_local(async move {
+            match api::call::<_, serde_json::Value>("POST", "/api/v1/patients", &record).await {
+                Ok(_) => {
+                    failure.set(None);
+                    for s in [legal, preferred, born, email, phone] {
+                        s.set(String::new());
+                    }
+                    reload.update(|r| *r += 1);
+                }
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    view! {
+        <form class="card" on:submit=submit novalidate aria-labelledby="new-patient-title">
+            <h2 id="new-patient-title">{text::NEW_PATIENT}</h2>
+            <Field id="legal_name" label=text::LEGAL_NAME value=legal error=at(failure, "legal_name") autocomplete="off"/>
+            <Field id="preferred_name" label=text::PREFERRED_NAME value=preferred error=at(failure, "preferred_name")/>
+            <Field id="date_of_birth" label=text::DATE_OF_BIRTH value=born error=at(failure, "date_of_birth") kind="date"/>
+            <Field id="patient_email" label=text::EMAIL value=email error=at(failure, "email") kind="email"/>
+            <Field id="phone" label=text::PHONE value=phone error=at(failure, "phone") kind="tel"/>
+            <ErrorNote failure=failure fields=&["legal_name", "preferred_name", "date_of_birth", "phone"]/>
+            <button type="submit" class="primary">{text::CREATE_PATIENT}</button>
+        </form>
+    }
+}
+
+#[derive(Serialize)]
+struct Invite {
+    role: &'static str,
+    email: String,
+    patient_id: Uuid,
+}
+
+#[derive(serde::Deserialize)]
+struct Invited {
+    invitation_token: String,
+}
+
+#[derive(Serialize)]
+struct AssignForm {
+    form: String,
+}
+
+/// A patient's chart.
+#[component]
+pub fn Chart(patient: Uuid) -> impl IntoView {
+    let place = place();
+    let l = live();
+    let role = session::portal().me.get_untracked().map(|m| m.role).unwrap_or_default();
+    let clinician = role == "clinician";
+    let record = RwSignal::new(None::<PatientRecord>);
+    let forms = RwSignal::new(Vec::<(Assignment, Option<Submitted>)>::new());
+    let alerts = RwSignal::new(None::<ChartAlerts>);
+    let failure = RwSignal::new(None::<Failure>);
+    let invitation = RwSignal::new(None::<String>);
+    let reload = RwSignal::new(0u32);
+    leptos::task::spawn_local(async move {
+        match api::get::<PatientRecord>(&format!("/api/v1/patients/{patient}")).await {
+            Ok(r) => record.set(Some(r)),
+            Err(f) => failure.set(Some(f)),
+        }
+    });
+    Effect::new(move |_| {
+        l.intake_version.track();
+        l.alerts.track();
+        reload.track();
+        if !clinician {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = api::get::<Vec<Assignment>>(&format!("/api/v1/patients/{patient}/intake-forms")).await {
+                let mut rows = Vec::with_capacity(list.len());
+                for a in list {
+                    let scored = if a.submitted_at_ms.is_some() {
+                        api::get::<Submitted>(&format!("/api/v1/intake-forms/{}", a.assignment_id)).await.ok()
+                    } else {
+                        None
+                    };
+                    rows.push((a, scored));
+                }
+                forms.set(rows);
+            }
+            if let Ok(a) = api::get::<ChartAlerts>(&format!("/api/v1/patients/{patient}/alerts")).await {
+                alerts.set(Some(a));
+            }
+        });
+    });
+    let invite = move |_| {
+        let Some(email) = record.get_untracked().and_then(|r| r.email) else { return };
+        leptos::task::spawn_local(async move {
+            let body = Invite { role: "patient", email, patient_id: patient };
+            match api::call::<_, Invited>("POST", "/api/v1/users/invitations", &body).await {
+                Ok(i) => invitation.set(Some(i.invitation_token)),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    let form_choice = RwSignal::new(String::new());
+    let assign = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let form = form_choice.get_untracked();
+        if form.is_empty() {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            match api::call::<_, serde_json::Value>(
+                "POST",
+                &format!("/api/v1/patients/{patient}/intake-forms"),
+                &AssignForm { form },
+            )
+            .await
+            {
+                Ok(_) => reload.update(|r| *r += 1),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    view! {
+        <button type="button" class="link" on:click=move |_| place.set(Place::Patients)>{text::BACK}</button>
+        <ErrorNote failure=failure/>
+        {move || record.get().map(|r| view! {
+            <section class="card" aria-labelledby="chart-title">
+                <h1 id="chart-title">{r.name()}</h1>
+                <dl class="facts">
+                    <dt>{text::DATE_OF_BIRTH}</dt><dd>{r.date_of_birth.clone()}</dd>
+                    <dt>{text::EMAIL}</dt><dd>{r.email.clone().unwrap_or_default()}</dd>
+                    <dt>{text::PHONE}</dt><dd>{r.phone.clone().unwrap_or_default()}</dd>
+                </dl>
+                {(!clinician && r.email.is_some()).then(|| view! {
+                    <button type="button" on:click=invite>{text::INVITE_TO_PORTAL}</button>
+                })}
+                {move || invitation.get().map(|t| view! {
+                    <p class="notice" role="status">{text::INVITATION_CREATED} " " <code class="invitation">{t}</code></p>
+                })}
+            </section>
+        })}
+        {clinician.then(|| view! {
+            <section class="card" aria-labelledby="alerts-title">
+                <h2 id="alerts-title">
+                    {text::ALERTS}
+                    {move || alerts.with(|a| a.as_ref().is_some_and(|a| a.urgent)).then(|| view! { <span class="badge urgent" data-urgent="true">{text::URGENT}</span> })}
+                </h2>
+                {move || alerts.get().map(|a| view! { <AlertRows alerts=a.alerts reload=reload/> })}
+            </section>
+            <section class="card" aria-labelledby="intake-title">
+                <h2 id="intake-title">{text::INTAKE}</h2>
+                <ul class="rows">
+                    {move || forms.get().into_iter().map(|(a, s)| view! {
+                        <li class="row" data-form=a.form.clone()>
+                            <span>{text::form_title(&a.form)}</span>
+                            {match (a.submitted_at_ms, s.and_then(|s| s.score)) {
+                                (None, _) => view! { <span class="muted">{text::NOT_SUBMITTED}</span> }.into_any(),
+                                (Some(at), None) => view! { <span>{time::day(at)}</span> }.into_any(),
+                                (Some(at), Some(score)) => view! {
+                                    <span>{time::day(at)}</span>
+                                    <span class="score" data-score=score.total.to_string()>{format!("{}: {}", text::SCORE, score.total)}</span>
+                                    <span class=format!("band {}", score.severity)>{text::severity(&score.severity)}</span>
+                                    {score.urgent.then(|| view! { <span class="badge urgent">{text::ITEM9_FLAG}</span> })}
+                                }.into_any(),
+                            }}
+                        </li>
+                    }).collect_view()}
+                </ul>
+                <ScoreChart forms=forms/>
+                <form class="inline" on:submit=assign>
+                    <label for="assign-form">{text::ASSIGN_FORM}</label>
+                    <select id="assign-form" on:change=move |ev| form_choice.set(event_target_value(&ev))>
+                        <option value="">{text::CHOOSE}</option>
+                        <option value="phq9">{text::form_title("phq9")}</option>
+                        <option value="gad7">{text::form_title("gad7")}</option>
+                        <option value="general_intake">{text::form_title("general_intake")}</option>
+                    </select>
+                    <button type="submit">{text::ASSIGN}</button>
+                </form>
+            </section>
+        })}
+    }
+}
+
+/// PHQ-9 and GAD-7 totals over time, one line each, on the severity bands.
+#[component]
+fn ScoreChart(forms: RwSignal<Vec<(Assignment, Option<Submitted>)>>) -> impl IntoView {
+    let points = move |kind: &'static str, max: f64| {
+        let mut series: Vec<(i64, u32)> = forms.with(|f| {
+            f.iter()
+                .filter(|(a, _)| a.form == kind)
+                .filter_map(|(a, s)| Some((a.submitted_at_ms?, s.as_ref()?.score.as_ref()?.total)))
+                .collect()
+        });
+        series.sort();
+        let n = series.len().max(2) as f64 - 1.0;
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, (_, total))| {
+                format!("{:.1},{:.1}", 10.0 + 280.0 * i as f64 / n, 110.0 - 100.0 * *total as f64 / max)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    view! {
+        <figure class="chart">
+            <figcaption>{text::SCORES_OVER_TIME}</figcaption>
+            <svg viewBox="0 0 300 120" role="img" aria-label=text::SCORES_OVER_TIME>
+                <rect class="band-severe" x="10" y="10" width="280" height="27"/>
+                <rect class="band-moderate" x="10" y="37" width="280" height="33"/>
+                <rect class="band-mild" x="10" y="70" width="280" height="23"/>
+                <polyline class="line phq9" points=move || points("phq9", 27.0)/>
+                <polyline class="line gad7" points=move || points("gad7", 21.0)/>
+            </svg>
+            <p class="legend small"><span class="key phq9">"PHQ-9"</span>" "<span class="key gad7">"GAD-7"</span></p>
+        </figure>
+    }
+}
+
+#[derive(Serialize)]
+struct Note {
+    note: String,
+}
+
+/// Alerts with their state; acknowledging, and documenting follow-up on urgent ones.
+#[component]
+fn AlertRows(alerts: Vec<AlertView>, reload: RwSignal<u32>) -> impl IntoView {
+    if alerts.is_empty() {
+        return view! { <p class="muted">{text::NO_ALERTS}</p> }.into_any();
+    }
+    view! {
+        <ul class="rows">
+            {alerts.into_iter().map(|a| view! { <AlertRow alert=a reload=reload/> }).collect_view()}
+        </ul>
+    }
+    .into_any()
+}
+
+#[component]
+fn AlertRow(alert: AlertView, reload: RwSignal<u32>) -> impl IntoView {
+    let id = alert.alert_id;
+    let note = RwSignal::new(String::new());
+    let failure = RwSignal::new(None::<Failure>);
+    let kind = serde_json::to_value(alert.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let state = alert.state;
+    let ack = move |_| {
+        leptos::task::spawn_local(async move {
+            match api::post_empty(&format!("/api/v1/alerts/{id}/ack")).await {
+                Ok(()) => reload.update(|r| *r += 1),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    let document = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = Note { note: note.get_untracked() };
+        leptos::task::spawn_local(async move {
+            match api::call_empty("POST", &format!("/api/v1/alerts/{id}/follow-up"), &body).await {
+                Ok(()) => reload.update(|r| *r += 1),
+                Err(mut f) => {
+                    if f.code == "invalid_field" {
+                        f.field = Some("note".into());
+                    }
+                    failure.set(Some(f))
+                }
+            }
+        });
+    };
+    let field_id = format!("note-{id}");
+    view! {
+        <li class=if alert.urgent { "row alert urgent" } else { "row alert" } data-alert=id.to_string() data-state=format!("{state:?}").to_lowercase()>
+            <span>{text::alert_kind(&kind)}</span>
+            <span class="muted">{time::date_time(alert.raised_at_ms)}</span>
+            {(state == AlertState::Open).then(|| view! { <button type="button" on:click=ack>{text::ACKNOWLEDGE}</button> })}
+            {(alert.urgent && alert.follow_up.is_none() && state != AlertState::Resolved).then(|| view! {
+                <form class="follow-up" on:submit=document novalidate>
+                    <Field id=field_id label=text::FOLLOW_UP value=note error=at(failure, "note") hint=text::FOLLOW_UP_HINT/>
+                    <button type="submit">{text::DOCUMENT_FOLLOW_UP}</button>
+                </form>
+            })}
+            <ErrorNote failure=failure fields=&["note"]/>
+        </li>
+    }
+}
+
+/// Every open alert of the caller, live.
+#[component]
+pub fn AlertList() -> impl IntoView {
+    let l = live();
+    let alerts = RwSignal::new(None::<Vec<AlertView>>);
+    let failure = RwSignal::new(None::<Failure>);
+    let reload = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        l.alerts.track();
+        reload.track();
+        leptos::task::spawn_local(async move {
+            match api::get::<Vec<AlertView>>("/api/v1/alerts").await {
+                Ok(list) => alerts.set(Some(list)),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    });
+    view! {
+        <h1>{text::ALERTS}</h1>
+        <ErrorNote failure=failure/>
+        <section class="card">
+            {move || alerts.get().map(|a| view! { <AlertRows alerts=a reload=reload/> })}
+        </section>
+    }
+}

@@ -1,0 +1,162 @@
+//! The signed-in state of this tab: who, which screen, and the server's idle and absolute limits
+//! shown honestly (a warning before the idle limit, a clear screen when the session ended).
+//! Everything a screen loaded lives in signals that [`ended`] empties: after sign-out or expiry
+//! nothing of the person's information is left in the page.
+
+use leptos::prelude::*;
+
+use crate::api::{self, Me};
+use crate::live;
+
+/// Seconds before the idle limit when the warning appears.
+pub const WARN_BEFORE_SECS: f64 = 120.0;
+
+/// Why the session is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Idle,
+    Absolute,
+    Revoked,
+    SignedOut,
+    Unknown,
+}
+
+/// What the tab shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// Asking the server whether a session exists (a reload).
+    Loading,
+    /// The sign-in form, with a message when the person just accepted an invitation.
+    SignIn { notice: Option<&'static str> },
+    /// The second factor of a sign-in.
+    SecondFactor,
+    /// Accepting an invitation.
+    Invitation,
+    /// Signed in.
+    Home,
+    /// The session is over; the screen says why.
+    Ended(Ended),
+}
+
+/// The tab's state, shared by every screen.
+#[derive(Clone, Copy)]
+pub struct Portal {
+    pub stage: RwSignal<Stage>,
+    pub me: RwSignal<Option<Me>>,
+    /// `Date.now()` of the last request or user activity the server saw.
+    pub last_activity_ms: RwSignal<f64>,
+    /// `Date.now()`, once a second.
+    pub now_ms: RwSignal<f64>,
+    /// When the server ends the session at the latest (from `expires_at_ms`).
+    pub expires_at_ms: RwSignal<f64>,
+}
+
+thread_local! {
+    static PORTAL: Portal = Portal {
+        stage: RwSignal::new(Stage::Loading),
+        me: RwSignal::new(None),
+        last_activity_ms: RwSignal::new(js_sys::Date::now()),
+        now_ms: RwSignal::new(js_sys::Date::now()),
+        expires_at_ms: RwSignal::new(f64::MAX),
+    };
+}
+
+/// The tab's state.
+pub fn portal() -> Portal {
+    PORTAL.with(|p| *p)
+}
+
+/// Starts the tab: ask the server for the session the cookie may carry, and tick the clock
+/// that drives the idle warning.
+pub fn start() {
+    let p = portal();
+    leptos::task::spawn_local(async move {
+        match api::get::<Me>("/api/v1/browser/session").await {
+            Ok(me) => signed_in(me),
+            Err(_) => p.stage.set(Stage::SignIn { notice: None }),
+        }
+    });
+    let tick = move || {
+        let now = js_sys::Date::now();
+        p.now_ms.set(now);
+        let Some(me) = p.me.get_untracked() else { return };
+        let idle_ms = me.idle_timeout_secs as f64 * 1000.0;
+        if now - p.last_activity_ms.get_untracked() >= idle_ms + 2000.0 {
+            ended(Ended::Idle);
+        } else if now >= p.expires_at_ms.get_untracked() {
+            ended(Ended::Absolute);
+        }
+    };
+    let _ = set_interval_with_handle(tick, std::time::Duration::from_secs(1));
+}
+
+/// A session started (sign-in, or a reload that found one).
+pub fn signed_in(me: Me) {
+    let p = portal();
+    p.expires_at_ms.set(me.expires_at_ms as f64);
+    p.last_activity_ms.set(js_sys::Date::now());
+    let live = !me.must_enroll();
+    p.me.set(Some(me));
+    p.stage.set(Stage::Home);
+    if live {
+        live::connect();
+    }
+}
+
+/// The server saw activity (a request answered): the idle clock restarts.
+pub fn activity() {
+    let p = portal();
+    if p.me.get_untracked().is_some() {
+        p.last_activity_ms.set(js_sys::Date::now());
+    }
+}
+
+/// The person did something that sends nothing (typing, clicking through a list): tell the
+/// server, at most twice a minute, so that a person at work is not signed out.
+pub fn user_activity() {
+    let p = portal();
+    if p.me.get_untracked().is_none() {
+        return;
+    }
+    let now = js_sys::Date::now();
+    if now - p.last_activity_ms.get_untracked() >= 30_000.0 && live::send_activity() {
+        p.last_activity_ms.set(now);
+    }
+}
+
+/// Seconds until the idle limit, when the warning should show.
+pub fn idle_warning_secs() -> Option<u64> {
+    let p = portal();
+    let me = p.me.get()?;
+    let left = me.idle_timeout_secs as f64 - (p.now_ms.get() - p.last_activity_ms.get()) / 1000.0;
+    (left <= WARN_BEFORE_SECS).then(|| left.max(0.0) as u64)
+}
+
+/// "Stay signed in": one request, which the server counts as activity.
+pub fn stay() {
+    leptos::task::spawn_local(async {
+        if let Ok(me) = api::get::<Me>("/api/v1/browser/session").await {
+            portal().expires_at_ms.set(me.expires_at_ms as f64);
+        }
+    });
+}
+
+/// The session is over: close the socket, forget everything loaded, and say why.
+pub fn ended(why: Ended) {
+    let p = portal();
+    if matches!(p.stage.get_untracked(), Stage::Ended(_)) && p.me.get_untracked().is_none() {
+        return;
+    }
+    live::disconnect();
+    p.me.set(None);
+    p.stage.set(Stage::Ended(why));
+}
+
+/// Signs out of this session (or every session), then shows the signed-out screen.
+pub fn sign_out(everywhere: bool) {
+    leptos::task::spawn_local(async move {
+        let path = if everywhere { "/api/v1/sign-out-everywhere" } else { "/api/v1/sign-out" };
+        let _ = api::post_empty(path).await;
+        ended(Ended::SignedOut);
+    });
+}

@@ -1,0 +1,241 @@
+//! Every string the portal shows, in one place, so that a translation replaces this file and
+//! nothing else. English (United States).
+
+pub const PRODUCT: &str = "Confidant";
+pub const LOADING: &str = "Loading…";
+pub const SKIP_TO_CONTENT: &str = "Skip to content";
+
+// Sign-in
+pub const SIGN_IN: &str = "Sign in";
+pub const SIGN_IN_INTRO: &str = "Sign in to your practice's secure portal.";
+pub const EMAIL: &str = "Email";
+pub const PASSWORD: &str = "Password";
+pub const NEW_PASSWORD: &str = "New password";
+pub const PASSWORD_HINT: &str = "At least 12 characters. A long phrase is easiest to remember.";
+pub const TOTP_STEP_TITLE: &str = "Two-step verification";
+pub const TOTP_STEP_INTRO: &str = "Enter the 6-digit code from your authenticator app.";
+pub const TOTP_CODE: &str = "Authentication code";
+pub const RECOVERY_CODE: &str = "Recovery code";
+pub const USE_RECOVERY_CODE: &str = "Use a recovery code instead";
+pub const USE_TOTP_CODE: &str = "Use a code from the authenticator app";
+pub const VERIFY: &str = "Verify";
+pub const HAVE_INVITATION: &str = "I have an invitation";
+pub const BACK_TO_SIGN_IN: &str = "Back to sign-in";
+pub const INVITATION_TITLE: &str = "Accept your invitation";
+pub const INVITATION_INTRO: &str =
+    "Enter the invitation code your practice gave you and choose a password for your account.";
+pub const INVITATION_CODE: &str = "Invitation code";
+pub const ACCEPT_INVITATION: &str = "Create my account";
+pub const INVITATION_ACCEPTED: &str = "Your account is ready. Sign in with your email and new password.";
+pub const CONNECTION_NOTE: &str = "This connection is encrypted. Never send health information by plain email.";
+
+// TOTP enrollment
+pub const ENROLL_TITLE: &str = "Set up two-step verification";
+pub const ENROLL_INTRO: &str = "Your role needs a second step at every sign-in. Scan this code with an authenticator app (or type the key), then enter the 6-digit code it shows.";
+pub const ENROLL_KEY: &str = "Key";
+pub const ENROLL_QR_LABEL: &str = "QR code for your authenticator app";
+pub const ENROLL_CONFIRM: &str = "Turn on two-step verification";
+pub const RECOVERY_TITLE: &str = "Your recovery codes";
+pub const RECOVERY_INTRO: &str =
+    "Each code signs you in once if you lose your phone. Store them somewhere safe: they are shown only now.";
+pub const RECOVERY_SAVED: &str = "I have saved my recovery codes";
+
+// Session
+pub const SIGN_OUT: &str = "Sign out";
+pub const SIGN_OUT_EVERYWHERE: &str = "Sign out everywhere";
+pub const IDLE_WARNING_TITLE: &str = "Are you still there?";
+pub const IDLE_WARNING: &str = "For your privacy you will be signed out soon because of inactivity.";
+pub const STAY_SIGNED_IN: &str = "Stay signed in";
+pub const ENDED_TITLE: &str = "You are signed out";
+pub const ENDED_IDLE: &str = "Your session ended after 15 minutes without activity, to protect your information.";
+pub const ENDED_ABSOLUTE: &str = "Your session reached its 12-hour limit. Please sign in again.";
+pub const ENDED_REVOKED: &str = "Your session was ended (signed out from another place, or the account was changed).";
+pub const ENDED_SIGNED_OUT: &str = "You signed out. Nothing of your information stays on this page.";
+pub const ENDED_UNKNOWN: &str = "Your session is no longer valid. Please sign in again.";
+pub const SIGN_IN_AGAIN: &str = "Sign in again";
+pub const RECONNECTING: &str = "Connection lost. Reconnecting…";
+
+// Navigation
+pub const NAV_LABEL: &str = "Main";
+pub const NAV_HOME: &str = "Home";
+pub const NAV_SCHEDULE: &str = "Schedule";
+pub const NAV_PATIENTS: &str = "Patients";
+pub const NAV_ALERTS: &str = "Alerts";
+pub const NAV_USERS: &str = "Users";
+pub const NAV_PREFERENCES: &str = "Reminders";
+
+// Patient
+pub const PATIENT_HOME: &str = "Your portal";
+pub const UPCOMING: &str = "Upcoming appointments";
+pub const NO_UPCOMING: &str = "No upcoming appointments.";
+pub const FORMS: &str = "Forms to fill in";
+pub const NO_FORMS: &str = "No forms to fill in.";
+pub const OPEN_FORM: &str = "Open";
+pub const CONTINUE_FORM: &str = "Continue";
+pub const FORM_SUBMITTED_ON: &str = "Submitted";
+pub const SAVING: &str = "Saving…";
+pub const SAVED: &str = "Saved";
+pub const SAVE_FAILED: &str = "Not saved";
+pub const SUBMIT: &str = "Submit";
+pub const REQUIRED: &str = "Required";
+pub const ANSWER_REQUIRED: &str = "Please answer this question.";
+pub const BACK: &str = "Back";
+pub const SUBMITTED_TITLE: &str = "Thank you";
+pub const SUBMITTED_TEXT: &str = "Your answers were sent to your care team.";
+pub const CRISIS_TITLE: &str = "If you are thinking about hurting yourself, help is available now";
+pub const CRISIS_TEXT: &str = "Call or text 988 to reach the 988 Suicide & Crisis Lifeline, any time, day or night. If you are in immediate danger, call 911.";
+pub const CRISIS_CLINICIAN: &str = "When you submit this form, your clinician is alerted at once.";
+pub const CRISIS_ALERTED: &str = "Your clinician has been alerted and will follow up with you.";
+pub const PREFERENCES_TITLE: &str = "Reminder preferences";
+pub const EMAIL_REMINDERS: &str = "Send me appointment reminders by email";
+pub const PGP_KEY: &str = "OpenPGP public key (optional)";
+pub const PGP_HINT: &str =
+    "With a key, reminders include the appointment's details, encrypted so only you can read them.";
+pub const SAVE: &str = "Save";
+pub const PREFERENCES_SAVED: &str = "Preferences saved.";
+
+// Clinician and front desk
+pub const MY_SCHEDULE: &str = "My schedule";
+pub const PRACTICE_SCHEDULE: &str = "Practice schedule";
+pub const DAY: &str = "Day";
+pub const WEEK: &str = "Week";
+pub const PREVIOUS: &str = "Previous";
+pub const NEXT: &str = "Next";
+pub const TODAY: &str = "Today";
+pub const NO_APPOINTMENTS: &str = "No appointments in this period.";
+pub const CANCELLED: &str = "Cancelled";
+pub const PATIENTS: &str = "Patients";
+pub const NO_PATIENTS: &str = "No patients yet.";
+pub const CHART: &str = "Chart";
+pub const DATE_OF_BIRTH: &str = "Date of birth";
+pub const PHONE: &str = "Phone";
+pub const INTAKE: &str = "Forms and scores";
+pub const NOT_SUBMITTED: &str = "Not submitted yet";
+pub const SCORE: &str = "Score";
+pub const SEVERITY: &str = "Severity";
+pub const ITEM9_FLAG: &str = "Item 9: thoughts of self-harm reported";
+pub const SCORES_OVER_TIME: &str = "Scores over time";
+pub const URGENT: &str = "Urgent";
+pub const ALERTS: &str = "Alerts";
+pub const NO_ALERTS: &str = "No open alerts.";
+pub const ACKNOWLEDGE: &str = "Acknowledge";
+pub const FOLLOW_UP: &str = "Follow-up note";
+pub const FOLLOW_UP_HINT: &str = "What you did (required to clear an urgent alert).";
+pub const DOCUMENT_FOLLOW_UP: &str = "Save follow-up";
+pub const ASSIGN_FORM: &str = "Assign a form";
+pub const ASSIGN: &str = "Assign";
+pub const TOAST_INTAKE: &str = "A form was submitted";
+pub const TOAST_ALERT: &str = "Urgent: a patient needs attention";
+pub const DISMISS: &str = "Dismiss";
+
+// Front desk
+pub const BOOK: &str = "Book an appointment";
+pub const CLINICIAN: &str = "Clinician";
+pub const PATIENT: &str = "Patient";
+pub const STARTS: &str = "Starts";
+pub const DURATION_MINUTES: &str = "Length (minutes)";
+pub const BOOKED: &str = "Booked.";
+pub const RESCHEDULE: &str = "Reschedule";
+pub const CANCEL_APPOINTMENT: &str = "Cancel appointment";
+pub const SEND_REMINDER: &str = "Send reminder now";
+pub const REMINDER_STATUS: &str = "Reminders";
+pub const NEW_PATIENT: &str = "New patient";
+pub const LEGAL_NAME: &str = "Legal name";
+pub const PREFERRED_NAME: &str = "Preferred name";
+pub const CREATE_PATIENT: &str = "Create patient";
+pub const EDIT: &str = "Edit";
+pub const INVITE_TO_PORTAL: &str = "Invite to the portal";
+pub const INVITATION_CREATED: &str = "Give the patient this invitation code (it works once):";
+pub const CHOOSE: &str = "Choose…";
+
+// Owner
+pub const USERS: &str = "Users and invitations";
+pub const ROLE: &str = "Role";
+pub const STATUS: &str = "Status";
+pub const INVITE: &str = "Invite";
+pub const DISABLE: &str = "Disable";
+pub const CARE_TEAM: &str = "Care team";
+pub const ADD_TO_CARE_TEAM: &str = "Add to care team";
+pub const BREAK_GLASS: &str = "Break-glass access";
+pub const AUDIT_STATUS: &str = "Audit trail";
+
+// Errors
+pub const ERROR_PREFIX: &str = "Something went wrong";
+pub const REQUEST_ID: &str = "Reference";
+pub const NETWORK_ERROR: &str = "The server could not be reached. Check your connection and try again.";
+pub const CONFLICT_BOOKING: &str = "This time overlaps another appointment of the clinician. Choose another time.";
+
+/// The plain-words message for an error `code` of the API (docs/API.md), or `None` to show the
+/// server's own message.
+pub fn error_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "invalid_credentials" => "The email or password is not right.",
+        "invalid_mfa" => "That code is not right, or it was already used. Try the newest code.",
+        "too_many_attempts" => "Too many attempts. Wait a few minutes, then try again.",
+        "session_expired" | "unauthenticated" => "Your session has ended. Please sign in again.",
+        "forbidden" => "You do not have access to this.",
+        "mfa_required" => "Two-step verification is needed first.",
+        "not_found" => "This item no longer exists.",
+        "service_unavailable" => "The service is busy or partly down. Try again in a moment.",
+        "internal_error" => "An unexpected error happened on the server.",
+        "password_too_short" => "The password is too short: use at least 12 characters.",
+        "password_too_long" => "The password is too long.",
+        "password_too_common" => "This password is too common. Choose something harder to guess.",
+        "password_contains_account_name" => "The password must not contain your email or name.",
+        "invalid_grant" => "The invitation code is not valid or has expired.",
+        "csrf" => "The request was refused as it did not come from this page. Reload and try again.",
+        _ => return None,
+    })
+}
+
+/// Short weekday names, Sunday first (as `Date.getDay()` counts).
+pub const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+/// Short month names, January first.
+pub const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// How a form's machine name reads.
+pub fn form_title(form: &str) -> &'static str {
+    match form {
+        "phq9" => "PHQ-9 (mood)",
+        "gad7" => "GAD-7 (anxiety)",
+        "general_intake" => "General intake",
+        _ => "Form",
+    }
+}
+
+/// How a severity band reads.
+pub fn severity(band: &str) -> &'static str {
+    match band {
+        "minimal" => "Minimal",
+        "mild" => "Mild",
+        "moderate" => "Moderate",
+        "moderately_severe" => "Moderately severe",
+        "severe" => "Severe",
+        _ => "—",
+    }
+}
+
+/// How a role reads.
+pub fn role(role: &str) -> &'static str {
+    match role {
+        "owner" => "Owner",
+        "clinician" => "Clinician",
+        "front_desk" => "Front desk",
+        "billing" => "Billing",
+        "patient" => "Patient",
+        _ => "Account",
+    }
+}
+
+/// How an alert kind reads.
+pub fn alert_kind(kind: &str) -> &'static str {
+    match kind {
+        "phq9_item9" => "PHQ-9 item 9: thoughts of self-harm",
+        "phq9_severe" => "PHQ-9 in the severe band",
+        "gad7_severe" => "GAD-7 in the severe band",
+        "intake_submitted" => "Form submitted",
+        "break_glass" => "Break-glass access granted",
+        "reminder_failed" => "A reminder could not be delivered",
+        _ => "Alert",
+    }
+}
