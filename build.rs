@@ -54,8 +54,10 @@ fn main() -> Result<(), Failed> {
         fs::read_to_string(static_dir.join("boot.js"))?.replace("@GLUE@", &glue_url).replace("@WASM@", &wasm_url);
     let boot_url = assets.add("boot", "js", "text/javascript; charset=utf-8", boot.into_bytes())?;
     let css_url = assets.add("style", "css", "text/css; charset=utf-8", fs::read(static_dir.join("style.css"))?)?;
+    let icon_url = assets.add("icon", "svg", "image/svg+xml", fs::read(static_dir.join("icon.svg"))?)?;
     let index = fs::read_to_string(static_dir.join("index.html"))?
         .replace("@STYLE@", &css_url)
+        .replace("@ICON@", &icon_url)
         .replace("@BOOT@", &boot_url)
         .replace("@GLUE@", &glue_url)
         .replace("@WASM@", &wasm_url);
@@ -65,6 +67,7 @@ fn main() -> Result<(), Failed> {
 
 /// `cargo build` of the portal for wasm32, isolated from the outer build's flags and wrappers.
 fn build_wasm(root: &Path) -> Result<PathBuf, Failed> {
+    ensure_wasm_target(root)?;
     let target_dir = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("wasm"),
         None => root.join("target/wasm"),
@@ -96,6 +99,30 @@ fn build_wasm(root: &Path) -> Result<PathBuf, Failed> {
         return Err(format!("building the portal for wasm32 failed ({status}); is the wasm32-unknown-unknown target installed? (rust-toolchain.toml names it)").into());
     }
     Ok(target_dir.join("wasm32-unknown-unknown/wasm-release").join(WASM_NAME))
+}
+
+/// Adds the wasm32 target with rustup when the toolchain lacks it: rustup installs the targets
+/// `rust-toolchain.toml` names only with the toolchain itself, so a machine that already had
+/// 1.95.0 would otherwise fail here.
+fn ensure_wasm_target(root: &Path) -> Result<(), Failed> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc).current_dir(root).args(["--print", "sysroot"]).output()?;
+    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout)?.trim());
+    if sysroot.join("lib/rustlib/wasm32-unknown-unknown").is_dir() {
+        return Ok(());
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.current_dir(root).args(["target", "add", "wasm32-unknown-unknown"]);
+    if let Some(toolchain) = env::var_os("RUSTUP_TOOLCHAIN") {
+        rustup.arg("--toolchain").arg(toolchain);
+    }
+    match rustup.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("`rustup target add wasm32-unknown-unknown` failed ({status})").into()),
+        Err(error) => {
+            Err(format!("the wasm32-unknown-unknown target is missing and rustup could not run: {error}").into())
+        }
+    }
 }
 
 /// The hashed, compressed files and the Rust table that serves them.

@@ -7,6 +7,11 @@
 //! code never sees; nothing is stored in localStorage, sessionStorage or IndexedDB; no URL,
 //! title or history entry carries PHI (the portal never changes the URL at all); every request
 //! is same-origin under a strict CSP.
+//!
+//! Trusted Types: the CSP refuses every `innerHTML` assignment. Leptos inserts an element whose
+//! attributes and children are all literals (an "inert" element) through `innerHTML`, so no
+//! `view!` may hold one: give it a computed value (`{text::X}`, a value from data). The browser
+//! tests fail on the resulting page error.
 
 pub mod api;
 pub mod live;

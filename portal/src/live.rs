@@ -42,6 +42,7 @@ pub struct Toast {
 /// What the socket keeps current.
 #[derive(Clone, Copy)]
 pub struct Live {
+    /// The server welcomed this socket: frames may be sent.
     pub connected: RwSignal<bool>,
     pub schedule: RwSignal<BTreeMap<Uuid, Appointment>>,
     /// Bumped at each schedule change (tests and benchmarks wait on it).
@@ -100,10 +101,10 @@ fn open() {
     let Some(window) = web_sys::window() else { return };
     let Ok(host) = window.location().host() else { return };
     let Ok(ws) = WebSocket::new_with_str(&format!("wss://{host}/ws"), SUBPROTOCOL) else { return };
+    // The socket is usable once the server's `welcome` says the session stands: a frame sent
+    // before it (while the cookie is still being checked) closes the socket with 4004.
     let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
         RETRY.with(|r| *r.borrow_mut() = 0);
-        live().connected.set(true);
-        subscribe();
     });
     let on_message = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
         let Ok(message) = event.dyn_into::<MessageEvent>() else { return };
@@ -167,6 +168,9 @@ fn closed(code: u16) {
 /// Sends `frame`; `false` when the socket is not open.
 pub fn send(frame: &ClientFrame) -> bool {
     let Ok(text) = serde_json::to_string(frame) else { return false };
+    if !live().connected.get_untracked() {
+        return false;
+    }
     SOCKET.with(|s| {
         s.borrow().as_ref().is_some_and(|s| s.ws.ready_state() == WebSocket::OPEN && s.ws.send_with_str(&text).is_ok())
     })
@@ -208,6 +212,10 @@ fn receive(frame: ServerFrame) {
     }
     let l = live();
     match frame {
+        ServerFrame::Welcome { .. } => {
+            l.connected.set(true);
+            subscribe();
+        }
         ServerFrame::ScheduleSnapshot { appointments, .. } => {
             l.schedule.set(appointments.into_iter().map(|a| (a.id, a)).collect());
             l.schedule_version.update(|v| *v += 1);

@@ -8,8 +8,11 @@ use leptos::prelude::*;
 use crate::api::{self, Me};
 use crate::live;
 
-/// Seconds before the idle limit when the warning appears.
-pub const WARN_BEFORE_SECS: f64 = 120.0;
+/// Seconds before the idle limit when the warning appears (at most half the limit).
+const WARN_BEFORE_SECS: f64 = 120.0;
+/// The longest the server goes without hearing of the person's activity (at most a quarter of
+/// the idle limit).
+const ACTIVITY_EVERY_SECS: f64 = 30.0;
 
 /// Why the session is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,10 +106,18 @@ pub fn signed_in(me: Me) {
     }
 }
 
-/// The server saw activity (a request answered): the idle clock restarts.
+/// A request was answered. The HTTP session counted it, but the socket's session actor keeps
+/// its own idle clock (and ends the sign-in session when it runs out), so it hears of the
+/// activity too, at most as often as [`user_activity`] tells it. Without a socket (enrollment)
+/// the request is all the server saw.
 pub fn activity() {
     let p = portal();
-    if p.me.get_untracked().is_some() {
+    if p.me.get_untracked().is_none() {
+        return;
+    }
+    if live::live().connected.get_untracked() {
+        user_activity();
+    } else {
         p.last_activity_ms.set(js_sys::Date::now());
     }
 }
@@ -115,11 +126,10 @@ pub fn activity() {
 /// server, at most twice a minute, so that a person at work is not signed out.
 pub fn user_activity() {
     let p = portal();
-    if p.me.get_untracked().is_none() {
-        return;
-    }
+    let Some(idle) = p.me.with_untracked(|m| m.as_ref().map(|m| m.idle_timeout_secs as f64)) else { return };
     let now = js_sys::Date::now();
-    if now - p.last_activity_ms.get_untracked() >= 30_000.0 && live::send_activity() {
+    let every_ms = ACTIVITY_EVERY_SECS.min(idle / 4.0) * 1000.0;
+    if now - p.last_activity_ms.get_untracked() >= every_ms && live::send_activity() {
         p.last_activity_ms.set(now);
     }
 }
@@ -128,15 +138,21 @@ pub fn user_activity() {
 pub fn idle_warning_secs() -> Option<u64> {
     let p = portal();
     let me = p.me.get()?;
-    let left = me.idle_timeout_secs as f64 - (p.now_ms.get() - p.last_activity_ms.get()) / 1000.0;
-    (left <= WARN_BEFORE_SECS).then(|| left.max(0.0) as u64)
+    let idle = me.idle_timeout_secs as f64;
+    let left = idle - (p.now_ms.get() - p.last_activity_ms.get()) / 1000.0;
+    (left <= WARN_BEFORE_SECS.min(idle / 2.0)).then(|| left.max(0.0) as u64)
 }
 
-/// "Stay signed in": one request, which the server counts as activity.
+/// "Stay signed in": tells the socket's session actor at once, and asks the HTTP session (which
+/// counts the request as activity and says when the session ends at the latest).
 pub fn stay() {
-    leptos::task::spawn_local(async {
+    let p = portal();
+    if live::send_activity() {
+        p.last_activity_ms.set(js_sys::Date::now());
+    }
+    leptos::task::spawn_local(async move {
         if let Ok(me) = api::get::<Me>("/api/v1/browser/session").await {
-            portal().expires_at_ms.set(me.expires_at_ms as f64);
+            p.expires_at_ms.set(me.expires_at_ms as f64);
         }
     });
 }

@@ -203,6 +203,15 @@ pub fn form_title(form: &str) -> &'static str {
     }
 }
 
+/// A form's short name (a chart's legend).
+pub fn form_short(form: &str) -> &'static str {
+    match form {
+        "phq9" => "PHQ-9",
+        "gad7" => "GAD-7",
+        _ => form_title(form),
+    }
+}
+
 /// How a severity band reads.
 pub fn severity(band: &str) -> &'static str {
     match band {

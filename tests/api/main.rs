@@ -19,6 +19,7 @@ mod ingest;
 mod messaging;
 mod phi;
 mod phi_debug;
+mod portal;
 mod realtime;
 mod reminders;
 mod sessions;

@@ -8,8 +8,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::common::{ErrorNote, Field, at};
+use super::schedule::Select;
 use super::{Place, place};
-use crate::api::{self, AlertState, AlertView, Assignment, ChartAlerts, Failure, PatientRecord, Submitted};
+use crate::api::{
+    self, AlertState, AlertView, Assignment, ChartAlerts, Failure, PatientRecord, StaffMember, Submitted,
+};
 use crate::live::live;
 use crate::session;
 use crate::text;
@@ -220,6 +223,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                 })}
             </section>
         })}
+        {(!clinician).then(|| view! { <CareTeam patient=patient failure=failure/> })}
         {clinician.then(|| view! {
             <section class="card" aria-labelledby="alerts-title">
                 <h2 id="alerts-title">
@@ -263,6 +267,71 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
     }
 }
 
+#[derive(serde::Deserialize, Clone)]
+struct Member {
+    clinician_id: Uuid,
+}
+
+/// The patient's care team, and adding a clinician to it (front desk, owners).
+#[component]
+fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView {
+    let members = RwSignal::new(Vec::<Member>::new());
+    let staff = RwSignal::new(Vec::<StaffMember>::new());
+    let choice = RwSignal::new(String::new());
+    let reload = RwSignal::new(0u32);
+    leptos::task::spawn_local(async move {
+        if let Ok(list) = api::get::<Vec<StaffMember>>("/api/v1/staff").await {
+            staff.set(list);
+        }
+    });
+    Effect::new(move |_| {
+        reload.track();
+        leptos::task::spawn_local(async move {
+            match api::get::<Vec<Member>>(&format!("/api/v1/patients/{patient}/care-team")).await {
+                Ok(list) => members.set(list),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    });
+    let name = move |id: Uuid| {
+        staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.display_name.clone())).unwrap_or_default()
+    };
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Ok(clinician) = choice.get_untracked().parse::<Uuid>() else { return };
+        leptos::task::spawn_local(async move {
+            match api::call_empty(
+                "PUT",
+                &format!("/api/v1/patients/{patient}/care-team/{clinician}"),
+                &serde_json::json!({}),
+            )
+            .await
+            {
+                Ok(()) => reload.update(|r| *r += 1),
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="care-team-title">
+            <h2 id="care-team-title">{text::CARE_TEAM}</h2>
+            <ul class="rows">
+                {move || members.get().into_iter().map(|m| view! { <li class="row" data-member=m.clinician_id.to_string()>{name(m.clinician_id)}</li> }).collect_view()}
+            </ul>
+            <form class="inline" on:submit=add>
+                <Select id="care-team-clinician" label=text::CLINICIAN value=choice error=Signal::derive(|| None::<String>)
+                    options=Signal::derive(move || staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id, m.display_name.clone())).collect()))/>
+                <button type="submit">{text::ADD_TO_CARE_TEAM}</button>
+            </form>
+        </section>
+    }
+}
+
+/// The chart's severity bands: class, top and height in the 120-unit-high drawing. Drawn from
+/// data rather than as literal elements, which Leptos would insert through `innerHTML`, which
+/// Trusted Types refuses (see `lib.rs`).
+const BANDS: [(&str, u32, u32); 3] = [("band-severe", 10, 27), ("band-moderate", 37, 33), ("band-mild", 70, 23)];
+
 /// PHQ-9 and GAD-7 totals over time, one line each, on the severity bands.
 #[component]
 fn ScoreChart(forms: RwSignal<Vec<(Assignment, Option<Submitted>)>>) -> impl IntoView {
@@ -288,13 +357,13 @@ fn ScoreChart(forms: RwSignal<Vec<(Assignment, Option<Submitted>)>>) -> impl Int
         <figure class="chart">
             <figcaption>{text::SCORES_OVER_TIME}</figcaption>
             <svg viewBox="0 0 300 120" role="img" aria-label=text::SCORES_OVER_TIME>
-                <rect class="band-severe" x="10" y="10" width="280" height="27"/>
-                <rect class="band-moderate" x="10" y="37" width="280" height="33"/>
-                <rect class="band-mild" x="10" y="70" width="280" height="23"/>
+                {BANDS.iter().map(|(class, y, height)| view! {
+                    <rect class=*class x="10" y=y.to_string() width="280" height=height.to_string()/>
+                }).collect_view()}
                 <polyline class="line phq9" points=move || points("phq9", 27.0)/>
                 <polyline class="line gad7" points=move || points("gad7", 21.0)/>
             </svg>
-            <p class="legend small"><span class="key phq9">"PHQ-9"</span>" "<span class="key gad7">"GAD-7"</span></p>
+            <p class="legend small"><span class="key phq9">{text::form_short("phq9")}</span>" "<span class="key gad7">{text::form_short("gad7")}</span></p>
         </figure>
     }
 }

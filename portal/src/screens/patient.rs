@@ -92,7 +92,7 @@ pub fn PatientHome() -> impl IntoView {
 
 /// How the autosave went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Saved {
+enum SaveState {
     Idle,
     Saving,
     Saved,
@@ -106,7 +106,7 @@ pub fn FormScreen(assignment: Uuid) -> impl IntoView {
     let l = live();
     let form = RwSignal::new(None::<FormDefinition>);
     let answers = RwSignal::new(IntakeAnswers::new());
-    let saved = RwSignal::new(Saved::Idle);
+    let saved = RwSignal::new(SaveState::Idle);
     let submitted = RwSignal::new(false);
     let failure = RwSignal::new(None::<Failure>);
     let missing = RwSignal::new(Vec::<String>::new());
@@ -132,7 +132,7 @@ pub fn FormScreen(assignment: Uuid) -> impl IntoView {
     let save = move || {
         let this = revision.get_untracked() + 1;
         revision.set(this);
-        saved.set(Saved::Saving);
+        saved.set(SaveState::Saving);
         let id = live::request_id();
         let frame = ClientFrame::IntakeDraft {
             v: VERSION,
@@ -145,16 +145,16 @@ pub fn FormScreen(assignment: Uuid) -> impl IntoView {
                 return;
             }
             match answer {
-                ServerFrame::Ack { .. } => saved.set(Saved::Saved),
+                ServerFrame::Ack { .. } => saved.set(SaveState::Saved),
                 ServerFrame::Error { code, message, .. } => {
-                    saved.set(Saved::Failed);
+                    saved.set(SaveState::Failed);
                     failure.set(Some(frame_failure(code.as_str(), message)));
                 }
                 _ => {}
             }
         });
         if !sent {
-            saved.set(Saved::Failed);
+            saved.set(SaveState::Failed);
         }
     };
     let answer = move |item: String, value: Answer| {
@@ -216,10 +216,10 @@ pub fn FormScreen(assignment: Uuid) -> impl IntoView {
                     {f.items.into_iter().map(|item| view! { <Item item=item answers=answers missing=missing on_answer=answer/> }).collect_view()}
                     <p class="save-state" role="status" data-save=move || format!("{:?}", saved.get()).to_lowercase()>
                         {move || match saved.get() {
-                            Saved::Idle => "",
-                            Saved::Saving => text::SAVING,
-                            Saved::Saved => text::SAVED,
-                            Saved::Failed => text::SAVE_FAILED,
+                            SaveState::Idle => "",
+                            SaveState::Saving => text::SAVING,
+                            SaveState::Saved => text::SAVED,
+                            SaveState::Failed => text::SAVE_FAILED,
                         }}
                     </p>
                     <button type="submit" class="primary">{text::SUBMIT}</button>

@@ -1,0 +1,195 @@
+//! The web portal: its files as the binary serves them, the browser session (a cookie script
+//! cannot read, refused to other sites), and the portal in a real browser (Debian's Chromium
+//! driven by Playwright, `tests/browser/`) against the real server on the embedded default.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
+use reqwest::{Response, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
+
+const STAFF_PASSWORD: &str = "Tidal-Orchid-Lantern-42";
+/// The portal's first load (compressed, wasm included) must stay within this (issue 26).
+const FIRST_LOAD_BUDGET: usize = 800 * 1024;
+
+fn create_staff(app: &TestApp, role: &str, email: &str) {
+    let (code, output) = app.cli(&["user", "create", "--role", role, "--email", email], &format!("{STAFF_PASSWORD}\n"));
+    assert_eq!(code, Some(0), "{output}");
+}
+
+/// The asset URLs the entry page names.
+fn asset_urls(index: &str) -> Vec<String> {
+    index.split('"').filter(|part| part.starts_with("/assets/")).map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_is_served_by_content_hash_compressed_and_cached_and_fits_its_budget() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for entry in ["/", "/portal/"] {
+        let page = app.client.get(app.url(entry)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()[CACHE_CONTROL], "no-store");
+        let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
+        assert!(csp.contains("require-trusted-types-for 'script'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+    }
+    let index = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!index.contains("<script>") && !index.contains("style="), "no inline script or style:\n{index}");
+    let urls = asset_urls(&index);
+    assert!(urls.iter().any(|u| u.ends_with(".wasm")) && urls.iter().any(|u| u.ends_with(".css")), "{urls:?}");
+
+    let mut first_load = index.len();
+    for url in &urls {
+        let br = app.client.get(app.url(url)).header(ACCEPT_ENCODING, "gzip, br").send().await.unwrap();
+        assert_eq!(br.status(), StatusCode::OK, "{url}");
+        assert_eq!(br.headers()[CONTENT_ENCODING], "br", "{url}");
+        assert_eq!(br.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable", "{url}");
+        let kind = br.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
+        let expected = match url.rsplit('.').next() {
+            Some("wasm") => "application/wasm",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("svg") => "image/svg+xml",
+            other => panic!("unexpected asset {other:?}"),
+        };
+        assert_eq!(kind, expected, "{url}");
+        first_load += br.bytes().await.unwrap().len();
+        let gzip = app.client.get(app.url(url)).header(ACCEPT_ENCODING, "gzip").send().await.unwrap();
+        assert_eq!(gzip.headers()[CONTENT_ENCODING], "gzip", "{url}");
+    }
+    assert!(first_load <= FIRST_LOAD_BUDGET, "first load {first_load} bytes compressed");
+    let missing = app.client.get(app.url("/assets/portal_bg-0000000000000000.wasm")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+/// The `name=value` of a response's `Set-Cookie` for `name`, and its attributes.
+fn set_cookie(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_is_a_cookie_script_cannot_read_and_other_sites_cannot_use() {
+    let app = spawn_app(Backend::Sqlite).await;
+    create_staff(&app, "billing", "bill@practice.example");
+    let origin = format!("https://{}", app.address);
+    let credentials = json!({ "email": "bill@practice.example", "password": STAFF_PASSWORD });
+    let sign_in = app.url("/api/v1/browser/sign-in");
+
+    let without_header = app.client.post(&sign_in).header("Origin", &origin).json(&credentials).send().await.unwrap();
+    assert_eq!(without_header.status(), StatusCode::FORBIDDEN, "login CSRF: no anti-CSRF header");
+    let body: serde_json::Value = without_header.json().await.unwrap();
+    assert_eq!(body["code"], "csrf");
+    let other_site = app
+        .client
+        .post(&sign_in)
+        .header("Origin", "https://evil.example")
+        .header("X-Confidant-Csrf", "1")
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_site.status(), StatusCode::FORBIDDEN, "another origin");
+
+    let signed_in = app
+        .client
+        .post(&sign_in)
+        .header("Origin", &origin)
+        .header("X-Confidant-Csrf", "1")
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let cookie = set_cookie(&signed_in, "__Host-confidant-session").expect("a session cookie");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "a __Host- cookie is host-only: {cookie}");
+    let body: serde_json::Value = signed_in.json().await.unwrap();
+    assert_eq!(body["status"], "signed_in");
+    assert!(!body.to_string().contains("cfa_"), "no token in the body: {body}");
+    assert_eq!(body["session"]["idle_timeout_secs"], 900);
+    let pair = cookie.split(';').next().unwrap().to_owned();
+
+    // A reload: the cookie alone says who is signed in.
+    let session = app.client.get(app.url("/api/v1/browser/session")).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(session.status(), StatusCode::OK);
+    assert_eq!(session.headers()[CACHE_CONTROL], "no-store");
+    assert_eq!(session.json::<serde_json::Value>().await.unwrap()["role"], "billing");
+
+    // A state change with the cookie needs the header, from this origin.
+    let forged = app.client.post(app.url("/api/v1/sign-out")).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let still = app.client.get(app.url("/api/v1/browser/session")).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(still.status(), StatusCode::OK, "the refused request changed nothing");
+
+    let out = app
+        .client
+        .post(app.url("/api/v1/sign-out"))
+        .header("Cookie", &pair)
+        .header("Origin", &origin)
+        .header("X-Confidant-Csrf", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::OK);
+    let cleared = set_cookie(&out, "__Host-confidant-session").expect("the cookie is deleted");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(out.headers()["clear-site-data"], "\"cache\", \"storage\"");
+    let after = app.client.get(app.url("/api/v1/browser/session")).header("Cookie", &pair).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The Python interpreter with Playwright and axe-core (`scripts/browser-tools` installs them).
+fn browser_python() -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(format!("{root}/scripts/browser-tools")).output().unwrap();
+    assert!(output.status.success(), "browser-tools: {}", String::from_utf8_lossy(&output.stderr));
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// Runs `tests/browser/{script}` against `app`; panics with its output unless it passes.
+fn run_browser_script(app: &TestApp, script: &str, env: &[(&str, String)]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let shots = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from(root).join("target"), PathBuf::from);
+    let output = Command::new(browser_python())
+        .arg(format!("{root}/tests/browser/{script}"))
+        .env("CONFIDANT_URL", format!("https://{}", app.address))
+        .env("SCREENSHOTS", shots.join("portal-screenshots"))
+        .env("STAFF_PASSWORD", STAFF_PASSWORD)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{script} failed:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_desk_a_clinician_and_a_patient_use_the_portal_in_a_real_browser() {
+    let app = spawn_app(Backend::Sqlite).await;
+    create_staff(&app, "front_desk", "desk@practice.example");
+    create_staff(&app, "clinician", "ana.ruiz@practice.example");
+    let env = [
+        ("DESK_EMAIL", "desk@practice.example".to_owned()),
+        ("CLINICIAN_EMAIL", "ana.ruiz@practice.example".to_owned()),
+    ];
+    run_browser_script(&app, "portal_flow.py", &env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_warns_then_says_it_ended_in_the_browser() {
+    let env = vec![("CONFIDANT_IDENTITY__SESSION_IDLE_SECS", "20".to_owned())];
+    let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
+    create_staff(&app, "billing", "bill@practice.example");
+    run_browser_script(&app, "idle.py", &[("STAFF_EMAIL", "bill@practice.example".to_owned())]);
+}

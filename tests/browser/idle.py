@@ -1,0 +1,54 @@
+"""A session that idles out, in a real browser: the warning comes before the server's idle limit
+(here 20 s), "Stay signed in" keeps the session, and left alone the page says the session ended
+and shows nothing else; the server agrees (the next request is refused).
+
+Environment: CONFIDANT_URL, STAFF_EMAIL, STAFF_PASSWORD, SCREENSHOTS.
+"""
+
+import os
+import sys
+
+from playwright.sync_api import expect, sync_playwright
+
+sys.path.insert(0, os.path.dirname(__file__))
+from portal_flow import check_screen, enroll_totp, new_page, photograph_failure, problems, sign_in  # noqa: E402
+
+URL = os.environ["CONFIDANT_URL"]
+
+
+def main():
+    os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            ctx, page = new_page(browser)
+            sign_in(page, os.environ["STAFF_EMAIL"], os.environ["STAFF_PASSWORD"])
+            enroll_totp(page, "billing")
+            warning = page.locator("[role=alertdialog]")
+            expect(warning).to_be_visible(timeout=20_000)
+            check_screen(page, "idle-warning")
+            page.click("button:has-text('Stay signed in')")
+            expect(warning).to_be_hidden()
+            expect(warning).to_be_visible(timeout=20_000)
+            expect(page.locator("[data-ended=idle]")).to_be_visible(timeout=30_000)
+            check_screen(page, "idle-ended")
+            if page.locator("nav.tabs").count():
+                problems.append("the navigation is still shown after the session ended")
+            status = page.evaluate(
+                "async () => (await fetch('/api/v1/browser/session', {credentials: 'same-origin'})).status"
+            )
+            if status != 401:
+                problems.append(f"the server still accepts the idle session: {status}")
+            ctx.close()
+            browser.close()
+        except Exception:
+            photograph_failure()
+            raise
+    if problems:
+        print("\n".join(problems))
+        sys.exit(1)
+    print("idle: ok")
+
+
+if __name__ == "__main__":
+    main()
