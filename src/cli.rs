@@ -69,6 +69,12 @@ pub enum UserCommand {
         /// The sign-in email.
         #[arg(long)]
         email: String,
+        /// How they appear on screen and in reminders, e.g. "Dr. Ana Ruiz".
+        #[arg(long)]
+        name: Option<String>,
+        /// Degrees or licences shown after the name, e.g. "PsyD".
+        #[arg(long)]
+        credentials: Option<String>,
     },
     /// Print a one-time invitation token (valid `identity.invitation_secs`) to deliver out of
     /// band; the invitee sets a password with it (POST /api/v1/invitations/accept). Audited.
@@ -82,6 +88,12 @@ pub enum UserCommand {
         /// For --role patient: the patient record's id.
         #[arg(long)]
         patient: Option<uuid::Uuid>,
+        /// Staff: how they appear on screen and in reminders, e.g. "Dr. Ana Ruiz".
+        #[arg(long)]
+        name: Option<String>,
+        /// Staff: degrees or licences shown after the name, e.g. "PsyD".
+        #[arg(long)]
+        credentials: Option<String>,
     },
 }
 

@@ -95,18 +95,25 @@ fn main() -> ExitCode {
 /// `confidant user ...`.
 fn run_user(system: &actix_web::rt::SystemRunner, settings: &settings::Settings, command: UserCommand) -> ExitCode {
     let outcome = match command {
-        UserCommand::Create { role, email } => {
+        UserCommand::Create { role, email, name, credentials } => {
             let mut password = zeroize::Zeroizing::new(String::new());
             if let Err(error) = std::io::stdin().read_line(&mut password) {
                 return fail(&error, 2);
             }
             system
-                .block_on(user_commands::create(settings, &role, &email, &password))
+                .block_on(user_commands::create(
+                    settings,
+                    &role,
+                    &email,
+                    (name.as_deref(), credentials.as_deref()),
+                    &password,
+                ))
                 .map(|id| vec![format!("created {role} account {id}; sign in and enroll TOTP")])
         }
-        UserCommand::Invite { role, email, patient } => {
+        UserCommand::Invite { role, email, patient, name, credentials } => {
             let patient = patient.map(confidant_actors::ids::PatientId::from_uuid);
-            system.block_on(user_commands::invite(settings, &role, &email, patient)).map(|invitation| {
+            let name = (name.as_deref(), credentials.as_deref());
+            system.block_on(user_commands::invite(settings, &role, &email, patient, name)).map(|invitation| {
                 vec![
                     format!("invited {role} account {}", invitation.user_id),
                     format!("invitation token (deliver it out of band; it works once): {}", invitation.token),

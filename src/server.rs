@@ -16,6 +16,7 @@ use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
 use crate::audit::AuditStore;
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
+use crate::audit::status::AuditStatus;
 use crate::auditor::{Auditor, reason};
 use crate::crypto::rotation::Reencryptor;
 use crate::fanout::RedisBroker;
@@ -75,7 +76,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     let lifecycle = Lifecycle::new().start();
     let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
     let audit_store = AuditStore::new(audit_storage.clone(), node_id).with_checkpoints(
-        signing_key,
+        signing_key.clone(),
         CheckpointLog::new(settings.audit_checkpoint_dir()),
         settings.audit.checkpoint_every_entries,
     );
@@ -167,7 +168,15 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         auditor.clone(),
         settings.http.readiness_timeout(),
     );
-    let state = web::Data::new(AppState { settings: settings.clone(), hub: hub.clone(), readiness, services });
+    let audit_status = AuditStatus::new(
+        audit_storage.clone(),
+        settings.audit_checkpoint_dir(),
+        signing_key.verifying_key(),
+        services.gate.clone(),
+        services.identity.clock.clone(),
+    );
+    let state =
+        web::Data::new(AppState { settings: settings.clone(), hub: hub.clone(), readiness, services, audit_status });
     let sockets = web::Data::new(ws::Unauthenticated::default());
     let (max_body, hsts) = (settings.http.max_body_bytes, settings.http.hsts_max_age_secs);
     let shutdown_timeout = settings.http.shutdown_timeout();

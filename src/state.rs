@@ -1,12 +1,13 @@
 //! `AppState`: what the transports need from the node, built once in `server.rs` and shared by
 //! reference: the settings, the hub the sockets' session actors join, the readiness probes, and
-//! every domain service.
+//! every domain service, and the audit trail's status.
 
 use std::sync::Arc;
 
 use actix::Addr;
 use confidant_actors::hub::Hub;
 
+use crate::audit::status::AuditStatus;
 use crate::health::Readiness;
 use crate::services::Services;
 use crate::settings::Settings;
@@ -22,4 +23,6 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Every domain's operations.
     pub services: Services,
+    /// The audit trail's state, for owners.
+    pub audit_status: AuditStatus,
 }

@@ -11,7 +11,7 @@ use confidant_actors::ids::{PatientId, UserId};
 use crate::audit_commands::CliAudit;
 use crate::auditor::Auditor;
 use crate::identity::password::PasswordHasher;
-use crate::identity::{Email, Identity, NewAccount, Origin};
+use crate::identity::{Email, Identity, NewAccount, Origin, StaffName};
 use crate::settings::Settings;
 use crate::startup::{ServerError, open_keyring, open_stores, prepare_data_dir};
 
@@ -52,31 +52,59 @@ fn parse(role: &str, email: &str) -> Result<(Role, Email), ServerError> {
     Ok((role, email))
 }
 
-/// `confidant user create --role R --email E`: an active staff account with the password read
-/// from standard input. Bootstraps the first practice owner.
-pub async fn create(settings: &Settings, role: &str, email: &str, password: &str) -> Result<UserId, ServerError> {
+/// `--name` and `--credentials`, checked.
+fn staff_name(name: Option<&str>, credentials: Option<&str>) -> Result<Option<StaffName>, ServerError> {
+    match (name, credentials) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ServerError::Usage("--credentials needs --name")),
+        (Some(name), credentials) => StaffName::parse(name, credentials).map(Some).map_err(|(field, _)| {
+            ServerError::Usage(if field == "credentials" {
+                "--credentials must be at most 40 characters, without control characters"
+            } else {
+                "--name must be 1 to 100 characters, without control characters"
+            })
+        }),
+    }
+}
+
+/// `confidant user create --role R --email E [--name N [--credentials C]]`: an active staff
+/// account with the password read from standard input. Bootstraps the first practice owner.
+pub async fn create(
+    settings: &Settings,
+    role: &str,
+    email: &str,
+    name: (Option<&str>, Option<&str>),
+    password: &str,
+) -> Result<UserId, ServerError> {
     let (role, email) = parse(role, email)?;
+    let name = staff_name(name.0, name.1)?;
     let (identity, cli, main, audit) = identity(settings).await?;
-    let created = identity.create_staff(role, email, password.trim_end_matches(['\r', '\n'])).await;
+    let created = identity.create_staff(role, email, name, password.trim_end_matches(['\r', '\n'])).await;
     cli.checkpoint().await;
     main.close().await;
     audit.close().await;
     Ok(created?)
 }
 
-/// `confidant user invite --role R --email E [--patient ID]`: an invitation token to deliver.
+/// `confidant user invite --role R --email E [--patient ID | --name N [--credentials C]]`: an
+/// invitation token to deliver.
 pub async fn invite(
     settings: &Settings,
     role: &str,
     email: &str,
     patient: Option<PatientId>,
+    name: (Option<&str>, Option<&str>),
 ) -> Result<PrintedInvitation, ServerError> {
     let (role, email) = parse(role, email)?;
     if (role == Role::Patient) != patient.is_some() {
         return Err(ServerError::Usage("--patient is required for, and only for, --role patient"));
     }
+    let name = staff_name(name.0, name.1)?;
+    if role == Role::Patient && name.is_some() {
+        return Err(ServerError::Usage("--name is for staff; a patient is named by their patient record"));
+    }
     let (identity, cli, main, audit) = identity(settings).await?;
-    let new = NewAccount { role, email, patient_id: patient };
+    let new = NewAccount { role, email, patient_id: patient, name };
     let invited = identity.invite(&new, AuditActor::System, Origin::default()).await;
     cli.checkpoint().await;
     main.close().await;

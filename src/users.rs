@@ -11,7 +11,7 @@ use confidant_actors::ids::{PatientId, UserId};
 use crate::access::{AccessError, Decision, Denial, Gate, Operation, Requester, Resource, Target};
 use crate::auditor::About;
 use crate::identity::tokens::Token;
-use crate::identity::{Account, AccountStatus, AuthError, Email, Identity, NewAccount};
+use crate::identity::{Account, AccountStatus, AuthError, Email, Identity, NewAccount, StaffName};
 use crate::messaging::{Conversations, Devices};
 use crate::patients::{PatientError, Patients};
 use crate::push::Pusher;
@@ -81,6 +81,10 @@ pub struct Invite<'a> {
     pub email: &'a str,
     /// For a patient account, its patient record.
     pub patient_id: Option<PatientId>,
+    /// For staff: how they appear ("Dr. Ana Ruiz") and their credentials ("PsyD").
+    pub display_name: Option<&'a str>,
+    /// For staff: their credentials.
+    pub credentials: Option<&'a str>,
 }
 
 /// A made invitation: deliver the token out of band; it works once.
@@ -157,13 +161,23 @@ impl Users {
             }
             (_, None) => (Target::Any, About::new(Action::Create, ResourceType::User, None)),
         };
+        let name = match (role, invite.display_name) {
+            (Role::Patient, Some(_)) => {
+                return Err(UserError::Invalid {
+                    field: "display_name",
+                    rule: "is for staff; a patient record names a patient",
+                });
+            }
+            (_, Some(name)) => Some(staff_name(name, invite.credentials)?),
+            (_, None) => None,
+        };
         self.gate.authorize(who, resource_of(role), Operation::Create, target, about).await?;
         if let Some(patient) = invite.patient_id
             && !self.patients.exists(patient).await?
         {
             return Err(UserError::NotFound);
         }
-        let new = NewAccount { role, email, patient_id: invite.patient_id };
+        let new = NewAccount { role, email, patient_id: invite.patient_id, name };
         let (user_id, token, expires_at_ms) = self.identity.invite(&new, actor(who), who.origin).await?;
         Ok(Invited { user_id, token, expires_at_ms })
     }
@@ -206,16 +220,40 @@ impl Users {
         Ok(listed)
     }
 
-    /// How `account` appears on screen: its email until accounts carry display names.
+    /// How `account` appears on screen: a member of staff by name ("Dr. Ana Ruiz, PsyD"), or
+    /// by email until named.
     pub async fn display_name(&self, account: &Account) -> Result<String, UserError> {
-        Ok(self.identity.accounts.email(account.user_id).await?.expose().to_owned())
+        Ok(self.identity.accounts.shown(account).await?)
     }
 
-    /// The practice's active staff, by name and role (no contact details), for every signed-in
-    /// account the matrix lets read the directory. Audited like any account listing.
-    pub async fn directory(&self, who: &Requester) -> Result<Vec<(Account, Email)>, UserError> {
+    /// Names (or renames) a member of staff: whoever the matrix lets update staff accounts
+    /// (owners). Audited.
+    pub async fn set_name(
+        &self,
+        who: &Requester,
+        user: UserId,
+        display_name: &str,
+        credentials: Option<&str>,
+    ) -> Result<(), UserError> {
+        let name = staff_name(display_name, credentials)?;
+        let about = About::new(Action::Update, ResourceType::User, Some(*user.as_uuid()));
+        self.gate.authorize(who, Resource::StaffAccount, Operation::Update, Target::Account(user), about).await?;
+        match self.identity.accounts.get(user).await? {
+            Some(account) if account.role != Role::Patient => {}
+            _ => return Err(UserError::NotFound),
+        }
+        self.identity.set_staff_name(user, &name, actor(who), who.origin).await?;
+        Ok(())
+    }
+
+    /// The practice's active staff with how each appears, for every signed-in account the
+    /// matrix lets read the directory. A member of staff not named yet appears by email to
+    /// other staff, and without a name (`None`) to patients: the directory gives patients no
+    /// contact details. Audited like any account listing.
+    pub async fn directory(&self, who: &Requester) -> Result<Vec<(Account, Option<String>)>, UserError> {
         let about = About::new(Action::Read, ResourceType::User, None);
         self.gate.authorize(who, Resource::StaffDirectory, Operation::Read, Target::Any, about).await?;
+        let to_staff = who.principal.role != Role::Patient;
         let staff = self
             .identity
             .accounts
@@ -223,6 +261,13 @@ impl Users {
             .await?
             .into_iter()
             .filter(|(a, _)| a.role != Role::Patient && a.status == AccountStatus::Active)
+            .map(|(account, email)| {
+                let shown = match &account.name {
+                    Some(name) => Some(name.shown()),
+                    None => to_staff.then(|| email.expose().to_owned()),
+                };
+                (account, shown)
+            })
             .collect();
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "staff_directory")]).await?;
         Ok(staff)
@@ -251,4 +296,9 @@ impl Users {
         }
         Ok(())
     }
+}
+
+/// A staff name from the client, checked.
+fn staff_name(display_name: &str, credentials: Option<&str>) -> Result<StaffName, UserError> {
+    StaffName::parse(display_name, credentials).map_err(|(field, rule)| UserError::Invalid { field, rule })
 }

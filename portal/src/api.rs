@@ -35,6 +35,17 @@ impl Failure {
         Self { status: 0, code: "network".into(), message: text::NETWORK_ERROR.into(), field: None, request_id: None }
     }
 
+    /// A problem found on this page before anything was sent, shown at `field`.
+    pub fn on_field(field: &str, message: &str) -> Self {
+        Self {
+            status: 0,
+            code: "invalid_field".into(),
+            message: message.into(),
+            field: Some(field.into()),
+            request_id: None,
+        }
+    }
+
     /// Whether the session is gone (the screen must say so and show nothing else).
     pub fn ends_session(&self) -> bool {
         self.status == 401 && matches!(self.code.as_str(), "unauthenticated" | "session_expired")
@@ -213,15 +224,62 @@ pub struct UserRow {
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
+    pub credentials: Option<String>,
+    #[serde(default)]
     pub patient_id: Option<Uuid>,
     pub totp_enabled: bool,
 }
 
 impl UserRow {
-    /// How the account appears on screen.
+    /// How the account appears on screen: "Dr. Ana Ruiz, PsyD", or its email until named.
     pub fn label(&self) -> String {
-        self.display_name.clone().or_else(|| self.email.clone()).unwrap_or_else(|| self.user_id.to_string())
+        match (&self.display_name, &self.credentials) {
+            (Some(name), Some(c)) => format!("{name}, {c}"),
+            (Some(name), None) => name.clone(),
+            _ => self.email.clone().unwrap_or_else(|| self.user_id.to_string()),
+        }
     }
+}
+
+/// A break-glass grant (`GET /api/v1/break-glass`, owners).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct BreakGlassGrant {
+    pub grant_id: Uuid,
+    pub clinician_id: Uuid,
+    pub patient_id: Uuid,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The newest signed checkpoint of one audit chain.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditHead {
+    pub node_id: String,
+    pub seq: i64,
+    pub hash: String,
+    pub at_ms: i64,
+}
+
+/// One verification of the audit trail.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditVerification {
+    pub at_ms: i64,
+    pub intact: bool,
+    pub entries: u64,
+    pub chains: usize,
+    #[serde(default)]
+    pub broken: Option<String>,
+}
+
+/// The audit trail's state (`GET /api/v1/audit/status`, owners).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AuditStatus {
+    pub heads: Vec<AuditHead>,
+    pub checkpoints: usize,
+    #[serde(default)]
+    pub last_verification: Option<AuditVerification>,
 }
 
 /// An intake assignment (`GET /api/v1/patients/{id}/intake-forms`).
@@ -265,8 +323,9 @@ pub use confidant_protocol::alerts::{AlertKind, AlertState, AlertView, FollowUpN
 pub struct Reminder {
     pub id: Uuid,
     pub state: String,
+    /// Why it failed or was withdrawn (a code; `text::reminder_reason` words it).
     #[serde(default)]
-    pub failure_reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Reminder preferences of a patient.
@@ -284,7 +343,16 @@ pub struct Preferences {
 pub struct StaffMember {
     pub user_id: Uuid,
     pub role: String,
-    pub display_name: String,
+    /// "Dr. Ana Ruiz, PsyD"; `None` to a patient for staff not named yet.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+impl StaffMember {
+    /// How the person appears on screen: their name, or their role while they have none.
+    pub fn label(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| crate::text::role(&self.role).to_owned())
+    }
 }
 
 /// A patient's urgent flag and alerts (`GET /api/v1/patients/{id}/alerts`).

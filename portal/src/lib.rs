@@ -39,7 +39,7 @@ fn App() -> impl IntoView {
     let p = session::portal();
     view! {
         <a class="skip" href="#content">{text::SKIP_TO_CONTENT}</a>
-        <screens::common::Header/>
+        <screens::widgets::Header/>
         <main id="content" tabindex="-1" on:keydown=|_| session::user_activity() on:click=|_| session::user_activity()>
             {move || match p.stage.get() {
                 Stage::Loading => view! { <p class="muted" role="status">{text::LOADING}</p> }.into_any(),
@@ -47,10 +47,10 @@ fn App() -> impl IntoView {
                 Stage::SecondFactor => view! { <screens::sign_in::SecondFactor/> }.into_any(),
                 Stage::Invitation => view! { <screens::sign_in::Invitation/> }.into_any(),
                 Stage::Home => view! { <screens::Home/> }.into_any(),
-                Stage::Ended(why) => view! { <screens::common::SessionEnded why=why/> }.into_any(),
+                Stage::Ended(why) => view! { <screens::widgets::SessionEnded why=why/> }.into_any(),
             }}
         </main>
-        <screens::common::IdleWarning/>
-        <screens::common::Toasts/>
+        <screens::widgets::IdleWarning/>
+        <screens::widgets::Toasts/>
     }
 }

@@ -194,7 +194,7 @@ pub fn send_activity() -> bool {
 fn subscribe() {
     let Some(me) = session::portal().me.get_untracked() else { return };
     let scope = match me.role.as_str() {
-        "owner" | "front_desk" => ScheduleScope::Practice,
+        "practice_owner" | "front_desk" => ScheduleScope::Practice,
         _ => ScheduleScope::Mine,
     };
     if me.role == "billing" {

@@ -47,8 +47,8 @@ pub const IDLE_WARNING_TITLE: &str = "Are you still there?";
 pub const IDLE_WARNING: &str = "For your privacy you will be signed out soon because of inactivity.";
 pub const STAY_SIGNED_IN: &str = "Stay signed in";
 pub const ENDED_TITLE: &str = "You are signed out";
-pub const ENDED_IDLE: &str = "Your session ended after 15 minutes without activity, to protect your information.";
-pub const ENDED_ABSOLUTE: &str = "Your session reached its 12-hour limit. Please sign in again.";
+pub const ENDED_IDLE: &str = "Your session ended after a time without activity, to protect your information.";
+pub const ENDED_ABSOLUTE: &str = "Your session reached the longest time a session may last. Please sign in again.";
 pub const ENDED_REVOKED: &str = "Your session was ended (signed out from another place, or the account was changed).";
 pub const ENDED_SIGNED_OUT: &str = "You signed out. Nothing of your information stays on this page.";
 pub const ENDED_UNKNOWN: &str = "Your session is no longer valid. Please sign in again.";
@@ -61,7 +61,9 @@ pub const NAV_HOME: &str = "Home";
 pub const NAV_SCHEDULE: &str = "Schedule";
 pub const NAV_PATIENTS: &str = "Patients";
 pub const NAV_ALERTS: &str = "Alerts";
-pub const NAV_USERS: &str = "Users";
+pub const NAV_USERS: &str = "Staff";
+pub const NAV_BREAK_GLASS: &str = "Break-glass";
+pub const NAV_AUDIT: &str = "Audit";
 pub const NAV_PREFERENCES: &str = "Reminders";
 
 // Patient
@@ -134,6 +136,13 @@ pub const CLINICIAN: &str = "Clinician";
 pub const PATIENT: &str = "Patient";
 pub const STARTS: &str = "Starts";
 pub const DURATION_MINUTES: &str = "Length (minutes)";
+pub const WITH: &str = "with";
+pub const FORM: &str = "Form";
+pub const RESULTS_GO_TO: &str = "Clinician who reads the results";
+pub const CHOOSE_A_FORM: &str = "Choose a form.";
+pub const CHOOSE_A_CLINICIAN: &str = "Choose a clinician of the care team.";
+pub const FORM_ASSIGNED: &str = "The form was assigned. The patient sees it when they sign in.";
+pub const MINUTES: &str = "minutes";
 pub const BOOKED: &str = "Booked.";
 pub const RESCHEDULE: &str = "Reschedule";
 pub const CANCEL_APPOINTMENT: &str = "Cancel appointment";
@@ -158,6 +167,36 @@ pub const CARE_TEAM: &str = "Care team";
 pub const ADD_TO_CARE_TEAM: &str = "Add to care team";
 pub const BREAK_GLASS: &str = "Break-glass access";
 pub const AUDIT_STATUS: &str = "Audit trail";
+pub const STAFF: &str = "Staff";
+pub const RENAME: &str = "Rename";
+pub const CONFIRM_DISABLE: &str = "Confirm: disable and sign out now";
+pub const DISPLAY_NAME: &str = "Name as shown";
+pub const DISPLAY_NAME_HINT: &str = "As patients and colleagues should see it, e.g. Dr. Ana Ruiz.";
+pub const CREDENTIALS: &str = "Credentials";
+pub const CREDENTIALS_HINT: &str = "Optional, shown after the name, e.g. PsyD or LCSW.";
+pub const CHOOSE_A_ROLE: &str = "Choose a role.";
+pub const NAME_REQUIRED: &str = "Enter the name as it should be shown.";
+pub const INVITE_STAFF: &str = "Invite a member of staff";
+pub const STAFF_INVITATION_CREATED: &str = "Give this invitation code to the new member of staff (it works once):";
+pub const NO_TOTP_YET: &str = "No authenticator yet";
+pub const BREAK_GLASS_EXPLAINED: &str = "Clinicians who opened a record outside their care team in the last 30 days, and why. New ones appear here as they happen.";
+pub const NO_BREAK_GLASS: &str = "Nobody broke the glass in the last 30 days.";
+pub const GRANT_ACTIVE: &str = "Open now";
+pub const GRANT_EXPIRED: &str = "Ended";
+pub const LAST_VERIFICATION: &str = "Verification";
+pub const NOT_VERIFIED_YET: &str = "Not verified since this server started.";
+pub const INTACT: &str = "Intact, verified";
+pub const ENTRIES: &str = "entries";
+pub const CHAINS: &str = "chains";
+pub const BROKEN: &str = "Broken, found";
+pub const VERIFYING: &str = "Verifying…";
+pub const VERIFY_NOW: &str = "Verify now";
+pub const CHAIN_HEADS: &str = "Newest signed checkpoints";
+pub const CHECKPOINTS_SIGNED: &str = "signed checkpoints in the checkpoint files";
+pub const CHAIN: &str = "Chain";
+pub const SEQ: &str = "Entry";
+pub const SIGNED_AT: &str = "Signed";
+pub const HASH: &str = "Hash";
 
 // Errors
 pub const ERROR_PREFIX: &str = "Something went wrong";
@@ -227,12 +266,52 @@ pub fn severity(band: &str) -> &'static str {
 /// How a role reads.
 pub fn role(role: &str) -> &'static str {
     match role {
-        "owner" => "Owner",
+        "practice_owner" => "Practice owner",
         "clinician" => "Clinician",
         "front_desk" => "Front desk",
         "billing" => "Billing",
         "patient" => "Patient",
         _ => "Account",
+    }
+}
+
+/// How an account's state reads.
+pub fn account_status(status: &str) -> &'static str {
+    match status {
+        "invited" => "Invited",
+        "active" => "Active",
+        "disabled" => "Disabled",
+        _ => "Unknown",
+    }
+}
+
+/// How a reminder's state reads.
+pub fn reminder_state(state: &str) -> &'static str {
+    match state {
+        "queued" => "Waiting to be sent",
+        "sending" => "Sending",
+        "sent" => "Sent",
+        "failed" => "Could not be sent",
+        "withdrawn" => "Withdrawn",
+        _ => "Unknown",
+    }
+}
+
+/// Why a reminder failed or was withdrawn, in plain words.
+pub fn reminder_reason(code: &str) -> &'static str {
+    match code {
+        "no_email" => "the patient has no email address",
+        "bad_address" => "the patient's email address is not valid",
+        "reminders_off" => "the patient turned email reminders off",
+        "smtp_unreachable" | "smtp_timeout" | "mailer_stopped" => "the mail server could not be reached",
+        "smtp_tls_failed" => "the mail server offered no secure connection",
+        "smtp_rejected" => "the mail server refused it",
+        "smtp_deferred" => "the mail server asked to try later",
+        "smtp_protocol" => "the mail server answered unexpectedly",
+        "outcome_unknown" => "it is not known whether it arrived",
+        "appointment_changed" => "the appointment changed",
+        "appointment_missing" => "the appointment no longer exists",
+        _ => "see the server's logs",
     }
 }
 

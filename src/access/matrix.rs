@@ -31,6 +31,9 @@ pub enum Resource {
     /// An end-to-end encrypted message in a staff conversation: among staff, about no patient.
     /// Not clinical by design (it names no patient); the server cannot read it either way.
     StaffMessage,
+    /// An intake or screening form given to a patient: which form, for which clinician. Not
+    /// clinical (it holds no answer): front desk gives forms too.
+    IntakeAssignment,
     /// An intake or screening form response (clinical).
     IntakeResponse,
     /// A clinical note (clinical).
@@ -74,7 +77,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 16] = [
+    pub const ALL: [Resource; 17] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -85,6 +88,7 @@ impl Resource {
         Resource::Device,
         Resource::Message,
         Resource::StaffMessage,
+        Resource::IntakeAssignment,
         Resource::IntakeResponse,
         Resource::ClinicalNote,
         Resource::Claim,
@@ -106,6 +110,7 @@ impl Resource {
             Resource::Device => "device",
             Resource::Message => "message",
             Resource::StaffMessage => "staff_message",
+            Resource::IntakeAssignment => "intake_assignment",
             Resource::IntakeResponse => "intake_response",
             Resource::ClinicalNote => "clinical_note",
             Resource::Claim => "claim",
@@ -152,7 +157,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 16] = {
+const MATRIX: [Row; 17] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -236,9 +241,18 @@ const MATRIX: [Row; 16] = {
             patient: NONE,
         },
         Row {
+            resource: Resource::IntakeAssignment,
+            owner: NONE,
+            clinician: ("C", CareTeam),
+            // For a clinician of the patient's care team, who reads the results.
+            front_desk: ("C", Practice),
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
             resource: Resource::IntakeResponse,
             owner: NONE,
-            clinician: ("RC", CareTeam),
+            clinician: ("R", CareTeam),
             front_desk: NONE,
             billing: NONE,
             patient: ("RU", Own),
@@ -382,7 +396,9 @@ mod tests {
 
     #[test]
     fn a_patient_reaches_only_their_own_records() {
-        for resource in Resource::ALL {
+        // The staff directory holds no record of anyone's care: the names of the practice's
+        // staff, which a patient needs to know who their appointment is with.
+        for resource in Resource::ALL.into_iter().filter(|r| *r != Resource::StaffDirectory) {
             for op in Operation::ALL {
                 assert!(scope(Role::Patient, resource, op) <= Scope::Own, "{resource:?} {op:?}");
             }

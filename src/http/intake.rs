@@ -21,6 +21,11 @@ use crate::web::ApiError;
 pub struct AssignBody {
     /// `general_intake`, `phq9` or `gad7`.
     form: String,
+    /// Front desk: the clinician on the patient's care team who reads the results (a clinician
+    /// assigning leaves it out: it is them).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    clinician_id: Option<UserId>,
 }
 
 /// An assignment.
@@ -97,6 +102,7 @@ impl From<IntakeServiceError> for ApiError {
             IntakeServiceError::NotAllowed(denial) => ApiError::Forbidden(denial),
             IntakeServiceError::NotFound => ApiError::NotFound,
             IntakeServiceError::AlreadySubmitted => ApiError::Conflict("the form was already submitted"),
+            IntakeServiceError::Invalid { field, rule } => ApiError::invalid(field, rule),
             IntakeServiceError::AuditUnavailable => ApiError::Unavailable,
             IntakeServiceError::Store(IntakeError::Storage(e)) => e.into(),
             IntakeServiceError::Store(IntakeError::Crypto(e)) => crate::patients::PatientError::Crypto(e).into(),
@@ -104,7 +110,8 @@ impl From<IntakeServiceError> for ApiError {
     }
 }
 
-/// Assigns a form to a patient on the caller's care team; the caller is alerted on submission.
+/// Assigns a form to a patient: a clinician on the care team for themselves, front desk for a
+/// clinician on it; that clinician is alerted on submission.
 #[utoipa::path(post, path = "/api/v1/patients/{patient_id}/intake-forms", tag = "intake", security(("bearer" = [])),
     params(("patient_id" = String, Path, format = Uuid)), request_body = AssignBody,
     responses((status = 201, body = AssignmentView), (status = 400), (status = 401), (status = 403), (status = 404)))]
@@ -116,7 +123,8 @@ pub async fn assign(
     body: web::Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
     let form = FormKind::parse(&body.form).ok_or(ApiError::invalid("form", "is not general_intake, phq9 or gad7"))?;
-    let assignment = state.services.intake_service.assign(&caller.requester(), path.into_inner(), form).await?;
+    let assignment =
+        state.services.intake_service.assign(&caller.requester(), path.into_inner(), form, body.clinician_id).await?;
     Ok(HttpResponse::Created().json(AssignmentView::from(assignment)))
 }
 

@@ -5,6 +5,7 @@
 mod account;
 mod alerts;
 mod appointments;
+mod audit;
 mod auth;
 mod browser;
 mod health;
@@ -40,7 +41,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(users::invite)
         .service(users::list)
         .service(users::disable)
+        .service(users::set_name)
         .service(users::staff)
+        .service(audit::status)
+        .service(audit::verify)
         .service(patients::create)
         .service(patients::list)
         .service(patients::read)

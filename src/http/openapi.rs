@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, alerts, appointments, intake, messaging, oauth, patients, reminders, users};
+use super::{account, alerts, appointments, audit, browser, intake, messaging, oauth, patients, reminders, users};
 
 /// The document.
 #[derive(OpenApi)]
@@ -26,6 +26,13 @@ use super::{account, alerts, appointments, intake, messaging, oauth, patients, r
         users::invite,
         users::list,
         users::disable,
+        users::set_name,
+        users::staff,
+        audit::status,
+        audit::verify,
+        browser::sign_in,
+        browser::sign_in_mfa,
+        browser::current,
         patients::create,
         patients::list,
         patients::read,

@@ -2,7 +2,7 @@
 //! and clinicians (for patients on their care team) invite patients; the matrix decides.
 
 use actix_web::http::header::{CacheControl, CacheDirective};
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, put, web};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,6 +24,13 @@ pub struct InviteBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Uuid)]
     patient_id: Option<PatientId>,
+    /// Staff only: how they appear on screen and in reminders, e.g. "Dr. Ana Ruiz" (1-100
+    /// characters); until given, they appear by email.
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Staff only: degrees or licences shown after the name, e.g. "PsyD" (at most 40).
+    #[serde(default)]
+    credentials: Option<String>,
 }
 
 /// A created invitation. Deliver the token out of band; it works once.
@@ -49,7 +56,13 @@ pub async fn invite(
     body: web::Json<InviteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let invite = Invite { role: &body.role, email: &body.email, patient_id: body.patient_id };
+    let invite = Invite {
+        role: &body.role,
+        email: &body.email,
+        patient_id: body.patient_id,
+        display_name: body.display_name.as_deref(),
+        credentials: body.credentials.as_deref(),
+    };
     let Invited { user_id, token, expires_at_ms } = state.services.users.invite(&caller.requester(), invite).await?;
     Ok(HttpResponse::Created().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(Invitation {
         user_id,
@@ -71,6 +84,10 @@ pub struct UserSummary {
     status: &'static str,
     /// Staff only.
     email: Option<String>,
+    /// Staff only, once named: the name, e.g. "Dr. Ana Ruiz".
+    display_name: Option<String>,
+    /// Staff only: degrees or licences, e.g. "PsyD".
+    credentials: Option<String>,
     /// Patient accounts only.
     #[schema(value_type = Option<String>, format = Uuid)]
     patient_id: Option<PatientId>,
@@ -97,6 +114,8 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
             role: account.role.as_str(),
             status: account.status.as_str(),
             email: staff_email.map(|email| email.expose().to_owned()),
+            display_name: account.name.as_ref().map(|n| n.display_name.clone()),
+            credentials: account.name.as_ref().and_then(|n| n.credentials.clone()),
             patient_id: account.patient_id,
             totp_enabled: account.totp_enabled,
             created_at_ms: account.created_at_ms,
@@ -119,6 +138,37 @@ pub async fn disable(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// A member of staff's name.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NameBody {
+    /// How they appear, e.g. "Dr. Ana Ruiz" (1-100 characters).
+    display_name: String,
+    /// Degrees or licences shown after the name, e.g. "PsyD" (at most 40; empty for none).
+    #[serde(default)]
+    credentials: Option<String>,
+}
+
+/// Names (or renames) a member of staff (owners).
+#[utoipa::path(put, path = "/api/v1/users/{user_id}/name", tag = "users", security(("bearer" = [])),
+    params(("user_id" = String, Path, format = Uuid)), request_body = NameBody,
+    responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
+#[put("/api/v1/users/{user_id}/name")]
+pub async fn set_name(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<UserId>,
+    body: web::Json<NameBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    state
+        .services
+        .users
+        .set_name(&caller.requester(), path.into_inner(), &body.display_name, body.credentials.as_deref())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// A member of staff in the directory.
 #[derive(Serialize, ToSchema)]
 pub struct StaffMember {
@@ -127,8 +177,9 @@ pub struct StaffMember {
     user_id: UserId,
     /// Role.
     role: &'static str,
-    /// How they appear on screen.
-    display_name: String,
+    /// How they appear on screen ("Dr. Ana Ruiz, PsyD"); a member of staff not named yet
+    /// appears by email to staff and as `null` to patients.
+    display_name: Option<String>,
 }
 
 /// The practice's active staff, by name and role.
@@ -139,10 +190,10 @@ pub async fn staff(state: web::Data<AppState>, caller: Caller) -> Result<HttpRes
     let staff = state.services.users.directory(&caller.requester()).await?;
     let members: Vec<StaffMember> = staff
         .into_iter()
-        .map(|(account, email)| StaffMember {
+        .map(|(account, display_name)| StaffMember {
             user_id: account.user_id,
             role: account.role.as_str(),
-            display_name: email.expose().to_owned(),
+            display_name,
         })
         .collect();
     Ok(HttpResponse::Ok().json(members))

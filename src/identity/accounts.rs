@@ -20,7 +20,7 @@ use crate::email::{is_email, normalized_email};
 use crate::phi::PhiText;
 use crate::storage::Storage;
 
-pub use super::store::accounts::{Account, AccountStatus, Credentials};
+pub use super::store::accounts::{Account, AccountStatus, Credentials, StaffName};
 
 /// A sign-in email, checked and normalized (trimmed, lowercased) at the edge.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct NewAccount {
     pub email: Email,
     /// For a patient account, the patient record it is.
     pub patient_id: Option<PatientId>,
+    /// For a member of staff, how they appear (their email until given).
+    pub name: Option<StaffName>,
 }
 
 /// The account tables, through the keyring.
@@ -97,6 +99,7 @@ impl Accounts {
             email,
             email_index: self.email_index(&new.email),
             patient_id: new.patient_id,
+            name: new.name.clone().filter(|_| new.role != Role::Patient),
         }
     }
 
@@ -235,6 +238,20 @@ impl Accounts {
     /// Uses a recovery code once; `false` when it is unknown or was used.
     pub async fn use_recovery_code(&self, user_id: UserId, hash: &[u8; 32], now_ms: i64) -> Result<bool, AuthError> {
         Ok(rows::use_recovery_code(&self.storage, user_id, hash, now_ms).await?)
+    }
+
+    /// Names (or renames) a member of staff; `NotFound` for no such staff account.
+    pub async fn set_name(&self, user_id: UserId, name: &StaffName, now_ms: i64) -> Result<(), AuthError> {
+        if rows::set_name(&self.storage, user_id, name, now_ms).await? { Ok(()) } else { Err(AuthError::NotFound) }
+    }
+
+    /// How `account` appears to others: a member of staff by name ("Dr. Ana Ruiz, PsyD") once
+    /// given, otherwise by email.
+    pub async fn shown(&self, account: &Account) -> Result<String, AuthError> {
+        match &account.name {
+            Some(name) => Ok(name.shown()),
+            None => Ok(self.email(account.user_id).await?.expose().to_owned()),
+        }
     }
 
     /// The account's email, decrypted.

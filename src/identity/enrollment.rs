@@ -5,7 +5,7 @@
 use confidant_actors::audit::{Action, AuditActor, Outcome, Role};
 use confidant_actors::ids::UserId;
 
-use super::accounts::{Email, NewAccount};
+use super::accounts::{Email, NewAccount, StaffName};
 use super::error::AuthError;
 use super::password::check_policy;
 use super::recovery::{self, RecoveryCode};
@@ -67,13 +67,19 @@ impl Identity {
     }
 
     /// Creates an active staff account directly, for the command line (the first owner).
-    pub async fn create_staff(&self, role: Role, email: Email, password: &str) -> Result<UserId, AuthError> {
+    pub async fn create_staff(
+        &self,
+        role: Role,
+        email: Email,
+        name: Option<StaffName>,
+        password: &str,
+    ) -> Result<UserId, AuthError> {
         if role == Role::Patient {
             return Err(AuthError::Conflict("patients are invited for their patient record"));
         }
         check_policy(password, &[email.local_part()])?;
         let hash = self.hasher.hash(password).await?;
-        let new = NewAccount { role, email, patient_id: None };
+        let new = NewAccount { role, email, patient_id: None, name };
         let user_id = self.accounts.create_active(&new, &hash, self.now_ms()).await?;
         let event = self.event(
             AuditActor::System,
@@ -87,6 +93,24 @@ impl Identity {
             return Err(error);
         }
         Ok(user_id)
+    }
+
+    /// Names (or renames) a member of staff, audited first (not recorded, not done). The caller
+    /// has checked that `by` may.
+    pub async fn set_staff_name(
+        &self,
+        user: UserId,
+        name: &StaffName,
+        by: AuditActor,
+        origin: Origin,
+    ) -> Result<(), AuthError> {
+        let account = self.accounts.get(user).await?.ok_or(AuthError::NotFound)?;
+        if account.role == Role::Patient {
+            return Err(AuthError::NotFound);
+        }
+        self.audit(Self::on_account(self.event(by, Action::Update, Outcome::Success, origin, "staff_name_set"), user))
+            .await?;
+        self.accounts.set_name(user, name, self.now_ms()).await
     }
 
     /// Disables an account and ends all its sessions at once.

@@ -16,6 +16,6 @@ pub mod tokens;
 pub mod totp;
 
 pub use crate::auditor::Origin;
-pub use accounts::{Account, AccountStatus, Accounts, Email, NewAccount};
+pub use accounts::{Account, AccountStatus, Accounts, Email, NewAccount, StaffName};
 pub use error::AuthError;
 pub use service::Identity;

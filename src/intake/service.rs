@@ -9,7 +9,7 @@ use std::sync::Arc;
 use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::PatientId;
+use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{AlertKind, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION};
 use uuid::Uuid;
 
@@ -38,6 +38,14 @@ pub enum IntakeServiceError {
     /// The form was already submitted: it is submitted once, and then neither opened nor changed.
     #[error("the form was already submitted")]
     AlreadySubmitted,
+    /// Bad input other than an answer: names the field and the rule; nothing was stored.
+    #[error("{field} {rule}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
     /// Unavailable: the audit trail could not record the access (fail closed), so nothing was
     /// read or stored.
     #[error("the audit trail cannot record the access")]
@@ -114,16 +122,44 @@ impl IntakeService {
         Self { intake, patients, gate, pusher, alerts, clock }
     }
 
-    /// Assigns `form` to `patient`; the requester (a clinician of their care team) is alerted on
-    /// submission.
+    /// Assigns `form` to `patient`. A clinician of their care team assigns for themselves; front
+    /// desk assigns for `for_clinician`, who must be on the patient's care team. That clinician
+    /// reads the results and is alerted on submission.
     pub async fn assign(
         &self,
         who: &Requester,
         patient: PatientId,
         form: FormKind,
+        for_clinician: Option<UserId>,
     ) -> Result<Assignment, IntakeServiceError> {
         let about = About::new(Action::Create, ResourceType::IntakeResponse, None).for_patient(patient);
-        self.gate.authorize(who, Resource::IntakeResponse, Operation::Create, Target::Patient(patient), about).await?;
+        self.gate
+            .authorize(who, Resource::IntakeAssignment, Operation::Create, Target::Patient(patient), about)
+            .await?;
+        let me = who.principal.user_id;
+        let clinician = match (who.principal.role, for_clinician) {
+            (Role::Clinician, None) => me,
+            (Role::Clinician, Some(other)) if other == me => me,
+            (Role::Clinician, Some(_)) => {
+                return Err(IntakeServiceError::Invalid { field: "clinician_id", rule: "must be yourself" });
+            }
+            (_, None) => {
+                return Err(IntakeServiceError::Invalid {
+                    field: "clinician_id",
+                    rule: "is required: the clinician who reads the results",
+                });
+            }
+            (_, Some(clinician)) => {
+                let reachable = self.gate.access().reachable_patients(clinician).await.map_err(AccessError::from)?;
+                if !reachable.contains(&patient) {
+                    return Err(IntakeServiceError::Invalid {
+                        field: "clinician_id",
+                        rule: "is not on the patient's care team",
+                    });
+                }
+                clinician
+            }
+        };
         let exists = self.patients.exists(patient).await.map_err(|error| match error {
             PatientError::Storage(e) => IntakeError::Storage(e).into(),
             PatientError::Crypto(e) => IntakeError::Crypto(e).into(),
@@ -134,8 +170,7 @@ impl IntakeService {
             return Err(IntakeServiceError::NotFound);
         }
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "intake_assigned")]).await?;
-        let me = who.principal.user_id;
-        Ok(self.intake.assign(patient, me, form, me, self.clock.now_ms()).await?)
+        Ok(self.intake.assign(patient, clinician, form, me, self.clock.now_ms()).await?)
     }
 
     /// A patient's forms, newest first, without answers; for staff, each with its urgent flag.

@@ -323,12 +323,11 @@ async fn write_reminder(
     let Ok(to) = email.expose().parse::<Mailbox>() else {
         return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
     };
-    let clinician = d
-        .accounts
-        .email(UserId::from_uuid(appointment.clinician_id))
-        .await
-        .map(|e| e.expose().to_owned())
-        .unwrap_or_default();
+    // "Dr. Ana Ruiz, PsyD", or the email of a clinician not named yet.
+    let clinician = match d.accounts.get(UserId::from_uuid(appointment.clinician_id)).await {
+        Ok(Some(account)) => d.accounts.shown(&account).await.unwrap_or_default(),
+        _ => String::new(),
+    };
     let details = Details { starts_at_ms: appointment.starts_at_ms, ends_at_ms: appointment.ends_at_ms, clinician };
     // A key that expired or was revoked since it was registered: the reminder goes without
     // details (which is always safe) rather than not at all.

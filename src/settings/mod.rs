@@ -212,9 +212,12 @@ pub struct HubSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsSettings {
-    /// Origins allowed to open a socket, exactly (`https://portal.example.org`). Empty: only
-    /// the server's own origin (`https://` + the request's Host). Clients that send no Origin
-    /// (native apps, the Rust client) are not browsers and are allowed.
+    /// Browser origins allowed to open a socket and to send state-changing requests with the
+    /// portal's session cookie (the CSRF rule, `web/browser.rs`), exactly
+    /// (`https://portal.example.org`). Empty: only the server's own origin (`https://` + the
+    /// request's Host). A non-empty list replaces that default, so it names every origin the
+    /// portal is reached by. Clients that send no Origin (native apps, the Rust client) are not
+    /// browsers and are allowed.
     pub allowed_origins: Vec<String>,
     /// An unauthenticated socket is closed (4004) after this long.
     pub auth_timeout_secs: u64,

@@ -71,6 +71,8 @@ fn refused(id: String, error: IntakeServiceError) -> ServerFrame {
         IntakeServiceError::NotAllowed(denial) => refusal(AccessError::Denied(denial)),
         IntakeServiceError::NotFound => ErrorCode::NotFound,
         IntakeServiceError::AlreadySubmitted => ErrorCode::AlreadySubmitted,
+        // Assigning is not a socket operation; kept total for the type's sake.
+        IntakeServiceError::Invalid { .. } => ErrorCode::MalformedFrame,
         IntakeServiceError::AuditUnavailable => ErrorCode::Unavailable,
         IntakeServiceError::Store(error) => {
             tracing::warn!(%error, "intake request failed");

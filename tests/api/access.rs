@@ -47,6 +47,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("GET", "/api/v1/users", None, On::Nothing),
     ("POST", "/api/v1/users/invitations", Some((Resource::StaffAccount, Operation::Create)), On::Any),
     ("POST", "/api/v1/users/{user_id}/disable", Some((Resource::StaffAccount, Operation::Update)), On::OtherAccount),
+    ("PUT", "/api/v1/users/{user_id}/name", Some((Resource::StaffAccount, Operation::Update)), On::OtherAccount),
+    ("GET", "/api/v1/staff", Some((Resource::StaffDirectory, Operation::Read)), On::Any),
+    ("GET", "/api/v1/audit/status", Some((Resource::AuditLog, Operation::Read)), On::Any),
+    ("POST", "/api/v1/audit/verify", Some((Resource::AuditLog, Operation::Read)), On::Any),
+    // The portal's sign-in (a cookie instead of a token) and the session behind a cookie or token.
+    ("POST", "/api/v1/browser/sign-in", None, On::Nothing),
+    ("POST", "/api/v1/browser/sign-in/mfa", None, On::Nothing),
+    ("GET", "/api/v1/browser/session", None, On::Nothing),
     ("POST", "/api/v1/patients", Some((Resource::PatientDemographics, Operation::Create)), On::Any),
     ("GET", "/api/v1/patients", Some((Resource::PatientDemographics, Operation::Read)), On::Any),
     ("GET", "/api/v1/patients/{patient_id}", Some((Resource::PatientDemographics, Operation::Read)), On::CarePatient),
@@ -75,7 +83,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     (
         "POST",
         "/api/v1/patients/{patient_id}/intake-forms",
-        Some((Resource::IntakeResponse, Operation::Create)),
+        Some((Resource::IntakeAssignment, Operation::Create)),
         On::CarePatient,
     ),
     (
@@ -229,7 +237,12 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
         ("POST", "/api/v1/appointments") => Some(
             json!({ "clinician_id": practice.clinician_a, "patient_id": practice.p1, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }),
         ),
-        ("POST", "/api/v1/patients/{patient_id}/intake-forms") => Some(json!({ "form": "phq9" })),
+        ("POST", "/api/v1/patients/{patient_id}/intake-forms") => {
+            Some(json!({ "form": "phq9", "clinician_id": practice.clinician_a }))
+        }
+        ("PUT", "/api/v1/users/{user_id}/name") => {
+            Some(json!({ "display_name": "Dr. Lee Park", "credentials": "LCSW" }))
+        }
         ("PUT", "/api/v1/patients/{patient_id}/reminder-preferences") => Some(json!({ "email_enabled": true })),
         ("PUT", "/api/v1/appointments/{appointment_id}") => {
             Some(json!({ "starts_at_ms": start, "ends_at_ms": start + 3_000_000 }))

@@ -67,7 +67,8 @@ async fn fixture(backend: Backend, smtp: &SmtpServer, at_ms: i64) -> Fixture {
     // A second node's services over the same store, to race the first for each step.
     let other = Services::new(&settings, keyring.clone(), auditor.clone(), pusher.clone(), clock.clone());
     let services = Services::new(&settings, keyring, auditor, pusher, clock.clone());
-    let account = |role, email: &str| NewAccount { role, email: Email::parse(email).unwrap(), patient_id: None };
+    let account =
+        |role, email: &str| NewAccount { role, email: Email::parse(email).unwrap(), patient_id: None, name: None };
     let accounts = &services.identity.accounts;
     let clinician =
         accounts.create_active(&account(Role::Clinician, "dr.wolfe@practice.example"), "x", at_ms).await.unwrap();

@@ -26,6 +26,7 @@ mod sessions;
 mod shutdown;
 mod signin;
 mod smtp;
+mod staff;
 mod storage;
 mod tls;
 mod wsclient;

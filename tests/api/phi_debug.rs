@@ -214,7 +214,7 @@ fn phi_never_prints_in_debug_output() {
     let address = "sentinel.patient.qxj@mail.example";
     let email = Email::parse(address).unwrap();
     assert_hidden("Email", &email, &[address, "sentinel.patient"]);
-    let account = NewAccount { role: Role::Patient, email, patient_id: Some(patient.id) };
+    let account = NewAccount { role: Role::Patient, email, patient_id: Some(patient.id), name: None };
     assert_hidden("NewAccount", &account, &[address, "sentinel.patient"]);
     let grant = BreakGlassGrant {
         grant_id: Uuid::from_u128(0xdddd),

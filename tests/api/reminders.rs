@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use actix::{Actor, Addr};
-use confidant::identity::{Email, NewAccount};
+use confidant::identity::{Email, NewAccount, StaffName};
 use confidant::patients::PatientRecord;
 use confidant::phi::PhiText;
 use confidant::reminders::content::{Details, Letter, Templates};
@@ -35,6 +35,8 @@ const HOUR: i64 = 3_600_000;
 const START: i64 = 1_800_000_000_000;
 const LOCATION: &str = "12 Harbour Street, Suite 4";
 const CLINICIAN_EMAIL: &str = "dr.wolfe@practice.example";
+/// The clinician's display name and credentials, shown in a reminder with details.
+const CLINICIAN_NAME: (&str, &str) = ("Dr. Ines Wolfe", "PsyD");
 const OWNER_EMAIL: &str = "owner@practice.example";
 
 struct Fixture {
@@ -70,9 +72,19 @@ async fn fixture(backend: Backend, smtp_url: &str, ca: &std::path::Path, env: &[
     let clock = Arc::new(ManualClock::at(START));
     let keyring_storage = keyring.storage().clone();
     let services = Services::new(&settings, keyring, auditor, pusher, clock.clone());
-    let new = NewAccount { role: Role::Clinician, email: Email::parse(CLINICIAN_EMAIL).unwrap(), patient_id: None };
+    let new = NewAccount {
+        role: Role::Clinician,
+        email: Email::parse(CLINICIAN_EMAIL).unwrap(),
+        patient_id: None,
+        name: Some(StaffName::parse(CLINICIAN_NAME.0, Some(CLINICIAN_NAME.1)).unwrap()),
+    };
     let clinician = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
-    let new = NewAccount { role: Role::PracticeOwner, email: Email::parse(OWNER_EMAIL).unwrap(), patient_id: None };
+    let new = NewAccount {
+        role: Role::PracticeOwner,
+        email: Email::parse(OWNER_EMAIL).unwrap(),
+        patient_id: None,
+        name: None,
+    };
     let owner = services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap();
     let record = PatientRecord {
         legal_name: PhiText::new("Ada Lovelace"),
@@ -151,7 +163,8 @@ impl Fixture {
 
     /// A staff account with `email`, active.
     async fn staff_account(&self, email: &str) -> UserId {
-        let new = NewAccount { role: Role::Clinician, email: Email::parse(email).unwrap(), patient_id: None };
+        let new =
+            NewAccount { role: Role::Clinician, email: Email::parse(email).unwrap(), patient_id: None, name: None };
         self.services.identity.accounts.create_active(&new, "not-a-real-hash", START).await.unwrap()
     }
 
@@ -246,7 +259,7 @@ async fn a_reminder_to_a_patient_with_a_key_is_pgp_mime_that_gnupg_decrypts(back
     assert!(raw.contains("Version: 1"), "{raw}");
     assert_no_phi(&raw, START + 30 * HOUR);
     let plain = gpg.decrypt(&armored_block(&raw)).expect("gpg --batch --decrypt");
-    for detail in [LOCATION, CLINICIAN_EMAIL, "2027-01-16 14:00 (UTC+00:00)"] {
+    for detail in [LOCATION, "Clinician: Dr. Ines Wolfe, PsyD", "2027-01-16 14:00 (UTC+00:00)"] {
         assert!(plain.contains(detail), "the decrypted reminder lacks {detail:?}:\n{plain}");
     }
     assert!(f.reminders(appointment).await.iter().any(|r| r.encrypted && r.state == ReminderState::Sent));

@@ -54,7 +54,7 @@ impl Fixture {
     async fn signed_in(&self, role: Role, email: &str, mfa: bool) -> (UserId, String, String) {
         let email = Email::parse(email).unwrap();
         let hash = self.identity.hasher.hash("a long unremarkable passphrase 42").await.unwrap();
-        let new = NewAccount { role, email, patient_id: None };
+        let new = NewAccount { role, email, patient_id: None, name: None };
         let user = self.identity.accounts.create_active(&new, &hash, self.clock.now_ms()).await.unwrap();
         let verifier = "v".repeat(43);
         let request = AuthorizationRequest {

@@ -7,8 +7,7 @@ use leptos::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::common::{ErrorNote, Field, at};
-use super::schedule::Select;
+use super::widgets::{ErrorNote, Field, Select, at};
 use super::{Place, place};
 use crate::api::{
     self, AlertState, AlertView, Assignment, ChartAlerts, Failure, PatientRecord, StaffMember, Submitted,
@@ -38,7 +37,7 @@ pub fn PatientList() -> impl IntoView {
             }
         });
     });
-    let creates = matches!(role.as_str(), "front_desk" | "owner");
+    let creates = matches!(role.as_str(), "front_desk" | "practice_owner");
     view! {
         <h1>{text::PATIENTS}</h1>
         <ErrorNote failure=failure/>
@@ -128,6 +127,8 @@ struct Invited {
 #[derive(Serialize)]
 struct AssignForm {
     form: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clinician_id: Option<Uuid>,
 }
 
 /// A patient's chart.
@@ -195,7 +196,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
             match api::call::<_, serde_json::Value>(
                 "POST",
                 &format!("/api/v1/patients/{patient}/intake-forms"),
-                &AssignForm { form },
+                &AssignForm { form, clinician_id: None },
             )
             .await
             {
@@ -224,6 +225,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
             </section>
         })}
         {(!clinician).then(|| view! { <CareTeam patient=patient failure=failure/> })}
+        {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient/> })}
         {clinician.then(|| view! {
             <section class="card" aria-labelledby="alerts-title">
                 <h2 id="alerts-title">
@@ -267,6 +269,70 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
     }
 }
 
+/// The forms a patient can be given.
+const FORMS: [&str; 3] = ["phq9", "gad7", "general_intake"];
+
+/// Front desk gives a patient a form for a clinician of the care team, who reads the results
+/// and is alerted on submission. Front desk never sees the answers.
+#[component]
+fn AssignForClinician(patient: Uuid) -> impl IntoView {
+    let members = RwSignal::new(Vec::<(String, String)>::new());
+    let form = RwSignal::new(String::new());
+    let clinician = RwSignal::new(String::new());
+    let failure = RwSignal::new(None::<Failure>);
+    let done = RwSignal::new(None::<&'static str>);
+    leptos::task::spawn_local(async move {
+        let staff = api::get::<Vec<StaffMember>>("/api/v1/staff").await.unwrap_or_default();
+        if let Ok(list) = api::get::<Vec<Member>>(&format!("/api/v1/patients/{patient}/care-team")).await {
+            members.set(
+                list.into_iter()
+                    .map(|m| {
+                        let name = staff.iter().find(|s| s.user_id == m.clinician_id).map(StaffMember::label);
+                        (m.clinician_id.to_string(), name.unwrap_or_else(|| text::role("clinician").to_owned()))
+                    })
+                    .collect(),
+            );
+        }
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        done.set(None);
+        let chosen = form.get_untracked();
+        if chosen.is_empty() {
+            failure.set(Some(Failure::on_field("form", text::CHOOSE_A_FORM)));
+            return;
+        }
+        let Ok(for_clinician) = clinician.get_untracked().parse::<Uuid>() else {
+            failure.set(Some(Failure::on_field("clinician_id", text::CHOOSE_A_CLINICIAN)));
+            return;
+        };
+        let body = AssignForm { form: chosen, clinician_id: Some(for_clinician) };
+        leptos::task::spawn_local(async move {
+            match api::call::<_, serde_json::Value>("POST", &format!("/api/v1/patients/{patient}/intake-forms"), &body)
+                .await
+            {
+                Ok(_) => {
+                    failure.set(None);
+                    done.set(Some(text::FORM_ASSIGNED));
+                }
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    view! {
+        <form class="card" on:submit=submit novalidate aria-labelledby="desk-assign-title">
+            <h2 id="desk-assign-title">{text::ASSIGN_FORM}</h2>
+            <Select id="desk-assign-form" label=text::FORM value=form error=at(failure, "form")
+                options=Signal::derive(|| FORMS.iter().map(|f| ((*f).to_owned(), text::form_title(f).to_owned())).collect())/>
+            <Select id="desk-assign-clinician" label=text::RESULTS_GO_TO value=clinician error=at(failure, "clinician_id")
+                options=Signal::derive(move || members.get())/>
+            <ErrorNote failure=failure fields=&["form", "clinician_id"]/>
+            {move || done.get().map(|d| view! { <p class="notice" role="status">{d}</p> })}
+            <button type="submit">{text::ASSIGN}</button>
+        </form>
+    }
+}
+
 #[derive(serde::Deserialize, Clone)]
 struct Member {
     clinician_id: Uuid,
@@ -293,9 +359,8 @@ fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView 
             }
         });
     });
-    let name = move |id: Uuid| {
-        staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.display_name.clone())).unwrap_or_default()
-    };
+    let name =
+        move |id: Uuid| staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.label())).unwrap_or_default();
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Ok(clinician) = choice.get_untracked().parse::<Uuid>() else { return };
@@ -320,7 +385,7 @@ fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView 
             </ul>
             <form class="inline" on:submit=add>
                 <Select id="care-team-clinician" label=text::CLINICIAN value=choice error=Signal::derive(|| None::<String>)
-                    options=Signal::derive(move || staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id, m.display_name.clone())).collect()))/>
+                    options=Signal::derive(move || staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id.to_string(), m.label())).collect()))/>
                 <button type="submit">{text::ADD_TO_CARE_TEAM}</button>
             </form>
         </section>

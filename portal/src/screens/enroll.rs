@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use qrcode::{Color, QrCode};
 use serde::{Deserialize, Serialize};
 
-use super::common::{ErrorNote, Field, at};
+use super::widgets::{ErrorNote, Field, at};
 use crate::api::{self, Failure, Me};
 use crate::session;
 use crate::text;

@@ -3,11 +3,12 @@
 //! history entry ever names a patient.
 
 pub mod clinician;
-pub mod common;
 pub mod enroll;
+pub mod owner;
 pub mod patient;
 pub mod schedule;
 pub mod sign_in;
+pub mod widgets;
 
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -25,6 +26,9 @@ pub enum Place {
     Patients,
     Chart(Uuid),
     Alerts,
+    Staff,
+    BreakGlass,
+    Audit,
 }
 
 /// The signed-in home: TOTP enrollment first when the role needs it, then the role's screens.
@@ -44,6 +48,14 @@ pub fn Home() -> impl IntoView {
                 (Place::Home, text::NAV_SCHEDULE),
                 (Place::Patients, text::NAV_PATIENTS),
                 (Place::Alerts, text::NAV_ALERTS),
+            ],
+            "practice_owner" => &[
+                (Place::Home, text::NAV_SCHEDULE),
+                (Place::Patients, text::NAV_PATIENTS),
+                (Place::Alerts, text::NAV_ALERTS),
+                (Place::Staff, text::NAV_USERS),
+                (Place::BreakGlass, text::NAV_BREAK_GLASS),
+                (Place::Audit, text::NAV_AUDIT),
             ],
             _ => &[
                 (Place::Home, text::NAV_SCHEDULE),
@@ -71,6 +83,9 @@ pub fn Home() -> impl IntoView {
                 (_, Place::Patients) => view! { <clinician::PatientList/> }.into_any(),
                 (_, Place::Chart(id)) => view! { <clinician::Chart patient=id/> }.into_any(),
                 (_, Place::Alerts) => view! { <clinician::AlertList/> }.into_any(),
+                ("practice_owner", Place::Staff) => view! { <owner::StaffScreen/> }.into_any(),
+                ("practice_owner", Place::BreakGlass) => view! { <owner::BreakGlassScreen/> }.into_any(),
+                ("practice_owner", Place::Audit) => view! { <owner::AuditScreen/> }.into_any(),
                 _ => ().into_any(),
             }}
         }

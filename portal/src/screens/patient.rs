@@ -6,9 +6,9 @@ use confidant_protocol::{Answer, AnswerKind, FormDefinition, FormItem, IntakeAns
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use super::common::{ErrorNote, at};
+use super::widgets::{ErrorNote, at};
 use super::{Place, place};
-use crate::api::{self, Assignment, Failure, Preferences as Prefs};
+use crate::api::{self, Assignment, Failure, Preferences as Prefs, StaffMember};
 use crate::live::{self, live};
 use crate::session;
 use crate::text;
@@ -22,6 +22,17 @@ pub fn PatientHome() -> impl IntoView {
     let forms = RwSignal::new(None::<Vec<Assignment>>);
     let failure = RwSignal::new(None::<Failure>);
     let patient = session::portal().me.get_untracked().and_then(|m| m.patient_id);
+    let staff = RwSignal::new(Vec::<StaffMember>::new());
+    leptos::task::spawn_local(async move {
+        if let Ok(list) = api::get::<Vec<StaffMember>>("/api/v1/staff").await {
+            staff.set(list);
+        }
+    });
+    let clinician = move |id: Uuid| {
+        staff
+            .with(|s| s.iter().find(|m| m.user_id == id).map(StaffMember::label))
+            .unwrap_or_else(|| text::role("clinician").to_owned())
+    };
     Effect::new(move |_| {
         l.intake_version.track();
         let Some(patient) = patient else { return };
@@ -53,7 +64,11 @@ pub fn PatientHome() -> impl IntoView {
                     view! {
                         <ul class="rows">
                             {list.into_iter().map(|a| view! {
-                                <li class="row"><span class="when">{time::date_time(a.starts_at_ms)}</span></li>
+                                <li class="row" data-appointment=a.id.to_string()>
+                                    <span class="when">{time::date_time(a.starts_at_ms)}</span>
+                                    <span>{format!("{} {}", text::WITH, clinician(a.clinician_id))}</span>
+                                    <span class="muted">{format!("{} {}", (a.ends_at_ms - a.starts_at_ms) / 60_000, text::MINUTES)}</span>
+                                </li>
                             }).collect_view()}
                         </ul>
                     }.into_any()

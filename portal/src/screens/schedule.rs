@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::common::{ErrorNote, Field, at};
+use super::widgets::{ErrorNote, Field, Select, at};
 use crate::api::{self, Failure, PatientRecord, Reminder, StaffMember};
 use crate::live::live;
 use crate::session;
@@ -43,7 +43,7 @@ impl Names {
     }
 
     fn clinician(&self, id: Uuid) -> String {
-        self.staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.display_name.clone())).unwrap_or_default()
+        self.staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.label())).unwrap_or_default()
     }
 }
 
@@ -73,7 +73,7 @@ pub fn ScheduleScreen() -> impl IntoView {
     let l = live();
     let me = session::portal().me.get_untracked();
     let role = me.as_ref().map(|m| m.role.clone()).unwrap_or_default();
-    let books = matches!(role.as_str(), "front_desk" | "owner");
+    let books = matches!(role.as_str(), "front_desk" | "practice_owner");
     let names = Names::load();
     let span = RwSignal::new(Span::Day);
     let from = RwSignal::new(time::start_of_day(js_sys::Date::now()));
@@ -179,10 +179,10 @@ fn BookForm(names: Names) -> impl IntoView {
         <form class="card" on:submit=submit novalidate aria-labelledby="book-title">
             <h2 id="book-title">{text::BOOK}</h2>
             <Select id="clinician_id" label=text::CLINICIAN value=clinician error=at(failure, "clinician_id")
-                options=Signal::derive(move || names.staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id, m.display_name.clone())).collect()))/>
+                options=Signal::derive(move || names.staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id.to_string(), m.label())).collect()))/>
             <Select id="patient_id" label=text::PATIENT value=patient error=at(failure, "patient_id")
                 options=Signal::derive(move || {
-                    let mut list: Vec<(Uuid, String)> = names.patients.with(|p| p.iter().map(|(k, v)| (*k, v.clone())).collect());
+                    let mut list: Vec<(String, String)> = names.patients.with(|p| p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
                     list.sort_by(|a, b| a.1.cmp(&b.1));
                     list
                 })/>
@@ -255,37 +255,10 @@ fn Edit(appointment: Appointment, names: Names, editing: RwSignal<Option<Appoint
             <h3>{text::REMINDER_STATUS}</h3>
             <ul class="rows">
                 {move || reminders.get().into_iter().map(|r| view! {
-                    <li class="row" data-reminder-state=r.state.clone()>{r.state.clone()} {r.failure_reason.map(|f| format!(" ({f})"))}</li>
+                    <li class="row" data-reminder-state=r.state.clone()>{text::reminder_state(&r.state)} {r.reason.map(|f| format!(" ({})", text::reminder_reason(&f)))}</li>
                 }).collect_view()}
             </ul>
         </form>
-    }
-}
-
-/// A labelled `<select>` with its error.
-#[component]
-pub fn Select(
-    id: &'static str,
-    label: &'static str,
-    value: RwSignal<String>,
-    #[prop(into)] error: Signal<Option<String>>,
-    #[prop(into)] options: Signal<Vec<(Uuid, String)>>,
-) -> impl IntoView {
-    view! {
-        <div class="field">
-            <label for=id>{label}</label>
-            <select id=id name=id aria-describedby=format!("{id}-error")
-                aria-invalid=move || error.with(|e| e.as_ref().map(|_| "true"))
-                on:change=move |ev| value.set(event_target_value(&ev))>
-                <option value="" selected=move || value.get().is_empty()>{text::CHOOSE}</option>
-                {move || options.get().into_iter().map(|(k, label)| {
-                    let key = k.to_string();
-                    let selected = { let key = key.clone(); move || value.get() == key };
-                    view! { <option value=key selected=selected>{label}</option> }
-                }).collect_view()}
-            </select>
-            <p class="error" id=format!("{id}-error")>{move || error.get()}</p>
-        </div>
     }
 }
 

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use serde::Serialize;
 
-use super::common::{ErrorNote, Field, at};
+use super::widgets::{ErrorNote, Field, at};
 use crate::api::{self, Failure, SignIn as Answer};
 use crate::session::{self, Stage};
 use crate::text;

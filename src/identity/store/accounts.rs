@@ -39,6 +39,56 @@ impl AccountStatus {
     }
 }
 
+/// How a member of staff appears on screen and in reminders: "Dr. Ana Ruiz" with credentials
+/// "PsyD" reads "Dr. Ana Ruiz, PsyD". Patients have none (their patient record names them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffName {
+    /// The name, with any title.
+    pub display_name: String,
+    /// Degrees or licences, e.g. "PsyD" or "LCSW".
+    pub credentials: Option<String>,
+}
+
+impl StaffName {
+    /// The longest display name, in characters.
+    pub const MAX_NAME: usize = 100;
+    /// The longest credentials, in characters.
+    pub const MAX_CREDENTIALS: usize = 40;
+
+    /// Trims both parts and checks them; the error names the field and the rule broken. Empty
+    /// credentials are none.
+    pub fn parse(display_name: &str, credentials: Option<&str>) -> Result<Self, (&'static str, &'static str)> {
+        let display_name = display_name.trim();
+        if display_name.is_empty() {
+            return Err(("display_name", "is required"));
+        }
+        if display_name.chars().count() > Self::MAX_NAME {
+            return Err(("display_name", "is longer than 100 characters"));
+        }
+        if display_name.chars().any(char::is_control) {
+            return Err(("display_name", "contains a control character"));
+        }
+        let credentials = credentials.map(str::trim).filter(|c| !c.is_empty());
+        if let Some(c) = credentials {
+            if c.chars().count() > Self::MAX_CREDENTIALS {
+                return Err(("credentials", "is longer than 40 characters"));
+            }
+            if c.chars().any(char::is_control) {
+                return Err(("credentials", "contains a control character"));
+            }
+        }
+        Ok(Self { display_name: display_name.to_owned(), credentials: credentials.map(str::to_owned) })
+    }
+
+    /// The name as shown: "Dr. Ana Ruiz, PsyD".
+    pub fn shown(&self) -> String {
+        match &self.credentials {
+            Some(c) => format!("{}, {c}", self.display_name),
+            None => self.display_name.clone(),
+        }
+    }
+}
+
 /// An account, without its secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -54,6 +104,8 @@ pub struct Account {
     pub totp_enabled: bool,
     /// When it was created (UTC ms).
     pub created_at_ms: i64,
+    /// A member of staff's name, once given.
+    pub name: Option<StaffName>,
 }
 
 /// What sign-in needs: the account and its password hash.
@@ -64,7 +116,8 @@ pub struct Credentials {
     pub password_hash: Option<String>,
 }
 
-const ACCOUNT_COLUMNS: &str = "user_id, role, status, patient_id, totp_enabled_at_ms, created_at_ms";
+const ACCOUNT_COLUMNS: &str =
+    "user_id, role, status, patient_id, totp_enabled_at_ms, created_at_ms, display_name, credentials";
 
 /// A new account's row: its email sealed, and found by its blind index.
 pub struct NewRow {
@@ -80,6 +133,8 @@ pub struct NewRow {
     pub email_index: Vec<u8>,
     /// For a patient account, the patient.
     pub patient_id: Option<PatientId>,
+    /// For a member of staff, their name if given.
+    pub name: Option<StaffName>,
 }
 
 /// An account's TOTP columns, the secret sealed.
@@ -105,7 +160,8 @@ pub async fn insert_invited(
     let mut tx = storage.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, created_at_ms, \
-         updated_at_ms) VALUES ($1, $2, 'invited', $3, $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING",
+         updated_at_ms, display_name, credentials) VALUES ($1, $2, 'invited', $3, $4, $5, $6, $7, $7, $8, $9) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(row.user_id.to_string())
     .bind(row.role.as_str())
@@ -114,6 +170,8 @@ pub async fn insert_invited(
     .bind(row.email_index.clone())
     .bind(row.patient_id.map(|p| p.to_string()))
     .bind(now_ms)
+    .bind(row.name.as_ref().map(|n| n.display_name.clone()))
+    .bind(row.name.as_ref().and_then(|n| n.credentials.clone()))
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -207,7 +265,8 @@ pub async fn insert_active(
 ) -> Result<bool, StorageError> {
     let done = sqlx::query(
         "INSERT INTO users (user_id, role, status, key_id, email, email_index, patient_id, password_hash, \
-         created_at_ms, updated_at_ms) VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+         created_at_ms, updated_at_ms, display_name, credentials) \
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, $8, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(row.user_id.to_string())
     .bind(row.role.as_str())
@@ -217,6 +276,8 @@ pub async fn insert_active(
     .bind(row.patient_id.map(|p| p.to_string()))
     .bind(password_hash)
     .bind(now_ms)
+    .bind(row.name.as_ref().map(|n| n.display_name.clone()))
+    .bind(row.name.as_ref().and_then(|n| n.credentials.clone()))
     .execute(storage.pool())
     .await?;
     Ok(done.rows_affected() != 0)
@@ -230,7 +291,7 @@ pub async fn credentials(storage: &Storage, email_index: Vec<u8>) -> Result<Opti
     .bind(email_index)
     .fetch_optional(storage.pool())
     .await?;
-    row.map(|row| Ok(Credentials { account: account(&row)?, password_hash: row.try_get(6)? })).transpose()
+    row.map(|row| Ok(Credentials { account: account(&row)?, password_hash: row.try_get("password_hash")? })).transpose()
 }
 
 /// One account.
@@ -258,7 +319,7 @@ pub async fn list(storage: &Storage) -> Result<Vec<(Account, Vec<u8>)>, StorageE
     )))
     .fetch_all(storage.pool())
     .await?;
-    rows.iter().map(|row| Ok((account(row)?, row.try_get(6)?))).collect()
+    rows.iter().map(|row| Ok((account(row)?, row.try_get("email")?))).collect()
 }
 
 /// Disables an account; `false` when it was disabled already or does not exist.
@@ -404,6 +465,8 @@ fn account(row: &AnyRow) -> Result<Account, StorageError> {
     let status: String = row.try_get(2)?;
     let patient: Option<String> = row.try_get(3)?;
     let totp_enabled: Option<i64> = row.try_get(4)?;
+    let display_name: Option<String> = row.try_get(6)?;
+    let credentials: Option<String> = row.try_get(7)?;
     Ok(Account {
         user_id: parse_id(&user_id, "user_id")?,
         role: Role::parse(&role).ok_or(StorageError::Corrupt { column: "role" })?,
@@ -411,5 +474,21 @@ fn account(row: &AnyRow) -> Result<Account, StorageError> {
         patient_id: patient.as_deref().map(|p| parse_id(p, "patient_id")).transpose()?,
         totp_enabled: totp_enabled.is_some(),
         created_at_ms: row.try_get(5)?,
+        name: display_name.map(|display_name| StaffName { display_name, credentials }),
     })
+}
+
+/// Names (or renames) a member of staff; `false` when there is no such staff account.
+pub async fn set_name(storage: &Storage, user_id: UserId, name: &StaffName, now_ms: i64) -> Result<bool, StorageError> {
+    let done = sqlx::query(
+        "UPDATE users SET display_name = $2, credentials = $3, updated_at_ms = $4 \
+         WHERE user_id = $1 AND role <> 'patient'",
+    )
+    .bind(user_id.to_string())
+    .bind(name.display_name.clone())
+    .bind(name.credentials.clone())
+    .bind(now_ms)
+    .execute(storage.pool())
+    .await?;
+    Ok(done.rows_affected() != 0)
 }

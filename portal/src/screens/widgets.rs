@@ -59,6 +59,32 @@ pub fn Field(
     }
 }
 
+/// A labelled `<select>` with its error; `options` are (value, label) pairs.
+#[component]
+pub fn Select(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<String>,
+    #[prop(into)] error: Signal<Option<String>>,
+    #[prop(into)] options: Signal<Vec<(String, String)>>,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <select id=id name=id aria-describedby=format!("{id}-error")
+                aria-invalid=move || error.with(|e| e.as_ref().map(|_| "true"))
+                on:change=move |ev| value.set(event_target_value(&ev))>
+                <option value="" selected=move || value.get().is_empty()>{text::CHOOSE}</option>
+                {move || options.get().into_iter().map(|(key, label)| {
+                    let selected = { let key = key.clone(); move || value.get() == key };
+                    view! { <option value=key selected=selected>{label}</option> }
+                }).collect_view()}
+            </select>
+            <p class="error" id=format!("{id}-error")>{move || error.get()}</p>
+        </div>
+    }
+}
+
 /// A failure that belongs to no field: the plain-words message and the request id.
 #[component]
 pub fn ErrorNote(

@@ -1,0 +1,142 @@
+//! The audit trail's status for the practice's owners (the portal's "Audit trail" screen): the
+//! newest signed checkpoint of each chain, how many checkpoints there are, and the outcome of
+//! the last verification this node ran, with a way to run one now. Reading it is reading the
+//! audit log (owners only, by the matrix), and is itself audited.
+//!
+//! Verification here is the same as `confidant audit verify`: every chain recomputed, then
+//! every checkpoint (files and table) checked against this node's audit key. Its outcome lives
+//! in memory: "not verified since this node started" is said as such, never guessed.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use confidant_actors::audit::{Action, Outcome, ResourceType};
+use confidant_actors::clock::Clock;
+use ed25519_dalek::VerifyingKey;
+
+use super::checkpoint::{Checkpoint, CheckpointLog};
+use super::verify::{ChainSummary, stored_checkpoints, verify_chains, verify_checkpoints};
+use crate::access::{AccessError, Denial, Gate, Operation, Requester, Resource, Target};
+use crate::auditor::About;
+use crate::storage::{Storage, StorageError};
+
+/// Why the status could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditStatusError {
+    /// The matrix refuses (only owners read the audit log); the refusal was audited.
+    #[error("not allowed")]
+    Denied(Denial),
+    /// The access could not be recorded (fail closed), so nothing was read.
+    #[error("the audit trail cannot record the access")]
+    AuditUnavailable,
+    /// The audit store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The checkpoint files could not be read.
+    #[error("the checkpoint files cannot be read: {0}")]
+    Checkpoints(#[from] std::io::Error),
+}
+
+impl From<AccessError> for AuditStatusError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Denied(denial) => Self::Denied(denial),
+            AccessError::Storage(e) => Self::Storage(e),
+            AccessError::AuditUnavailable => Self::AuditUnavailable,
+        }
+    }
+}
+
+/// The outcome of one verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// When it finished (UTC ms).
+    pub at_ms: i64,
+    /// Every chain, as far as it was checked.
+    pub chains: Vec<ChainSummary>,
+    /// `None` when every chain and checkpoint holds; otherwise where the first break is (node,
+    /// seq and the kind of problem: no entry content).
+    pub broken: Option<String>,
+}
+
+/// What the screen shows.
+#[derive(Debug, Clone)]
+pub struct TrailStatus {
+    /// The newest checkpoint of each chain, from the checkpoint files.
+    pub heads: Vec<Checkpoint>,
+    /// Checkpoints in the files.
+    pub checkpoints: usize,
+    /// The last verification this node ran, if any.
+    pub last: Option<Verification>,
+}
+
+/// The owners' view of the audit trail.
+#[derive(Clone)]
+pub struct AuditStatus {
+    storage: Storage,
+    files: PathBuf,
+    key: VerifyingKey,
+    gate: Gate,
+    clock: Arc<dyn Clock>,
+    last: Arc<Mutex<Option<Verification>>>,
+}
+
+impl AuditStatus {
+    /// Over the audit store, the checkpoint directory `files` and the key checkpoints are
+    /// signed with.
+    pub fn new(storage: Storage, files: PathBuf, key: VerifyingKey, gate: Gate, clock: Arc<dyn Clock>) -> Self {
+        Self { storage, files, key, gate, clock, last: Arc::new(Mutex::new(None)) }
+    }
+
+    fn about() -> About {
+        About::new(Action::Read, ResourceType::AuditLog, None)
+    }
+
+    /// The heads, the checkpoint count and the last verification.
+    pub async fn status(&self, who: &Requester) -> Result<TrailStatus, AuditStatusError> {
+        self.gate.authorize_and_record(who, Resource::AuditLog, Operation::Read, Target::Any, Self::about()).await?;
+        let all = self.read_files().await?;
+        let mut heads: Vec<Checkpoint> = Vec::new();
+        for checkpoint in &all {
+            match heads.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
+                Some(head) if head.seq < checkpoint.seq => *head = checkpoint.clone(),
+                Some(_) => {}
+                None => heads.push(checkpoint.clone()),
+            }
+        }
+        heads.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok(TrailStatus { heads, checkpoints: all.len(), last })
+    }
+
+    /// Verifies every chain and checkpoint now, remembers and returns the outcome. The outcome
+    /// is audited (`audit_verified` or `audit_broken`).
+    pub async fn verify(&self, who: &Requester) -> Result<Verification, AuditStatusError> {
+        self.gate.authorize(who, Resource::AuditLog, Operation::Read, Target::Any, Self::about()).await?;
+        let verification = match verify_chains(&self.storage).await? {
+            Err(broken) => {
+                Verification { at_ms: self.clock.now_ms(), chains: Vec::new(), broken: Some(broken.to_string()) }
+            }
+            Ok(chains) => {
+                let mut checkpoints = self.read_files().await?;
+                checkpoints.extend(stored_checkpoints(&self.storage).await?);
+                let outcome = verify_checkpoints(&self.storage, &chains, &checkpoints, &self.key).await?;
+                Verification { at_ms: self.clock.now_ms(), chains, broken: outcome.err().map(|b| b.to_string()) }
+            }
+        };
+        let why = if verification.broken.is_none() { "audit_verified" } else { "audit_broken" };
+        if verification.broken.is_some() {
+            tracing::error!(broken = verification.broken.as_deref(), "audit verification found a break");
+        }
+        self.gate.record_all(vec![self.gate.event(who, Self::about(), Outcome::Success, why)]).await?;
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(verification.clone());
+        }
+        Ok(verification)
+    }
+
+    async fn read_files(&self) -> Result<Vec<Checkpoint>, AuditStatusError> {
+        let log = CheckpointLog::new(self.files.clone());
+        Ok(tokio::task::spawn_blocking(move || log.read_all()).await.map_err(std::io::Error::other)??)
+    }
+}
