@@ -153,6 +153,7 @@ pub const LEGAL_NAME: &str = "Legal name";
 pub const PREFERRED_NAME: &str = "Preferred name";
 pub const CREATE_PATIENT: &str = "Create patient";
 pub const EDIT: &str = "Edit";
+pub const EDIT_PATIENT: &str = "Edit the patient's details";
 pub const INVITE_TO_PORTAL: &str = "Invite to the portal";
 pub const INVITATION_CREATED: &str = "Give the patient this invitation code (it works once):";
 pub const CHOOSE: &str = "Choose…";

@@ -175,11 +175,12 @@ fn run_browser_script(app: &TestApp, script: &str, env: &[(&str, String)]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn front_desk_a_clinician_and_a_patient_use_the_portal_in_a_real_browser() {
+async fn an_owner_front_desk_a_clinician_and_a_patient_use_the_portal_in_a_real_browser() {
     let app = spawn_app(Backend::Sqlite).await;
+    create_staff(&app, "practice_owner", "owner@practice.example");
     create_staff(&app, "front_desk", "desk@practice.example");
-    create_staff(&app, "clinician", "ana.ruiz@practice.example");
     let env = [
+        ("OWNER_EMAIL", "owner@practice.example".to_owned()),
         ("DESK_EMAIL", "desk@practice.example".to_owned()),
         ("CLINICIAN_EMAIL", "ana.ruiz@practice.example".to_owned()),
     ];

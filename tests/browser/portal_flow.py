@@ -1,20 +1,27 @@
 """The portal in a real browser (Debian's Chromium, headless, through Playwright), against a real
-server started by `tests/api/portal.rs`. Front desk, a clinician and a patient (in two browser
-contexts) work through one practice day:
+server started by `tests/api/portal.rs`. An owner, front desk, a clinician and a patient (in two
+browser contexts) work through one practice day:
 
-- front desk enrolls TOTP, creates a patient, invites them, puts a clinician on the care team;
-- the clinician enrolls TOTP and assigns a PHQ-9;
-- the patient accepts the invitation, signs in, starts the PHQ-9 in one context, resumes the
-  draft in another, answers item 9 above zero and sees crisis resources at once, submits;
+- the owner enrolls TOTP, signs out and back in with a recovery code (a wrong code first),
+  invites the clinician by name and credentials, names front desk, verifies the audit trail and
+  looks at break-glass grants;
+- the clinician accepts the invitation, enrolls TOTP and appears by name ever after;
+- front desk enrolls TOTP, creates a patient (the missing name is named at the field), invites
+  them, puts the clinician on the care team, reloads (still signed in) and gives a PHQ-9 for
+  the clinician; the clinician gives a GAD-7;
+- the patient accepts the invitation (a weak password refused with the server's reason), signs
+  in, starts the PHQ-9 in one context, resumes the draft in another, answers item 9 above zero
+  and sees crisis resources at once, submits;
 - the clinician's page shows the urgent alert and the new score without a reload;
-- front desk books a slot (the clinician's week updates live) and a conflicting one (the 409 is
-  explained at the field);
+- front desk books a slot (the clinician's week and the patient's home update live, by name)
+  and a conflicting one (the 409 is explained at the field);
 - sign-out leaves no PHI in the page, the browser's storage, history or HTTP cache.
 
 Every screen is scanned with axe-core (no serious or critical violation) and photographed at
 360 px and 1280 px into $SCREENSHOTS. Any failure exits non-zero with the reason.
 
-Environment: CONFIDANT_URL, DESK_EMAIL, CLINICIAN_EMAIL, STAFF_PASSWORD, SCREENSHOTS.
+Environment: CONFIDANT_URL, OWNER_EMAIL, DESK_EMAIL, CLINICIAN_EMAIL, STAFF_PASSWORD,
+SCREENSHOTS.
 """
 
 import base64
@@ -30,8 +37,11 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
 URL = os.environ["CONFIDANT_URL"]
+OWNER = os.environ.get("OWNER_EMAIL", "")
 DESK = os.environ.get("DESK_EMAIL", "")
 CLINICIAN = os.environ.get("CLINICIAN_EMAIL", "")
+CLINICIAN_SHOWN = "Dr. Ana Ruiz, PsyD"
+CLINICIAN_PASSWORD = "Velvet-Compass-Meadow-58"
 STAFF_PASSWORD = os.environ["STAFF_PASSWORD"]
 SHOTS = os.environ["SCREENSHOTS"]
 PAGES = []
@@ -107,10 +117,11 @@ def enroll_totp(page, name):
     page.fill("#totp", totp(secret))
     page.click("form button[type=submit]")
     page.wait_for_selector(".codes li")
+    recovery = page.locator(".codes li").first.inner_text().strip()
     check_screen(page, f"{name}-recovery-codes")
     page.click("text=I have saved my recovery codes")
     page.wait_for_selector("nav.tabs")
-    return secret
+    return secret, recovery
 
 
 def tab(page, label):
@@ -123,9 +134,64 @@ def main():
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         try:
 
-            # Front desk: sign-in screen, wrong password, then the real one and TOTP enrollment.
+            # The owner: TOTP enrollment, then signs in again with a recovery code; invites the
+            # clinician by name and credentials, names front desk, verifies the audit trail.
+            owner_ctx, owner = new_page(browser)
+            check_screen(owner, "sign-in")
+            sign_in(owner, OWNER, STAFF_PASSWORD)
+            _, recovery = enroll_totp(owner, "owner")
+            owner.click("header button:has-text('Sign out')")
+            owner.wait_for_selector("#ended-title")
+            owner.click("button:has-text('Sign in again')")
+            sign_in(owner, OWNER, STAFF_PASSWORD)
+            owner.wait_for_selector("#code")
+            check_screen(owner, "second-factor")
+            owner.fill("#code", "000000")
+            owner.click("form button[type=submit]")
+            expect(owner.locator("#code-error")).not_to_be_empty()
+            owner.click("button:has-text('Use a recovery code instead')")
+            owner.fill("#code", recovery)
+            owner.click("form button[type=submit]")
+            owner.wait_for_selector("nav.tabs")
+            tab(owner, "Staff")
+            owner.wait_for_selector(f"li.row:has-text('{DESK}')")
+            owner.click("form button:has-text('Invite')")
+            expect(owner.locator("#staff-role-error")).not_to_be_empty()
+            owner.select_option("#staff-role", "clinician")
+            owner.fill("#staff-email", CLINICIAN)
+            owner.fill("#staff-name", "Dr. Ana Ruiz")
+            owner.fill("#staff-credentials", "PsyD")
+            owner.click("form button:has-text('Invite')")
+            clinician_invitation = owner.locator("code.invitation").inner_text()
+            desk_row = owner.locator(f"li.row:has-text('{DESK}')")
+            desk_row.locator("button:has-text('Rename')").click()
+            desk_row.locator("input").first.fill("Sam Lee")
+            desk_row.locator("form button[type=submit]").click()
+            expect(owner.locator("li.row:has-text('Sam Lee')")).to_be_visible()
+            check_screen(owner, "owner-staff")
+            tab(owner, "Audit")
+            expect(owner.locator("[data-verified=none]")).to_be_visible()
+            owner.click("button:has-text('Verify now')")
+            expect(owner.locator("[data-verified=intact]")).to_be_visible()
+            check_screen(owner, "owner-audit")
+            tab(owner, "Break-glass")
+            owner.wait_for_selector("text=Nobody broke the glass")
+            check_screen(owner, "owner-break-glass")
+
+            # The clinician accepts the invitation and enrolls.
+            clin_ctx, clin = new_page(browser)
+            clin.click("text=I have an invitation")
+            clin.fill("#token", clinician_invitation)
+            clin.fill("#new-password", CLINICIAN_PASSWORD)
+            clin.click("form button[type=submit]")
+            expect(clin.locator(".notice")).to_contain_text("Your account is ready")
+            sign_in(clin, CLINICIAN, CLINICIAN_PASSWORD)
+            enroll_totp(clin, "clinician")
+            expect(clin.locator("header")).to_contain_text(CLINICIAN_SHOWN)
+            check_screen(clin, "clinician-schedule")
+
+            # Front desk: wrong password first, then the real one and TOTP enrollment.
             desk_ctx, desk = new_page(browser)
-            check_screen(desk, "sign-in")
             sign_in(desk, DESK, "not the password at all")
             expect(desk.locator(".error-note")).to_contain_text("email or password is not right")
             expect(desk.locator(".error-note")).to_contain_text("Reference")
@@ -147,22 +213,40 @@ def main():
             desk.click(f"li.row:has-text('{PATIENT_NAME}') button")
             desk.click("button:has-text('Invite to the portal')")
             invitation = desk.locator("code.invitation").inner_text()
-            desk.select_option("#care-team-clinician", label=CLINICIAN)
+            desk.select_option("#care-team-clinician", label=CLINICIAN_SHOWN)
             desk.click("button:has-text('Add to care team')")
-            desk.wait_for_selector(f"li.row:has-text('{CLINICIAN}')")
+            desk.wait_for_selector(f"li.row:has-text('{CLINICIAN_SHOWN}')")
+            # Front desk corrects the record: a bad date is refused at the field, then saved.
+            desk.reload()
+            expect(desk.locator("header")).to_contain_text("Sam Lee")
+            tab(desk, "Patients")
+            desk.click(f"li.row:has-text('{PATIENT_NAME}') button")
+            desk.click("button:has-text('Edit')")
+            desk.fill("#edit-legal_name", "")
+            desk.click("#edit-legal_name >> xpath=ancestor::form//button[@type='submit']")
+            expect(desk.locator("#edit-legal_name-error")).not_to_be_empty()
+            desk.fill("#edit-legal_name", PATIENT_NAME)
+            desk.fill("#edit-phone", "+1 555 010 0199")
+            desk.click("#edit-legal_name >> xpath=ancestor::form//button[@type='submit']")
+            expect(desk.locator("dl.facts")).to_contain_text("+1 555 010 0199")
+            PHI.append("555 010 0199")
+
+            # Front desk gives the PHQ-9, for the clinician who reads it.
+            desk.select_option("#desk-assign-form", "phq9")
+            desk.click("#desk-assign-form >> xpath=ancestor::form//button[@type='submit']")
+            expect(desk.locator("#desk-assign-clinician-error")).not_to_be_empty()
+            desk.select_option("#desk-assign-clinician", label=CLINICIAN_SHOWN)
+            desk.click("#desk-assign-form >> xpath=ancestor::form//button[@type='submit']")
+            expect(desk.locator("p.notice")).to_contain_text("The form was assigned")
             check_screen(desk, "front-desk-chart")
 
-            # The clinician enrolls and assigns a PHQ-9.
-            clin_ctx, clin = new_page(browser)
-            sign_in(clin, CLINICIAN, STAFF_PASSWORD)
-            enroll_totp(clin, "clinician")
-            check_screen(clin, "clinician-schedule")
+            # The clinician sees it and gives a GAD-7 too.
             tab(clin, "Patients")
             clin.click(f"li.row:has-text('{PATIENT_NAME}') button")
-            clin.wait_for_selector("#assign-form")
-            clin.select_option("#assign-form", "phq9")
-            clin.click("button:has-text('Assign')")
             clin.wait_for_selector("li.row[data-form=phq9]")
+            clin.select_option("#assign-form", "gad7")
+            clin.click("button:has-text('Assign')")
+            clin.wait_for_selector("li.row[data-form=gad7]")
 
             # The patient: invitation (a weak password first, refused with the server's reason).
             a_ctx, a = new_page(browser)
@@ -178,7 +262,7 @@ def main():
             sign_in(a, PATIENT_EMAIL, PATIENT_PASSWORD)
             a.wait_for_selector("button[data-assignment]")
             check_screen(a, "patient-home")
-            a.click("button[data-assignment]")
+            a.click("li.row:has-text('PHQ-9') button[data-assignment]")
             a.wait_for_selector("#item-item1")
             a.check("#item-item1-2")
             a.check("#item-item2-1")
@@ -188,7 +272,7 @@ def main():
             # The same patient on another device: the draft is there.
             b_ctx, b = new_page(browser)
             sign_in(b, PATIENT_EMAIL, PATIENT_PASSWORD)
-            b.click("button[data-assignment]")
+            b.click("li.row:has-text('PHQ-9') button[data-assignment]")
             b.wait_for_selector("#item-item1")
             expect(b.locator("#item-item1-2")).to_be_checked()
             expect(b.locator("#item-item2-1")).to_be_checked()
@@ -221,7 +305,7 @@ def main():
             clin.click("button:has-text('Week')")
             tomorrow = datetime.date.today() + datetime.timedelta(days=1)
             tab(desk, "Schedule")
-            desk.select_option("#clinician_id", label=CLINICIAN)
+            desk.select_option("#clinician_id", label=CLINICIAN_SHOWN)
             desk.select_option("#patient_id", label=PATIENT_NAME)
             desk.fill("#starts_at_ms", f"{tomorrow}T10:00")
             desk.fill("#ends_at_ms", "50")
@@ -233,6 +317,10 @@ def main():
             expect(desk.locator("#starts_at_ms-error")).to_contain_text("overlaps another appointment")
             check_screen(desk, "front-desk-conflict")
             check_screen(clin, "clinician-week")
+            # The patient's home shows the appointment with the clinician's name, live.
+            tab(b, "Home")
+            expect(b.locator("li[data-appointment]").first).to_contain_text(CLINICIAN_SHOWN)
+            check_screen(b, "patient-appointments")
 
             # Sign-out leaves nothing behind.
             for name, page in (("front desk", desk), ("patient", b)):
@@ -258,7 +346,7 @@ def main():
             if stored:
                 problems.append(f"API responses without Cache-Control: no-store: {stored}")
 
-            for ctx in (desk_ctx, clin_ctx, a_ctx, b_ctx):
+            for ctx in (owner_ctx, desk_ctx, clin_ctx, a_ctx, b_ctx):
                 ctx.close()
             browser.close()
         except Exception:

@@ -144,6 +144,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
     let failure = RwSignal::new(None::<Failure>);
     let invitation = RwSignal::new(None::<String>);
     let reload = RwSignal::new(0u32);
+    let editing = RwSignal::new(false);
     leptos::task::spawn_local(async move {
         match api::get::<PatientRecord>(&format!("/api/v1/patients/{patient}")).await {
             Ok(r) => record.set(Some(r)),
@@ -216,6 +217,9 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                     <dt>{text::EMAIL}</dt><dd>{r.email.clone().unwrap_or_default()}</dd>
                     <dt>{text::PHONE}</dt><dd>{r.phone.clone().unwrap_or_default()}</dd>
                 </dl>
+                {(!clinician).then(|| view! {
+                    <button type="button" on:click=move |_| editing.update(|e| *e = !*e)>{text::EDIT}</button>
+                })}
                 {(!clinician && r.email.is_some()).then(|| view! {
                     <button type="button" on:click=invite>{text::INVITE_TO_PORTAL}</button>
                 })}
@@ -224,6 +228,9 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                 })}
             </section>
         })}
+        <Show when=move || editing.get()>
+            {move || record.get().map(|r| view! { <EditPatient patient=patient record=r editing=editing saved=record/> })}
+        </Show>
         {(!clinician).then(|| view! { <CareTeam patient=patient failure=failure/> })}
         {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient/> })}
         {clinician.then(|| view! {
@@ -266,6 +273,59 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                 </form>
             </section>
         })}
+    }
+}
+
+/// Editing a patient's record (front desk, owners): every field at once, checked by the server
+/// (its reasons at the fields); the chart shows the saved record.
+#[component]
+fn EditPatient(
+    patient: Uuid,
+    record: PatientRecord,
+    editing: RwSignal<bool>,
+    saved: RwSignal<Option<PatientRecord>>,
+) -> impl IntoView {
+    let legal = RwSignal::new(record.legal_name.clone());
+    let preferred = RwSignal::new(record.preferred_name.clone().unwrap_or_default());
+    let born = RwSignal::new(record.date_of_birth.clone());
+    let email = RwSignal::new(record.email.clone().unwrap_or_default());
+    let phone = RwSignal::new(record.phone.clone().unwrap_or_default());
+    let failure = RwSignal::new(None::<Failure>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let opt = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|s| !s.is_empty());
+        let changed = PatientRecord {
+            id: Some(patient),
+            legal_name: legal.get_untracked().trim().to_owned(),
+            preferred_name: opt(preferred),
+            date_of_birth: born.get_untracked(),
+            email: opt(email),
+            phone: opt(phone),
+        };
+        leptos::task::spawn_local(async move {
+            match api::call_empty("PUT", &format!("/api/v1/patients/{patient}"), &changed).await {
+                Ok(()) => {
+                    saved.set(Some(changed));
+                    editing.set(false);
+                }
+                Err(f) => failure.set(Some(f)),
+            }
+        });
+    };
+    view! {
+        <form class="card" on:submit=submit novalidate aria-labelledby="edit-patient-title">
+            <h2 id="edit-patient-title">{text::EDIT_PATIENT}</h2>
+            <Field id="edit-legal_name" label=text::LEGAL_NAME value=legal error=at(failure, "legal_name") autocomplete="off"/>
+            <Field id="edit-preferred_name" label=text::PREFERRED_NAME value=preferred error=at(failure, "preferred_name")/>
+            <Field id="edit-date_of_birth" label=text::DATE_OF_BIRTH value=born error=at(failure, "date_of_birth") kind="date"/>
+            <Field id="edit-email" label=text::EMAIL value=email error=at(failure, "email") kind="email"/>
+            <Field id="edit-phone" label=text::PHONE value=phone error=at(failure, "phone") kind="tel"/>
+            <ErrorNote failure=failure fields=&["legal_name", "preferred_name", "date_of_birth", "email", "phone"]/>
+            <div class="toolbar">
+                <button type="submit" class="primary">{text::SAVE}</button>
+                <button type="button" class="link" on:click=move |_| editing.set(false)>{text::BACK}</button>
+            </div>
+        </form>
     }
 }
 

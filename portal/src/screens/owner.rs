@@ -77,7 +77,9 @@ fn StaffRow(user: UserRow, reload: RwSignal<u32>) -> impl IntoView {
     let name = RwSignal::new(user.display_name.clone().unwrap_or_default());
     let credentials = RwSignal::new(user.credentials.clone().unwrap_or_default());
     let failure = RwSignal::new(None::<Failure>);
-    let active = user.status == "active" || user.status == "invited";
+    let myself = crate::session::portal().me.with_untracked(|m| m.as_ref().is_some_and(|m| m.user_id == id));
+    // The server refuses to disable one's own account; the button is not offered.
+    let active = (user.status == "active" || user.status == "invited") && !myself;
     let disable = move |_| {
         if !confirming.get_untracked() {
             confirming.set(true);
