@@ -161,15 +161,19 @@ impl Users {
             }
             (_, None) => (Target::Any, About::new(Action::Create, ResourceType::User, None)),
         };
-        let name = match (role, invite.display_name) {
-            (Role::Patient, Some(_)) => {
+        let name = match (role, invite.display_name, invite.credentials) {
+            (Role::Patient, Some(_), _) => {
                 return Err(UserError::Invalid {
                     field: "display_name",
                     rule: "is for staff; a patient record names a patient",
                 });
             }
-            (_, Some(name)) => Some(staff_name(name, invite.credentials)?),
-            (_, None) => None,
+            (Role::Patient, None, Some(_)) => {
+                return Err(UserError::Invalid { field: "credentials", rule: "are for staff" });
+            }
+            (_, None, Some(_)) => return Err(UserError::Invalid { field: "credentials", rule: "need a display_name" }),
+            (_, Some(name), credentials) => Some(staff_name(name, credentials)?),
+            (_, None, None) => None,
         };
         self.gate.authorize(who, resource_of(role), Operation::Create, target, about).await?;
         if let Some(patient) = invite.patient_id

@@ -35,6 +35,9 @@ pub enum AuditStatusError {
     /// The checkpoint files could not be read.
     #[error("the checkpoint files cannot be read: {0}")]
     Checkpoints(#[from] std::io::Error),
+    /// A verification is running already (it reads the whole trail; one at a time).
+    #[error("a verification is running")]
+    Busy,
 }
 
 impl From<AccessError> for AuditStatusError {
@@ -79,13 +82,14 @@ pub struct AuditStatus {
     gate: Gate,
     clock: Arc<dyn Clock>,
     last: Arc<Mutex<Option<Verification>>>,
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AuditStatus {
     /// Over the audit store, the checkpoint directory `files` and the key checkpoints are
     /// signed with.
     pub fn new(storage: Storage, files: PathBuf, key: VerifyingKey, gate: Gate, clock: Arc<dyn Clock>) -> Self {
-        Self { storage, files, key, gate, clock, last: Arc::new(Mutex::new(None)) }
+        Self { storage, files, key, gate, clock, last: Arc::new(Mutex::new(None)), running: Arc::default() }
     }
 
     fn about() -> About {
@@ -110,9 +114,11 @@ impl AuditStatus {
     }
 
     /// Verifies every chain and checkpoint now, remembers and returns the outcome. The outcome
-    /// is audited (`audit_verified` or `audit_broken`).
+    /// is audited (`audit_verified` or `audit_broken`). One runs at a time on a node; another
+    /// asked for meanwhile is refused (`Busy`) rather than queued behind it.
     pub async fn verify(&self, who: &Requester) -> Result<Verification, AuditStatusError> {
         self.gate.authorize(who, Resource::AuditLog, Operation::Read, Target::Any, Self::about()).await?;
+        let _one_at_a_time = self.running.try_lock().map_err(|_| AuditStatusError::Busy)?;
         let verification = match verify_chains(&self.storage).await? {
             Err(broken) => {
                 Verification { at_ms: self.clock.now_ms(), chains: Vec::new(), broken: Some(broken.to_string()) }

@@ -74,6 +74,7 @@ impl From<AuditStatusError> for ApiError {
         match error {
             AuditStatusError::Denied(denial) => ApiError::Forbidden(denial),
             AuditStatusError::AuditUnavailable => ApiError::Unavailable,
+            AuditStatusError::Busy => ApiError::Conflict("a verification is running; try again when it ends"),
             AuditStatusError::Storage(e) => e.into(),
             AuditStatusError::Checkpoints(error) => {
                 tracing::error!(%error, "the audit checkpoint files cannot be read");
@@ -98,7 +99,7 @@ pub async fn status(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 
 /// Verifies every chain and checkpoint now (owners); a break is reported, not an error.
 #[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = VerificationView), (status = 401), (status = 403)))]
+    responses((status = 200, body = VerificationView), (status = 401), (status = 403), (status = 409)))]
 #[post("/api/v1/audit/verify")]
 pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let verification = state.audit_status.verify(&caller.requester()).await?;

@@ -136,6 +136,15 @@ impl IntakeService {
         self.gate
             .authorize(who, Resource::IntakeAssignment, Operation::Create, Target::Patient(patient), about)
             .await?;
+        let exists = self.patients.exists(patient).await.map_err(|error| match error {
+            PatientError::Storage(e) => IntakeError::Storage(e).into(),
+            PatientError::Crypto(e) => IntakeError::Crypto(e).into(),
+            // Only a record being written is validated; a lookup by id never names a field.
+            PatientError::Invalid(_) => IntakeServiceError::NotFound,
+        })?;
+        if !exists {
+            return Err(IntakeServiceError::NotFound);
+        }
         let me = who.principal.user_id;
         let clinician = match (who.principal.role, for_clinician) {
             (Role::Clinician, None) => me,
@@ -160,15 +169,6 @@ impl IntakeService {
                 clinician
             }
         };
-        let exists = self.patients.exists(patient).await.map_err(|error| match error {
-            PatientError::Storage(e) => IntakeError::Storage(e).into(),
-            PatientError::Crypto(e) => IntakeError::Crypto(e).into(),
-            // Only a record being written is validated; a lookup by id never names a field.
-            PatientError::Invalid(_) => IntakeServiceError::NotFound,
-        })?;
-        if !exists {
-            return Err(IntakeServiceError::NotFound);
-        }
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "intake_assigned")]).await?;
         Ok(self.intake.assign(patient, clinician, form, me, self.clock.now_ms()).await?)
     }

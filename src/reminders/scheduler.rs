@@ -19,6 +19,9 @@ use lettre::Message;
 use lettre::message::Mailbox;
 use uuid::Uuid;
 
+/// The "Clinician:" of a reminder with details when the clinician has no display name yet.
+const UNNAMED_CLINICIAN: &str = "your clinician";
+
 use super::ReminderError;
 use super::content::{Details, Kind, Letter, Templates};
 use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
@@ -27,7 +30,7 @@ use super::preferences::PreferenceStore;
 use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
 use crate::auditor::{Auditor, reason};
 use crate::identity::AuthError;
-use crate::identity::accounts::{AccountStatus, Accounts};
+use crate::identity::accounts::{Account, AccountStatus, Accounts};
 use crate::patients::{PatientError, Patients};
 use crate::schedule::Schedule;
 use crate::settings::ReminderSettings;
@@ -323,10 +326,11 @@ async fn write_reminder(
     let Ok(to) = email.expose().parse::<Mailbox>() else {
         return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
     };
-    // "Dr. Ana Ruiz, PsyD", or the email of a clinician not named yet.
+    // "Dr. Ana Ruiz, PsyD"; a clinician not named yet is not named (a patient is never shown
+    // a member of staff's email, as in the staff directory).
     let clinician = match d.accounts.get(UserId::from_uuid(appointment.clinician_id)).await {
-        Ok(Some(account)) => d.accounts.shown(&account).await.unwrap_or_default(),
-        _ => String::new(),
+        Ok(Some(Account { name: Some(name), .. })) => name.shown(),
+        _ => UNNAMED_CLINICIAN.to_owned(),
     };
     let details = Details { starts_at_ms: appointment.starts_at_ms, ends_at_ms: appointment.ends_at_ms, clinician };
     // A key that expired or was revoked since it was registered: the reminder goes without

@@ -276,8 +276,11 @@ async fn a_patient_fills_a_phq9_live_and_the_clinician_is_alerted_at_once(backen
     let (status, assigned) = clinician.session.call(&app, Method::POST, &path, Some(json!({ "form": "phq9" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{assigned}");
     let assignment = assigned["assignment_id"].as_str().unwrap().to_owned();
-    let (status, _) = desk.session.call(&app, Method::POST, &path, Some(json!({ "form": "gad7" }))).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "front desk never touches clinical forms");
+    // Front desk may give a form (for a clinician of the care team) but never reads one.
+    let (status, _) = desk.session.get(&app, &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "front desk never reads clinical forms");
+    let (status, _) = desk.session.get(&app, &format!("/api/v1/intake-forms/{assignment}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "front desk never reads clinical forms");
 
     let mut watching = signed_in(&app, &clinician.session.access).await;
     let mut laptop = signed_in(&app, &ada.session.access).await;

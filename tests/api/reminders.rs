@@ -569,7 +569,9 @@ async fn front_desk_sends_a_reminder_now_and_sees_it_delivered(backend: Backend)
     assert_eq!(queued["state"], "queued");
     let raw = smtp.wait_for(1).await.remove(0).raw;
     assert!(raw.contains("multipart/encrypted"), "{raw}");
-    assert!(gpg.decrypt(&armored_block(&raw)).unwrap().contains("a@practice.example"));
+    let plain = gpg.decrypt(&armored_block(&raw)).unwrap();
+    assert!(plain.contains("Clinician: your clinician"), "a clinician not named yet is not named:\n{plain}");
+    assert!(!plain.contains("a@practice.example"), "no staff email reaches a patient:\n{plain}");
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

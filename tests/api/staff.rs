@@ -77,6 +77,10 @@ async fn staff_are_shown_by_name_and_credentials_and_patients_see_no_email(backe
     assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
     assert_eq!(error["field"], "display_name");
 
+    let body = json!({ "role": "billing", "email": "bill@practice.example", "credentials": "CPA" });
+    let (status, error) = owner.session.call(&app, Method::POST, "/api/v1/users/invitations", Some(body)).await;
+    assert_eq!((status, error["field"].as_str()), (StatusCode::BAD_REQUEST, Some("credentials")), "{error}");
+
     let renamed = app.audit_entries().iter().filter(|e| e["reason"] == "staff_name_set").count();
     assert_eq!(renamed, 1, "the one rename is audited, the refusals changed nothing");
 }

@@ -321,6 +321,13 @@ def main():
             tab(b, "Home")
             expect(b.locator("li[data-appointment]").first).to_contain_text(CLINICIAN_SHOWN)
             check_screen(b, "patient-appointments")
+            # Reminder preferences: a key that is not an OpenPGP key is refused at the field.
+            tab(b, "Reminders")
+            b.wait_for_selector("#pgp_public_key")
+            b.fill("#pgp_public_key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nnot a key\n")
+            b.click("form button:has-text('Save')")
+            expect(b.locator("#pgp-error")).not_to_be_empty()
+            check_screen(b, "patient-preferences")
 
             # Sign-out leaves nothing behind.
             for name, page in (("front desk", desk), ("patient", b)):

@@ -138,6 +138,8 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
     let l = live();
     let role = session::portal().me.get_untracked().map(|m| m.role).unwrap_or_default();
     let clinician = role == "clinician";
+    // Front desk and owners keep the record, invite the patient and keep the care team.
+    let manages = matches!(role.as_str(), "front_desk" | "practice_owner");
     let record = RwSignal::new(None::<PatientRecord>);
     let forms = RwSignal::new(Vec::<(Assignment, Option<Submitted>)>::new());
     let alerts = RwSignal::new(None::<ChartAlerts>);
@@ -217,10 +219,10 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                     <dt>{text::EMAIL}</dt><dd>{r.email.clone().unwrap_or_default()}</dd>
                     <dt>{text::PHONE}</dt><dd>{r.phone.clone().unwrap_or_default()}</dd>
                 </dl>
-                {(!clinician).then(|| view! {
+                {manages.then(|| view! {
                     <button type="button" on:click=move |_| editing.update(|e| *e = !*e)>{text::EDIT}</button>
                 })}
-                {(!clinician && r.email.is_some()).then(|| view! {
+                {(manages && r.email.is_some()).then(|| view! {
                     <button type="button" on:click=invite>{text::INVITE_TO_PORTAL}</button>
                 })}
                 {move || invitation.get().map(|t| view! {
@@ -231,7 +233,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
         <Show when=move || editing.get()>
             {move || record.get().map(|r| view! { <EditPatient patient=patient record=r editing=editing saved=record/> })}
         </Show>
-        {(!clinician).then(|| view! { <CareTeam patient=patient failure=failure/> })}
+        {manages.then(|| view! { <CareTeam patient=patient failure=failure/> })}
         {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient/> })}
         {clinician.then(|| view! {
             <section class="card" aria-labelledby="alerts-title">
