@@ -1,6 +1,7 @@
-"""A session that idles out, in a real browser: the warning comes before the server's idle limit
-(here 20 s), "Stay signed in" keeps the session, and left alone the page says the session ended
-and shows nothing else; the server agrees (the next request is refused).
+"""A session that idles out, in a real browser (signed in with the keyboard alone): the warning
+comes before the server's idle limit (here 20 s), "Stay signed in" keeps the session, and left
+alone the page says the session ended and shows nothing else; the server agrees (the next
+request is refused).
 
 Environment: CONFIDANT_URL, STAFF_EMAIL, STAFF_PASSWORD, SCREENSHOTS.
 """
@@ -11,7 +12,7 @@ import sys
 from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, os.path.dirname(__file__))
-from portal_flow import check_screen, enroll_totp, new_page, photograph_failure, problems, sign_in  # noqa: E402
+from portal_flow import check_screen, enroll_totp, new_page, photograph_failure, problems  # noqa: E402
 
 URL = os.environ["CONFIDANT_URL"]
 
@@ -22,7 +23,18 @@ def main():
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         try:
             ctx, page = new_page(browser)
-            sign_in(page, os.environ["STAFF_EMAIL"], os.environ["STAFF_PASSWORD"])
+            # With the keyboard alone: Tab to the email field (past the skip link), type, Tab to
+            # the password, type, Enter.
+            for _ in range(6):
+                if page.evaluate("document.activeElement && document.activeElement.id") == "email":
+                    break
+                page.keyboard.press("Tab")
+            else:
+                problems.append("the email field cannot be reached with Tab")
+            page.keyboard.type(os.environ["STAFF_EMAIL"])
+            page.keyboard.press("Tab")
+            page.keyboard.type(os.environ["STAFF_PASSWORD"])
+            page.keyboard.press("Enter")
             enroll_totp(page, "billing")
             warning = page.locator("[role=alertdialog]")
             expect(warning).to_be_visible(timeout=20_000)
