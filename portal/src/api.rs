@@ -241,6 +241,20 @@ impl UserRow {
     }
 }
 
+/// A clinician on a patient's care team (`GET /api/v1/patients/{id}/care-team`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CareTeamMember {
+    pub clinician_id: Uuid,
+}
+
+/// A made invitation (`POST /api/v1/users/invitations`): the code to give, once.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Invitation {
+    pub user_id: Uuid,
+    pub invitation_token: String,
+    pub expires_at_ms: i64,
+}
+
 /// A break-glass grant (`GET /api/v1/break-glass`, owners).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BreakGlassGrant {

@@ -194,3 +194,102 @@ async fn an_idle_session_warns_then_says_it_ended_in_the_browser() {
     create_staff(&app, "billing", "bill@practice.example");
     run_browser_script(&app, "idle.py", &[("STAFF_EMAIL", "bill@practice.example".to_owned())]);
 }
+
+/// Reads `path` as `who` and decodes it as the portal does.
+async fn read_as<T: serde::de::DeserializeOwned>(app: &TestApp, who: &crate::signin::Person, path: &str) -> T {
+    let (status, body) = who.session.get(app, path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("the portal cannot read {path}: {e}\n{body}"))
+}
+
+/// One definition per answer would be better still (the portal's REST types live in
+/// `portal/src/api.rs`); until then this test keeps the two from drifting: every answer a
+/// screen reads comes from the real server and is decoded with the portal's own type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_reads_every_answer_the_server_gives() {
+    use confidant_portal::api::{
+        AlertView, Assignment, AuditStatus, AuditVerification, BreakGlassGrant, CareTeamMember, ChartAlerts,
+        Invitation, Me, PatientRecord, Preferences, Reminder, SignIn, StaffMember, Submitted, UserRow,
+    };
+    use reqwest::Method;
+
+    use crate::signin::{owner, patient, patient_record, staff};
+    use crate::wsclient::signed_in;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = owner(&app).await;
+    let ana = staff(&app, &owner, "clinician", "ana@practice.example").await;
+    let ben = staff(&app, &owner, "clinician", "ben@practice.example").await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let record = patient_record(&app, &ana, "Ada Lovelace").await;
+    let ada = patient(&app, &desk, &record, "ada@mail.example").await;
+
+    let body = json!({ "role": "billing", "email": "bill@practice.example", "display_name": "Bo Reed" });
+    let (status, made) = owner.session.call(&app, Method::POST, "/api/v1/users/invitations", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let _: Invitation = serde_json::from_value(made).unwrap();
+    let start = 1_900_000_000_000i64;
+    let body = json!({ "clinician_id": ana.session.user_id, "patient_id": record, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 });
+    let (status, booked) = desk.session.call(&app, Method::POST, "/api/v1/appointments", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{booked}");
+    let appointment = booked["id"].as_str().unwrap().to_owned();
+    let (status, _) =
+        desk.session.call(&app, Method::POST, &format!("/api/v1/appointments/{appointment}/reminders"), None).await;
+    assert!(status.is_success(), "{status}");
+    let forms = format!("/api/v1/patients/{record}/intake-forms");
+    let (_, assigned) = ana.session.call(&app, Method::POST, &forms, Some(json!({ "form": "phq9" }))).await;
+    let assignment = assigned["assignment_id"].as_str().unwrap().to_owned();
+    let mut phone = signed_in(&app, &ada.session.access).await;
+    let answers = json!({ "item1": 2, "item2": 1, "item3": 1, "item4": 2, "item5": 0, "item6": 1, "item7": 0, "item8": 0, "item9": 1, "difficulty": 1 });
+    phone
+        .send(json!({ "v": 1, "type": "intake.submit", "id": "s1", "assignment_id": assignment, "answers": answers }))
+        .await;
+    assert_eq!(phone.frame().await["type"], "ack");
+    let reason = json!({ "reason": "patient in crisis at the front desk, their clinician is away" });
+    let (status, _) =
+        ben.session.call(&app, Method::POST, &format!("/api/v1/patients/{record}/break-glass"), Some(reason)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = owner.session.call(&app, Method::POST, "/api/v1/audit/verify", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let me: Me = read_as(&app, &ana, "/api/v1/browser/session").await;
+    assert_eq!(me.role, "clinician");
+    let records: Vec<PatientRecord> = read_as(&app, &desk, "/api/v1/patients").await;
+    assert!(records.iter().any(|r| r.id.is_some_and(|id| id.to_string() == record)));
+    let _: PatientRecord = read_as(&app, &ana, &format!("/api/v1/patients/{record}")).await;
+    let users: Vec<UserRow> = read_as(&app, &owner, "/api/v1/users").await;
+    assert!(users.iter().any(|u| u.label() == "Bo Reed"));
+    let directory: Vec<StaffMember> = read_as(&app, &ada, "/api/v1/staff").await;
+    assert!(directory.iter().all(|m| m.label() != "ana@practice.example"), "no staff email for a patient");
+    let team: Vec<CareTeamMember> = read_as(&app, &desk, &format!("/api/v1/patients/{record}/care-team")).await;
+    assert_eq!(team.len(), 1);
+    let listed: Vec<Assignment> = read_as(&app, &ana, &forms).await;
+    assert!(listed[0].urgent && listed[0].submitted_at_ms.is_some());
+    let submitted: Submitted = read_as(&app, &ana, &format!("/api/v1/intake-forms/{assignment}")).await;
+    assert!(submitted.score.is_some_and(|s| s.urgent && s.total == 8));
+    let chart: ChartAlerts = read_as(&app, &ana, &format!("/api/v1/patients/{record}/alerts")).await;
+    assert!(chart.urgent);
+    let alerts: Vec<AlertView> = read_as(&app, &ana, "/api/v1/alerts").await;
+    assert!(!alerts.is_empty());
+    let reminders: Vec<Reminder> = read_as(&app, &desk, &format!("/api/v1/appointments/{appointment}/reminders")).await;
+    assert!(!reminders.is_empty());
+    let _: Preferences = read_as(&app, &ada, &format!("/api/v1/patients/{record}/reminder-preferences")).await;
+    let grants: Vec<BreakGlassGrant> = read_as(&app, &owner, "/api/v1/break-glass").await;
+    assert!(grants.iter().all(|g| g.reason.is_some()), "owners see the reasons");
+    let audit: AuditStatus = read_as(&app, &owner, "/api/v1/audit/status").await;
+    assert!(audit.last_verification.is_some_and(|v: AuditVerification| v.intact));
+
+    // The sign-in answers, as the browser session gives them.
+    let origin = format!("https://{}", app.address);
+    let signed = app
+        .client
+        .post(app.url("/api/v1/browser/sign-in"))
+        .header("Origin", &origin)
+        .header("X-Confidant-Csrf", "1")
+        .json(&json!({ "email": "ana@practice.example", "password": crate::signin::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let answer: SignIn = signed.json().await.unwrap();
+    assert!(matches!(answer, SignIn::MfaRequired), "{answer:?}");
+}

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::widgets::{ErrorNote, Field, Select, at};
 use super::{Place, place};
 use crate::api::{
-    self, AlertState, AlertView, Assignment, ChartAlerts, Failure, PatientRecord, StaffMember, Submitted,
+    self, AlertState, AlertView, Assignment, CareTeamMember, ChartAlerts, Failure, Invitation, PatientRecord,
+    StaffMember, Submitted,
 };
 use crate::live::live;
 use crate::session;
@@ -119,11 +120,6 @@ struct Invite {
     patient_id: Uuid,
 }
 
-#[derive(serde::Deserialize)]
-struct Invited {
-    invitation_token: String,
-}
-
 #[derive(Serialize)]
 struct AssignForm {
     form: String,
@@ -182,7 +178,7 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
         let Some(email) = record.get_untracked().and_then(|r| r.email) else { return };
         leptos::task::spawn_local(async move {
             let body = Invite { role: "patient", email, patient_id: patient };
-            match api::call::<_, Invited>("POST", "/api/v1/users/invitations", &body).await {
+            match api::call::<_, Invitation>("POST", "/api/v1/users/invitations", &body).await {
                 Ok(i) => invitation.set(Some(i.invitation_token)),
                 Err(f) => failure.set(Some(f)),
             }
@@ -345,7 +341,7 @@ fn AssignForClinician(patient: Uuid) -> impl IntoView {
     let done = RwSignal::new(None::<&'static str>);
     leptos::task::spawn_local(async move {
         let staff = api::get::<Vec<StaffMember>>("/api/v1/staff").await.unwrap_or_default();
-        if let Ok(list) = api::get::<Vec<Member>>(&format!("/api/v1/patients/{patient}/care-team")).await {
+        if let Ok(list) = api::get::<Vec<CareTeamMember>>(&format!("/api/v1/patients/{patient}/care-team")).await {
             members.set(
                 list.into_iter()
                     .map(|m| {
@@ -395,15 +391,10 @@ fn AssignForClinician(patient: Uuid) -> impl IntoView {
     }
 }
 
-#[derive(serde::Deserialize, Clone)]
-struct Member {
-    clinician_id: Uuid,
-}
-
 /// The patient's care team, and adding a clinician to it (front desk, owners).
 #[component]
 fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView {
-    let members = RwSignal::new(Vec::<Member>::new());
+    let members = RwSignal::new(Vec::<CareTeamMember>::new());
     let staff = RwSignal::new(Vec::<StaffMember>::new());
     let choice = RwSignal::new(String::new());
     let reload = RwSignal::new(0u32);
@@ -415,7 +406,7 @@ fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView 
     Effect::new(move |_| {
         reload.track();
         leptos::task::spawn_local(async move {
-            match api::get::<Vec<Member>>(&format!("/api/v1/patients/{patient}/care-team")).await {
+            match api::get::<Vec<CareTeamMember>>(&format!("/api/v1/patients/{patient}/care-team")).await {
                 Ok(list) => members.set(list),
                 Err(f) => failure.set(Some(f)),
             }

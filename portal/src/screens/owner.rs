@@ -3,11 +3,13 @@
 //! clinician breaks the glass), and the audit trail's state with verification on demand.
 
 use leptos::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::widgets::{ErrorNote, Field, Select, at};
-use crate::api::{self, AuditStatus, AuditVerification, BreakGlassGrant, Failure, PatientRecord, StaffMember, UserRow};
+use crate::api::{
+    self, AuditStatus, AuditVerification, BreakGlassGrant, Failure, Invitation, PatientRecord, StaffMember, UserRow,
+};
 use crate::live::live;
 use crate::text;
 use crate::time;
@@ -22,11 +24,6 @@ struct StaffInvite {
     display_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     credentials: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Invited {
-    invitation_token: String,
 }
 
 #[derive(Serialize)]
@@ -159,7 +156,7 @@ fn InviteStaff(reload: RwSignal<u32>) -> impl IntoView {
             credentials: Some(credentials.get_untracked()).filter(|c| !c.trim().is_empty()),
         };
         leptos::task::spawn_local(async move {
-            match api::call::<_, Invited>("POST", "/api/v1/users/invitations", &body).await {
+            match api::call::<_, Invitation>("POST", "/api/v1/users/invitations", &body).await {
                 Ok(i) => {
                     failure.set(None);
                     invitation.set(Some(i.invitation_token));
