@@ -75,6 +75,23 @@ struct ErrorBody {
     request_id: Option<String>,
 }
 
+/// What the tab does when the server answers, set once by the session module (which sits above
+/// this one): an answer is activity the server saw; a 401 for the session means it is gone.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    pub answered: fn(),
+    pub session_gone: fn(),
+}
+
+thread_local! {
+    static HOOKS: std::cell::RefCell<Option<Hooks>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets the [`Hooks`].
+pub fn on_answers(hooks: Hooks) {
+    HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
+}
+
 /// Something went wrong: the session's end is reported to the portal, everything else goes
 /// back to the screen.
 pub type Result<T> = std::result::Result<T, Failure>;
@@ -98,7 +115,9 @@ async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response
     let window = web_sys::window().ok_or_else(Failure::network)?;
     let response = JsFuture::from(window.fetch_with_request(&request)).await.map_err(|_| Failure::network())?;
     let response: Response = response.dyn_into().map_err(|_| Failure::network())?;
-    crate::session::activity();
+    if let Some(hooks) = HOOKS.with(|h| *h.borrow()) {
+        (hooks.answered)();
+    }
     if response.ok() {
         return Ok(response);
     }
@@ -114,8 +133,10 @@ async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response
         },
         Err(_) => Failure { status, ..Failure::network() },
     };
-    if failure.ends_session() {
-        crate::session::ended(crate::session::Ended::Unknown);
+    if failure.ends_session()
+        && let Some(hooks) = HOOKS.with(|h| *h.borrow())
+    {
+        (hooks.session_gone)();
     }
     Err(failure)
 }

@@ -2,7 +2,8 @@
 //! The browser sends the session cookie with the upgrade; no token is handled here. Frames come
 //! in as `confidant-protocol` types and land in signals the screens read: the schedule, the
 //! alerts, toasts, and answers to requests by their id. A close with 4001/4002/4003 ends the
-//! session on screen; any other close reconnects (alerts and the schedule are replayed).
+//! session (the session module, which sits above this one, says how through [`connect`]); any
+//! other close reconnects (alerts and the schedule are replayed).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -16,7 +17,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-use crate::session::{self, Ended};
+/// Called with the close code when the server ends the session (4001/4002/4003/4004).
+pub type OnSessionEnd = fn(u16);
 
 /// A live alert as it arrived (or was replayed).
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +76,9 @@ thread_local! {
     static WAITERS: RefCell<HashMap<String, Waiter>> = RefCell::new(HashMap::new());
     static NEXT_ID: RefCell<u64> = const { RefCell::new(0) };
     static WANTED: RefCell<bool> = const { RefCell::new(false) };
+    /// The schedule to follow once welcomed (none for billing), and who hears of the end.
+    static FOLLOW: RefCell<Option<ScheduleScope>> = const { RefCell::new(None) };
+    static ON_END: RefCell<Option<OnSessionEnd>> = const { RefCell::new(None) };
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
 }
 
@@ -91,9 +96,12 @@ pub fn request_id() -> String {
     })
 }
 
-/// Opens the socket (and keeps reopening it until [`disconnect`]).
-pub fn connect() {
+/// Opens the socket (and keeps reopening it until [`disconnect`]), following `schedule` once
+/// welcomed; `on_end` hears the close code when the server ends the session.
+pub fn connect(schedule: Option<ScheduleScope>, on_end: OnSessionEnd) {
     WANTED.with(|w| *w.borrow_mut() = true);
+    FOLLOW.with(|f| *f.borrow_mut() = schedule);
+    ON_END.with(|e| *e.borrow_mut() = Some(on_end));
     open();
 }
 
@@ -143,15 +151,10 @@ fn closed(code: u16) {
     live().connected.set(false);
     SOCKET.with(|s| s.borrow_mut().take());
     WAITERS.with(|w| w.borrow_mut().clear());
-    let ended = match code {
-        close::IDLE_TIMEOUT => Some(Ended::Idle),
-        close::SESSION_EXPIRED => Some(Ended::Absolute),
-        close::REVOKED => Some(Ended::Revoked),
-        close::UNAUTHENTICATED => Some(Ended::Unknown),
-        _ => None,
-    };
-    if let Some(why) = ended {
-        session::ended(why);
+    if matches!(code, close::IDLE_TIMEOUT | close::SESSION_EXPIRED | close::REVOKED | close::UNAUTHENTICATED) {
+        if let Some(on_end) = ON_END.with(|e| *e.borrow()) {
+            on_end(code);
+        }
         return;
     }
     if !WANTED.with(|w| *w.borrow()) {
@@ -192,14 +195,7 @@ pub fn send_activity() -> bool {
 }
 
 fn subscribe() {
-    let Some(me) = session::portal().me.get_untracked() else { return };
-    let scope = match me.role.as_str() {
-        "practice_owner" | "front_desk" => ScheduleScope::Practice,
-        _ => ScheduleScope::Mine,
-    };
-    if me.role == "billing" {
-        return;
-    }
+    let Some(scope) = FOLLOW.with(|f| *f.borrow()) else { return };
     send(&ClientFrame::ScheduleSubscribe { v: confidant_protocol::VERSION, id: request_id(), scope, after: None });
 }
 

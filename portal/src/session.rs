@@ -3,6 +3,8 @@
 //! Everything a screen loaded lives in signals that [`ended`] empties: after sign-out or expiry
 //! nothing of the person's information is left in the page.
 
+use confidant_protocol::close;
+use confidant_protocol::frames::ScheduleScope;
 use leptos::prelude::*;
 
 use crate::api::{self, Me};
@@ -73,6 +75,7 @@ pub fn portal() -> Portal {
 /// that drives the idle warning.
 pub fn start() {
     let p = portal();
+    api::on_answers(api::Hooks { answered: activity, session_gone: || ended(Ended::Unknown) });
     leptos::task::spawn_local(async move {
         match api::get::<Me>("/api/v1/browser/session").await {
             Ok(me) => signed_in(me),
@@ -98,12 +101,27 @@ pub fn signed_in(me: Me) {
     let p = portal();
     p.expires_at_ms.set(me.expires_at_ms as f64);
     p.last_activity_ms.set(js_sys::Date::now());
-    let live = !me.must_enroll();
+    let live = (!me.must_enroll()).then(|| me.role.clone());
     p.me.set(Some(me));
     p.stage.set(Stage::Home);
-    if live {
-        live::connect();
+    if let Some(role) = live {
+        let schedule = match role.as_str() {
+            "billing" => None,
+            "practice_owner" | "front_desk" => Some(ScheduleScope::Practice),
+            _ => Some(ScheduleScope::Mine),
+        };
+        live::connect(schedule, socket_closed);
     }
+}
+
+/// The server closed the socket because the session is over.
+fn socket_closed(code: u16) {
+    ended(match code {
+        close::IDLE_TIMEOUT => Ended::Idle,
+        close::SESSION_EXPIRED => Ended::Absolute,
+        close::REVOKED => Ended::Revoked,
+        _ => Ended::Unknown,
+    });
 }
 
 /// A request was answered. The HTTP session counted it, but the socket's session actor keeps
