@@ -157,11 +157,13 @@ pub async fn sign_in(client: &reqwest::Client, node: &Node, email: &str) -> Stri
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
-/// Enrolls TOTP for the account of `token`, which then counts as having proved it.
-pub async fn enroll_totp(client: &reqwest::Client, node: &Node, token: &str) {
+/// Enrolls TOTP for the account of `token`, which then counts as having proved it. Returns the
+/// base32 secret (for a browser that signs in as this account later).
+pub async fn enroll_totp(client: &reqwest::Client, node: &Node, token: &str) -> String {
     let secret: Value =
         client.post(node.url("/api/v1/me/totp")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    let bytes = totp_rs::Secret::try_from_base32(secret["secret"].as_str().unwrap()).unwrap();
+    let base32 = secret["secret"].as_str().unwrap().to_owned();
+    let bytes = totp_rs::Secret::try_from_base32(&base32).unwrap();
     let secret = confidant::identity::totp::TotpSecret::from_bytes(bytes.as_bytes()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let code = confidant::identity::totp::code_at(&secret, now);
@@ -173,6 +175,7 @@ pub async fn enroll_totp(client: &reqwest::Client, node: &Node, token: &str) {
         .await
         .unwrap();
     assert!(confirmed.status().is_success());
+    base32
 }
 
 /// A client trusting the node's certificate, resolving `localhost` to it.
