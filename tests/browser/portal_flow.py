@@ -14,7 +14,8 @@ browser contexts) work through one practice day:
   and sees crisis resources at once, submits;
 - the clinician's page shows the urgent alert and the new score without a reload;
 - front desk books a slot (the clinician's week and the patient's home update live, by name)
-  and a conflicting one (the 409 is explained at the field);
+  and a conflicting one (the 409 is explained at the field), moves it (a bad length refused at
+  the field), sends a reminder now and sees its state, and cancels it;
 - sign-out leaves no PHI in the page, the browser's storage, history or HTTP cache.
 
 Every screen is scanned with axe-core (no serious or critical violation) and photographed at
@@ -317,6 +318,21 @@ def main():
             expect(desk.locator("#starts_at_ms-error")).to_contain_text("overlaps another appointment")
             check_screen(desk, "front-desk-conflict")
             check_screen(clin, "clinician-week")
+            # Front desk moves it (a bad length refused at the field), sends a reminder now and
+            # sees its state, then cancels; the clinician's week follows live.
+            desk.click("button:has-text('Week')")
+            desk.click(f"li[data-appointment]:has-text('{PATIENT_NAME}') button:has-text('Edit')")
+            desk.fill("#reschedule-minutes", "0")
+            desk.click("form button:has-text('Reschedule')")
+            expect(desk.locator("#reschedule-minutes-error")).to_contain_text("between 5 and 480")
+            desk.fill("#reschedule-minutes", "50")
+            desk.fill("#reschedule-starts", f"{tomorrow}T11:00")
+            desk.click("form button:has-text('Reschedule')")
+            expect(clin.locator(f"li.row:has-text('{PATIENT_NAME}')")).to_contain_text("11:00")
+            desk.click(f"li[data-appointment]:has-text('{PATIENT_NAME}') button:has-text('Edit')")
+            desk.click("button:has-text('Send reminder now')")
+            expect(desk.locator("li[data-reminder-state]").first).to_be_visible()
+            check_screen(desk, "front-desk-appointment")
             # The patient's home shows the appointment with the clinician's name, live.
             tab(b, "Home")
             expect(b.locator("li[data-appointment]").first).to_contain_text(CLINICIAN_SHOWN)
@@ -328,6 +344,12 @@ def main():
             b.click("form button:has-text('Save')")
             expect(b.locator("#pgp-error")).not_to_be_empty()
             check_screen(b, "patient-preferences")
+            # Front desk cancels: the clinician's week shows it cancelled, the patient's home no
+            # longer lists it.
+            desk.click("button:has-text('Cancel appointment')")
+            expect(clin.locator(f"li.row.cancelled:has-text('{PATIENT_NAME}')")).to_be_visible()
+            tab(b, "Home")
+            expect(b.locator("li[data-appointment]")).to_have_count(0)
 
             # Sign-out leaves nothing behind.
             for name, page in (("front desk", desk), ("patient", b)):

@@ -147,26 +147,16 @@ fn BookForm(names: Names) -> impl IntoView {
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         notice.set(false);
-        let invalid = |field: &str| {
-            Some(Failure {
-                status: 400,
-                code: "invalid_field".into(),
-                message: text::ANSWER_REQUIRED.into(),
-                field: Some(field.into()),
-                request_id: None,
-            })
-        };
         let Ok(clinician_id) = clinician.get_untracked().parse::<Uuid>() else {
-            return failure.set(invalid("clinician_id"));
+            return failure.set(Some(Failure::on_field("clinician_id", text::CHOOSE_CLINICIAN)));
         };
-        let Ok(patient_id) = patient.get_untracked().parse::<Uuid>() else { return failure.set(invalid("patient_id")) };
-        let Some(starts_at_ms) = time::parse_local(&starts.get_untracked()) else {
-            return failure.set(invalid("starts_at_ms"));
+        let Ok(patient_id) = patient.get_untracked().parse::<Uuid>() else {
+            return failure.set(Some(Failure::on_field("patient_id", text::CHOOSE_PATIENT)));
         };
-        let Some(length) = minutes.get_untracked().trim().parse::<i64>().ok().filter(|m| (5..=480).contains(m)) else {
-            return failure.set(invalid("ends_at_ms"));
+        let Some((starts_at_ms, ends_at_ms)) = slot(&starts.get_untracked(), &minutes.get_untracked(), failure) else {
+            return;
         };
-        let body = Book { clinician_id, patient_id, starts_at_ms, ends_at_ms: starts_at_ms + length * 60_000 };
+        let body = Book { clinician_id, patient_id, starts_at_ms, ends_at_ms };
         failure.set(None);
         leptos::task::spawn_local(async move {
             match api::call::<_, serde_json::Value>("POST", "/api/v1/appointments", &body).await {
@@ -214,9 +204,11 @@ fn Edit(appointment: Appointment, names: Names, editing: RwSignal<Option<Appoint
     load_reminders();
     let reschedule = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(starts_at_ms) = time::parse_local(&starts.get_untracked()) else { return };
-        let Ok(m) = minutes.get_untracked().trim().parse::<i64>() else { return };
-        let body = Move { starts_at_ms, ends_at_ms: starts_at_ms + m * 60_000 };
+        let Some((starts_at_ms, ends_at_ms)) = slot(&starts.get_untracked(), &minutes.get_untracked(), failure) else {
+            return;
+        };
+        failure.set(None);
+        let body = Move { starts_at_ms, ends_at_ms };
         leptos::task::spawn_local(async move {
             match api::call::<_, serde_json::Value>("PUT", &format!("/api/v1/appointments/{id}"), &body).await {
                 Ok(_) => editing.set(None),
@@ -244,8 +236,8 @@ fn Edit(appointment: Appointment, names: Names, editing: RwSignal<Option<Appoint
         <form class="card" on:submit=reschedule novalidate aria-labelledby="edit-title">
             <h2 id="edit-title">{format!("{} · {}", names.patient(appointment.patient_id), time::date_time(appointment.starts_at_ms))}</h2>
             <Field id="reschedule-starts" label=text::STARTS value=starts error=at(failure, "starts_at_ms") kind="datetime-local"/>
-            <Field id="reschedule-minutes" label=text::DURATION_MINUTES value=minutes error=Signal::derive(|| None::<String>) kind="number"/>
-            <ErrorNote failure=failure fields=&["starts_at_ms"]/>
+            <Field id="reschedule-minutes" label=text::DURATION_MINUTES value=minutes error=at(failure, "ends_at_ms") kind="number" inputmode="numeric"/>
+            <ErrorNote failure=failure fields=&["starts_at_ms", "ends_at_ms"]/>
             <div class="toolbar">
                 <button type="submit" class="primary">{text::RESCHEDULE}</button>
                 <button type="button" on:click=cancel>{text::CANCEL_APPOINTMENT}</button>
@@ -260,6 +252,20 @@ fn Edit(appointment: Appointment, names: Names, editing: RwSignal<Option<Appoint
             </ul>
         </form>
     }
+}
+
+/// The start and end (UTC ms) of a slot typed as a local start and a length in minutes (5 to
+/// 480), or `None` with the problem shown at its field.
+fn slot(starts: &str, minutes: &str, failure: RwSignal<Option<Failure>>) -> Option<(i64, i64)> {
+    let Some(starts_at_ms) = time::parse_local(starts) else {
+        failure.set(Some(Failure::on_field("starts_at_ms", text::START_INVALID)));
+        return None;
+    };
+    let Some(length) = minutes.trim().parse::<i64>().ok().filter(|m| (5..=480).contains(m)) else {
+        failure.set(Some(Failure::on_field("ends_at_ms", text::LENGTH_INVALID)));
+        return None;
+    };
+    Some((starts_at_ms, starts_at_ms + length * 60_000))
 }
 
 /// A double booking's 409, in plain words at the start time.
