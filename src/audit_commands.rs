@@ -9,7 +9,7 @@ use actix::Actor;
 use confidant_actors::audit::{Action, AuditWriter, Outcome, ResourceType, WriterLimits};
 use confidant_actors::clock::now_ms;
 
-use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key};
+use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key, newest_per_node};
 use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
 use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
@@ -176,15 +176,7 @@ pub async fn purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, Ser
 /// `confidant audit head`: the newest checkpoint of each node, from the checkpoint files.
 pub fn head(settings: &Settings) -> Result<Vec<Checkpoint>, ServerError> {
     let all = CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
-    let mut newest: Vec<Checkpoint> = Vec::new();
-    for checkpoint in all {
-        match newest.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
-            Some(existing) if existing.seq < checkpoint.seq => *existing = checkpoint,
-            Some(_) => {}
-            None => newest.push(checkpoint),
-        }
-    }
-    Ok(newest)
+    Ok(newest_per_node(all))
 }
 
 /// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex.

@@ -133,6 +133,19 @@ pub fn load_or_create_signing_key(path: &Path) -> io::Result<SigningKey> {
     }
 }
 
+/// The newest checkpoint of each chain among `all`, in the order the chains first appear.
+pub fn newest_per_node(all: impl IntoIterator<Item = Checkpoint>) -> Vec<Checkpoint> {
+    let mut newest: Vec<Checkpoint> = Vec::new();
+    for checkpoint in all {
+        match newest.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
+            Some(existing) if existing.seq < checkpoint.seq => *existing = checkpoint,
+            Some(_) => {}
+            None => newest.push(checkpoint),
+        }
+    }
+    newest
+}
+
 /// The append-only checkpoint files, one per node, in a directory outside the audit database.
 #[derive(Debug, Clone)]
 pub struct CheckpointLog {

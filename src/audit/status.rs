@@ -14,7 +14,7 @@ use confidant_actors::audit::{Action, Outcome, ResourceType};
 use confidant_actors::clock::Clock;
 use ed25519_dalek::VerifyingKey;
 
-use super::checkpoint::{Checkpoint, CheckpointLog};
+use super::checkpoint::{Checkpoint, CheckpointLog, newest_per_node};
 use super::verify::{ChainSummary, stored_checkpoints, verify_chains, verify_checkpoints};
 use crate::access::{AccessError, Denial, Gate, Operation, Requester, Resource, Target};
 use crate::auditor::About;
@@ -100,17 +100,11 @@ impl AuditStatus {
     pub async fn status(&self, who: &Requester) -> Result<TrailStatus, AuditStatusError> {
         self.gate.authorize_and_record(who, Resource::AuditLog, Operation::Read, Target::Any, Self::about()).await?;
         let all = self.read_files().await?;
-        let mut heads: Vec<Checkpoint> = Vec::new();
-        for checkpoint in &all {
-            match heads.iter_mut().find(|c| c.node_id == checkpoint.node_id) {
-                Some(head) if head.seq < checkpoint.seq => *head = checkpoint.clone(),
-                Some(_) => {}
-                None => heads.push(checkpoint.clone()),
-            }
-        }
+        let checkpoints = all.len();
+        let mut heads = newest_per_node(all);
         heads.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
-        Ok(TrailStatus { heads, checkpoints: all.len(), last })
+        Ok(TrailStatus { heads, checkpoints, last })
     }
 
     /// Verifies every chain and checkpoint now, remembers and returns the outcome. The outcome

@@ -66,33 +66,73 @@ pub fn PatientList() -> impl IntoView {
     }
 }
 
+/// The five inputs of a patient record, shared by creating and editing one.
+#[derive(Clone, Copy)]
+struct RecordInputs {
+    legal: RwSignal<String>,
+    preferred: RwSignal<String>,
+    born: RwSignal<String>,
+    email: RwSignal<String>,
+    phone: RwSignal<String>,
+}
+
+impl RecordInputs {
+    fn of(record: &PatientRecord) -> Self {
+        Self {
+            legal: RwSignal::new(record.legal_name.clone()),
+            preferred: RwSignal::new(record.preferred_name.clone().unwrap_or_default()),
+            born: RwSignal::new(record.date_of_birth.clone()),
+            email: RwSignal::new(record.email.clone().unwrap_or_default()),
+            phone: RwSignal::new(record.phone.clone().unwrap_or_default()),
+        }
+    }
+
+    /// The record as typed: trimmed, empty optional fields left out.
+    fn record(&self, id: Option<Uuid>) -> PatientRecord {
+        let opt = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|s| !s.is_empty());
+        PatientRecord {
+            id,
+            legal_name: self.legal.get_untracked().trim().to_owned(),
+            preferred_name: opt(self.preferred),
+            date_of_birth: self.born.get_untracked(),
+            email: opt(self.email),
+            phone: opt(self.phone),
+        }
+    }
+
+    fn clear(&self) {
+        for s in [self.legal, self.preferred, self.born, self.email, self.phone] {
+            s.set(String::new());
+        }
+    }
+}
+
+/// The record's fields, each with the server's reason at it (ids start with `prefix`).
+#[component]
+fn RecordFields(inputs: RecordInputs, failure: RwSignal<Option<Failure>>, prefix: &'static str) -> impl IntoView {
+    view! {
+        <Field id=format!("{prefix}legal_name") label=text::LEGAL_NAME value=inputs.legal error=at(failure, "legal_name") autocomplete="off"/>
+        <Field id=format!("{prefix}preferred_name") label=text::PREFERRED_NAME value=inputs.preferred error=at(failure, "preferred_name")/>
+        <Field id=format!("{prefix}date_of_birth") label=text::DATE_OF_BIRTH value=inputs.born error=at(failure, "date_of_birth") kind="date"/>
+        <Field id=format!("{prefix}patient_email") label=text::EMAIL value=inputs.email error=at(failure, "email") kind="email"/>
+        <Field id=format!("{prefix}phone") label=text::PHONE value=inputs.phone error=at(failure, "phone") kind="tel"/>
+        <ErrorNote failure=failure fields=&["legal_name", "preferred_name", "date_of_birth", "email", "phone"]/>
+    }
+}
+
 /// Creating a patient record.
 #[component]
 fn NewPatient(reload: RwSignal<u32>) -> impl IntoView {
-    let legal = RwSignal::new(String::new());
-    let preferred = RwSignal::new(String::new());
-    let born = RwSignal::new(String::new());
-    let email = RwSignal::new(String::new());
-    let phone = RwSignal::new(String::new());
+    let inputs = RecordInputs::of(&PatientRecord::default());
     let failure = RwSignal::new(None::<Failure>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let opt = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|s| !s.is_empty());
-        let record = PatientRecord {
-            id: None,
-            legal_name: legal.get_untracked().trim().to_owned(),
-            preferred_name: opt(preferred),
-            date_of_birth: born.get_untracked(),
-            email: opt(email),
-            phone: opt(phone),
-        };
+        let record = inputs.record(None);
         leptos::task::spawn_local(async move {
             match api::call::<_, serde_json::Value>("POST", "/api/v1/patients", &record).await {
                 Ok(_) => {
                     failure.set(None);
-                    for s in [legal, preferred, born, email, phone] {
-                        s.set(String::new());
-                    }
+                    inputs.clear();
                     reload.update(|r| *r += 1);
                 }
                 Err(f) => failure.set(Some(f)),
@@ -102,12 +142,7 @@ fn NewPatient(reload: RwSignal<u32>) -> impl IntoView {
     view! {
         <form class="card" on:submit=submit novalidate aria-labelledby="new-patient-title">
             <h2 id="new-patient-title">{text::NEW_PATIENT}</h2>
-            <Field id="legal_name" label=text::LEGAL_NAME value=legal error=at(failure, "legal_name") autocomplete="off"/>
-            <Field id="preferred_name" label=text::PREFERRED_NAME value=preferred error=at(failure, "preferred_name")/>
-            <Field id="date_of_birth" label=text::DATE_OF_BIRTH value=born error=at(failure, "date_of_birth") kind="date"/>
-            <Field id="patient_email" label=text::EMAIL value=email error=at(failure, "email") kind="email"/>
-            <Field id="phone" label=text::PHONE value=phone error=at(failure, "phone") kind="tel"/>
-            <ErrorNote failure=failure fields=&["legal_name", "preferred_name", "date_of_birth", "phone"]/>
+            <RecordFields inputs=inputs failure=failure prefix=""/>
             <button type="submit" class="primary">{text::CREATE_PATIENT}</button>
         </form>
     }
@@ -229,8 +264,13 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
         <Show when=move || editing.get()>
             {move || record.get().map(|r| view! { <EditPatient patient=patient record=r editing=editing saved=record/> })}
         </Show>
-        {manages.then(|| view! { <CareTeam patient=patient failure=failure/> })}
-        {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient/> })}
+        {manages.then(|| {
+            let team = Team::load(patient, failure);
+            view! {
+                <CareTeam patient=patient team=team failure=failure/>
+                {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient team=team/> })}
+            }
+        })}
         {clinician.then(|| view! {
             <section class="card" aria-labelledby="alerts-title">
                 <h2 id="alerts-title">
@@ -283,23 +323,11 @@ fn EditPatient(
     editing: RwSignal<bool>,
     saved: RwSignal<Option<PatientRecord>>,
 ) -> impl IntoView {
-    let legal = RwSignal::new(record.legal_name.clone());
-    let preferred = RwSignal::new(record.preferred_name.clone().unwrap_or_default());
-    let born = RwSignal::new(record.date_of_birth.clone());
-    let email = RwSignal::new(record.email.clone().unwrap_or_default());
-    let phone = RwSignal::new(record.phone.clone().unwrap_or_default());
+    let inputs = RecordInputs::of(&record);
     let failure = RwSignal::new(None::<Failure>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let opt = |s: RwSignal<String>| Some(s.get_untracked().trim().to_owned()).filter(|s| !s.is_empty());
-        let changed = PatientRecord {
-            id: Some(patient),
-            legal_name: legal.get_untracked().trim().to_owned(),
-            preferred_name: opt(preferred),
-            date_of_birth: born.get_untracked(),
-            email: opt(email),
-            phone: opt(phone),
-        };
+        let changed = inputs.record(Some(patient));
         leptos::task::spawn_local(async move {
             match api::call_empty("PUT", &format!("/api/v1/patients/{patient}"), &changed).await {
                 Ok(()) => {
@@ -313,12 +341,7 @@ fn EditPatient(
     view! {
         <form class="card" on:submit=submit novalidate aria-labelledby="edit-patient-title">
             <h2 id="edit-patient-title">{text::EDIT_PATIENT}</h2>
-            <Field id="edit-legal_name" label=text::LEGAL_NAME value=legal error=at(failure, "legal_name") autocomplete="off"/>
-            <Field id="edit-preferred_name" label=text::PREFERRED_NAME value=preferred error=at(failure, "preferred_name")/>
-            <Field id="edit-date_of_birth" label=text::DATE_OF_BIRTH value=born error=at(failure, "date_of_birth") kind="date"/>
-            <Field id="edit-email" label=text::EMAIL value=email error=at(failure, "email") kind="email"/>
-            <Field id="edit-phone" label=text::PHONE value=phone error=at(failure, "phone") kind="tel"/>
-            <ErrorNote failure=failure fields=&["legal_name", "preferred_name", "date_of_birth", "email", "phone"]/>
+            <RecordFields inputs=inputs failure=failure prefix="edit-"/>
             <div class="toolbar">
                 <button type="submit" class="primary">{text::SAVE}</button>
                 <button type="button" class="link" on:click=move |_| editing.set(false)>{text::BACK}</button>
@@ -333,25 +356,11 @@ const FORMS: [&str; 3] = ["phq9", "gad7", "general_intake"];
 /// Front desk gives a patient a form for a clinician of the care team, who reads the results
 /// and is alerted on submission. Front desk never sees the answers.
 #[component]
-fn AssignForClinician(patient: Uuid) -> impl IntoView {
-    let members = RwSignal::new(Vec::<(String, String)>::new());
+fn AssignForClinician(patient: Uuid, team: Team) -> impl IntoView {
     let form = RwSignal::new(String::new());
     let clinician = RwSignal::new(String::new());
     let failure = RwSignal::new(None::<Failure>);
     let done = RwSignal::new(None::<&'static str>);
-    leptos::task::spawn_local(async move {
-        let staff = api::get::<Vec<StaffMember>>("/api/v1/staff").await.unwrap_or_default();
-        if let Ok(list) = api::get::<Vec<CareTeamMember>>(&format!("/api/v1/patients/{patient}/care-team")).await {
-            members.set(
-                list.into_iter()
-                    .map(|m| {
-                        let name = staff.iter().find(|s| s.user_id == m.clinician_id).map(StaffMember::label);
-                        (m.clinician_id.to_string(), name.unwrap_or_else(|| text::role("clinician").to_owned()))
-                    })
-                    .collect(),
-            );
-        }
-    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         done.set(None);
@@ -383,7 +392,7 @@ fn AssignForClinician(patient: Uuid) -> impl IntoView {
             <Select id="desk-assign-form" label=text::FORM value=form error=at(failure, "form")
                 options=Signal::derive(|| FORMS.iter().map(|f| ((*f).to_owned(), text::form_title(f).to_owned())).collect())/>
             <Select id="desk-assign-clinician" label=text::RESULTS_GO_TO value=clinician error=at(failure, "clinician_id")
-                options=Signal::derive(move || members.get())/>
+                options=Signal::derive(move || team.members())/>
             <ErrorNote failure=failure fields=&["form", "clinician_id"]/>
             {move || done.get().map(|d| view! { <p class="notice" role="status">{d}</p> })}
             <button type="submit">{text::ASSIGN}</button>
@@ -391,29 +400,57 @@ fn AssignForClinician(patient: Uuid) -> impl IntoView {
     }
 }
 
-/// The patient's care team, and adding a clinician to it (front desk, owners).
-#[component]
-fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView {
-    let members = RwSignal::new(Vec::<CareTeamMember>::new());
-    let staff = RwSignal::new(Vec::<StaffMember>::new());
-    let choice = RwSignal::new(String::new());
-    let reload = RwSignal::new(0u32);
-    leptos::task::spawn_local(async move {
-        if let Ok(list) = api::get::<Vec<StaffMember>>("/api/v1/staff").await {
-            staff.set(list);
-        }
-    });
-    Effect::new(move |_| {
-        reload.track();
+/// A patient's care team with the staff directory that names its members: loaded once per
+/// chart, again when it changes, and read by both the care-team card and the form giving.
+#[derive(Clone, Copy)]
+struct Team {
+    staff: RwSignal<Vec<StaffMember>>,
+    members: RwSignal<Vec<CareTeamMember>>,
+    version: RwSignal<u32>,
+}
+
+impl Team {
+    fn load(patient: Uuid, failure: RwSignal<Option<Failure>>) -> Self {
+        let team =
+            Self { staff: RwSignal::new(Vec::new()), members: RwSignal::new(Vec::new()), version: RwSignal::new(0) };
         leptos::task::spawn_local(async move {
-            match api::get::<Vec<CareTeamMember>>(&format!("/api/v1/patients/{patient}/care-team")).await {
-                Ok(list) => members.set(list),
-                Err(f) => failure.set(Some(f)),
+            if let Ok(list) = api::get::<Vec<StaffMember>>("/api/v1/staff").await {
+                team.staff.set(list);
             }
         });
-    });
-    let name =
-        move |id: Uuid| staff.with(|s| s.iter().find(|m| m.user_id == id).map(|m| m.label())).unwrap_or_default();
+        Effect::new(move |_| {
+            team.version.track();
+            leptos::task::spawn_local(async move {
+                match api::get::<Vec<CareTeamMember>>(&format!("/api/v1/patients/{patient}/care-team")).await {
+                    Ok(list) => team.members.set(list),
+                    Err(f) => failure.set(Some(f)),
+                }
+            });
+        });
+        team
+    }
+
+    fn name(&self, id: Uuid) -> String {
+        let named = self.staff.with(|s| s.iter().find(|m| m.user_id == id).map(StaffMember::label));
+        named.unwrap_or_else(|| text::role("clinician").to_owned())
+    }
+
+    /// (clinician id, name) of each member.
+    fn members(&self) -> Vec<(String, String)> {
+        self.members.get().into_iter().map(|m| (m.clinician_id.to_string(), self.name(m.clinician_id))).collect()
+    }
+
+    /// (id, name) of every clinician of the practice.
+    fn clinicians(&self) -> Vec<(String, String)> {
+        self.staff
+            .with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id.to_string(), m.label())).collect())
+    }
+}
+
+/// The patient's care team, and adding a clinician to it (front desk, owners).
+#[component]
+fn CareTeam(patient: Uuid, team: Team, failure: RwSignal<Option<Failure>>) -> impl IntoView {
+    let choice = RwSignal::new(String::new());
     let add = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Ok(clinician) = choice.get_untracked().parse::<Uuid>() else { return };
@@ -425,7 +462,7 @@ fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView 
             )
             .await
             {
-                Ok(()) => reload.update(|r| *r += 1),
+                Ok(()) => team.version.update(|v| *v += 1),
                 Err(f) => failure.set(Some(f)),
             }
         });
@@ -434,11 +471,11 @@ fn CareTeam(patient: Uuid, failure: RwSignal<Option<Failure>>) -> impl IntoView 
         <section class="card" aria-labelledby="care-team-title">
             <h2 id="care-team-title">{text::CARE_TEAM}</h2>
             <ul class="rows">
-                {move || members.get().into_iter().map(|m| view! { <li class="row" data-member=m.clinician_id.to_string()>{name(m.clinician_id)}</li> }).collect_view()}
+                {move || team.members().into_iter().map(|(id, name)| view! { <li class="row" data-member=id>{name}</li> }).collect_view()}
             </ul>
             <form class="inline" on:submit=add>
                 <Select id="care-team-clinician" label=text::CLINICIAN value=choice error=Signal::derive(|| None::<String>)
-                    options=Signal::derive(move || staff.with(|s| s.iter().filter(|m| m.role == "clinician").map(|m| (m.user_id.to_string(), m.label())).collect()))/>
+                    options=Signal::derive(move || team.clinicians())/>
                 <button type="submit">{text::ADD_TO_CARE_TEAM}</button>
             </form>
         </section>

@@ -49,13 +49,7 @@ pub fn SignIn(notice: Option<&'static str>) -> impl IntoView {
         if busy.get_untracked() {
             return;
         }
-        let missing = |field: &str| Failure {
-            status: 400,
-            code: "invalid_field".into(),
-            message: text::ANSWER_REQUIRED.into(),
-            field: Some(field.into()),
-            request_id: None,
-        };
+        let missing = |field: &str| Failure::on_field(field, text::ANSWER_REQUIRED);
         if email.get_untracked().trim().is_empty() {
             failure.set(Some(missing("email")));
             return;
