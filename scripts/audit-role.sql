@@ -11,6 +11,6 @@
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"role";
 REVOKE CREATE ON SCHEMA public FROM :"role";
 GRANT USAGE ON SCHEMA public TO :"role";
-GRANT SELECT, INSERT ON audit_entries, audit_checkpoints TO :"role";
+GRANT SELECT, INSERT ON audit_entries, audit_checkpoints, audit_keys TO :"role";
 GRANT SELECT ON audit_purges TO :"role";
 GRANT SELECT ON _sqlx_migrations TO :"role";

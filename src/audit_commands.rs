@@ -3,17 +3,21 @@
 //! themselves first, on the command line's own chain, and do nothing if that fails.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Actor;
 use confidant_actors::audit::{Action, AuditWriter, Outcome, ResourceType, WriterLimits};
 use confidant_actors::clock::now_ms;
 
-use crate::audit::checkpoint::{Checkpoint, CheckpointLog, load_or_create_signing_key, newest_per_node};
+use crate::audit::checkpoint::{
+    Checkpoint, CheckpointLog, load_or_create_signing_key, load_signing_key, newest_per_node,
+};
 use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
 use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
-use crate::audit::{AuditStore, Broken, ChainSummary, verify_chains, verify_checkpoints};
+use crate::audit::trust::parse_public_key;
+use crate::audit::{AuditStore, Evidence, TrailReport, Witnesses, verify_trail};
 use crate::auditor::{Auditor, reason};
 use crate::node;
 use crate::settings::{AuditStoreHint, DatabaseSettings, Settings};
@@ -44,22 +48,38 @@ pub async fn refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// `confidant audit verify`: recomputes every chain in the audit store.
-pub async fn verify(settings: &Settings) -> Result<Result<Vec<ChainSummary>, Broken>, ServerError> {
-    let location = Location::of(Store::Audit, settings);
-    let storage = Storage::connect(Store::Audit, &location, &settings.database).await?;
-    let outcome = match verify_chains(&storage).await? {
-        Err(broken) => Err(broken),
-        Ok(chains) => {
-            let mut checkpoints =
-                CheckpointLog::new(settings.audit_checkpoint_dir()).read_all().map_err(ServerError::Checkpoints)?;
-            checkpoints.extend(crate::audit::verify::stored_checkpoints(&storage).await?);
-            let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-            verify_checkpoints(&storage, &chains, &checkpoints, &key.verifying_key()).await?.map(|()| chains)
-        }
+/// `confidant audit verify`: one whole verification (`audit/trail.rs`), trusting `trusted_keys`
+/// when given (else `audit.trusted_keys`, else the keys registered in the audit store), against
+/// the checkpoint files, the main store's witness table and every witness directory. Reads no
+/// private key.
+pub async fn verify(
+    settings: &Settings,
+    trusted_keys: &[String],
+    witness_dirs: Vec<PathBuf>,
+) -> Result<TrailReport, ServerError> {
+    let pinned = if trusted_keys.is_empty() {
+        settings.pinned_audit_keys()
+    } else {
+        trusted_keys
+            .iter()
+            .map(|k| parse_public_key(k))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ServerError::Usage("--trusted-key must be an Ed25519 public key (64 hex digits)"))?
     };
+    let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
+    let main = Storage::connect(Store::Main, &Location::of(Store::Main, settings), &settings.database).await?;
+    let dirs = settings.audit.witness_dirs.iter().cloned().chain(witness_dirs);
+    let witnesses = Witnesses::new(dirs, Some(main.clone()));
+    let evidence = Evidence {
+        checkpoint_dir: settings.audit_checkpoint_dir(),
+        witnesses: &witnesses,
+        pinned,
+        local_chains: node::local_chains(&settings.data_dir),
+    };
+    let report = verify_trail(&storage, evidence).await;
     storage.close().await;
-    Ok(outcome)
+    main.close().await;
+    report.map_err(ServerError::from)
 }
 
 /// `confidant audit setup-role`: creates the insert-only audit role.
@@ -117,6 +137,7 @@ pub(crate) async fn record_cli_event(
     code: &'static str,
 ) -> Result<(), ServerError> {
     let cli = CliAudit::start(settings, storage)?;
+    cli.register_key().await?;
     let auditor = Auditor::new(cli.node_id, cli.writer.clone());
     let event = auditor.system(action, Outcome::Success).on(resource.0, resource.1).because(reason(code));
     auditor.record(event).await?;
@@ -132,6 +153,7 @@ pub(crate) struct CliAudit {
     /// Its writer.
     pub writer: actix::Addr<AuditWriter>,
     store: Arc<AuditStore>,
+    public_key: [u8; 32],
 }
 
 impl CliAudit {
@@ -140,13 +162,24 @@ impl CliAudit {
         let node_id = node::load_or_create_cli(&settings.data_dir)?;
         let signing_key =
             load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-        let store = Arc::new(AuditStore::new(storage.clone(), node_id).with_checkpoints(
-            signing_key,
-            CheckpointLog::new(settings.audit_checkpoint_dir()),
-            settings.audit.checkpoint_every_entries,
-        ));
+        let public_key = signing_key.verifying_key().to_bytes();
+        let store = Arc::new(
+            AuditStore::new(storage.clone(), node_id)
+                .with_checkpoints(
+                    signing_key,
+                    CheckpointLog::new(settings.audit_checkpoint_dir()),
+                    settings.audit.checkpoint_every_entries,
+                )
+                .witnessed_by(Witnesses::new(settings.audit.witness_dirs.iter().cloned(), None)),
+        );
         let writer = AuditWriter::new(node_id, store.clone(), WriterLimits::default()).start();
-        Ok(Self { node_id, writer, store })
+        Ok(Self { node_id, writer, store, public_key })
+    }
+
+    /// Registers the key this chain signs with, so verification finds it.
+    pub async fn register_key(&self) -> Result<(), ServerError> {
+        self.store.register_key(&self.public_key).await?;
+        Ok(())
     }
 
     /// Signs a checkpoint over what the command recorded, so a short-lived chain is anchored too.
@@ -167,7 +200,7 @@ pub async fn purge(settings: &Settings, before: &str) -> Result<Vec<Purged>, Ser
     }
     let storage = Storage::connect(Store::Audit, &Location::of(Store::Audit, settings), &settings.database).await?;
     record_cli_event(settings, &storage, Action::Purge, (ResourceType::AuditLog, None), "retention_expired").await?;
-    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let key = load_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
     let purged = purge_before(&storage, &key, before_ms, now_ms()).await?;
     storage.close().await;
     Ok(purged)
@@ -179,8 +212,9 @@ pub fn head(settings: &Settings) -> Result<Vec<Checkpoint>, ServerError> {
     Ok(newest_per_node(all))
 }
 
-/// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex.
+/// `confidant audit public-key`: the key that verifies this node's checkpoints, in hex (read
+/// from the key file, never made here).
 pub fn public_key(settings: &Settings) -> Result<String, ServerError> {
-    let key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
+    let key = load_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
     Ok(crate::audit::checkpoint::to_hex(key.verifying_key().as_bytes()))
 }

@@ -126,13 +126,27 @@ pub enum KeysCommand {
 /// `confidant audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every node's hash chain in the audit store.
+    /// Recompute every node's hash chain in the audit store and check every signed checkpoint.
+    ///
+    /// Never reads or creates a private key: signatures are checked against the keys pinned
+    /// with --trusted-key (or `audit.trusted_keys`), or, when none is pinned, the keys the nodes
+    /// registered in the audit store; the output names each key trusted and where it came from.
+    /// Checkpoints come from the checkpoint files, the checkpoint table and every witness (the
+    /// main store, `audit.witness_dirs`, --witness).
     ///
     /// Exits 0 when every chain is intact. Exits 1 naming the node and the first bad sequence
     /// number when an entry was changed, deleted, inserted or reordered, when the chain no
-    /// longer reaches a signed checkpoint (its tail was truncated), or when a checkpoint's
-    /// signature is not the node's.
-    Verify,
+    /// longer reaches a signed checkpoint or a witnessed head (its tail was cut off), when a
+    /// signature is not by a trusted key, or when the checkpoint files and table disagree.
+    Verify {
+        /// An Ed25519 public key (64 hex digits) to trust; repeat for each node. Overrides
+        /// `audit.trusted_keys`.
+        #[arg(long = "trusted-key", value_name = "HEX")]
+        trusted_keys: Vec<String>,
+        /// A witness directory to check the chains against, besides `audit.witness_dirs`.
+        #[arg(long = "witness", value_name = "DIR")]
+        witnesses: Vec<std::path::PathBuf>,
+    },
     /// Write the audit entries recorded in [--since, --until) to standard output.
     ///
     /// The export is itself audited (action `export`), and fails without output if that audit
@@ -161,7 +175,8 @@ pub enum AuditCommand {
     },
     /// Print the newest signed checkpoint of each node, from the checkpoint files.
     Head,
-    /// Print the Ed25519 public key that verifies this node's checkpoints (hex).
+    /// Print the Ed25519 public key that verifies this node's checkpoints (hex), to pin in
+    /// `audit.trusted_keys` on every machine that verifies. Reads the key file; never makes one.
     PublicKey,
     /// Create the PostgreSQL role the server should use for the audit database.
     ///

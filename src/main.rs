@@ -5,7 +5,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
-use confidant::audit::{Broken, ChainSummary};
+use confidant::audit::TrailReport;
 use confidant::cli::{AuditCommand, Cli, Command, KeysCommand, UserCommand};
 use confidant::crypto::MasterKey;
 use confidant::{audit_commands, key_commands, server, settings, telemetry, user_commands};
@@ -41,10 +41,12 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error, error.exit_code()),
         },
-        Command::Audit { command: AuditCommand::Verify } => match system.block_on(audit_commands::verify(&settings)) {
-            Ok(outcome) => report_verification(&outcome),
-            Err(error) => fail(&error, error.exit_code()),
-        },
+        Command::Audit { command: AuditCommand::Verify { trusted_keys, witnesses } } => {
+            match system.block_on(audit_commands::verify(&settings, &trusted_keys, witnesses)) {
+                Ok(report) => report_verification(&report),
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::Audit { command: AuditCommand::SetupRole { role } } => {
             let mut password = String::new();
             if let Err(error) = std::io::stdin().read_line(&mut password) {
@@ -204,18 +206,22 @@ fn print_lines(lines: impl IntoIterator<Item = String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Prints the outcome of `audit verify`: exit 0 when intact, 1 when broken.
+/// Prints the outcome of `audit verify`: what it trusted and read, then the chains; exit 0 when
+/// intact, 1 when broken.
 #[allow(clippy::print_stdout)] // the command's output
-fn report_verification(outcome: &Result<Vec<ChainSummary>, Broken>) -> ExitCode {
-    match outcome {
-        Ok(chains) => {
-            for chain in chains {
+fn report_verification(report: &TrailReport) -> ExitCode {
+    for line in report.basis() {
+        println!("{line}");
+    }
+    match &report.broken {
+        None => {
+            for chain in &report.chains {
                 println!("node {}: {} entries, intact through seq {}", chain.node_id, chain.entries, chain.last_seq);
             }
-            println!("audit trail intact: {} chain(s)", chains.len());
+            println!("audit trail intact: {} chain(s)", report.chains.len());
             ExitCode::SUCCESS
         }
-        Err(broken) => {
+        Some(broken) => {
             println!("AUDIT TRAIL TAMPERED: {broken}");
             ExitCode::from(1)
         }

@@ -34,6 +34,17 @@ pub fn load_or_create_cli(data_dir: &Path) -> Result<NodeId, NodeIdError> {
     load_or_create_file(&data_dir.join(CLI_NODE_ID_FILE))
 }
 
+/// The chains this data directory has written (its node's and its command line's), as far as
+/// their id files exist; reads only. Their checkpoint files are expected beside them.
+pub fn local_chains(data_dir: &Path) -> Vec<String> {
+    [NODE_ID_FILE, CLI_NODE_ID_FILE]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(data_dir.join(file)).ok())
+        .filter_map(|text| text.trim().parse::<NodeId>().ok())
+        .map(|id| id.to_string())
+        .collect()
+}
+
 fn load_or_create_file(path: &Path) -> Result<NodeId, NodeIdError> {
     match std::fs::read_to_string(path) {
         Ok(text) => text.trim().parse().map_err(|_| NodeIdError::Corrupt),

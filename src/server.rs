@@ -14,9 +14,9 @@ use confidant_actors::clock::{SystemClock, now_ms};
 use confidant_actors::hub::{FromBroker, Hub, LocalBroker};
 use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
 
-use crate::audit::AuditStore;
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 use crate::audit::status::AuditStatus;
+use crate::audit::{AuditStore, Witnesses};
 use crate::auditor::{Auditor, reason};
 use crate::crypto::rotation::Reencryptor;
 use crate::fanout::RedisBroker;
@@ -75,11 +75,16 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
 
     let lifecycle = Lifecycle::new().start();
     let signing_key = load_or_create_signing_key(&settings.audit_signing_key_file()).map_err(ServerError::AuditKey)?;
-    let audit_store = AuditStore::new(audit_storage.clone(), node_id).with_checkpoints(
-        signing_key.clone(),
-        CheckpointLog::new(settings.audit_checkpoint_dir()),
-        settings.audit.checkpoint_every_entries,
-    );
+    let witnesses = Witnesses::new(settings.audit.witness_dirs.iter().cloned(), Some(storage.clone()));
+    let audit_store = AuditStore::new(audit_storage.clone(), node_id)
+        .with_checkpoints(
+            signing_key.clone(),
+            CheckpointLog::new(settings.audit_checkpoint_dir()),
+            settings.audit.checkpoint_every_entries,
+        )
+        .witnessed_by(witnesses.clone());
+    // Every verifier, on any node, finds this node's key (unless the operator pinned keys).
+    audit_store.register_key(signing_key.verifying_key().as_bytes()).await?;
     let limits = WriterLimits {
         checkpoint_every: Duration::from_secs(settings.audit.checkpoint_every_secs),
         ..WriterLimits::default()
@@ -170,8 +175,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     );
     let audit_status = AuditStatus::new(
         audit_storage.clone(),
-        settings.audit_checkpoint_dir(),
-        signing_key.verifying_key(),
+        (settings.audit_checkpoint_dir(), node::local_chains(&settings.data_dir)),
+        (settings.pinned_audit_keys(), witnesses),
         services.gate.clone(),
         services.identity.clock.clone(),
     );

@@ -66,6 +66,10 @@ pub enum ServerError {
     /// The checkpoint files cannot be read.
     #[error("cannot read the audit checkpoint files")]
     Checkpoints(#[source] io::Error),
+    /// A verification could not be completed (a store, the checkpoint files or a witness
+    /// could not be read).
+    #[error("cannot verify the audit trail")]
+    Verification(#[from] crate::audit::TrailError),
     /// A command's output could not be written.
     #[error("cannot write the output")]
     Output(#[source] io::Error),

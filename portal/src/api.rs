@@ -306,6 +306,9 @@ pub struct AuditVerification {
     pub chains: usize,
     #[serde(default)]
     pub broken: Option<String>,
+    /// What it trusted and read (each key and where from, each witness).
+    #[serde(default)]
+    pub basis: Vec<String>,
 }
 
 /// The audit trail's state (`GET /api/v1/audit/status`, owners).

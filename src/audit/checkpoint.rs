@@ -112,12 +112,22 @@ pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// Reads the signing key (a 32-byte seed in hex), creating it with mode 0600 if missing.
+/// Reads the signing key (a 32-byte seed in hex); a missing file is an error (for the commands
+/// that sign with the node's key and must not make a new one: purge, public-key).
+pub fn load_signing_key(path: &Path) -> io::Result<SigningKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let why = format!("{}: {e} (a node makes its key on its first start)", path.display());
+        io::Error::new(e.kind(), why)
+    })?;
+    from_hex::<32>(text.trim()).map(|seed| SigningKey::from_bytes(&seed)).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "the audit signing key file does not hold a 32-byte hex seed")
+    })
+}
+
+/// Reads the signing key, creating it with mode 0600 if missing (a node's first start).
 pub fn load_or_create_signing_key(path: &Path) -> io::Result<SigningKey> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => from_hex::<32>(text.trim()).map(|seed| SigningKey::from_bytes(&seed)).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "the audit signing key file does not hold a 32-byte hex seed")
-        }),
+    match load_signing_key(path) {
+        Ok(key) => Ok(key),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand_core::OsRng);
             if let Some(dir) = path.parent() {
@@ -169,6 +179,21 @@ impl CheckpointLog {
             tokio::fs::OpenOptions::new().create(true).append(true).open(self.file(&checkpoint.node_id)).await?;
         file.write_all(format!("{}\n", checkpoint.to_line()).as_bytes()).await?;
         file.sync_data().await
+    }
+
+    /// The last checkpoint in `node_id`'s file, read from its end (the file grows for years).
+    pub fn newest(&self, node_id: &str) -> io::Result<Option<Checkpoint>> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut file = match std::fs::File::open(self.file(node_id)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        file.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+        let mut tail = String::new();
+        file.read_to_string(&mut tail)?;
+        Ok(tail.lines().rev().find(|l| !l.trim().is_empty()).and_then(Checkpoint::from_line))
     }
 
     /// Every checkpoint in every file, in file order. A line that does not parse is reported

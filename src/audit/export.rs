@@ -19,7 +19,8 @@ use crate::storage::{Storage, StorageError};
 pub enum ExportFormat {
     /// One JSON object per line, every stored column (hashes in hex).
     Jsonl,
-    /// A FHIR R4 `Bundle` (type `collection`) of `AuditEvent` resources.
+    /// A FHIR R4 `Bundle` (type `collection`) of `AuditEvent` resources, each entry with a
+    /// `fullUrl` of `urn:uuid:<event id>`.
     Fhir,
 }
 
@@ -45,22 +46,24 @@ pub async fn export(
     let mut rows = entries_between(storage, since_ms, until_ms);
     let mut count = 0u64;
     if format == ExportFormat::Fhir {
-        write!(out, "{{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[")?;
+        write!(out, "{{\"resourceType\":\"Bundle\",\"type\":\"collection\"")?;
     }
     while let Some(row) = rows.try_next().await? {
         match format {
             ExportFormat::Jsonl => writeln!(out, "{}", jsonl(&row))?,
             ExportFormat::Fhir => {
-                if count > 0 {
-                    write!(out, ",")?;
-                }
-                write!(out, "{}", json!({ "resource": fhir_audit_event(&row) }))?;
+                // FHIR JSON has no empty arrays: `entry` opens with its first element.
+                write!(out, "{}", if count == 0 { ",\"entry\":[" } else { "," })?;
+                let entry =
+                    json!({ "fullUrl": format!("urn:uuid:{}", row.event_id), "resource": fhir_audit_event(&row) });
+                write!(out, "{entry}")?;
             }
         }
         count += 1;
     }
     if format == ExportFormat::Fhir {
-        writeln!(out, "],\"total\":{count}}}")?;
+        // No `total`: R4 allows it only in search and history bundles (bdl-1).
+        writeln!(out, "{}}}", if count == 0 { "" } else { "]" })?;
     }
     out.flush()?;
     Ok(count)

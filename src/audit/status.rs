@@ -3,9 +3,10 @@
 //! the last verification this node ran, with a way to run one now. Reading it is reading the
 //! audit log (owners only, by the matrix), and is itself audited.
 //!
-//! Verification here is the same as `confidant audit verify`: every chain recomputed, then
-//! every checkpoint (files and table) checked against this node's audit key. Its outcome lives
-//! in memory: "not verified since this node started" is said as such, never guessed.
+//! Verification here is `confidant audit verify`'s (`trail.rs` `verify_trail`), trusting the
+//! keys pinned in `audit.trusted_keys` (else the registered ones, and it says so) and reading
+//! the node's witnesses. Its outcome lives in memory: "not verified since this node started" is
+//! said as such, never guessed.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,9 @@ use confidant_actors::clock::Clock;
 use ed25519_dalek::VerifyingKey;
 
 use super::checkpoint::{Checkpoint, CheckpointLog, newest_per_node};
-use super::verify::{ChainSummary, stored_checkpoints, verify_chains, verify_checkpoints};
+use super::trail::{Evidence, TrailError, verify_trail};
+use super::verify::ChainSummary;
+use super::witness::Witnesses;
 use crate::access::{AccessError, Denial, Gate, Operation, Requester, Resource, Target};
 use crate::auditor::About;
 use crate::storage::{Storage, StorageError};
@@ -38,6 +41,9 @@ pub enum AuditStatusError {
     /// A verification is running already (it reads the whole trail; one at a time).
     #[error("a verification is running")]
     Busy,
+    /// A verification could not be completed (a witness could not be read, say).
+    #[error(transparent)]
+    Trail(#[from] TrailError),
 }
 
 impl From<AccessError> for AuditStatusError {
@@ -60,6 +66,8 @@ pub struct Verification {
     /// `None` when every chain and checkpoint holds; otherwise where the first break is (node,
     /// seq and the kind of problem: no entry content).
     pub broken: Option<String>,
+    /// What the verification trusted and read: each key and where it came from, each witness.
+    pub basis: Vec<String>,
 }
 
 /// What the screen shows.
@@ -78,7 +86,9 @@ pub struct TrailStatus {
 pub struct AuditStatus {
     storage: Storage,
     files: PathBuf,
-    key: VerifyingKey,
+    pinned: Vec<VerifyingKey>,
+    witnesses: Witnesses,
+    local_chains: Vec<String>,
     gate: Gate,
     clock: Arc<dyn Clock>,
     last: Arc<Mutex<Option<Verification>>>,
@@ -86,10 +96,18 @@ pub struct AuditStatus {
 }
 
 impl AuditStatus {
-    /// Over the audit store, the checkpoint directory `files` and the key checkpoints are
-    /// signed with.
-    pub fn new(storage: Storage, files: PathBuf, key: VerifyingKey, gate: Gate, clock: Arc<dyn Clock>) -> Self {
-        Self { storage, files, key, gate, clock, last: Arc::new(Mutex::new(None)), running: Arc::default() }
+    /// Over the audit store, the checkpoint directory `files` with the `local_chains` that must
+    /// have files there, the keys the operator pinned (none: the registered ones) and the node's
+    /// witnesses.
+    pub fn new(
+        storage: Storage,
+        (files, local_chains): (PathBuf, Vec<String>),
+        (pinned, witnesses): (Vec<VerifyingKey>, Witnesses),
+        gate: Gate,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (last, running) = (Arc::new(Mutex::new(None)), Arc::default());
+        Self { storage, files, pinned, witnesses, local_chains, gate, clock, last, running }
     }
 
     fn about() -> About {
@@ -113,16 +131,18 @@ impl AuditStatus {
     pub async fn verify(&self, who: &Requester) -> Result<Verification, AuditStatusError> {
         self.gate.authorize(who, Resource::AuditLog, Operation::Read, Target::Any, Self::about()).await?;
         let _one_at_a_time = self.running.try_lock().map_err(|_| AuditStatusError::Busy)?;
-        let verification = match verify_chains(&self.storage).await? {
-            Err(broken) => {
-                Verification { at_ms: self.clock.now_ms(), chains: Vec::new(), broken: Some(broken.to_string()) }
-            }
-            Ok(chains) => {
-                let mut checkpoints = self.read_files().await?;
-                checkpoints.extend(stored_checkpoints(&self.storage).await?);
-                let outcome = verify_checkpoints(&self.storage, &chains, &checkpoints, &self.key).await?;
-                Verification { at_ms: self.clock.now_ms(), chains, broken: outcome.err().map(|b| b.to_string()) }
-            }
+        let evidence = Evidence {
+            checkpoint_dir: self.files.clone(),
+            witnesses: &self.witnesses,
+            pinned: self.pinned.clone(),
+            local_chains: self.local_chains.clone(),
+        };
+        let report = verify_trail(&self.storage, evidence).await?;
+        let verification = Verification {
+            at_ms: self.clock.now_ms(),
+            basis: report.basis(),
+            broken: report.broken.as_ref().map(ToString::to_string),
+            chains: if report.broken.is_some() { Vec::new() } else { report.chains },
         };
         let why = if verification.broken.is_none() { "audit_verified" } else { "audit_broken" };
         if verification.broken.is_some() {

@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::ControlFlow;
 
-use ed25519_dalek::VerifyingKey;
-
 use super::chain::{GENESIS, Hash};
 use super::checkpoint::Checkpoint;
 use super::store::chains::{Span, entry_hash, next_seq, spans};
 use super::store::pages::{Entry, Malformed, PageSource, RawPage};
 use super::store::purges::anchors;
+use super::trust::Trust;
 use crate::storage::{Storage, StorageError};
 
 pub use super::store::chains::read_chain;
@@ -54,8 +53,15 @@ pub enum Problem {
     Truncated,
     /// The entry differs from what a signed checkpoint vouches for: the chain was rewritten.
     CheckpointMismatch,
-    /// A checkpoint's signature is not the node's: the checkpoint was forged or altered.
+    /// A checkpoint's (or a purge anchor's) signature is not by a trusted key: it was forged
+    /// or altered, or signed by a key the verification was not told to trust.
     BadCheckpointSignature,
+    /// The checkpoint table holds a checkpoint for this seq that the node's checkpoint file
+    /// lacks: lines were removed from the file.
+    CheckpointMissingFromFile,
+    /// The checkpoint file holds a checkpoint for this seq that the table lacks: rows were
+    /// removed from the table.
+    CheckpointMissingFromTable,
 }
 
 impl fmt::Display for Broken {
@@ -68,7 +74,13 @@ impl fmt::Display for Broken {
                 "it is missing, but a signed checkpoint vouches for it or a later entry (the tail was truncated)"
             }
             Problem::CheckpointMismatch => "it differs from the signed checkpoint for it (the chain was rewritten)",
-            Problem::BadCheckpointSignature => "the checkpoint for it is not signed by the audit key",
+            Problem::BadCheckpointSignature => "the checkpoint for it is not signed by a trusted key",
+            Problem::CheckpointMissingFromFile => {
+                "the checkpoint table vouches for it, but the checkpoint file does not hold that checkpoint"
+            }
+            Problem::CheckpointMissingFromTable => {
+                "the checkpoint file vouches for it, but the checkpoint table does not hold that checkpoint"
+            }
         };
         write!(f, "chain of node {} is broken at seq {}: {what}", self.node_id, self.seq)
     }
@@ -282,17 +294,18 @@ impl Walk {
     }
 }
 
-/// Checks every checkpoint against intact `chains`: signed by `key`, and the chain still holds
-/// the vouched-for entry with the vouched-for hash.
+/// Checks every checkpoint against intact `chains`: signed by a key of `trust`, and the chain
+/// still holds the vouched-for entry with the vouched-for hash. A chain that ends before a
+/// checkpoint is named at its first missing seq.
 pub async fn verify_checkpoints(
     storage: &Storage,
     chains: &[ChainSummary],
     checkpoints: &[Checkpoint],
-    key: &VerifyingKey,
+    trust: &Trust,
 ) -> Result<Result<(), Broken>, StorageError> {
     let anchors = anchors(storage).await?;
     for anchor in anchors.values() {
-        if !anchor.is_signed_by(key) {
+        if trust.signer_of(anchor).is_none() {
             let broken =
                 Broken { node_id: anchor.node_id.clone(), seq: anchor.seq, problem: Problem::BadCheckpointSignature };
             return Ok(Err(broken));
@@ -300,7 +313,7 @@ pub async fn verify_checkpoints(
     }
     for checkpoint in checkpoints {
         let broken = |seq, problem| Broken { node_id: checkpoint.node_id.clone(), seq, problem };
-        if !checkpoint.is_signed_by(key) {
+        if trust.signer_of(checkpoint).is_none() {
             return Ok(Err(broken(checkpoint.seq, Problem::BadCheckpointSignature)));
         }
         if anchors.get(&checkpoint.node_id).is_some_and(|a| checkpoint.seq <= a.seq) {

@@ -44,6 +44,9 @@ pub struct VerificationView {
     chains: usize,
     /// Where the first break is (node, seq, kind of problem), when not intact.
     broken: Option<String>,
+    /// What it trusted and read: each key (pinned, or registered in the audit store) and each
+    /// witness with how many checkpoints it held.
+    basis: Vec<String>,
 }
 
 impl From<Verification> for VerificationView {
@@ -54,6 +57,7 @@ impl From<Verification> for VerificationView {
             entries: v.chains.iter().map(|c| c.entries).sum(),
             chains: v.chains.len(),
             broken: v.broken,
+            basis: v.basis,
         }
     }
 }
@@ -79,6 +83,10 @@ impl From<AuditStatusError> for ApiError {
             AuditStatusError::Checkpoints(error) => {
                 tracing::error!(%error, "the audit checkpoint files cannot be read");
                 ApiError::Internal
+            }
+            AuditStatusError::Trail(error) => {
+                tracing::error!(%error, cause = ?std::error::Error::source(&error), "the audit trail cannot be verified");
+                ApiError::Unavailable
             }
         }
     }

@@ -197,6 +197,14 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.audit.retention_years < 6 {
         return invalid("`audit.retention_years` must be at least 6 (HIPAA, 45 CFR 164.316(b)(2))");
     }
+    if let Some(bad) = settings.audit.trusted_keys.iter().find(|k| crate::audit::trust::parse_public_key(k).is_err()) {
+        let shown: String = bad.chars().take(80).collect();
+        return Err(ConfigError::Invalid {
+            problems: format!(
+                "`audit.trusted_keys` holds `{shown}`, which is not an Ed25519 public key (64 hex digits)"
+            ),
+        });
+    }
     if settings.database.max_connections == 0 {
         return invalid("`database.max_connections` must be greater than 0");
     }

@@ -338,12 +338,25 @@ pub struct AuditSettings {
     pub checkpoint_every_secs: u64,
     /// Entries younger than this many years are never purged (at least 6, 45 CFR 164.316).
     pub retention_years: u16,
+    /// Public keys (Ed25519, 64 hex digits) that verification trusts; when any is set, only
+    /// these. Keep them in a configuration file outside the data directory: whoever can write
+    /// the data directory must not be able to change what verification trusts.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Directories on other storage that also receive every signed checkpoint (witnesses).
+    #[serde(default)]
+    pub witness_dirs: Vec<PathBuf>,
 }
 
 impl Settings {
     /// The audit signing key file.
     pub fn audit_signing_key_file(&self) -> PathBuf {
         self.audit.signing_key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-signing.key"))
+    }
+
+    /// The pinned audit keys (`audit.trusted_keys`, checked when the settings were loaded).
+    pub fn pinned_audit_keys(&self) -> Vec<ed25519_dalek::VerifyingKey> {
+        self.audit.trusted_keys.iter().filter_map(|k| crate::audit::trust::parse_public_key(k).ok()).collect()
     }
 
     /// The checkpoint directory.

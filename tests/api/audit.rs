@@ -9,7 +9,7 @@ use actix::{Actor, Addr};
 use confidant::audit::chain::AuditRow;
 use confidant::audit::checkpoint::CheckpointLog;
 use confidant::audit::purge::purge_before;
-use confidant::audit::{AuditStore, Broken, Problem, verify_chains, verify_checkpoints};
+use confidant::audit::{AuditStore, Broken, Problem, Trust, verify_chains, verify_checkpoints};
 use confidant::settings::{self, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
 use confidant_actors::audit::{
@@ -27,19 +27,19 @@ use crate::helpers::{
 const CHECKPOINT_EVERY: u64 = 5;
 
 /// An audit store on `backend` with a writer for one node.
-struct AuditFixture {
-    storage: Storage,
-    store: Arc<AuditStore>,
-    writer: Addr<AuditWriter>,
-    node: NodeId,
+pub(crate) struct AuditFixture {
+    pub(crate) storage: Storage,
+    pub(crate) store: Arc<AuditStore>,
+    pub(crate) writer: Addr<AuditWriter>,
+    pub(crate) node: NodeId,
     /// A connection that bypasses the application: SQLite file access or the PostgreSQL superuser.
-    privileged_url: String,
-    backend: Backend,
-    _dir: tempfile::TempDir,
+    pub(crate) privileged_url: String,
+    pub(crate) backend: Backend,
+    pub(crate) _dir: tempfile::TempDir,
     _db: Option<TestDatabase>,
 }
 
-async fn fixture(backend: Backend) -> AuditFixture {
+pub(crate) async fn fixture(backend: Backend) -> AuditFixture {
     let dir = tempfile::tempdir().unwrap();
     let settings =
         settings::load_from(None, [("CONFIDANT_DATA_DIR".to_owned(), dir.path().display().to_string())]).unwrap();
@@ -59,7 +59,10 @@ async fn fixture(backend: Backend) -> AuditFixture {
     let node = NodeId::generate();
     let key = SigningKey::from_bytes(&[42; 32]);
     let log = CheckpointLog::new(dir.path().join("checkpoints"));
-    let store = Arc::new(AuditStore::new(storage.clone(), node).with_checkpoints(key, log, CHECKPOINT_EVERY));
+    let witness = confidant::audit::Witnesses::new([dir.path().join("witness")], None);
+    let store = Arc::new(
+        AuditStore::new(storage.clone(), node).with_checkpoints(key, log, CHECKPOINT_EVERY).witnessed_by(witness),
+    );
     let writer = AuditWriter::new(node, store.clone(), WriterLimits::default()).start();
     AuditFixture { storage, store, writer, node, privileged_url, backend, _dir: dir, _db: db }
 }
@@ -67,7 +70,7 @@ async fn fixture(backend: Backend) -> AuditFixture {
 impl AuditFixture {
     /// Records `count` varied events, each acknowledged, and waits for the checkpoints they are
     /// due (sealed in the background, after the acknowledgement).
-    async fn record_events(&self, count: usize) -> Vec<AuditEvent> {
+    pub(crate) async fn record_events(&self, count: usize) -> Vec<AuditEvent> {
         let mut events = Vec::new();
         for i in 0..count {
             let event = sample_event(self.node, i);
@@ -81,14 +84,14 @@ impl AuditFixture {
     async fn verify(&self) -> Result<Vec<confidant::audit::ChainSummary>, Broken> {
         let chains = verify_chains(&self.storage).await.unwrap()?;
         let checkpoints = CheckpointLog::new(self._dir.path().join("checkpoints")).read_all().unwrap();
-        let key = SigningKey::from_bytes(&[42; 32]).verifying_key();
-        verify_checkpoints(&self.storage, &chains, &checkpoints, &key).await.unwrap()?;
+        let trust = Trust::pinned([SigningKey::from_bytes(&[42; 32]).verifying_key()]);
+        verify_checkpoints(&self.storage, &chains, &checkpoints, &trust).await.unwrap()?;
         Ok(chains)
     }
 
     /// Runs statements with the append-only protection switched off, as an attacker with
     /// database access would.
-    async fn tamper(&self, statements: &str) {
+    pub(crate) async fn tamper(&self, statements: &str) {
         let sql = match self.backend {
             Backend::Sqlite => format!(
                 "DROP TRIGGER IF EXISTS audit_entries_refuse_update; DROP TRIGGER IF EXISTS audit_entries_refuse_delete; {statements}"
@@ -99,7 +102,7 @@ impl AuditFixture {
     }
 
     /// Like [`Self::tamper`], for the checkpoint table.
-    async fn tamper_checkpoints(&self, statements: &str) {
+    pub(crate) async fn tamper_checkpoints(&self, statements: &str) {
         let sql = match self.backend {
             Backend::Sqlite => format!("DROP TRIGGER audit_checkpoints_refuse_delete; {statements}"),
             Backend::Postgres => format!("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER; {statements}"),
@@ -107,7 +110,7 @@ impl AuditFixture {
         self.raw(&sql).await;
     }
 
-    async fn raw(&self, sql: &str) {
+    pub(crate) async fn raw(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self.backend {
             Backend::Sqlite => {
@@ -122,7 +125,7 @@ impl AuditFixture {
     }
 
     /// A blob literal in this backend's syntax.
-    fn blob(&self, bytes: &[u8]) -> String {
+    pub(crate) fn blob(&self, bytes: &[u8]) -> String {
         let hex = confidant::audit::checkpoint::to_hex(bytes);
         match self.backend {
             Backend::Sqlite => format!("X'{hex}'"),
@@ -146,7 +149,7 @@ impl AuditFixture {
     }
 }
 
-fn sample_event(node: NodeId, i: usize) -> AuditEvent {
+pub(crate) fn sample_event(node: NodeId, i: usize) -> AuditEvent {
     let actor = AuditActor::User { id: UserId::from_uuid(uuid::Uuid::new_v4()), role: Role::Clinician };
     let outcome = if i.is_multiple_of(3) { Outcome::Denied } else { Outcome::Success };
     let mut event = AuditEvent::new(node, actor, Action::Read, outcome)
@@ -374,7 +377,7 @@ fn broken(f: &AuditFixture, seq: i64, problem: Problem) -> Broken {
     Broken { node_id: f.node.to_string(), seq, problem }
 }
 
-async fn stored_rows(f: &AuditFixture) -> Vec<AuditRow> {
+pub(crate) async fn stored_rows(f: &AuditFixture) -> Vec<AuditRow> {
     confidant::audit::verify::read_chain(&f.storage, &f.node).await.unwrap()
 }
 
@@ -619,7 +622,7 @@ async fn a_start_refused_on_bad_settings_is_audited() {
 }
 
 /// Runs a node once (start, SIGTERM) and returns its data directory.
-async fn stopped_node() -> tempfile::TempDir {
+pub(crate) async fn stopped_node() -> tempfile::TempDir {
     let app = spawn_app(Backend::Sqlite).await;
     let (status, options) = app.into_parts_after("TERM");
     assert!(status.success());
@@ -627,13 +630,13 @@ async fn stopped_node() -> tempfile::TempDir {
 }
 
 /// A direct connection to a stopped node's SQLite audit store.
-async fn audit_db(data_dir: &tempfile::TempDir) -> sqlx::SqliteConnection {
+pub(crate) async fn audit_db(data_dir: &tempfile::TempDir) -> sqlx::SqliteConnection {
     let url = format!("sqlite://{}", data_dir.path().join("audit.db").display());
     sqlx::SqliteConnection::connect(&url).await.unwrap()
 }
 
 /// Runs `confidant ARGS` on a data directory; returns (exit code, output).
-fn confidant(data_dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn confidant(data_dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String) {
     let mut command = server_command(data_dir.path());
     command.args(args);
     run_to_exit(command)

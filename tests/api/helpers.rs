@@ -350,8 +350,17 @@ pub fn run_to_exit(mut command: Command) -> (Option<i32>, String) {
 impl TestApp {
     /// `confidant ARGS` against this server's stores and master key, with `stdin` as input.
     pub fn cli(&self, args: &[&str], stdin: &str) -> (Option<i32>, String) {
+        self.cli_at(self.data_dir.path(), args, stdin)
+    }
+
+    /// `confidant ARGS` against this server's stores, in another node's data directory.
+    pub fn cli_in(&self, data_dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+        self.cli_at(data_dir, args, "")
+    }
+
+    fn cli_at(&self, data_dir: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String) {
         use std::io::Write;
-        let mut command = server_command(self.data_dir.path());
+        let mut command = server_command(data_dir);
         command.args(args);
         if let (Some(main), Some(audit)) = (&self.main_db, &self.audit_db) {
             command

@@ -7,6 +7,7 @@ mod access;
 mod alerts;
 mod architecture;
 mod audit;
+mod audit_trust;
 mod config;
 mod crash;
 mod errors;

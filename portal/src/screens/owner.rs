@@ -279,7 +279,9 @@ pub fn AuditScreen() -> impl IntoView {
     view! {
         <h1>{text::AUDIT_STATUS}</h1>
         <ErrorNote failure=failure/>
-        {move || status.get().map(|s| view! {
+        {move || status.get().map(|s| {
+            let basis = s.last_verification.as_ref().map(|v| v.basis.clone()).unwrap_or_default();
+            view! {
             <section class="card" aria-labelledby="verify-title">
                 <h2 id="verify-title">{text::LAST_VERIFICATION}</h2>
                 {match s.last_verification {
@@ -295,6 +297,9 @@ pub fn AuditScreen() -> impl IntoView {
                         </p>
                     }.into_any(),
                 }}
+                <ul class="muted" data-verification-basis="">
+                    {basis.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}
+                </ul>
                 <button type="button" class="primary" on:click=verify disabled=move || verifying.get()>
                     {move || if verifying.get() { text::VERIFYING } else { text::VERIFY_NOW }}
                 </button>
@@ -316,6 +321,6 @@ pub fn AuditScreen() -> impl IntoView {
                     </tbody>
                 </table>
             </section>
-        })}
+        }})}
     }
 }

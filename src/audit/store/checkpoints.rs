@@ -14,6 +14,22 @@ pub async fn stored_checkpoints(storage: &Storage) -> Result<Vec<Checkpoint>, St
     Ok(rows.iter().map(checkpoint_from_row).collect::<Result<_, _>>()?)
 }
 
+/// The checkpoint `node_id` stored for `seq`, if any.
+pub(in crate::audit) async fn stored_checkpoint(
+    storage: &Storage,
+    node_id: &str,
+    seq: i64,
+) -> Result<Option<Checkpoint>, StorageError> {
+    let row = sqlx::query(
+        "SELECT node_id, seq, hash, at_ms, signature FROM audit_checkpoints WHERE node_id = $1 AND seq = $2",
+    )
+    .bind(node_id.to_owned())
+    .bind(seq)
+    .fetch_optional(storage.pool())
+    .await?;
+    Ok(row.as_ref().map(checkpoint_from_row).transpose()?)
+}
+
 /// Reads a row selected as `node_id, seq, hash, at_ms, signature` (checkpoints and purge
 /// anchors). Wrong sizes cannot carry a valid signature; they become zeros and fail the check.
 pub(in crate::audit) fn checkpoint_from_row(row: &AnyRow) -> Result<Checkpoint, sqlx::Error> {

@@ -12,7 +12,9 @@
 //! Every SQL statement on the audit database is in this folder: besides the appends here,
 //! `chains.rs` reads `audit_entries` back, `checkpoints.rs` reads `audit_checkpoints`,
 //! `purges.rs` cuts a chain's prefix and keeps `audit_purges`, `pages.rs` reads a chain page by
-//! page for verification, and [`role`] sets up the insert-only PostgreSQL role.
+//! page for verification, `keys.rs` registers the keys that sign, and [`role`] sets up the
+//! insert-only PostgreSQL role. `witness.rs` is the one file here on the MAIN store: the heads it
+//! witnesses.
 
 use std::sync::Arc;
 
@@ -26,13 +28,16 @@ use ed25519_dalek::SigningKey;
 
 use super::chain::{AuditRow, ChainHead};
 use super::checkpoint::{Checkpoint, CheckpointLog};
+use super::witness::Witnesses;
 use crate::storage::{Storage, StorageError};
 
 pub(super) mod chains;
 pub(super) mod checkpoints;
+pub(super) mod keys;
 pub(super) mod pages;
 pub(super) mod purges;
 pub mod role;
+pub(super) mod witness;
 
 /// Columns of `audit_entries`, in insert order.
 pub(super) const COLUMNS: &str = "node_id, seq, event_id, at_ms, actor_kind, actor_user_id, actor_role, session_id, request_id, \
@@ -66,6 +71,7 @@ struct Position {
 struct Checkpointer {
     key: Arc<SigningKey>,
     log: CheckpointLog,
+    witnesses: Witnesses,
     every_entries: i64,
     /// The seal lock, holding the newest seq sealed (loaded on first use).
     sealed: Arc<Mutex<Option<i64>>>,
@@ -81,8 +87,21 @@ impl AuditStore {
     /// asked by the writer's timer), storing it in the database and appending it to `log`.
     pub fn with_checkpoints(mut self, key: SigningKey, log: CheckpointLog, every_entries: u64) -> Self {
         let every_entries = i64::try_from(every_entries).unwrap_or(i64::MAX);
-        self.checkpoints =
-            Some(Checkpointer { key: Arc::new(key), log, every_entries, sealed: Arc::new(Mutex::new(None)) });
+        self.checkpoints = Some(Checkpointer {
+            key: Arc::new(key),
+            log,
+            witnesses: Witnesses::default(),
+            every_entries,
+            sealed: Arc::new(Mutex::new(None)),
+        });
+        self
+    }
+
+    /// Also gives every checkpoint to `witnesses` (after [`Self::with_checkpoints`]).
+    pub fn witnessed_by(mut self, witnesses: Witnesses) -> Self {
+        if let Some(checkpointer) = &mut self.checkpoints {
+            checkpointer.witnesses = witnesses;
+        }
         self
     }
 
@@ -115,7 +134,11 @@ impl AuditStore {
     ) -> Result<(), CheckpointError> {
         let last = match *sealed {
             Some(last) => last,
-            None => self.last_sealed().await.map_err(CheckpointError::Store)?,
+            None => {
+                let last = self.last_sealed().await.map_err(CheckpointError::Store)?;
+                self.complete_file(checkpointer, last).await?;
+                last
+            }
         };
         *sealed = Some(last);
         if head.seq <= last {
@@ -143,6 +166,38 @@ impl AuditStore {
         }
         checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
         *sealed = Some(head.seq);
+        checkpointer.witnesses.record(&checkpoint).await;
+        Ok(())
+    }
+
+    /// A seal stores its checkpoint in the table, then appends it to the file: a node stopped
+    /// between the two left the newest checkpoint in the table only, which verification would
+    /// report as a removed line. The first seal of a run copies it to the file (and the
+    /// witnesses) first.
+    async fn complete_file(&self, checkpointer: &Checkpointer, last: i64) -> Result<(), CheckpointError> {
+        if last == 0 {
+            return Ok(());
+        }
+        let node = self.node_id.to_string();
+        let log = checkpointer.log.clone();
+        let newest_in_file = {
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || log.newest(&node))
+                .await
+                .map_err(|e| CheckpointError::File(std::io::Error::other(e)))?
+                .map_err(CheckpointError::File)?
+        };
+        if newest_in_file.is_some_and(|c| c.seq >= last) {
+            return Ok(());
+        }
+        let Some(checkpoint) =
+            checkpoints::stored_checkpoint(&self.storage, &node, last).await.map_err(CheckpointError::Store)?
+        else {
+            return Ok(());
+        };
+        tracing::warn!(seq = last, "the last run stopped between storing a checkpoint and filing it; filing it now");
+        checkpointer.log.append(&checkpoint).await.map_err(CheckpointError::File)?;
+        checkpointer.witnesses.record(&checkpoint).await;
         Ok(())
     }
 
@@ -168,6 +223,12 @@ impl AuditStore {
         if let Some(checkpointer) = &self.checkpoints {
             drop(checkpointer.sealed.lock().await);
         }
+    }
+
+    /// Registers `public_key` as the key this chain signs with (`audit_keys`), so verification
+    /// anywhere finds it.
+    pub async fn register_key(&self, public_key: &[u8; 32]) -> Result<(), StorageError> {
+        keys::register_key(&self.storage, &self.node_id.to_string(), public_key, now_ms()).await
     }
 
     /// The node whose chain this store extends.

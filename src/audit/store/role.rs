@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn the_grants_give_select_and_insert_only() {
         let sql = grants_for(&RoleName::parse("auditor").unwrap());
-        assert!(sql.contains("GRANT SELECT, INSERT ON audit_entries, audit_checkpoints TO \"auditor\""));
+        assert!(sql.contains("GRANT SELECT, INSERT ON audit_entries, audit_checkpoints, audit_keys TO \"auditor\""));
         for forbidden in ["UPDATE", "DELETE", "TRUNCATE", ":\"role\""] {
             assert!(!sql.contains(forbidden), "{forbidden} in {sql}");
         }
