@@ -242,6 +242,26 @@ mod tests {
         assert!(!moved.is_signed_by(&key.verifying_key()));
     }
 
+    /// docs/AUDIT.md, "Checkpoints", worked example.
+    #[test]
+    fn the_signature_matches_the_documented_example() {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let hash = from_hex("4caa4a77b0a5b27e1f7ea04df1c08b2cda42413857b010614366108192bd0a59").unwrap();
+        let node = "00000000-0000-0000-0000-000000000001";
+        let checkpoint = Checkpoint::sign(&key, node, ChainHead { seq: 1, hash }, 1_700_000_000_000);
+
+        assert_eq!(
+            to_hex(key.verifying_key().as_bytes()),
+            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+        );
+        assert_eq!(Checkpoint::message(node, 1, &hash, 1_700_000_000_000).len(), 118);
+        assert_eq!(
+            to_hex(&checkpoint.signature),
+            "944e39841da64fe4c27fa0ceb5e7cd6b5b085b06335ef9e2c6de34932e4431e2\
+             d6a93fe6c20d28d051a437d47f6c9e21db74cfefc047ad9b86736a9733938f01"
+        );
+    }
+
     #[test]
     fn checkpoint_lines_round_trip() {
         let key = SigningKey::from_bytes(&[7; 32]);

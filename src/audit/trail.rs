@@ -148,15 +148,17 @@ impl Records<'_> {
         let filed: BTreeSet<&str> =
             self.files.iter().map(|c| c.node_id.as_str()).chain(self.local.iter().map(String::as_str)).collect();
         let newest = |list: &[Checkpoint], node: &str| list.iter().filter(|c| c.node_id == node).map(|c| c.seq).max();
-        let settled = |c: &Checkpoint, other: &[Checkpoint]| {
+        // Only the newest checkpoint of a chain can be a seal in progress.
+        let settled = |c: &Checkpoint, own: &[Checkpoint], other: &[Checkpoint]| {
+            let newest_here = newest(own, &c.node_id) == Some(c.seq);
             let beyond_other = newest(other, &c.node_id).is_none_or(|seq| c.seq > seq);
-            !(beyond_other && self.now_ms - c.at_ms < SEALING_GRACE_MS)
+            !(newest_here && beyond_other && self.now_ms - c.at_ms < SEALING_GRACE_MS)
         };
         let seqs = |list: &[Checkpoint], other: &[Checkpoint]| -> BTreeSet<(String, i64)> {
             list.iter()
                 .filter(|c| filed.contains(c.node_id.as_str()))
                 .filter(|c| anchors.get(&c.node_id).is_none_or(|a| c.seq > a.seq))
-                .filter(|c| settled(c, other))
+                .filter(|c| settled(c, list, other))
                 .map(|c| (c.node_id.clone(), c.seq))
                 .collect()
         };

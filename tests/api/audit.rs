@@ -555,8 +555,26 @@ async fn export_writes_jsonl_and_fhir_and_is_itself_audited() {
         .collect();
     assert_eq!(actions, ["server_start", "server_stop", "export"], "the export records itself first: {jsonl}");
 
-    let bundle: serde_json::Value = serde_json::from_str(&export("fhir")).unwrap();
+    let fhir = export("fhir");
+    let mut check = std::process::Command::new(crate::helpers::python_tools())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/fhir_bundle_check.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), fhir.as_bytes()).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    let verdict = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "fhir.resources 6.4.0 refuses the export: {verdict}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(verdict.trim(), "valid 4");
+    let bundle: serde_json::Value = serde_json::from_str(&fhir).unwrap();
     assert_eq!(bundle["resourceType"], "Bundle");
+    assert!(bundle.get("total").is_none(), "bdl-1");
     let events = bundle["entry"].as_array().unwrap();
     assert_eq!(events.len(), 4, "the second export is recorded too");
     for entry in events {

@@ -8,7 +8,7 @@ use confidant::audit::{Evidence, Problem, Witnesses, verify_trail};
 use ed25519_dalek::SigningKey;
 
 use crate::audit::{AuditFixture, audit_db, confidant, fixture, stopped_node, stored_rows};
-use crate::helpers::{Backend, Options, spawn_app_with};
+use crate::helpers::{Backend, Options, python_tools, spawn_app_with};
 
 /// The key the fixture's node signs with.
 fn node_key() -> SigningKey {
@@ -233,4 +233,128 @@ async fn two_nodes_verify_each_others_chains() {
     assert_eq!(code, Some(0), "both pinned: {output}");
     let (code, output) = a.cli(&["audit", "verify", &both], "");
     assert_eq!(code, Some(1), "B's chain is not signed by A's key alone: {output}");
+}
+
+/// The verdicts of `confidant audit verify` and of tests/tools/audit_verifier.py (written from
+/// docs/AUDIT.md alone) on one trail: `None` for intact, else (node, seq, problem) in the
+/// verifier's words.
+fn verdicts(
+    data_dir: &tempfile::TempDir,
+    trusted: &str,
+) -> (Option<(String, i64, String)>, Option<(String, i64, String)>) {
+    let (code, output) = confidant(data_dir, &["audit", "verify", "--trusted-key", trusted]);
+    let ours = match code {
+        Some(0) => None,
+        Some(1) => {
+            let line = output.lines().find(|l| l.starts_with("AUDIT TRAIL TAMPERED")).expect(&output);
+            let node = line.split("chain of node ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+            let seq = line.split("broken at seq ").nth(1).unwrap().split(':').next().unwrap().parse().unwrap();
+            let problem = [
+                ("does not match its hash", "altered"),
+                ("is missing before it", "missing"),
+                ("does not match the entry before it", "broken_link"),
+                ("truncated", "truncated"),
+                ("chain was rewritten", "checkpoint_mismatch"),
+                ("not signed by a trusted key", "untrusted_signature"),
+                ("checkpoint file does not hold", "missing_from_file"),
+                ("checkpoint table does not hold", "missing_from_table"),
+            ]
+            .iter()
+            .find(|(words, _)| line.contains(words))
+            .map(|(_, name)| (*name).to_owned())
+            .expect(line);
+            Some((node, seq, problem))
+        }
+        _ => panic!("{output}"),
+    };
+    let local: Vec<String> = ["node-id", "cli-node-id"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(data_dir.path().join(f)).ok())
+        .flat_map(|id| ["--local".to_owned(), id.trim().to_owned()])
+        .collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/audit_verifier.py");
+    let out = std::process::Command::new(python_tools())
+        .arg(script)
+        .arg("--db")
+        .arg(data_dir.path().join("audit.db"))
+        .arg("--checkpoints")
+        .arg(data_dir.path().join("audit-checkpoints"))
+        .args(["--trusted-key", trusted])
+        .args(local)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.starts_with("intact") || text.starts_with("broken"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let theirs = text.strip_prefix("broken ").map(|rest| {
+        let parts: Vec<&str> = rest.split_whitespace().collect();
+        (parts[0].to_owned(), parts[1].parse().unwrap(), parts[2].to_owned())
+    });
+    (ours, theirs)
+}
+
+/// A trail with two chains (the node's: start and stop; the command line's: two exports), at rest.
+async fn trail() -> (tempfile::TempDir, String) {
+    let data_dir = stopped_node().await;
+    for _ in 0..2 {
+        let (code, output) =
+            confidant(&data_dir, &["audit", "export", "--since", "2000-01-01", "--until", "2100-01-01"]);
+        assert_eq!(code, Some(0), "{output}");
+    }
+    let key = confidant(&data_dir, &["audit", "public-key"]).1.trim().to_owned();
+    (data_dir, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_written_from_the_document_agrees() {
+    let node_of =
+        |dir: &tempfile::TempDir| std::fs::read_to_string(dir.path().join("node-id")).unwrap().trim().to_owned();
+
+    let (intact, key) = trail().await;
+    assert_eq!(verdicts(&intact, &key), (None, None), "both find the untouched trail intact");
+
+    let stranger = to_hex(SigningKey::from_bytes(&[3; 32]).verifying_key().as_bytes());
+    let (ours, theirs) = verdicts(&intact, &stranger);
+    assert_eq!(ours, theirs, "an untrusted key");
+    assert_eq!(ours.unwrap().2, "untrusted_signature");
+
+    let tampering: [(&str, &str, Option<&str>); 4] = [
+        (
+            "changed",
+            "DROP TRIGGER audit_entries_refuse_update; UPDATE audit_entries SET outcome = 'denied' WHERE seq = 1 AND node_id = '{node}';",
+            Some("altered"),
+        ),
+        (
+            "deleted",
+            "DROP TRIGGER audit_entries_refuse_delete; DELETE FROM audit_entries WHERE seq = 1 AND node_id = '{node}';",
+            Some("missing"),
+        ),
+        (
+            "truncated",
+            "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; DELETE FROM audit_entries WHERE seq = 2 AND node_id = '{node}'; DELETE FROM audit_checkpoints WHERE node_id = '{node}';",
+            Some("truncated"),
+        ),
+        (
+            "row removed",
+            "DROP TRIGGER audit_checkpoints_refuse_delete; DELETE FROM audit_checkpoints WHERE node_id = '{cli}' AND seq = 1;",
+            Some("missing_from_table"),
+        ),
+    ];
+    for (what, sql, expected) in tampering {
+        let (dir, key) = trail().await;
+        let mut c = audit_db(&dir).await;
+        let cli = std::fs::read_to_string(dir.path().join("cli-node-id")).unwrap().trim().to_owned();
+        let sql = sql.replace("{node}", &node_of(&dir)).replace("{cli}", &cli);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+        drop(c);
+        let (ours, theirs) = verdicts(&dir, &key);
+        assert_eq!(ours, theirs, "{what}: the document's verifier and ours disagree");
+        assert_eq!(ours.map(|b| b.2).as_deref(), expected, "{what}");
+    }
+
+    let (dir, key) = trail().await;
+    let cli = std::fs::read_to_string(dir.path().join("cli-node-id")).unwrap().trim().to_owned();
+    std::fs::remove_file(dir.path().join("audit-checkpoints").join(format!("{cli}.checkpoints"))).unwrap();
+    let (ours, theirs) = verdicts(&dir, &key);
+    assert_eq!(ours, theirs, "a checkpoint file removed");
+    assert_eq!(ours.map(|b| (b.1, b.2)), Some((1, "missing_from_file".to_owned())));
 }

@@ -386,3 +386,12 @@ impl TestApp {
             .collect()
     }
 }
+
+/// The python of scripts/python-tools' virtual environment (the audit document's verifier, the
+/// FHIR validator), installed on first use.
+pub fn python_tools() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(format!("{root}/scripts/python-tools")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
