@@ -235,13 +235,13 @@ async fn two_nodes_verify_each_others_chains() {
     assert_eq!(code, Some(1), "B's chain is not signed by A's key alone: {output}");
 }
 
+/// A verifier's verdict: `None` for intact, else (node, seq, problem).
+type Verdict = Option<(String, i64, String)>;
+
 /// The verdicts of `confidant audit verify` and of tests/tools/audit_verifier.py (written from
 /// docs/AUDIT.md alone) on one trail: `None` for intact, else (node, seq, problem) in the
 /// verifier's words.
-fn verdicts(
-    data_dir: &tempfile::TempDir,
-    trusted: &str,
-) -> (Option<(String, i64, String)>, Option<(String, i64, String)>) {
+fn verdicts(data_dir: &tempfile::TempDir, trusted: &str) -> (Verdict, Verdict) {
     let (code, output) = confidant(data_dir, &["audit", "verify", "--trusted-key", trusted]);
     let ours = match code {
         Some(0) => None,
