@@ -11,6 +11,10 @@ use confidant::crypto::MasterKey;
 use confidant::{audit_commands, key_commands, server, settings, telemetry, user_commands};
 
 fn main() -> ExitCode {
+    // Every file this process creates (the SQLite databases and their WAL and shared-memory
+    // files, the audit checkpoint files, the node id, keys and certificates) is owner-only,
+    // whatever the umask it was started with. Set before any thread exists.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let settings = match settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,

@@ -358,3 +358,30 @@ async fn a_verifier_written_from_the_document_agrees() {
     assert_eq!(ours, theirs, "a checkpoint file removed");
     assert_eq!(ours.map(|b| (b.1, b.2)), Some((1, "missing_from_file".to_owned())));
 }
+
+/// Every file a node and the command line create in the data directory is owner-only (0600),
+/// every directory 0700, even when started with a permissive umask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_in_the_data_directory_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (data_dir, _) = trail().await; // a node started and stopped, then two audited exports
+    let mut seen = Vec::new();
+    let mut stack = vec![data_dir.path().to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            if path.is_dir() {
+                assert_eq!(mode, 0o700, "{}", path.display());
+                stack.push(path);
+            } else {
+                assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+                seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    for expected in ["confidant.db", "audit.db", "node-id", "cli-node-id", "audit-signing.key", "master.key"] {
+        assert!(seen.iter().any(|f| f == expected), "{expected} not in {seen:?}");
+    }
+    assert!(seen.iter().any(|f| f.ends_with(".checkpoints")), "{seen:?}");
+}
