@@ -6,7 +6,7 @@
 /// The form an email takes in the blind index: trimmed and lowercased, so a lookup finds it
 /// however it was typed.
 pub fn normalized_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    crate::plain_text::nfc(email.trim()).to_lowercase()
 }
 
 /// Whether `value` looks like an email address (one `@`, a dotted domain, no whitespace).
@@ -19,6 +19,7 @@ pub(crate) fn is_email(value: &str) -> bool {
         && !domain.ends_with('.')
         && !domain.contains('@')
         && !value.chars().any(char::is_whitespace)
+        && crate::plain_text::check(value, false).is_ok()
 }
 
 #[cfg(test)]
@@ -34,5 +35,6 @@ mod tests {
     fn an_address_needs_a_local_part_and_a_dotted_domain() {
         assert!(is_email("ada@example.org"));
         assert!(!is_email("ada@example") && !is_email("@example.org") && !is_email("a da@example.org"));
+        assert!(!is_email("ada@exa\u{202E}gro.elpm"), "a direction override");
     }
 }

@@ -20,6 +20,7 @@ pub mod messaging;
 pub mod node;
 pub mod patients;
 pub mod phi;
+pub mod plain_text;
 pub mod push;
 pub mod redis_link;
 pub mod reminders;

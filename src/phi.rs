@@ -40,15 +40,27 @@ impl Serialize for PhiText {
     }
 }
 
+/// PHI text arrives in Unicode Normalization Form C (`plain_text.rs`): the same name typed on
+/// two keyboards is stored, compared and indexed as one.
 impl<'de> Deserialize<'de> for PhiText {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self::new(String::deserialize(deserializer)?))
+        let text = Zeroizing::new(String::deserialize(deserializer)?);
+        Ok(match crate::plain_text::to_nfc(&text) {
+            Some(normalized) => Self::new(normalized),
+            None => Self(text),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phi_text_arrives_in_nfc() {
+        let name: PhiText = serde_json::from_str("\"Jose\\u0301\"").unwrap();
+        assert_eq!(name.expose(), "Jos\u{e9}");
+    }
 
     #[test]
     fn debug_hides_the_content_even_nested() {

@@ -59,9 +59,9 @@ fn staff_name(name: Option<&str>, credentials: Option<&str>) -> Result<Option<St
         (None, Some(_)) => Err(ServerError::Usage("--credentials needs --name")),
         (Some(name), credentials) => StaffName::parse(name, credentials).map(Some).map_err(|(field, _)| {
             ServerError::Usage(if field == "credentials" {
-                "--credentials must be at most 40 characters, without control characters"
+                "--credentials must be at most 40 characters, without control, invisible or text-direction characters"
             } else {
-                "--name must be 1 to 100 characters, without control characters"
+                "--name must be 1 to 100 characters, without control, invisible or text-direction characters"
             })
         }),
     }

@@ -18,12 +18,23 @@ use crate::storage::{Storage, StorageError};
 /// enough to stay a reason.
 pub const REASON_CHARS: std::ops::RangeInclusive<usize> = 10..=1000;
 
+/// The rules a break-glass reason meets: 10 to 1,000 characters (trimmed), over several lines
+/// if need be, without control, invisible or text-direction characters.
+pub fn check_reason(reason: &PhiText) -> Result<(), BreakGlassError> {
+    let text = reason.expose().trim();
+    if !REASON_CHARS.contains(&text.chars().count()) {
+        return Err(BreakGlassError::Reason("must be 10 to 1000 characters"));
+    }
+    crate::plain_text::check(text, true).map_err(|refusal| BreakGlassError::Reason(refusal.rule()))
+}
+
 /// Why a grant could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BreakGlassError {
-    /// The reason is missing, too short or too long (bad input).
-    #[error("`reason` must be {min} to {max} characters", min = REASON_CHARS.start(), max = REASON_CHARS.end())]
-    Reason,
+    /// The reason is missing, too short or too long, or holds characters no reason may hold
+    /// (bad input); the rule broken.
+    #[error("`reason` {0}")]
+    Reason(&'static str),
     /// A stored reason failed its integrity check.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -95,9 +106,7 @@ impl BreakGlass {
         now_ms: i64,
         lifetime_ms: i64,
     ) -> Result<Grant, BreakGlassError> {
-        if !REASON_CHARS.contains(&reason.expose().trim().chars().count()) {
-            return Err(BreakGlassError::Reason);
-        }
+        check_reason(reason)?;
         let row_id = grant_id.to_string();
         let sealer = self.keyring.sealer();
         let sealed = sealer.seal(

@@ -249,6 +249,9 @@ pub fn validate(kind: FormKind, answers: &IntakeAnswers, complete: bool) -> Resu
                 if s.chars().count() > max_chars {
                     return Err(InvalidAnswer { item: item.id, rule: "is too long" });
                 }
+                if let Err(refusal) = crate::plain_text::check(s, true) {
+                    return Err(InvalidAnswer { item: item.id, rule: refusal.rule() });
+                }
                 if complete && item.required && s.trim().is_empty() {
                     return Err(InvalidAnswer { item: item.id, rule: "is required" });
                 }

@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::record::InvalidField;
 use super::store::{PatientError, Patients};
-use crate::access::break_glass::REASON_CHARS;
 use crate::access::care_team::Member;
 use crate::access::{
     AccessError, BreakGlass, BreakGlassError, BreakGlassGrant, CareTeam, Decision, Denial, Gate, Operation, Requester,
@@ -78,9 +77,7 @@ impl From<AccessError> for CareAccessError {
 impl From<BreakGlassError> for CareAccessError {
     fn from(error: BreakGlassError) -> Self {
         match error {
-            BreakGlassError::Reason => {
-                CareAccessError::Invalid(InvalidField { field: "reason", rule: "must be 10 to 1000 characters" })
-            }
+            BreakGlassError::Reason(rule) => CareAccessError::Invalid(InvalidField { field: "reason", rule }),
             BreakGlassError::Crypto(e) => CareAccessError::Crypto(e),
             BreakGlassError::Storage(e) => CareAccessError::Storage(e),
         }
@@ -193,9 +190,7 @@ impl CareAccess {
     ) -> Result<BreakGlassGrant, CareAccessError> {
         let about = About::new(Action::BreakGlass, ResourceType::BreakGlassGrant, None).for_patient(patient);
         self.gate.authorize(who, Resource::BreakGlassGrant, Operation::Create, Target::Any, about).await?;
-        if !REASON_CHARS.contains(&reason.expose().trim().chars().count()) {
-            return Err(BreakGlassError::Reason.into());
-        }
+        crate::access::break_glass::check_reason(reason)?;
         if !self.patients.exists(patient).await.map_err(CareAccessError::Patients)? {
             return Err(CareAccessError::NotFound);
         }

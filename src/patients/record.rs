@@ -113,10 +113,7 @@ fn text(field: &'static str, value: Option<&PhiText>, min: usize, max: usize, li
     if chars < min {
         return Err(InvalidField { field, rule: "is too short" });
     }
-    if value.chars().any(|c| c.is_control() && !(lines && (c == '\n' || c == '\r'))) {
-        return Err(InvalidField { field, rule: "contains control characters" });
-    }
-    Ok(())
+    crate::plain_text::check(value, lines).map_err(|refusal| InvalidField { field, rule: refusal.rule() })
 }
 
 fn date_of_birth(value: &PhiText, today: time::Date) -> Result<(), InvalidField> {

@@ -17,6 +17,7 @@ mod health;
 mod helpers;
 mod identity;
 mod ingest;
+mod input;
 mod messaging;
 mod phi;
 mod phi_debug;

@@ -65,19 +65,20 @@ impl StaffName {
         if display_name.chars().count() > Self::MAX_NAME {
             return Err(("display_name", "is longer than 100 characters"));
         }
-        if display_name.chars().any(char::is_control) {
-            return Err(("display_name", "contains a control character"));
+        if let Err(refusal) = crate::plain_text::check(display_name, false) {
+            return Err(("display_name", refusal.rule()));
         }
         let credentials = credentials.map(str::trim).filter(|c| !c.is_empty());
         if let Some(c) = credentials {
             if c.chars().count() > Self::MAX_CREDENTIALS {
                 return Err(("credentials", "is longer than 40 characters"));
             }
-            if c.chars().any(char::is_control) {
-                return Err(("credentials", "contains a control character"));
+            if let Err(refusal) = crate::plain_text::check(c, false) {
+                return Err(("credentials", refusal.rule()));
             }
         }
-        Ok(Self { display_name: display_name.to_owned(), credentials: credentials.map(str::to_owned) })
+        let nfc = crate::plain_text::nfc;
+        Ok(Self { display_name: nfc(display_name), credentials: credentials.map(nfc) })
     }
 
     /// The name as shown: "Dr. Ana Ruiz, PsyD".
