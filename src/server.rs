@@ -131,7 +131,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         Some(url) => {
             let broker = Arc::new(RedisBroker::new(url, settings.hub.redis_channel.clone()).map_err(RedisError::Url)?);
             let hub = Hub::new(broker.clone()).start();
-            broker.subscribe(hub.clone());
+            broker.start(hub.clone());
             hub
         }
         None => {

@@ -3,6 +3,11 @@
 //! in-process one hands it straight back to this hub; the Redis one (in the root crate) hands
 //! it to every node's hub. The code above the broker is the same either way.
 //!
+//! Gaps: a broker can lose messages (Redis restarted, a node's subscription dropped, a publish
+//! that could not be made). Whoever notices says so with [`BrokerMessage::Resync`]; the hub then
+//! tells every session to [`Resync`], and each catches its subscriptions up from the database
+//! after the last event it sent, so every subscriber still gets every change, in order, once.
+//!
 //! Back-pressure: a session's mailbox is bounded. A push that finds it full drops that session
 //! (it is told to close with `SLOW_CONSUMER` and resumes after reconnecting); the other
 //! subscribers never wait for it.
@@ -90,6 +95,9 @@ pub enum BrokerMessage {
         /// Which one; `None`: all.
         session: Option<SessionId>,
     },
+    /// Messages may have been lost on the way (a broker outage, a subscription re-established,
+    /// a publish dropped): every session catches up from the database.
+    Resync,
 }
 
 impl fmt::Debug for BrokerMessage {
@@ -101,6 +109,7 @@ impl fmt::Debug for BrokerMessage {
             BrokerMessage::Revoke { user, session } => {
                 f.debug_struct("Revoke").field("user", user).field("session", session).finish()
             }
+            BrokerMessage::Resync => f.write_str("Resync"),
         }
     }
 }
@@ -165,6 +174,12 @@ pub struct CloseSession {
     pub code: u16,
 }
 
+/// Tells a session that pushes may have been lost: it catches each subscription up from the
+/// database.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Resync;
+
 /// A live session's mailboxes.
 #[derive(Clone)]
 pub struct SessionHandle {
@@ -176,6 +191,8 @@ pub struct SessionHandle {
     pub push: Recipient<Push>,
     /// Where a close order goes.
     pub close: Recipient<CloseSession>,
+    /// Where a resync goes.
+    pub resync: Recipient<Resync>,
 }
 
 /// Registers a session.
@@ -357,6 +374,12 @@ impl Handler<FromBroker> for Hub {
                     if session.is_none_or(|s| s == handle.session) {
                         handle.close.do_send(CloseSession { code: close::REVOKED });
                     }
+                }
+            }
+            BrokerMessage::Resync => {
+                tracing::info!(sessions = self.sessions.len(), "pushes may have been lost: every session catches up");
+                for handle in self.sessions.values() {
+                    handle.resync.do_send(Resync);
                 }
             }
         }

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::Role;
 use crate::clock::Clock;
-use crate::hub::{CloseSession, Connect, Disconnect, Hub, Push, SessionHandle, Subscribe, Topic, Unsubscribe};
+use crate::hub::{CloseSession, Connect, Disconnect, Hub, Push, Resync, SessionHandle, Subscribe, Topic, Unsubscribe};
 use crate::ids::{DeviceId, PatientId, SessionId, UserId};
 
 /// A boxed future, as the ports return them.
@@ -96,6 +96,10 @@ pub trait SessionPorts: Send + Sync + 'static {
 /// The request id of the `error` frame sent when a standing topic's replay failed (the alerts
 /// stored for the user could not be read): reconnect to receive them.
 pub const STANDING_REPLAY_ID: &str = "alerts.replay";
+
+/// The request id a resync's catch-up is asked under (after a broker gap). Its `ack` is not
+/// sent; a schedule snapshot taken instead of a replay (too many changes missed) carries it.
+pub const RESYNC_ID: &str = "resync";
 
 /// How often the activity of a busy session is written through [`SessionPorts::touch`].
 pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
@@ -573,6 +577,7 @@ impl Actor for SessionActor {
             session: self.who.session_id,
             push: ctx.address().recipient(),
             close: ctx.address().recipient(),
+            resync: ctx.address().recipient(),
         };
         self.hub.do_send(Connect { key: self.key, handle });
         let welcome = self.welcome();
@@ -632,6 +637,41 @@ impl Handler<Push> for SessionActor {
             }
         } else if self.subscribed.contains(&msg.topic) {
             self.forward(msg, ctx);
+        }
+    }
+}
+
+impl Handler<Resync> for SessionActor {
+    type Result = ();
+
+    /// Pushes may have been lost between nodes: every subscription is caught up from the
+    /// database after the last event this session sent, holding live pushes meanwhile (as a
+    /// subscription does), so the client gets every change in order and none twice. A topic
+    /// whose catch-up is already running is left to it. A catch-up that fails closes the
+    /// session with 1013: the client reconnects and resumes from what it has.
+    fn handle(&mut self, _: Resync, ctx: &mut Context<Self>) {
+        let topics: Vec<Topic> =
+            self.subscribed.iter().copied().filter(|topic| !self.pending.contains_key(topic)).collect();
+        for topic in topics {
+            self.pending.insert(topic, Vec::new());
+            let after = self.last_event.get(&topic).copied().filter(|last| *last > 0);
+            let (ports, who) = (self.ports.clone(), self.who);
+            let caught = async move {
+                let id = RESYNC_ID.to_owned();
+                ports.catch_up(who, topic, id.clone(), after).await.map_err(|code| (id, code))
+            }
+            .into_actor(self)
+            .map(move |caught, act, ctx| match caught {
+                Ok(mut catch_up) => {
+                    catch_up.frames.retain(|f| !matches!(f, ServerFrame::Ack { id, .. } if id == RESYNC_ID));
+                    act.finish_subscribe(topic, Ok(catch_up), ctx);
+                }
+                Err(_) => {
+                    act.pending.remove(&topic);
+                    act.close(close::TRY_AGAIN_LATER, ctx);
+                }
+            });
+            ctx.spawn(caught);
         }
     }
 }

@@ -19,6 +19,7 @@ mod identity;
 mod ingest;
 mod input;
 mod messaging;
+mod outage;
 mod phi;
 mod phi_debug;
 mod portal;
