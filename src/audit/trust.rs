@@ -10,7 +10,7 @@
 
 use ed25519_dalek::VerifyingKey;
 
-use super::checkpoint::{Checkpoint, from_hex, to_hex};
+use super::checkpoint::{Checkpoint, to_hex};
 use super::store::keys::{RegisteredKey, registered_keys};
 use crate::storage::{Storage, StorageError};
 
@@ -57,12 +57,9 @@ impl TrustedKey {
 #[error("not an Ed25519 public key (64 hex digits): {0}")]
 pub struct BadKey(pub String);
 
-/// Parses a public key in hex (either case, surrounding space ignored).
+/// Parses a public key in hex (either case, surrounding space ignored), as the settings do.
 pub fn parse_public_key(text: &str) -> Result<VerifyingKey, BadKey> {
-    let text = text.trim();
-    from_hex::<32>(&text.to_ascii_lowercase())
-        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
-        .ok_or_else(|| BadKey(text.chars().take(80).collect()))
+    crate::settings::public_key(text).ok_or_else(|| BadKey(text.trim().chars().take(80).collect()))
 }
 
 /// The keys one verification trusts.

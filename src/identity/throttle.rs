@@ -1,8 +1,21 @@
-//! Brute-force limits on sign-in and second factors, per account and per source address, kept
-//! in the database so every node sees the same counts. After the free failures, each further
-//! failure locks the subject for a doubling delay up to a maximum; failures are forgotten after
-//! a quiet period. Keys are HMACs under the index key: the table holds no email or address.
-//! The statements are in `store/throttles.rs`.
+//! Brute-force limits on sign-in and second factors, kept in the database so every node sees
+//! the same counts. After a subject's free failures, each further failure locks it for a
+//! doubling delay up to a maximum; failures are forgotten after a quiet period. Keys are HMACs
+//! under the index key: the tables hold no email or address. The statements are in
+//! `store/throttles.rs`.
+//!
+//! The subjects are chosen so that a stranger cannot lock an account's owner out:
+//! - an account *from one address* locks after `account_free_failures` (5): a guesser stops
+//!   themselves, not the owner signing in from elsewhere;
+//! - an address locks after `address_free_failures` (20) over all accounts: credential
+//!   stuffing from one place;
+//! - an account from *all* addresses locks after `account_cap_failures` (100, the most NIST
+//!   SP 800-63B 5.2.2 allows) consecutive failures, a guesser spread over many addresses; an
+//!   address the account signed in from successfully in the last `known_source_days` is not
+//!   held by that lock, so even then the owner signs in from their usual place.
+//!
+//! The first lock of an address or of a whole account is reported ([`Tripped`]) so that it is
+//! audited and logged as a pattern, not only as one more failure.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,7 +33,9 @@ use crate::storage::StorageError;
 /// What failures are counted against.
 #[derive(Debug, Clone, Copy)]
 pub enum Subject<'a> {
-    /// Sign-ins naming this email (whether or not the account exists).
+    /// Sign-ins naming this email (whether or not the account exists) from this address.
+    AccountFrom(&'a Email, IpAddr),
+    /// Sign-ins naming this email from anywhere: the account's cap.
     Account(&'a Email),
     /// Sign-ins from this address.
     Address(IpAddr),
@@ -36,10 +51,22 @@ pub struct Throttle {
     rules: Rules,
 }
 
+/// A subject that has just locked for the first time since its failures were last forgotten:
+/// a pattern worth an audit record and a log line of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tripped {
+    /// An address failed for more accounts, or more often, than one person does.
+    Address,
+    /// An account failed more often than its cap, from many addresses.
+    Account,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Rules {
     account_free: u32,
+    account_cap: u32,
     address_free: u32,
+    known_source_ms: i64,
     base_ms: i64,
     max_ms: i64,
     memory_ms: i64,
@@ -51,7 +78,9 @@ impl Throttle {
         let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let rules = Rules {
             account_free: settings.account_free_failures,
+            account_cap: settings.account_cap_failures,
             address_free: settings.address_free_failures,
+            known_source_ms: ms(settings.known_source_days.saturating_mul(86_400)),
             base_ms: ms(settings.lock_base_secs),
             max_ms: ms(settings.lock_max_secs),
             memory_ms: ms(settings.failure_memory_secs),
@@ -61,6 +90,9 @@ impl Throttle {
 
     fn key(&self, subject: Subject<'_>) -> Vec<u8> {
         match subject {
+            Subject::AccountFrom(email, ip) => {
+                self.keyring.blind_index("throttles", "account_from", &format!("{}\n{ip}", email.expose()))
+            }
             Subject::Account(email) => self.keyring.blind_index("throttles", "account", email.expose()),
             Subject::Address(ip) => self.keyring.blind_index("throttles", "address", &ip.to_string()),
             Subject::SecondFactor(user) => self.keyring.blind_index("throttles", "second_factor", &user.to_string()),
@@ -70,8 +102,25 @@ impl Throttle {
     fn free(&self, subject: Subject<'_>) -> u32 {
         match subject {
             Subject::Address(_) => self.rules.address_free,
-            Subject::Account(_) | Subject::SecondFactor(_) => self.rules.account_free,
+            Subject::Account(_) => self.rules.account_cap,
+            Subject::AccountFrom(..) | Subject::SecondFactor(_) => self.rules.account_free,
         }
+    }
+
+    fn source_key(&self, email: &Email, ip: IpAddr) -> Vec<u8> {
+        self.keyring.blind_index("sign_in_sources", "source", &format!("{}\n{ip}", email.expose()))
+    }
+
+    /// Whether the account of `email` signed in successfully from `ip` within
+    /// `known_source_days`: such an address is not held by the account-wide lock.
+    pub async fn is_known_source(&self, email: &Email, ip: IpAddr) -> Result<bool, StorageError> {
+        let since = self.clock.now_ms().saturating_sub(self.rules.known_source_ms);
+        rows::known_source(self.keyring.storage(), self.source_key(email, ip), since).await
+    }
+
+    /// Remembers that the account of `email` signed in successfully from `ip`.
+    pub async fn remember_source(&self, email: &Email, ip: IpAddr) -> Result<(), StorageError> {
+        rows::remember_source(self.keyring.storage(), self.source_key(email, ip), self.clock.now_ms()).await
     }
 
     /// Refuses with [`AuthError::Throttled`] while any of `subjects` is locked.
@@ -89,19 +138,29 @@ impl Throttle {
         Ok(())
     }
 
-    /// Counts a failure against each subject and locks those past their free failures.
-    pub async fn failed(&self, subjects: &[Subject<'_>]) -> Result<(), StorageError> {
+    /// Counts a failure against each subject and locks those past their free failures; returns
+    /// the address and account locks this failure set off for the first time.
+    pub async fn failed(&self, subjects: &[Subject<'_>]) -> Result<Vec<Tripped>, StorageError> {
         let now = self.clock.now_ms();
         let storage = self.keyring.storage();
+        let mut tripped = Vec::new();
         for &subject in subjects {
             let key = self.key(subject);
             let failures = rows::count_failure(storage, &key, now, now.saturating_sub(self.rules.memory_ms)).await?;
-            let delay = lock_ms(self.rules, self.free(subject), failures);
+            let free = self.free(subject);
+            let delay = lock_ms(self.rules, free, failures);
             if delay > 0 {
                 rows::lock(storage, &key, now.saturating_add(delay)).await?;
             }
+            if failures == i64::from(free) + 1 {
+                match subject {
+                    Subject::Address(_) => tripped.push(Tripped::Address),
+                    Subject::Account(_) => tripped.push(Tripped::Account),
+                    Subject::AccountFrom(..) | Subject::SecondFactor(_) => {}
+                }
+            }
         }
-        Ok(())
+        Ok(tripped)
     }
 
     /// Forgets the failures of `subject` (after a success).
@@ -125,7 +184,15 @@ fn lock_ms(rules: Rules, free: u32, failures: i64) -> i64 {
 mod tests {
     use super::*;
 
-    const RULES: Rules = Rules { account_free: 5, address_free: 20, base_ms: 2000, max_ms: 900_000, memory_ms: 1 };
+    const RULES: Rules = Rules {
+        account_free: 5,
+        account_cap: 100,
+        address_free: 20,
+        known_source_ms: 1,
+        base_ms: 2000,
+        max_ms: 900_000,
+        memory_ms: 1,
+    };
 
     #[test]
     fn delays_start_after_the_free_failures_and_double_up_to_the_cap() {

@@ -197,7 +197,7 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.audit.retention_years < 6 {
         return invalid("`audit.retention_years` must be at least 6 (HIPAA, 45 CFR 164.316(b)(2))");
     }
-    if let Some(bad) = settings.audit.trusted_keys.iter().find(|k| crate::audit::trust::parse_public_key(k).is_err()) {
+    if let Some(bad) = settings.audit.trusted_keys.iter().find(|k| super::public_key(k).is_none()) {
         let shown: String = bad.chars().take(80).collect();
         return Err(ConfigError::Invalid {
             problems: format!(
@@ -219,6 +219,11 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
         return invalid("`keys.retire_grace_secs` must be at least twice `keys.refresh_secs`");
     }
     let identity = &settings.identity;
+    if identity.account_cap_failures > 100 || identity.account_cap_failures <= identity.account_free_failures {
+        return invalid(
+            "`identity.account_cap_failures` must be more than `identity.account_free_failures` and at most 100 (NIST SP 800-63B 5.2.2)",
+        );
+    }
     let lifetimes = [
         identity.session_idle_secs,
         identity.session_absolute_secs,

@@ -253,8 +253,16 @@ pub struct IdentitySettings {
     pub totp_issuer: String,
     /// At most this many argon2id hashes run at once (each takes 19 MiB and ~35 ms of a core).
     pub password_hashing_concurrency: usize,
-    /// Failed sign-ins and second factors per account before delays start.
+    /// Failed sign-ins for one account from one address (and failed second factors for one
+    /// account) before delays start.
     pub account_free_failures: u32,
+    /// Consecutive failed sign-ins for one account from all addresses before the account is
+    /// locked for every address it has not signed in from lately (at most 100, NIST SP
+    /// 800-63B 5.2.2).
+    pub account_cap_failures: u32,
+    /// An address an account signed in from successfully within this many days is not held by
+    /// the account-wide lock.
+    pub known_source_days: u64,
     /// Failed sign-ins per source address before delays start.
     pub address_free_failures: u32,
     /// The first delay; each further failure doubles it...
@@ -356,7 +364,7 @@ impl Settings {
 
     /// The pinned audit keys (`audit.trusted_keys`, checked when the settings were loaded).
     pub fn pinned_audit_keys(&self) -> Vec<ed25519_dalek::VerifyingKey> {
-        self.audit.trusted_keys.iter().filter_map(|k| crate::audit::trust::parse_public_key(k).ok()).collect()
+        self.audit.trusted_keys.iter().filter_map(|k| public_key(k)).collect()
     }
 
     /// The checkpoint directory.
@@ -368,6 +376,20 @@ impl Settings {
     pub fn generated_master_key_file(&self) -> PathBuf {
         self.data_dir.join("master.key")
     }
+}
+
+/// An Ed25519 public key written as 64 hex digits (either case, surrounding space ignored).
+/// The audit trail's own reader (`audit/trust.rs`) accepts the same form.
+pub fn public_key(text: &str) -> Option<ed25519_dalek::VerifyingKey> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
 }
 
 /// Connection pool sizing, per pool.

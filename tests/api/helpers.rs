@@ -279,6 +279,16 @@ fn parse_json(line: &str) -> Option<serde_json::Value> {
 
 /// An HTTPS client that trusts exactly the given certificate and nothing else.
 pub fn client_trusting(cert: &Path) -> reqwest::Client {
+    client_builder(cert).build().unwrap()
+}
+
+/// Like [`client_trusting`], connecting from `source` (another loopback address, 127.0.0.2...),
+/// so the server sees another source address.
+pub fn client_from(cert: &Path, source: std::net::IpAddr) -> reqwest::Client {
+    client_builder(cert).local_address(source).build().unwrap()
+}
+
+fn client_builder(cert: &Path) -> reqwest::ClientBuilder {
     let pem = std::fs::read(cert).unwrap();
     reqwest::Client::builder()
         .use_rustls_tls()
@@ -286,8 +296,6 @@ pub fn client_trusting(cert: &Path) -> reqwest::Client {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .https_only(true)
         .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
 }
 
 impl TestApp {

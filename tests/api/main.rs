@@ -28,6 +28,7 @@ mod reminders;
 mod sessions;
 mod shutdown;
 mod signin;
+mod signin_abuse;
 mod smtp;
 mod staff;
 mod storage;

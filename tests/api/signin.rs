@@ -74,9 +74,18 @@ impl Session {
 
 /// `POST /oauth/authorize` with a fresh PKCE pair; returns the verifier and the response.
 pub async fn authorize(app: &TestApp, email: &str, password: &str) -> (String, StatusCode, Value) {
+    authorize_with(app, &app.client, email, password).await
+}
+
+/// [`authorize`] through `client` (one bound to another source address, say).
+pub async fn authorize_with(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> (String, StatusCode, Value) {
     let (verifier, challenge) = pkce();
-    let response = app
-        .client
+    let response = client
         .post(app.url("/oauth/authorize"))
         .json(&json!({
             "response_type": "code", "client_id": CLIENT, "redirect_uri": REDIRECT,

@@ -1,5 +1,5 @@
 //! `throttles`: failure counts and locks, keyed by an HMAC of what they count (never an email or
-//! an address).
+//! an address); `sign_in_sources`: where each account last signed in successfully, keyed alike.
 
 use crate::storage::{Storage, StorageError};
 
@@ -44,5 +44,29 @@ pub async fn lock(storage: &Storage, key: &[u8], until_ms: i64) -> Result<(), St
 /// Forgets the failures of the subject keyed `key`.
 pub async fn forget(storage: &Storage, key: Vec<u8>) -> Result<(), StorageError> {
     sqlx::query("DELETE FROM throttles WHERE throttle_key = $1").bind(key).execute(storage.pool()).await?;
+    Ok(())
+}
+
+/// Whether the source keyed `key` signed in successfully at or after `since_ms`.
+pub async fn known_source(storage: &Storage, key: Vec<u8>, since_ms: i64) -> Result<bool, StorageError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sign_in_sources WHERE source_key = $1 AND last_success_ms >= $2")
+            .bind(key)
+            .bind(since_ms)
+            .fetch_optional(storage.pool())
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Records a successful sign-in from the source keyed `key` at `now_ms`.
+pub async fn remember_source(storage: &Storage, key: Vec<u8>, now_ms: i64) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO sign_in_sources (source_key, last_success_ms) VALUES ($1, $2) \
+         ON CONFLICT (source_key) DO UPDATE SET last_success_ms = excluded.last_success_ms",
+    )
+    .bind(key)
+    .bind(now_ms)
+    .execute(storage.pool())
+    .await?;
     Ok(())
 }
