@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod acme;
 mod alerts;
 mod architecture;
 mod audit;
@@ -18,6 +19,7 @@ mod helpers;
 mod identity;
 mod ingest;
 mod messaging;
+mod pebble;
 mod phi;
 mod phi_debug;
 mod portal;
