@@ -200,6 +200,8 @@ Configuration: embedded defaults < --config FILE < environment variables.
   CONFIDANT_AUDIT_DATABASE_URL   postgres:// audit store (default: SQLite audit.db)
   CONFIDANT_REDIS_URL            rediss:// for several nodes (default: single node)
   CONFIDANT_TLS_CERT, CONFIDANT_TLS_KEY   PEM files (default: a development certificate)
+  CONFIDANT_TLS__ACME__DOMAINS   [\"portal.example.org\"]: obtain the certificate by ACME (with
+                                 CONFIDANT_TLS__ACME__CONTACT=mailto:...)
   CONFIDANT_MASTER_KEY           base64 master key of PHI encryption (required with PostgreSQL)
   CONFIDANT_<SECTION>__<KEY>     any other key of config/default.toml
   CONFIDANT_<KEY>_FILE           read a URL setting from a file

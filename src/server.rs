@@ -1,7 +1,8 @@
-//! Start-up, serving and shutdown of one node, and `confidant migrate`. The order matters and is written down here:
-//! data directory, node id, stores (migrated), Redis, TLS, actors, listener; on SIGTERM or
-//! SIGINT: tell the actors (sockets close with going-away, writers flush), stop accepting and
-//! let in-flight requests finish, record a clean stop, close the pools, exit 0.
+//! Start-up, serving and shutdown of one node, and `confidant migrate`. The order matters and is
+//! written down here: data directory, node id, stores (migrated), Redis, TLS, actors, listener,
+//! certificate renewal (development or ACME); on SIGTERM or SIGINT: tell the actors (sockets
+//! close with going-away, writers flush), stop accepting and let in-flight requests finish,
+//! record a clean stop, close the pools, exit 0.
 
 use std::io;
 use std::sync::Arc;
@@ -113,7 +114,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
 
     let redis = settings.redis_url.as_ref().map(RedisLink::new).transpose()?;
-    let tls = match tls::server_config(&settings) {
+    let tls = match tls::ListenerTls::prepare(&settings, Arc::new(SystemClock)) {
         Ok(tls) => tls,
         Err(error) => {
             if error.is_configuration() {
@@ -199,7 +200,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(shutdown_timeout.as_secs())
-    .bind_rustls_0_23(settings.listen, tls)
+    .bind_rustls_0_23(settings.listen, tls.server_config())
     .map_err(|source| ServerError::Bind { addr: settings.listen, source })?;
     auditor.record(server_event(Action::ServerStart, Outcome::Success)).await?;
     for addr in server.addrs() {
@@ -208,6 +209,8 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     let server = server.run();
     let handle = server.handle();
     let mut running = actix_web::rt::spawn(server);
+    // Renewal starts once the listener accepts: ACME's validation connects to it.
+    tls.keep_current();
 
     tokio::select! {
         finished = &mut running => {

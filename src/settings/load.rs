@@ -175,19 +175,7 @@ fn describe(errors: figment::Error) -> ConfigError {
 /// Rules that span several keys.
 fn check(settings: &Settings) -> Result<(), ConfigError> {
     let invalid = |problems: &str| Err(ConfigError::Invalid { problems: problems.into() });
-    match (&settings.tls.cert, &settings.tls.key) {
-        (Some(_), None) => {
-            return invalid(
-                "`tls.cert` is set but `tls.key` is not: set both, or neither for a development certificate",
-            );
-        }
-        (None, Some(_)) => {
-            return invalid(
-                "`tls.key` is set but `tls.cert` is not: set both, or neither for a development certificate",
-            );
-        }
-        _ => {}
-    }
+    super::tls::check(&settings.tls).map_err(|problems| ConfigError::Invalid { problems })?;
     if settings.http.max_body_bytes == 0 {
         return invalid("`http.max_body_bytes` must be greater than 0");
     }
@@ -427,6 +415,50 @@ mod tests {
     fn a_certificate_without_its_key_is_refused() {
         let message = problems(&[("CONFIDANT_TLS_CERT", "/c.pem")]);
         assert!(message.contains("tls.key"), "{message}");
+    }
+
+    #[test]
+    fn acme_is_configured_from_the_environment_with_lets_encrypt_by_default() {
+        let s = load_from(
+            None,
+            env(&[
+                ("CONFIDANT_TLS__ACME__DOMAINS", "[\"Portal.Example.org\", \"www.example.org\"]"),
+                ("CONFIDANT_TLS__ACME__CONTACT", "mailto:it@example.org"),
+            ]),
+        )
+        .unwrap();
+        let acme = s.tls.acme.as_ref().unwrap();
+        let domains: Vec<&str> = acme.domains.iter().map(|d| d.as_str()).collect();
+        assert_eq!(domains, ["portal.example.org", "www.example.org"]);
+        assert_eq!(acme.directory_url.as_str(), crate::settings::LETS_ENCRYPT_PRODUCTION);
+        assert_eq!(s.acme_cache_dir(), PathBuf::from("./data/acme"));
+    }
+
+    #[test]
+    fn acme_settings_that_cannot_work_are_refused_naming_the_key() {
+        let contact = ("CONFIDANT_TLS__ACME__CONTACT", "mailto:it@example.org");
+        let wildcard = problems(&[("CONFIDANT_TLS__ACME__DOMAINS", "[\"*.example.org\"]"), contact]);
+        assert!(wildcard.contains("tls.acme.domains") && wildcard.contains("wildcard"), "{wildcard}");
+        let none = problems(&[("CONFIDANT_TLS__ACME__DOMAINS", "[]"), contact]);
+        assert!(none.contains("`tls.acme.domains` must name at least one domain"), "{none}");
+        let not_mail = problems(&[
+            ("CONFIDANT_TLS__ACME__DOMAINS", "[\"portal.example.org\"]"),
+            ("CONFIDANT_TLS__ACME__CONTACT", "it@example.org"),
+        ]);
+        assert!(not_mail.contains("tls.acme.contact") && not_mail.contains("mailto:"), "{not_mail}");
+        let plain = problems(&[
+            ("CONFIDANT_TLS__ACME__DOMAINS", "[\"portal.example.org\"]"),
+            contact,
+            ("CONFIDANT_TLS__ACME__DIRECTORY_URL", "http://acme.example.org/dir"),
+        ]);
+        assert!(plain.contains("tls.acme.directory_url"), "{plain}");
+        let both = problems(&[
+            ("CONFIDANT_TLS__ACME__DOMAINS", "[\"portal.example.org\"]"),
+            contact,
+            ("CONFIDANT_TLS_CERT", "/c.pem"),
+            ("CONFIDANT_TLS_KEY", "/k.pem"),
+        ]);
+        assert!(both.contains("`tls.acme`") && both.contains("`tls.cert`"), "{both}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod load;
 mod paths;
 mod secret;
 mod template;
+mod tls;
 mod urls;
 
 use std::net::SocketAddr;
@@ -19,6 +20,10 @@ pub use hours::WorkingHours;
 pub use load::{AuditStoreHint, ConfigError, audit_store_hint, load, load_from};
 pub use secret::Secret;
 pub use template::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
+pub use tls::{
+    AcmeContact, AcmeDirectory, AcmeDomain, AcmeSettings, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, TlsSettings,
+    TlsVersion,
+};
 pub use urls::{DatabaseUrl, RedisUrl, SmtpUrl};
 
 /// Every setting Confidant reads. Unknown keys are refused so a typo cannot silently fall back
@@ -45,7 +50,7 @@ pub struct Settings {
     pub smtp_url: Option<SmtpUrl>,
     /// Connection pools.
     pub database: DatabaseSettings,
-    /// The listener's certificate and protocol versions.
+    /// The listener's certificate (configured, ACME or development) and protocol versions.
     pub tls: TlsSettings,
     /// HTTP limits and headers.
     pub http: HttpSettings,
@@ -372,6 +377,12 @@ impl Settings {
         self.audit.checkpoint_dir.clone().unwrap_or_else(|| self.data_dir.join("audit-checkpoints"))
     }
 
+    /// Where ACME keeps its account key and certificates (`tls.acme.cache_dir`, or `acme/` in
+    /// `data_dir`).
+    pub fn acme_cache_dir(&self) -> PathBuf {
+        self.tls.acme.as_ref().and_then(|a| a.cache_dir.clone()).unwrap_or_else(|| self.data_dir.join("acme"))
+    }
+
     /// Where the embedded default keeps a generated master key.
     pub fn generated_master_key_file(&self) -> PathBuf {
         self.data_dir.join("master.key")
@@ -406,63 +417,6 @@ impl DatabaseSettings {
     /// [`Self::acquire_timeout_secs`] as a duration.
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.acquire_timeout_secs)
-    }
-}
-
-/// Certificate and protocol versions of the listener.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSettings {
-    /// PEM certificate chain; with `key`. Neither: a development certificate in `data_dir`.
-    #[serde(default, deserialize_with = "paths::optional_path")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `cert`.
-    #[serde(default, deserialize_with = "paths::optional_path")]
-    pub key: Option<PathBuf>,
-    /// Oldest accepted protocol version.
-    pub min_version: TlsVersion,
-}
-
-/// The TLS versions Confidant can be told to accept at minimum. Anything below 1.2 does not
-/// exist here, so it cannot be configured by mistake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
-    /// TLS 1.2 and 1.3.
-    Tls12,
-    /// TLS 1.3 only (the default).
-    Tls13,
-}
-
-impl<'de> Deserialize<'de> for TlsVersion {
-    /// Accepts `"1.2"`/`"1.3"`, and the bare numbers a TOML file or an environment variable
-    /// turn them into.
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = TlsVersion;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("\"1.3\" or \"1.2\" (older versions are never accepted)")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsVersion, E> {
-                match v.trim() {
-                    "1.3" => Ok(TlsVersion::Tls13),
-                    "1.2" => Ok(TlsVersion::Tls12),
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
-                }
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TlsVersion, E> {
-                // Environment values arrive as f32, so 1.3 is 1.2999999523...
-                let near = |x: f64| (v - x).abs() < 1e-6;
-                if near(1.3) {
-                    Ok(TlsVersion::Tls13)
-                } else if near(1.2) {
-                    Ok(TlsVersion::Tls12)
-                } else {
-                    Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
-                }
-            }
-        }
-        deserializer.deserialize_any(Visitor)
     }
 }
 

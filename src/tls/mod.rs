@@ -1,69 +1,109 @@
-//! The listener's TLS configuration (rustls with the `ring` provider). TLS 1.3 only unless
-//! `tls.min_version = "1.2"`; rustls cannot speak anything older, so nothing older is possible.
+//! The listener's TLS: its rustls configuration (the `ring` provider; TLS 1.3 only unless
+//! `tls.min_version = "1.2"`, and rustls cannot speak anything older) and where its certificate
+//! comes from, which decides what keeps it current:
+//! - `tls.cert`/`tls.key`: served as configured; replacing it means a restart.
+//! - `[tls.acme]`: obtained and renewed from an ACME CA by the node itself (`acme/`).
+//! - neither: the development certificate (`dev_cert.rs`), re-issued before it expires.
+//!
+//! Every certificate is presented through one [`CertResolver`], so a renewal takes effect at the
+//! next handshake without a restart.
 
+mod acme;
+mod certified;
 mod dev_cert;
+mod error;
+mod key_files;
+mod resolver;
+mod validity;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use confidant_actors::clock::Clock;
 use rustls::ServerConfig;
 use rustls::crypto::ring;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 
-pub use dev_cert::{DevCertificate, ensure_dev_certificate};
+pub use acme::{Acme, AcmeError};
+pub use certified::certified_key;
+pub use dev_cert::{DEVELOPMENT_MARK, DevCertificate, DevRenewal, Issuance, ensure_dev_certificate};
+pub use error::TlsError;
+pub use resolver::{ACME_TLS_ALPN, CertResolver};
+pub use validity::Validity;
 
 use crate::settings::{Settings, TlsVersion};
 
-/// Why the listener's TLS configuration cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The configured certificate file cannot be read or holds no certificate (bad configuration).
-    #[error("`tls.cert`: cannot load a certificate chain from {}: {reason}", path.display())]
-    Certificate {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The configured key file cannot be read or holds no private key (bad configuration).
-    #[error("`tls.key`: cannot load a private key from {}: {reason}", path.display())]
-    Key {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// rustls refused the pair, typically because the key does not match the certificate.
-    #[error("`tls.cert`/`tls.key` are not a usable pair: {0}")]
-    Unusable(#[source] rustls::Error),
-    /// The development certificate cannot be generated or stored.
-    #[error("cannot create the development certificate in the data directory")]
-    DevCertificate(#[source] std::io::Error),
+/// The listener's TLS, ready to bind: the rustls configuration and what keeps its certificate
+/// current once the node serves.
+pub struct ListenerTls {
+    config: ServerConfig,
+    keeper: Keeper,
 }
 
-impl TlsError {
-    /// True when the operator configured something unusable (exit code 2), false when the
-    /// machine failed us (exit code 1).
-    pub fn is_configuration(&self) -> bool {
-        !matches!(self, TlsError::DevCertificate(_))
-    }
+/// What keeps the presented certificate current.
+enum Keeper {
+    /// A configured certificate: nothing (the operator replaces it and restarts).
+    Configured,
+    /// The development certificate, re-issued before it expires.
+    Development(DevRenewal),
+    /// ACME: obtains a certificate if there is none yet, renews it before it expires.
+    Acme {
+        /// The client.
+        acme: Acme,
+        /// What it installs certificates in.
+        resolver: Arc<CertResolver>,
+    },
 }
 
-/// Builds the listener's rustls configuration from the configured certificate, or from the
-/// development certificate (generated on first run) when none is configured.
-pub fn server_config(settings: &Settings) -> Result<ServerConfig, TlsError> {
-    let (cert_path, key_path) = match (&settings.tls.cert, &settings.tls.key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        // Settings guarantee cert and key come together; anything else means "not configured".
-        _ => {
-            let dev = ensure_dev_certificate(&settings.data_dir).map_err(TlsError::DevCertificate)?;
-            (dev.cert_path, dev.key_path)
+impl ListenerTls {
+    /// Loads (or makes) the certificate to present first. With ACME that is the cached
+    /// certificate when one is valid, else the development certificate until the CA issues one:
+    /// the listener must be up to answer the CA's TLS-ALPN-01 validation, so it cannot wait.
+    pub fn prepare(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, TlsError> {
+        let min = settings.tls.min_version;
+        if let (Some(cert), Some(key)) = (&settings.tls.cert, &settings.tls.key) {
+            // Settings guarantee cert and key come together and never with ACME.
+            let resolver = Arc::new(CertResolver::new(certified_key(cert, key)?));
+            return Ok(Self { config: build(resolver, min, false)?, keeper: Keeper::Configured });
         }
-    };
-    let chain = load_chain(&cert_path)?;
-    let key = load_key(&key_path)?;
-    build(chain, key, settings.tls.min_version)
+        if let Some(acme_settings) = &settings.tls.acme {
+            let now = clock.now_ms();
+            let placeholder = || -> Result<Arc<CertifiedKey>, TlsError> {
+                let dev = dev_cert::ensure_at(&settings.data_dir, now).map_err(TlsError::DevCertificate)?;
+                tracing::warn!(
+                    expires_at = %dev.validity.expires_at(),
+                    "no ACME certificate yet: serving the development certificate until the CA issues one"
+                );
+                certified_key(&dev.cert_path, &dev.key_path)
+            };
+            let mut acme = Acme::new(acme_settings, settings.acme_cache_dir(), clock)?;
+            let first = match acme.load_cached() {
+                Some(certified) => certified,
+                None => placeholder()?,
+            };
+            let resolver = Arc::new(CertResolver::new(first));
+            let config = build(resolver.clone(), min, true)?;
+            return Ok(Self { config, keeper: Keeper::Acme { acme, resolver } });
+        }
+        let dev = dev_cert::ensure_at(&settings.data_dir, clock.now_ms()).map_err(TlsError::DevCertificate)?;
+        let resolver = Arc::new(CertResolver::new(certified_key(&dev.cert_path, &dev.key_path)?));
+        let renewal = DevRenewal::new(settings.data_dir.clone(), resolver.clone(), clock, dev.validity);
+        Ok(Self { config: build(resolver, min, false)?, keeper: Keeper::Development(renewal) })
+    }
+
+    /// The rustls configuration to bind the listener with.
+    pub fn server_config(&self) -> ServerConfig {
+        self.config.clone()
+    }
+
+    /// Starts keeping the certificate current, on the current (actix) runtime. Call once the
+    /// listener is bound: ACME's validation connects to it.
+    pub fn keep_current(self) {
+        match self.keeper {
+            Keeper::Configured => {}
+            Keeper::Development(renewal) => renewal.spawn(),
+            Keeper::Acme { acme, resolver } => acme.spawn(resolver),
+        }
+    }
 }
 
 /// The protocol versions a minimum version allows, newest first.
@@ -76,34 +116,19 @@ pub fn protocol_versions(min: TlsVersion) -> &'static [&'static rustls::Supporte
     }
 }
 
-fn build(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    min: TlsVersion,
-) -> Result<ServerConfig, TlsError> {
-    ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+/// The server configuration over `resolver`. With `acme_validation`, `acme-tls/1` is offered
+/// too (after actix-web's `h2` and `http/1.1`, which it puts first), so the CA's validator can
+/// reach the challenge certificate.
+fn build(resolver: Arc<CertResolver>, min: TlsVersion, acme_validation: bool) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_protocol_versions(protocol_versions(min))
         .map_err(TlsError::Unusable)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(TlsError::Unusable)
-}
-
-fn load_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let fail = |reason: String| TlsError::Certificate { path: path.to_owned(), reason };
-    let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(fail("no PEM certificate in the file".into()));
+        .with_cert_resolver(resolver);
+    if acme_validation {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
     }
-    Ok(chain)
-}
-
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    // The reason names the file and the PEM problem only: key material is never echoed.
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key { path: path.to_owned(), reason: e.to_string() })
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -111,25 +136,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_that_does_not_match_the_certificate_is_refused() {
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (cert_a, key_b) = (ensure_dev_certificate(a.path()).unwrap(), ensure_dev_certificate(b.path()).unwrap());
-
-        let result =
-            build(load_chain(&cert_a.cert_path).unwrap(), load_key(&key_b.key_path).unwrap(), TlsVersion::Tls13);
-
-        assert!(matches!(result, Err(TlsError::Unusable(_))));
-    }
-
-    #[test]
-    fn a_file_without_pem_is_a_configuration_error() {
+    fn acme_tls_is_offered_only_when_acme_validates_through_the_listener() {
         let dir = tempfile::tempdir().unwrap();
-        let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "not a certificate").unwrap();
+        let dev = ensure_dev_certificate(dir.path()).unwrap();
+        let resolver = || Arc::new(CertResolver::new(certified_key(&dev.cert_path, &dev.key_path).unwrap()));
 
-        let error = load_chain(&junk).unwrap_err();
+        let plain = build(resolver(), TlsVersion::Tls13, false).unwrap();
+        let acme = build(resolver(), TlsVersion::Tls13, true).unwrap();
 
-        assert!(error.is_configuration());
-        assert!(error.to_string().contains("tls.cert"));
+        assert!(plain.alpn_protocols.is_empty());
+        assert_eq!(acme.alpn_protocols, vec![ACME_TLS_ALPN.to_vec()]);
     }
 }

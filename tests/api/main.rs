@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod acme;
 mod alerts;
 mod architecture;
 mod audit;
@@ -20,6 +21,7 @@ mod ingest;
 mod input;
 mod messaging;
 mod outage;
+mod pebble;
 mod phi;
 mod phi_debug;
 mod portal;

@@ -30,7 +30,7 @@ impl SmtpServer {
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
         std::fs::write(&cert, certified.cert.pem()).unwrap();
-        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
         let maildir = dir.path().join("mail");
         std::fs::create_dir(&maildir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp-test-server");

@@ -1,5 +1,6 @@
 //! Transport security: TLS 1.3 by default, TLS 1.2 only when configured, nothing older ever;
-//! the development certificate is generated once and reused; a configured certificate is served.
+//! the development certificate is short-lived, says what it is, is generated once and reused
+//! until it is due, then re-issued with the same key; a configured certificate is served.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -137,7 +138,7 @@ async fn a_configured_certificate_is_served_instead_of_the_development_one() {
     let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, issued.cert.pem()).unwrap();
-    std::fs::write(&key, issued.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&key, issued.signing_key.serialize_pem()).unwrap();
     let env =
         vec![("CONFIDANT_TLS_CERT", cert.display().to_string()), ("CONFIDANT_TLS_KEY", key.display().to_string())];
 
@@ -146,6 +147,54 @@ async fn a_configured_certificate_is_served_instead_of_the_development_one() {
 
     assert_eq!(leaf.as_ref(), issued.cert.der().as_ref());
     assert!(!app.dev_cert().exists(), "no development certificate is made when one is configured");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_certificate_is_short_lived_says_so_and_is_renewed_at_start_up_when_due() {
+    const DAY_SECS: i64 = 86_400;
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, leaf) = handshake(app.address, &app.dev_cert(), &[&rustls::version::TLS13]).unwrap();
+    let (issued, now) = (x509(&leaf), time::OffsetDateTime::now_utc().unix_timestamp());
+    let (not_before, not_after) = validity(&issued);
+    assert!(not_after - not_before <= 31 * DAY_SECS, "valid for {} days", (not_after - not_before) / DAY_SECS);
+    assert!(not_after - now >= 29 * DAY_SECS);
+    for name in [&issued.tbs_certificate.subject, &issued.tbs_certificate.issuer] {
+        assert!(name.to_string().contains("development certificate - not for production"), "{name}");
+    }
+    let started = app.logs().into_iter().find(|l| l.contains("development certificate")).unwrap();
+    assert!(started.contains("expires_at"), "the start-up line lacks the expiry: {started}");
+
+    // Twenty-five days later (as the certificate sees it): five days left, inside the window.
+    let (status, options) = app.into_parts_after("TERM");
+    assert!(status.success());
+    let dir = options.data_dir.as_ref().unwrap().path().join("tls");
+    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("dev-key.pem")).unwrap()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, confidant::tls::DEVELOPMENT_MARK);
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(25);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(5);
+    let due = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("dev-cert.pem"), due.pem()).unwrap();
+
+    let restarted = spawn_app_with(Backend::Sqlite, options).await;
+    let (_, renewed) = handshake(restarted.address, &restarted.dev_cert(), &[&rustls::version::TLS13]).unwrap();
+
+    assert_ne!(renewed.as_ref(), due.der().as_ref());
+    assert!(validity(&x509(&renewed)).1 - now >= 29 * DAY_SECS);
+    let public_key = |c: &x509_cert::Certificate| c.tbs_certificate.subject_public_key_info.subject_public_key.clone();
+    assert_eq!(public_key(&x509(&renewed)), public_key(&issued), "renewal keeps the key");
+    assert!(restarted.logs().iter().any(|l| l.contains("renewed the self-signed development certificate")));
+}
+
+fn x509(der: &CertificateDer<'_>) -> x509_cert::Certificate {
+    use x509_cert::der::Decode;
+    x509_cert::Certificate::from_der(der.as_ref()).unwrap()
+}
+
+/// Not before and not after, in seconds since the Unix epoch.
+fn validity(cert: &x509_cert::Certificate) -> (i64, i64) {
+    let secs = |t: x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+    (secs(cert.tbs_certificate.validity.not_before), secs(cert.tbs_certificate.validity.not_after))
 }
 
 fn fingerprint(der: &CertificateDer<'_>) -> String {
