@@ -1,8 +1,10 @@
 //! Start-up, serving and shutdown of one node, and `confidant migrate`. The order matters and is
 //! written down here: data directory, node id, stores (migrated), Redis, TLS, actors, listener,
-//! certificate renewal (development or ACME); on SIGTERM or SIGINT: tell the actors (sockets
-//! close with going-away, writers flush), stop accepting and let in-flight requests finish,
-//! record a clean stop, close the pools, exit 0.
+//! certificate renewal (development or ACME); on SIGTERM or SIGINT: audit the stop, close every
+//! socket with going-away (and any opened meanwhile), stop accepting and let in-flight requests
+//! finish with every component still running (their audit records and pushes included), then
+//! tell the other components (writers flush, the audit chain is sealed), record a clean stop,
+//! close the pools, exit 0.
 
 use std::io;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use actix_web::{HttpServer, web};
 use confidant_actors::audit::{Action, AuditWriter, Outcome, ResourceType, WriterLimits};
 use confidant_actors::clock::{SystemClock, now_ms};
 use confidant_actors::hub::{FromBroker, Hub, LocalBroker};
-use confidant_actors::{Lifecycle, Register, ShutdownAll, ShutdownReason};
+use confidant_actors::{Lifecycle, Register, Shutdown, ShutdownAll, ShutdownReason};
 
 use crate::audit::checkpoint::{CheckpointLog, load_or_create_signing_key};
 use crate::audit::status::AuditStatus;
@@ -227,21 +229,48 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     if auditor.record(server_event(Action::ServerStop, Outcome::Success)).await.is_err() {
         tracing::error!("could not audit the stop");
     }
+    // Every client is told (1001) before the listener stops accepting (docs/PROTOCOL.md).
+    let told = tokio::time::timeout(shutdown_timeout, hub.send(Shutdown { reason: ShutdownReason::Signal })).await;
+    if !matches!(told, Ok(Ok(()))) {
+        tracing::warn!("not every socket was told of the shutdown in time");
+    }
+    // The close frames are handed to the connections; give them a moment to reach the clients
+    // before the listener goes.
+    tokio::time::sleep(CLOSE_FRAMES_GRACE.min(shutdown_timeout)).await;
+    // In-flight requests finish while the audit writer and the other components still run: a
+    // booking that committed is answered (and audited) before the node goes.
+    handle.stop(true).await;
+    let _ = running.await;
     let report = lifecycle
         .send(ShutdownAll { reason: ShutdownReason::Signal, deadline: shutdown_timeout })
         .await
         .unwrap_or_default();
     tracing::info!(components = report.completed, timed_out = report.timed_out.len(), "components stopped");
-    handle.stop(true).await;
-    let _ = running.await;
-
-    if let Err(error) = storage.record_node_stop(&node_id, now_ms()).await {
-        tracing::warn!(%error, "could not record the clean stop");
-    }
+    record_clean_stop(&storage, &node_id).await;
     storage.close().await;
     audit_storage.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long the listener keeps accepting after every socket was handed its going-away close.
+const CLOSE_FRAMES_GRACE: Duration = Duration::from_millis(250);
+
+/// Records that this node stopped cleanly, so its next start does not warn of a crash. Retried
+/// a few times: the pool may still be handing back connections that the last requests used.
+async fn record_clean_stop(storage: &crate::storage::Storage, node_id: &node::NodeId) {
+    for attempt in 1..=3 {
+        match storage.record_node_stop(node_id, now_ms()).await {
+            Ok(()) => return,
+            Err(error) if attempt == 3 => {
+                tracing::error!(%error, cause = ?std::error::Error::source(&error), "could not record the clean stop");
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "recording the clean stop failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 /// Starts the mailer and the reminder scheduler when `smtp_url` is set (without it reminders

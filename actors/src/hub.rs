@@ -267,12 +267,21 @@ pub struct Hub {
     by_user: HashMap<UserId, HashSet<u64>>,
     by_topic: HashMap<Topic, HashSet<u64>>,
     dropped_slow: u64,
+    /// Set by `Shutdown`: a session connecting afterwards is closed at once.
+    stopping: bool,
 }
 
 impl Hub {
     /// A hub publishing through `broker`.
     pub fn new(broker: Arc<dyn Broker>) -> Self {
-        Self { broker, sessions: HashMap::new(), by_user: HashMap::new(), by_topic: HashMap::new(), dropped_slow: 0 }
+        Self {
+            broker,
+            sessions: HashMap::new(),
+            by_user: HashMap::new(),
+            by_topic: HashMap::new(),
+            dropped_slow: 0,
+            stopping: false,
+        }
     }
 
     fn remove(&mut self, key: u64) {
@@ -303,6 +312,10 @@ impl Actor for Hub {
 impl Handler<Connect> for Hub {
     type Result = ();
     fn handle(&mut self, msg: Connect, _: &mut Context<Self>) {
+        if self.stopping {
+            msg.handle.close.do_send(CloseSession { code: close::GOING_AWAY });
+            return;
+        }
         self.by_user.entry(msg.handle.user).or_default().insert(msg.key);
         self.sessions.insert(msg.key, msg.handle);
     }
@@ -387,17 +400,22 @@ impl Handler<FromBroker> for Hub {
 }
 
 impl Handler<crate::lifecycle::Shutdown> for Hub {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
     /// The node is stopping: every socket is closed with `GOING_AWAY` (clients reconnect to
-    /// another node and resume), so the HTTP server need not wait for them.
-    fn handle(&mut self, _: crate::lifecycle::Shutdown, _: &mut Context<Self>) {
-        for handle in self.sessions.values() {
-            handle.close.do_send(CloseSession { code: close::GOING_AWAY });
-        }
+    /// another node and resume), and a socket opened from now on too. Answered once every
+    /// session has handed its close frame to its connection, so the listener stops accepting
+    /// only after every client has been told (docs/PROTOCOL.md, "Shutdown").
+    fn handle(&mut self, _: crate::lifecycle::Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        let closes: Vec<_> =
+            self.sessions.values().map(|handle| handle.close.send(CloseSession { code: close::GOING_AWAY })).collect();
         self.sessions.clear();
         self.by_user.clear();
         self.by_topic.clear();
+        Box::pin(async move {
+            futures_util::future::join_all(closes).await;
+        })
     }
 }
 

@@ -101,6 +101,9 @@ pub const STANDING_REPLAY_ID: &str = "alerts.replay";
 /// sent; a schedule snapshot taken instead of a replay (too many changes missed) carries it.
 pub const RESYNC_ID: &str = "resync";
 
+/// The longest a close order waits for the connection to take its close frame.
+const CLOSE_HANDOVER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How often the activity of a busy session is written through [`SessionPorts::touch`].
 pub const TOUCH_EVERY: Duration = Duration::from_secs(30);
 /// How long one frame of a catch-up may wait for room in the transport's queue.
@@ -677,9 +680,23 @@ impl Handler<Resync> for SessionActor {
 }
 
 impl Handler<CloseSession> for SessionActor {
-    type Result = ();
-    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
-        self.close(msg.code, ctx);
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// Answered once the connection has taken the close frame (at most [`CLOSE_HANDOVER`]), so
+    /// a node stopping knows its clients were told before it stops accepting.
+    fn handle(&mut self, msg: CloseSession, _: &mut Context<Self>) -> Self::Result {
+        if self.closing {
+            return Box::pin(actix::fut::ready(()));
+        }
+        self.closing = true;
+        let handed = self.transport.send(Outbound::Close(msg.code));
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(CLOSE_HANDOVER, handed).await;
+            }
+            .into_actor(self)
+            .map(|(), _, ctx| ctx.stop()),
+        )
     }
 }
 

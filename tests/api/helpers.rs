@@ -314,18 +314,29 @@ impl TestApp {
 
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the process to exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        let mut child = self.child.take().expect("server already stopped");
         // Close our pooled keep-alive connections first, as a departing client would; the server
         // otherwise waits for them until its shutdown timeout.
         self.client = reqwest::Client::new();
+        self.signal(signal);
+        self.wait_for_exit()
+    }
+
+    /// Sends `signal` and returns at once.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("server already stopped");
         let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
         assert!(sent.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (up to 20 s) for the process to exit.
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server already stopped");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit after SIG{signal}");
+            assert!(Instant::now() < deadline, "server did not exit within 20 s of the signal");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -333,9 +344,15 @@ impl TestApp {
     /// Stops the server (SIGTERM) and hands back its data directory and databases for a restart.
     pub fn into_parts_after(mut self, signal: &str) -> (ExitStatus, Options<'static>) {
         let status = self.stop_with(signal);
+        (status, self.into_parts())
+    }
+
+    /// Hands back the data directory and databases of a server that has exited, for a restart.
+    pub fn into_parts(mut self) -> Options<'static> {
+        assert!(self.child.is_none(), "the server is still running");
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
         let databases = self.main_db.take().zip(self.audit_db.take());
-        (status, Options { env: vec![], data_dir: Some(data_dir), databases, shared_databases: None })
+        Options { env: vec![], data_dir: Some(data_dir), databases, shared_databases: None }
     }
 }
 
