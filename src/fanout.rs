@@ -202,9 +202,10 @@ impl Broker for RedisBroker {
 /// The wire form on the channel.
 fn encode(message: &BrokerMessage) -> String {
     match message {
-        BrokerMessage::Publish { topic, event_id, text } => {
-            json!({ "kind": "publish", "topic": topic.to_string(), "event_id": event_id, "text": &**text })
-        }
+        BrokerMessage::Publish { topic, event_id, patient, text } => json!({
+            "kind": "publish", "topic": topic.to_string(), "event_id": event_id,
+            "patient": patient.map(|p| p.to_string()), "text": &**text,
+        }),
         BrokerMessage::Revoke { user, session } => {
             json!({ "kind": "revoke", "user": user.to_string(), "session": session.map(|s| s.to_string()) })
         }
@@ -219,6 +220,10 @@ fn decode(payload: &str) -> Option<BrokerMessage> {
         "publish" => Some(BrokerMessage::Publish {
             topic: value["topic"].as_str()?.parse::<Topic>().ok()?,
             event_id: value["event_id"].as_u64(),
+            patient: match value["patient"].as_str() {
+                Some(p) => Some(p.parse().ok()?),
+                None => None,
+            },
             text: value["text"].as_str()?.into(),
         }),
         "revoke" => Some(BrokerMessage::Revoke {
@@ -236,15 +241,25 @@ fn decode(payload: &str) -> Option<BrokerMessage> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use confidant_actors::ids::{SessionId, UserId};
+    use confidant_actors::ids::{PatientId, SessionId, UserId};
 
     use super::*;
 
     #[test]
     fn messages_survive_the_channel_encoding() {
         let messages = [
-            BrokerMessage::Publish { topic: Topic::PracticeSchedule, event_id: Some(9), text: r#"{"a":"b"}"#.into() },
-            BrokerMessage::Publish { topic: Topic::Alerts(UserId::generate()), event_id: None, text: "x".into() },
+            BrokerMessage::Publish {
+                topic: Topic::PracticeSchedule,
+                event_id: Some(9),
+                patient: Some(PatientId::generate()),
+                text: r#"{"a":"b"}"#.into(),
+            },
+            BrokerMessage::Publish {
+                topic: Topic::Alerts(UserId::generate()),
+                event_id: None,
+                patient: None,
+                text: "x".into(),
+            },
             BrokerMessage::Revoke { user: UserId::generate(), session: Some(SessionId::generate()) },
             BrokerMessage::Revoke { user: UserId::generate(), session: None },
             BrokerMessage::Resync,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use confidant_actors::hub::{BrokerMessage, Hub, Publish, Topic};
-use confidant_actors::ids::{SessionId, UserId};
+use confidant_actors::ids::{PatientId, SessionId, UserId};
 use confidant_protocol::ServerFrame;
 
 /// Publishes to the node's hub.
@@ -24,17 +24,18 @@ impl Pusher {
     }
 
     /// Pushes `frame` on each of `topics` (with the schedule's `event_id`, when it has one).
-    /// `what` names the push in the log if it fails.
+    /// `patient` names the patient whose PHI the frame carries: each recipient's session records
+    /// the delivery before sending it. `what` names the push in the log if it fails.
     pub async fn push(
         &self,
         topics: impl IntoIterator<Item = Topic>,
-        event_id: Option<u64>,
+        (event_id, patient): (Option<u64>, Option<PatientId>),
         frame: &ServerFrame,
         what: &'static str,
     ) {
         let text: Arc<str> = frame.to_text().into();
         for topic in topics {
-            let message = BrokerMessage::Publish { topic, event_id, text: text.clone() };
+            let message = BrokerMessage::Publish { topic, event_id, patient, text: text.clone() };
             if !self.publish(message).await {
                 tracing::warn!(what, %topic, "could not push; its receivers catch up from the database");
             }

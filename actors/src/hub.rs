@@ -85,6 +85,9 @@ pub enum BrokerMessage {
         /// The event's id, when it is an ordered schedule event (subscribers that are still
         /// receiving their snapshot use it to drop what the snapshot already holds).
         event_id: Option<u64>,
+        /// The patient whose PHI the frame carries, if any: each recipient's session records
+        /// its delivery as a read of that patient's record before sending it.
+        patient: Option<PatientId>,
         /// The frame's JSON text.
         text: Arc<str>,
     },
@@ -103,9 +106,12 @@ pub enum BrokerMessage {
 impl fmt::Debug for BrokerMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BrokerMessage::Publish { topic, event_id, text: _ } => {
-                f.debug_struct("Publish").field("topic", topic).field("event_id", event_id).finish_non_exhaustive()
-            }
+            BrokerMessage::Publish { topic, event_id, patient, text: _ } => f
+                .debug_struct("Publish")
+                .field("topic", topic)
+                .field("event_id", event_id)
+                .field("patient", patient)
+                .finish_non_exhaustive(),
             BrokerMessage::Revoke { user, session } => {
                 f.debug_struct("Revoke").field("user", user).field("session", session).finish()
             }
@@ -156,13 +162,19 @@ pub struct Push {
     pub topic: Topic,
     /// The schedule event id, when it has one.
     pub event_id: Option<u64>,
+    /// The patient whose PHI it carries, if any (its delivery is recorded first).
+    pub patient: Option<PatientId>,
     /// The frame's JSON text.
     pub text: Arc<str>,
 }
 
 impl fmt::Debug for Push {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Push").field("topic", &self.topic).field("event_id", &self.event_id).finish_non_exhaustive()
+        f.debug_struct("Push")
+            .field("topic", &self.topic)
+            .field("event_id", &self.event_id)
+            .field("patient", &self.patient)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,12 +373,12 @@ impl Handler<FromBroker> for Hub {
     type Result = ();
     fn handle(&mut self, msg: FromBroker, _: &mut Context<Self>) {
         match msg.0 {
-            BrokerMessage::Publish { topic, event_id, text } => {
+            BrokerMessage::Publish { topic, event_id, patient, text } => {
                 let Some(keys) = self.by_topic.get(&topic) else { return };
                 let mut slow = Vec::new();
                 for key in keys {
                     let Some(handle) = self.sessions.get(key) else { continue };
-                    let push = Push { topic, event_id, text: text.clone() };
+                    let push = Push { topic, event_id, patient, text: text.clone() };
                     if handle.push.try_send(push).is_err() {
                         slow.push(*key);
                     }

@@ -7,7 +7,7 @@
 //! Time comes from an injected [`Clock`]; the timers only decide when to look. Tests move a
 //! manual clock and send [`Tick`] instead of sleeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -91,6 +91,10 @@ pub trait SessionPorts: Send + Sync + 'static {
     /// Topics the session receives from its start without asking (the user's alerts); what is
     /// stored for them is sent first, through [`SessionPorts::catch_up`].
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic>;
+    /// Records that the session is about to deliver these pushes, each carrying PHI of its
+    /// patient (a read by the session's user); `true` once all are durable. A push is sent only
+    /// after: if they cannot be recorded, the session closes with 1013 and the client resumes.
+    fn record_pushes(&self, who: SessionIdentity, pushes: Vec<(Topic, PatientId)>) -> PortFuture<bool>;
 }
 
 /// The request id of the `error` frame sent when a standing topic's replay failed (the alerts
@@ -207,6 +211,11 @@ pub struct SessionActor {
     /// The newest event sent per topic: an older or repeated one (already in a snapshot, or
     /// delivered twice) is dropped.
     last_event: HashMap<Topic, u64>,
+    /// Pushes waiting, in order, for the audit record of the PHI they carry (and those behind
+    /// them, so that the order holds).
+    outgoing: VecDeque<Push>,
+    /// Whether a batch of `outgoing` is being recorded.
+    recording: bool,
     limit_timer: Option<SpawnHandle>,
     closing: bool,
     /// Places for requests being worked on ([`MAX_OPEN_REQUESTS`]).
@@ -239,6 +248,8 @@ impl SessionActor {
             subscribed: HashSet::new(),
             pending: HashMap::new(),
             last_event: HashMap::new(),
+            outgoing: VecDeque::new(),
+            recording: false,
             limit_timer: None,
             closing: false,
             requests: Arc::new(Semaphore::new(MAX_OPEN_REQUESTS)),
@@ -554,7 +565,9 @@ impl SessionActor {
 }
 
 impl SessionActor {
-    /// Sends a push of a subscribed topic, unless its event was already sent.
+    /// Sends a push of a subscribed topic, unless its event was already sent. A push that
+    /// carries a patient's PHI is sent only once its delivery to this user is on record; the
+    /// pushes behind it wait with it, so the client sees them in order.
     fn forward(&mut self, push: Push, ctx: &mut Context<Self>) {
         if let Some(event_id) = push.event_id {
             let last = self.last_event.entry(push.topic).or_default();
@@ -563,7 +576,52 @@ impl SessionActor {
             }
             *last = event_id;
         }
-        self.send_text(push.text, ctx);
+        if push.patient.is_none() && self.outgoing.is_empty() {
+            self.send_text(push.text, ctx);
+            return;
+        }
+        self.outgoing.push_back(push);
+        if self.outgoing.len() > MAX_HELD_PUSHES {
+            self.close(close::SLOW_CONSUMER, ctx);
+            return;
+        }
+        self.send_outgoing(ctx);
+    }
+
+    /// Sends the waiting pushes in order: those without PHI at once, and each run of those
+    /// with PHI after one audit group records them all (the audit writer commits concurrent
+    /// groups together).
+    fn send_outgoing(&mut self, ctx: &mut Context<Self>) {
+        if self.recording {
+            return;
+        }
+        while self.outgoing.front().is_some_and(|push| push.patient.is_none()) {
+            if let Some(push) = self.outgoing.pop_front() {
+                self.send_text(push.text, ctx);
+            }
+        }
+        let batch: Vec<(Topic, PatientId)> =
+            self.outgoing.iter().map_while(|push| push.patient.map(|patient| (push.topic, patient))).collect();
+        if batch.is_empty() {
+            return;
+        }
+        self.recording = true;
+        let count = batch.len();
+        let recorded = self.ports.record_pushes(self.who, batch);
+        ctx.spawn(recorded.into_actor(self).map(move |recorded, act, ctx| {
+            act.recording = false;
+            if !recorded {
+                act.outgoing.clear();
+                act.close(close::TRY_AGAIN_LATER, ctx);
+                return;
+            }
+            for _ in 0..count {
+                if let Some(push) = act.outgoing.pop_front() {
+                    act.send_text(push.text, ctx);
+                }
+            }
+            act.send_outgoing(ctx);
+        }));
     }
 }
 

@@ -259,8 +259,9 @@ impl AlertService {
     /// Pushes committed alerts to their recipients' open sessions (on every node). A push that
     /// fails is logged; the recipient receives the alert from the database when they connect.
     pub async fn publish(&self, prepared: Prepared) {
-        for (_, recipients, frame) in prepared.alerts {
-            self.pusher.push(recipients.into_iter().map(Topic::Alerts), None, &frame, "alert").await;
+        for (stored, recipients, frame) in prepared.alerts {
+            let about = (None, Some(stored.patient_id));
+            self.pusher.push(recipients.into_iter().map(Topic::Alerts), about, &frame, "alert").await;
         }
     }
 
@@ -402,7 +403,7 @@ impl AlertService {
     /// Tells every recipient's sessions that `alert` now stands at `state`.
     async fn announce(&self, alert: Uuid, recipients: &[UserId], state: AlertState, by: UserId, at_ms: i64) {
         let frame = ServerFrame::AlertUpdated { v: VERSION, alert_id: alert, state, by: *by.as_uuid(), at_ms };
-        self.pusher.push(recipients.iter().copied().map(Topic::Alerts), None, &frame, "alert_updated").await;
+        self.pusher.push(recipients.iter().copied().map(Topic::Alerts), (None, None), &frame, "alert_updated").await;
     }
 
     /// The account an alert "belongs to" for the permission check: the caller's own when they

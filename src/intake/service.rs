@@ -276,7 +276,8 @@ impl IntakeService {
             severity: score.map(|s| s.severity),
             submitted_at_ms: at_ms,
         };
-        self.pusher.push([Topic::Alerts(assignment.clinician_id)], None, &frame, "intake_submission").await;
+        let about = (None, Some(assignment.patient_id));
+        self.pusher.push([Topic::Alerts(assignment.clinician_id)], about, &frame, "intake_submission").await;
     }
 
     /// Assignment `id`, if `who` may perform `operation` on it. A refusal is audited, as a read

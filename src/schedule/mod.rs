@@ -36,5 +36,6 @@ pub fn frame(change: &Change) -> ServerFrame {
 /// Pushes a stored change to its subscribers. A subscriber that missed the push gets it when
 /// it catches up (by event id).
 pub async fn publish(pusher: &Pusher, change: &Change) {
-    pusher.push(topics(change), Some(change.event_id), &frame(change), "schedule_change").await;
+    let about = (Some(change.event_id), Some(PatientId::from_uuid(change.appointment.patient_id)));
+    pusher.push(topics(change), about, &frame(change), "schedule_change").await;
 }

@@ -43,8 +43,14 @@ pub fn error_code(error: &MessagingServiceError) -> ErrorCode {
 }
 
 /// The catch-up of an attaching device: its Welcomes, then what it has not acknowledged.
-pub async fn missed(state: &AppState, device: DeviceId, id: String) -> Result<Vec<ServerFrame>, ErrorCode> {
-    let missed = state.services.messaging.missed(device).await.map_err(|e| error_code(&e))?;
+pub async fn missed(
+    state: &AppState,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    device: DeviceId,
+    id: String,
+) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let missed = state.services.messaging.missed(&requester(who, peer), device).await.map_err(|e| error_code(&e))?;
     let mut frames: Vec<ServerFrame> = missed.welcomes.iter().map(welcome_frame).collect();
     frames.extend(missed.messages.iter().map(message_frame));
     frames.push(ServerFrame::ack(id));

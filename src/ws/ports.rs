@@ -4,14 +4,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use confidant_actors::audit::Role;
+use confidant_actors::audit::{Action, Outcome, ResourceType, Role};
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::DeviceId;
+use confidant_actors::ids::{DeviceId, PatientId};
 use confidant_actors::session::{CatchUp, Ended, PortFuture, SessionIdentity, SessionPorts};
 use confidant_protocol::{ClientFrame, ErrorCode, ScheduleScope, ServerFrame};
 
 use super::caller::requester;
-use crate::auditor::Origin;
+use crate::auditor::{About, Origin};
 use crate::identity::sessions::{EndReason, SessionOwner};
 use crate::state::AppState;
 
@@ -58,7 +58,7 @@ impl SessionPorts for ServerPorts {
         Box::pin(async move {
             match topic {
                 Topic::Device(device) => {
-                    let frames = super::messaging::missed(&state, device, id).await?;
+                    let frames = super::messaging::missed(&state, who, peer, device, id).await?;
                     Ok(CatchUp { frames, last_event_id: 0 })
                 }
                 Topic::ClinicianSchedule(_) | Topic::PatientSchedule(_) | Topic::PracticeSchedule => {
@@ -121,6 +121,35 @@ impl SessionPorts for ServerPorts {
                 Box::pin(std::future::ready(vec![ServerFrame::error(id, ErrorCode::MalformedFrame)]))
             }
         }
+    }
+
+    fn record_pushes(&self, who: SessionIdentity, pushes: Vec<(Topic, PatientId)>) -> PortFuture<bool> {
+        let (state, peer) = (self.state.clone(), self.peer);
+        Box::pin(async move {
+            let requester = requester(who, peer);
+            let gate = &state.services.gate;
+            let events = pushes
+                .into_iter()
+                .map(|(topic, patient)| {
+                    let resource = match topic {
+                        Topic::Alerts(_) => ResourceType::Alert,
+                        Topic::ClinicianSchedule(_) | Topic::PatientSchedule(_) | Topic::PracticeSchedule => {
+                            ResourceType::Appointment
+                        }
+                        Topic::Device(_) => ResourceType::Conversation,
+                    };
+                    let about = About::new(Action::Read, resource, None).for_patient(patient);
+                    gate.event(&requester, about, Outcome::Success, "live_push")
+                })
+                .collect();
+            match gate.record_all(events).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(%error, "a live push could not be put on record; the session closes");
+                    false
+                }
+            }
+        })
     }
 
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {

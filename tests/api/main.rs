@@ -23,6 +23,7 @@ mod messaging;
 mod outage;
 mod pebble;
 mod phi;
+mod phi_reads;
 mod phi_debug;
 mod portal;
 mod realtime;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use confidant_client::{AckPolicy, Api, ClientError, Connection, ConversationKind, Device, Event, Server};
 use confidant_protocol::{ClientFrame, ServerFrame};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
@@ -640,7 +640,40 @@ async fn a_message_refused_before_storage_leaves_no_audit_record(backend: Backen
     assert_eq!(recorded(), before);
 }
 
+/// A device's list of conversations names their patients, and a device attaching is replayed
+/// what it missed: both are reads of the patient's PHI, on record with the reader.
+async fn a_devices_conversation_list_and_its_replay_are_reads_on_record(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
+    let server = server(&app);
+    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
+    let (mut dr, mut dr_socket, mut phone, phone_socket, conversation) =
+        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let readers = |reason: &str| -> Vec<Value> {
+        app.audit_entries()
+            .into_iter()
+            .filter(|e| e["action"] == "read" && e["reason"] == reason && e["patient_id"] == record.as_str())
+            .map(|e| e["actor_user_id"].clone())
+            .collect()
+    };
+
+    let path = format!("/api/v1/devices/{}/conversations", dr.device_id);
+    let (status, list) = clinician.session.get(&app, &path).await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{list}");
+    assert_eq!(readers("device_conversations"), [json!(clinician.session.user_id)]);
+
+    drop(phone_socket);
+    dr.send(&mut dr_socket, conversation, b"while you were away").await.unwrap();
+    let mut phone_socket = phone.connect(&api_ada).await.unwrap();
+    assert_eq!(text_of(&mut phone, &mut phone_socket).await, "while you were away");
+    assert!(readers("device_replay").contains(&json!(ada.session.user_id)), "the replay on attach");
+}
+
 crate::on_both_backends!(
+    a_devices_conversation_list_and_its_replay_are_reads_on_record,
     the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks,
     patient_and_clinician_converse_end_to_end,
     keypackages_are_bound_to_their_device_and_used_once,

@@ -52,9 +52,20 @@ impl MessagingService {
 
     /// What `device` has not acknowledged, for its catch-up as it attaches (it was checked by
     /// [`Self::attach`]): its Welcomes, then per conversation what follows its cursor, and
-    /// whether it is low on KeyPackages.
-    pub async fn missed(&self, device: DeviceId) -> Result<Missed, MessagingServiceError> {
+    /// whether it is low on KeyPackages. Each care conversation replayed is a read of its
+    /// patient's PHI, on record (durable, in one group) before anything is sent.
+    pub async fn missed(&self, who: &Requester, device: DeviceId) -> Result<Missed, MessagingServiceError> {
         let (welcomes, messages) = self.conversations.missed(device).await?;
+        let replayed: std::collections::BTreeSet<ConversationId> =
+            welcomes.iter().map(|w| w.conversation_id).chain(messages.iter().map(|m| m.conversation_id)).collect();
+        if !replayed.is_empty() {
+            let kinds = self.conversations.of_device(device).await?;
+            let replayed = kinds.iter().filter(|c| replayed.contains(&c.id)).map(|c| (c.id, c.kind));
+            let reads = self.care_reads(who, replayed, "device_replay");
+            if !reads.is_empty() {
+                self.gate.record_all(reads).await?;
+            }
+        }
         // The stock is a hint: if it cannot be read, the device is told next time.
         let key_packages_low = self.devices.stock(device).await.ok().filter(|left| *left < LOW_KEY_PACKAGES);
         Ok(Missed { welcomes, messages, key_packages_low })
@@ -180,7 +191,7 @@ impl MessagingService {
     /// Pushes `frame` to each device's topic (every node's sessions of those devices get it).
     async fn deliver(&self, devices: impl IntoIterator<Item = DeviceId>, frame: &ServerFrame) {
         // A device that misses the push catches up from its cursor when it next attaches.
-        self.pusher.push(devices.into_iter().map(Topic::Device), None, frame, "conversation_message").await;
+        self.pusher.push(devices.into_iter().map(Topic::Device), (None, None), frame, "conversation_message").await;
     }
 
     /// The audit record of a message or commit: who sent what kind, how large, to which

@@ -2,8 +2,8 @@
 //! claim KeyPackages, start and list conversations. Each passes the gate (a refusal is
 //! recorded) and is on record before it changes anything.
 
-use confidant_actors::audit::{Action, Outcome, ResourceType};
-use confidant_actors::ids::{DeviceId, UserId};
+use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType};
+use confidant_actors::ids::{ConversationId, DeviceId, UserId};
 
 use super::{MessagingService, MessagingServiceError};
 use crate::access::{ConversationKind, Operation, Requester, Resource, Target};
@@ -111,7 +111,9 @@ impl MessagingService {
         Ok(self.conversations.create(&device, kind, group_info, ratchet_tree, &self.policy, now).await?)
     }
 
-    /// The conversations one of the requester's devices is a member of.
+    /// The conversations one of the requester's devices is a member of. The list names the
+    /// patient of each care conversation, so each is a read of that patient's PHI, on record
+    /// (durable) before the list is answered.
     pub async fn conversations(
         &self,
         who: &Requester,
@@ -120,7 +122,32 @@ impl MessagingService {
         let about = About::new(Action::Read, ResourceType::Conversation, None);
         self.devices_allowed(who, Operation::Read, about).await?;
         self.own_device(who, device).await?;
-        Ok(self.conversations.of_device(device).await?)
+        let list = self.conversations.of_device(device).await?;
+        let reads = self.care_reads(who, list.iter().map(|c| (c.id, c.kind)), "device_conversations");
+        if !reads.is_empty() {
+            self.gate.record_all(reads).await?;
+        }
+        Ok(list)
+    }
+
+    /// One `read` of each care conversation among `conversations` (with its patient), for
+    /// reason `why`; staff conversations carry no PHI.
+    pub(super) fn care_reads(
+        &self,
+        who: &Requester,
+        conversations: impl IntoIterator<Item = (ConversationId, ConversationKind)>,
+        why: &'static str,
+    ) -> Vec<AuditEvent> {
+        conversations
+            .into_iter()
+            .filter_map(|(id, kind)| match kind {
+                ConversationKind::Care(patient) => {
+                    let about = About::new(Action::Read, ResourceType::Conversation, Some(*id.as_uuid()));
+                    Some(self.gate.event(who, about.for_patient(patient), Outcome::Success, why))
+                }
+                ConversationKind::Staff => None,
+            })
+            .collect()
     }
 
     /// The requester may hold messaging devices (the matrix's device row: every role that may

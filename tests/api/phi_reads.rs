@@ -1,0 +1,118 @@
+//! Every read of PHI leaves an audit record: the test walks every `GET` route of the OpenAPI
+//! document (each is either listed here as returning a patient's PHI, with who reads it, or as
+//! carrying none) and the socket frames that carry PHI (a schedule snapshot, a live schedule
+//! push to each recipient, the alerts replayed on connect), and finds a `read` naming the
+//! patient and the reader for each. A route added later fails this test until it is classified.
+//! (A device's conversation list and its replay on attach: `messaging.rs`.) Both backends.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::signin::{Person, owner, patient, patient_record, staff};
+use crate::wsclient::signed_in;
+
+/// `GET` routes that carry no patient's PHI (the caller's own account, staff, the API itself).
+const NO_PHI: [&str; 8] = [
+    "/api/v1/audit/status",
+    "/api/v1/browser/session",
+    "/api/v1/devices",
+    "/api/v1/me",
+    "/api/v1/openapi.json",
+    "/api/v1/staff",
+    "/api/v1/users",
+    "/api/v1/devices/{device_id}/conversations", // its reads: messaging.rs
+];
+
+/// The reads of `patient` by `reader` recorded after the first `skip` entries.
+fn reads_after(app: &TestApp, skip: usize, patient: &str, reader: &Person) -> Vec<Value> {
+    app.audit_entries()
+        .into_iter()
+        .skip(skip)
+        .filter(|e| e["action"] == "read" && e["patient_id"] == patient && e["actor_user_id"] == reader.session.user_id)
+        .collect()
+}
+
+async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = owner(&app).await;
+    let desk = staff(&app, &owner, "front_desk", "desk@practice.example").await;
+    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
+    let other = staff(&app, &owner, "clinician", "dr.b@practice.example").await;
+    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
+    let ada = patient(&app, &desk, &record, "ada@mail.example").await;
+    let body = json!({ "clinician_id": clinician.session.user_id, "patient_id": record,
+        "starts_at_ms": 1_900_000_000_000i64, "ends_at_ms": 1_900_003_000_000i64 });
+    let (status, appointment) = desk.session.call(&app, Method::POST, "/api/v1/appointments", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{appointment}");
+    let appointment = appointment["id"].as_str().unwrap().to_owned();
+    let forms = format!("/api/v1/patients/{record}/intake-forms");
+    let (status, assigned) = clinician.session.call(&app, Method::POST, &forms, Some(json!({ "form": "phq9" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{assigned}");
+    let assignment = assigned["assignment_id"].as_str().unwrap().to_owned();
+    let reason = json!({ "reason": "Patient called in crisis; the treating clinician is away today" });
+    let path = format!("/api/v1/patients/{record}/break-glass");
+    let (status, grant) = other.session.call(&app, Method::POST, &path, Some(reason)).await;
+    assert_eq!(status, StatusCode::CREATED, "{grant}");
+
+    // Each route that returns PHI, with a reader allowed to call it.
+    let phi: Vec<(&str, String, &Person)> = vec![
+        ("/api/v1/patients", "/api/v1/patients".into(), &desk),
+        ("/api/v1/patients/{patient_id}", format!("/api/v1/patients/{record}"), &clinician),
+        ("/api/v1/patients/{patient_id}/care-team", format!("/api/v1/patients/{record}/care-team"), &desk),
+        ("/api/v1/patients/{patient_id}/intake-forms", forms.clone(), &clinician),
+        ("/api/v1/intake-forms/{assignment_id}", format!("/api/v1/intake-forms/{assignment}"), &ada),
+        ("/api/v1/patients/{patient_id}/alerts", format!("/api/v1/patients/{record}/alerts"), &clinician),
+        ("/api/v1/alerts", "/api/v1/alerts".into(), &owner),
+        ("/api/v1/break-glass", "/api/v1/break-glass".into(), &owner),
+        (
+            "/api/v1/appointments/{appointment_id}/reminders",
+            format!("/api/v1/appointments/{appointment}/reminders"),
+            &desk,
+        ),
+        (
+            "/api/v1/patients/{patient_id}/reminder-preferences",
+            format!("/api/v1/patients/{record}/reminder-preferences"),
+            &ada,
+        ),
+    ];
+
+    // Every GET route is classified.
+    let (status, document) = owner.session.get(&app, "/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    for (route, operations) in document["paths"].as_object().unwrap() {
+        if operations.get("get").is_none() || NO_PHI.contains(&route.as_str()) {
+            continue;
+        }
+        assert!(phi.iter().any(|(r, _, _)| r == route), "{route} is not classified: does it return PHI?");
+    }
+
+    for (route, path, reader) in &phi {
+        let before = app.audit_entries().len();
+        let (status, answer) = reader.session.get(&app, path).await;
+        assert_eq!(status, StatusCode::OK, "{route}: {answer}");
+        assert!(!reads_after(&app, before, &record, reader).is_empty(), "{route} left no read of the patient on record");
+    }
+
+    // Socket frames: a schedule snapshot, a live push to each recipient, the alerts replayed.
+    let before = app.audit_entries().len();
+    let mut watching = signed_in(&app, &clinician.session.access).await;
+    watching.send(json!({ "v": 1, "type": "schedule.subscribe", "id": "s", "scope": "mine" })).await;
+    assert_eq!(watching.frame().await["type"], "schedule.snapshot");
+    assert!(!reads_after(&app, before, &record, &clinician).is_empty(), "a schedule snapshot");
+
+    let before = app.audit_entries().len();
+    let moved = json!({ "starts_at_ms": 1_900_010_000_000i64, "ends_at_ms": 1_900_013_000_000i64 });
+    let path = format!("/api/v1/appointments/{appointment}");
+    assert_eq!(desk.session.call(&app, Method::PUT, &path, Some(moved)).await.0, StatusCode::OK);
+    assert_eq!(watching.frame().await["type"], "schedule.changed");
+    let pushed = reads_after(&app, before, &record, &clinician);
+    assert!(pushed.iter().any(|e| e["reason"] == "live_push"), "a live push to its recipient: {pushed:?}");
+
+    let before = app.audit_entries().len();
+    let mut alerted = signed_in(&app, &owner.session.access).await;
+    assert_eq!(alerted.frame().await["type"], "alert", "the break-glass alert is replayed on connect");
+    assert!(!reads_after(&app, before, &record, &owner).is_empty(), "alerts replayed on connect");
+}
+
+crate::on_both_backends!(every_route_and_frame_that_returns_phi_leaves_a_read_on_record);
