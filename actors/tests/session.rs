@@ -319,8 +319,12 @@ async fn stored_alerts_come_right_after_the_welcome_and_before_live_ones() {
     *ports.stored_alerts.lock().unwrap() = Ok(vec![stored_alert(1), stored_alert(2)]);
     let h = start_over(None, ports).await;
     let live = stored_alert(3);
-    let live =
-        BrokerMessage::Publish { patient: None, topic: Topic::Alerts(h.who.user_id), event_id: None, text: live.to_text().into() };
+    let live = BrokerMessage::Publish {
+        patient: None,
+        topic: Topic::Alerts(h.who.user_id),
+        event_id: None,
+        text: live.to_text().into(),
+    };
     h.hub.send(Publish(live)).await.unwrap().unwrap();
     settle().await;
     let ids: Vec<String> = h.wire.texts().iter().skip(1).map(|f| f["alert_id"].as_str().unwrap().to_owned()).collect();
@@ -417,7 +421,7 @@ async fn a_subscription_gets_its_snapshot_then_only_newer_changes() {
     let topic = Topic::ClinicianSchedule(h.who.user_id);
     for event_id in [7, 8] {
         let text = format!(r#"{{"v":1,"type":"test","event_id":{event_id}}}"#);
-        let message = BrokerMessage::Publish { topic, event_id: Some(event_id), text: text.into() };
+        let message = BrokerMessage::Publish { topic, event_id: Some(event_id), patient: None, text: text.into() };
         h.hub.send(Publish(message)).await.unwrap().unwrap();
     }
     settle().await;

@@ -142,7 +142,10 @@ async fn take_step(
     tracing::warn!(alert_id = %alert, step = next_step, on_call = on_call.len(), "an urgent alert escalated to the on-call list");
     let recipients = rows::recipients(alerts.storage(), alert).await?;
     let frame = with_step(frame, step_number);
-    alerts.pusher().push(recipients.into_iter().map(Topic::Alerts), (None, Some(patient)), &frame, "alert_escalated").await;
+    alerts
+        .pusher()
+        .push(recipients.into_iter().map(Topic::Alerts), (None, Some(patient)), &frame, "alert_escalated")
+        .await;
     Ok(true)
 }
 

@@ -195,10 +195,10 @@ fn phi_never_prints_in_debug_output() {
     let text: Arc<str> = form.to_text().into();
     assert!(text.contains(&sentinel("answer-text")), "the sentinel is in the text, so the checks below mean something");
     let topic = Topic::Alerts(UserId::from_uuid(Uuid::from_u128(0xcccc)));
-    let published = || BrokerMessage::Publish { topic, event_id: None, text: text.clone() };
+    let published = || BrokerMessage::Publish { topic, event_id: None, patient: None, text: text.clone() };
     assert_hidden("BrokerMessage", &published(), &intake);
     assert_hidden("FromBroker", &FromBroker(published()), &intake);
-    assert_hidden("Push", &Push { topic, event_id: Some(7), text: text.clone() }, &intake);
+    assert_hidden("Push", &Push { topic, event_id: Some(7), patient: None, text: text.clone() }, &intake);
     assert_hidden("Inbound", &Inbound::Text(text.to_string()), &intake);
     assert_hidden("Outbound", &Outbound::Text(text.clone()), &intake);
     assert_hidden("CatchUp", &CatchUp { frames: vec![form.clone(), submitted.clone()], last_event_id: 0 }, &intake);

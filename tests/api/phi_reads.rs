@@ -24,6 +24,17 @@ const NO_PHI: [&str; 8] = [
     "/api/v1/devices/{device_id}/conversations", // its reads: messaging.rs
 ];
 
+/// The next frame of type `kind`, skipping others (alerts replayed on connect, say).
+async fn next_of(socket: &mut crate::wsclient::WsClient, kind: &str) -> Value {
+    for _ in 0..20 {
+        let frame = socket.frame().await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+    panic!("no {kind} frame");
+}
+
 /// The reads of `patient` by `reader` recorded after the first `skip` entries.
 fn reads_after(app: &TestApp, skip: usize, patient: &str, reader: &Person) -> Vec<Value> {
     app.audit_entries()
@@ -50,6 +61,12 @@ async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend:
     let (status, assigned) = clinician.session.call(&app, Method::POST, &forms, Some(json!({ "form": "phq9" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{assigned}");
     let assignment = assigned["assignment_id"].as_str().unwrap().to_owned();
+    let answers: serde_json::Map<String, Value> = (1..=9).map(|n| (format!("item{n}"), json!(1))).collect();
+    let mut laptop = signed_in(&app, &ada.session.access).await;
+    let submit =
+        json!({ "v": 1, "type": "intake.submit", "id": "s1", "assignment_id": assignment, "answers": answers });
+    laptop.send(submit).await;
+    assert_eq!(laptop.frame().await["type"], "ack");
     let reason = json!({ "reason": "Patient called in crisis; the treating clinician is away today" });
     let path = format!("/api/v1/patients/{record}/break-glass");
     let (status, grant) = other.session.call(&app, Method::POST, &path, Some(reason)).await;
@@ -61,7 +78,7 @@ async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend:
         ("/api/v1/patients/{patient_id}", format!("/api/v1/patients/{record}"), &clinician),
         ("/api/v1/patients/{patient_id}/care-team", format!("/api/v1/patients/{record}/care-team"), &desk),
         ("/api/v1/patients/{patient_id}/intake-forms", forms.clone(), &clinician),
-        ("/api/v1/intake-forms/{assignment_id}", format!("/api/v1/intake-forms/{assignment}"), &ada),
+        ("/api/v1/intake-forms/{assignment_id}", format!("/api/v1/intake-forms/{assignment}"), &clinician),
         ("/api/v1/patients/{patient_id}/alerts", format!("/api/v1/patients/{record}/alerts"), &clinician),
         ("/api/v1/alerts", "/api/v1/alerts".into(), &owner),
         ("/api/v1/break-glass", "/api/v1/break-glass".into(), &owner),
@@ -91,27 +108,30 @@ async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend:
         let before = app.audit_entries().len();
         let (status, answer) = reader.session.get(&app, path).await;
         assert_eq!(status, StatusCode::OK, "{route}: {answer}");
-        assert!(!reads_after(&app, before, &record, reader).is_empty(), "{route} left no read of the patient on record");
+        assert!(
+            !reads_after(&app, before, &record, reader).is_empty(),
+            "{route} left no read of the patient on record"
+        );
     }
 
     // Socket frames: a schedule snapshot, a live push to each recipient, the alerts replayed.
     let before = app.audit_entries().len();
     let mut watching = signed_in(&app, &clinician.session.access).await;
     watching.send(json!({ "v": 1, "type": "schedule.subscribe", "id": "s", "scope": "mine" })).await;
-    assert_eq!(watching.frame().await["type"], "schedule.snapshot");
+    next_of(&mut watching, "schedule.snapshot").await;
     assert!(!reads_after(&app, before, &record, &clinician).is_empty(), "a schedule snapshot");
 
     let before = app.audit_entries().len();
     let moved = json!({ "starts_at_ms": 1_900_010_000_000i64, "ends_at_ms": 1_900_013_000_000i64 });
     let path = format!("/api/v1/appointments/{appointment}");
     assert_eq!(desk.session.call(&app, Method::PUT, &path, Some(moved)).await.0, StatusCode::OK);
-    assert_eq!(watching.frame().await["type"], "schedule.changed");
+    next_of(&mut watching, "schedule.changed").await;
     let pushed = reads_after(&app, before, &record, &clinician);
     assert!(pushed.iter().any(|e| e["reason"] == "live_push"), "a live push to its recipient: {pushed:?}");
 
     let before = app.audit_entries().len();
     let mut alerted = signed_in(&app, &owner.session.access).await;
-    assert_eq!(alerted.frame().await["type"], "alert", "the break-glass alert is replayed on connect");
+    next_of(&mut alerted, "alert").await; // the break-glass alert, replayed on connect
     assert!(!reads_after(&app, before, &record, &owner).is_empty(), "alerts replayed on connect");
 }
 
