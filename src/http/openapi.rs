@@ -128,6 +128,7 @@ impl Modify for BodyShapes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let bodies: [(&str, Shapes); 6] = [
             ("MfaBody", oauth::MfaBody::shapes),
+            // The browser's second factor takes the same two codes.
             ("BrowserFactor", oauth::MfaBody::shapes),
             ("TokenForm", oauth::TokenForm::shapes),
             ("InviteBody", users::InviteBody::shapes),
