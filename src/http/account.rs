@@ -74,7 +74,7 @@ pub async fn begin_totp(state: web::Data<AppState>, caller: Caller) -> Result<Ht
 #[serde(deny_unknown_fields)]
 pub struct TotpCode {
     /// Six digits from the authenticator.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = "^[0-9]{6}$")]
     code: Zeroizing<String>,
 }
 
@@ -156,8 +156,8 @@ pub struct AcceptInvitation {
     /// The invitation token, as delivered.
     #[schema(value_type = String)]
     token: Zeroizing<String>,
-    /// The new password: at least 12 characters, not a common one.
-    #[schema(value_type = String, format = Password)]
+    /// The new password: 12 to 256 characters, not a common one, not the email's local part.
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 256)]
     password: Zeroizing<String>,
 }
 

@@ -23,7 +23,7 @@ use crate::web::ApiError;
 pub struct AckBody {
     /// What was done (1 to 2,000 characters): documents the follow-up at the same time (a
     /// clinician who may write notes about the patient).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::fields::FollowUpNote>)]
     follow_up: Option<FollowUpNote>,
 }
 
@@ -32,7 +32,7 @@ pub struct AckBody {
 #[serde(deny_unknown_fields)]
 pub struct FollowUpBody {
     /// What was done (1 to 2,000 characters).
-    #[schema(value_type = String)]
+    #[schema(value_type = super::fields::FollowUpNote)]
     note: FollowUpNote,
 }
 

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::fields::Whole;
 use crate::schedule::{Booking, Change, ScheduleServiceError};
 use crate::state::AppState;
 use crate::web::ApiError;
@@ -25,9 +26,11 @@ pub struct BookBody {
     #[schema(value_type = String, format = Uuid)]
     patient_id: PatientId,
     /// Start (UTC ms).
-    starts_at_ms: i64,
-    /// End (UTC ms); at most 12 hours after the start.
-    ends_at_ms: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    starts_at_ms: Whole<i64>,
+    /// End (UTC ms): after the start, at most 12 hours after it.
+    #[schema(value_type = i64, minimum = 1)]
+    ends_at_ms: Whole<i64>,
 }
 
 /// A new time.
@@ -35,9 +38,11 @@ pub struct BookBody {
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     /// Start (UTC ms).
-    starts_at_ms: i64,
-    /// End (UTC ms).
-    ends_at_ms: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    starts_at_ms: Whole<i64>,
+    /// End (UTC ms): after the start, at most 12 hours after it.
+    #[schema(value_type = i64, minimum = 1)]
+    ends_at_ms: Whole<i64>,
 }
 
 /// An appointment and the schedule event that changed it.
@@ -106,7 +111,8 @@ pub async fn book(
     caller: Caller,
     body: web::Json<BookBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let BookBody { clinician_id, patient_id, starts_at_ms, ends_at_ms } = body.into_inner();
+    let BookBody { clinician_id, patient_id, starts_at_ms: Whole(starts_at_ms), ends_at_ms: Whole(ends_at_ms) } =
+        body.into_inner();
     let booking = Booking { clinician_id, patient_id, starts_at_ms, ends_at_ms };
     let booked = state.services.schedule_service.book(&caller.requester(), booking).await?;
     Ok(HttpResponse::Created().json(AppointmentView::from(booked)))
@@ -123,7 +129,7 @@ pub async fn reschedule(
     path: web::Path<Uuid>,
     body: web::Json<RescheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let RescheduleBody { starts_at_ms, ends_at_ms } = body.into_inner();
+    let RescheduleBody { starts_at_ms: Whole(starts_at_ms), ends_at_ms: Whole(ends_at_ms) } = body.into_inner();
     let who = caller.requester();
     let moved = state.services.schedule_service.reschedule(&who, path.into_inner(), starts_at_ms, ends_at_ms).await?;
     Ok(HttpResponse::Ok().json(AppointmentView::from(moved)))

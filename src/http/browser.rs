@@ -30,7 +30,7 @@ pub struct BrowserCredentials {
     password: Zeroizing<String>,
 }
 
-/// A TOTP code or a recovery code.
+/// A TOTP code or a recovery code: exactly one.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserFactor {
@@ -82,6 +82,17 @@ pub enum BrowserStep {
     MfaRequired,
 }
 
+/// The anti-CSRF header a browser sign-in must carry (any value): a page on another site cannot
+/// send it without the server's consent.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code, reason = "documents a header `from_this_page` checks")]
+struct Csrf {
+    /// Any value; its presence is what counts.
+    #[param(rename = "X-Confidant-Csrf")]
+    x_confidant_csrf: String,
+}
+
 /// Sign-in requests change state too: a page on another site must not sign a browser into an
 /// account of its choosing (login CSRF).
 fn from_this_page(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
@@ -129,6 +140,7 @@ async fn answer(state: &AppState, step: BrowserSignIn) -> Result<HttpResponse, A
 
 /// Password step of a browser sign-in.
 #[utoipa::path(post, path = "/api/v1/browser/sign-in", tag = "browser", request_body = BrowserCredentials,
+    params(Csrf),
     responses((status = 200, body = BrowserStep), (status = 401), (status = 403), (status = 429)))]
 #[post("/api/v1/browser/sign-in")]
 pub async fn sign_in(
@@ -144,6 +156,7 @@ pub async fn sign_in(
 
 /// Second-factor step of a browser sign-in.
 #[utoipa::path(post, path = "/api/v1/browser/sign-in/mfa", tag = "browser", request_body = BrowserFactor,
+    params(Csrf),
     responses((status = 200, body = BrowserStep), (status = 400), (status = 401), (status = 403), (status = 429)))]
 #[post("/api/v1/browser/sign-in/mfa")]
 pub async fn sign_in_mfa(
@@ -165,7 +178,7 @@ pub async fn sign_in_mfa(
 }
 
 /// Who is signed in, and the session's limits; counts as activity.
-#[utoipa::path(get, path = "/api/v1/browser/session", tag = "browser",
+#[utoipa::path(get, path = "/api/v1/browser/session", tag = "browser", security(("bearer" = [])),
     responses((status = 200, body = BrowserSession), (status = 401)))]
 #[get("/api/v1/browser/session")]
 pub async fn current(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {

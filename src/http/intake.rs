@@ -15,12 +15,34 @@ use crate::intake::{Assignment, FormKind, IntakeError, IntakeServiceError, Liste
 use crate::state::AppState;
 use crate::web::ApiError;
 
+/// A form, as the API names it.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormName {
+    /// First-visit intake.
+    GeneralIntake,
+    /// Patient Health Questionnaire-9.
+    Phq9,
+    /// Generalized Anxiety Disorder-7.
+    Gad7,
+}
+
+impl From<FormName> for FormKind {
+    fn from(name: FormName) -> Self {
+        match name {
+            FormName::GeneralIntake => FormKind::GeneralIntake,
+            FormName::Phq9 => FormKind::Phq9,
+            FormName::Gad7 => FormKind::Gad7,
+        }
+    }
+}
+
 /// A form to assign.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     /// `general_intake`, `phq9` or `gad7`.
-    form: String,
+    form: FormName,
     /// Front desk: the clinician on the patient's care team who reads the results (a clinician
     /// assigning leaves it out: it is them).
     #[serde(default)]
@@ -122,7 +144,7 @@ pub async fn assign(
     path: web::Path<PatientId>,
     body: web::Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let form = FormKind::parse(&body.form).ok_or(ApiError::invalid("form", "is not general_intake, phq9 or gad7"))?;
+    let form = FormKind::from(body.form);
     let assignment =
         state.services.intake_service.assign(&caller.requester(), path.into_inner(), form, body.clinician_id).await?;
     Ok(HttpResponse::Created().json(AssignmentView::from(assignment)))

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::shapes::Shape;
 use crate::access::{ConversationKind, Denial};
 use crate::messaging::{Conversation, Device, MessagingServiceError};
 use crate::state::AppState;
@@ -25,6 +26,7 @@ use crate::web::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     /// Base64 of the device's Ed25519 signature public key (32 bytes).
+    #[schema(value_type = super::fields::SignatureKey)]
     signature_key: String,
 }
 
@@ -58,6 +60,7 @@ impl From<&Device> for DeviceView {
 #[serde(deny_unknown_fields)]
 pub struct UploadBody {
     /// Base64 of each TLS-encoded KeyPackage (at most 100; one may be last-resort).
+    #[schema(value_type = Vec<super::fields::Base64>, max_items = 100)]
     key_packages: Vec<String>,
 }
 
@@ -87,6 +90,15 @@ impl From<ConversationKind> for ConversationKindName {
     }
 }
 
+/// What [`kind_of`] takes: a patient (`kind` absent, null or `care`), or `kind` `staff` and no
+/// patient.
+pub(super) fn conversation_shapes() -> Vec<Shape> {
+    vec![
+        Shape::new().uuid("patient_id").optional_value("kind", ["care"]),
+        Shape::new().value("kind", ["staff"]).without("patient_id"),
+    ]
+}
+
 /// The conversation a body names: a patient (`kind` absent or `care`), or `kind` `staff` and no
 /// patient. Anything else is refused before anything is looked up or recorded.
 fn kind_of(patient: Option<PatientId>, kind: Option<ConversationKindName>) -> Result<ConversationKind, ApiError> {
@@ -102,7 +114,8 @@ fn kind_of(patient: Option<PatientId>, kind: Option<ConversationKindName>) -> Re
     }
 }
 
-/// A claim of someone's KeyPackages, for a conversation about a patient or among staff.
+/// A claim of someone's KeyPackages, for a conversation about a patient or among staff
+/// ([`conversation_shapes`]).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
@@ -130,7 +143,7 @@ pub struct ClaimedView {
     key_package: String,
 }
 
-/// A conversation to start.
+/// A conversation to start, about a patient or among staff ([`conversation_shapes`]).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
@@ -146,8 +159,10 @@ pub struct CreateBody {
     #[serde(default)]
     kind: Option<ConversationKindName>,
     /// Base64 of the group's GroupInfo `MlsMessageOut` (the group id is a fresh UUID).
+    #[schema(value_type = super::fields::Base64)]
     group_info: String,
     /// Base64 of its TLS-encoded ratchet tree.
+    #[schema(value_type = super::fields::Base64)]
     ratchet_tree: String,
 }
 

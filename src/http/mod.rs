@@ -8,6 +8,7 @@ mod appointments;
 mod audit;
 mod auth;
 mod browser;
+pub mod fields;
 mod health;
 mod intake;
 pub mod messaging;
@@ -16,11 +17,17 @@ pub mod openapi;
 mod patients;
 mod portal;
 mod reminders;
+mod shapes;
 mod users;
 
 use actix_web::web;
 
-/// Registers every REST route, the health probes and the portal's files.
+/// What is served besides the documented API (the probes and the portal's hashed files), as
+/// route patterns; the portal's entry page is one resource with its own 405.
+const UNDOCUMENTED: [&str; 3] = ["/healthz", "/readyz", "/assets/{name}"];
+
+/// Registers every REST route, the health probes and the portal's files; any other method on
+/// their paths is 405 (`crate::web::methods`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
@@ -77,5 +84,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(messaging::conversations)
         .service(openapi::openapi_json)
         .service(portal::asset)
-        .service(web::resource(["/", "/portal", "/portal/"]).route(web::get().to(portal::index)));
+        .service(web::resource(["/", "/portal", "/portal/"]).route(web::get().to(portal::index)))
+        .service(crate::web::methods::not_allowed(openapi::paths().chain(UNDOCUMENTED.map(String::from))));
 }

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::auth::RequestOrigin;
+use super::shapes::Shape;
 use crate::identity::oauth::AuthorizationRequest;
 use crate::identity::sessions::AccessLifetime;
 use crate::identity::sign_in::{Authorized, SecondFactor};
@@ -21,17 +22,21 @@ use crate::web::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     /// Must be `code`.
+    #[schema(pattern = "^code$")]
     response_type: String,
     /// A registered public client.
     client_id: String,
     /// One of the client's registered redirect URIs, exactly.
     redirect_uri: String,
     /// BASE64URL(SHA-256(code_verifier)), 43 characters.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     code_challenge: String,
     /// Must be `S256`.
+    #[schema(pattern = "^S256$")]
     code_challenge_method: String,
-    /// Returned unchanged.
+    /// Returned unchanged: at most 512 visible ASCII characters.
     #[serde(default)]
+    #[schema(pattern = "^[!-~]*$", max_length = 512)]
     state: Option<String>,
     /// The account's email.
     email: String,
@@ -40,7 +45,8 @@ pub struct AuthorizeBody {
     password: Zeroizing<String>,
 }
 
-/// The second factor of a sign-in.
+/// The second factor of a sign-in: exactly one of `totp_code` and `recovery_code`
+/// ([`MfaBody::shapes`]).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaBody {
@@ -77,10 +83,12 @@ pub enum AuthorizeResponse {
     },
 }
 
-/// RFC 6749 token request (form-encoded).
+/// RFC 6749 token request (form-encoded), with the parameters of its grant type
+/// ([`TokenForm::shapes`]).
 #[derive(Deserialize, ToSchema)]
 pub struct TokenForm {
     /// `authorization_code` or `refresh_token`.
+    #[schema(pattern = "^(authorization_code|refresh_token)$")]
     grant_type: String,
     /// The public client.
     client_id: String,
@@ -94,6 +102,27 @@ pub struct TokenForm {
     /// The refresh token (refresh_token).
     #[schema(value_type = Option<String>)]
     refresh_token: Option<Zeroizing<String>>,
+}
+
+impl MfaBody {
+    /// Exactly one code: the other absent or null.
+    pub(super) fn shapes() -> Vec<Shape> {
+        vec![Shape::new().string("totp_code"), Shape::new().string("recovery_code")]
+    }
+}
+
+impl TokenForm {
+    /// What each grant type needs (RFC 6749 sections 4.1.3 and 6, RFC 7636 section 4.5).
+    pub(super) fn shapes() -> Vec<Shape> {
+        vec![
+            Shape::new()
+                .value("grant_type", ["authorization_code"])
+                .string("code")
+                .string("redirect_uri")
+                .string("code_verifier"),
+            Shape::new().value("grant_type", ["refresh_token"]).string("refresh_token"),
+        ]
+    }
 }
 
 /// RFC 6749 section 5.1 token response.

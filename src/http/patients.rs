@@ -6,7 +6,9 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use confidant_actors::ids::{PatientId, UserId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::auth::Caller;
 use crate::patients::CareAccessError;
@@ -15,11 +17,10 @@ use crate::phi::PhiText;
 use crate::state::AppState;
 use crate::web::ApiError;
 
-/// A stored patient record.
-#[derive(Serialize, ToSchema)]
+/// A stored patient record: the record's fields, and its id and times.
+#[derive(Serialize)]
 pub struct PatientView {
     /// The patient's id.
-    #[schema(value_type = String, format = Uuid)]
     id: PatientId,
     /// The record.
     #[serde(flatten)]
@@ -28,6 +29,40 @@ pub struct PatientView {
     created_at_ms: i64,
     /// Last changed (UTC ms).
     updated_at_ms: i64,
+}
+
+impl PartialSchema for PatientView {
+    /// The record's schema with the three fields the server adds, as one object: the record's
+    /// own schema refuses fields it lacks, so the two side by side (`allOf`) would refuse every
+    /// answer.
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut object)) = PatientRecord::schema() else { return PatientRecord::schema() };
+        let uuid =
+            ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)));
+        let ms = |what: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some(what))
+        };
+        let added = [
+            ("id", uuid.description(Some("The patient's id."))),
+            ("created_at_ms", ms("Created (UTC ms).")),
+            ("updated_at_ms", ms("Last changed (UTC ms).")),
+        ];
+        for (name, schema) in added {
+            object.properties.insert(name.to_owned(), schema.build().into());
+            object.required.push(name.to_owned());
+        }
+        object.description = Some("A stored patient record: the record's fields, and its id and times.".to_owned());
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for PatientView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        PatientRecord::schemas(schemas);
+    }
 }
 
 impl From<Patient> for PatientView {
@@ -185,7 +220,7 @@ pub async fn unassign(
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassBody {
     /// 10 to 1000 characters; stored encrypted, shown to owners.
-    #[schema(value_type = String)]
+    #[schema(value_type = super::fields::BreakGlassReason)]
     reason: PhiText,
 }
 

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::fields::Whole;
 use crate::reminders::{Preferences, PreferencesChange, ReminderService, ReminderServiceError, ReminderView};
 use crate::state::AppState;
 use crate::web::ApiError;
@@ -69,12 +70,19 @@ pub struct PreferencesBody {
     email_enabled: bool,
     /// Minutes before the start (at most 5, each 1 to 43200); absent or null: the practice's.
     #[serde(default)]
-    lead_minutes: Option<Vec<u32>>,
+    #[schema(value_type = Option<Vec<LeadMinutes>>, max_items = 5)]
+    lead_minutes: Option<Vec<Whole<u32>>>,
     /// An ASCII-armored OpenPGP public key with an encryption subkey: reminders then carry the
     /// appointment's details, encrypted to it (PGP/MIME). Absent or null: no key, no details.
     #[serde(default)]
     pgp_public_key: Option<String>,
 }
+
+/// Minutes before an appointment's start.
+#[derive(ToSchema)]
+#[schema(minimum = 1, maximum = 43200)]
+#[allow(dead_code, reason = "describes a field the body reads as a number")]
+pub struct LeadMinutes(u32);
 
 /// A patient's reminder preferences as stored.
 #[derive(Serialize, ToSchema)]
@@ -169,6 +177,7 @@ pub async fn set_preferences(
 ) -> Result<HttpResponse, ApiError> {
     let patient = path.into_inner();
     let PreferencesBody { email_enabled, lead_minutes, pgp_public_key } = body.into_inner();
+    let lead_minutes = lead_minutes.map(|minutes| minutes.into_iter().map(|Whole(m)| m).collect());
     let change = PreferencesChange { email_enabled, lead_minutes, pgp_public_key };
     let stored = state.services.reminder_service.set_preferences(&caller.requester(), patient, change).await?;
     Ok(HttpResponse::Ok().json(view(&state.services.reminder_service, patient, stored)))

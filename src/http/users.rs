@@ -8,17 +8,20 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::shapes::Shape;
 use crate::state::AppState;
 use crate::users::{Invite, Invited, Listed, UserError};
 use crate::web::ApiError;
 
-/// An invitation to send.
+/// An invitation to send: a member of staff (named now or later), or a patient's account for
+/// their record ([`InviteBody::shapes`]).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteBody {
     /// `practice_owner`, `clinician`, `front_desk`, `billing` or `patient`.
     role: String,
     /// Where the person will sign in from.
+    #[schema(value_type = super::fields::AccountEmail)]
     email: String,
     /// For a patient account: the patient record it is for.
     #[serde(default)]
@@ -27,10 +30,29 @@ pub struct InviteBody {
     /// Staff only: how they appear on screen and in reminders, e.g. "Dr. Ana Ruiz" (1-100
     /// characters); until given, they appear by email.
     #[serde(default)]
+    #[schema(value_type = Option<super::fields::StaffName>)]
     display_name: Option<String>,
-    /// Staff only: degrees or licences shown after the name, e.g. "PsyD" (at most 40).
+    /// Staff only, with a `display_name`: degrees or licences shown after the name, e.g. "PsyD"
+    /// (at most 40).
     #[serde(default)]
+    #[schema(value_type = Option<super::fields::Credentials>)]
     credentials: Option<String>,
+}
+
+impl InviteBody {
+    /// Staff named now, staff named later, or a patient's account: what `Users::invite` takes.
+    pub(super) fn shapes() -> Vec<Shape> {
+        let staff_roles = ["practice_owner", "clinician", "front_desk", "billing"];
+        vec![
+            Shape::new().value("role", staff_roles).without("patient_id").string("display_name"),
+            Shape::new()
+                .value("role", staff_roles)
+                .without("patient_id")
+                .without("display_name")
+                .without("credentials"),
+            Shape::new().value("role", ["patient"]).uuid("patient_id").without("display_name").without("credentials"),
+        ]
+    }
 }
 
 /// A created invitation. Deliver the token out of band; it works once.
@@ -48,7 +70,7 @@ pub struct Invitation {
 /// Invites an account.
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users", security(("bearer" = [])),
     request_body = InviteBody,
-    responses((status = 201, body = Invitation), (status = 400), (status = 401), (status = 403), (status = 409)))]
+    responses((status = 201, body = Invitation), (status = 404, description = "No such patient record"), (status = 409)))]
 #[post("/api/v1/users/invitations")]
 pub async fn invite(
     state: web::Data<AppState>,
@@ -143,9 +165,11 @@ pub async fn disable(
 #[serde(deny_unknown_fields)]
 pub struct NameBody {
     /// How they appear, e.g. "Dr. Ana Ruiz" (1-100 characters).
+    #[schema(value_type = super::fields::StaffName)]
     display_name: String,
     /// Degrees or licences shown after the name, e.g. "PsyD" (at most 40; empty for none).
     #[serde(default)]
+    #[schema(value_type = Option<super::fields::Credentials>)]
     credentials: Option<String>,
 }
 

@@ -27,10 +27,11 @@ pub use super::store::accounts::{Account, AccountStatus, Credentials, StaffName}
 pub struct Email(PhiText);
 
 impl Email {
-    /// Accepts an address of at most 254 characters; `None` otherwise.
+    /// Accepts an address of at most 254 characters as sent (so the API document can state the
+    /// limit); `None` otherwise.
     pub fn parse(text: &str) -> Option<Self> {
         let normalized = normalized_email(text);
-        (normalized.len() <= 254 && is_email(&normalized)).then(|| Self(PhiText::new(normalized)))
+        (text.chars().count() <= 254 && is_email(&normalized)).then(|| Self(PhiText::new(normalized)))
     }
 
     /// The address.

@@ -138,9 +138,11 @@ impl CareAccess {
         if !self.patients.exists(patient).await.map_err(CareAccessError::Patients)? {
             return Err(CareAccessError::NotFound);
         }
+        // The path names a clinician: an account that is none (or no longer active) is not
+        // found, as an unknown patient is.
         let account = self.accounts.get(clinician).await.map_err(CareAccessError::Accounts)?;
         if !account.is_some_and(|a| a.role == Role::Clinician && a.status == AccountStatus::Active) {
-            return Err(InvalidField { field: "clinician_id", rule: "is not an active clinician account" }.into());
+            return Err(CareAccessError::NotFound);
         }
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, "care_team_assigned")]).await?;
         let now = self.clock.now_ms();

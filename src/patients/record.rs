@@ -12,26 +12,26 @@ use confidant_actors::ids::PatientId;
 #[serde(deny_unknown_fields)]
 pub struct PatientRecord {
     /// Full legal name (for claims and records).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::fields::PersonName)]
     pub legal_name: PhiText,
     /// The name the patient goes by.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::fields::PersonName>)]
     pub preferred_name: Option<PhiText>,
     /// `YYYY-MM-DD`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::fields::DateOfBirth)]
     pub date_of_birth: PhiText,
     /// Contact email (also looked up through a blind index).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::fields::RecordEmail>)]
     pub email: Option<PhiText>,
     /// Contact phone.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::fields::Phone>)]
     pub phone: Option<PhiText>,
     /// Postal address, free text over several lines.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::fields::Address>)]
     pub address: Option<PhiText>,
     /// Whom to call in an emergency.
     #[serde(default)]
@@ -43,14 +43,14 @@ pub struct PatientRecord {
 #[serde(deny_unknown_fields)]
 pub struct EmergencyContact {
     /// Their name.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::fields::PersonName)]
     pub name: PhiText,
     /// How they relate to the patient.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::http::fields::Relationship>)]
     pub relationship: Option<PhiText>,
     /// Their phone.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::http::fields::Phone)]
     pub phone: PhiText,
 }
 

@@ -1,12 +1,14 @@
 //! What every HTTP request shares, whichever transport serves it (the REST routes of `http/`,
 //! the WebSocket upgrade of `ws/`): the server-generated request id, the error type with the one
-//! middleware that writes every error body, the security headers and the body limits, and
-//! [`app`], which stacks them over the routes it is given. It imports neither transport.
+//! middleware that writes every error body, the security headers, the body limits, the 405 for a
+//! known path asked with another method, and [`app`], which stacks them over the routes it is
+//! given. It imports neither transport.
 
 pub mod browser;
 pub mod error;
 pub mod headers;
 pub mod limits;
+pub mod methods;
 pub mod request_id;
 
 use actix_web::body::MessageBody;

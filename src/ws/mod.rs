@@ -18,7 +18,8 @@ mod transport;
 pub use ports::ServerPorts;
 pub use slots::Unauthenticated;
 
-/// Registers `/ws`, with the node's one count of unauthenticated sockets per address.
+/// Registers `/ws`, with the node's one count of unauthenticated sockets per address (any other
+/// method there is 405).
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, slots: &actix_web::web::Data<Unauthenticated>) {
-    cfg.app_data(slots.clone()).service(handshake::connect);
+    cfg.app_data(slots.clone()).service(handshake::connect).service(crate::web::methods::not_allowed(["/ws"]));
 }

@@ -26,6 +26,34 @@ async fn an_unknown_route_gets_a_json_404() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_path_asked_with_another_method_gets_405_with_allow() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cases = [
+        ("DELETE", "/api/v1/patients", "POST, GET"),
+        ("PATCH", "/api/v1/patients/6a0c1b1e-0a7e-4c1e-9d43-6f3c2b0c5a11", "GET, PUT"),
+        ("POST", "/healthz", "GET"),
+        ("OPTIONS", "/api/v1/me", "GET"),
+        ("PUT", "/ws", "GET"),
+        ("POST", "/", "GET"),
+    ];
+
+    for (method, path, allowed) in cases {
+        let response = app.client.request(method.parse().unwrap(), app.url(path)).send().await.unwrap();
+
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+        let mut allow: Vec<&str> = allow.split(", ").collect();
+        let mut expected: Vec<&str> = allowed.split(", ").collect();
+        allow.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(allow, expected, "{method} {path}");
+        assert_eq!(error_body(response).await["code"], "method_not_allowed");
+    }
+    let unknown = app.client.delete(app.url("/api/v1/no-such-thing")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404, "a path nothing serves stays 404 whatever the method");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused_with_413() {
     let app = spawn_app(Backend::Sqlite).await;
     let too_big = vec![b'x'; 1024 * 1024 + 1];

@@ -10,6 +10,7 @@ mod architecture;
 mod audit;
 mod audit_trust;
 mod config;
+mod contract;
 mod crash;
 mod errors;
 mod escalation;
