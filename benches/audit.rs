@@ -30,8 +30,8 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             machine()
         );
-        // PostgreSQL twice: over loopback TCP, where sqlx 0.9.0 leaves Nagle's algorithm on (see
-        // docs/PERFORMANCE.md), and over its Unix socket, which has no Nagle delay.
+        // PostgreSQL twice: over loopback TCP (sqlx 0.9.1 sets TCP_NODELAY again; 0.9.0 left
+        // Nagle's algorithm on, docs/PERFORMANCE.md) and over its Unix socket.
         let socket = support::postgres_socket_dir().map(|_| "postgres-socket");
         for backend in ["sqlite", "postgres"].into_iter().chain(socket) {
             run(backend).await;
