@@ -402,14 +402,7 @@ async fn start_and_stop_are_audited_and_the_cli_verifies_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_exits_1_when_the_tail_was_cut_off_after_the_last_checkpoint() {
     let data_dir = stopped_node().await;
-    let mut c = audit_db(&data_dir).await;
-    sqlx::raw_sql(
-        "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; \
-         DELETE FROM audit_entries WHERE seq = 2; DELETE FROM audit_checkpoints;",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
+    cut_the_tail_and_every_checkpoint_row(&data_dir).await;
 
     let (code, output) = confidant(&data_dir, &["audit", "verify"]);
 
@@ -645,6 +638,19 @@ pub(crate) async fn stopped_node() -> tempfile::TempDir {
     let (status, options) = app.into_parts_after("TERM");
     assert!(status.success());
     options.data_dir.unwrap()
+}
+
+/// Deletes a stopped node's newest entry (seq 2, its stop) and every checkpoint row, as an
+/// attacker with file access would; the checkpoint files are left as they are.
+pub(crate) async fn cut_the_tail_and_every_checkpoint_row(data_dir: &tempfile::TempDir) {
+    let mut c = audit_db(data_dir).await;
+    sqlx::raw_sql(
+        "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; \
+         DELETE FROM audit_entries WHERE seq = 2; DELETE FROM audit_checkpoints;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
 }
 
 /// A direct connection to a stopped node's SQLite audit store.

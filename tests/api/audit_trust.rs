@@ -7,7 +7,9 @@ use confidant::audit::checkpoint::{Checkpoint, to_hex};
 use confidant::audit::{Evidence, Problem, Witnesses, verify_trail};
 use ed25519_dalek::SigningKey;
 
-use crate::audit::{AuditFixture, audit_db, confidant, fixture, stopped_node, stored_rows};
+use crate::audit::{
+    AuditFixture, audit_db, confidant, cut_the_tail_and_every_checkpoint_row, fixture, stopped_node, stored_rows,
+};
 use crate::helpers::{Backend, Options, python_tools, spawn_app_with};
 
 /// The key the fixture's node signs with.
@@ -182,14 +184,7 @@ async fn verify_reads_no_private_key_and_names_the_key_it_trusts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_main_store_witnesses_the_head_of_a_node_whose_checkpoints_were_all_deleted() {
     let data_dir = stopped_node().await;
-    let mut c = audit_db(&data_dir).await;
-    sqlx::raw_sql(
-        "DROP TRIGGER audit_entries_refuse_delete; DROP TRIGGER audit_checkpoints_refuse_delete; \
-         DELETE FROM audit_entries WHERE seq = 2; DELETE FROM audit_checkpoints;",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
+    cut_the_tail_and_every_checkpoint_row(&data_dir).await;
     std::fs::remove_dir_all(data_dir.path().join("audit-checkpoints")).unwrap();
 
     let (code, output) = confidant(&data_dir, &["audit", "verify"]);
