@@ -80,6 +80,56 @@ impl About {
     }
 }
 
+/// Which patients the audit events of a piece of work named (see [`noting_patients`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Named {
+    /// None: the work touched no patient's PHI.
+    #[default]
+    Nobody,
+    /// One patient, in every event that named one.
+    One(PatientId),
+    /// More than one.
+    Several,
+}
+
+impl Named {
+    fn note(&mut self, patient: Option<PatientId>) {
+        *self = match (*self, patient) {
+            (named, None) => named,
+            (Named::Nobody, Some(p)) => Named::One(p),
+            (Named::One(q), Some(p)) if q == p => Named::One(q),
+            _ => Named::Several,
+        };
+    }
+}
+
+tokio::task_local! {
+    /// The patients named by the events recorded in this task, while [`noting_patients`] runs.
+    static NAMED: std::cell::Cell<Named>;
+}
+
+/// Runs `work` and says which patients the audit events it recorded (through an [`Auditor`],
+/// in this task) named. A kept answer of a write (`crate::idempotency`) names its patient this
+/// way, so each replay of it is recorded as a read of that patient's PHI, without every
+/// service having to hand the patient up.
+pub async fn noting_patients<F: std::future::Future>(work: F) -> (F::Output, Named) {
+    NAMED
+        .scope(std::cell::Cell::new(Named::Nobody), async move {
+            let output = work.await;
+            (output, NAMED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+fn note(event: &AuditEvent) {
+    // Outside `noting_patients` there is nothing to note.
+    let _ = NAMED.try_with(|named| {
+        let mut now = named.get();
+        now.note(event.patient_id);
+        named.set(now);
+    });
+}
+
 /// The audit trail could not make an event durable in time; the access it records must fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the audit trail cannot record the access")]
@@ -153,11 +203,13 @@ impl Auditor {
 
     /// Records `event` and waits until it is durable; [`AuditUnavailable`] otherwise.
     pub async fn record(&self, event: AuditEvent) -> Result<(), AuditUnavailable> {
+        note(&event);
         record(&self.writer, event, ACK_TIMEOUT).await.map_err(|error| unavailable(&error))
     }
 
     /// Records `events` and waits until every one is durable; [`AuditUnavailable`] if any is not.
     pub async fn record_all(&self, events: Vec<AuditEvent>) -> Result<(), AuditUnavailable> {
+        events.iter().for_each(note);
         let results = join_all(events.into_iter().map(|event| record(&self.writer, event, ACK_TIMEOUT))).await;
         match results.into_iter().find_map(Result::err) {
             Some(error) => Err(unavailable(&error)),
@@ -178,4 +230,38 @@ impl Auditor {
 fn unavailable(error: &AuditError) -> AuditUnavailable {
     tracing::error!(%error, "could not write an audit event; refusing the access it records");
     AuditUnavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_names_nobody_one_patient_or_several() {
+        let (ada, bea) = (PatientId::from_uuid(Uuid::new_v4()), PatientId::from_uuid(Uuid::new_v4()));
+        let after = |seen: &[Option<PatientId>]| {
+            let mut named = Named::Nobody;
+            seen.iter().for_each(|p| named.note(*p));
+            named
+        };
+        assert_eq!(after(&[None, None]), Named::Nobody);
+        assert_eq!(after(&[None, Some(ada), None, Some(ada)]), Named::One(ada));
+        assert_eq!(after(&[Some(ada), Some(bea), None]), Named::Several);
+    }
+
+    #[tokio::test]
+    async fn only_the_work_inside_noting_patients_is_noted() {
+        let ada = PatientId::from_uuid(Uuid::new_v4());
+        let event = |patient: Option<PatientId>| {
+            let mut event =
+                AuditEvent::new(NodeId::from_uuid(Uuid::new_v4()), AuditActor::System, Action::Read, Outcome::Success);
+            event.patient_id = patient;
+            event
+        };
+        note(&event(Some(ada)));
+        let ((), named) = noting_patients(async { note(&event(Some(ada))) }).await;
+        assert_eq!(named, Named::One(ada));
+        let ((), named) = noting_patients(async { note(&event(None)) }).await;
+        assert_eq!(named, Named::Nobody, "nothing leaks from one piece of work into the next");
+    }
 }

@@ -13,6 +13,7 @@ pub mod email;
 pub mod fanout;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod intake;
 pub mod key_commands;

@@ -161,6 +161,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         std::time::Duration::from_secs(settings.messaging.retention_secs),
         services.identity.clock.clone(),
     );
+    services.kept_answers.start_purge();
     if let Some(scheduler) = start_reminders(&settings, &services)? {
         let registered =
             lifecycle.send(Register { component: "reminder_scheduler", recipient: scheduler.recipient() }).await;
@@ -193,7 +194,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     // messaging fan-out's p99.
     let server = HttpServer::new(move || {
         let (state, sockets) = (state.clone(), sockets.clone());
-        shared::app(max_body, hsts, move |routes| {
+        shared::app(max_body, hsts, http::idempotency::keep_answers, move |routes| {
             routes.app_data(state);
             http::routes(routes);
             ws::routes(routes, &sockets);

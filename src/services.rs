@@ -64,6 +64,8 @@ pub struct Services {
     pub reminder_preferences: crate::reminders::PreferenceStore,
     /// Reminders sent on request, their status, and preferences, authorized and audited.
     pub reminder_service: crate::reminders::ReminderService,
+    /// Answers of writes kept for their `Idempotency-Key`, replayed to retries.
+    pub kept_answers: crate::idempotency::KeptAnswers,
 }
 
 impl Services {
@@ -151,7 +153,9 @@ impl Services {
             patients.clone(),
             clock.clone(),
         );
+        let kept_answers = crate::idempotency::KeptAnswers::new(keyring, auditor.clone(), clock);
         Self {
+            kept_answers,
             gate,
             identity,
             users,

@@ -1,6 +1,11 @@
 //! The REST API as the portal calls it: same origin, the session cookie sent by the browser
 //! (never seen by this code), the anti-CSRF header on every request, nothing cached, and every
 //! failure turned into a [`Failure`] that a screen shows in plain words with its request id.
+//!
+//! Every write the server keeps answers for (`confidant_protocol::retry`) carries a fresh
+//! `Idempotency-Key`, and is retried with the same key when its answer was lost (the network, a
+//! node stopping, a write still in progress): the retry gets the first answer, so a booking
+//! whose answer never arrived is neither lost nor made twice.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -96,13 +101,50 @@ pub fn on_answers(hooks: Hooks) {
 /// back to the screen.
 pub type Result<T> = std::result::Result<T, Failure>;
 
+/// How long to wait before each retry of a write whose answer was lost.
+const RETRY_DELAYS_MS: [i32; 3] = [300, 1_000, 2_500];
+
+impl Failure {
+    /// Whether the same write, with the same key, may get an answer if sent again.
+    fn worth_retrying(&self) -> bool {
+        matches!(self.status, 0 | 503) || (self.status == 409 && self.code == "idempotency_key_in_progress")
+    }
+}
+
 async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response> {
+    let route = path.split('?').next().unwrap_or(path);
+    let key = (method != "GET" && confidant_protocol::retry::keeps_answer(route)).then(new_key).flatten();
+    let mut delays = RETRY_DELAYS_MS.iter();
+    loop {
+        let answered = send_once(method, path, body.as_deref(), key.as_deref()).await;
+        match (&answered, &key, delays.next()) {
+            (Err(failure), Some(_), Some(delay)) if failure.worth_retrying() => sleep(*delay).await,
+            _ => return answered,
+        }
+    }
+}
+
+/// A fresh key for one intended write (`crypto.randomUUID()`).
+fn new_key() -> Option<String> {
+    Some(web_sys::window()?.crypto().ok()?.random_uuid())
+}
+
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+async fn send_once(method: &str, path: &str, body: Option<&str>, key: Option<&str>) -> Result<Response> {
     let init = RequestInit::new();
     init.set_method(method);
     init.set_credentials(RequestCredentials::SameOrigin);
     init.set_mode(RequestMode::SameOrigin);
     init.set_cache(RequestCache::NoStore);
-    if let Some(body) = &body {
+    if let Some(body) = body {
         init.set_body(&wasm_bindgen::JsValue::from_str(body));
     }
     let request = Request::new_with_str_and_init(path, &init).map_err(|_| Failure::network())?;
@@ -111,6 +153,9 @@ async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response
     let _ = headers.set("Accept", "application/json");
     if body.is_some() {
         let _ = headers.set("Content-Type", "application/json");
+    }
+    if let Some(key) = key {
+        let _ = headers.set(confidant_protocol::retry::IDEMPOTENCY_KEY, key);
     }
     let window = web_sys::window().ok_or_else(Failure::network)?;
     let response = JsFuture::from(window.fetch_with_request(&request)).await.map_err(|_| Failure::network())?;

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod close;
 pub mod frames;
 pub mod intake;
+pub mod retry;
 
 pub use alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
 pub use frames::{

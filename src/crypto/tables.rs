@@ -78,9 +78,19 @@ pub const ALERTS: EncryptedTable = EncryptedTable {
     columns: &["body", "follow_up"],
 };
 
+/// The answers of writes kept for their `Idempotency-Key` (`crate::idempotency`): a day's
+/// copy of what a write answered, which may be a patient record.
+pub const IDEMPOTENT_ANSWERS: EncryptedTable = EncryptedTable {
+    name: "idempotent_answers",
+    id_column: "claim_id",
+    patient_column: "patient_id",
+    resource: ResourceType::IdempotentAnswer,
+    columns: &["body"],
+};
+
 /// Every table with encrypted columns.
 pub const ALL: &[&EncryptedTable] =
-    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES, &ALERTS];
+    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES, &ALERTS, &IDEMPOTENT_ANSWERS];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::access::{Principal, Requester};
 use crate::identity::Origin;
@@ -56,6 +56,10 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already authenticated for this request (the Idempotency-Key middleware does it first).
+        if let Some(caller) = req.extensions().get::<Caller>().copied() {
+            return Box::pin(std::future::ready(Ok(caller)));
+        }
         let origin = RequestOrigin::of(req).0;
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer(req).map(Ok).or_else(|| {

@@ -10,6 +10,7 @@ mod auth;
 mod browser;
 pub mod fields;
 mod health;
+pub mod idempotency;
 mod intake;
 pub mod messaging;
 mod oauth;

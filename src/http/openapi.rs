@@ -7,9 +7,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get};
-use utoipa::openapi::path::{Operation, ParameterIn};
+use confidant_protocol::retry;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{AuthorizationCode, Flow, Http, HttpAuthScheme, OAuth2, Scopes, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::shapes::{Shapes, one_of};
@@ -74,7 +75,7 @@ use super::{account, alerts, appointments, audit, browser, intake, messaging, oa
         openapi_json,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes, &BodyShapes, &SharedErrors, &OperationIds)
+    modifiers(&SecuritySchemes, &BodyShapes, &Documented, &SharedErrors, &OperationIds)
 )]
 pub struct ApiDoc;
 
@@ -89,6 +90,8 @@ pub struct ErrorBody {
     /// A stable snake_case code to branch on: `invalid_body`, `invalid_field`, `unauthenticated`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`,
     /// `unsupported_media_type`, `too_many_attempts`, `service_unavailable`, `internal_error`,
+    /// an `Idempotency-Key` refusal (`invalid_idempotency_key`, `idempotency_key_in_progress`,
+    /// `idempotency_outcome_unknown`, `idempotency_key_reused`),
     /// a password rule (`password_too_short`...) or an OAuth 2.0 error code.
     code: String,
     /// The request's id, as in `X-Request-Id`: quote it when reporting a problem.
@@ -229,6 +232,73 @@ impl Modify for OperationIds {
             }
         }
     }
+}
+
+/// The pattern a documented key matches: 1 to 255 visible ASCII characters but `"`, bare or in
+/// double quotes (the draft's structured-field string).
+pub(super) const KEY_PATTERN: &str = r#"^("[!#-~]{1,255}"|[!#-~]{1,255})$"#;
+
+/// Gives every write but `confidant_protocol::retry::WRITES_NOT_KEPT` its optional `Idempotency-Key` header
+/// and the answers that come with it: 400 for a malformed key, 409 while the first request runs
+/// or when it was cut off, 422 for a key used with another request (`super::idempotency` serves
+/// exactly the operations given the header). Runs before `SharedErrors`, which gives them the
+/// error body.
+pub struct Documented;
+
+impl Documented {
+    fn parameter() -> Parameter {
+        let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(KEY_PATTERN)).max_length(Some(257));
+        ParameterBuilder::new()
+            .name(retry::IDEMPOTENCY_KEY)
+            .parameter_in(ParameterIn::Header)
+            .required(utoipa::openapi::Required::False)
+            .description(Some(
+                "Any unique value (a UUID) per intended write, the same on each retry of it: a retry \
+                 gets the first answer (with `Idempotent-Replayed: true`) instead of writing twice. \
+                 Kept 24 hours per account.",
+            ))
+            .schema(Some(schema))
+            .build()
+    }
+}
+
+impl Modify for Documented {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            if !retry::keeps_answer(path) {
+                continue;
+            }
+            let writes = [&mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in writes.into_iter().flatten() {
+                operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(Self::parameter()));
+                let answers = [
+                    ("400", "The body or a field breaks its rule, or the Idempotency-Key is malformed"),
+                    (
+                        "409",
+                        "A conflict with what is stored, or the first request with this Idempotency-Key is still in progress or was interrupted",
+                    ),
+                    ("422", "This Idempotency-Key was used with another request"),
+                ];
+                for (status, description) in answers {
+                    let responses = &mut operation.responses.responses;
+                    let response = responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| ResponseBuilder::new().description(description).build().into());
+                    if let RefOr::T(response) = response
+                        && response.description.is_empty()
+                    {
+                        description.clone_into(&mut response.description);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether an operation takes the key (the document says so).
+pub(super) fn takes_key(operation: &Operation) -> bool {
+    let is_key = |p: &RefOr<Parameter>| matches!(p, RefOr::T(p) if p.name == retry::IDEMPOTENCY_KEY);
+    operation.parameters.iter().flatten().any(is_key)
 }
 
 /// This document.

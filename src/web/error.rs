@@ -63,6 +63,10 @@ pub enum ApiError {
     /// The request conflicts with what is stored (409).
     #[error("{0}")]
     Conflict(&'static str),
+    /// A write's `Idempotency-Key` cannot be honoured: malformed (400), its first request still
+    /// running or cut off (409), or used with another request (422).
+    #[error(transparent)]
+    Idempotency(#[from] crate::idempotency::Refusal),
     /// Too many failed attempts (429 with `Retry-After`).
     #[error("too many failed attempts; try again later")]
     TooManyAttempts {
@@ -113,6 +117,7 @@ impl ApiError {
             ApiError::CrossSite => "csrf",
             ApiError::NotFound => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Idempotency(refusal) => refusal.code(),
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::OAuth { code, .. } => code,
             ApiError::Password(violation) => violation.code(),
@@ -200,6 +205,23 @@ impl From<crate::reminders::ReminderError> for ApiError {
     }
 }
 
+impl From<crate::idempotency::IdempotencyError> for ApiError {
+    /// Refusals keep their meaning; outages are 503; a kept answer failing its integrity check
+    /// is logged (no values) and is 500.
+    fn from(error: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError;
+        match error {
+            IdempotencyError::Refused(refusal) => ApiError::Idempotency(refusal),
+            IdempotencyError::AuditUnavailable => ApiError::Unavailable,
+            IdempotencyError::Storage(e) => ApiError::from(e),
+            IdempotencyError::Crypto(e) => {
+                tracing::error!(error = %e, "a kept answer could not be opened");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
 impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
         match error {
@@ -235,6 +257,14 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) | ApiError::CrossSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Idempotency(refusal) => {
+                use crate::idempotency::Refusal;
+                match refusal {
+                    Refusal::InvalidKey => StatusCode::BAD_REQUEST,
+                    Refusal::InProgress | Refusal::OutcomeUnknown => StatusCode::CONFLICT,
+                    Refusal::Reused => StatusCode::UNPROCESSABLE_ENTITY,
+                }
+            }
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotReady(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,6 +281,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthenticated | ApiError::SessionExpired => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Idempotency(crate::idempotency::Refusal::InProgress) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }

@@ -11,9 +11,11 @@ pub mod limits;
 pub mod methods;
 pub mod request_id;
 
-use actix_web::body::MessageBody;
+use std::future::Future;
+
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, web};
 
 pub use error::ApiError;
@@ -23,11 +25,14 @@ pub use request_id::{REQUEST_ID_HEADER, RequestId};
 /// Builds the application for one worker over `routes` (which also registers the shared state),
 /// refusing bodies over `max_body` bytes.
 /// Middleware, outermost first: request id and request log; security headers; error bodies;
-/// body limit. So every response, including a 413 refused before routing and actix's own 404,
-/// has an id, the security headers and the JSON error shape.
-pub fn app(
+/// body limit; then `inner`, the transports' own (the REST API's `Idempotency-Key`, which needs
+/// the caller and the services this module does not know). So every response, including a 413
+/// refused before routing and actix's own 404, has an id, the security headers and the JSON
+/// error shape.
+pub fn app<Inner, Answered>(
     max_body: usize,
     hsts_max_age_secs: u64,
+    inner: Inner,
     routes: impl FnOnce(&mut web::ServiceConfig) + 'static,
 ) -> App<
     impl ServiceFactory<
@@ -37,13 +42,18 @@ pub fn app(
         Error = actix_web::Error,
         InitError = (),
     >,
-> {
+>
+where
+    Inner: Fn(ServiceRequest, Next<BoxBody>) -> Answered + 'static,
+    Answered: Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>> + 'static,
+{
     App::new()
         .app_data(limits::BodyLimit(max_body))
         .app_data(limits::json_config(max_body))
         .app_data(limits::payload_config(max_body))
         .app_data(limits::form_config(max_body))
         .configure(routes)
+        .wrap(from_fn(inner))
         .wrap(from_fn(limits::refuse_oversized))
         .wrap(from_fn(error::shape_errors))
         .wrap(headers::security_headers(hsts_max_age_secs))

@@ -17,6 +17,7 @@ mod escalation;
 mod headers;
 mod health;
 mod helpers;
+mod idempotency;
 mod identity;
 mod ingest;
 mod input;

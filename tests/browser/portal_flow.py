@@ -13,8 +13,9 @@ browser contexts) work through one practice day:
   in, starts the PHQ-9 in one context, resumes the draft in another, answers item 9 above zero
   and sees crisis resources at once, submits;
 - the clinician's page shows the urgent alert and the new score without a reload;
-- front desk books a slot (the clinician's week and the patient's home update live, by name)
-  and a conflicting one (the 409 is explained at the field), moves it (a bad length refused at
+- front desk books a slot whose answer is lost on the way back (the portal retries with its
+  Idempotency-Key and gets the first answer: booked once), the clinician's week and the
+  patient's home update live, by name; then a conflicting one (the 409 is explained at the field), moves it (a bad length refused at
   the field), sends a reminder now and sees its state, and cancels it;
 - sign-out leaves no PHI in the page, the browser's storage, history or HTTP cache.
 
@@ -310,9 +311,36 @@ def main():
             desk.select_option("#patient_id", label=PATIENT_NAME)
             desk.fill("#starts_at_ms", f"{tomorrow}T10:00")
             desk.fill("#ends_at_ms", "50")
+            # The booking's answer is lost on the way back (the server booked it): the portal
+            # retries with the same Idempotency-Key and gets the first answer, so the
+            # appointment is booked once and the desk sees "Booked", not a conflict.
+            bookings = []
+
+            def lose_first_answer(route):
+                bookings.append(route.request.headers.get("idempotency-key"))
+                if len(bookings) == 1:
+                    route.fetch()
+                    route.abort("connectionreset")
+                else:
+                    route.continue_()
+
+            replayed = []
+            desk.on(
+                "response",
+                lambda r: r.url.endswith("/api/v1/appointments")
+                and replayed.append(r.headers.get("idempotent-replayed")),
+            )
+            desk.route("**/api/v1/appointments", lose_first_answer)
             desk.click("form button:has-text('Book an appointment')")
             expect(desk.locator(".notice")).to_contain_text("Booked")
+            desk.unroute("**/api/v1/appointments")
+            if len(bookings) != 2 or not bookings[0] or bookings[0] != bookings[1]:
+                problems.append(f"a lost booking answer was not retried with its key: {bookings}")
+            if replayed != ["true"]:
+                problems.append(f"the retried booking was not the first answer replayed: {replayed}")
             clin.wait_for_selector(f"li.row:has-text('{PATIENT_NAME}')")
+            if clin.locator(f"li.row:has-text('{PATIENT_NAME}')").count() != 1:
+                problems.append("the retried booking was booked twice")
             desk.fill("#starts_at_ms", f"{tomorrow}T10:30")
             desk.click("form button:has-text('Book an appointment')")
             expect(desk.locator("#starts_at_ms-error")).to_contain_text("overlaps another appointment")

@@ -247,6 +247,8 @@ codes!(
         /// An alert (an urgent screening answer, a submitted form, a break-glass grant, an
         /// undeliverable reminder) and its acknowledgement, follow-up and escalation.
         Alert = "alert",
+        /// The answer of a write kept for its `Idempotency-Key`, replayed to a retry.
+        IdempotentAnswer = "idempotent_answer",
     }
 );
 
