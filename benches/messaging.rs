@@ -7,8 +7,9 @@
 //! end-to-end latency p50/p99 (send -> each member device reads it). Servers on core 0, this
 //! generator on core 1 (taskset). Not a test.
 //!
-//! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL
-//! through its Unix socket). Knobs: BENCH_SECONDS (2) per step; BENCH_SCENARIO (`1:1`,
+//! `cargo bench --bench messaging` (SQLite; BENCH_POSTGRES=1 puts Confidant on PostgreSQL over
+//! loopback TCP, as production nodes reach it over the network; BENCH_POSTGRES=socket through
+//! its Unix socket). Knobs: BENCH_SECONDS (2) per step; BENCH_SCENARIO (`1:1`,
 //! `group of 10`, `group of 50`) runs one scenario; BENCH_RATES (`4000,8000`) replaces its rates;
 //! BENCH_SERVER runs another build's server binary (for an A/B; default: the one built with this);
 //! BENCH_STALLS=1 prints each step's stalls (when they began, on the wall clock, to set beside
@@ -61,20 +62,24 @@ fn seconds() -> Duration {
 async fn run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let postgres = std::env::var("BENCH_POSTGRES").is_ok_and(|v| v == "1");
-    let (env, databases) = if postgres {
-        let socket = support::postgres_socket_dir().expect("PostgreSQL's Unix socket");
-        let (env, names) = support::server_databases("bench_msg", Some(&socket)).await;
+    let postgres = std::env::var("BENCH_POSTGRES").ok().filter(|v| v == "1" || v == "socket");
+    let socket = postgres
+        .as_deref()
+        .filter(|v| *v == "socket")
+        .map(|_| support::postgres_socket_dir().expect("PostgreSQL's Unix socket"));
+    let (env, databases) = if postgres.is_some() {
+        let (env, names) = support::server_databases("bench_msg", socket.as_deref()).await;
         (env, names.to_vec())
     } else {
         (Vec::new(), Vec::new())
     };
     let node = Node::start(dir.path(), &env);
-    println!(
-        "messaging benchmark: Confidant on {} (server core 0), generator core 1, {:?} per step",
-        if postgres { "PostgreSQL (Unix socket)" } else { "SQLite" },
-        seconds()
-    );
+    let store = match (&postgres, &socket) {
+        (None, _) => "SQLite",
+        (Some(_), Some(_)) => "PostgreSQL (Unix socket)",
+        (Some(_), None) => "PostgreSQL (loopback TCP)",
+    };
+    println!("messaging benchmark: Confidant on {store} (server core 0), generator core 1, {:?} per step", seconds());
     let practice = Practice::set_up(&node).await;
     let bare_dir = tempfile::tempdir().unwrap();
     let dir = bare_dir.path().display().to_string();

@@ -184,8 +184,14 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         services.gate.clone(),
         services.identity.clock.clone(),
     );
-    let state =
-        web::Data::new(AppState { settings: settings.clone(), hub: hub.clone(), readiness, services, audit_status });
+    let state = web::Data::new(AppState {
+        settings: settings.clone(),
+        hub: hub.clone(),
+        readiness,
+        services,
+        audit_status,
+        push_records: Arc::default(),
+    });
     let sockets = web::Data::new(ws::Unauthenticated::default());
     let (max_body, hsts) = (settings.http.max_body_bytes, settings.http.hsts_max_age_secs);
     let shutdown_timeout = settings.http.shutdown_timeout();

@@ -25,4 +25,6 @@ pub struct AppState {
     pub services: Services,
     /// The audit trail's state, for owners.
     pub audit_status: AuditStatus,
+    /// The live-push records being made, shared by an account's sessions on this node.
+    pub push_records: Arc<crate::ws::PushRecords>,
 }

@@ -42,7 +42,11 @@ impl Node {
         ];
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut command = Command::new("taskset");
-        command.args(["-c", "0", &server_binary(), "serve"]).envs(env.iter().cloned());
+        // The tests' own variable names no setting: the server would refuse it as unknown.
+        command
+            .args(["-c", "0", &server_binary(), "serve"])
+            .env_remove("CONFIDANT_TEST_POSTGRES_URL")
+            .envs(env.iter().cloned());
         // Logs go to standard error.
         let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("server");
         let stderr = child.stderr.take().unwrap();

@@ -10,12 +10,14 @@ mod handshake;
 mod intake;
 pub mod messaging;
 mod ports;
+mod push_records;
 mod schedule;
 mod slots;
 pub mod sweep;
 mod transport;
 
 pub use ports::ServerPorts;
+pub use push_records::PushRecords;
 pub use slots::Unauthenticated;
 
 /// Registers `/ws`, with the node's one count of unauthenticated sockets per address (any other

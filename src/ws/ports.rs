@@ -125,31 +125,10 @@ impl SessionPorts for ServerPorts {
 
     fn record_pushes(&self, who: SessionIdentity, pushes: Vec<(Topic, PatientId)>) -> PortFuture<bool> {
         let (state, peer) = (self.state.clone(), self.peer);
-        Box::pin(async move {
-            let requester = requester(who, peer);
-            let gate = &state.services.gate;
-            let events = pushes
-                .into_iter()
-                .map(|(topic, patient)| {
-                    let resource = match topic {
-                        Topic::Alerts(_) => ResourceType::Alert,
-                        Topic::ClinicianSchedule(_) | Topic::PatientSchedule(_) | Topic::PracticeSchedule => {
-                            ResourceType::Appointment
-                        }
-                        Topic::Device(_) => ResourceType::Conversation,
-                    };
-                    let about = About::new(Action::Read, resource, None).for_patient(patient);
-                    gate.event(&requester, about, Outcome::Success, "live_push")
-                })
-                .collect();
-            match gate.record_all(events).await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::warn!(%error, "a live push could not be put on record; the session closes");
-                    false
-                }
-            }
-        })
+        // The account's other sessions receiving the same pushes now share this record.
+        let records = state.push_records.clone();
+        let key = (who.user_id, pushes.clone());
+        Box::pin(async move { records.once(key, || record_pushes(state, who, peer, pushes)).await })
     }
 
     fn standing_topics(&self, who: SessionIdentity) -> Vec<Topic> {
@@ -160,6 +139,38 @@ impl SessionPorts for ServerPorts {
         match who.role {
             Role::Clinician | Role::PracticeOwner | Role::FrontDesk => vec![Topic::Alerts(who.user_id)],
             Role::Billing | Role::Patient => Vec::new(),
+        }
+    }
+}
+
+/// Puts `pushes` on record as reads by `who` (reason `live_push`), all durable or none.
+async fn record_pushes(
+    state: Arc<AppState>,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    pushes: Vec<(Topic, PatientId)>,
+) -> bool {
+    let requester = requester(who, peer);
+    let gate = &state.services.gate;
+    let events = pushes
+        .into_iter()
+        .map(|(topic, patient)| {
+            let resource = match topic {
+                Topic::Alerts(_) => ResourceType::Alert,
+                Topic::ClinicianSchedule(_) | Topic::PatientSchedule(_) | Topic::PracticeSchedule => {
+                    ResourceType::Appointment
+                }
+                Topic::Device(_) => ResourceType::Conversation,
+            };
+            let about = About::new(Action::Read, resource, None).for_patient(patient);
+            gate.event(&requester, about, Outcome::Success, "live_push")
+        })
+        .collect();
+    match gate.record_all(events).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "a live push could not be put on record; the session closes");
+            false
         }
     }
 }
