@@ -145,7 +145,7 @@ mod tests {
         assert!(!records.once(key(ana), || async { false }).await);
 
         // A session that stops while recording (its future dropped) leaves nothing behind.
-        let stopped = records.once(key(ana), || std::future::pending::<bool>());
+        let stopped = records.once(key(ana), std::future::pending::<bool>);
         let _ = tokio::time::timeout(std::time::Duration::from_millis(10), stopped).await;
         assert!(records.lock().is_empty());
         assert!(records.once(key(ana), || async { true }).await);
