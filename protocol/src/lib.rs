@@ -8,7 +8,7 @@ pub mod close;
 pub mod frames;
 pub mod intake;
 
-pub use alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
+pub use alerts::{AlertKind, AlertState, AlertView, AttackPattern, FollowUpNote, SignInAttack};
 pub use frames::{
     Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
 };

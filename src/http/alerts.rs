@@ -64,6 +64,7 @@ impl From<AlertError> for ApiError {
                 ApiError::InvalidField(InvalidField { field: "note", rule: "must have 1 to 2000 characters" })
             }
             AlertError::AlreadyFollowedUp => ApiError::Conflict("the follow-up was already documented"),
+            AlertError::NoFollowUp => ApiError::Conflict("this alert is about no patient and takes no follow-up note"),
             AlertError::AuditUnavailable => ApiError::Unavailable,
             AlertError::Storage(e) => e.into(),
             AlertError::Accounts(e) => e.into(),

@@ -333,6 +333,9 @@ fn check_alerts(a: &crate::settings::AlertSettings) -> Result<(), String> {
     if !(-1080..=1080).contains(&a.utc_offset_minutes) {
         return Err("`alerts.utc_offset_minutes` must be between -1080 and 1080".into());
     }
+    if !(60..=604_800).contains(&a.sign_in_attack_window_secs) {
+        return Err("`alerts.sign_in_attack_window_secs` must be between 60 (a minute) and 604800 (a week)".into());
+    }
     Ok(())
 }
 

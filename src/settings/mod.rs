@@ -101,6 +101,9 @@ pub struct AlertSettings {
     /// Clinicians' own working hours, by sign-in email.
     #[serde(default)]
     pub clinician_hours: Vec<ClinicianHours>,
+    /// Owners get one sign-in attack alert per pattern and source in each window this long
+    /// (aligned on the epoch), however often the pattern recurs in it.
+    pub sign_in_attack_window_secs: u64,
 }
 
 impl AlertSettings {
@@ -112,6 +115,11 @@ impl AlertSettings {
     /// [`Self::repeat_after_secs`] as milliseconds.
     pub fn repeat_after_ms(&self) -> i64 {
         i64::try_from(self.repeat_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::sign_in_attack_window_secs`] as milliseconds (at least one: checked at load).
+    pub fn sign_in_attack_window_ms(&self) -> i64 {
+        i64::try_from(self.sign_in_attack_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1)
     }
 }
 

@@ -29,6 +29,7 @@ mod phi_reads;
 mod portal;
 mod realtime;
 mod reminders;
+mod security_alerts;
 mod sessions;
 mod shutdown;
 mod signin;
