@@ -12,6 +12,7 @@ mod audit_trust;
 mod config;
 mod contract;
 mod crash;
+mod email_witness;
 mod errors;
 mod escalation;
 mod headers;

@@ -15,6 +15,7 @@ on_both_backends!(
     staff_conversations_keep_existing_conversations_and_their_references,
     reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_the_other,
     alerts_survive_the_security_alerts_migration_and_one_may_name_no_patient,
+    an_audit_head_email_names_its_report_and_an_owner_and_nothing_else,
 );
 
 /// A store on `backend`, with the temp dir or database that holds it.
@@ -424,6 +425,79 @@ async fn alerts_survive_the_security_alerts_migration_and_one_may_name_no_patien
     )
     .await;
     assert!(orphan.is_err(), "recipients still refer to alerts");
+    storage.close().await;
+}
+
+async fn an_audit_head_email_names_its_report_and_an_owner_and_nothing_else(backend: Backend) {
+    let (storage, _dir, _db) = open(backend).await;
+    storage.migrate().await.unwrap();
+    let pool = storage.pool_for_tests();
+    let id = || uuid::Uuid::new_v4().to_string();
+    let (owner, node) = (id(), id());
+    run_sql(
+        pool,
+        "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
+         VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
+        &[&id()],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    run_sql(
+        pool,
+        "INSERT INTO users (user_id, role, status, key_id, created_at_ms, updated_at_ms, email, email_index) \
+         VALUES ($1, 'practice_owner', 'invited', 1, 0, 0, $2, $2)",
+        &[&owner],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    let patient = id();
+    run_sql(
+        pool,
+        "INSERT INTO patients (patient_id, key_id, created_at_ms, updated_at_ms, legal_name, date_of_birth) \
+         VALUES ($1, 1, 0, 0, $2, $2)",
+        &[&patient],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    for period in ["20000", "20002"] {
+        run_sql(
+            pool,
+            &format!(
+                "INSERT INTO audit_head_reports (node_id, period, heads, created_at_ms) VALUES ($1, {period}, 'line', 0)"
+            ),
+            &[&node],
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let email = |period: i64, recipient: Option<String>, about: bool| {
+        let new = id();
+        let (node, patient) = (node.clone(), about.then(|| patient.clone()));
+        async move {
+            sqlx::query(
+                "INSERT INTO reminders (reminder_id, audit_node_id, audit_period, recipient_user_id, patient_id, kind, \
+                 origin, state, due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 'audit_head', 'audit', 'queued', 0, 0, 0, $1, 0, 0)",
+            )
+            .bind(new)
+            .bind(node)
+            .bind(period)
+            .bind(recipient)
+            .bind(patient)
+            .execute(pool)
+            .await
+        }
+    };
+    assert!(email(20000, Some(owner.clone()), false).await.is_ok());
+    assert!(email(20000, Some(owner.clone()), false).await.is_err(), "one email per report and owner");
+    assert!(email(20001, Some(owner.clone()), false).await.is_err(), "no report for that period");
+    assert!(email(20000, None, false).await.is_err(), "it goes to someone");
+    assert!(email(20002, Some(owner.clone()), true).await.is_err(), "it names no patient");
+    assert!(email(20002, Some(owner.clone()), false).await.is_ok());
     storage.close().await;
 }
 
