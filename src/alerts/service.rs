@@ -384,9 +384,12 @@ impl AlertService {
         let recipients = rows::recipients(&self.storage, alert).await?;
         // A sign-in attack is the practice's, not one recipient's: whoever the matrix lets
         // act on security alerts acknowledges it (an owner invited since it was raised, too).
-        let (resource, target) = match self.open(&row).await?.body.kind {
-            AlertKind::SignInAttack => (Resource::SecurityAlert, Target::Any),
-            _ => (Resource::Alert, Target::Account(self.owner_for(who, &recipients))),
+        // Only an alert about no patient can be one, so no PHI is opened to find out.
+        let security = row.patient_id.is_none() && self.open(&row).await?.body.kind == AlertKind::SignInAttack;
+        let (resource, target) = if security {
+            (Resource::SecurityAlert, Target::Any)
+        } else {
+            (Resource::Alert, Target::Account(self.owner_for(who, &recipients)))
         };
         self.gate.authorize(who, resource, Operation::Update, target, about).await?;
         if row.acknowledged_at_ms.is_some() {

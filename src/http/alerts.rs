@@ -83,9 +83,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 }
 
 /// Acknowledges an alert sent to the caller: it stops escalating and clears for every recipient.
+/// With a follow-up, 409 when one was documented already or the alert is about no patient.
 #[utoipa::path(post, path = "/api/v1/alerts/{alert_id}/ack", tag = "alerts", security(("bearer" = [])),
     params(("alert_id" = String, Path, format = Uuid)), request_body = AckBody,
-    responses((status = 200, body = StateView), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = StateView), (status = 400), (status = 401), (status = 403), (status = 404),
+        (status = 409)))]
 #[post("/api/v1/alerts/{alert_id}/ack")]
 pub async fn acknowledge(
     state: web::Data<AppState>,

@@ -163,14 +163,16 @@ impl Identity {
             })
             .await?;
             let Some(alarm) = &self.alarm else { continue };
-            let (source_ip, account) = match trip.pattern {
+            // Stuffing is told by its address (over many accounts); guessing by its account
+            // (from many addresses).
+            let (source_ip, named) = match trip.pattern {
                 Pattern::CredentialStuffing => (origin.source_ip, None),
                 Pattern::AccountGuessing => (None, account),
             };
             let attack = SignInAttack {
                 pattern: trip.pattern,
                 source_ip,
-                account,
+                account: named,
                 failures: trip.failures,
                 threshold: trip.threshold,
                 source_key: trip.key,

@@ -308,6 +308,9 @@ async fn reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_
 /// rebuilds `alerts` on SQLite with foreign keys off, outside sqlx's transaction).
 const BEFORE_SECURITY_ALERTS: i64 = 20261207000002;
 
+/// A statement, its text values in order, and the bytes of its `BLOB`/`BYTEA` slot if it has one.
+type Statement<'a> = (&'static str, Vec<&'a str>, Option<&'a [u8]>);
+
 /// Runs `sql` with `values` bound in order, then `blob` when given (a `BLOB`/`BYTEA` slot).
 async fn run_sql(pool: &sqlx::AnyPool, sql: &str, values: &[&str], blob: Option<&[u8]>) -> Result<(), sqlx::Error> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
@@ -333,7 +336,7 @@ async fn alerts_survive_the_security_alerts_migration_and_one_may_name_no_patien
     let (patient, user, alert, notice) = (id(), id(), id(), id());
     let blob = Some(&[1u8; 16][..]);
     // An urgent alert about a patient, its recipient, and a staff notice of its escalation.
-    let setup: [(&str, Vec<&str>, Option<&[u8]>); 6] = [
+    let setup: [Statement<'_>; 6] = [
         (
             "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
              VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
