@@ -16,6 +16,7 @@ use crate::audit::checkpoint::{
 use crate::audit::export::{ExportError, ExportFormat, export, parse_time};
 use crate::audit::purge::{Purged, purge_before, retention_cutoff_ms};
 use crate::audit::role::{RoleError, RoleName, setup_role};
+use crate::audit::signed_head::SignedHead;
 use crate::audit::trust::parse_public_key;
 use crate::audit::{AuditStore, Evidence, TrailReport, Witnesses, verify_trail};
 use crate::auditor::{Auditor, reason};
@@ -50,13 +51,19 @@ pub async fn refused_start(hint: &AuditStoreHint) -> Result<(), ServerError> {
 
 /// `confidant audit verify`: one whole verification (`audit/trail.rs`), trusting `trusted_keys`
 /// when given (else `audit.trusted_keys`, else the keys registered in the audit store), against
-/// the checkpoint files, the main store's witness table and every witness directory. Reads no
-/// private key.
+/// the checkpoint files, the main store's witness table, every witness directory and the signed
+/// `heads` given (lines from the owners' emails). Reads no private key.
 pub async fn verify(
     settings: &Settings,
     trusted_keys: &[String],
     witness_dirs: Vec<PathBuf>,
+    heads: &[String],
 ) -> Result<TrailReport, ServerError> {
+    let heads = heads
+        .iter()
+        .map(|line| SignedHead::parse(line))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ServerError::Usage("--head must be a signed head line as the owners' email gives it (confidant-audit-head/1 node=... seq=... at_ms=... hash=... key=... signature=...)"))?;
     let pinned = if trusted_keys.is_empty() {
         settings.pinned_audit_keys()
     } else {
@@ -73,6 +80,7 @@ pub async fn verify(
     let evidence = Evidence {
         checkpoint_dir: settings.audit_checkpoint_dir(),
         witnesses: &witnesses,
+        heads,
         pinned,
         local_chains: node::local_chains(&settings.data_dir),
     };

@@ -132,7 +132,8 @@ pub enum AuditCommand {
     /// with --trusted-key (or `audit.trusted_keys`), or, when none is pinned, the keys the nodes
     /// registered in the audit store; the output names each key trusted and where it came from.
     /// Checkpoints come from the checkpoint files, the checkpoint table and every witness (the
-    /// main store, `audit.witness_dirs`, --witness).
+    /// main store, `audit.witness_dirs`, --witness, and the signed heads of the owners' emails
+    /// given with --head).
     ///
     /// Exits 0 when every chain is intact. Exits 1 naming the node and the first bad sequence
     /// number when an entry was changed, deleted, inserted or reordered, when the chain no
@@ -146,6 +147,11 @@ pub enum AuditCommand {
         /// A witness directory to check the chains against, besides `audit.witness_dirs`.
         #[arg(long = "witness", value_name = "DIR")]
         witnesses: Vec<std::path::PathBuf>,
+        /// A signed head line from the owners' periodic email (`confidant-audit-head/1 node=...
+        /// seq=... at_ms=... hash=... key=... signature=...`), quoted; repeatable. Its chain must
+        /// hold exactly that head, signed by a trusted key with that fingerprint.
+        #[arg(long = "head", value_name = "LINE")]
+        heads: Vec<String>,
     },
     /// Write the audit entries recorded in [--since, --until) to standard output.
     ///

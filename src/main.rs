@@ -45,8 +45,8 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error, error.exit_code()),
         },
-        Command::Audit { command: AuditCommand::Verify { trusted_keys, witnesses } } => {
-            match system.block_on(audit_commands::verify(&settings, &trusted_keys, witnesses)) {
+        Command::Audit { command: AuditCommand::Verify { trusted_keys, witnesses, heads } } => {
+            match system.block_on(audit_commands::verify(&settings, &trusted_keys, witnesses, &heads)) {
                 Ok(report) => report_verification(&report),
                 Err(error) => fail(&error, error.exit_code()),
             }

@@ -170,6 +170,10 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     let escalator = start_escalation(&services);
     let registered = lifecycle.send(Register { component: "alert_escalator", recipient: escalator.recipient() }).await;
     debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+    if let Some(witness) = start_email_witness(&settings, &services, &audit_storage, signing_key.verifying_key()) {
+        let registered = lifecycle.send(Register { component: "email_witness", recipient: witness.recipient() }).await;
+        debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+    }
     let readiness = Readiness::new(
         storage.clone(),
         audit_storage.clone(),
@@ -310,6 +314,32 @@ pub fn start_reminders(
     };
     tracing::info!(implicit_tls = url.implicit_tls, port = url.port(), "reminders are sent over TLS");
     Ok(Some(ReminderScheduler::new(deps).start()))
+}
+
+/// Starts this node's email witness when `smtp_url` is set: each period, every owner is emailed
+/// the newest signed heads of this node's chains (without SMTP nothing would send them, and a
+/// backlog of old periods would go out once it is configured).
+pub fn start_email_witness(
+    settings: &Settings,
+    services: &Services,
+    audit_storage: &crate::storage::Storage,
+    public_key: ed25519_dalek::VerifyingKey,
+) -> Option<actix::Addr<crate::audit::email_witness::EmailWitness>> {
+    use crate::audit::email_witness::{EmailWitness, EmailWitnessDeps};
+    settings.smtp_url.as_ref()?;
+    let deps = EmailWitnessDeps {
+        node_id: services.auditor.node_id(),
+        data_dir: settings.data_dir.clone(),
+        public_key,
+        audit_storage: audit_storage.clone(),
+        outbox: services.outbox.clone(),
+        accounts: services.identity.accounts.clone(),
+        auditor: services.auditor.clone(),
+        clock: services.identity.clock.clone(),
+        every_ms: settings.audit_head_email_every_ms(),
+        check_every: Duration::from_secs(settings.audit.checkpoint_every_secs.max(1)),
+    };
+    Some(EmailWitness::new(deps).start())
 }
 
 /// Starts this node's alert escalation worker (every node runs one; a step is taken once).

@@ -86,6 +86,16 @@ impl Services {
         let access = Access::new(care_team.clone(), break_glass.clone(), clock.clone(), settings.identity.patient_mfa);
         let devices = crate::messaging::Devices::new(storage.clone());
         let gate = Gate::new(access.clone(), auditor.clone());
+        let alerts = crate::alerts::AlertService::new(
+            keyring.clone(),
+            gate.clone(),
+            pusher.clone(),
+            identity.accounts.clone(),
+            clock.clone(),
+            &settings.alerts,
+        );
+        // Sign-in attack patterns alert the owners; identity knows only the port.
+        let identity = identity.with_alarm(Arc::new(alerts.clone()));
         let patients = Patients::new(storage.clone(), keyring.clone());
         let conversations =
             crate::messaging::Conversations::new(storage.clone(), devices.clone(), auditor.writer().clone());
@@ -105,14 +115,6 @@ impl Services {
             gate.clone(),
             pusher.clone(),
             clock.clone(),
-        );
-        let alerts = crate::alerts::AlertService::new(
-            keyring.clone(),
-            gate.clone(),
-            pusher.clone(),
-            identity.accounts.clone(),
-            clock.clone(),
-            &settings.alerts,
         );
         let intake = crate::intake::Intake::new(keyring.clone());
         let intake_service = crate::intake::IntakeService::new(

@@ -304,10 +304,11 @@ fn stored_alert(n: u128) -> ServerFrame {
         alert_id: uuid::Uuid::from_u128(n),
         kind: confidant_protocol::AlertKind::Phq9Item9,
         urgent: true,
-        patient_id: uuid::Uuid::from_u128(99),
+        patient_id: Some(uuid::Uuid::from_u128(99)),
         assignment_id: None,
         clinician_id: None,
         reminder_id: None,
+        sign_in_attack: None,
         escalation_step: 0,
         at_ms: 0,
     }

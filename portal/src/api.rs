@@ -399,7 +399,7 @@ pub struct Score {
     pub urgent: bool,
 }
 
-pub use confidant_protocol::alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
+pub use confidant_protocol::alerts::{AlertKind, AlertState, AlertView, AttackPattern, FollowUpNote, SignInAttack};
 
 /// A reminder's state (`GET /api/v1/appointments/{id}/reminders`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

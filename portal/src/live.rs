@@ -26,19 +26,20 @@ pub struct LiveAlert {
     pub alert_id: Uuid,
     pub kind: AlertKind,
     pub urgent: bool,
-    pub patient_id: Uuid,
+    /// None for an alert about no patient (a sign-in attack, to owners).
+    pub patient_id: Option<Uuid>,
     pub assignment_id: Option<Uuid>,
     pub at_ms: i64,
     pub state: AlertState,
 }
 
-/// A short notice in the corner (a form submitted, an urgent alert).
+/// A short notice in the corner (a form submitted, an urgent alert, a sign-in attack).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Toast {
     pub id: u64,
     pub urgent: bool,
     pub title: &'static str,
-    pub patient_id: Uuid,
+    pub patient_id: Option<Uuid>,
 }
 
 /// What the socket keeps current.
@@ -224,14 +225,16 @@ fn receive(frame: ServerFrame) {
         }
         ServerFrame::IntakeSubmitted { patient_id, .. } => {
             l.intake_version.update(|v| *v += 1);
-            toast(false, crate::text::TOAST_INTAKE, patient_id);
+            toast(false, crate::text::TOAST_INTAKE, Some(patient_id));
         }
         ServerFrame::Alert { alert_id, kind, urgent, patient_id, assignment_id, at_ms, .. } => {
             let alert = LiveAlert { alert_id, kind, urgent, patient_id, assignment_id, at_ms, state: AlertState::Open };
             let new = l.alerts.with_untracked(|a| a.iter().all(|x| x.alert_id != alert_id));
             if new {
                 l.alerts.update(|a| a.push(alert));
-                if urgent {
+                if kind == AlertKind::SignInAttack {
+                    toast(true, crate::text::TOAST_SIGN_IN_ATTACK, None);
+                } else if urgent {
                     toast(true, crate::text::TOAST_ALERT, patient_id);
                 }
             }
@@ -247,7 +250,7 @@ fn receive(frame: ServerFrame) {
     }
 }
 
-fn toast(urgent: bool, title: &'static str, patient_id: Uuid) {
+fn toast(urgent: bool, title: &'static str, patient_id: Option<Uuid>) {
     let id = NEXT_ID.with(|n| {
         let mut n = n.borrow_mut();
         *n += 1;

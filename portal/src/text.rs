@@ -121,6 +121,7 @@ pub const URGENT: &str = "Urgent";
 pub const ALERTS: &str = "Alerts";
 pub const NO_ALERTS: &str = "No open alerts.";
 pub const ACKNOWLEDGE: &str = "Acknowledge";
+pub const ACKNOWLEDGED: &str = "Acknowledged";
 pub const FOLLOW_UP: &str = "Follow-up note";
 pub const FOLLOW_UP_HINT: &str = "What you did (required to clear an urgent alert).";
 pub const DOCUMENT_FOLLOW_UP: &str = "Save follow-up";
@@ -128,6 +129,21 @@ pub const ASSIGN_FORM: &str = "Assign a form";
 pub const ASSIGN: &str = "Assign";
 pub const TOAST_INTAKE: &str = "A form was submitted";
 pub const TOAST_ALERT: &str = "Urgent: a patient needs attention";
+pub const TOAST_SIGN_IN_ATTACK: &str = "Sign-in attack noticed: see Alerts";
+
+// Sign-in attack alerts (owners)
+pub const ATTACK_STUFFING: &str =
+    "Credential stuffing: one address failed to sign in to several accounts, more often than a person does.";
+pub const ATTACK_STUFFING_DONE: &str =
+    "That address is locked out for a while; people signing in from elsewhere are not affected.";
+pub const ATTACK_GUESSING: &str = "Password guessing: one account failed to sign in from many addresses.";
+pub const ATTACK_GUESSING_DONE: &str = "Sign-ins to that account from addresses it has not used lately are locked out for a while; its owner can still sign in from their usual place.";
+pub const ATTACK_FROM: &str = "From address";
+pub const ATTACK_ACCOUNT: &str = "Account";
+pub const ATTACK_NO_ACCOUNT: &str = "an email that is no account here";
+pub const ATTACK_PATIENT_ACCOUNT: &str = "a patient's account";
+pub const ATTACK_FAILURES: &str = "Failed sign-ins";
+pub const ATTACK_WINDOW: &str = "No further alert for this source until";
 pub const DISMISS: &str = "Dismiss";
 
 // Front desk
@@ -320,6 +336,11 @@ pub fn reminder_reason(code: &str) -> &'static str {
     }
 }
 
+/// After a sign-in attack's failure count: how many were allowed.
+pub fn attack_allowed(threshold: u32) -> String {
+    format!("(more than the {threshold} allowed)")
+}
+
 /// How an alert kind reads.
 pub fn alert_kind(kind: &str) -> &'static str {
     match kind {
@@ -329,6 +350,7 @@ pub fn alert_kind(kind: &str) -> &'static str {
         "intake_submitted" => "Form submitted",
         "break_glass" => "Break-glass access granted",
         "reminder_failed" => "A reminder could not be delivered",
+        "sign_in_attack" => "Sign-in attack",
         _ => "Alert",
     }
 }

@@ -1,7 +1,11 @@
 //! Alerts as the wire carries them: what an alert is about ([`AlertKind`]), where it stands
-//! ([`AlertState`]), the list entry of `GET /api/v1/alerts` ([`AlertView`]) and the follow-up
-//! note a clinician documents ([`FollowUpNote`]). An alert beside a patient id is PHI (a patient
-//! reported thoughts of self-harm), so none of these shows its content in `Debug`.
+//! ([`AlertState`]), the list entry of `GET /api/v1/alerts` ([`AlertView`]), the follow-up
+//! note a clinician documents ([`FollowUpNote`]) and what a sign-in attack alert reports
+//! ([`SignInAttack`]). An alert beside a patient id is PHI (a patient reported thoughts of
+//! self-harm), so none of these shows its content in `Debug`. A sign-in attack alert names no
+//! patient: it is about the practice's accounts, for its owners.
+
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -22,17 +26,21 @@ pub enum AlertKind {
     BreakGlass,
     /// An appointment reminder could not be delivered (to front desk and owners).
     ReminderFailed,
+    /// Sign-in failures formed an attack pattern (credential stuffing from one address, or
+    /// guessing one account's password from many): to owners. About no patient.
+    SignInAttack,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::Phq9Item9,
         AlertKind::Phq9Severe,
         AlertKind::Gad7Severe,
         AlertKind::IntakeSubmitted,
         AlertKind::BreakGlass,
         AlertKind::ReminderFailed,
+        AlertKind::SignInAttack,
     ];
 
     /// Urgent alerts escalate when nobody acknowledges them in time, and flag the patient's
@@ -50,7 +58,14 @@ impl AlertKind {
             AlertKind::IntakeSubmitted => "intake_submitted",
             AlertKind::BreakGlass => "break_glass",
             AlertKind::ReminderFailed => "reminder_failed",
+            AlertKind::SignInAttack => "sign_in_attack",
         }
+    }
+
+    /// Whether alerts of this kind are about a patient (and so carry a `patient_id` and are
+    /// audited as an access to that patient's PHI). A sign-in attack is about accounts.
+    pub const fn is_about_a_patient(self) -> bool {
+        !matches!(self, AlertKind::SignInAttack)
     }
 }
 
@@ -107,6 +122,53 @@ impl std::fmt::Debug for FollowUpNote {
     }
 }
 
+/// The pattern a sign-in attack alert reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttackPattern {
+    /// One address failed to sign in more often (over any accounts) than one person does:
+    /// credentials tried in bulk. The address is locked out for a while.
+    CredentialStuffing,
+    /// One account failed to sign in more often than its cap, from many addresses: someone
+    /// guessing its password. Addresses it has not signed in from lately are locked out.
+    AccountGuessing,
+}
+
+/// What a `sign_in_attack` alert reports: the pattern, where it came from, how many failures
+/// set it off and the window it covers. Never a password or an email address: an account is
+/// named by its id, and only when the email tried is an account's.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInAttack {
+    /// Which pattern.
+    pub pattern: AttackPattern,
+    /// For credential stuffing: the address the failures came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<IpAddr>,
+    /// For account guessing: the account whose password was guessed (absent when the email
+    /// tried is no account's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<Uuid>,
+    /// Failed sign-ins counted when the pattern was noticed.
+    pub failures: u32,
+    /// The failures allowed before it counts as a pattern (the lock's threshold).
+    pub threshold: u32,
+    /// The window this alert covers (UTC ms, start included): the same pattern from the same
+    /// source raises no other alert before `window_ends_at_ms`.
+    pub window_starts_at_ms: i64,
+    /// The end of that window (excluded).
+    pub window_ends_at_ms: i64,
+}
+
+impl std::fmt::Debug for SignInAttack {
+    /// The pattern and counts only: an address is an identifier.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInAttack")
+            .field("pattern", &self.pattern)
+            .field("failures", &self.failures)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An alert as `GET /api/v1/alerts` and a patient's alert list show it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertView {
@@ -116,8 +178,9 @@ pub struct AlertView {
     pub kind: AlertKind,
     /// Whether it escalates and flags the patient until followed up.
     pub urgent: bool,
-    /// The patient concerned.
-    pub patient_id: Uuid,
+    /// The patient concerned (absent for a `sign_in_attack`, which is about no patient).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<Uuid>,
     /// The form, for the intake kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_id: Option<Uuid>,
@@ -127,6 +190,9 @@ pub struct AlertView {
     /// The reminder, for `reminder_failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reminder_id: Option<Uuid>,
+    /// What happened, for `sign_in_attack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_attack: Option<SignInAttack>,
     /// When it was raised (UTC ms).
     pub raised_at_ms: i64,
     /// Where it stands.

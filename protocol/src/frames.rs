@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::VERSION;
-use crate::alerts::{AlertKind, AlertState, FollowUpNote};
+use crate::alerts::{AlertKind, AlertState, FollowUpNote, SignInAttack};
 use crate::intake::{FormDefinition, IntakeAnswers, ScreeningScore, Severity};
 
 /// An access token as the `auth` frame carries it: the JSON string itself on the wire, and
@@ -380,8 +380,9 @@ pub enum ServerFrame {
         kind: AlertKind,
         /// Whether it escalates if nobody acknowledges it, and flags the patient until followed up.
         urgent: bool,
-        /// The patient concerned.
-        patient_id: Uuid,
+        /// The patient concerned (absent for a `sign_in_attack`, which is about no patient).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        patient_id: Option<Uuid>,
         /// The form, for the intake kinds.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         assignment_id: Option<Uuid>,
@@ -391,6 +392,9 @@ pub enum ServerFrame {
         /// The reminder, for `reminder_failed`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reminder_id: Option<Uuid>,
+        /// What happened, for `sign_in_attack`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sign_in_attack: Option<SignInAttack>,
         /// Escalation steps taken: 0 as raised, 1 and up when it reached the on-call list.
         #[serde(default)]
         escalation_step: u32,

@@ -9,7 +9,7 @@ pub mod frames;
 pub mod intake;
 pub mod retry;
 
-pub use alerts::{AlertKind, AlertState, AlertView, FollowUpNote};
+pub use alerts::{AlertKind, AlertState, AlertView, AttackPattern, FollowUpNote, SignInAttack};
 pub use frames::{
     Appointment, BearerToken, ClientFrame, ErrorCode, MlsKind, ScheduleChange, ScheduleScope, ServerFrame,
 };

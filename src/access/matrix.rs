@@ -44,6 +44,9 @@ pub enum Resource {
     AuditLog,
     /// An alert sent to the caller (`own`: they are among its recipients).
     Alert,
+    /// A sign-in attack pattern the throttle noticed (credential stuffing, account guessing):
+    /// who is alerted to it and may acknowledge it. It names no patient.
+    SecurityAlert,
     /// The names and roles of the practice's active staff, without contact details: who a
     /// clinician on a schedule is, whom front desk books with.
     StaffDirectory,
@@ -77,7 +80,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 17] = [
+    pub const ALL: [Resource; 18] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -94,6 +97,7 @@ impl Resource {
         Resource::Claim,
         Resource::AuditLog,
         Resource::Alert,
+        Resource::SecurityAlert,
         Resource::StaffDirectory,
     ];
 
@@ -116,6 +120,7 @@ impl Resource {
             Resource::Claim => "claim",
             Resource::AuditLog => "audit_log",
             Resource::Alert => "alert",
+            Resource::SecurityAlert => "security_alert",
             Resource::StaffDirectory => "staff_directory",
         }
     }
@@ -157,7 +162,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 17] = {
+const MATRIX: [Row; 18] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -290,6 +295,14 @@ const MATRIX: [Row; 17] = {
             patient: NONE,
         },
         Row {
+            resource: Resource::SecurityAlert,
+            owner: ("RU", Practice),
+            clinician: NONE,
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
             resource: Resource::StaffDirectory,
             owner: ("R", Practice),
             clinician: ("R", Practice),
@@ -319,6 +332,12 @@ pub fn scope(role: Role, resource: Resource, operation: Operation) -> Scope {
     };
     let (letters, scope) = row.cell(role);
     if letters.contains(operation.letter()) { scope } else { Scope::None }
+}
+
+/// The roles the matrix lets perform `operation` on `resource` at all: who an alert or a notice
+/// about that resource goes to (owners for sign-in attacks and the audit trail's head).
+pub fn roles_allowed(resource: Resource, operation: Operation) -> Vec<Role> {
+    Role::ALL.iter().copied().filter(|&role| scope(role, resource, operation) != Scope::None).collect()
 }
 
 /// The matrix as the Markdown table in docs/SECURITY.md.
@@ -412,6 +431,13 @@ mod tests {
             assert_eq!(scope(role, Resource::StaffAccount, Operation::Create) == Scope::Practice, owner);
             assert_eq!(scope(role, Resource::AuditLog, Operation::Read) == Scope::Practice, owner);
         }
+    }
+
+    #[test]
+    fn only_owners_are_told_of_sign_in_attacks_and_read_the_audit_trails_head() {
+        assert_eq!(roles_allowed(Resource::SecurityAlert, Operation::Read), [Role::PracticeOwner]);
+        assert_eq!(roles_allowed(Resource::SecurityAlert, Operation::Update), [Role::PracticeOwner]);
+        assert_eq!(roles_allowed(Resource::AuditLog, Operation::Read), [Role::PracticeOwner]);
     }
 
     #[test]

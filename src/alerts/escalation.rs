@@ -142,10 +142,7 @@ async fn take_step(
     tracing::warn!(alert_id = %alert, step = next_step, on_call = on_call.len(), "an urgent alert escalated to the on-call list");
     let recipients = rows::recipients(alerts.storage(), alert).await?;
     let frame = with_step(frame, step_number);
-    alerts
-        .pusher()
-        .push(recipients.into_iter().map(Topic::Alerts), (None, Some(patient)), &frame, "alert_escalated")
-        .await;
+    alerts.pusher().push(recipients.into_iter().map(Topic::Alerts), (None, patient), &frame, "alert_escalated").await;
     Ok(true)
 }
 
@@ -162,6 +159,7 @@ fn with_step(frame: ServerFrame, step: u32) -> ServerFrame {
             assignment_id,
             clinician_id,
             reminder_id,
+            sign_in_attack,
             at_ms,
         } => ServerFrame::Alert {
             v,
@@ -172,6 +170,7 @@ fn with_step(frame: ServerFrame, step: u32) -> ServerFrame {
             assignment_id,
             clinician_id,
             reminder_id,
+            sign_in_attack,
             escalation_step: step,
             at_ms,
         },
@@ -194,7 +193,7 @@ async fn on_call(alerts: &AlertService) -> Result<Vec<UserId>, AlertError> {
         }
     }
     if users.is_empty() {
-        users = rows::active_staff(alerts.storage(), &[Role::PracticeOwner]).await?;
+        users = alerts.accounts().active_of_roles(&[Role::PracticeOwner]).await?;
     }
     users.sort();
     users.dedup();

@@ -4,10 +4,13 @@
 //! statements in [`store`]); it reaches its recipients' open sessions live through the hub
 //! (every node), and each of their sessions again when it connects, until it is acknowledged.
 //! An urgent one nobody acknowledges escalates to the on-call list ([`escalation`]), live and
-//! by a staff notice email with no PHI in it through the reminder outbox. docs/PROTOCOL.md
-//! ("Alerts") and docs/API.md describe what clients see.
+//! by a staff notice email with no PHI in it through the reminder outbox. A sign-in attack
+//! pattern alerts the practice's owners ([`security`]): about no patient, once per pattern,
+//! source and window, and never escalated. docs/PROTOCOL.md ("Alerts") and docs/API.md
+//! describe what clients see.
 
 pub mod escalation;
+mod security;
 pub mod service;
 mod store;
 
@@ -33,6 +36,9 @@ pub enum AlertError {
     /// The follow-up was already documented (409).
     #[error("the follow-up was already documented")]
     AlreadyFollowedUp,
+    /// The alert is about no patient (a sign-in attack), so it takes no follow-up note (409).
+    #[error("this alert takes no follow-up note")]
+    NoFollowUp,
     /// The audit trail could not record it, so nothing was read or changed (503).
     #[error("the audit trail cannot record the access")]
     AuditUnavailable,

@@ -5,7 +5,9 @@
 //! raises it: [`AlertService::prepare`] resolves the recipients, decides when an urgent alert
 //! escalates, seals what it says and records `alert_raised` (fail closed); the raising service
 //! then stores it with [`Prepared::store_in`] inside its own transaction; after the commit,
-//! [`AlertService::publish`] pushes it to every recipient's open sessions, on any node.
+//! [`AlertService::publish`] pushes it to every recipient's open sessions, on any node. An
+//! alert raised at most once per occasion (a sign-in attack) is raised whole by
+//! [`AlertService::raise_once`] (`security.rs`).
 
 use std::sync::Arc;
 
@@ -13,13 +15,13 @@ use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
 use confidant_actors::hub::Topic;
 use confidant_actors::ids::{PatientId, UserId};
-use confidant_protocol::{AlertKind, AlertState, AlertView, FollowUpNote, ServerFrame, VERSION};
+use confidant_protocol::{AlertKind, AlertState, AlertView, FollowUpNote, ServerFrame, SignInAttack, VERSION};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AlertError;
 use super::store::{self as rows, StoredAlert};
-use crate::access::{Gate, Operation, Requester, Resource, Target};
+use crate::access::{Gate, Operation, Requester, Resource, Target, matrix};
 use crate::auditor::{About, reason};
 use crate::crypto::tables::ALERTS;
 use crate::crypto::{CryptoError, Field, Keyring};
@@ -44,15 +46,18 @@ pub enum Recipients {
     User(UserId),
     /// Every active account of these roles (owners for break-glass).
     Roles(&'static [Role]),
+    /// Every active account whose role the permission matrix lets read this resource (owners,
+    /// for `security_alert`).
+    AllowedToRead(Resource),
 }
 
 /// An alert to raise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
     /// What it is about.
     pub kind: AlertKind,
-    /// The patient concerned.
-    pub patient: PatientId,
+    /// The patient concerned; none for an alert about no patient (a sign-in attack).
+    pub patient: Option<PatientId>,
     /// The form, for the intake kinds.
     pub assignment: Option<Uuid>,
     /// Whose patient submitted, or who broke the glass; an urgent alert escalates by the
@@ -62,6 +67,11 @@ pub struct NewAlert {
     pub reminder: Option<Uuid>,
     /// The break-glass grant, for `break_glass`.
     pub grant: Option<Uuid>,
+    /// What happened, for `sign_in_attack`.
+    pub attack: Option<SignInAttack>,
+    /// What makes it one of a kind: an alert with the same key is raised once (an HMAC, so it
+    /// names no source in the clear).
+    pub dedup_key: Option<Vec<u8>>,
     /// Its recipients.
     pub to: Recipients,
 }
@@ -69,7 +79,17 @@ pub struct NewAlert {
 impl NewAlert {
     /// An alert of `kind` about `patient` for `to`, with no reference yet.
     pub fn new(kind: AlertKind, patient: PatientId, to: Recipients) -> Self {
-        Self { kind, patient, assignment: None, clinician: None, reminder: None, grant: None, to }
+        Self {
+            kind,
+            patient: Some(patient),
+            assignment: None,
+            clinician: None,
+            reminder: None,
+            grant: None,
+            attack: None,
+            dedup_key: None,
+            to,
+        }
     }
 
     /// What the alert is about, for lists that flag it (an intake assignment, a grant, a reminder).
@@ -88,6 +108,8 @@ struct Body {
     clinician_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reminder_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sign_in_attack: Option<SignInAttack>,
 }
 
 /// An alert opened: its row and what it says.
@@ -108,10 +130,11 @@ impl Opened {
             alert_id: self.row.alert_id,
             kind: self.body.kind,
             urgent: self.row.urgent,
-            patient_id: *self.row.patient_id.as_uuid(),
+            patient_id: self.row.patient_id.map(|p| *p.as_uuid()),
             assignment_id: self.body.assignment_id,
             clinician_id: self.body.clinician_id,
             reminder_id: self.body.reminder_id,
+            sign_in_attack: self.body.sign_in_attack.clone(),
             escalation_step: u32::try_from(self.row.escalation_step).unwrap_or(u32::MAX),
             at_ms: self.row.raised_at_ms,
         }
@@ -124,10 +147,11 @@ impl Opened {
             alert_id: r.alert_id,
             kind: self.body.kind,
             urgent: r.urgent,
-            patient_id: *r.patient_id.as_uuid(),
+            patient_id: r.patient_id.map(|p| *p.as_uuid()),
             assignment_id: self.body.assignment_id,
             clinician_id: self.body.clinician_id,
             reminder_id: self.body.reminder_id,
+            sign_in_attack: self.body.sign_in_attack,
             raised_at_ms: r.raised_at_ms,
             state,
             escalation_step: u32::try_from(r.escalation_step).unwrap_or(u32::MAX),
@@ -153,7 +177,7 @@ fn state_of(row: &StoredAlert) -> AlertState {
 /// transaction and published after it commits.
 #[must_use = "an alert prepared must be stored in the raising transaction"]
 pub struct Prepared {
-    alerts: Vec<(StoredAlert, Vec<UserId>, ServerFrame)>,
+    pub(super) alerts: Vec<(StoredAlert, Vec<UserId>, ServerFrame)>,
 }
 
 impl Prepared {
@@ -214,13 +238,25 @@ impl AlertService {
     /// Resolves recipients, decides escalation, seals and audits `alerts` (`alert_raised`,
     /// durable before this returns: if the audit trail cannot take it, nothing is raised).
     pub async fn prepare(&self, alerts: &[NewAlert]) -> Result<Prepared, AlertError> {
+        let (prepared, events) = self.seal_all(alerts).await?;
+        self.gate.auditor().record_all(events).await.map_err(|_| AlertError::AuditUnavailable)?;
+        Ok(prepared)
+    }
+
+    /// Resolves recipients, decides escalation and seals `alerts`, with the `alert_raised`
+    /// event of each, not yet recorded.
+    pub(super) async fn seal_all(&self, alerts: &[NewAlert]) -> Result<(Prepared, Vec<AuditEvent>), AlertError> {
         let now = self.clock.now_ms();
         let mut prepared = Vec::with_capacity(alerts.len());
         let mut events = Vec::with_capacity(alerts.len());
         for new in alerts {
             let recipients = match new.to {
                 Recipients::User(user) => vec![user],
-                Recipients::Roles(roles) => rows::active_staff(&self.storage, roles).await?,
+                Recipients::Roles(roles) => self.accounts.active_of_roles(roles).await?,
+                Recipients::AllowedToRead(resource) => {
+                    let roles = matrix::roles_allowed(resource, Operation::Read);
+                    self.accounts.active_of_roles(&roles).await?
+                }
             };
             let alert_id = Uuid::new_v4();
             let body = Body {
@@ -228,6 +264,7 @@ impl AlertService {
                 assignment_id: new.assignment,
                 clinician_id: new.clinician.map(|c| *c.as_uuid()),
                 reminder_id: new.reminder,
+                sign_in_attack: new.attack.clone(),
             };
             let (key_id, sealed) = self.seal(alert_id, "body", &body)?;
             let urgent = new.kind.is_urgent();
@@ -247,20 +284,20 @@ impl AlertService {
                 followed_up_at_ms: None,
                 escalation_step: 0,
                 escalate_at_ms,
+                dedup_key: new.dedup_key.clone(),
             };
             let frame = Opened { row: stored.clone(), body, follow_up: None }.frame();
             events.push(self.system_event(Action::Create, alert_id, new.patient, "alert_raised"));
             prepared.push((stored, recipients, frame));
         }
-        self.gate.auditor().record_all(events).await.map_err(|_| AlertError::AuditUnavailable)?;
-        Ok(Prepared { alerts: prepared })
+        Ok((Prepared { alerts: prepared }, events))
     }
 
     /// Pushes committed alerts to their recipients' open sessions (on every node). A push that
     /// fails is logged; the recipient receives the alert from the database when they connect.
     pub async fn publish(&self, prepared: Prepared) {
         for (stored, recipients, frame) in prepared.alerts {
-            let about = (None, Some(stored.patient_id));
+            let about = (None, stored.patient_id);
             self.pusher.push(recipients.into_iter().map(Topic::Alerts), about, &frame, "alert").await;
         }
     }
@@ -343,10 +380,18 @@ impl AlertService {
             return self.follow_up(who, alert, note).await;
         }
         let row = rows::get(&self.storage, alert).await?.ok_or(AlertError::NotFound)?;
-        let about = About::new(Action::Update, ResourceType::Alert, Some(alert)).for_patient(row.patient_id);
+        let about = About::new(Action::Update, ResourceType::Alert, Some(alert)).for_patient_if(row.patient_id);
         let recipients = rows::recipients(&self.storage, alert).await?;
-        let owner = self.owner_for(who, &recipients);
-        self.gate.authorize(who, Resource::Alert, Operation::Update, Target::Account(owner), about).await?;
+        // A sign-in attack is the practice's, not one recipient's: whoever the matrix lets
+        // act on security alerts acknowledges it (an owner invited since it was raised, too).
+        // Only an alert about no patient can be one, so no PHI is opened to find out.
+        let security = row.patient_id.is_none() && self.open(&row).await?.body.kind == AlertKind::SignInAttack;
+        let (resource, target) = if security {
+            (Resource::SecurityAlert, Target::Any)
+        } else {
+            (Resource::Alert, Target::Account(self.owner_for(who, &recipients)))
+        };
+        self.gate.authorize(who, resource, Operation::Update, target, about).await?;
         if row.acknowledged_at_ms.is_some() {
             return Ok(state_of(&row));
         }
@@ -371,8 +416,11 @@ impl AlertService {
             return Err(AlertError::InvalidFollowUp);
         }
         let row = rows::get(&self.storage, alert).await?.ok_or(AlertError::NotFound)?;
-        let about = About::new(Action::Create, ResourceType::Alert, Some(alert)).for_patient(row.patient_id);
-        let target = Target::Patient(row.patient_id);
+        // A follow-up is a clinical note about the alert's patient; an alert about no patient
+        // (a sign-in attack) takes none.
+        let Some(patient) = row.patient_id else { return Err(AlertError::NoFollowUp) };
+        let about = About::new(Action::Create, ResourceType::Alert, Some(alert)).for_patient(patient);
+        let target = Target::Patient(patient);
         self.gate.authorize(who, Resource::ClinicalNote, Operation::Create, target, about).await?;
         if row.followed_up_at_ms.is_some() {
             return Err(AlertError::AlreadyFollowedUp);
@@ -425,32 +473,37 @@ impl AlertService {
         let events = alerts
             .iter()
             .map(|o| {
-                let about =
-                    About::new(Action::Read, ResourceType::Alert, Some(o.row.alert_id)).for_patient(o.row.patient_id);
+                let about = About::new(Action::Read, ResourceType::Alert, Some(o.row.alert_id))
+                    .for_patient_if(o.row.patient_id);
                 self.gate.event(who, about, Outcome::Success, why)
             })
             .collect();
         Ok(self.gate.record_all(events).await?)
     }
 
-    /// An event the server records on its own (raising, escalating).
+    /// An event the server records on its own (raising, escalating), naming the alert's
+    /// patient when it has one.
     pub(super) fn system_event(
         &self,
         action: Action,
         alert: Uuid,
-        patient: PatientId,
+        patient: Option<PatientId>,
         why: &'static str,
     ) -> AuditEvent {
-        self.gate
+        let event = self
+            .gate
             .auditor()
             .system(action, Outcome::Success)
             .on(ResourceType::Alert, Some(alert))
-            .for_patient(patient)
-            .because(reason(why))
+            .because(reason(why));
+        match patient {
+            Some(patient) => event.for_patient(patient),
+            None => event,
+        }
     }
 
     /// The alert `alert` as its recipients' sessions receive it, for escalation.
-    pub(super) async fn frame_of(&self, alert: Uuid) -> Result<Option<(ServerFrame, PatientId)>, AlertError> {
+    pub(super) async fn frame_of(&self, alert: Uuid) -> Result<Option<(ServerFrame, Option<PatientId>)>, AlertError> {
         let Some(row) = rows::get(&self.storage, alert).await? else { return Ok(None) };
         let opened = self.open(&row).await?;
         Ok(Some((opened.frame(), row.patient_id)))
@@ -458,6 +511,10 @@ impl AlertService {
 
     pub(super) fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    pub(super) fn keyring(&self) -> &Keyring {
+        &self.keyring
     }
 
     pub(super) fn pusher(&self) -> &Pusher {

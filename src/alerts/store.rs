@@ -1,9 +1,10 @@
 //! `alerts` and `alert_recipients`: the statements. An alert's content is sealed by the caller
 //! (`body`, `follow_up`); here are ids, times, states and ciphertext. Every state change is a
 //! conditional update on the state it expects, so two nodes (or two devices) racing to
-//! acknowledge or escalate the same alert change it once.
+//! acknowledge or escalate the same alert change it once. An alert raised at most once per
+//! occasion (a sign-in attack per pattern, source and window) carries a `dedup_key`, unique,
+//! so two nodes raising it together store it once.
 
-use confidant_actors::audit::Role;
 use confidant_actors::ids::{PatientId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -16,7 +17,8 @@ use crate::storage::{Storage, StorageError, parse_id};
 pub struct StoredAlert {
     pub alert_id: Uuid,
     pub key_id: i64,
-    pub patient_id: PatientId,
+    /// The patient it is about; none for an alert about no patient (a sign-in attack).
+    pub patient_id: Option<PatientId>,
     pub subject_id: Option<Uuid>,
     pub body: Vec<u8>,
     pub urgent: bool,
@@ -28,6 +30,8 @@ pub struct StoredAlert {
     pub followed_up_at_ms: Option<i64>,
     pub escalation_step: i64,
     pub escalate_at_ms: Option<i64>,
+    /// What makes it one of a kind (an HMAC), for alerts raised at most once per occasion.
+    pub dedup_key: Option<Vec<u8>>,
 }
 
 const COLUMNS: &str = "a.alert_id, a.key_id, a.patient_id, a.subject_id, a.body, a.urgent, a.raised_at_ms, \
@@ -37,28 +41,44 @@ const COLUMNS: &str = "a.alert_id, a.key_id, a.patient_id, a.subject_id, a.body,
 /// Not yet done: unacknowledged, or urgent and awaiting its follow-up.
 const UNRESOLVED: &str = "(a.acknowledged_at_ms IS NULL OR (a.urgent = 1 AND a.followed_up_at_ms IS NULL))";
 
-/// Stores `alert` and its `recipients` (step 0) in `tx`.
+/// Stores `alert` and its `recipients` (step 0) in `tx`; `false` (and nothing stored) when an
+/// alert with the same `dedup_key` is stored already.
 pub async fn insert(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     alert: &StoredAlert,
     recipients: &[UserId],
-) -> Result<(), StorageError> {
-    sqlx::query(
+) -> Result<bool, StorageError> {
+    let stored = sqlx::query(
         "INSERT INTO alerts (alert_id, key_id, patient_id, subject_id, body, urgent, raised_at_ms, escalation_step, \
-         escalate_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         escalate_at_ms, dedup_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (dedup_key) DO NOTHING",
     )
     .bind(alert.alert_id.to_string())
     .bind(alert.key_id)
-    .bind(alert.patient_id.to_string())
+    .bind(alert.patient_id.map(|p| p.to_string()))
     .bind(alert.subject_id.map(|s| s.to_string()))
     .bind(alert.body.clone())
     .bind(i64::from(alert.urgent))
     .bind(alert.raised_at_ms)
     .bind(alert.escalation_step)
     .bind(alert.escalate_at_ms)
+    .bind(alert.dedup_key.clone())
     .execute(&mut **tx)
     .await?;
-    add_recipients(tx, alert.alert_id, recipients, 0, alert.raised_at_ms).await
+    if stored.rows_affected() == 0 {
+        return Ok(false);
+    }
+    add_recipients(tx, alert.alert_id, recipients, 0, alert.raised_at_ms).await?;
+    Ok(true)
+}
+
+/// Whether an alert with `dedup_key` is stored.
+pub async fn is_raised(storage: &Storage, dedup_key: &[u8]) -> Result<bool, StorageError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM alerts WHERE dedup_key = $1")
+        .bind(dedup_key.to_vec())
+        .fetch_optional(storage.pool())
+        .await?;
+    Ok(found.is_some())
 }
 
 /// Adds `users` to `alert`'s recipients (those already there stay as they were).
@@ -253,23 +273,8 @@ pub async fn take_step(
     Ok(done.rows_affected() == 1)
 }
 
-/// The active staff accounts of `roles`.
-pub async fn active_staff(storage: &Storage, roles: &[Role]) -> Result<Vec<UserId>, StorageError> {
-    let mut users = Vec::new();
-    for role in roles {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT user_id FROM users WHERE role = $1 AND status = 'active' ORDER BY user_id")
-                .bind(role.as_str())
-                .fetch_all(storage.pool())
-                .await?;
-        for id in ids {
-            users.push(parse_id(&id, "user_id")?);
-        }
-    }
-    Ok(users)
-}
-
 fn stored(row: &AnyRow) -> Result<StoredAlert, StorageError> {
+    let patient: Option<String> = row.try_get(2)?;
     let subject: Option<String> = row.try_get(3)?;
     let acknowledged_by: Option<String> = row.try_get(7)?;
     let followed_up_by: Option<String> = row.try_get(10)?;
@@ -277,7 +282,7 @@ fn stored(row: &AnyRow) -> Result<StoredAlert, StorageError> {
     Ok(StoredAlert {
         alert_id: parse_id(&row.try_get::<String, _>(0)?, "alert_id")?,
         key_id: row.try_get(1)?,
-        patient_id: parse_id(&row.try_get::<String, _>(2)?, "patient_id")?,
+        patient_id: patient.map(|p| parse_id(&p, "patient_id")).transpose()?,
         subject_id: subject.map(|s| parse_id(&s, "subject_id")).transpose()?,
         body: row.try_get(4)?,
         urgent: urgent == 1,
@@ -289,5 +294,7 @@ fn stored(row: &AnyRow) -> Result<StoredAlert, StorageError> {
         followed_up_at_ms: row.try_get(11)?,
         escalation_step: row.try_get(12)?,
         escalate_at_ms: row.try_get(13)?,
+        // Only read to raise; never needed once stored.
+        dedup_key: None,
     })
 }

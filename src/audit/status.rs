@@ -134,6 +134,7 @@ impl AuditStatus {
         let evidence = Evidence {
             checkpoint_dir: self.files.clone(),
             witnesses: &self.witnesses,
+            heads: Vec::new(),
             pinned: self.pinned.clone(),
             local_chains: self.local_chains.clone(),
         };

@@ -1,7 +1,8 @@
 //! One verification of the whole audit trail, as `confidant audit verify` and the owners'
 //! "verify now" both run it: every chain recomputed; every signed checkpoint (the checkpoint
-//! files, the checkpoint table, every witness) and purge anchor checked against the trusted
-//! keys and against the chain; then the checkpoint files and table compared. The report says
+//! files, the checkpoint table, every witness, the heads given with `--head`) and purge anchor
+//! checked against the trusted keys and against the chain; then the checkpoint files and table
+//! compared. The report says
 //! which keys it trusted and what each witness held, so a reader knows what "intact" rests on.
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,6 +13,7 @@ use ed25519_dalek::VerifyingKey;
 
 use super::checkpoint::{Checkpoint, CheckpointLog};
 use super::purge::anchors;
+use super::signed_head::{SignedHead, fingerprint};
 use super::trust::{Trust, TrustedKey};
 use super::verify::{Broken, ChainSummary, Problem, stored_checkpoints, verify_chains, verify_checkpoints};
 use super::witness::{WitnessError, Witnesses};
@@ -23,6 +25,9 @@ pub struct Evidence<'a> {
     pub checkpoint_dir: PathBuf,
     /// The witnesses to check the chains against.
     pub witnesses: &'a Witnesses,
+    /// Signed heads kept by people (the owners' emails), given with `--head`: each must be in
+    /// its chain, exactly.
+    pub heads: Vec<SignedHead>,
     /// Keys the operator pinned; none: the keys registered in the audit store.
     pub pinned: Vec<VerifyingKey>,
     /// The chains whose checkpoint files must be in `checkpoint_dir` (this data directory's
@@ -102,6 +107,9 @@ pub async fn verify_trail(storage: &Storage, evidence: Evidence<'_>) -> Result<T
         .map_err(TrailError::Checkpoints)?;
     let witnessed = evidence.witnesses.read().await?;
     report.witnesses = witnessed.iter().map(|w| (w.name.clone(), w.heads.len())).collect();
+    if !evidence.heads.is_empty() {
+        report.witnesses.push(("signed heads given with --head".to_owned(), evidence.heads.len()));
+    }
     let chains = match verify_chains(storage).await? {
         Ok(chains) => chains,
         Err(broken) => {
@@ -114,16 +122,33 @@ pub async fn verify_trail(storage: &Storage, evidence: Evidence<'_>) -> Result<T
     all.extend(files.iter().cloned());
     all.extend(table.iter().cloned());
     all.extend(witnessed.into_iter().flat_map(|w| w.heads));
+    all.extend(evidence.heads.iter().map(|h| h.checkpoint.clone()));
     let broken = match verify_checkpoints(storage, &chains, &all, &trust).await? {
         Err(broken) => Some(broken),
-        Ok(()) => {
-            let records = Records { files: &files, table: &table, local: &evidence.local_chains, now_ms: now_ms() };
-            records.disagreement(&anchors(storage).await?)
-        }
+        Ok(()) => match misnamed_key(&evidence.heads, &trust) {
+            Some(broken) => Some(broken),
+            None => {
+                let records = Records { files: &files, table: &table, local: &evidence.local_chains, now_ms: now_ms() };
+                records.disagreement(&anchors(storage).await?)
+            }
+        },
     };
     report.chains = chains;
     report.broken = broken;
     Ok(report)
+}
+
+/// The first given head whose signature the trusted key with the fingerprint it names does not
+/// verify (another trusted key did: the line was edited, or names the wrong key).
+fn misnamed_key(heads: &[SignedHead], trust: &Trust) -> Option<Broken> {
+    heads
+        .iter()
+        .find(|h| !trust.keys().iter().any(|k| fingerprint(&k.key) == h.key && h.checkpoint.is_signed_by(&k.key)))
+        .map(|h| Broken {
+            node_id: h.checkpoint.node_id.clone(),
+            seq: h.checkpoint.seq,
+            problem: Problem::BadCheckpointSignature,
+        })
 }
 
 /// A checkpoint this young at the end of one record and missing from the other may be a seal

@@ -41,13 +41,16 @@ impl TrustedKey {
         to_hex(self.key.as_bytes())
     }
 
-    /// One line saying which key and why it is trusted.
+    /// One line saying which key and why it is trusted, with its fingerprint (as the owners'
+    /// emails of signed heads name it).
     pub fn describe(&self) -> String {
+        let fingerprint = to_hex(&super::signed_head::fingerprint(&self.key));
         match &self.source {
-            KeySource::Pinned => format!("trusted key {} (pinned)", self.hex()),
-            KeySource::Registered { node_id } => {
-                format!("trusted key {} (registered in the audit store by {node_id}; not pinned)", self.hex())
-            }
+            KeySource::Pinned => format!("trusted key {} (pinned), fingerprint {fingerprint}", self.hex()),
+            KeySource::Registered { node_id } => format!(
+                "trusted key {} (registered in the audit store by {node_id}; not pinned), fingerprint {fingerprint}",
+                self.hex()
+            ),
         }
     }
 }

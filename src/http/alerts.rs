@@ -64,6 +64,7 @@ impl From<AlertError> for ApiError {
                 ApiError::InvalidField(InvalidField { field: "note", rule: "must have 1 to 2000 characters" })
             }
             AlertError::AlreadyFollowedUp => ApiError::Conflict("the follow-up was already documented"),
+            AlertError::NoFollowUp => ApiError::Conflict("this alert is about no patient and takes no follow-up note"),
             AlertError::AuditUnavailable => ApiError::Unavailable,
             AlertError::Storage(e) => e.into(),
             AlertError::Accounts(e) => e.into(),
@@ -82,9 +83,11 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
 }
 
 /// Acknowledges an alert sent to the caller: it stops escalating and clears for every recipient.
+/// With a follow-up, 409 when one was documented already or the alert is about no patient.
 #[utoipa::path(post, path = "/api/v1/alerts/{alert_id}/ack", tag = "alerts", security(("bearer" = [])),
     params(("alert_id" = String, Path, format = Uuid)), request_body = AckBody,
-    responses((status = 200, body = StateView), (status = 400), (status = 401), (status = 403), (status = 404)))]
+    responses((status = 200, body = StateView), (status = 400), (status = 401), (status = 403), (status = 404),
+        (status = 409)))]
 #[post("/api/v1/alerts/{alert_id}/ack")]
 pub async fn acknowledge(
     state: web::Data<AppState>,

@@ -172,6 +172,11 @@ impl Accounts {
         Ok(rows::of_patient(&self.storage, patient).await?)
     }
 
+    /// The active accounts of `roles` (who an alert or a notice to those roles goes to).
+    pub async fn active_of_roles(&self, roles: &[Role]) -> Result<Vec<UserId>, AuthError> {
+        Ok(rows::active_of_roles(&self.storage, roles).await?)
+    }
+
     /// Every account, oldest first, each with its email decrypted.
     pub async fn list(&self) -> Result<Vec<(Account, Email)>, AuthError> {
         let rows = rows::list(&self.storage).await?;

@@ -1,6 +1,7 @@
 //! Identity: accounts, passwords, second factors, sign-in sessions and the tokens that name them.
 
 pub mod accounts;
+pub mod attacks;
 pub mod browser;
 pub mod enrollment;
 mod error;

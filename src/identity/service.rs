@@ -9,6 +9,7 @@ use confidant_actors::clock::Clock;
 use confidant_actors::ids::UserId;
 
 use super::accounts::Accounts;
+use super::attacks::AttackAlarm;
 use super::error::AuthError;
 use super::oauth::Grants;
 use super::password::PasswordHasher;
@@ -35,6 +36,8 @@ pub struct Identity {
     pub clock: Arc<dyn Clock>,
     pub(super) settings: IdentitySettings,
     auditor: Auditor,
+    /// Who hears of sign-in attack patterns (the owners' alerts); none for the command line.
+    pub(super) alarm: Option<Arc<dyn AttackAlarm>>,
 }
 
 impl Identity {
@@ -56,7 +59,15 @@ impl Identity {
             clock,
             settings: settings.clone(),
             auditor,
+            alarm: None,
         }
+    }
+
+    /// This layer, telling `alarm` of every sign-in attack pattern it notices (the node wires
+    /// the alerts service in here once it is built over these accounts).
+    pub fn with_alarm(mut self, alarm: Arc<dyn AttackAlarm>) -> Self {
+        self.alarm = Some(alarm);
+        self
     }
 
     /// The settings this layer runs with.

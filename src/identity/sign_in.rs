@@ -3,10 +3,11 @@
 //! tokens; refresh tokens rotate; access tokens are checked on every request. Each step is
 //! throttled where it can be guessed and audited (success and failure) before it answers.
 
-use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType};
+use confidant_actors::audit::{Action, AuditActor, Outcome, ResourceType};
 use confidant_actors::ids::{SessionId, UserId};
 
 use super::accounts::{AccountStatus, Email};
+use super::attacks::{Pattern, SignInAttack};
 use super::error::AuthError;
 use super::oauth::{AuthorizationRequest, Redeemed};
 use super::service::Identity;
@@ -95,23 +96,13 @@ impl Identity {
         };
         if let Some(code) = failure {
             let tripped = self.throttle.failed(&counted).await?;
-            let mut events = Vec::with_capacity(1 + tripped.len());
             let mut event = self.event(actor, Action::LoginFailure, Outcome::Denied, origin, code);
             if let Some(c) = &credentials {
                 event = Self::on_account(event, c.account.user_id);
             }
-            events.push(event);
-            for pattern in tripped {
-                events.push(self.attack_noticed(
-                    pattern,
-                    actor,
-                    credentials.as_ref().map(|c| c.account.user_id),
-                    origin,
-                ));
-            }
-            for event in events {
-                self.audit(event).await?;
-            }
+            self.audit(event).await?;
+            let account = credentials.as_ref().map(|c| c.account.user_id);
+            self.attacks_noticed(tripped, actor, account, origin).await?;
             return Err(AuthError::InvalidCredentials);
         }
         let Some(credentials) = credentials else { return Err(AuthError::InvalidCredentials) };
@@ -150,27 +141,46 @@ impl Identity {
         Ok(Authorized::Code { code, state: request.state.clone() })
     }
 
-    /// The audit record, and the warning in the log, of a sign-in attack pattern: an address
-    /// that failed past its limit (credential stuffing) or an account that failed past its cap
-    /// from many addresses (distributed guessing). No address goes to the log: an IP address
-    /// is an identifier under HIPAA; the audit record keeps it, as for every sign-in attempt.
-    fn attack_noticed(
+    /// The patterns a failure revealed: each is audited as its own `login_failure` (reason
+    /// `credential_stuffing` or `account_guessing`) and logged at warn, then handed to the
+    /// attack alarm, which alerts the practice's owners. No address goes to the log: an IP
+    /// address is an identifier under HIPAA; the audit record keeps it, as for every sign-in
+    /// attempt, and the owners' alert names it (sealed at rest like every alert).
+    async fn attacks_noticed(
         &self,
-        pattern: Tripped,
+        tripped: Vec<Tripped>,
         actor: AuditActor,
         account: Option<UserId>,
         origin: Origin,
-    ) -> AuditEvent {
-        let code = match pattern {
-            Tripped::Address => "credential_stuffing",
-            Tripped::Account => "account_guessing",
-        };
-        tracing::warn!(pattern = code, user_id = account.map(|u| u.to_string()), "sign-in attack pattern: locked");
-        let event = self.event(actor, Action::LoginFailure, Outcome::Denied, origin, code);
-        match account {
-            Some(user) => Self::on_account(event, user),
-            None => event,
+    ) -> Result<(), AuthError> {
+        for trip in tripped {
+            let code = trip.pattern.code();
+            tracing::warn!(pattern = code, user_id = account.map(|u| u.to_string()), "sign-in attack pattern: locked");
+            let event = self.event(actor, Action::LoginFailure, Outcome::Denied, origin, code);
+            self.audit(match account {
+                Some(user) => Self::on_account(event, user),
+                None => event,
+            })
+            .await?;
+            let Some(alarm) = &self.alarm else { continue };
+            // Stuffing is told by its address (over many accounts); guessing by its account
+            // (from many addresses).
+            let (source_ip, named) = match trip.pattern {
+                Pattern::CredentialStuffing => (origin.source_ip, None),
+                Pattern::AccountGuessing => (None, account),
+            };
+            let attack = SignInAttack {
+                pattern: trip.pattern,
+                source_ip,
+                account: named,
+                failures: trip.failures,
+                threshold: trip.threshold,
+                source_key: trip.key,
+                at_ms: self.now_ms(),
+            };
+            alarm.raise(attack).await;
         }
+        Ok(())
     }
 
     /// The second-factor step: a TOTP code (each accepted once, across nodes) or a recovery
@@ -223,12 +233,15 @@ impl Identity {
             }
         };
         let Some(method) = proved else {
-            self.throttle.failed(&subjects).await?;
+            // Wrong codes count against the address too, so they can complete a credential
+            // stuffing pattern (an account's own second factor has its own lock, no pattern).
+            let tripped = self.throttle.failed(&subjects).await?;
             self.audit(Self::on_account(
                 self.event(actor, Action::MfaFailure, Outcome::Denied, origin, failure),
                 account.user_id,
             ))
             .await?;
+            self.attacks_noticed(tripped, actor, Some(account.user_id), origin).await?;
             return Err(AuthError::InvalidMfa);
         };
         if !self.grants.finish_flow(flow_token).await? {

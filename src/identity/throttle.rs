@@ -15,7 +15,9 @@
 //!   held by that lock, so even then the owner signs in from their usual place.
 //!
 //! The first lock of an address or of a whole account is reported ([`Tripped`]) so that it is
-//! audited and logged as a pattern, not only as one more failure.
+//! audited, logged and alerted to owners as a pattern ([`super::attacks`]), not only as one
+//! more failure. A subject locks for the first time once per run of failures: a run of 10,000
+//! attempts from one address is one pattern, noticed once.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use confidant_actors::clock::Clock;
 use confidant_actors::ids::UserId;
 
 use super::accounts::Email;
+use super::attacks::Pattern;
 use super::error::AuthError;
 use super::store::throttles as rows;
 use crate::crypto::Keyring;
@@ -52,13 +55,19 @@ pub struct Throttle {
 }
 
 /// A subject that has just locked for the first time since its failures were last forgotten:
-/// a pattern worth an audit record and a log line of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tripped {
-    /// An address failed for more accounts, or more often, than one person does.
-    Address,
-    /// An account failed more often than its cap, from many addresses.
-    Account,
+/// a pattern worth an audit record, a log line and an owners' alert of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tripped {
+    /// An address that failed for more accounts, or more often, than one person does
+    /// (credential stuffing); or an account that failed more often than its cap, from many
+    /// addresses (account guessing).
+    pub pattern: Pattern,
+    /// Its failures now.
+    pub failures: u32,
+    /// The failures it was allowed.
+    pub threshold: u32,
+    /// The subject's key (an HMAC: no address or email in the clear).
+    pub key: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,10 +162,14 @@ impl Throttle {
                 rows::lock(storage, &key, now.saturating_add(delay)).await?;
             }
             if failures == i64::from(free) + 1 {
-                match subject {
-                    Subject::Address(_) => tripped.push(Tripped::Address),
-                    Subject::Account(_) => tripped.push(Tripped::Account),
-                    Subject::AccountFrom(..) | Subject::SecondFactor(_) => {}
+                let pattern = match subject {
+                    Subject::Address(_) => Some(Pattern::CredentialStuffing),
+                    Subject::Account(_) => Some(Pattern::AccountGuessing),
+                    Subject::AccountFrom(..) | Subject::SecondFactor(_) => None,
+                };
+                if let Some(pattern) = pattern {
+                    let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+                    tripped.push(Tripped { pattern, failures, threshold: free, key });
                 }
             }
         }

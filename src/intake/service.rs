@@ -336,6 +336,7 @@ fn alert_error(error: AlertError) -> IntakeServiceError {
         AlertError::NotFound
         | AlertError::InvalidFollowUp
         | AlertError::AlreadyFollowedUp
+        | AlertError::NoFollowUp
         | AlertError::Outbox(_)
         | AlertError::Accounts(_) => IntakeError::Storage(crate::storage::StorageError::Encode).into(),
     }

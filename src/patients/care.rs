@@ -249,9 +249,11 @@ fn alert_error(error: AlertError) -> CareAccessError {
         AlertError::Crypto(e) => CareAccessError::Crypto(e),
         AlertError::Storage(e) => CareAccessError::Storage(e),
         AlertError::Accounts(e) => CareAccessError::Accounts(e),
-        AlertError::NotFound | AlertError::InvalidFollowUp | AlertError::AlreadyFollowedUp | AlertError::Outbox(_) => {
-            CareAccessError::Storage(StorageError::Encode)
-        }
+        AlertError::NotFound
+        | AlertError::InvalidFollowUp
+        | AlertError::AlreadyFollowedUp
+        | AlertError::NoFollowUp
+        | AlertError::Outbox(_) => CareAccessError::Storage(StorageError::Encode),
     }
 }
 

@@ -1,7 +1,9 @@
 //! What a reminder says. By default nothing that is PHI: that the practice has an appointment
 //! for the recipient, and a portal link with no identifier in it. Times, the clinician and the
 //! location are rendered only into the body that [`super::pgp_mime`] encrypts. A staff notice
-//! says even less: that an urgent item is waiting in Confidant, and the portal link. Templates
+//! says even less: that an urgent item is waiting in Confidant, and the portal link. An audit
+//! head email (to owners) holds the signed heads of one node's audit chains and how to check
+//! them: chain ids, numbers, hashes, signatures, key fingerprints, times. Templates
 //! come from the settings and are checked at start-up, so a template that would put PHI in the
 //! clear cannot even be configured.
 
@@ -14,6 +16,8 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::ReminderError;
 use super::pgp_mime::{self, PgpKey};
+use crate::audit::checkpoint::to_hex;
+use crate::audit::signed_head::SignedHead;
 use crate::settings::ReminderSettings;
 
 pub use crate::settings::{ENCRYPTED_PLACEHOLDERS, Template, UNENCRYPTED_PLACEHOLDERS};
@@ -169,6 +173,51 @@ impl Templates {
         self.clear(builder, &self.staff_notice)
     }
 
+    /// Writes the audit head email of node `node_id` to `to` (an owner's address) with the stable
+    /// `message_id`: for each of `heads`, its fields and its line for `confidant audit verify
+    /// --head`. Plain text; nothing in it is PHI or secret (signatures are public by design).
+    pub fn write_audit_heads(
+        &self,
+        to: Mailbox,
+        message_id: &str,
+        node_id: &str,
+        heads: &[SignedHead],
+    ) -> Result<Message, ReminderError> {
+        let subject = format!("Audit trail heads of {}", self.practice);
+        let builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(Some(format!("<{message_id}>")));
+        let mut body = format!(
+            "Confidant: the newest signed heads of the audit trail kept by node {node_id} of {practice}.\n\n\
+             This email holds no patient information. Keep it where the people who run the node cannot change \
+             it: it records where each audit chain stood. To check later that a chain still holds its head, \
+             run `confidant audit verify --head '<line>'` with the head line below (the whole line, in single \
+             quotes); a chain whose newest entries were deleted since is named, with the first missing \
+             sequence number.\n",
+            practice = self.practice
+        );
+        for head in heads {
+            let c = &head.checkpoint;
+            body.push_str(&format!(
+                "\nChain {}\n  sequence number: {}\n  signed at:       {}\n  head hash:       {}\n  \
+                 key fingerprint: {}\n  signature:       {}\n  head line:\n{}\n",
+                c.node_id,
+                c.seq,
+                utc(c.at_ms),
+                to_hex(&c.hash),
+                to_hex(&head.key),
+                to_hex(&c.signature),
+                head.to_line()
+            ));
+        }
+        if let Some(first) = heads.first() {
+            body.push_str(&format!("\nFor example:\nconfidant audit verify --head '{}'\n", first.to_line()));
+        }
+        builder.singlepart(text_part(body)).map_err(|_| ReminderError::Build)
+    }
+
     /// From, To, Subject (rendered from `subject`) and Message-ID.
     fn headers(&self, to: Mailbox, message_id: &str, subject: &Template) -> MessageBuilder {
         Message::builder()
@@ -207,6 +256,14 @@ impl Templates {
         );
         at.format(&format).unwrap_or_default()
     }
+}
+
+/// `at_ms` as `2026-12-08 10:00:00 UTC`.
+fn utc(at_ms: i64) -> String {
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at.format(&format).unwrap_or_default()
 }
 
 /// A UTF-8 plain-text part, quoted-printable.

@@ -4,7 +4,8 @@
 //! with a database lease, writes them ([`content`], [`pgp_mime`]) and hands them to the
 //! [`mailer::Mailer`], which speaks SMTP over required TLS. The same outbox carries staff
 //! notices ([`outbox::queue_staff_notice`]): alert escalation tells a staff account that an
-//! urgent item is waiting, and nothing more. [`service`] holds what staff and patients ask of
+//! urgent item is waiting, and nothing more; and the audit trail's email witness
+//! ([`outbox::queue_audit_heads`]): each node's signed heads, to every owner, each period. [`service`] holds what staff and patients ask of
 //! reminders. docs/OPERATIONS.md states the delivery guarantees.
 
 pub mod content;
@@ -19,7 +20,9 @@ mod store;
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;
 
-pub use outbox::{Outbox, ReminderState, ReminderView, StaffNotice, StaffNoticeView};
+pub use outbox::{
+    AuditHeadEmailView, AuditHeadReport, Outbox, ReminderState, ReminderView, StaffNotice, StaffNoticeView,
+};
 pub use preferences::{PreferenceStore, Preferences};
 pub use service::{PreferencesChange, ReminderService, ReminderServiceError};
 

@@ -1,23 +1,25 @@
 //! `reminders`, the durable outbox. Rows are queued in the transaction of the change that causes
 //! them ([`on_change`] for appointment reminders, [`queue_staff_notice`] for alert escalation's
-//! staff notices), claimed with a lease so that only one node works on a row at a time
+//! staff notices, [`queue_audit_heads`] for the email witness's signed heads), claimed with a lease so that only one node works on a row at a time
 //! ([`Outbox::claim`]), marked just before the message is offered to the SMTP server
 //! ([`Outbox::hand_over`]) and finished once ([`Outbox::finish`]). Every state change is a
 //! conditional update on the claimant and the state it expects, so a node whose lease ran out
 //! can no longer change a row another node took over. The statements are in `store/outbox.rs`
 //! and `store/staff_notices.rs`.
 
-use confidant_actors::ids::{PatientId, UserId};
+use confidant_actors::ids::{NodeId, PatientId, UserId};
 use confidant_protocol::{Appointment, ScheduleChange};
 use uuid::Uuid;
 
 use super::ReminderError;
 use super::content::Kind;
 use super::preferences::plan_in;
+use super::store::audit_heads;
 use super::store::outbox::{self as rows, NewReminder};
 use super::store::staff_notices as notices;
 use crate::storage::Storage;
 
+pub use super::store::audit_heads::{AuditHeadEmailView, AuditHeadReport};
 pub use super::store::outbox::{Claimed, Finish, Job, ReminderState, ReminderView};
 pub use super::store::staff_notices::{StaffNotice, StaffNoticeView};
 
@@ -74,6 +76,17 @@ pub async fn queue_staff_notice(
     Ok(notices::insert(tx, notice).await?)
 }
 
+/// Stores `report` and queues its email to each of `recipients` (due at once) inside the
+/// caller's transaction `tx`; `false` (nothing queued) when its node already reported that
+/// period, so a node that checks twice, or restarts, sends each period's email once.
+pub async fn queue_audit_heads(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    report: &AuditHeadReport,
+    recipients: &[UserId],
+) -> Result<bool, ReminderError> {
+    Ok(audit_heads::insert(tx, report, recipients).await?)
+}
+
 /// Withdraws `alert_id`'s staff notices not yet claimed (reason `alert_acknowledged`), inside
 /// the caller's transaction `tx`; returns how many. One being sent at that moment still goes.
 pub async fn withdraw_staff_notices(
@@ -127,6 +140,21 @@ impl Outbox {
     /// An alert's staff notices and where each stands, by escalation step, then oldest first.
     pub async fn staff_notices_of(&self, alert_id: Uuid) -> Result<Vec<StaffNoticeView>, ReminderError> {
         Ok(notices::of_alert(&self.storage, alert_id).await?)
+    }
+
+    /// Whether `node` reported `period`'s audit heads already.
+    pub async fn audit_heads_reported(&self, node: NodeId, period: i64) -> Result<bool, ReminderError> {
+        Ok(audit_heads::reported(&self.storage, node, period).await?)
+    }
+
+    /// The signed head lines `node` reported for `period`.
+    pub async fn audit_heads(&self, node: NodeId, period: i64) -> Result<Option<Vec<String>>, ReminderError> {
+        Ok(audit_heads::heads(&self.storage, node, period).await?)
+    }
+
+    /// The emails of `node`'s report for `period` and where each stands.
+    pub async fn audit_head_emails(&self, node: NodeId, period: i64) -> Result<Vec<AuditHeadEmailView>, ReminderError> {
+        Ok(audit_heads::of_report(&self.storage, node, period).await?)
     }
 
     /// A transaction on the outbox's store, for settling a row together with what its ending

@@ -1,7 +1,7 @@
 //! The `ReminderScheduler` actor: every `reminders.poll_interval_ms` it settles expired claims,
 //! claims the due rows (a lease in the database, so several nodes never work on the same one),
-//! writes each (an appointment reminder to its patient, or a staff notice to a staff account)
-//! and hands it to the [`Mailer`], then records how it ended: sent, retried after an
+//! writes each (an appointment reminder to its patient, a staff notice to a staff account, or
+//! an audit head email to an owner) and hands it to the [`Mailer`], then records how it ended: sent, retried after an
 //! exponential backoff, failed for good with a reason code, or withdrawn. Each send is audited
 //! (ids and codes only) before the message leaves; if the audit trail cannot take the event,
 //! nothing is sent.
@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use confidant_actors::audit::{Action, AuditEvent, Outcome, ResourceType, Role};
 use confidant_actors::clock::Clock;
-use confidant_actors::ids::{PatientId, UserId};
+use confidant_actors::ids::{NodeId, PatientId, UserId};
 use confidant_actors::lifecycle::Shutdown;
 use confidant_protocol::AlertKind;
 use lettre::Message;
@@ -27,7 +27,9 @@ use super::content::{Details, Kind, Letter, Templates};
 use super::mailer::{Deliver, DeliveryError, Mailer, Probe};
 use super::outbox::{Claimed, Finish, Job, Outbox};
 use super::preferences::PreferenceStore;
+use crate::access::{Operation, Resource, matrix};
 use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
+use crate::audit::signed_head::SignedHead;
 use crate::auditor::{Auditor, reason};
 use crate::identity::AuthError;
 use crate::identity::accounts::{Account, AccountStatus, Accounts};
@@ -279,6 +281,7 @@ impl AuditCodes {
             (Job::Reminder { .. }, false) => ("reminder_send", "reminder_sent"),
             (Job::Reminder { .. }, true) => ("reminder_send_encrypted", "reminder_sent_encrypted"),
             (Job::StaffNotice { .. }, _) => ("staff_notice_send", "staff_notice_sent"),
+            (Job::AuditHead { .. }, _) => ("audit_head_send", "audit_head_sent"),
         };
         Self { send, sent }
     }
@@ -292,6 +295,7 @@ async fn process(d: &SchedulerDeps, c: &Claimed, owner: &str) -> Result<Option<F
             write_reminder(d, c, appointment_id, patient_id, kind).await?
         }
         Job::StaffNotice { recipient, .. } => write_staff_notice(d, c, recipient).await?,
+        Job::AuditHead { node_id, period, recipient } => write_audit_heads(d, c, node_id, period, recipient).await?,
     };
     match written {
         Written::Ready(outgoing) => send(d, c, owner, outgoing).await,
@@ -358,6 +362,37 @@ async fn write_staff_notice(d: &SchedulerDeps, c: &Claimed, recipient: UserId) -
         return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
     };
     let message = d.templates.write_staff_notice(to, &message_id(d, c))?;
+    Ok(Written::Ready(Outgoing { message, encrypted: false }))
+}
+
+/// An audit head email to `recipient`: `node_id`'s signed heads for `period`, plain (nothing in
+/// it is PHI or secret). Withdrawn when the account is gone, not active, or no longer one the
+/// matrix lets read the audit log (an owner).
+async fn write_audit_heads(
+    d: &SchedulerDeps,
+    c: &Claimed,
+    node_id: NodeId,
+    period: i64,
+    recipient: UserId,
+) -> Result<Written, ReminderError> {
+    let account = d.accounts.get(recipient).await.map_err(account_error)?;
+    let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else {
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "recipient_inactive" }));
+    };
+    if !matrix::roles_allowed(Resource::AuditLog, Operation::Read).contains(&account.role) {
+        return Ok(Written::Settled(Finish::Withdrawn { reason: "recipient_not_owner" }));
+    }
+    let Some(lines) = d.outbox.audit_heads(node_id, period).await? else {
+        return Ok(Written::Settled(Finish::Failed { reason: "report_missing" }));
+    };
+    let Ok(heads) = lines.iter().map(|line| SignedHead::parse(line)).collect::<Result<Vec<_>, _>>() else {
+        return Ok(Written::Settled(Finish::Failed { reason: "report_unreadable" }));
+    };
+    let email = d.accounts.email(recipient).await.map_err(account_error)?;
+    let Ok(to) = email.expose().parse::<Mailbox>() else {
+        return Ok(Written::Settled(Finish::Failed { reason: "bad_address" }));
+    };
+    let message = d.templates.write_audit_heads(to, &message_id(d, c), &node_id.to_string(), &heads)?;
     Ok(Written::Ready(Outgoing { message, encrypted: false }))
 }
 

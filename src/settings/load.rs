@@ -182,6 +182,9 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.audit.checkpoint_every_entries == 0 || settings.audit.checkpoint_every_secs == 0 {
         return invalid("`audit.checkpoint_every_entries` and `audit.checkpoint_every_secs` must be greater than 0");
     }
+    if !(3600..=31 * 86_400).contains(&settings.audit.head_email_every_secs) {
+        return invalid("`audit.head_email_every_secs` must be between 3600 (an hour) and 2678400 (31 days)");
+    }
     if settings.audit.retention_years < 6 {
         return invalid("`audit.retention_years` must be at least 6 (HIPAA, 45 CFR 164.316(b)(2))");
     }
@@ -332,6 +335,9 @@ fn check_alerts(a: &crate::settings::AlertSettings) -> Result<(), String> {
     }
     if !(-1080..=1080).contains(&a.utc_offset_minutes) {
         return Err("`alerts.utc_offset_minutes` must be between -1080 and 1080".into());
+    }
+    if !(60..=604_800).contains(&a.sign_in_attack_window_secs) {
+        return Err("`alerts.sign_in_attack_window_secs` must be between 60 (a minute) and 604800 (a week)".into());
     }
     Ok(())
 }

@@ -101,6 +101,9 @@ pub struct AlertSettings {
     /// Clinicians' own working hours, by sign-in email.
     #[serde(default)]
     pub clinician_hours: Vec<ClinicianHours>,
+    /// Owners get one sign-in attack alert per pattern and source in each window this long
+    /// (aligned on the epoch), however often the pattern recurs in it.
+    pub sign_in_attack_window_secs: u64,
 }
 
 impl AlertSettings {
@@ -112,6 +115,11 @@ impl AlertSettings {
     /// [`Self::repeat_after_secs`] as milliseconds.
     pub fn repeat_after_ms(&self) -> i64 {
         i64::try_from(self.repeat_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
+    /// [`Self::sign_in_attack_window_secs`] as milliseconds (at least one: checked at load).
+    pub fn sign_in_attack_window_ms(&self) -> i64 {
+        i64::try_from(self.sign_in_attack_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1)
     }
 }
 
@@ -359,6 +367,9 @@ pub struct AuditSettings {
     /// Directories on other storage that also receive every signed checkpoint (witnesses).
     #[serde(default)]
     pub witness_dirs: Vec<PathBuf>,
+    /// Each node emails every owner its chains' newest signed heads once in each period this
+    /// long (aligned on the epoch; at least an hour), through the reminder outbox.
+    pub head_email_every_secs: u64,
 }
 
 impl Settings {
@@ -370,6 +381,12 @@ impl Settings {
     /// The pinned audit keys (`audit.trusted_keys`, checked when the settings were loaded).
     pub fn pinned_audit_keys(&self) -> Vec<ed25519_dalek::VerifyingKey> {
         self.audit.trusted_keys.iter().filter_map(|k| public_key(k)).collect()
+    }
+
+    /// [`AuditSettings::head_email_every_secs`] as milliseconds (at least an hour: checked at
+    /// load).
+    pub fn audit_head_email_every_ms(&self) -> i64 {
+        i64::try_from(self.audit.head_email_every_secs.saturating_mul(1000)).unwrap_or(i64::MAX).max(1)
     }
 
     /// The checkpoint directory.

@@ -43,7 +43,9 @@ fn code(error: AlertError) -> ErrorCode {
     match error {
         AlertError::NotFound => ErrorCode::NotFound,
         AlertError::NotAllowed(denial) => refusal(AccessError::Denied(denial)),
-        AlertError::InvalidFollowUp | AlertError::AlreadyFollowedUp => ErrorCode::InvalidFollowUp,
+        AlertError::InvalidFollowUp | AlertError::AlreadyFollowedUp | AlertError::NoFollowUp => {
+            ErrorCode::InvalidFollowUp
+        }
         AlertError::AuditUnavailable => ErrorCode::Unavailable,
         error @ (AlertError::Crypto(_) | AlertError::Storage(_) | AlertError::Outbox(_) | AlertError::Accounts(_)) => {
             tracing::warn!(%error, "alert request failed");

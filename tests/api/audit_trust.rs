@@ -21,6 +21,7 @@ async fn verify(f: &AuditFixture, pinned: &[SigningKey], witnesses: &Witnesses) 
     let evidence = Evidence {
         checkpoint_dir: f._dir.path().join("checkpoints"),
         witnesses,
+        heads: Vec::new(),
         pinned: pinned.iter().map(SigningKey::verifying_key).collect(),
         local_chains: vec![f.node.to_string()],
     };

@@ -22,8 +22,8 @@ use confidant_actors::hub::{BrokerMessage, FromBroker, Push, Topic};
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::session::{CatchUp, Inbound, Outbound};
 use confidant_protocol::{
-    AlertKind, AlertState, AlertView, Answer, ClientFrame, FollowUpNote, IntakeAnswers, ScreeningScore, ServerFrame,
-    Severity, VERSION,
+    AlertKind, AlertState, AlertView, Answer, AttackPattern, ClientFrame, FollowUpNote, IntakeAnswers, ScreeningScore,
+    ServerFrame, Severity, SignInAttack, VERSION,
 };
 use uuid::Uuid;
 
@@ -120,16 +120,39 @@ fn phi_never_prints_in_debug_output() {
             alert_id: Uuid::from_u128(8),
             kind,
             urgent: kind.is_urgent(),
-            patient_id: Uuid::from_u128(9),
+            patient_id: Some(Uuid::from_u128(9)),
             assignment_id: None,
             clinician_id: None,
             reminder_id: None,
+            sign_in_attack: None,
             escalation_step: 0,
             at_ms: 0,
         };
         let names = ["Phq9", "phq9", "item9", "Gad7", "Severe", "BreakGlass", "Submitted", "Reminder"];
         assert_hidden("ServerFrame::Alert", &alert, &names);
     }
+    // A sign-in attack alert names an address (an identifier): never in `Debug`.
+    let address = std::net::IpAddr::from([203, 0, 113, 77]);
+    let attack = SignInAttack {
+        pattern: AttackPattern::CredentialStuffing,
+        source_ip: Some(address),
+        account_id: None,
+        failures: 21,
+        threshold: 20,
+        window_starts_at_ms: 0,
+        window_ends_at_ms: 3_600_000,
+    };
+    assert_hidden("SignInAttack", &attack, &["203.0.113.77", "113"]);
+    let noticed = confidant::identity::attacks::SignInAttack {
+        pattern: confidant::identity::attacks::Pattern::CredentialStuffing,
+        source_ip: Some(address),
+        account: None,
+        failures: 21,
+        threshold: 20,
+        source_key: vec![0xab; 32],
+        at_ms: 0,
+    };
+    assert_hidden("identity::attacks::SignInAttack", &noticed, &["203.0.113.77", "113", "abab"]);
     let note = FollowUpNote::new(&sentinel("follow-up")).unwrap();
     assert_hidden("FollowUpNote", &note, &[note.expose()]);
     let ack = ClientFrame::alert_ack("a1".into(), Uuid::from_u128(8), Some(note.clone()));
@@ -138,10 +161,11 @@ fn phi_never_prints_in_debug_output() {
         alert_id: Uuid::from_u128(8),
         kind: AlertKind::Phq9Item9,
         urgent: true,
-        patient_id: Uuid::from_u128(9),
+        patient_id: Some(Uuid::from_u128(9)),
         assignment_id: None,
         clinician_id: None,
         reminder_id: None,
+        sign_in_attack: Some(attack.clone()),
         raised_at_ms: 0,
         state: AlertState::Resolved,
         escalation_step: 1,
@@ -151,7 +175,7 @@ fn phi_never_prints_in_debug_output() {
         followed_up_by: None,
         followed_up_at_ms: None,
     };
-    assert_hidden("AlertView", &view, &[note.expose(), "Phq9", "phq9"]);
+    assert_hidden("AlertView", &view, &[note.expose(), "Phq9", "phq9", "203.0.113.77"]);
     for answer in [Answer::Text(sentinel("answer-text")), Answer::Choice(u64::from(NUMBER))] {
         assert_hidden("Answer", &answer, &intake);
     }

@@ -195,6 +195,14 @@ async fn an_idle_session_warns_then_says_it_ended_in_the_browser() {
     run_browser_script(&app, "idle.py", &[("STAFF_EMAIL", "bill@practice.example".to_owned())]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_sees_a_sign_in_attack_live_and_acknowledges_it_in_a_real_browser() {
+    let env = vec![("CONFIDANT_IDENTITY__ADDRESS_FREE_FAILURES", "3".to_owned())];
+    let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
+    create_staff(&app, "practice_owner", "owner@practice.example");
+    run_browser_script(&app, "security_alert.py", &[("OWNER_EMAIL", "owner@practice.example".to_owned())]);
+}
+
 /// Reads `path` as `who` and decodes it as the portal does.
 async fn read_as<T: serde::de::DeserializeOwned>(app: &TestApp, who: &crate::signin::Person, path: &str) -> T {
     let (status, body) = who.session.get(app, path).await;

@@ -14,6 +14,8 @@ on_both_backends!(
     a_start_without_a_stop_is_reported_as_interrupted,
     staff_conversations_keep_existing_conversations_and_their_references,
     reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_the_other,
+    alerts_survive_the_security_alerts_migration_and_one_may_name_no_patient,
+    an_audit_head_email_names_its_report_and_an_owner_and_nothing_else,
 );
 
 /// A store on `backend`, with the temp dir or database that holds it.
@@ -299,6 +301,206 @@ async fn reminders_survive_the_staff_notices_migration_and_a_row_is_one_kind_or_
     assert!(notice("staff_notice", None, None).await.is_err(), "a notice has its step");
     assert!(notice("staff_notice", Some(2), Some(patient.clone())).await.is_err(), "a notice names no patient");
     assert!(notice("upcoming", Some(3), None).await.is_err(), "a reminder is about an appointment");
+    storage.close().await;
+}
+
+/// The last version before security alerts (`20261208100001_security_alerts.sql`, which
+/// rebuilds `alerts` on SQLite with foreign keys off, outside sqlx's transaction).
+const BEFORE_SECURITY_ALERTS: i64 = 20261207000002;
+
+/// A statement, its text values in order, and the bytes of its `BLOB`/`BYTEA` slot if it has one.
+type Statement<'a> = (&'static str, Vec<&'a str>, Option<&'a [u8]>);
+
+/// Runs `sql` with `values` bound in order, then `blob` when given (a `BLOB`/`BYTEA` slot).
+async fn run_sql(pool: &sqlx::AnyPool, sql: &str, values: &[&str], blob: Option<&[u8]>) -> Result<(), sqlx::Error> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    for value in values {
+        query = query.bind((*value).to_owned());
+    }
+    if let Some(blob) = blob {
+        query = query.bind(blob.to_vec());
+    }
+    query.execute(pool).await.map(|_| ())
+}
+
+async fn alerts_survive_the_security_alerts_migration_and_one_may_name_no_patient(backend: Backend) {
+    let (storage, _dir, _db) = open(backend).await;
+    let tree = match backend {
+        Backend::Sqlite => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"),
+        Backend::Postgres => concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"),
+    };
+    let earlier = sqlx::migrate::Migrator::new(std::path::Path::new(tree)).await.unwrap();
+    earlier.run_to(BEFORE_SECURITY_ALERTS, storage.pool_for_tests()).await.unwrap();
+    let pool = storage.pool_for_tests();
+    let id = || uuid::Uuid::new_v4().to_string();
+    let (patient, user, alert, notice) = (id(), id(), id(), id());
+    let blob = Some(&[1u8; 16][..]);
+    // An urgent alert about a patient, its recipient, and a staff notice of its escalation.
+    let setup: [Statement<'_>; 6] = [
+        (
+            "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
+             VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
+            vec![&alert],
+            blob,
+        ),
+        (
+            "INSERT INTO patients (patient_id, key_id, created_at_ms, updated_at_ms, legal_name, date_of_birth) \
+             VALUES ($1, 1, 0, 0, $2, $2)",
+            vec![&patient],
+            blob,
+        ),
+        (
+            "INSERT INTO users (user_id, role, status, key_id, created_at_ms, updated_at_ms, email, email_index) \
+             VALUES ($1, 'clinician', 'invited', 1, 0, 0, $2, $2)",
+            vec![&user],
+            blob,
+        ),
+        (
+            "INSERT INTO alerts (alert_id, key_id, patient_id, subject_id, body, urgent, raised_at_ms, \
+             escalation_step, escalate_at_ms) VALUES ($1, 1, $2, $3, $4, 1, 7, 1, 9)",
+            vec![&alert, &patient, &notice],
+            blob,
+        ),
+        (
+            "INSERT INTO alert_recipients (alert_id, user_id, step, added_at_ms) VALUES ($1, $2, 0, 7)",
+            vec![&alert, &user],
+            None,
+        ),
+        (
+            "INSERT INTO reminders (reminder_id, alert_id, recipient_user_id, escalation_step, kind, origin, state, \
+             due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, created_at_ms) \
+             VALUES ($1, $2, $3, 1, 'staff_notice', 'alert', 'queued', 0, 0, 0, $1, 0, 0)",
+            vec![&notice, &alert, &user],
+            None,
+        ),
+    ];
+    for (sql, values, blob) in setup {
+        run_sql(pool, sql, &values, blob).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    let later = earlier.iter().filter(|m| m.version > BEFORE_SECURITY_ALERTS).count();
+    assert_eq!(storage.migrate().await.unwrap(), later, "the security alerts migration and those after it");
+
+    type Kept = (Option<String>, Option<String>, i64, i64, Option<i64>, Vec<u8>);
+    let kept: Kept = sqlx::query_as(
+        "SELECT patient_id, subject_id, urgent, escalation_step, escalate_at_ms, body FROM alerts WHERE alert_id = $1",
+    )
+    .bind(&alert)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, (Some(patient.clone()), Some(notice.clone()), 1, 1, Some(9), vec![1u8; 16]));
+    let recipients: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alert_recipients WHERE alert_id = $1")
+        .bind(&alert)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(recipients, 1);
+    assert!(storage.foreign_keys_enforced().await.unwrap(), "foreign keys are back on every pooled connection");
+    if backend == Backend::Sqlite {
+        let dangling = sqlx::query("PRAGMA foreign_key_check").fetch_all(pool).await.unwrap();
+        assert!(dangling.is_empty(), "{} rows refer to nothing", dangling.len());
+    }
+
+    // An alert about no patient, raised once per key; alerts about patients have none.
+    let raise = |key: Option<&'static [u8]>| {
+        let new = id();
+        async move {
+            sqlx::query(
+                "INSERT INTO alerts (alert_id, key_id, patient_id, body, urgent, raised_at_ms, escalation_step, \
+                 dedup_key) VALUES ($1, 1, NULL, $2, 0, 8, 0, $3)",
+            )
+            .bind(new)
+            .bind(vec![2u8; 16])
+            .bind(key.map(<[u8]>::to_vec))
+            .execute(pool)
+            .await
+        }
+    };
+    assert!(raise(Some(b"pattern-source-window")).await.is_ok(), "no patient");
+    assert!(raise(Some(b"pattern-source-window")).await.is_err(), "once per key");
+    assert!(raise(None).await.is_ok() && raise(None).await.is_ok(), "no key: no limit");
+    let orphan = run_sql(
+        pool,
+        "INSERT INTO alert_recipients (alert_id, user_id, step, added_at_ms) VALUES ($1, $2, 0, 7)",
+        &[&id(), &user],
+        None,
+    )
+    .await;
+    assert!(orphan.is_err(), "recipients still refer to alerts");
+    storage.close().await;
+}
+
+async fn an_audit_head_email_names_its_report_and_an_owner_and_nothing_else(backend: Backend) {
+    let (storage, _dir, _db) = open(backend).await;
+    storage.migrate().await.unwrap();
+    let pool = storage.pool_for_tests();
+    let id = || uuid::Uuid::new_v4().to_string();
+    let (owner, node) = (id(), id());
+    run_sql(
+        pool,
+        "INSERT INTO data_keys (key_id, audit_id, purpose, state, master_key_id, created_at_ms, wrapped) \
+         VALUES (1, $1, 'field', 'active', 'master', 0, $2)",
+        &[&id()],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    run_sql(
+        pool,
+        "INSERT INTO users (user_id, role, status, key_id, created_at_ms, updated_at_ms, email, email_index) \
+         VALUES ($1, 'practice_owner', 'invited', 1, 0, 0, $2, $2)",
+        &[&owner],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    let patient = id();
+    run_sql(
+        pool,
+        "INSERT INTO patients (patient_id, key_id, created_at_ms, updated_at_ms, legal_name, date_of_birth) \
+         VALUES ($1, 1, 0, 0, $2, $2)",
+        &[&patient],
+        Some(&[1; 16]),
+    )
+    .await
+    .unwrap();
+    for period in ["20000", "20002"] {
+        run_sql(
+            pool,
+            &format!(
+                "INSERT INTO audit_head_reports (node_id, period, heads, created_at_ms) VALUES ($1, {period}, 'line', 0)"
+            ),
+            &[&node],
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let email = |period: i64, recipient: Option<String>, about: bool| {
+        let new = id();
+        let (node, patient) = (node.clone(), about.then(|| patient.clone()));
+        async move {
+            sqlx::query(
+                "INSERT INTO reminders (reminder_id, audit_node_id, audit_period, recipient_user_id, patient_id, kind, \
+                 origin, state, due_at_ms, next_attempt_at_ms, attempts, message_id, encrypted, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, 'audit_head', 'audit', 'queued', 0, 0, 0, $1, 0, 0)",
+            )
+            .bind(new)
+            .bind(node)
+            .bind(period)
+            .bind(recipient)
+            .bind(patient)
+            .execute(pool)
+            .await
+        }
+    };
+    assert!(email(20000, Some(owner.clone()), false).await.is_ok());
+    assert!(email(20000, Some(owner.clone()), false).await.is_err(), "one email per report and owner");
+    assert!(email(20001, Some(owner.clone()), false).await.is_err(), "no report for that period");
+    assert!(email(20000, None, false).await.is_err(), "it goes to someone");
+    assert!(email(20002, Some(owner.clone()), true).await.is_err(), "it names no patient");
+    assert!(email(20002, Some(owner.clone()), false).await.is_ok());
     storage.close().await;
 }
 

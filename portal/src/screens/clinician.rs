@@ -577,7 +577,13 @@ fn AlertRow(alert: AlertView, reload: RwSignal<u32>) -> impl IntoView {
         <li class=if alert.urgent { "row alert urgent" } else { "row alert" } data-alert=id.to_string() data-state=format!("{state:?}").to_lowercase()>
             <span>{text::alert_kind(&kind)}</span>
             <span class="muted">{time::date_time(alert.raised_at_ms)}</span>
+            {alert.sign_in_attack.clone().map(|attack| view! {
+                <super::owner::SignInAttackDetails attack=attack/>
+            })}
             {(state == AlertState::Open).then(|| view! { <button type="button" on:click=ack>{text::ACKNOWLEDGE}</button> })}
+            {alert.acknowledged_at_ms.filter(|_| state != AlertState::Open).map(|at| view! {
+                <span class="muted" data-acknowledged="">{format!("{} {}", text::ACKNOWLEDGED, time::date_time(at))}</span>
+            })}
             {(alert.urgent && alert.follow_up.is_none() && state != AlertState::Resolved).then(|| view! {
                 <form class="follow-up" on:submit=document novalidate>
                     <Field id=field_id label=text::FOLLOW_UP value=note error=at(failure, "note") hint=text::FOLLOW_UP_HINT/>

@@ -1,6 +1,7 @@
 //! The practice owner's screens: staff accounts and invitations (invite with a name and
 //! credentials, rename, disable), break-glass grants with their reasons (updated live when a
-//! clinician breaks the glass), and the audit trail's state with verification on demand.
+//! clinician breaks the glass), the audit trail's state with verification on demand, and what
+//! a sign-in attack alert reports (shown in the owner's live alert list).
 
 use leptos::prelude::*;
 use serde::Serialize;
@@ -8,7 +9,8 @@ use uuid::Uuid;
 
 use super::widgets::{ErrorNote, Field, Select, at};
 use crate::api::{
-    self, AuditStatus, AuditVerification, BreakGlassGrant, Failure, Invitation, PatientRecord, StaffMember, UserRow,
+    self, AttackPattern, AuditStatus, AuditVerification, BreakGlassGrant, Failure, Invitation, PatientRecord,
+    SignInAttack, StaffMember, UserRow,
 };
 use crate::live::live;
 use crate::text;
@@ -322,5 +324,54 @@ pub fn AuditScreen() -> impl IntoView {
                 </table>
             </section>
         }})}
+    }
+}
+
+/// What a sign-in attack alert reports (its row shows when): the pattern in plain words, where
+/// it came from (the address, or the account by the name the owner knows it by), how many
+/// failed sign-ins set it off, what was locked, and until when that source raises no other
+/// alert.
+#[component]
+pub fn SignInAttackDetails(attack: SignInAttack) -> impl IntoView {
+    let account = RwSignal::new(None::<String>);
+    if let Some(id) = attack.account_id {
+        leptos::task::spawn_local(async move {
+            let found = api::get::<Vec<UserRow>>("/api/v1/users").await.ok().and_then(|users| {
+                users
+                    .into_iter()
+                    .find(|u| u.user_id == id)
+                    .map(|u| if u.role == "patient" { text::ATTACK_PATIENT_ACCOUNT.to_owned() } else { u.label() })
+            });
+            account.set(Some(found.unwrap_or_else(|| id.to_string())));
+        });
+    }
+    let (what, done, pattern) = match attack.pattern {
+        AttackPattern::CredentialStuffing => (text::ATTACK_STUFFING, text::ATTACK_STUFFING_DONE, "credential_stuffing"),
+        AttackPattern::AccountGuessing => (text::ATTACK_GUESSING, text::ATTACK_GUESSING_DONE, "account_guessing"),
+    };
+    let guessing = attack.pattern == AttackPattern::AccountGuessing;
+    let named = attack.account_id.is_some();
+    view! {
+        <div class="attack" data-pattern=pattern>
+            <p>{what}</p>
+            <dl class="facts">
+                {attack.source_ip.map(|ip| view! {
+                    <dt>{text::ATTACK_FROM}</dt>
+                    <dd><code data-source-ip=ip.to_string()>{ip.to_string()}</code></dd>
+                })}
+                {guessing.then(|| view! {
+                    <dt>{text::ATTACK_ACCOUNT}</dt>
+                    <dd>{move || if named { account.get().unwrap_or_default() } else { text::ATTACK_NO_ACCOUNT.to_owned() }}</dd>
+                })}
+                <dt>{text::ATTACK_FAILURES}</dt>
+                <dd>
+                    <span data-failures=attack.failures.to_string()>{attack.failures.to_string()}</span>
+                    {format!(" {}", text::attack_allowed(attack.threshold))}
+                </dd>
+                <dt>{text::ATTACK_WINDOW}</dt>
+                <dd>{time::date_time(attack.window_ends_at_ms)}</dd>
+            </dl>
+            <p class="muted small">{done}</p>
+        </div>
     }
 }

@@ -14,6 +14,20 @@ pub async fn stored_checkpoints(storage: &Storage) -> Result<Vec<Checkpoint>, St
     Ok(rows.iter().map(checkpoint_from_row).collect::<Result<_, _>>()?)
 }
 
+/// The newest checkpoint of `node_id`'s chain in the audit database, if any.
+pub(in crate::audit) async fn newest_checkpoint(
+    storage: &Storage,
+    node_id: &str,
+) -> Result<Option<Checkpoint>, StorageError> {
+    let row = sqlx::query(
+        "SELECT node_id, seq, hash, at_ms, signature FROM audit_checkpoints WHERE node_id = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(node_id.to_owned())
+    .fetch_optional(storage.pool())
+    .await?;
+    Ok(row.as_ref().map(checkpoint_from_row).transpose()?)
+}
+
 /// The checkpoint `node_id` stored for `seq`, if any.
 pub(in crate::audit) async fn stored_checkpoint(
     storage: &Storage,

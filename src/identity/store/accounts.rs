@@ -313,6 +313,22 @@ pub async fn of_patient(storage: &Storage, patient: PatientId) -> Result<Option<
     row.as_ref().map(account).transpose()
 }
 
+/// The active accounts of `roles`, by role (in the order given), then id.
+pub async fn active_of_roles(storage: &Storage, roles: &[Role]) -> Result<Vec<UserId>, StorageError> {
+    let mut users = Vec::new();
+    for role in roles {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT user_id FROM users WHERE role = $1 AND status = 'active' ORDER BY user_id")
+                .bind(role.as_str())
+                .fetch_all(storage.pool())
+                .await?;
+        for id in ids {
+            users.push(parse_id(&id, "user_id")?);
+        }
+    }
+    Ok(users)
+}
+
 /// Every account, oldest first, with its sealed email.
 pub async fn list(storage: &Storage) -> Result<Vec<(Account, Vec<u8>)>, StorageError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

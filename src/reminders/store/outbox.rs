@@ -1,12 +1,13 @@
 //! `reminders`, the outbox: each reminder's ids, times, state, lease and attempts (never a message
 //! or an address). Every state change is a conditional update on the state (and claimant) it
-//! expects. A row is an appointment reminder or a staff notice (kind `staff_notice`); claiming,
-//! hand-over, finishing and recovery are the same for both, and are here. Queuing and listing
-//! staff notices is in [`super::staff_notices`].
+//! expects. A row is an appointment reminder, a staff notice (kind `staff_notice`) or an audit
+//! head email (kind `audit_head`); claiming, hand-over, finishing and recovery are the same for
+//! all, and are here. Queuing and listing staff notices is in [`super::staff_notices`], audit
+//! head emails in [`super::audit_heads`].
 
 use std::str::FromStr;
 
-use confidant_actors::ids::{PatientId, UserId};
+use confidant_actors::ids::{NodeId, PatientId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -99,14 +100,24 @@ pub enum Job {
         /// The escalation step that added the recipient (0: when the alert was raised).
         step: u32,
     },
+    /// A node's signed audit heads for one period, to one owner (no PHI).
+    AuditHead {
+        /// The node whose report it carries.
+        node_id: NodeId,
+        /// The report's period.
+        period: i64,
+        /// The owner it goes to.
+        recipient: UserId,
+    },
 }
 
 impl Job {
-    /// The patient whose address the message goes to: a reminder's; a staff notice has none.
+    /// The patient whose address the message goes to: a reminder's; a staff notice and an
+    /// audit head email have none.
     pub fn patient(&self) -> Option<PatientId> {
         match self {
             Job::Reminder { patient_id, .. } => Some(*patient_id),
-            Job::StaffNotice { .. } => None,
+            Job::StaffNotice { .. } | Job::AuditHead { .. } => None,
         }
     }
 }
@@ -241,7 +252,7 @@ pub async fn appointment_state(
 /// One appointment reminder (`None` for a staff notice).
 pub async fn get(storage: &Storage, id: Uuid) -> Result<Option<ReminderView>, StorageError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1 AND kind <> 'staff_notice'"
+        "SELECT {COLUMNS} FROM reminders WHERE reminder_id = $1 AND kind IN ('upcoming', 'cancelled')"
     )))
     .bind(id.to_string())
     .fetch_optional(storage.pool())
@@ -336,7 +347,7 @@ pub async fn claim(
             "UPDATE reminders SET state = 'sending', lease_owner = $2, lease_until_ms = $3, attempts = attempts + 1, \
              handed_over_at_ms = NULL WHERE reminder_id = $1 AND state = 'queued' AND next_attempt_at_ms <= $4 \
              RETURNING reminder_id, message_id, attempts, kind, appointment_id, patient_id, alert_id, \
-             recipient_user_id, escalation_step",
+             recipient_user_id, escalation_step, audit_node_id, audit_period",
         )
         .bind(&id)
         .bind(owner)
@@ -418,7 +429,7 @@ fn claimed_row(row: &AnyRow) -> Result<Claimed, StorageError> {
 }
 
 /// The job of a row whose columns from `at` on are `kind, appointment_id, patient_id, alert_id,
-/// recipient_user_id, escalation_step`.
+/// recipient_user_id, escalation_step, audit_node_id, audit_period`.
 fn job(row: &AnyRow, at: usize) -> Result<Job, StorageError> {
     let kind: String = row.try_get(at)?;
     if kind == "staff_notice" {
@@ -426,6 +437,14 @@ fn job(row: &AnyRow, at: usize) -> Result<Job, StorageError> {
             alert_id: required_id(row, at + 3, "alert_id")?,
             recipient: required_id(row, at + 4, "recipient_user_id")?,
             step: required_step(row, at + 5)?,
+        });
+    }
+    if kind == "audit_head" {
+        let period: Option<i64> = row.try_get(at + 7)?;
+        return Ok(Job::AuditHead {
+            node_id: required_id(row, at + 6, "audit_node_id")?,
+            period: period.ok_or(StorageError::Corrupt { column: "audit_period" })?,
+            recipient: required_id(row, at + 4, "recipient_user_id")?,
         });
     }
     Ok(Job::Reminder {

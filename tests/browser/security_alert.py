@@ -1,0 +1,102 @@
+"""An owner sees a sign-in attack live in a real browser: signed in on the Alerts tab, the owner
+watches while this script, from another address (127.0.0.9), tries wrong passwords for several
+accounts that do not exist (credential stuffing; the server under test allows three failures
+per address). Without a reload the alert appears, with a notice in the corner, saying what
+happened, from which address, how many failures and when; the owner acknowledges it and it is
+resolved. Neither an email tried nor a password appears on the page. Every screen is scanned
+with axe-core and photographed at 360 and 1280 px.
+
+Environment: CONFIDANT_URL, OWNER_EMAIL, STAFF_PASSWORD, SCREENSHOTS.
+"""
+
+import http.client
+import json
+import os
+import ssl
+import sys
+import urllib.parse
+
+from playwright.sync_api import expect, sync_playwright
+
+sys.path.insert(0, os.path.dirname(__file__))
+from portal_flow import (  # noqa: E402
+    TIMEOUT,
+    check_screen,
+    enroll_totp,
+    new_page,
+    photograph_failure,
+    problems,
+    sign_in,
+    tab,
+)
+
+URL = os.environ["CONFIDANT_URL"]
+STUFFER = "127.0.0.9"
+WRONG = "Not-The-Password-1234"
+TRIED = [f"person{n}@elsewhere.example" for n in range(4)]
+
+
+def stuff():
+    """One wrong password for each of TRIED, from STUFFER, through the portal's own sign-in."""
+    target = urllib.parse.urlsplit(URL)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the development certificate
+    for email in TRIED:
+        connection = http.client.HTTPSConnection(
+            target.hostname, target.port, context=context, source_address=(STUFFER, 0), timeout=30
+        )
+        body = json.dumps({"email": email, "password": WRONG})
+        headers = {"Content-Type": "application/json", "Origin": URL, "X-Confidant-Csrf": "1"}
+        connection.request("POST", "/api/v1/browser/sign-in", body=body, headers=headers)
+        status = connection.getresponse().status
+        connection.close()
+        if status != 401:
+            problems.append(f"a wrong password for an unknown account was answered {status}, not 401")
+
+
+def main():
+    os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            ctx, page = new_page(browser)
+            sign_in(page, os.environ["OWNER_EMAIL"], os.environ["STAFF_PASSWORD"])
+            enroll_totp(page, "security-owner")
+            tab(page, "Alerts")
+            expect(page.locator("text=No open alerts.")).to_be_visible(timeout=TIMEOUT)
+
+            stuff()
+            details = page.locator(".attack[data-pattern=credential_stuffing]")
+            expect(details).to_be_visible(timeout=TIMEOUT)
+            expect(page.locator(".toast", has_text="Sign-in attack noticed")).to_be_visible()
+            alert = page.locator("li[data-alert]").filter(has=details)
+            expect(alert).to_have_attribute("data-state", "open")
+            expect(alert.locator("text=Sign-in attack")).to_be_visible()
+            expect(alert.locator(f"[data-source-ip='{STUFFER}']")).to_have_text(STUFFER)
+            expect(alert.locator("[data-failures]")).to_have_text("4")
+            expect(alert.locator("text=Credential stuffing")).to_be_visible()
+            shown = page.inner_text("body")
+            for secret in TRIED + [WRONG]:
+                if secret in shown:
+                    problems.append(f"the page shows {secret!r}")
+            check_screen(page, "owner-sign-in-attack")
+
+            alert.locator("button:has-text('Acknowledge')").click()
+            expect(alert).to_have_attribute("data-state", "resolved", timeout=TIMEOUT)
+            expect(alert.locator("button:has-text('Acknowledge')")).to_have_count(0)
+            expect(alert.locator("[data-acknowledged]")).to_be_visible()
+            check_screen(page, "owner-sign-in-attack-acknowledged")
+            ctx.close()
+            browser.close()
+        except Exception:
+            photograph_failure()
+            raise
+    if problems:
+        print("\n".join(problems))
+        sys.exit(1)
+    print("security alert: ok")
+
+
+if __name__ == "__main__":
+    main()
