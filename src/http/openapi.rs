@@ -14,7 +14,9 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::shapes::{Shapes, one_of};
-use super::{account, alerts, appointments, audit, browser, intake, messaging, oauth, patients, reminders, users};
+use super::{
+    account, alerts, appointments, attachments, audit, browser, intake, messaging, oauth, patients, reminders, users,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -72,6 +74,8 @@ use super::{account, alerts, appointments, audit, browser, intake, messaging, oa
         messaging::claim,
         messaging::create,
         messaging::conversations,
+        attachments::upload_attachment,
+        attachments::download_attachment,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
