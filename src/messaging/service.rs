@@ -142,6 +142,7 @@ impl MessagingService {
     /// conversations hold the message ingest and the membership cache), admitting members by `policy`,
     /// finding patients in `patients`, checking and recording through `gate`, pushing through
     /// `pusher`, timed by `clock`. It keeps the node's KeyPackage claim limit.
+    #[allow(clippy::too_many_arguments)] // each is one of the node's components, built once in `services.rs`
     pub fn new(
         devices: Devices,
         conversations: Conversations,

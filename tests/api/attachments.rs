@@ -356,7 +356,7 @@ async fn retention_deletes_an_attachment_with_its_message_and_an_unsent_one_afte
         .await
         .unwrap();
     let (_, attachments) = received(&mut phone, &mut phone_socket).await;
-    assert_eq!(attachments, [sent.clone()]);
+    assert_eq!(attachments, std::slice::from_ref(&sent));
     // Ada answers; once both devices acknowledged the answer, the message is delivered everywhere.
     let reply = phone.send(&mut phone_socket, conversation, b"got it").await.unwrap();
     assert_eq!(received(&mut dr, &mut dr_socket).await.0, "got it");
