@@ -332,6 +332,24 @@ mod tests {
     }
 
     #[test]
+    fn attachments_go_up_and_down_as_raw_bytes_and_their_upload_takes_a_key() {
+        let operations: std::collections::BTreeMap<String, Value> = operations().into_iter().collect();
+        let upload = &operations["POST /api/v1/conversations/{conversation_id}/attachments"];
+        let body = &upload["requestBody"]["content"]["application/octet-stream"]["schema"];
+        assert_eq!(body["$ref"], "#/components/schemas/Ciphertext", "{upload}");
+        assert!(upload["responses"]["413"].is_object() && upload["responses"]["201"].is_object());
+        assert!(takes_key(
+            ApiDoc::openapi().paths.paths[super::super::attachments::ATTACHMENT_UPLOAD].post.as_ref().unwrap()
+        ));
+        let download = &operations["GET /api/v1/attachments/{attachment_id}"];
+        let bytes = &download["responses"]["200"]["content"]["application/octet-stream"]["schema"];
+        assert_eq!(bytes["$ref"], "#/components/schemas/Ciphertext", "{download}");
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let ciphertext = &doc["components"]["schemas"]["Ciphertext"];
+        assert_eq!((ciphertext["type"].as_str(), ciphertext["format"].as_str()), (Some("string"), Some("binary")));
+    }
+
+    #[test]
     fn operation_ids_are_unique() {
         let operations = operations();
         let ids: BTreeSet<&str> = operations.iter().map(|(_, o)| o["operationId"].as_str().unwrap()).collect();
