@@ -249,6 +249,28 @@ async fn an_oversize_upload_is_refused_with_413_and_stores_nothing(backend: Back
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(attachments_stored(&app, backend).await, 1);
+
+    // An upload retried with its Idempotency-Key gets the first answer, and is stored once.
+    let key = Uuid::new_v4().to_string();
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url(&format!("/api/v1/conversations/{conversation}/attachments")))
+            .bearer_auth(&clinician.session.access)
+            .header("content-type", "application/octet-stream")
+            .header("idempotency-key", &key)
+            .body(vec![7u8; 64])
+            .send()
+            .await
+            .unwrap();
+        let replayed = response.headers().get("idempotent-replayed").is_some();
+        answers.push((response.status(), replayed, response.json::<Value>().await.unwrap()["attachment_id"].clone()));
+    }
+    assert_eq!(answers[0].0, StatusCode::CREATED);
+    assert_eq!((answers[1].0, answers[1].1), (StatusCode::CREATED, true));
+    assert_eq!(answers[0].2, answers[1].2);
+    assert_eq!(attachments_stored(&app, backend).await, 2);
 }
 
 async fn someone_outside_the_conversation_can_neither_upload_nor_download(backend: Backend) {
