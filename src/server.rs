@@ -157,7 +157,7 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
     storage.start_wal_checkpoints(WAL_CHECKPOINT_EVERY);
     audit_storage.start_wal_checkpoints(WAL_CHECKPOINT_EVERY);
     crate::messaging::start_purge(
-        services.conversations.clone(),
+        storage.clone(),
         std::time::Duration::from_secs(settings.messaging.retention_secs),
         services.identity.clock.clone(),
     );
@@ -197,14 +197,17 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         push_records: Arc::default(),
     });
     let sockets = web::Data::new(ws::Unauthenticated::default());
-    let (max_body, hsts) = (settings.http.max_body_bytes, settings.http.hsts_max_age_secs);
+    // Every route takes `http.max_body_bytes` but the attachment upload, which takes a file.
+    let body_limit = shared::limits::BodyLimit::new(settings.http.max_body_bytes)
+        .with_route(http::attachments::ATTACHMENT_UPLOAD, state.services.attachments.max_ciphertext_bytes());
+    let hsts = settings.http.hsts_max_age_secs;
     let shutdown_timeout = settings.http.shutdown_timeout();
     // Live pushes are small frames written one after another: with Nagle's algorithm each waits
     // for the client's delayed ACK of the one before (~40 ms on Linux), which was the
     // messaging fan-out's p99.
     let server = HttpServer::new(move || {
-        let (state, sockets) = (state.clone(), sockets.clone());
-        shared::app(max_body, hsts, http::idempotency::keep_answers, move |routes| {
+        let (state, sockets, body_limit) = (state.clone(), sockets.clone(), body_limit.clone());
+        shared::app(body_limit, hsts, http::idempotency::keep_answers, move |routes| {
             routes.app_data(state);
             http::routes(routes);
             ws::routes(routes, &sockets);

@@ -54,6 +54,8 @@ pub struct Services {
     pub devices: crate::messaging::Devices,
     /// End-to-end encrypted conversations.
     pub conversations: crate::messaging::Conversations,
+    /// Encrypted attachments of conversations (ciphertext only).
+    pub attachments: crate::messaging::Attachments,
     /// Messaging's operations, for both transports.
     pub messaging: crate::messaging::MessagingService,
     /// Alerts: raised with their events, delivered, acknowledged, followed up and escalated.
@@ -107,9 +109,11 @@ impl Services {
             conversations.clone(),
             pusher.clone(),
         );
+        let attachments = crate::messaging::Attachments::new(storage.clone(), settings.messaging.attachment_max_bytes);
         let messaging = crate::messaging::MessagingService::new(
             devices.clone(),
             conversations.clone(),
+            attachments.clone(),
             crate::messaging::ConversationPolicy::new(identity.accounts.clone(), access.clone()),
             patients.clone(),
             gate.clone(),
@@ -174,6 +178,7 @@ impl Services {
             reminder_service,
             devices,
             conversations,
+            attachments,
             messaging,
             intake,
             intake_service,

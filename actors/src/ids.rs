@@ -115,3 +115,14 @@ uuid_id!(
     /// One end-to-end encrypted conversation (its MLS group id).
     ConversationId
 );
+uuid_id!(
+    /// One encrypted attachment of a conversation (the server holds its ciphertext, never its key).
+    AttachmentId
+);
+
+impl AttachmentId {
+    /// A fresh random id (it is the only name of the ciphertext: unguessable).
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
+    }
+}

@@ -234,6 +234,17 @@ struct CreateConversation<'a> {
     ratchet_tree: &'a str,
 }
 
+/// `POST /api/v1/conversations/{id}/attachments`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UploadedAttachment {
+    /// The attachment's id (the message that carries it names it).
+    pub attachment_id: Uuid,
+    /// Its size in bytes of ciphertext.
+    pub size: u64,
+    /// The server's SHA-256 of the ciphertext, lowercase hex.
+    pub sha256: String,
+}
+
 /// `POST /api/v1/key-packages/claim`.
 #[derive(Serialize)]
 struct Claim {
@@ -311,6 +322,32 @@ impl Api {
     ) -> Result<(), ClientError> {
         let body = CreateConversation { device_id: device, kind: kind.into(), group_info, ratchet_tree };
         self.server.post("/api/v1/conversations", Some(&self.token), &body).await.map(|_| ())
+    }
+
+    /// Uploads an attachment's `ciphertext` to `conversation` (this account must have a device in
+    /// it), under a fresh `Idempotency-Key`.
+    pub async fn upload_attachment(
+        &self,
+        conversation: Uuid,
+        ciphertext: Vec<u8>,
+    ) -> Result<UploadedAttachment, ClientError> {
+        let url = format!("{}/api/v1/conversations/{conversation}/attachments", self.server.base);
+        let request = self
+            .server
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header(confidant_protocol::retry::IDEMPOTENCY_KEY, Uuid::new_v4().to_string())
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(ciphertext);
+        json_of(succeeded(request.send().await?).await?).await
+    }
+
+    /// The ciphertext of attachment `id`, as the server holds it.
+    pub async fn download_attachment(&self, id: Uuid) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/api/v1/attachments/{id}", self.server.base);
+        let response = succeeded(self.server.http.get(url).bearer_auth(&self.token).send().await?).await?;
+        Ok(response.bytes().await?.to_vec())
     }
 
     /// Claims a KeyPackage of each active device of `user`, for a conversation of `kind`.

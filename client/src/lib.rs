@@ -19,9 +19,11 @@
 //! ```
 
 // The MLS core: no I/O, builds for wasm32.
+pub mod attachment;
 mod conversation;
 mod cursors;
 pub mod device;
+pub mod payload;
 mod receive;
 mod snapshot;
 
@@ -39,14 +41,16 @@ mod sealed;
 #[cfg(feature = "native")]
 pub mod state_file;
 
+pub use attachment::{AttachmentError, SealedAttachment, open_attachment, seal_attachment};
 pub use conversation::{NewConversation, NewMember, StagedCommit};
 pub use device::{ConversationKind, Device};
+pub use payload::{AttachmentRef, Payload, PayloadError};
 pub use receive::{Event, Received};
 
 #[cfg(feature = "native")]
 pub use acks::AckPolicy;
 #[cfg(feature = "native")]
-pub use api::{Api, Server};
+pub use api::{Api, Server, UploadedAttachment};
 #[cfg(feature = "native")]
 pub use connection::Connection;
 
@@ -93,4 +97,8 @@ pub enum ClientError {
     /// The state file could not be read or written (or the key is wrong).
     #[error("state file: {0}")]
     State(&'static str),
+    /// An attachment could not be encrypted, or what was downloaded is not the file the message
+    /// carries (altered, substituted, or not opened by its key): nothing of it is returned.
+    #[error("attachment: {0}")]
+    Attachment(#[from] AttachmentError),
 }

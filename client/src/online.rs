@@ -18,9 +18,11 @@ use uuid::Uuid;
 use crate::ClientError;
 use crate::acks::AckPolicy;
 use crate::api::Api;
+use crate::attachment::{open_attachment, seal_attachment};
 use crate::connection::Connection;
 use crate::conversation::{NewMember, StagedCommit};
 use crate::device::{ConversationKind, Device, KEY_PACKAGE_BATCH, b64, mls};
+use crate::payload::{AttachmentRef, Payload};
 use crate::receive::Event;
 
 impl Device {
@@ -137,6 +139,45 @@ impl Device {
         let message = self.encrypt(conversation, text)?;
         let answer = connection.request(|id| ClientFrame::mls_send(id, conversation, b64(&message))).await?;
         self.settle_message(conversation, answer)
+    }
+
+    /// Sends `text` with the file `file` attached: encrypts the file under a fresh key, uploads
+    /// the ciphertext, and sends an MLS message carrying its key, digests, size, media type and
+    /// `name`, naming the upload so the server keeps it as long as the message. Returns the
+    /// message's seq and the reference it carried.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_attachment(
+        &mut self,
+        api: &Api,
+        connection: &mut Connection,
+        conversation: Uuid,
+        text: &str,
+        file: &[u8],
+        name: &str,
+        media_type: &str,
+    ) -> Result<(u64, AttachmentRef), ClientError> {
+        let sealed = seal_attachment(file)?;
+        let uploaded = api.upload_attachment(conversation, sealed.ciphertext.clone()).await?;
+        let reference = sealed.reference(uploaded.attachment_id, name, media_type);
+        let payload = Payload { text: text.as_bytes().to_vec(), attachments: vec![reference.clone()] };
+        let message = self.encrypt(conversation, &payload.encode())?;
+        let ids = vec![uploaded.attachment_id];
+        let answer = connection.request(|id| ClientFrame::mls_send_with(id, conversation, b64(&message), ids)).await?;
+        let seq = self.settle_message(conversation, answer)?;
+        Ok((seq, reference))
+    }
+
+    /// Downloads the file `reference` (from a received message) names and opens it: the bytes
+    /// must have the digest the message carries and decrypt under its key to a file of its size
+    /// and digest, or [`ClientError::Attachment`] says which check failed and nothing is
+    /// returned. The conversation is untouched either way.
+    pub async fn download_attachment(
+        &self,
+        api: &Api,
+        reference: &AttachmentRef,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, ClientError> {
+        let ciphertext = api.download_attachment(reference.id).await?;
+        Ok(open_attachment(reference, &ciphertext)?)
     }
 
     /// The next event, within `wait`: Welcomes are joined, commits merged, application

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::ClientError;
 use crate::device::{Device, mls, unb64};
+use crate::payload::{AttachmentRef, Payload};
 
 /// Something that happened in a conversation. `Debug` never shows a message's plaintext.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,8 +29,11 @@ pub enum Event {
         seq: u64,
         /// The device that sent it.
         sender_device: Uuid,
-        /// The plaintext.
+        /// Its text (for a message from a client without attachments, the bytes it sent).
         text: Vec<u8>,
+        /// The files it carries: fetch and open each with `Device::download_attachment` (or
+        /// `crate::open_attachment` over bytes fetched otherwise).
+        attachments: Vec<AttachmentRef>,
     },
     /// Membership changed (a commit was merged).
     Changed {
@@ -68,11 +72,12 @@ impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Joined { conversation } => f.debug_struct("Joined").field("conversation", conversation).finish(),
-            Event::Message { conversation, seq, sender_device, text: _ } => f
+            Event::Message { conversation, seq, sender_device, text: _, attachments } => f
                 .debug_struct("Message")
                 .field("conversation", conversation)
                 .field("seq", seq)
                 .field("sender_device", sender_device)
+                .field("attachments", attachments)
                 .finish_non_exhaustive(),
             Event::Changed { conversation, epoch } => {
                 f.debug_struct("Changed").field("conversation", conversation).field("epoch", epoch).finish()
@@ -178,9 +183,13 @@ impl Device {
         let event = match processed {
             Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
             Ok(processed) => match processed.into_content() {
-                ProcessedMessageContent::ApplicationMessage(app) => {
-                    Event::Message { conversation, seq, sender_device, text: app.into_bytes() }
-                }
+                ProcessedMessageContent::ApplicationMessage(app) => match Payload::decode(&app.into_bytes()) {
+                    Ok(Payload { text, attachments }) => {
+                        Event::Message { conversation, seq, sender_device, text, attachments }
+                    }
+                    // That message alone is unreadable here; the conversation goes on.
+                    Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
+                },
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
                     group.merge_staged_commit(&self.provider, *staged).map_err(mls("merge"))?;
                     if group.is_active() {

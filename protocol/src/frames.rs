@@ -127,6 +127,11 @@ pub enum ClientFrame {
         conversation_id: Uuid,
         /// Base64 of the `MlsMessageOut`.
         message: String,
+        /// The attachments the message carries (uploaded to this conversation by the sender's
+        /// account and not yet linked; at most `attachments::MAX_PER_MESSAGE`): the server keeps
+        /// each as long as the message and deletes it with it. Absent from older clients.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<Uuid>,
     },
     /// An MLS commit (a `PublicMessage`), with the Welcome for the devices it adds.
     #[serde(rename = "mls.commit")]
@@ -234,7 +239,13 @@ impl ClientFrame {
 
     /// An `mls.send` request: base64 of the application message's `MlsMessageOut`.
     pub fn mls_send(id: String, conversation_id: Uuid, message: String) -> Self {
-        ClientFrame::MlsSend { v: VERSION, id, conversation_id, message }
+        ClientFrame::MlsSend { v: VERSION, id, conversation_id, message, attachments: Vec::new() }
+    }
+
+    /// An `mls.send` request for a message that carries `attachments` (uploaded beforehand): the
+    /// server keeps them with the message and deletes them with it.
+    pub fn mls_send_with(id: String, conversation_id: Uuid, message: String, attachments: Vec<Uuid>) -> Self {
+        ClientFrame::MlsSend { v: VERSION, id, conversation_id, message, attachments }
     }
 
     /// An `mls.commit` request: base64 of the commit's `MlsMessageOut`, and of the Welcome's
@@ -700,6 +711,20 @@ mod tests {
             serde_json::json!({ "v": 1, "type": "mls.ack", "id": "a1", "conversation_id": conversation, "seq": 9 })
         );
         assert_eq!(ClientFrame::parse(&value.to_string()), Ok(ack));
+    }
+
+    #[test]
+    fn a_message_names_its_attachments_and_an_older_clients_send_still_parses() {
+        let conversation = Uuid::from_u128(7);
+        let plain = ClientFrame::mls_send("s1".into(), conversation, "AAAA".into());
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("attachments"), "an older server reads what a new client sends: {text}");
+        let older =
+            format!(r#"{{"v":1,"type":"mls.send","id":"s1","conversation_id":"{conversation}","message":"AAAA"}}"#);
+        assert_eq!(ClientFrame::parse(&older), Ok(plain));
+        let carrying = ClientFrame::mls_send_with("s2".into(), conversation, "AAAA".into(), vec![Uuid::from_u128(9)]);
+        let text = serde_json::to_string(&carrying).unwrap();
+        assert_eq!(ClientFrame::parse(&text), Ok(carrying));
     }
 
     #[test]

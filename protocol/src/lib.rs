@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod attachments;
 pub mod close;
 pub mod frames;
 pub mod intake;

@@ -189,6 +189,16 @@ field! {
     SignatureKey => string("32 bytes in standard base64 (44 characters); an Ed25519 public key", r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$".to_owned(), None)
 }
 
+field! {
+    /// An attachment's ciphertext, as raw bytes: a 12-byte nonce, the AES-256-GCM ciphertext and
+    /// its 16-byte tag.
+    Ciphertext => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .description(Some("Raw bytes (not base64): a 12-byte nonce, then AES-256-GCM ciphertext and tag"))
+        .into()
+}
+
 /// Canonical standard base64, as the server's decoder (the `base64` crate's `STANDARD`) takes it.
 const BASE64: &str = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$";
 

@@ -68,7 +68,7 @@ pub async fn keep_answers(
     };
     let Ok(caller) = req.extract::<Caller>().await else { return next.call(req).await };
     req.extensions_mut().insert(caller);
-    let limit = req.app_data::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+    let limit = req.app_data::<BodyLimit>().map_or(usize::MAX, |l| l.of(&req));
     let body = match read_body(&mut req, limit).await {
         Ok(body) => body,
         Err(refused) => return Ok(req.error_response(refused)),

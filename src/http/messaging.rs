@@ -202,6 +202,10 @@ impl From<MessagingServiceError> for ApiError {
                 tracing::info!(%reason, "MLS structure refused");
                 ApiError::invalid("mls", "does not validate for this device or conversation")
             }
+            MessagingServiceError::AttachmentTooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            MessagingServiceError::AttachmentTooShort => {
+                ApiError::invalid("body", "is shorter than a nonce and a tag (28 bytes)")
+            }
             MessagingServiceError::SignatureKey => {
                 ApiError::invalid("signature_key", "is not a 32-byte Ed25519 public key")
             }

@@ -5,6 +5,7 @@
 mod account;
 mod alerts;
 mod appointments;
+pub mod attachments;
 mod audit;
 mod auth;
 mod browser;
@@ -83,6 +84,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(messaging::claim)
         .service(messaging::create)
         .service(messaging::conversations)
+        .service(attachments::upload_attachment)
+        .service(attachments::download_attachment)
         .service(openapi::openapi_json)
         .service(portal::asset)
         .service(web::resource(["/", "/portal", "/portal/"]).route(web::get().to(portal::index)))

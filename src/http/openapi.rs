@@ -14,7 +14,9 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::shapes::{Shapes, one_of};
-use super::{account, alerts, appointments, audit, browser, intake, messaging, oauth, patients, reminders, users};
+use super::{
+    account, alerts, appointments, attachments, audit, browser, intake, messaging, oauth, patients, reminders, users,
+};
 
 /// The document.
 #[derive(OpenApi)]
@@ -72,6 +74,8 @@ use super::{account, alerts, appointments, audit, browser, intake, messaging, oa
         messaging::claim,
         messaging::create,
         messaging::conversations,
+        attachments::upload_attachment,
+        attachments::download_attachment,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
@@ -325,6 +329,24 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn attachments_go_up_and_down_as_raw_bytes_and_their_upload_takes_a_key() {
+        let operations: std::collections::BTreeMap<String, Value> = operations().into_iter().collect();
+        let upload = &operations["POST /api/v1/conversations/{conversation_id}/attachments"];
+        let body = &upload["requestBody"]["content"]["application/octet-stream"]["schema"];
+        assert_eq!(body["$ref"], "#/components/schemas/Ciphertext", "{upload}");
+        assert!(upload["responses"]["413"].is_object() && upload["responses"]["201"].is_object());
+        assert!(takes_key(
+            ApiDoc::openapi().paths.paths[super::super::attachments::ATTACHMENT_UPLOAD].post.as_ref().unwrap()
+        ));
+        let download = &operations["GET /api/v1/attachments/{attachment_id}"];
+        let bytes = &download["responses"]["200"]["content"]["application/octet-stream"]["schema"];
+        assert_eq!(bytes["$ref"], "#/components/schemas/Ciphertext", "{download}");
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let ciphertext = &doc["components"]["schemas"]["Ciphertext"];
+        assert_eq!((ciphertext["type"].as_str(), ciphertext["format"].as_str()), (Some("string"), Some("binary")));
     }
 
     #[test]

@@ -19,7 +19,6 @@ use super::error::MessagingError;
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
 use super::store::conversations::{self as rows, CommitWrite};
-use super::store::messages;
 use crate::access::ConversationKind;
 use crate::storage::Storage;
 
@@ -289,12 +288,6 @@ impl Conversations {
     /// never past the stream), and a Welcome it has used is dropped.
     pub async fn ack(&self, device: DeviceId, conversation: ConversationId, seq: u64) -> Result<bool, MessagingError> {
         Ok(rows::ack(&self.storage, device, conversation, seq).await?)
-    }
-
-    /// Deletes ciphertext every member device has acknowledged, once it is older than
-    /// `before_ms`. Returns how many messages went.
-    pub async fn purge_delivered(&self, before_ms: i64) -> Result<u64, MessagingError> {
-        Ok(messages::purge_delivered(&self.storage, before_ms).await?)
     }
 
     /// Takes `device` out of every conversation's membership (its account was disabled or

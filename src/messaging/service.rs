@@ -2,7 +2,8 @@
 //! (`ws/messaging.rs`) and the REST routes (`http/messaging.rs`) parse, call one method and map
 //! its answer; the checks, the audit records and the live pushes are here. The operations of a
 //! device attached to a socket are in `service/delivery.rs`, the others (devices, KeyPackages,
-//! starting conversations) in `service/setup.rs`.
+//! starting conversations) in `service/setup.rs`, encrypted attachments in
+//! `service/attachments.rs`.
 
 use std::sync::Arc;
 
@@ -10,16 +11,18 @@ use confidant_actors::clock::Clock;
 use confidant_actors::ids::DeviceId;
 
 use super::mls::MlsError;
-use super::{ClaimLimiter, ConversationPolicy, Conversations, Device, Devices, MessagingError};
+use super::{Attachments, ClaimLimiter, ConversationPolicy, Conversations, Device, Devices, MessagingError};
 use crate::access::{AccessError, Denial, Gate, Requester};
 use crate::auditor::{AuditUnavailable, Auditor};
 use crate::patients::{PatientError, Patients};
 use crate::push::Pusher;
 use crate::storage::StorageError;
 
+mod attachments;
 mod delivery;
 mod setup;
 
+pub use attachments::{Downloaded, Uploaded};
 pub use delivery::{Missed, Submitted};
 
 /// Why a messaging operation was refused or failed. Each variant is one kind of the error
@@ -29,6 +32,16 @@ pub enum MessagingServiceError {
     /// An MLS structure does not validate for this device or conversation (bad input).
     #[error(transparent)]
     InvalidMls(MlsError),
+    /// An attachment's ciphertext is larger than `messaging.attachment_max_bytes` allows (bad
+    /// input).
+    #[error("the attachment is larger than {limit} bytes")]
+    AttachmentTooLarge {
+        /// The largest ciphertext accepted.
+        limit: usize,
+    },
+    /// An attachment's ciphertext is too short to hold a nonce and a tag (bad input).
+    #[error("the attachment is not ciphertext")]
+    AttachmentTooShort,
     /// The signature key is not a 32-byte Ed25519 public key (bad input).
     #[error("the signature key is not a 32-byte Ed25519 public key")]
     SignatureKey,
@@ -113,6 +126,7 @@ impl From<PatientError> for MessagingServiceError {
 pub struct MessagingService {
     devices: Devices,
     conversations: Conversations,
+    attachments: Attachments,
     policy: ConversationPolicy,
     /// Whether the patient a care conversation is about exists.
     patients: Patients,
@@ -124,13 +138,15 @@ pub struct MessagingService {
 }
 
 impl MessagingService {
-    /// The service over `devices` and `conversations` (the node's one each: the conversations
-    /// hold the message ingest and the membership cache), admitting members by `policy`,
+    /// The service over `devices`, `conversations` and `attachments` (the node's one each: the
+    /// conversations hold the message ingest and the membership cache), admitting members by `policy`,
     /// finding patients in `patients`, checking and recording through `gate`, pushing through
     /// `pusher`, timed by `clock`. It keeps the node's KeyPackage claim limit.
+    #[allow(clippy::too_many_arguments)] // each is one of the node's components, built once in `services.rs`
     pub fn new(
         devices: Devices,
         conversations: Conversations,
+        attachments: Attachments,
         policy: ConversationPolicy,
         patients: Patients,
         gate: Gate,
@@ -138,7 +154,7 @@ impl MessagingService {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let claims = Arc::new(ClaimLimiter::default());
-        Self { devices, conversations, policy, patients, claims, gate, pusher, clock }
+        Self { devices, conversations, attachments, policy, patients, claims, gate, pusher, clock }
     }
 
     fn auditor(&self) -> &Auditor {

@@ -179,6 +179,10 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     if settings.http.max_body_bytes == 0 {
         return invalid("`http.max_body_bytes` must be greater than 0");
     }
+    // One attachment is one row of the main store (a PostgreSQL `bytea` holds up to 1 GiB).
+    if !(1..=256 * 1024 * 1024).contains(&settings.messaging.attachment_max_bytes) {
+        return invalid("`messaging.attachment_max_bytes` must be between 1 and 268435456 (256 MiB)");
+    }
     if settings.audit.checkpoint_every_entries == 0 || settings.audit.checkpoint_every_secs == 0 {
         return invalid("`audit.checkpoint_every_entries` and `audit.checkpoint_every_secs` must be greater than 0");
     }

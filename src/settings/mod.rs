@@ -139,6 +139,9 @@ pub struct ClinicianHours {
 pub struct MessagingSettings {
     /// Ciphertext every member device has acknowledged is deleted once it is this old.
     pub retention_secs: u64,
+    /// The largest attachment a device may upload, in bytes of the file (its ciphertext may be
+    /// `confidant_protocol::attachments::CIPHERTEXT_OVERHEAD` bytes larger).
+    pub attachment_max_bytes: usize,
 }
 
 /// Appointment reminders and staff notices (docs/OPERATIONS.md, "Reminder delivery"). Templates

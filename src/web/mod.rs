@@ -23,14 +23,14 @@ pub use headers::CONTENT_SECURITY_POLICY;
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// Builds the application for one worker over `routes` (which also registers the shared state),
-/// refusing bodies over `max_body` bytes.
+/// refusing bodies over `limits` (one for every route, larger ones for the routes given their own).
 /// Middleware, outermost first: request id and request log; security headers; error bodies;
 /// body limit; then `inner`, the transports' own (the REST API's `Idempotency-Key`, which needs
 /// the caller and the services this module does not know). So every response, including a 413
 /// refused before routing and actix's own 404, has an id, the security headers and the JSON
 /// error shape.
 pub fn app<Inner, Answered>(
-    max_body: usize,
+    limits: limits::BodyLimit,
     hsts_max_age_secs: u64,
     inner: Inner,
     routes: impl FnOnce(&mut web::ServiceConfig) + 'static,
@@ -47,8 +47,9 @@ where
     Inner: Fn(ServiceRequest, Next<BoxBody>) -> Answered + 'static,
     Answered: Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>> + 'static,
 {
+    let max_body = limits.default_limit();
     App::new()
-        .app_data(limits::BodyLimit(max_body))
+        .app_data(limits)
         .app_data(limits::json_config(max_body))
         .app_data(limits::payload_config(max_body))
         .app_data(limits::form_config(max_body))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use confidant_actors::ids::{ConversationId, DeviceId};
+use confidant_actors::ids::{AttachmentId, ConversationId, DeviceId};
 use confidant_actors::session::SessionIdentity;
 use confidant_protocol::{ClientFrame, ErrorCode, ServerFrame, VERSION};
 
@@ -24,6 +24,10 @@ pub fn error_code(error: &MessagingServiceError) -> ErrorCode {
         MessagingServiceError::InvalidMls(_)
         | MessagingServiceError::SignatureKey
         | MessagingServiceError::Conflict => ErrorCode::InvalidMls,
+        // Uploads are REST only; never an answer to a frame.
+        MessagingServiceError::AttachmentTooLarge { .. } | MessagingServiceError::AttachmentTooShort => {
+            ErrorCode::MalformedFrame
+        }
         MessagingServiceError::Denied(Denial::MfaRequired) => ErrorCode::MfaRequired,
         MessagingServiceError::Denied(_) | MessagingServiceError::NotAllowed => ErrorCode::Forbidden,
         MessagingServiceError::TooManyKeyPackages | MessagingServiceError::TooManyClaims { .. } => {
@@ -70,8 +74,9 @@ pub async fn answer(
     let id = frame.request_id().map(str::to_owned);
     let service = &state.services.messaging;
     let outcome = match frame {
-        ClientFrame::MlsSend { id, conversation_id, message, .. } => {
-            send(service, who, peer, id, ConversationId::from_uuid(conversation_id), &message).await
+        ClientFrame::MlsSend { id, conversation_id, message, attachments, .. } => {
+            let attachments: Vec<AttachmentId> = attachments.into_iter().map(AttachmentId::from_uuid).collect();
+            send(service, who, peer, id, ConversationId::from_uuid(conversation_id), &message, &attachments).await
         }
         ClientFrame::MlsCommit { id, conversation_id, commit, welcome, .. } => {
             let conversation = ConversationId::from_uuid(conversation_id);
@@ -117,10 +122,11 @@ async fn send(
     id: String,
     conversation: ConversationId,
     message: &str,
+    attachments: &[AttachmentId],
 ) -> Result<Vec<ServerFrame>, ErrorCode> {
     let bytes = decode(message)?;
     let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
-    let sent = service.send(&requester(who, peer), device, conversation, &bytes).await;
+    let sent = service.send(&requester(who, peer), device, conversation, &bytes, attachments).await;
     Ok(vec![submitted(id, conversation, sent.map_err(|e| error_code(&e))?)])
 }
 

@@ -7,6 +7,7 @@ mod access;
 mod acme;
 mod alerts;
 mod architecture;
+mod attachments;
 mod audit;
 mod audit_trust;
 mod config;

@@ -13,18 +13,18 @@ use uuid::Uuid;
 use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
 use crate::signin::{Person, owner, patient, patient_record, staff};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-fn server(app: &TestApp) -> Server {
+pub(crate) fn server(app: &TestApp) -> Server {
     Server::new(&app.url(""), &std::fs::read(app.dev_cert()).unwrap()).unwrap()
 }
 
-fn id(person: &Person) -> Uuid {
+pub(crate) fn id(person: &Person) -> Uuid {
     person.session.user_id.parse().unwrap()
 }
 
 /// The next event that is not a membership change.
-async fn next_message(device: &mut Device, socket: &mut Connection) -> Event {
+pub(crate) async fn next_message(device: &mut Device, socket: &mut Connection) -> Event {
     loop {
         match device.next_event(socket, WAIT).await.unwrap() {
             Some(Event::Changed { .. }) => continue,
@@ -34,7 +34,7 @@ async fn next_message(device: &mut Device, socket: &mut Connection) -> Event {
     }
 }
 
-async fn text_of(device: &mut Device, socket: &mut Connection) -> String {
+pub(crate) async fn text_of(device: &mut Device, socket: &mut Connection) -> String {
     match next_message(device, socket).await {
         Event::Message { text, .. } => String::from_utf8(text).unwrap(),
         other => panic!("expected a message, got {other:?}"),
@@ -43,7 +43,7 @@ async fn text_of(device: &mut Device, socket: &mut Connection) -> String {
 
 /// A clinician's device and a patient's device, each attached over its own socket, in a new
 /// conversation about `record` that the clinician started and the patient joined.
-async fn converse(
+pub(crate) async fn converse(
     clinician: &Api,
     patient: &Api,
     record: Uuid,
@@ -85,7 +85,7 @@ async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
 }
 
 /// Every byte the databases hold, as text, for searching.
-async fn stored_bytes(app: &TestApp, backend: Backend) -> Vec<u8> {
+pub(crate) async fn stored_bytes(app: &TestApp, backend: Backend) -> Vec<u8> {
     let mut all = Vec::new();
     match backend {
         Backend::Sqlite => {
@@ -117,7 +117,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
@@ -353,7 +353,7 @@ async fn two_nodes_deliver_through_redis() {
 
 /// The cursor the server keeps for `device` in `conversation` (`None`: not a member), read
 /// from the database as an operator would.
-async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid) -> Option<i64> {
+pub(crate) async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid) -> Option<i64> {
     use sqlx::Connection as _;
     let sql = "SELECT acked_seq FROM conversation_devices WHERE device_id = $1 AND conversation_id = $2";
     match backend {
@@ -372,7 +372,7 @@ async fn stored_cursor(app: &TestApp, backend: Backend, device: Uuid, conversati
 }
 
 /// Waits until the stored cursor is `expected` (acknowledgements are not answered to the SDK).
-async fn await_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid, expected: u64) {
+pub(crate) async fn await_cursor(app: &TestApp, backend: Backend, device: Uuid, conversation: Uuid, expected: u64) {
     let deadline = tokio::time::Instant::now() + WAIT;
     let expected = Some(i64::try_from(expected).unwrap());
     loop {

@@ -275,6 +275,7 @@ fn phi_never_prints_in_debug_output() {
         seq: 1,
         sender_device: Uuid::from_u128(0xffff),
         text: sentinel("message-plaintext").into_bytes(),
+        attachments: Vec::new(),
     };
     let as_bytes = format!("{:?}", sentinel("message-plaintext").as_bytes());
     assert_hidden("client Event", &event, &[&sentinel("message-plaintext"), &as_bytes[1..as_bytes.len() - 1]]);

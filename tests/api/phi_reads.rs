@@ -3,7 +3,8 @@
 //! carrying none) and the socket frames that carry PHI (a schedule snapshot, a live schedule
 //! push to each recipient, the alerts replayed on connect), and finds a `read` naming the
 //! patient and the reader for each. A route added later fails this test until it is classified.
-//! (A device's conversation list and its replay on attach: `messaging.rs`.) Both backends.
+//! (A device's conversation list and its replay on attach: `messaging.rs`; an attachment's
+//! download, ciphertext recorded as a read all the same: `attachments.rs`.) Both backends.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use crate::signin::{Person, owner, patient, patient_record, staff};
 use crate::wsclient::signed_in;
 
 /// `GET` routes that carry no patient's PHI (the caller's own account, staff, the API itself).
-const NO_PHI: [&str; 8] = [
+const NO_PHI: [&str; 9] = [
     "/api/v1/audit/status",
     "/api/v1/browser/session",
     "/api/v1/devices",
@@ -22,6 +23,7 @@ const NO_PHI: [&str; 8] = [
     "/api/v1/staff",
     "/api/v1/users",
     "/api/v1/devices/{device_id}/conversations", // its reads: messaging.rs
+    "/api/v1/attachments/{attachment_id}",       // ciphertext; its reads: attachments.rs
 ];
 
 /// The next frame of type `kind`, skipping others (alerts replayed on connect, say).

@@ -249,6 +249,8 @@ codes!(
         Alert = "alert",
         /// The answer of a write kept for its `Idempotency-Key`, replayed to a retry.
         IdempotentAnswer = "idempotent_answer",
+        /// An encrypted attachment of a message (ciphertext the server cannot open).
+        Attachment = "attachment",
     }
 );
 

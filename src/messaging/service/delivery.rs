@@ -4,7 +4,7 @@
 
 use confidant_actors::audit::{Action, AuditActor, AuditEvent, Outcome, ResourceType};
 use confidant_actors::hub::Topic;
-use confidant_actors::ids::{ConversationId, DeviceId};
+use confidant_actors::ids::{AttachmentId, ConversationId, DeviceId};
 use confidant_protocol::ServerFrame;
 
 use super::{MessagingService, MessagingServiceError};
@@ -74,19 +74,30 @@ impl MessagingService {
     /// Sends an application message from `device`, the requester's attached device, to
     /// `conversation`: on record with its batch before it is stored, then pushed to the
     /// conversation's other devices. This is the hot path: the membership read (usually this
-    /// node's copy) is its one read, and it is also the fan-out.
+    /// node's copy) is its one read, and it is also the fan-out. A message that carries
+    /// `attachments` (uploaded to this conversation by the requester, carried by no message yet)
+    /// costs one more read before and one write after it is stored, which ties them to it.
     pub async fn send(
         &self,
         who: &Requester,
         device: DeviceId,
         conversation: ConversationId,
         message: &[u8],
+        attachments: &[AttachmentId],
     ) -> Result<Submitted, MessagingServiceError> {
         // The attached device was checked at attach; a device removed since is no longer in any
         // conversation's membership, which is read here once and is also the fan-out.
         let found = self.conversations.for_sending(conversation, device).await?;
         let (conversation, members) = found.ok_or(MessagingServiceError::NotFound)?;
         if !members.contains(&device) {
+            return Err(MessagingServiceError::NotFound);
+        }
+        let attachments: Vec<AttachmentId> =
+            attachments.iter().copied().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        if attachments.len() > confidant_protocol::attachments::MAX_PER_MESSAGE
+            || (!attachments.is_empty()
+                && !self.attachments.all_linkable(conversation.id, who.principal.user_id, &attachments).await?)
+        {
             return Err(MessagingServiceError::NotFound);
         }
         // Stored only once its audit record is durable: if the audit trail cannot take it, nothing
@@ -102,6 +113,14 @@ impl MessagingService {
                 return Ok(Submitted::Stale { epoch });
             }
         };
+        if !attachments.is_empty() {
+            // The message is stored: its sender must not send it again. If the link is lost, the
+            // attachments are deleted a day after their upload instead of with the message.
+            let linked = self.attachments.link(conversation.id, who.principal.user_id, &attachments, stored.seq).await;
+            if let Err(error) = linked {
+                tracing::warn!(%error, "could not tie attachments to their message");
+            }
+        }
         self.deliver(recipients, &message_frame(&stored)).await;
         Ok(Submitted::Accepted { seq: stored.seq, epoch })
     }

@@ -1,7 +1,9 @@
 //! Messaging's tables. Every SQL statement of `messaging` is here: [`conversations`]
 //! (`conversations`, `conversation_devices`, `welcomes`), [`messages`]
-//! (`conversation_messages`) and [`devices`] (`devices`, `key_packages`).
+//! (`conversation_messages`), [`devices`] (`devices`, `key_packages`) and [`attachments`]
+//! (`attachments`).
 
+pub mod attachments;
 pub mod conversations;
 pub mod devices;
 pub mod messages;
