@@ -9,13 +9,13 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use confidant_actors::ids::{AttachmentId, ConversationId};
-use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Caller;
 use crate::state::AppState;
 use crate::web::ApiError;
+use crate::web::limits::read_whole;
 
 /// The upload route, as the router names it: the one route with a body limit of its own.
 pub const ATTACHMENT_UPLOAD: &str = "/api/v1/conversations/{conversation_id}/attachments";
@@ -66,15 +66,7 @@ pub async fn upload_attachment(
         return Err(ApiError::UnsupportedMediaType);
     }
     // A declared length over the limit was refused before routing; a chunked body is cut here.
-    let limit = state.services.attachments.max_ciphertext_bytes();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_whole(&mut payload, state.services.attachments.max_ciphertext_bytes()).await?;
     let conversation = path.into_inner();
     let uploaded = state.services.messaging.upload_attachment(&caller.requester(), conversation, &body).await?;
     Ok(HttpResponse::Created().json(AttachmentView {

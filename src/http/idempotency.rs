@@ -14,7 +14,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
-use futures_util::StreamExt;
 use utoipa::OpenApi;
 use zeroize::Zeroizing;
 
@@ -24,7 +23,7 @@ use crate::auditor::noting_patients;
 use crate::idempotency::{Answer, Begun, Claim, IdempotencyKey, KeptAnswers, MAX_ANSWER_BYTES, RequestDigest};
 use crate::state::AppState;
 use crate::web::ApiError;
-use crate::web::limits::BodyLimit;
+use crate::web::limits::{BodyLimit, read_whole};
 
 /// The request header (draft-ietf-httpapi-idempotency-key-header), `retry::IDEMPOTENCY_KEY`.
 const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
@@ -69,7 +68,7 @@ pub async fn keep_answers(
     let Ok(caller) = req.extract::<Caller>().await else { return next.call(req).await };
     req.extensions_mut().insert(caller);
     let limit = req.app_data::<BodyLimit>().map_or(usize::MAX, |l| l.of(&req));
-    let body = match read_body(&mut req, limit).await {
+    let body = match read_whole(&mut req.take_payload(), limit).await {
         Ok(body) => body,
         Err(refused) => return Ok(req.error_response(refused)),
     };
@@ -94,21 +93,6 @@ pub async fn keep_answers(
             run.await.map_err(|_| actix_web::Error::from(ApiError::Internal))?
         }
     }
-}
-
-/// The request body, whole, refused past `limit` (chunked bodies have no declared length for
-/// `crate::web::limits` to refuse up front).
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes, ApiError> {
-    let mut payload = req.take_payload();
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Keeps a successful answer (or releases the key of a failed write) and hands the answer on.

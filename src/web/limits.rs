@@ -52,6 +52,24 @@ impl BodyLimit {
     }
 }
 
+/// A body read whole, refused with 413 past `limit` bytes: a chunked body has no declared length
+/// for [`refuse_oversized`] to refuse up front. Malformed transfer is `invalid_body`.
+pub async fn read_whole(
+    payload: &mut (impl futures_util::Stream<Item = Result<web::Bytes, PayloadError>> + Unpin),
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Middleware: 413 for a declared body larger than the limit.
 pub async fn refuse_oversized(
     req: ServiceRequest,

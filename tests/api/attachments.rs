@@ -5,15 +5,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use confidant_client::{Api, AttachmentError, ClientError, Connection, Device, Event};
+use confidant_client::{AttachmentError, ClientError, Connection, Device, Event};
 use confidant_protocol::ClientFrame;
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
-use crate::messaging::{await_cursor, contains, converse, id, next_message, server, stored_bytes};
-use crate::signin::{Person, owner, patient, patient_record, staff};
+use crate::helpers::{Backend, TestApp};
+use crate::messaging::{Conversing, await_cursor, contains, dr_and_ada_conversing, next_message, server, stored_bytes};
+use crate::signin::{Person, patient, patient_record};
 
 /// A letter (as a PDF would hold it) with a sentence nobody at the server may ever read.
 const CANARY: &str = "canary: the attached letter says I stopped taking sertraline";
@@ -25,34 +25,6 @@ fn letter() -> Vec<u8> {
         file.push(b'\n');
     }
     file
-}
-
-/// A clinician and their patient Ada, each with one device, in one conversation about Ada.
-struct Conversing {
-    app: TestApp,
-    clinician: Person,
-    ada: Person,
-    record: String,
-    api_dr: Api,
-    api_ada: Api,
-    dr: Device,
-    dr_socket: Connection,
-    phone: Device,
-    phone_socket: Connection,
-    conversation: Uuid,
-}
-
-async fn conversing(backend: Backend) -> Conversing {
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (dr, dr_socket, phone, phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
-    Conversing { app, clinician, ada, record, api_dr, api_ada, dr, dr_socket, phone, phone_socket, conversation }
 }
 
 /// The next message's text and attachments.
@@ -149,7 +121,7 @@ async fn a_patient_and_a_clinician_exchange_attachments_that_only_they_can_read(
         mut phone_socket,
         conversation,
         ..
-    } = conversing(backend).await;
+    } = dr_and_ada_conversing(backend).await;
     let file = letter();
 
     // The clinician sends a letter; Ada's device downloads it, checks it and reads the same bytes.
@@ -217,7 +189,7 @@ async fn a_patient_and_a_clinician_exchange_attachments_that_only_they_can_read(
 }
 
 async fn an_oversize_upload_is_refused_with_413_and_stores_nothing(backend: Backend) {
-    let Conversing { app, clinician, conversation, .. } = conversing(backend).await;
+    let Conversing { app, clinician, conversation, .. } = dr_and_ada_conversing(backend).await;
     let limit = 10 * 1024 * 1024 + 28;
 
     // Declared too large: refused before the route reads a byte, with the JSON error body.
@@ -275,7 +247,7 @@ async fn an_oversize_upload_is_refused_with_413_and_stores_nothing(backend: Back
 
 async fn someone_outside_the_conversation_can_neither_upload_nor_download(backend: Backend) {
     let Conversing { app, clinician, api_dr, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
-        conversing(backend).await;
+        dr_and_ada_conversing(backend).await;
     let grace_record = patient_record(&app, &clinician, "Grace Hopper").await;
     let grace = patient(&app, &clinician, &grace_record, "grace@mail.example").await;
     let file = letter();
@@ -322,7 +294,7 @@ fn base64(bytes: &[u8]) -> String {
 
 async fn a_corrupted_attachment_is_refused_by_the_recipient_and_the_conversation_goes_on(backend: Backend) {
     let Conversing { app, api_dr, api_ada, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
-        conversing(backend).await;
+        dr_and_ada_conversing(backend).await;
     let file = letter();
     dr.send_attachment(&api_dr, &mut dr_socket, conversation, "the letter", &file, "letter.pdf", "application/pdf")
         .await
@@ -360,7 +332,7 @@ async fn a_corrupted_attachment_is_refused_by_the_recipient_and_the_conversation
 
 async fn retention_deletes_an_attachment_with_its_message_and_an_unsent_one_after_a_day(backend: Backend) {
     let Conversing { app, api_dr, api_ada, mut dr, mut dr_socket, mut phone, mut phone_socket, conversation, .. } =
-        conversing(backend).await;
+        dr_and_ada_conversing(backend).await;
     let (seq, sent) = dr
         .send_attachment(
             &api_dr,

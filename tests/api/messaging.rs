@@ -58,20 +58,24 @@ pub(crate) async fn converse(
     (dr, dr_socket, phone, phone_socket, conversation)
 }
 
-/// A clinician and their patient Ada, each with one device, in one conversation. Bind `app`
-/// (the server) and both sockets for as long as a test needs them: a field left to `..` is
-/// dropped at once.
-struct Conversing {
-    app: TestApp,
-    api_ada: Api,
-    dr: Device,
-    dr_socket: Connection,
-    phone: Device,
-    phone_socket: Connection,
-    conversation: Uuid,
+/// A clinician and their patient Ada (`record`), each signed in with one device, in one
+/// conversation about Ada. Bind `app` (the server) and both sockets for as long as a test needs
+/// them: a field left to `..` is dropped at once.
+pub(crate) struct Conversing {
+    pub(crate) app: TestApp,
+    pub(crate) clinician: Person,
+    pub(crate) ada: Person,
+    pub(crate) record: String,
+    pub(crate) api_dr: Api,
+    pub(crate) api_ada: Api,
+    pub(crate) dr: Device,
+    pub(crate) dr_socket: Connection,
+    pub(crate) phone: Device,
+    pub(crate) phone_socket: Connection,
+    pub(crate) conversation: Uuid,
 }
 
-async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
+pub(crate) async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
     let app = spawn_app(backend).await;
     let owner = owner(&app).await;
     let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
@@ -81,7 +85,7 @@ async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
     let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
     let (dr, dr_socket, phone, phone_socket, conversation) =
         converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
-    Conversing { app, api_ada, dr, dr_socket, phone, phone_socket, conversation }
+    Conversing { app, clinician, ada, record, api_dr, api_ada, dr, dr_socket, phone, phone_socket, conversation }
 }
 
 /// Every byte the databases hold, as text, for searching.
@@ -643,15 +647,19 @@ async fn a_message_refused_before_storage_leaves_no_audit_record(backend: Backen
 /// A device's list of conversations names their patients, and a device attaching is replayed
 /// what it missed: both are reads of the patient's PHI, on record with the reader.
 async fn a_devices_conversation_list_and_its_replay_are_reads_on_record(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let owner = owner(&app).await;
-    let clinician = staff(&app, &owner, "clinician", "dr.a@practice.example").await;
-    let record = patient_record(&app, &clinician, "Ada Lovelace").await;
-    let ada = patient(&app, &clinician, &record, "ada@mail.example").await;
-    let server = server(&app);
-    let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
-    let (mut dr, mut dr_socket, mut phone, phone_socket, conversation) =
-        converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
+    let Conversing {
+        app,
+        clinician,
+        ada,
+        record,
+        api_ada,
+        mut dr,
+        mut dr_socket,
+        mut phone,
+        phone_socket,
+        conversation,
+        ..
+    } = dr_and_ada_conversing(backend).await;
     let readers = |reason: &str| -> Vec<Value> {
         app.audit_entries()
             .into_iter()
