@@ -3,8 +3,10 @@
 //! wasm-bindgen as a library (pinned with the portal's `wasm-bindgen`), then each file named by
 //! its content hash and compressed with brotli and gzip. No `wasm-opt`: Debian's Binaryen 108
 //! breaks wasm-bindgen's input (its function table) before bindgen and its output after. `src/http/portal.rs` includes
-//! the generated table. `CONFIDANT_PORTAL_WASM=<file>` uses a prebuilt wasm instead (for a
-//! machine without the wasm32 target). It also tells cargo that `sqlx::migrate!` reads
+//! the generated table. `CONFIDANT_PORTAL_WASM=<file>` with `CONFIDANT_PORTAL_MLS_WASM=<file>` use prebuilt
+//! wasm instead (for a machine without the wasm32 target). The portal's MLS device
+//! (`portal/mls`) is built in the same invocation into its own module, which the page fetches
+//! only after sign-in (boot.js). It also tells cargo that `sqlx::migrate!` reads
 //! `migrations/`.
 
 use std::fmt::Write as _;
@@ -17,6 +19,9 @@ use sha2::{Digest, Sha256};
 
 const PORTAL_CRATE: &str = "confidant-portal";
 const WASM_NAME: &str = "confidant_portal.wasm";
+/// The portal's MLS device, a second module the portal loads only after sign-in.
+const MLS_CRATE: &str = "confidant-portal-mls";
+const MLS_WASM_NAME: &str = "confidant_portal_mls.wasm";
 
 type Failed = Box<dyn std::error::Error>;
 
@@ -24,25 +29,38 @@ fn main() -> Result<(), Failed> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // `sqlx::migrate!` embeds the migrations, but cargo does not know it reads them.
-    for watched in
-        ["migrations", "portal/src", "portal/static", "portal/Cargo.toml", "protocol/src", "Cargo.toml", "Cargo.lock"]
-    {
+    for watched in [
+        "migrations",
+        "portal/src",
+        "portal/static",
+        "portal/Cargo.toml",
+        "portal/mls/src",
+        "portal/mls/Cargo.toml",
+        "client/src",
+        "client/Cargo.toml",
+        "protocol/src",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=CONFIDANT_PORTAL_WASM");
+    println!("cargo:rerun-if-env-changed=CONFIDANT_PORTAL_MLS_WASM");
 
-    let wasm = match env::var_os("CONFIDANT_PORTAL_WASM") {
-        Some(prebuilt) => PathBuf::from(prebuilt),
-        None => build_wasm(&root)?,
+    let (wasm, mls_wasm) = match (env::var_os("CONFIDANT_PORTAL_WASM"), env::var_os("CONFIDANT_PORTAL_MLS_WASM")) {
+        (Some(prebuilt), Some(mls)) => (PathBuf::from(prebuilt), PathBuf::from(mls)),
+        _ => build_wasm(&root)?,
     };
     let bindgen_dir = out.join("bindgen");
     fs::create_dir_all(&bindgen_dir)?;
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&wasm)
-        .web(true)?
-        .typescript(false)
-        .out_name("portal")
-        .generate(&bindgen_dir)?;
+    for (input, name) in [(&wasm, "portal"), (&mls_wasm, "mls")] {
+        wasm_bindgen_cli_support::Bindgen::new()
+            .input_path(input)
+            .web(true)?
+            .typescript(false)
+            .out_name(name)
+            .generate(&bindgen_dir)?;
+    }
 
     let static_dir = root.join("portal/static");
     let mut assets = Assets::default();
@@ -50,8 +68,14 @@ fn main() -> Result<(), Failed> {
         assets.add("portal_bg", "wasm", "application/wasm", fs::read(bindgen_dir.join("portal_bg.wasm"))?)?;
     let glue_url =
         assets.add("portal", "js", "text/javascript; charset=utf-8", fs::read(bindgen_dir.join("portal.js"))?)?;
-    let boot =
-        fs::read_to_string(static_dir.join("boot.js"))?.replace("@GLUE@", &glue_url).replace("@WASM@", &wasm_url);
+    let mls_wasm_url = assets.add("mls_bg", "wasm", "application/wasm", fs::read(bindgen_dir.join("mls_bg.wasm"))?)?;
+    let mls_glue_url =
+        assets.add("mls", "js", "text/javascript; charset=utf-8", fs::read(bindgen_dir.join("mls.js"))?)?;
+    let boot = fs::read_to_string(static_dir.join("boot.js"))?
+        .replace("@GLUE@", &glue_url)
+        .replace("@WASM@", &wasm_url)
+        .replace("@MLS_GLUE@", &mls_glue_url)
+        .replace("@MLS_WASM@", &mls_wasm_url);
     let boot_url = assets.add("boot", "js", "text/javascript; charset=utf-8", boot.into_bytes())?;
     let css_url = assets.add("style", "css", "text/css; charset=utf-8", fs::read(static_dir.join("style.css"))?)?;
     let icon_url = assets.add("icon", "svg", "image/svg+xml", fs::read(static_dir.join("icon.svg"))?)?;
@@ -65,8 +89,9 @@ fn main() -> Result<(), Failed> {
     Ok(())
 }
 
-/// `cargo build` of the portal for wasm32, isolated from the outer build's flags and wrappers.
-fn build_wasm(root: &Path) -> Result<PathBuf, Failed> {
+/// `cargo build` of the portal and its MLS module for wasm32 (one invocation, one lock), isolated
+/// from the outer build's flags and wrappers.
+fn build_wasm(root: &Path) -> Result<(PathBuf, PathBuf), Failed> {
     ensure_wasm_target(root)?;
     let target_dir = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("wasm"),
@@ -76,7 +101,8 @@ fn build_wasm(root: &Path) -> Result<PathBuf, Failed> {
     let mut command = Command::new(cargo);
     command
         .current_dir(root)
-        .args(["build", "-p", PORTAL_CRATE, "--lib", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"])
+        .args(["build", "-p", PORTAL_CRATE, "-p", MLS_CRATE, "--lib", "--target", "wasm32-unknown-unknown"])
+        .args(["--profile", "wasm-release"])
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build has already brought Cargo.lock up to date.
@@ -98,7 +124,8 @@ fn build_wasm(root: &Path) -> Result<PathBuf, Failed> {
     if !status.success() {
         return Err(format!("building the portal for wasm32 failed ({status}); is the wasm32-unknown-unknown target installed? (rust-toolchain.toml names it)").into());
     }
-    Ok(target_dir.join("wasm32-unknown-unknown/wasm-release").join(WASM_NAME))
+    let built = target_dir.join("wasm32-unknown-unknown/wasm-release");
+    Ok((built.join(WASM_NAME), built.join(MLS_WASM_NAME)))
 }
 
 /// Adds the wasm32 target with rustup when the toolchain lacks it: rustup installs the targets

@@ -104,6 +104,7 @@ impl Services {
         let users = Users::new(
             identity.clone(),
             gate.clone(),
+            care_team.clone(),
             patients.clone(),
             devices.clone(),
             conversations.clone(),

@@ -8,7 +8,7 @@
 use confidant_actors::audit::{Action, AuditActor, Outcome, ResourceType, Role};
 use confidant_actors::ids::{PatientId, UserId};
 
-use crate::access::{AccessError, Decision, Denial, Gate, Operation, Requester, Resource, Target};
+use crate::access::{AccessError, CareTeam, Decision, Denial, Gate, Operation, Requester, Resource, Target};
 use crate::auditor::About;
 use crate::identity::tokens::Token;
 use crate::identity::{Account, AccountStatus, AuthError, Email, Identity, NewAccount, StaffName};
@@ -111,10 +111,22 @@ pub struct Listed {
 pub struct Users {
     identity: Identity,
     gate: Gate,
+    care_team: CareTeam,
     patients: Patients,
     devices: Devices,
     conversations: Conversations,
     pusher: Pusher,
+}
+
+/// Someone who may be in a conversation about a patient ([`Users::participants`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The account.
+    pub user_id: UserId,
+    /// Its role (the patient, or a clinician).
+    pub role: Role,
+    /// How a member of staff appears; none for the patient.
+    pub display_name: Option<String>,
 }
 
 /// The matrix resource an account of `role` is.
@@ -132,12 +144,45 @@ impl Users {
     pub fn new(
         identity: Identity,
         gate: Gate,
+        care_team: CareTeam,
         patients: Patients,
         devices: Devices,
         conversations: Conversations,
         pusher: Pusher,
     ) -> Self {
-        Self { identity, gate, patients, devices, conversations, pusher }
+        Self { identity, gate, care_team, patients, devices, conversations, pusher }
+    }
+
+    /// Who may be in a conversation about `patient`, as the caller starts one: the patient's own
+    /// account and the clinicians on the care team, each with how they appear (the patient by
+    /// nothing: the caller already knows whose conversation it is). Only for someone the matrix
+    /// lets write messages about the patient; a read of who the patient's clinicians are,
+    /// recorded with the patient before anything is answered.
+    pub async fn participants(&self, who: &Requester, patient: PatientId) -> Result<Vec<Participant>, UserError> {
+        let about = About::new(Action::Read, ResourceType::Conversation, None).for_patient(patient);
+        self.gate
+            .authorize_and_record(who, Resource::Message, Operation::Create, Target::Patient(patient), about)
+            .await?;
+        let mut people = Vec::new();
+        if let Some(account) = self.identity.accounts.of_patient(patient).await?
+            && account.status == AccountStatus::Active
+        {
+            people.push(Participant { user_id: account.user_id, role: Role::Patient, display_name: None });
+        }
+        let members = self
+            .care_team
+            .members(patient)
+            .await
+            .map_err(|e| if e.is_unavailable() { UserError::Unavailable } else { UserError::Internal })?;
+        for member in members {
+            let Some(account) = self.identity.accounts.get(member.clinician_id).await? else { continue };
+            if account.status != AccountStatus::Active {
+                continue;
+            }
+            let display_name = Some(self.identity.accounts.shown(&account).await?);
+            people.push(Participant { user_id: account.user_id, role: account.role, display_name });
+        }
+        Ok(people)
     }
 
     /// Invites an account, if the matrix lets `who` create one of that role (for a patient

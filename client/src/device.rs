@@ -169,6 +169,22 @@ impl Device {
         self.cursors.through(conversation)
     }
 
+    /// Who can read what is sent in `conversation`, as this device's own group says: each member
+    /// device as (account, device), from the credential the server checked when it was added.
+    /// A leaf whose credential is not `confidant/<user>/<device>` is left out (none can join).
+    pub fn members(&self, conversation: Uuid) -> Result<Vec<(Uuid, Uuid)>, ClientError> {
+        Ok(self
+            .group(conversation)?
+            .members()
+            .filter_map(|member| {
+                let basic = BasicCredential::try_from(member.credential).ok()?;
+                let text = std::str::from_utf8(basic.identity()).ok()?;
+                let (user, device) = text.strip_prefix("confidant/")?.split_once('/')?;
+                Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
+            })
+            .collect())
+    }
+
     /// The epoch of this device's group of `conversation`.
     pub fn epoch(&self, conversation: Uuid) -> Result<u64, ClientError> {
         Ok(self.group(conversation)?.epoch().as_u64())

@@ -129,7 +129,8 @@ fn new_key() -> Option<String> {
     Some(web_sys::window()?.crypto().ok()?.random_uuid())
 }
 
-async fn sleep(ms: i32) {
+/// Waits `ms` milliseconds.
+pub(crate) async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         if let Some(window) = web_sys::window() {
             let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
@@ -217,6 +218,11 @@ pub async fn call<B: Serialize, T: DeserializeOwned>(method: &str, path: &str, b
 /// `POST path` without a body, ignoring the answer's body.
 pub async fn post_empty(path: &str) -> Result<()> {
     send("POST", path, None).await.map(|_| ())
+}
+
+/// `DELETE path`, ignoring the answer's body.
+pub async fn send_delete(path: &str) -> Result<()> {
+    send("DELETE", path, None).await.map(|_| ())
 }
 
 /// `method path` with a JSON body, ignoring the answer's body.

@@ -4,7 +4,8 @@
 //! frame has one definition from the database to the screen.
 //!
 //! Security in the browser (docs/SECURITY.md, "Portal"): the session is an HttpOnly cookie this
-//! code never sees; nothing is stored in localStorage, sessionStorage or IndexedDB; no URL,
+//! code never sees; nothing is stored in localStorage or sessionStorage, and IndexedDB holds only
+//! the messaging device's vault, sealed under a non-extractable WebCrypto key (`vault.rs`); no URL,
 //! title or history entry carries PHI (the portal never changes the URL at all); every request
 //! is same-origin under a strict CSP.
 //!
@@ -15,10 +16,13 @@
 
 pub mod api;
 pub mod live;
+pub mod messenger;
+pub mod mls;
 pub mod screens;
 pub mod session;
 pub mod text;
 pub mod time;
+pub mod vault;
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::wasm_bindgen;

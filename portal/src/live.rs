@@ -20,6 +20,14 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 /// Called with the close code when the server ends the session (4001/4002/4003/4004).
 pub type OnSessionEnd = fn(u16);
 
+/// The messaging device's hooks (`messenger.rs`, which sits above this module): frames for the
+/// device, and "the socket was welcomed" (attach again).
+#[derive(Clone, Copy)]
+struct MlsHooks {
+    incoming: fn(ServerFrame),
+    welcomed: fn(),
+}
+
 /// A live alert as it arrived (or was replayed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveAlert {
@@ -81,6 +89,13 @@ thread_local! {
     static FOLLOW: RefCell<Option<ScheduleScope>> = const { RefCell::new(None) };
     static ON_END: RefCell<Option<OnSessionEnd>> = const { RefCell::new(None) };
     static RETRY: RefCell<u32> = const { RefCell::new(0) };
+    static MLS: RefCell<Option<MlsHooks>> = const { RefCell::new(None) };
+}
+
+/// Hands the messaging device its frames (`mls.welcome`, `mls.message`, `mls.key_packages_low`)
+/// and tells it when the socket is welcomed, so it attaches on every (re)connection.
+pub fn on_mls(incoming: fn(ServerFrame), welcomed: fn()) {
+    MLS.with(|m| *m.borrow_mut() = Some(MlsHooks { incoming, welcomed }));
 }
 
 /// The live state.
@@ -141,6 +156,7 @@ pub fn disconnect() {
         let _ = socket.ws.close_with_code(1000);
     }
     WAITERS.with(|w| w.borrow_mut().clear());
+    MLS.with(|m| m.borrow_mut().take());
     let l = live();
     l.connected.set(false);
     l.schedule.set(BTreeMap::new());
@@ -212,6 +228,14 @@ fn receive(frame: ServerFrame) {
         ServerFrame::Welcome { .. } => {
             l.connected.set(true);
             subscribe();
+            if let Some(hooks) = MLS.with(|m| *m.borrow()) {
+                (hooks.welcomed)();
+            }
+        }
+        ServerFrame::MlsWelcome { .. } | ServerFrame::MlsMessage { .. } | ServerFrame::MlsKeyPackagesLow { .. } => {
+            if let Some(hooks) = MLS.with(|m| *m.borrow()) {
+                (hooks.incoming)(frame);
+            }
         }
         ServerFrame::ScheduleSnapshot { appointments, .. } => {
             l.schedule.set(appointments.into_iter().map(|a| (a.id, a)).collect());

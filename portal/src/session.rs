@@ -9,6 +9,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, Me};
 use crate::live;
+use crate::messenger;
 
 /// Seconds before the idle limit when the warning appears (at most half the limit).
 const WARN_BEFORE_SECS: f64 = 120.0;
@@ -102,6 +103,7 @@ pub fn signed_in(me: Me) {
     p.expires_at_ms.set(me.expires_at_ms as f64);
     p.last_activity_ms.set(js_sys::Date::now());
     let live = (!me.must_enroll()).then(|| me.role.clone());
+    let account = me.user_id;
     p.me.set(Some(me));
     p.stage.set(Stage::Home);
     if let Some(role) = live {
@@ -111,6 +113,7 @@ pub fn signed_in(me: Me) {
             _ => Some(ScheduleScope::Mine),
         };
         live::connect(schedule, socket_closed);
+        messenger::start(account);
     }
 }
 
@@ -182,6 +185,7 @@ pub fn ended(why: Ended) {
         return;
     }
     live::disconnect();
+    leptos::task::spawn_local(messenger::ended());
     p.me.set(None);
     p.stage.set(Stage::Ended(why));
 }
@@ -190,6 +194,8 @@ pub fn ended(why: Ended) {
 pub fn sign_out(everywhere: bool) {
     leptos::task::spawn_local(async move {
         let path = if everywhere { "/api/v1/sign-out-everywhere" } else { "/api/v1/sign-out" };
+        // A device the person chose not to keep is removed while the session still stands.
+        messenger::sign_out().await;
         let _ = api::post_empty(path).await;
         ended(Ended::SignedOut);
     });

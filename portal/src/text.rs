@@ -354,3 +354,43 @@ pub fn alert_kind(kind: &str) -> &'static str {
         _ => "Alert",
     }
 }
+
+// Messaging (end-to-end encrypted; messenger.rs, screens/messages.rs).
+pub const NAV_MESSAGES: &str = "Messages";
+pub const SHARED_DEVICE: &str = "This is a shared computer: don't keep my messages here";
+pub const SHARED_DEVICE_NOTE: &str =
+    "Signing out then removes this browser from your devices and erases its copy of your messages.";
+pub const MESSAGES_TITLE: &str = "Messages";
+pub const MESSAGES_INTRO: &str = "Messages are encrypted in your browser. Only the devices listed with each conversation can read them; the practice's server cannot.";
+pub const MESSAGING_STARTING: &str = "Opening your secure messages…";
+pub const MESSAGING_FAILED: &str = "Secure messaging could not start in this browser";
+pub const MESSAGING_REVOKED: &str = "This browser was removed from your devices, so its copy of your messages was erased. Sign out and sign in again to set it up anew.";
+pub const MESSAGING_OFFLINE: &str = "Not connected. Your message was not sent; try again in a moment.";
+pub const NO_CONVERSATIONS: &str = "No conversations yet.";
+pub const CONVERSATIONS: &str = "Conversations";
+pub const NEW_CONVERSATION: &str = "New conversation";
+pub const MESSAGE_CARE_TEAM: &str = "Message your care team";
+pub const MESSAGE_PATIENT: &str = "Message a patient";
+pub const MESSAGE_STAFF: &str = "Message a colleague";
+pub const START: &str = "Start";
+pub const YOUR_CARE_TEAM: &str = "Your care team";
+pub const STAFF_CONVERSATION: &str = "Staff";
+pub const UNREAD: &str = "unread";
+pub const BACK_TO_CONVERSATIONS: &str = "Back to conversations";
+pub const WHO_CAN_READ: &str = "Who can read this conversation";
+pub const DEVICE_ONE: &str = "device";
+pub const DEVICES_MANY: &str = "devices";
+pub const YOU: &str = "You";
+pub const SOMEONE: &str = "Someone";
+pub const UNDECRYPTABLE: &str = "This message could not be decrypted on this device.";
+pub const MEMBERSHIP_CHANGED: &str = "The devices in this conversation changed.";
+pub const MESSAGE_LABEL: &str = "Message";
+pub const SEND: &str = "Send";
+pub const SHOWING_NEWEST: &str = "Showing the newest messages of";
+pub const YOUR_DEVICES: &str = "Your devices";
+pub const THIS_BROWSER: &str = "This browser";
+pub const REGISTERED: &str = "Added";
+pub const REVOKE: &str = "Remove";
+pub const REVOKE_NOTE: &str =
+    "Remove a device you lost or no longer use: it receives nothing more, and your conversations drop it.";
+pub const EMPTY_MESSAGE: &str = "Write a message first.";

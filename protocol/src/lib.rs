@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod attachments;
 pub mod close;
+pub mod device;
 pub mod frames;
 pub mod intake;
 pub mod retry;

@@ -181,6 +181,20 @@ pub struct ConversationView {
     epoch: u64,
     /// Its newest seq.
     last_seq: u64,
+    /// Devices removed at the server (a revoked device, a disabled account) still in the
+    /// group: commit their removal (any member may).
+    removed_devices: Vec<RemovedDevice>,
+}
+
+/// A device to commit out of a conversation.
+#[derive(Serialize, ToSchema)]
+pub struct RemovedDevice {
+    /// Its account.
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    /// The device.
+    #[schema(value_type = String, format = Uuid)]
+    device_id: DeviceId,
 }
 
 impl From<&Conversation> for ConversationView {
@@ -191,6 +205,11 @@ impl From<&Conversation> for ConversationView {
             patient_id: c.kind.patient(),
             epoch: c.epoch,
             last_seq: c.last_seq,
+            removed_devices: c
+                .removed_devices
+                .iter()
+                .map(|(user_id, device_id)| RemovedDevice { user_id: *user_id, device_id: *device_id })
+                .collect(),
         }
     }
 }

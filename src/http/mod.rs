@@ -52,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(users::disable)
         .service(users::set_name)
         .service(users::staff)
+        .service(users::participants)
         .service(audit::status)
         .service(audit::verify)
         .service(patients::create)

@@ -39,6 +39,7 @@ use super::{
         users::disable,
         users::set_name,
         users::staff,
+        users::participants,
         audit::status,
         audit::verify,
         browser::sign_in,

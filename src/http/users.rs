@@ -223,6 +223,37 @@ pub async fn staff(state: web::Data<AppState>, caller: Caller) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(members))
 }
 
+/// Someone who may be in a conversation about a patient.
+#[derive(Serialize, ToSchema)]
+pub struct ParticipantView {
+    /// The account (claim its devices' KeyPackages with it).
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    /// `patient` or `clinician`.
+    role: &'static str,
+    /// How a clinician appears ("Dr. Ana Ruiz, PsyD"); null for the patient.
+    display_name: Option<String>,
+}
+
+/// Who may be in a conversation about this patient: the patient's own account and the clinicians
+/// on the care team. For whoever may message about the patient; recorded with the patient.
+#[utoipa::path(get, path = "/api/v1/patients/{patient_id}/participants", tag = "messaging", security(("bearer" = [])),
+    params(("patient_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = [ParticipantView]), (status = 401), (status = 403)))]
+#[get("/api/v1/patients/{patient_id}/participants")]
+pub async fn participants(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<PatientId>,
+) -> Result<HttpResponse, ApiError> {
+    let people = state.services.users.participants(&caller.requester(), path.into_inner()).await?;
+    let view: Vec<ParticipantView> = people
+        .into_iter()
+        .map(|p| ParticipantView { user_id: p.user_id, role: p.role.as_str(), display_name: p.display_name })
+        .collect();
+    Ok(HttpResponse::Ok().json(view))
+}
+
 impl From<UserError> for ApiError {
     fn from(error: UserError) -> Self {
         match error {

@@ -105,6 +105,7 @@ impl Conversations {
             created_by: creator.user_id,
             epoch: group.epoch(),
             last_seq: 0,
+            removed_devices: Vec::new(),
         };
         let devices: Vec<DeviceId> = members.iter().map(|m| m.device).collect();
         if !rows::insert(&self.storage, &conversation, state, &devices, now_ms).await? {
@@ -119,8 +120,26 @@ impl Conversations {
     }
 
     /// The conversations `device` is a member of.
+    /// Each names the devices still in its group that were removed at the server (revoked, or
+    /// their account disabled): delivery to them stopped at once, and their leaves go with the
+    /// next member's commit, which needs to know them. Read from the server's copy of the group,
+    /// the one record of who is in it once delivery has forgotten a device.
     pub async fn of_device(&self, device: DeviceId) -> Result<Vec<Conversation>, MessagingError> {
-        Ok(rows::of_device(&self.storage, device).await?)
+        let mut list = rows::of_device(&self.storage, device).await?;
+        for conversation in &mut list {
+            let state = rows::public_group(&self.storage, conversation.id).await?;
+            let group = ServerGroup::from_bytes(conversation.id.as_uuid().as_bytes(), &state)?;
+            for member in group.members()? {
+                let gone = match self.devices.get(member.device).await? {
+                    Some(found) => found.removed_at_ms.is_some(),
+                    None => true,
+                };
+                if gone {
+                    conversation.removed_devices.push((member.user, member.device));
+                }
+            }
+        }
+        Ok(list)
     }
 
     /// Whether `device` is a member of `conversation` now.

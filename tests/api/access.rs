@@ -65,6 +65,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("PUT", "/api/v1/patients/{patient_id}", Some((Resource::PatientDemographics, Operation::Update)), On::CarePatient),
     ("GET", "/api/v1/patients/{patient_id}/care-team", Some((Resource::CareTeam, Operation::Read)), On::CarePatient),
     (
+        "GET",
+        "/api/v1/patients/{patient_id}/participants",
+        Some((Resource::Message, Operation::Create)),
+        On::CarePatient,
+    ),
+    (
         "PUT",
         "/api/v1/patients/{patient_id}/care-team/{clinician_id}",
         Some((Resource::CareTeam, Operation::Create)),

@@ -680,7 +680,67 @@ async fn a_devices_conversation_list_and_its_replay_are_reads_on_record(backend:
     assert!(readers("device_replay").contains(&json!(ada.session.user_id)), "the replay on attach");
 }
 
+/// Whoever starts a conversation about Ada learns who may be in it: her own account and the
+/// clinicians on her care team, by name; nobody off the care team may ask.
+async fn the_people_of_a_patients_conversation_are_her_account_and_her_care_team(backend: Backend) {
+    let Conversing { app, clinician, ada, record, .. } = dr_and_ada_conversing(backend).await;
+    let path = format!("/api/v1/patients/{record}/participants");
+    for asking in [&clinician, &ada] {
+        let (status, people) = asking.session.get(&app, &path).await;
+        assert_eq!(status, StatusCode::OK, "{people}");
+        let people = people.as_array().unwrap();
+        assert_eq!(people.len(), 2, "{people:?}");
+        assert!(people.iter().any(|p| p["user_id"] == ada.session.user_id.as_str() && p["role"] == "patient"));
+        assert!(people.iter().any(|p| p["user_id"] == clinician.session.user_id.as_str() && p["role"] == "clinician"));
+    }
+    let email = "dr.b@practice.example";
+    let (code, output) = app
+        .cli(&["user", "create", "--role", "clinician", "--email", email], &format!("{}\n", crate::signin::PASSWORD));
+    assert_eq!(code, Some(0), "{output}");
+    let outsider = crate::signin::sign_in(&app, email, crate::signin::PASSWORD, None).await;
+    crate::signin::enroll_totp(&app, &outsider).await;
+    let (status, _) = outsider.get(&app, &path).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let asked: Vec<Value> = app
+        .audit_entries()
+        .into_iter()
+        .filter(|e| {
+            e["resource_type"] == "conversation" && e["patient_id"] == record.as_str() && e["outcome"] == "success"
+        })
+        .collect();
+    assert!(asked.len() >= 2, "each answer is on record with the patient");
+}
+
+/// A device removed at the server (a lost phone) is named to the other members until one of them
+/// commits it out; after that commit it is gone from the list, and it reads nothing sent later.
+async fn a_removed_device_is_named_until_a_member_commits_it_out(backend: Backend) {
+    let Conversing { app, clinician, ada, api_ada, mut dr, mut dr_socket, phone, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
+    let removed = |list: &Value| -> Vec<Value> {
+        list.as_array().unwrap().iter().flat_map(|c| c["removed_devices"].as_array().unwrap().clone()).collect()
+    };
+    let path = format!("/api/v1/devices/{}/conversations", dr.device_id);
+    let (_, before) = clinician.session.get(&app, &path).await;
+    assert!(removed(&before).is_empty(), "{before}");
+
+    phone.unregister(&api_ada).await.unwrap();
+    let (status, listed) = clinician.session.get(&app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(
+        removed(&listed),
+        vec![json!({ "user_id": ada.session.user_id, "device_id": phone.device_id })],
+        "the lost phone is named"
+    );
+
+    dr.remove_device(&mut dr_socket, conversation, id(&ada), phone.device_id).await.unwrap();
+    let (_, after) = clinician.session.get(&app, &path).await;
+    assert!(removed(&after).is_empty(), "committed out: {after}");
+    assert!(!dr.members(conversation).unwrap().iter().any(|(_, d)| *d == phone.device_id));
+}
+
 crate::on_both_backends!(
+    the_people_of_a_patients_conversation_are_her_account_and_her_care_team,
+    a_removed_device_is_named_until_a_member_commits_it_out,
     a_devices_conversation_list_and_its_replay_are_reads_on_record,
     the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks,
     patient_and_clinician_converse_end_to_end,

@@ -301,3 +301,52 @@ async fn the_portal_reads_every_answer_the_server_gives() {
     let answer: SignIn = signed.json().await.unwrap();
     assert!(matches!(answer, SignIn::MfaRequired), "{answer:?}");
 }
+
+/// A sentence typed in the browser that the server must never hold in a readable form.
+const MESSAGING_CANARY: &str = "canary: I have been skipping the lithium since June";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_on_two_browsers_and_a_clinician_message_end_to_end_on_postgres() {
+    let app = spawn_app(Backend::Postgres).await;
+    let owner = crate::signin::owner(&app).await;
+    create_staff(&app, "clinician", "dr.ruiz@practice.example");
+    let (status, users) = owner.session.get(&app, "/api/v1/users").await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    let clinician = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "dr.ruiz@practice.example")
+        .map(|u| u["user_id"].as_str().unwrap().to_owned())
+        .unwrap();
+    let record = crate::signin::patient_record(&app, &owner, "Ada Lovelace").await;
+    let (status, body) = owner
+        .session
+        .call(&app, reqwest::Method::PUT, &format!("/api/v1/patients/{record}/care-team/{clinician}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let token = crate::signin::invite(&app, &owner, "patient", "ada@mail.example", Some(&record)).await;
+    assert_eq!(crate::signin::accept(&app, &token).await, StatusCode::OK);
+
+    let env = [
+        ("CLINICIAN_EMAIL", "dr.ruiz@practice.example".to_owned()),
+        ("PATIENT_EMAIL", "ada@mail.example".to_owned()),
+        ("PATIENT_PASSWORD", crate::signin::PASSWORD.to_owned()),
+        ("CANARY", MESSAGING_CANARY.to_owned()),
+    ];
+    run_browser_script(&app, "messaging.py", &env);
+
+    // The server carried the sentence without ever holding it readable: not in the main or
+    // audit database (pg_dump), the data directory's files, or the logs.
+    let stored = crate::messaging::stored_bytes(&app, Backend::Postgres).await;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(app.data_dir.path()).unwrap().flatten() {
+        if entry.path().is_file() {
+            files.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    for (what, bytes) in [("a database", &stored), ("the data directory", &files)] {
+        assert!(!crate::messaging::contains(bytes, MESSAGING_CANARY), "{what} holds the canary");
+    }
+    assert!(!app.logs().join("\n").contains(MESSAGING_CANARY), "the logs hold the canary");
+}

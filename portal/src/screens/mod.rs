@@ -4,6 +4,7 @@
 
 pub mod clinician;
 pub mod enroll;
+pub mod messages;
 pub mod owner;
 pub mod patient;
 pub mod schedule;
@@ -20,6 +21,7 @@ use crate::text;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
     Home,
+    Messages,
     Preferences,
     Form(Uuid),
     Schedule,
@@ -43,16 +45,22 @@ pub fn Home() -> impl IntoView {
             return view! { <enroll::Enroll/> }.into_any();
         }
         let tabs: &[(Place, &str)] = match me.role.as_str() {
-            "patient" => &[(Place::Home, text::NAV_HOME), (Place::Preferences, text::NAV_PREFERENCES)],
+            "patient" => &[
+                (Place::Home, text::NAV_HOME),
+                (Place::Messages, text::NAV_MESSAGES),
+                (Place::Preferences, text::NAV_PREFERENCES),
+            ],
             "clinician" => &[
                 (Place::Home, text::NAV_SCHEDULE),
                 (Place::Patients, text::NAV_PATIENTS),
+                (Place::Messages, text::NAV_MESSAGES),
                 (Place::Alerts, text::NAV_ALERTS),
             ],
             "practice_owner" => &[
                 (Place::Home, text::NAV_SCHEDULE),
                 (Place::Patients, text::NAV_PATIENTS),
                 (Place::Alerts, text::NAV_ALERTS),
+                (Place::Messages, text::NAV_MESSAGES),
                 (Place::Staff, text::NAV_USERS),
                 (Place::BreakGlass, text::NAV_BREAK_GLASS),
                 (Place::Audit, text::NAV_AUDIT),
@@ -61,6 +69,7 @@ pub fn Home() -> impl IntoView {
                 (Place::Home, text::NAV_SCHEDULE),
                 (Place::Patients, text::NAV_PATIENTS),
                 (Place::Alerts, text::NAV_ALERTS),
+                (Place::Messages, text::NAV_MESSAGES),
             ],
         };
         let role = me.role.clone();
@@ -79,6 +88,7 @@ pub fn Home() -> impl IntoView {
                 ("patient", Place::Home) => view! { <patient::PatientHome/> }.into_any(),
                 ("patient", Place::Preferences) => view! { <patient::Preferences/> }.into_any(),
                 ("patient", Place::Form(id)) => view! { <patient::FormScreen assignment=id/> }.into_any(),
+                (_, Place::Messages) => view! { <messages::MessagesScreen/> }.into_any(),
                 (_, Place::Home | Place::Schedule) => view! { <schedule::ScheduleScreen/> }.into_any(),
                 (_, Place::Patients) => view! { <clinician::PatientList/> }.into_any(),
                 (_, Place::Chart(id)) => view! { <clinician::Chart patient=id/> }.into_any(),

@@ -42,6 +42,7 @@ fn answered(answer: Answer) {
 pub fn SignIn(notice: Option<&'static str>) -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let shared = RwSignal::new(false);
     let failure = RwSignal::new(None::<Failure>);
     let busy = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -49,6 +50,7 @@ pub fn SignIn(notice: Option<&'static str>) -> impl IntoView {
         if busy.get_untracked() {
             return;
         }
+        crate::messenger::keep_device(!shared.get_untracked());
         let missing = |field: &str| Failure::on_field(field, text::ANSWER_REQUIRED);
         if email.get_untracked().trim().is_empty() {
             failure.set(Some(missing("email")));
@@ -81,6 +83,12 @@ pub fn SignIn(notice: Option<&'static str>) -> impl IntoView {
             <form on:submit=submit novalidate>
                 <Field id="email" label=text::EMAIL value=email error=at(failure, "email") kind="email" autocomplete="username"/>
                 <Field id="password" label=text::PASSWORD value=password error=at(failure, "password") kind="password" autocomplete="current-password"/>
+                <div class="field check">
+                    <input id="shared-device" type="checkbox" aria-describedby="shared-device-note"
+                        prop:checked=move || shared.get() on:change=move |ev| shared.set(event_target_checked(&ev))/>
+                    <label for="shared-device">{text::SHARED_DEVICE}</label>
+                    <p class="muted small" id="shared-device-note">{text::SHARED_DEVICE_NOTE}</p>
+                </div>
                 <ErrorNote failure=failure fields=&["email", "password"]/>
                 <button type="submit" class="primary" disabled=move || busy.get()>{text::SIGN_IN}</button>
             </form>

@@ -24,6 +24,9 @@ pub struct Conversation {
     pub epoch: u64,
     /// Its newest seq.
     pub last_seq: u64,
+    /// Devices removed at the server (revoked, or their account disabled) that are still in its
+    /// group: a member must commit their removal. Filled by `Conversations::of_device` only.
+    pub removed_devices: Vec<(UserId, DeviceId)>,
 }
 
 /// A Welcome waiting for its device.
@@ -322,5 +325,6 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, StorageError> {
         created_by: parse_id(&row.try_get::<String, _>(3)?, "created_by")?,
         epoch: to_u64(row.try_get(4)?),
         last_seq: to_u64(row.try_get(5)?),
+        removed_devices: Vec::new(),
     })
 }
