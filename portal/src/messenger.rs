@@ -129,8 +129,29 @@ thread_local! {
     static TAB: RefCell<Option<Tab>> = const { RefCell::new(None) };
     static INBOX: RefCell<VecDeque<ServerFrame>> = const { RefCell::new(VecDeque::new()) };
     static DRAINING: RefCell<bool> = const { RefCell::new(false) };
+    /// A change of a group (a commit staged, or a message encrypted) is under way.
+    static TURN: RefCell<bool> = const { RefCell::new(false) };
     /// Set at sign-in: whether to keep this device after sign-out.
     static KEEP: RefCell<bool> = const { RefCell::new(true) };
+}
+
+/// One group change at a time, from staging to the server's answer: openmls keeps one pending
+/// commit per group, and a second one staged meanwhile would be merged on the first's answer.
+struct Turn;
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        TURN.with(|t| *t.borrow_mut() = false);
+    }
+}
+
+async fn turn() -> Turn {
+    loop {
+        if TURN.with(|t| !std::mem::replace(&mut *t.borrow_mut(), true)) {
+            return Turn;
+        }
+        api::sleep(20).await;
+    }
 }
 
 /// The messenger's signals.
@@ -156,7 +177,6 @@ pub fn start(account: Uuid) {
         match open_device(account).await {
             Ok(()) => {
                 m.status.set(DeviceStatus::Ready);
-                refresh_conversations().await;
                 if live::live().connected.get_untracked() {
                     attach();
                 }
@@ -239,7 +259,11 @@ async fn save(messages: Vec<(Uuid, u64, Vec<u8>)>) -> Result<(), String> {
 fn attach() {
     let Some(Some(device)) = messenger().device_id.get_untracked().map(Some) else { return };
     let id = live::request_id();
-    live::request(id.clone(), &ClientFrame::mls_attach(id, device), |_| {});
+    // Once attached, the list is refreshed and the group changes it calls for (devices gone,
+    // the person's new ones) are committed: commits need the socket.
+    live::request(id.clone(), &ClientFrame::mls_attach(id, device), |_| {
+        leptos::task::spawn_local(refresh_conversations());
+    });
 }
 
 /// A frame for the device: queued, and taken in by the one task that drains the queue.
@@ -407,6 +431,7 @@ pub async fn refresh_conversations() {
     let unread = tab(|t| t.unread.clone()).unwrap_or_default();
     let removals: Vec<(Uuid, RemovedDevice)> =
         rows.iter().flat_map(|r| r.removed_devices.iter().map(|d| (r.conversation_id, d.clone()))).collect();
+    let kinds: Vec<(Uuid, Option<Uuid>)> = rows.iter().map(|r| (r.conversation_id, r.patient_id)).collect();
     m.conversations.set(
         rows.into_iter()
             .map(|r| {
@@ -423,11 +448,21 @@ pub async fn refresh_conversations() {
     // A revoked device (a lost phone) is committed out by whichever member sees it first; if
     // another member's commit wins the epoch, the next refresh finds nothing left to do.
     for (conversation, gone) in removals {
+        let _turn = turn().await;
         let staged = tab(|t| {
             t.device.stage_removal(&conversation.to_string(), &gone.user_id.to_string(), &gone.device_id.to_string())
         });
         if let Some(Ok(staged)) = staged {
             let _ = commit(conversation, staged).await;
+        }
+    }
+    // The person's own devices registered since (a new phone) are committed in by this one.
+    let Some(account) = tab(|t| t.account) else { return };
+    let Ok(own) = api::get::<Vec<DeviceRow>>("/api/v1/devices").await else { return };
+    for (conversation, patient) in kinds {
+        let members = tab(|t| t.device.members(&conversation.to_string()).unwrap_or_default()).unwrap_or_default();
+        if own.iter().any(|d| members.iter().all(|(_, m)| *m != d.device_id)) {
+            let _ = add_people(conversation, patient, vec![account]).await;
         }
     }
 }
@@ -491,6 +526,7 @@ pub fn close() {
 /// Encrypts and sends `text` in `conversation`; keeps it sealed as the person's own.
 pub async fn send(conversation: Uuid, text: String) -> Result<(), String> {
     for _ in 0..4 {
+        let turn = turn().await;
         let Some((device, account, id)) = tab(|t| (t.device.clone(), t.account, t.device.device_id())) else {
             return Err("messaging is not ready".into());
         };
@@ -516,7 +552,10 @@ pub async fn send(conversation: Uuid, text: String) -> Result<(), String> {
                 return Ok(());
             }
             // The conversation moved on (a device joined): take in the commit, then again.
-            Err(e) if e.is_stale() => api::sleep(300).await,
+            Err(e) if e.is_stale() => {
+                drop(turn);
+                api::sleep(300).await;
+            }
             Err(e) => return Err(e.0),
         }
     }
@@ -601,6 +640,7 @@ pub async fn add_people(conversation: Uuid, patient: Option<Uuid>, people: Vec<U
         return Ok(());
     }
     let joiners = serde_json::to_string(&joiners).map_err(|_| "encode".to_owned())?;
+    let _turn = turn().await;
     let Some(staged) = device.stage_add(&conversation.to_string(), &joiners).map_err(|e| e.0)? else {
         return Ok(());
     };

@@ -181,8 +181,9 @@ pub struct ConversationView {
     epoch: u64,
     /// Its newest seq.
     last_seq: u64,
-    /// Devices removed at the server (a revoked device, a disabled account) still in the
-    /// group: commit their removal (any member may).
+    /// Devices still in the group that must go: removed at the server (a revoked device, a
+    /// disabled account) or of an account no longer allowed in (a clinician off the care team).
+    /// Commit their removal (any member may).
     removed_devices: Vec<RemovedDevice>,
 }
 

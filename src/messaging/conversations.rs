@@ -120,18 +120,30 @@ impl Conversations {
     }
 
     /// The conversations `device` is a member of.
-    /// Each names the devices still in its group that were removed at the server (revoked, or
-    /// their account disabled): delivery to them stopped at once, and their leaves go with the
-    /// next member's commit, which needs to know them. Read from the server's copy of the group,
-    /// the one record of who is in it once delivery has forgotten a device.
+    /// The conversations `device` is a member of.
     pub async fn of_device(&self, device: DeviceId) -> Result<Vec<Conversation>, MessagingError> {
-        let mut list = rows::of_device(&self.storage, device).await?;
-        for conversation in &mut list {
+        Ok(rows::of_device(&self.storage, device).await?)
+    }
+
+    /// Names, in each of `list`, the devices still in its group that must go: removed at the
+    /// server (revoked, or their account disabled), or of an account `policy` no longer lets
+    /// in (a clinician taken off the patient's care team). Delivery to a removed device stopped
+    /// at once; their leaves go with the next member's commit, which needs to know them. Read
+    /// from the server's copy of each group, the one record of who is in it once delivery has
+    /// forgotten a device.
+    pub async fn name_departed(
+        &self,
+        list: &mut [Conversation],
+        policy: &impl Membership,
+    ) -> Result<(), MessagingError> {
+        for conversation in list.iter_mut() {
             let state = rows::public_group(&self.storage, conversation.id).await?;
             let group = ServerGroup::from_bytes(conversation.id.as_uuid().as_bytes(), &state)?;
             for member in group.members()? {
                 let gone = match self.devices.get(member.device).await? {
-                    Some(found) => found.removed_at_ms.is_some(),
+                    Some(found) => {
+                        found.removed_at_ms.is_some() || !policy.may_hold(member.user, conversation.kind).await?
+                    }
                     None => true,
                 };
                 if gone {
@@ -139,7 +151,7 @@ impl Conversations {
                 }
             }
         }
-        Ok(list)
+        Ok(())
     }
 
     /// Whether `device` is a member of `conversation` now.

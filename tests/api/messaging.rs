@@ -63,6 +63,7 @@ pub(crate) async fn converse(
 /// them: a field left to `..` is dropped at once.
 pub(crate) struct Conversing {
     pub(crate) app: TestApp,
+    pub(crate) owner: Person,
     pub(crate) clinician: Person,
     pub(crate) ada: Person,
     pub(crate) record: String,
@@ -85,7 +86,7 @@ pub(crate) async fn dr_and_ada_conversing(backend: Backend) -> Conversing {
     let (api_dr, api_ada) = (server.with_token(&clinician.session.access), server.with_token(&ada.session.access));
     let (dr, dr_socket, phone, phone_socket, conversation) =
         converse(&api_dr, &api_ada, record.parse().unwrap(), id(&ada)).await;
-    Conversing { app, clinician, ada, record, api_dr, api_ada, dr, dr_socket, phone, phone_socket, conversation }
+    Conversing { app, owner, clinician, ada, record, api_dr, api_ada, dr, dr_socket, phone, phone_socket, conversation }
 }
 
 /// Every byte the databases hold, as text, for searching.
@@ -738,9 +739,28 @@ async fn a_removed_device_is_named_until_a_member_commits_it_out(backend: Backen
     assert!(!dr.members(conversation).unwrap().iter().any(|(_, d)| *d == phone.device_id));
 }
 
+/// A clinician taken off the patient's care team is named for removal, with every device, to
+/// the conversation's other members.
+async fn a_clinician_off_the_care_team_is_named_for_removal(backend: Backend) {
+    let Conversing { app, owner, clinician, ada, record, phone, .. } = dr_and_ada_conversing(backend).await;
+    let path = format!("/api/v1/devices/{}/conversations", phone.device_id);
+    let (_, before) = ada.session.get(&app, &path).await;
+    assert_eq!(before[0]["removed_devices"], json!([]), "{before}");
+    let (status, body) = owner
+        .session
+        .call(&app, Method::DELETE, &format!("/api/v1/patients/{record}/care-team/{}", clinician.session.user_id), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, after) = ada.session.get(&app, &path).await;
+    let named = after[0]["removed_devices"].as_array().unwrap();
+    assert_eq!(named.len(), 1, "{after}");
+    assert_eq!(named[0]["user_id"], clinician.session.user_id.as_str());
+}
+
 crate::on_both_backends!(
     the_people_of_a_patients_conversation_are_her_account_and_her_care_team,
     a_removed_device_is_named_until_a_member_commits_it_out,
+    a_clinician_off_the_care_team_is_named_for_removal,
     a_devices_conversation_list_and_its_replay_are_reads_on_record,
     the_sdk_signs_in_with_a_password_and_a_totp_code_when_the_account_asks,
     patient_and_clinician_converse_end_to_end,

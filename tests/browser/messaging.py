@@ -15,8 +15,9 @@ Playwright), against a real server on PostgreSQL started by `tests/api/portal.rs
   canary is in none, the key cannot be exported, localStorage and sessionStorage are empty.
 - The laptop removes the phone from its devices (a lost phone): the conversation drops it by a
   commit, and the phone, reloaded, says it was removed and shows nothing.
-- A shared computer: the patient signs in with "don't keep my messages here"; signing out
-  removes that device at the server and erases its vault.
+- A shared computer: the patient signs in with "don't keep my messages here"; the laptop lets
+  that new device into the conversation, which then reads what follows; signing out removes
+  that device at the server and erases its vault, and the laptop commits it out.
 
 Environment: CONFIDANT_URL, CLINICIAN_EMAIL, STAFF_PASSWORD, PATIENT_EMAIL, PATIENT_PASSWORD,
 CANARY, SCREENSHOTS.
@@ -197,13 +198,22 @@ def main():
                 problems.append("the removed phone still holds messages")
             check_screen(phone, "messages-phone-removed")
 
-            # A shared computer: not kept after sign-out.
+            # A shared computer: let into the conversation by the laptop (the person's other
+            # device commits it in), reads what follows, and is not kept after sign-out.
             shared_ctx, shared = new_page(browser)
             shared.check("#shared-device")
             check_screen(shared, "sign-in-shared-device")
             sign_in(shared, PATIENT, PATIENT_PASSWORD)
             messages_ready(shared)
             expect(shared.locator("li.row[data-device]")).to_have_count(2)
+            laptop.reload()
+            messages_ready(laptop)
+            expect(shared.locator("li.row[data-conversation]")).to_have_count(1, timeout=30_000)
+            open_first_conversation(laptop)
+            expect(laptop.locator("[data-readers]")).to_contain_text("You (2 devices)", timeout=TIMEOUT)
+            send(laptop, "Written while the shared computer was in.")
+            open_first_conversation(shared)
+            expect(shared.locator("li.message", has_text="Written while the shared computer was in.")).to_be_visible()
             shared.click("header button:has-text('Sign out')")
             shared.wait_for_selector("#ended-title")
             if shared.evaluate(VAULT_DUMP).get("state"):
@@ -211,6 +221,8 @@ def main():
             laptop.reload()
             messages_ready(laptop)
             expect(laptop.locator("li.row[data-device]")).to_have_count(1)
+            open_first_conversation(laptop)
+            expect(laptop.locator("[data-readers]")).to_contain_text("You (1 device)", timeout=TIMEOUT)
 
             for ctx in (clin_ctx, phone_ctx, laptop_ctx, shared_ctx):
                 ctx.close()

@@ -77,6 +77,10 @@ impl Names {
 pub fn MessagesScreen() -> impl IntoView {
     let m = messenger();
     let names = Names::load();
+    // Coming here is when a person expects the list current (and their new devices let in).
+    if m.status.get_untracked() == DeviceStatus::Ready && crate::live::live().connected.get_untracked() {
+        leptos::task::spawn_local(messenger::refresh_conversations());
+    }
     view! {
         <h1>{text::MESSAGES_TITLE}</h1>
         {move || match m.status.get() {

@@ -122,7 +122,8 @@ impl MessagingService {
         let about = About::new(Action::Read, ResourceType::Conversation, None);
         self.devices_allowed(who, Operation::Read, about).await?;
         self.own_device(who, device).await?;
-        let list = self.conversations.of_device(device).await?;
+        let mut list = self.conversations.of_device(device).await?;
+        self.conversations.name_departed(&mut list, &self.policy).await?;
         let reads = self.care_reads(who, list.iter().map(|c| (c.id, c.kind)), "device_conversations");
         if !reads.is_empty() {
             self.gate.record_all(reads).await?;

@@ -25,7 +25,7 @@ pub struct Conversation {
     /// Its newest seq.
     pub last_seq: u64,
     /// Devices removed at the server (revoked, or their account disabled) that are still in its
-    /// group: a member must commit their removal. Filled by `Conversations::of_device` only.
+    /// group: a member must commit their removal. Filled by `Conversations::name_departed` only.
     pub removed_devices: Vec<(UserId, DeviceId)>,
 }
 
