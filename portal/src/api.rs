@@ -111,12 +111,18 @@ impl Failure {
     }
 }
 
-async fn send(method: &str, path: &str, body: Option<String>) -> Result<Response> {
+/// A request's body: JSON, or raw bytes (an attachment's ciphertext).
+enum Body {
+    Json(String),
+    Bytes(Vec<u8>),
+}
+
+async fn send(method: &str, path: &str, body: Option<Body>) -> Result<Response> {
     let route = path.split('?').next().unwrap_or(path);
     let key = (method != "GET" && confidant_protocol::retry::keeps_answer(route)).then(new_key).flatten();
     let mut delays = RETRY_DELAYS_MS.iter();
     loop {
-        let answered = send_once(method, path, body.as_deref(), key.as_deref()).await;
+        let answered = send_once(method, path, body.as_ref(), key.as_deref()).await;
         match (&answered, &key, delays.next()) {
             (Err(failure), Some(_), Some(delay)) if failure.worth_retrying() => sleep(*delay).await,
             _ => return answered,
@@ -139,21 +145,29 @@ pub(crate) async fn sleep(ms: i32) {
     let _ = JsFuture::from(promise).await;
 }
 
-async fn send_once(method: &str, path: &str, body: Option<&str>, key: Option<&str>) -> Result<Response> {
+async fn send_once(method: &str, path: &str, body: Option<&Body>, key: Option<&str>) -> Result<Response> {
     let init = RequestInit::new();
     init.set_method(method);
     init.set_credentials(RequestCredentials::SameOrigin);
     init.set_mode(RequestMode::SameOrigin);
     init.set_cache(RequestCache::NoStore);
-    if let Some(body) = body {
-        init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    match body {
+        Some(Body::Json(text)) => init.set_body(&wasm_bindgen::JsValue::from_str(text)),
+        Some(Body::Bytes(bytes)) => init.set_body(&js_sys::Uint8Array::from(bytes.as_slice())),
+        None => {}
     }
     let request = Request::new_with_str_and_init(path, &init).map_err(|_| Failure::network())?;
     let headers = request.headers();
     let _ = headers.set(CSRF_HEADER, "1");
     let _ = headers.set("Accept", "application/json");
-    if body.is_some() {
-        let _ = headers.set("Content-Type", "application/json");
+    match body {
+        Some(Body::Json(_)) => {
+            let _ = headers.set("Content-Type", "application/json");
+        }
+        Some(Body::Bytes(_)) => {
+            let _ = headers.set("Content-Type", "application/octet-stream");
+        }
+        None => {}
     }
     if let Some(key) = key {
         let _ = headers.set(confidant_protocol::retry::IDEMPOTENCY_KEY, key);
@@ -212,7 +226,20 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T> {
 /// `method path` with a JSON body.
 pub async fn call<B: Serialize, T: DeserializeOwned>(method: &str, path: &str, body: &B) -> Result<T> {
     let body = serde_json::to_string(body).map_err(|_| Failure::network())?;
-    decode(send(method, path, Some(body)).await?).await
+    decode(send(method, path, Some(Body::Json(body))).await?).await
+}
+
+/// `POST path` with raw bytes (an attachment's ciphertext), decoding the JSON answer.
+pub async fn post_bytes<T: DeserializeOwned>(path: &str, bytes: Vec<u8>) -> Result<T> {
+    decode(send("POST", path, Some(Body::Bytes(bytes))).await?).await
+}
+
+/// `GET path` as bytes (an attachment's ciphertext).
+pub async fn get_bytes(path: &str) -> Result<Vec<u8>> {
+    let response = send("GET", path, None).await?;
+    let promise = response.array_buffer().map_err(|_| Failure::network())?;
+    let buffer = JsFuture::from(promise).await.map_err(|_| Failure::network())?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// `POST path` without a body, ignoring the answer's body.
@@ -228,7 +255,7 @@ pub async fn send_delete(path: &str) -> Result<()> {
 /// `method path` with a JSON body, ignoring the answer's body.
 pub async fn call_empty<B: Serialize>(method: &str, path: &str, body: &B) -> Result<()> {
     let body = serde_json::to_string(body).map_err(|_| Failure::network())?;
-    send(method, path, Some(body)).await.map(|_| ())
+    send(method, path, Some(Body::Json(body))).await.map(|_| ())
 }
 
 /// The signed-in account and its session's limits (`GET /api/v1/browser/session`).

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
-use confidant_protocol::device::{DeviceEvent, Joiner, NewGroup, Staged, Taken};
+use confidant_protocol::device::{DeviceEvent, FileRef, Joiner, NewGroup, Staged, Taken};
 use confidant_protocol::frames::{ClientFrame, ServerFrame};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::api::{self, Failure};
 use crate::live;
-use crate::mls::{self, MlsDevice};
+use crate::mls::{self, MlsDevice, Module};
 use crate::vault::Vault;
 
 /// How many KeyPackages a device uploads at once.
@@ -68,6 +68,16 @@ pub struct Kept {
     /// A device joined or left (a commit), shown as a line of its own.
     #[serde(default)]
     pub membership: bool,
+    /// The files it carries (their keys kept sealed with the message, to open them again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<FileRef>,
+}
+
+/// A file to send: as the person chose it.
+pub struct Outgoing {
+    pub name: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
 }
 
 impl std::fmt::Debug for Kept {
@@ -107,6 +117,7 @@ struct Record {
 }
 
 struct Tab {
+    module: Module,
     device: MlsDevice,
     vault: Vault,
     account: Uuid,
@@ -221,7 +232,7 @@ async fn open_device(account: Uuid) -> Result<(), DeviceStatus> {
     };
     let id = device.device_id().ok().and_then(|d| Uuid::parse_str(&d).ok());
     TAB.with(|t| {
-        *t.borrow_mut() = Some(Tab { device, vault, account, keep, seen: record.seen, unread: record.unread });
+        *t.borrow_mut() = Some(Tab { module, device, vault, account, keep, seen: record.seen, unread: record.unread });
     });
     save(Vec::new()).await.map_err(|_| failed("the vault"))?;
     messenger().device_id.set(id);
@@ -334,7 +345,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
             leptos::task::spawn_local(refresh_conversations());
             None
         }
-        DeviceEvent::Message { seq, sender_device, sender_user, text } => Some(Kept {
+        DeviceEvent::Message { seq, sender_device, sender_user, text, attachments } => Some(Kept {
             seq,
             mine: sender_user.is_some() && sender_user == me,
             sender_user,
@@ -342,6 +353,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
             text: Some(text),
             at_ms: now,
             membership: false,
+            attachments,
         }),
         DeviceEvent::Changed { seq, .. } => {
             if m.open.get_untracked() == Some(conversation) {
@@ -355,6 +367,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
                 text: None,
                 at_ms: now,
                 membership: true,
+                attachments: Vec::new(),
             })
         }
         DeviceEvent::Removed => {
@@ -371,6 +384,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
             text: None,
             at_ms: now,
             membership: false,
+            attachments: Vec::new(),
         }),
     }
 }
@@ -523,17 +537,49 @@ pub fn close() {
     m.messages.set(Vec::new());
 }
 
-/// Encrypts and sends `text` in `conversation`; keeps it sealed as the person's own.
-pub async fn send(conversation: Uuid, text: String) -> Result<(), String> {
+/// Encrypts and sends `text` with `files` in `conversation`; keeps it sealed as the person's own.
+/// Each file is encrypted here under a fresh key and uploaded as ciphertext first; its key and
+/// digests travel inside the MLS message, which names the uploads so the server keeps them as
+/// long as the message.
+pub async fn send(conversation: Uuid, text: String, files: Vec<Outgoing>) -> Result<(), String> {
+    let Some(module) = tab(|t| t.module.clone()) else { return Err("messaging is not ready".into()) };
+    let mut references = Vec::new();
+    let mut shown = Vec::new();
+    let mut ids = Vec::new();
+    for file in files {
+        let sealed = module.seal_file(&file.bytes).map_err(|e| e.0)?;
+        let ciphertext = sealed.ciphertext().map_err(|e| e.0)?;
+        #[derive(Deserialize)]
+        struct Uploaded {
+            attachment_id: Uuid,
+        }
+        let uploaded: Uploaded =
+            api::post_bytes(&format!("/api/v1/conversations/{conversation}/attachments"), ciphertext)
+                .await
+                .map_err(|f| f.describe())?;
+        let reference =
+            sealed.reference(&uploaded.attachment_id.to_string(), &file.name, &file.media_type).map_err(|e| e.0)?;
+        shown.push(FileRef {
+            id: uploaded.attachment_id,
+            name: file.name,
+            media_type: file.media_type,
+            size: file.bytes.len() as u64,
+            reference: reference.clone(),
+        });
+        references.push(reference);
+        ids.push(uploaded.attachment_id);
+    }
+    let references = serde_json::to_string(&references).map_err(|_| "encode".to_owned())?;
     for _ in 0..4 {
         let turn = turn().await;
         let Some((device, account, id)) = tab(|t| (t.device.clone(), t.account, t.device.device_id())) else {
             return Err("messaging is not ready".into());
         };
         let sender_device = id.ok().and_then(|d| Uuid::parse_str(&d).ok()).unwrap_or_default();
-        let ciphertext = device.encrypt(&conversation.to_string(), &text).map_err(|e| e.0)?;
+        let ciphertext = device.encrypt_message(&conversation.to_string(), &text, &references).map_err(|e| e.0)?;
         let request = live::request_id();
-        let answer = request_frame(request.clone(), ClientFrame::mls_send(request, conversation, ciphertext)).await?;
+        let frame = ClientFrame::mls_send_with(request.clone(), conversation, ciphertext, ids.clone());
+        let answer = request_frame(request, frame).await?;
         match device.settle_message(&conversation.to_string(), &answer) {
             Ok(seq) => {
                 let kept = Kept {
@@ -544,6 +590,7 @@ pub async fn send(conversation: Uuid, text: String) -> Result<(), String> {
                     text: Some(text),
                     at_ms: js_sys::Date::now(),
                     membership: false,
+                    attachments: shown,
                 };
                 let bytes = serde_json::to_vec(&kept).map_err(|_| "encode".to_owned())?;
                 show(conversation, kept);
@@ -560,6 +607,13 @@ pub async fn send(conversation: Uuid, text: String) -> Result<(), String> {
         }
     }
     Err("the conversation kept changing; try again".into())
+}
+
+/// Downloads the file `file` names, checks it against its message's digests and decrypts it.
+pub async fn open_file(file: &FileRef) -> Result<Vec<u8>, String> {
+    let Some(module) = tab(|t| t.module.clone()) else { return Err("messaging is not ready".into()) };
+    let ciphertext = api::get_bytes(&format!("/api/v1/attachments/{}", file.id)).await.map_err(|f| f.describe())?;
+    module.open_file(&file.reference, &ciphertext).map_err(|e| e.0)
 }
 
 /// Sends `frame` (whose request id is `id`) and waits for its answer, as JSON.

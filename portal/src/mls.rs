@@ -69,10 +69,41 @@ impl Module {
         Ok(DeviceKey(Reflect::construct(&class, &Array::new()).map_err(error)?))
     }
 
+    /// `file` encrypted under a fresh key.
+    pub fn seal_file(&self, file: &[u8]) -> Result<SealedFile> {
+        let class = Reflect::get(&self.0, &"SealedFile".into()).map_err(error)?;
+        Ok(SealedFile(call(&class, "seal", &[Uint8Array::from(file).into()])?))
+    }
+
+    /// The file a downloaded `ciphertext` holds, checked against its message's `reference`.
+    pub fn open_file(&self, reference: &str, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let bytes: Uint8Array = call(&self.0, "open_file", &[reference.into(), Uint8Array::from(ciphertext).into()])?
+            .dyn_into()
+            .map_err(|_| MlsError("expected bytes".into()))?;
+        Ok(bytes.to_vec())
+    }
+
     /// The device whose state the vault kept.
     pub fn import(&self, state: &[u8]) -> Result<MlsDevice> {
         let class = Reflect::get(&self.0, &"MlsDevice".into()).map_err(error)?;
         Ok(MlsDevice(call(&class, "import_state", &[Uint8Array::from(state).into()])?))
+    }
+}
+
+/// A file sealed for upload (`portal/mls` `SealedFile`).
+pub struct SealedFile(JsValue);
+
+impl SealedFile {
+    /// What to upload.
+    pub fn ciphertext(&self) -> Result<Vec<u8>> {
+        let bytes: Uint8Array =
+            call(&self.0, "ciphertext", &[])?.dyn_into().map_err(|_| MlsError("expected bytes".into()))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// The reference (JSON) of the upload the server named `attachment_id`.
+    pub fn reference(&self, attachment_id: &str, name: &str, media_type: &str) -> Result<String> {
+        string(call(&self.0, "reference", &[attachment_id.into(), name.into(), media_type.into()])?)
     }
 }
 
@@ -136,6 +167,12 @@ impl MlsDevice {
     /// Base64 ciphertext.
     pub fn encrypt(&self, conversation: &str, text: &str) -> Result<String> {
         string(call(&self.0, "encrypt", &[conversation.into(), text.into()])?)
+    }
+
+    /// Base64 ciphertext of `text` with the files of `references_json` (a JSON array of
+    /// references).
+    pub fn encrypt_message(&self, conversation: &str, text: &str, references_json: &str) -> Result<String> {
+        string(call(&self.0, "encrypt_message", &[conversation.into(), text.into(), references_json.into()])?)
     }
 
     /// The message's seq.

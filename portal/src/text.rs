@@ -394,3 +394,10 @@ pub const REVOKE: &str = "Remove";
 pub const REVOKE_NOTE: &str =
     "Remove a device you lost or no longer use: it receives nothing more, and your conversations drop it.";
 pub const EMPTY_MESSAGE: &str = "Write a message first.";
+pub const ATTACH_FILE: &str = "Attach an image or PDF (optional)";
+pub const ATTACHMENT_TOO_LARGE: &str = "This file is larger than 10 MB; choose a smaller one.";
+pub const ATTACHMENT_KIND: &str = "Only images and PDF files can be attached.";
+pub const OPEN_FILE: &str = "Open";
+pub const SAVE_FILE: &str = "Save";
+pub const FILE_UNREADABLE: &str = "This file could not be opened: it did not match what the message says it is.";
+pub const KB: &str = "KB";

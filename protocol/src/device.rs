@@ -33,6 +33,9 @@ pub enum DeviceEvent {
         sender_user: Option<Uuid>,
         /// Its text (invalid UTF-8 replaced).
         text: String,
+        /// The files it carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<FileRef>,
     },
     /// Membership changed (a commit was merged).
     Changed {
@@ -66,6 +69,29 @@ impl std::fmt::Debug for DeviceEvent {
             DeviceEvent::Removed => f.write_str("Removed"),
             DeviceEvent::Failed { seq } => f.debug_struct("Failed").field("seq", seq).finish(),
         }
+    }
+}
+
+/// A file a message carries, as the portal lists it; `reference` (JSON, with the file's key and
+/// digests) goes back to the MLS module to check and open the download.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRef {
+    /// The server's id of its ciphertext.
+    pub id: Uuid,
+    /// The file's name, as the sender had it.
+    pub name: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The whole reference, secret key included.
+    pub reference: String,
+}
+
+impl std::fmt::Debug for FileRef {
+    /// Never shows the name or the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRef").field("id", &self.id).field("size", &self.size).finish_non_exhaustive()
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::middleware::DefaultHeaders;
 /// script or style, no plugins, no framing, and connections only back to this origin (HTTPS and
 /// its WebSocket). `'wasm-unsafe-eval'` lets the portal compile its own WebAssembly (it allows
 /// no JavaScript `eval`); Trusted Types forbid every string-to-script sink.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
 
 /// The headers, added to each response that does not set them itself.
 pub fn security_headers(hsts_max_age_secs: u64) -> DefaultHeaders {

@@ -15,6 +15,9 @@ Playwright), against a real server on PostgreSQL started by `tests/api/portal.rs
   canary is in none, the key cannot be exported, localStorage and sessionStorage are empty.
 - The laptop removes the phone from its devices (a lost phone): the conversation drops it by a
   commit, and the phone, reloaded, says it was removed and shows nothing.
+- Attachments: a PDF holding the canary and an image, encrypted in the laptop's page; the
+  clinician opens both (the image previewed, the PDF offered to save with the same bytes); a
+  file over 10 MB and a text file are refused at the field.
 - A shared computer: the patient signs in with "don't keep my messages here"; the laptop lets
   that new device into the conversation, which then reads what follows; signing out removes
   that device at the server and erases its vault, and the laptop commits it out.
@@ -23,6 +26,7 @@ Environment: CONFIDANT_URL, CLINICIAN_EMAIL, STAFF_PASSWORD, PATIENT_EMAIL, PATI
 CANARY, SCREENSHOTS.
 """
 
+import base64
 import os
 import sys
 
@@ -45,6 +49,10 @@ STAFF_PASSWORD = os.environ["STAFF_PASSWORD"]
 PATIENT = os.environ["PATIENT_EMAIL"]
 PATIENT_PASSWORD = os.environ["PATIENT_PASSWORD"]
 CANARY = os.environ["CANARY"]
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 # What the browser's vault holds for this origin: every record of every store, as JSON-able
 # values (sealed records are {iv, data} byte arrays; a CryptoKey shows its properties).
@@ -191,6 +199,41 @@ def main():
             send(laptop, "After the phone was lost.")
             expect(clin.locator("li.message", has_text="After the phone was lost.")).to_be_visible()
             expect(clin.locator("[data-readers]")).to_contain_text("Ada Lovelace (1 device)")
+            # Attachments: encrypted in the page, opened on the other side after both digests
+            # check; an image previewed from the page's memory, a PDF offered to save.
+            letter = b"%PDF-1.4\n% " + CANARY.encode() + b"\n%%EOF\n"
+            laptop.set_input_files("#attachment", files=[{"name": "letter.pdf", "mimeType": "application/pdf", "buffer": letter}])
+            laptop.fill("#message", "My discharge letter, attached.")
+            laptop.click("form button:has-text('Send')")
+            expect(laptop.locator("li.message.mine .attachment[data-media-type='application/pdf']")).to_be_visible()
+            laptop.set_input_files("#attachment", files=[{"name": "scan.png", "mimeType": "image/png", "buffer": PNG}])
+            laptop.click("form button:has-text('Send')")
+            expect(laptop.locator("li.message.mine .attachment[data-media-type='image/png']")).to_be_visible()
+            pdf = clin.locator("li.message", has_text="My discharge letter").locator(".attachment")
+            pdf.locator("button:has-text('Open')").click()
+            saved = pdf.locator("a:has-text('Save')")
+            expect(saved).to_have_attribute("download", "letter.pdf")
+            with clin.expect_download() as download:
+                saved.click()
+            with open(download.value.path(), "rb") as f:
+                opened = f.read()
+            if opened != letter:
+                problems.append("the opened letter is not the letter sent")
+            image = clin.locator(".attachment[data-media-type='image/png']")
+            image.locator("button:has-text('Open')").click()
+            expect(image.locator("img.preview")).to_be_visible()
+            if clin.evaluate("() => document.querySelector('img.preview').naturalWidth") != 1:
+                problems.append("the image attachment did not decode")
+            check_screen(clin, "messages-clinician-attachments")
+            laptop.set_input_files("#attachment", files=[{"name": "big.pdf", "mimeType": "application/pdf", "buffer": b"0" * (11 * 1024 * 1024)}])
+            laptop.click("form button:has-text('Send')")
+            expect(laptop.locator("#attachment-error")).to_contain_text("larger than 10 MB")
+            laptop.set_input_files("#attachment", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"plain"}])
+            laptop.click("form button:has-text('Send')")
+            expect(laptop.locator("#attachment-error")).to_contain_text("Only images and PDF files")
+            laptop.set_input_files("#attachment", files=[])
+            check_screen(laptop, "messages-attachment-refused")
+
             phone.reload()
             tab(phone, "Messages")
             expect(phone.locator("text=This browser was removed from your devices")).to_be_visible(timeout=30_000)

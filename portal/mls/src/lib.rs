@@ -10,9 +10,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use confidant_client::{ClientError, Device, Event, NewMember};
+use confidant_client::{AttachmentRef, ClientError, Device, Event, NewMember, Payload, SealedAttachment};
 use confidant_protocol::ServerFrame;
-use confidant_protocol::device::{DeviceEvent, Joiner, NewGroup, Staged, Taken};
+use confidant_protocol::device::{DeviceEvent, FileRef, Joiner, NewGroup, Staged, Taken};
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 use uuid::Uuid;
@@ -141,6 +141,18 @@ impl MlsDevice {
         Ok(B64.encode(self.device.encrypt(id(conversation)?, text.as_bytes()).map_err(fail)?))
     }
 
+    /// Base64 of a message carrying `text` and the files of `references` (a JSON array of the
+    /// references `SealedFile::reference` gave), encrypted for `conversation`.
+    pub fn encrypt_message(&mut self, conversation: &str, text: &str, references: &str) -> Result<String, JsError> {
+        let texts: Vec<String> = serde_json::from_str(references).map_err(fail)?;
+        let attachments = texts
+            .iter()
+            .map(|t| serde_json::from_str::<AttachmentRef>(t).map_err(fail))
+            .collect::<Result<Vec<_>, _>>()?;
+        let payload = Payload { text: text.as_bytes().to_vec(), attachments };
+        Ok(B64.encode(self.device.encrypt(id(conversation)?, &payload.encode()).map_err(fail)?))
+    }
+
     /// Settles a sent message with the server's answer (a JSON frame): its seq, or an error,
     /// `stale` when the conversation moved to a later epoch first (process, then send again).
     pub fn settle_message(&mut self, conversation: &str, answer: &str) -> Result<f64, JsError> {
@@ -180,11 +192,12 @@ impl MlsDevice {
         let conversation = received.conversation;
         let event = received.event.map(|event| match event {
             Event::Joined { .. } => DeviceEvent::Joined,
-            Event::Message { seq, sender_device, text, .. } => DeviceEvent::Message {
+            Event::Message { seq, sender_device, text, attachments, .. } => DeviceEvent::Message {
                 seq,
                 sender_device,
                 sender_user: self.user_of(conversation, sender_device),
                 text: String::from_utf8_lossy(&text).into_owned(),
+                attachments: attachments.iter().filter_map(file_ref).collect(),
             },
             Event::Changed { epoch, .. } => DeviceEvent::Changed { seq: seq.unwrap_or_default(), epoch },
             Event::Removed { .. } => DeviceEvent::Removed,
@@ -207,6 +220,49 @@ impl MlsDevice {
     pub fn members(&self, conversation: &str) -> Result<String, JsError> {
         json(&self.device.members(id(conversation)?).map_err(fail)?)
     }
+}
+
+/// A file encrypted for upload under a fresh key: its ciphertext, and the reference a message
+/// carries once the server has named the upload.
+#[wasm_bindgen]
+pub struct SealedFile {
+    sealed: SealedAttachment,
+}
+
+#[wasm_bindgen]
+impl SealedFile {
+    /// Encrypts `file` (AES-256-GCM, a fresh key and nonce from `crypto.getRandomValues`).
+    pub fn seal(file: &[u8]) -> Result<SealedFile, JsError> {
+        Ok(Self { sealed: confidant_client::seal_attachment(file).map_err(fail)? })
+    }
+
+    /// What to upload.
+    pub fn ciphertext(&self) -> Vec<u8> {
+        self.sealed.ciphertext.clone()
+    }
+
+    /// The reference (JSON, key included) of the upload `attachment_id`.
+    pub fn reference(&self, attachment_id: &str, name: &str, media_type: &str) -> Result<String, JsError> {
+        json(&self.sealed.reference(id(attachment_id)?, name, media_type))
+    }
+}
+
+/// Checks a downloaded ciphertext against the reference (JSON) its message carried and opens
+/// it: the file, or an error naming the check that failed.
+#[wasm_bindgen]
+pub fn open_file(reference: &str, ciphertext: &[u8]) -> Result<Vec<u8>, JsError> {
+    let reference: AttachmentRef = serde_json::from_str(reference).map_err(fail)?;
+    Ok(confidant_client::open_attachment(&reference, ciphertext).map_err(fail)?.to_vec())
+}
+
+fn file_ref(reference: &AttachmentRef) -> Option<FileRef> {
+    Some(FileRef {
+        id: reference.id,
+        name: reference.name.clone(),
+        media_type: reference.media_type.clone(),
+        size: reference.size,
+        reference: serde_json::to_string(reference).ok()?,
+    })
 }
 
 impl MlsDevice {

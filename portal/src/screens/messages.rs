@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::widgets::{ErrorNote, at};
 use crate::api::{self, Failure, PatientRecord, StaffMember};
-use crate::messenger::{self, DeviceRow, DeviceStatus, Kept, messenger};
+use confidant_protocol::device::FileRef;
+use wasm_bindgen::JsCast;
+
+use crate::messenger::{self, DeviceRow, DeviceStatus, Kept, Outgoing, messenger};
 use crate::{session, text, time};
 
 /// Who is who, for names on screen: staff from the directory, patients from their records (a
@@ -164,6 +167,82 @@ fn readers(names: Names, patient: Option<Uuid>, members: &[(Uuid, Uuid)]) -> Str
         .join(", ")
 }
 
+/// What the file picker offers (a computed attribute: an element of literals alone would be
+/// inserted through `innerHTML`, which Trusted Types refuses).
+const ACCEPTED_FILES: &str = "image/*,application/pdf";
+
+/// The largest file the portal offers to send (the server's default limit, which it enforces).
+const MAX_FILE_BYTES: f64 = 10.0 * 1024.0 * 1024.0;
+
+/// The file chosen in the composer, read: or why it cannot be sent.
+async fn chosen_file() -> Result<Option<Outgoing>, &'static str> {
+    let Some(input) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("attachment"))
+        .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
+    else {
+        return Ok(None);
+    };
+    let Some(file) = input.files().and_then(|f| f.get(0)) else { return Ok(None) };
+    if file.size() > MAX_FILE_BYTES {
+        return Err(text::ATTACHMENT_TOO_LARGE);
+    }
+    let media_type = file.type_();
+    if !(media_type.starts_with("image/") || media_type == "application/pdf") {
+        return Err(text::ATTACHMENT_KIND);
+    }
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(|_| text::ATTACHMENT_KIND)?;
+    let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+    input.set_value("");
+    Ok(Some(Outgoing { name: file.name(), media_type, bytes }))
+}
+
+/// A file of a message: its name and size; opened on request (downloaded, checked, decrypted
+/// here), an image previewed from a `blob:` URL, anything else offered to save.
+#[component]
+fn Attachment(file: FileRef) -> impl IntoView {
+    let opened = RwSignal::new(None::<Result<String, String>>);
+    let busy = RwSignal::new(false);
+    let image = file.media_type.starts_with("image/");
+    let (name, media_type, id) = (file.name.clone(), file.media_type.clone(), file.id);
+    let size = format!("{} {}", file.size.div_ceil(1024), text::KB);
+    let open = move |_: leptos::ev::MouseEvent| {
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let file = file.clone();
+        leptos::task::spawn_local(async move {
+            let result = match messenger::open_file(&file).await {
+                Ok(bytes) => blob_url(&bytes, &file.media_type).ok_or_else(|| text::FILE_UNREADABLE.to_owned()),
+                Err(_) => Err(text::FILE_UNREADABLE.to_owned()),
+            };
+            opened.set(Some(result));
+            busy.set(false);
+        });
+    };
+    view! {
+        <div class="attachment" data-attachment=id.to_string() data-media-type=media_type>
+            <span class="name">{name.clone()}</span>" "<span class="muted small">{size}</span>" "
+            {move || match opened.get() {
+                None => view! { <button type="button" disabled=move || busy.get() on:click=open.clone()>{text::OPEN_FILE}</button> }.into_any(),
+                Some(Err(why)) => view! { <p class="error" data-unreadable="true">{why}</p> }.into_any(),
+                Some(Ok(url)) if image => view! { <img class="preview" src=url alt=name.clone()/> }.into_any(),
+                Some(Ok(url)) => view! { <a href=url download=name.clone()>{text::SAVE_FILE}</a> }.into_any(),
+            }}
+        </div>
+    }
+}
+
+/// A `blob:` URL of `bytes` (this page's own memory: no request leaves the browser).
+fn blob_url(bytes: &[u8], media_type: &str) -> Option<String> {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(media_type);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).ok()?;
+    web_sys::Url::create_object_url_with_blob(&blob).ok()
+}
+
 #[component]
 fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
     let m = messenger();
@@ -174,19 +253,31 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
     let send = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = draft.get_untracked();
-        if body.trim().is_empty() {
-            failure.set(Some(Failure::on_field("message", text::EMPTY_MESSAGE)));
-            return;
-        }
         if busy.get_untracked() {
             return;
         }
         busy.set(true);
         failure.set(None);
         leptos::task::spawn_local(async move {
-            match messenger::send(conversation, body).await {
+            let files = match chosen_file().await {
+                Ok(file) => file.into_iter().collect::<Vec<_>>(),
+                Err(why) => {
+                    failure.set(Some(Failure::on_field("attachment", why)));
+                    busy.set(false);
+                    return;
+                }
+            };
+            if body.trim().is_empty() && files.is_empty() {
+                failure.set(Some(Failure::on_field("message", text::EMPTY_MESSAGE)));
+                busy.set(false);
+                return;
+            }
+            let attaching = !files.is_empty();
+            match messenger::send(conversation, body, files).await {
                 Ok(()) => draft.set(String::new()),
-                Err(why) => failure.set(Some(Failure::on_field("message", &why))),
+                Err(why) => {
+                    failure.set(Some(Failure::on_field(if attaching { "attachment" } else { "message" }, &why)))
+                }
             }
             busy.set(false);
         });
@@ -215,7 +306,8 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
                 {(!k.membership).then(|| view! {
                     <p class="meta"><strong>{who}</strong>" "<span class="muted">{time::date_time(k.at_ms as i64)}</span></p>
                 })}
-                <p class="body">{body}</p>
+                {(!body.is_empty()).then(|| view! { <p class="body">{body}</p> })}
+                {k.attachments.into_iter().map(|file| view! { <Attachment file=file/> }).collect_view()}
             </li>
         }
     };
@@ -240,6 +332,11 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
                     <textarea id="message" rows="3" aria-describedby="message-error"
                         prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev))></textarea>
                     <p class="error" id="message-error">{move || at(failure, "message").get()}</p>
+                </div>
+                <div class="field">
+                    <label for="attachment">{text::ATTACH_FILE}</label>
+                    <input id="attachment" type="file" accept=ACCEPTED_FILES aria-describedby="attachment-error"/>
+                    <p class="error" id="attachment-error">{move || at(failure, "attachment").get()}</p>
                 </div>
                 <button type="submit" class="primary" disabled=move || busy.get()>{text::SEND}</button>
             </form>
