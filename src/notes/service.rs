@@ -331,15 +331,15 @@ impl NoteService {
             .iter()
             .filter(|n| n.kind == NoteKind::TreatmentPlan && n.status == NoteStatus::Final)
             .max_by_key(|n| n.signed_at_ms);
-        if let Some(plan) = plan {
-            if let Some(content) = self.notes.content(plan.id).await? {
-                let list = |id: &str| match content.fields.get(id) {
-                    Some(FieldValue::List(items)) => items.clone(),
-                    _ => Vec::new(),
-                };
-                context.diagnosis = list("diagnosis");
-                context.goals = list("goals");
-            }
+        if let Some(plan) = plan
+            && let Some(content) = self.notes.content(plan.id).await?
+        {
+            let list = |id: &str| match content.fields.get(id) {
+                Some(FieldValue::List(items)) => items.clone(),
+                _ => Vec::new(),
+            };
+            context.diagnosis = list("diagnosis");
+            context.goals = list("goals");
         }
         Ok(context)
     }
