@@ -256,6 +256,12 @@ impl NoteService {
         let me = who.principal.user_id;
         let about = About::new(Action::Create, ResourceType::Note, None).for_patient(patient);
         self.gate.authorize(who, Resource::ClinicalNote, Operation::Create, Target::Patient(patient), about).await?;
+        if !templates::is_identifier(template_key) {
+            return Err(NoteServiceError::Invalid {
+                field: "template_key",
+                rule: "must be 1 to 40 characters of a-z, 0-9 and _",
+            });
+        }
         let template = self.template(template_key, None).await?;
         if template.kind == NoteKind::Psychotherapy {
             self.gate

@@ -195,7 +195,8 @@ fn is_date(text: &str) -> bool {
     time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
 }
 
-fn is_identifier(text: &str) -> bool {
+/// Whether `text` is a template key or section id: 1 to 40 characters of `a-z`, `0-9`, `_`.
+pub fn is_identifier(text: &str) -> bool {
     (1..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
