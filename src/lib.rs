@@ -19,6 +19,7 @@ pub mod intake;
 pub mod key_commands;
 pub mod messaging;
 pub mod node;
+pub mod notes;
 pub mod patients;
 pub mod phi;
 pub mod plain_text;

@@ -68,6 +68,8 @@ pub struct Services {
     pub reminder_service: crate::reminders::ReminderService,
     /// Answers of writes kept for their `Idempotency-Key`, replayed to retries.
     pub kept_answers: crate::idempotency::KeptAnswers,
+    /// Clinical notes: templates, drafts, signatures, addenda, supervision.
+    pub notes: crate::notes::NoteService,
 }
 
 impl Services {
@@ -160,8 +162,18 @@ impl Services {
             patients.clone(),
             clock.clone(),
         );
+        let notes = crate::notes::NoteService::new(
+            crate::notes::Notes::new(keyring.clone()),
+            intake.clone(),
+            schedule.clone(),
+            identity.clone(),
+            gate.clone(),
+            settings.notes.clone(),
+            clock.clone(),
+        );
         let kept_answers = crate::idempotency::KeptAnswers::new(keyring, auditor.clone(), clock);
         Self {
+            notes,
             kept_answers,
             gate,
             identity,

@@ -367,6 +367,8 @@ impl SessionActor {
             frame @ (ClientFrame::IntakeOpen { .. }
             | ClientFrame::IntakeDraft { .. }
             | ClientFrame::IntakeSubmit { .. }
+            | ClientFrame::NoteOpen { .. }
+            | ClientFrame::NoteDraft { .. }
             | ClientFrame::MlsSend { .. }
             | ClientFrame::MlsCommit { .. }
             | ClientFrame::MlsAck { .. }

@@ -90,6 +90,7 @@ impl Node {
         use std::io::Write;
         let mut child = Command::new(server_binary())
             .args(args)
+            .env_remove("CONFIDANT_TEST_POSTGRES_URL")
             .envs(self.env.iter().cloned())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -112,6 +112,7 @@ impl Device {
             | ServerFrame::ScheduleSnapshot { .. }
             | ServerFrame::ScheduleChanged { .. }
             | ServerFrame::IntakeForm { .. }
+            | ServerFrame::NoteDraft { .. }
             | ServerFrame::IntakeSubmitted { .. }
             | ServerFrame::Alert { .. }
             | ServerFrame::AlertUpdated { .. }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::VERSION;
 use crate::alerts::{AlertKind, AlertState, FollowUpNote, SignInAttack};
 use crate::intake::{FormDefinition, IntakeAnswers, ScreeningScore, Severity};
+use crate::notes::NoteFields;
 
 /// An access token as the `auth` frame carries it: the JSON string itself on the wire, and
 /// `BearerToken(..)` in `Debug`, so a logged or printed frame never shows it.
@@ -103,6 +104,30 @@ pub enum ClientFrame {
         assignment_id: Uuid,
         /// Every answer.
         answers: IntakeAnswers,
+    },
+    /// Open one's own note draft to go on writing it (on this device or another): the answer
+    /// is `note.draft` with the saved fields.
+    #[serde(rename = "note.open")]
+    NoteOpen {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The note.
+        note_id: Uuid,
+    },
+    /// Save one's own note draft (autosave while typing): section id -> value. A signed note
+    /// refuses with `note_locked`.
+    #[serde(rename = "note.draft")]
+    NoteDraft {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The note.
+        note_id: Uuid,
+        /// The fields so far.
+        fields: NoteFields,
     },
     /// Bind this session to one of the caller's registered devices: its welcomes and the
     /// messages of its conversations after its acknowledged cursors follow, then live ones.
@@ -202,6 +227,8 @@ impl ClientFrame {
             | ClientFrame::IntakeOpen { v, .. }
             | ClientFrame::IntakeDraft { v, .. }
             | ClientFrame::IntakeSubmit { v, .. }
+            | ClientFrame::NoteOpen { v, .. }
+            | ClientFrame::NoteDraft { v, .. }
             | ClientFrame::MlsAttach { v, .. }
             | ClientFrame::MlsSend { v, .. }
             | ClientFrame::MlsCommit { v, .. }
@@ -218,6 +245,8 @@ impl ClientFrame {
             | ClientFrame::IntakeOpen { id, .. }
             | ClientFrame::IntakeDraft { id, .. }
             | ClientFrame::IntakeSubmit { id, .. }
+            | ClientFrame::NoteOpen { id, .. }
+            | ClientFrame::NoteDraft { id, .. }
             | ClientFrame::MlsAttach { id, .. }
             | ClientFrame::MlsSend { id, .. }
             | ClientFrame::MlsCommit { id, .. }
@@ -356,6 +385,23 @@ pub enum ServerFrame {
         form: FormDefinition,
         /// The saved draft (empty when none).
         answers: IntakeAnswers,
+    },
+    /// One's own note draft, answering `note.open`: its template (key and version, read over
+    /// REST) and the saved fields.
+    #[serde(rename = "note.draft")]
+    NoteDraft {
+        /// Protocol version.
+        v: u32,
+        /// The request.
+        id: String,
+        /// The note.
+        note_id: Uuid,
+        /// The template's key.
+        template_key: String,
+        /// The template version the note is written on.
+        template_version: u32,
+        /// The saved fields.
+        fields: NoteFields,
     },
     /// To the assigned clinician: a patient submitted a form.
     #[serde(rename = "intake.submitted")]
@@ -540,6 +586,7 @@ impl ServerFrame {
             ServerFrame::Ack { id, .. }
             | ServerFrame::ScheduleSnapshot { id, .. }
             | ServerFrame::IntakeForm { id, .. }
+            | ServerFrame::NoteDraft { id, .. }
             | ServerFrame::MlsAccepted { id, .. }
             | ServerFrame::MlsStaleEpoch { id, .. } => Some(id),
             ServerFrame::Error { id, .. } => id.as_deref(),
@@ -588,6 +635,10 @@ pub enum ErrorCode {
     AlreadySubmitted,
     /// A follow-up note must have 1 to 2,000 characters.
     InvalidFollowUp,
+    /// A note's field breaks its template's rule (the message names the field, never the value).
+    InvalidNote,
+    /// The note is signed: it never changes again (an addendum corrects it).
+    NoteLocked,
     /// The MLS message, commit or KeyPackage does not validate (or names a device that may
     /// not be in the conversation).
     InvalidMls,
@@ -616,6 +667,8 @@ impl ErrorCode {
             ErrorCode::InvalidAnswer => "invalid_answer",
             ErrorCode::AlreadySubmitted => "already_submitted",
             ErrorCode::InvalidFollowUp => "invalid_follow_up",
+            ErrorCode::InvalidNote => "invalid_note",
+            ErrorCode::NoteLocked => "note_locked",
             ErrorCode::InvalidMls => "invalid_mls",
             ErrorCode::NoDevice => "no_device",
             ErrorCode::RateLimited => "rate_limited",
@@ -638,6 +691,8 @@ impl ErrorCode {
             ErrorCode::InvalidAnswer => "an answer breaks a rule of the form",
             ErrorCode::AlreadySubmitted => "the form was already submitted",
             ErrorCode::InvalidFollowUp => "a follow-up note must have 1 to 2,000 characters",
+            ErrorCode::InvalidNote => "a field breaks a rule of the note's template",
+            ErrorCode::NoteLocked => "the note is signed and locked; add an addendum instead",
             ErrorCode::InvalidMls => "the MLS message is not valid for this conversation",
             ErrorCode::NoDevice => "attach a device to this session first",
             ErrorCode::RateLimited => "too many requests; retry later",

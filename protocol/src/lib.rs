@@ -9,6 +9,7 @@ pub mod close;
 pub mod device;
 pub mod frames;
 pub mod intake;
+pub mod notes;
 pub mod retry;
 
 pub use alerts::{AlertKind, AlertState, AlertView, AttackPattern, FollowUpNote, SignInAttack};
@@ -19,6 +20,7 @@ pub use intake::{
     Answer, AnswerKind, FormDefinition, FormItem, IntakeAnswers, PHQ9_SELF_HARM_ITEM, ScreeningScore, Severity,
     reports_self_harm,
 };
+pub use notes::{FieldValue, NoteFields};
 
 /// The protocol version every frame carries as `"v"`.
 pub const VERSION: u32 = 1;

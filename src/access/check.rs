@@ -234,6 +234,11 @@ impl Access {
                 if resource == Resource::Message {
                     return Err(Denial::NotOnCareTeam.into());
                 }
+                // Break-glass is for reading in an emergency: nobody writes a patient's notes
+                // through it (and the notes service lets it read progress notes only).
+                if resource == Resource::ClinicalNote && operation != Operation::Read {
+                    return Err(Denial::NotOnCareTeam.into());
+                }
                 match self.break_glass.active(who.user_id, patient, self.clock.now_ms()).await? {
                     Some(grant_id) => Ok(Decision::BreakGlass { grant_id }),
                     None => Err(Denial::NotOnCareTeam.into()),

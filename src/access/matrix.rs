@@ -36,8 +36,24 @@ pub enum Resource {
     IntakeAssignment,
     /// An intake or screening form response (clinical).
     IntakeResponse,
-    /// A clinical note (clinical).
+    /// A clinical note in the patient's record: progress notes, intake assessments, treatment
+    /// plans, discharge summaries, their addenda (clinical). Break-glass reads progress notes
+    /// only and writes nothing (`access/check.rs`, `notes/service.rs`).
     ClinicalNote,
+    /// That a note exists, its date, kind and status, never its content: the chart's list,
+    /// which front desk and billing see too. Psychotherapy notes are listed to their author only.
+    NoteSummary,
+    /// A patient's own signed progress note, read by the patient when the practice turns on
+    /// open notes (`notes.open_notes`); never a draft or a psychotherapy note (clinical).
+    SharedNote,
+    /// A psychotherapy note (45 CFR 164.501): its author's alone (`own`: the author's account),
+    /// not the care team's, never through break-glass, never exported (clinical).
+    PsychotherapyNote,
+    /// A note template: the built-in ones and the practice's own, which owners add.
+    NoteTemplate,
+    /// Supervision of pre-licensed clinicians: owners mark who supervises whom; a supervisor
+    /// (`own`: the supervisor's account) reads their queue and co-signs.
+    Supervision,
     /// A billing claim: codes and amounts.
     Claim,
     /// The audit trail.
@@ -80,7 +96,7 @@ pub enum Scope {
 
 impl Resource {
     /// Every resource, in the order of the documented table.
-    pub const ALL: [Resource; 18] = [
+    pub const ALL: [Resource; 23] = [
         Resource::StaffAccount,
         Resource::PatientAccount,
         Resource::PatientDemographics,
@@ -94,6 +110,11 @@ impl Resource {
         Resource::IntakeAssignment,
         Resource::IntakeResponse,
         Resource::ClinicalNote,
+        Resource::NoteSummary,
+        Resource::SharedNote,
+        Resource::PsychotherapyNote,
+        Resource::NoteTemplate,
+        Resource::Supervision,
         Resource::Claim,
         Resource::AuditLog,
         Resource::Alert,
@@ -117,6 +138,11 @@ impl Resource {
             Resource::IntakeAssignment => "intake_assignment",
             Resource::IntakeResponse => "intake_response",
             Resource::ClinicalNote => "clinical_note",
+            Resource::NoteSummary => "note_summary",
+            Resource::SharedNote => "shared_note",
+            Resource::PsychotherapyNote => "psychotherapy_note",
+            Resource::NoteTemplate => "note_template",
+            Resource::Supervision => "supervision",
             Resource::Claim => "claim",
             Resource::AuditLog => "audit_log",
             Resource::Alert => "alert",
@@ -128,7 +154,14 @@ impl Resource {
     /// Clinical content: what a patient told their clinician or the clinician concluded. Front
     /// desk, billing and owners never reach it.
     pub const fn is_clinical(self) -> bool {
-        matches!(self, Resource::Message | Resource::IntakeResponse | Resource::ClinicalNote)
+        matches!(
+            self,
+            Resource::Message
+                | Resource::IntakeResponse
+                | Resource::ClinicalNote
+                | Resource::SharedNote
+                | Resource::PsychotherapyNote
+        )
     }
 }
 
@@ -162,7 +195,7 @@ const NONE: (&str, Scope) = ("", Scope::None);
 
 /// The matrix. A cell names the operations a role may perform and how far they reach; anything
 /// not written is denied.
-const MATRIX: [Row; 18] = {
+const MATRIX: [Row; 23] = {
     use Scope::{CareTeam, Own, Practice};
     [
         Row {
@@ -266,6 +299,47 @@ const MATRIX: [Row; 18] = {
             resource: Resource::ClinicalNote,
             owner: NONE,
             clinician: ("RCU", CareTeam),
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::NoteSummary,
+            owner: NONE,
+            clinician: ("R", CareTeam),
+            front_desk: ("R", Practice),
+            billing: ("R", Practice),
+            // Their own signed progress notes, and only when the practice turns open notes on.
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::SharedNote,
+            owner: NONE,
+            clinician: NONE,
+            front_desk: NONE,
+            billing: NONE,
+            patient: ("R", Own),
+        },
+        Row {
+            resource: Resource::PsychotherapyNote,
+            owner: NONE,
+            clinician: ("RCU", Own),
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::NoteTemplate,
+            owner: ("RC", Practice),
+            clinician: ("R", Practice),
+            front_desk: NONE,
+            billing: NONE,
+            patient: NONE,
+        },
+        Row {
+            resource: Resource::Supervision,
+            owner: ("RU", Practice),
+            clinician: ("RC", Own),
             front_desk: NONE,
             billing: NONE,
             patient: NONE,
@@ -467,6 +541,27 @@ mod tests {
             for op in [Operation::Read, Operation::Create, Operation::Delete] {
                 assert_eq!(scope(role, Resource::Device, op) != Scope::None, converses, "{role:?} {op:?}");
                 assert!(scope(role, Resource::Device, op) <= Scope::Own, "a device is only ever one's own");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_author_reaches_a_psychotherapy_note() {
+        for &role in Role::ALL {
+            for op in Operation::ALL {
+                let expected =
+                    if role == Role::Clinician && op != Operation::Delete { Scope::Own } else { Scope::None };
+                assert_eq!(scope(role, Resource::PsychotherapyNote, op), expected, "{role:?} {op:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn front_desk_and_billing_see_that_notes_exist_and_nothing_of_them() {
+        for role in [Role::FrontDesk, Role::Billing] {
+            assert_eq!(scope(role, Resource::NoteSummary, Operation::Read), Scope::Practice);
+            for resource in [Resource::ClinicalNote, Resource::SharedNote, Resource::PsychotherapyNote] {
+                assert_eq!(scope(role, resource, Operation::Read), Scope::None, "{role:?} {resource:?}");
             }
         }
     }

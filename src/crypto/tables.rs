@@ -88,9 +88,37 @@ pub const IDEMPOTENT_ANSWERS: EncryptedTable = EncryptedTable {
     columns: &["body"],
 };
 
+/// Clinical notes: the whole content of each (every field the clinician wrote, and the
+/// screening scores, diagnosis and goals filled in when it was begun), one sealed value.
+pub const CLINICAL_NOTES: EncryptedTable = EncryptedTable {
+    name: "clinical_notes",
+    id_column: "note_id",
+    patient_column: "patient_id",
+    resource: ResourceType::Note,
+    columns: &["content"],
+};
+
+/// Addenda of clinical notes: their text.
+pub const NOTE_ADDENDA: EncryptedTable = EncryptedTable {
+    name: "note_addenda",
+    id_column: "addendum_id",
+    patient_column: "patient_id",
+    resource: ResourceType::Note,
+    columns: &["body"],
+};
+
 /// Every table with encrypted columns.
-pub const ALL: &[&EncryptedTable] =
-    &[&PATIENTS, &USERS, &BREAK_GLASS_GRANTS, &INTAKE_ASSIGNMENTS, &REMINDER_PREFERENCES, &ALERTS, &IDEMPOTENT_ANSWERS];
+pub const ALL: &[&EncryptedTable] = &[
+    &PATIENTS,
+    &USERS,
+    &BREAK_GLASS_GRANTS,
+    &INTAKE_ASSIGNMENTS,
+    &REMINDER_PREFERENCES,
+    &ALERTS,
+    &IDEMPOTENT_ANSWERS,
+    &CLINICAL_NOTES,
+    &NOTE_ADDENDA,
+];
 
 /// How much a data key protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -173,3 +173,58 @@ pub async fn read(state: web::Data<AppState>, caller: Caller, path: web::Path<Uu
     let form = state.services.intake_service.read(&caller.requester(), path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(ResponseView::from(form)))
 }
+
+/// One screening result in a patient's series.
+#[derive(Serialize, ToSchema)]
+pub struct ScreeningPoint {
+    /// `phq9` or `gad7`.
+    form: &'static str,
+    /// The form it came from.
+    assignment_id: Uuid,
+    /// When it was submitted (UTC ms).
+    submitted_at_ms: i64,
+    /// The total.
+    total: u32,
+    /// The published severity band (`minimal`, `mild`, `moderate`, `moderately_severe`,
+    /// `severe`).
+    #[schema(value_type = String)]
+    severity: confidant_protocol::Severity,
+}
+
+/// A patient's PHQ-9 and GAD-7 series (measurement-based care).
+#[derive(Serialize, ToSchema)]
+pub struct ScreeningSeries {
+    /// PHQ-9 results, oldest first.
+    phq9: Vec<ScreeningPoint>,
+    /// GAD-7 results, oldest first.
+    gad7: Vec<ScreeningPoint>,
+}
+
+/// A patient's PHQ-9 and GAD-7 results over time, oldest first, with their severity bands.
+#[utoipa::path(get, path = "/api/v1/patients/{patient_id}/screening-series", tag = "intake", security(("bearer" = [])),
+    params(("patient_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = ScreeningSeries), (status = 401), (status = 403)))]
+#[get("/api/v1/patients/{patient_id}/screening-series")]
+pub async fn series(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<PatientId>,
+) -> Result<HttpResponse, ApiError> {
+    let results = state.services.intake_service.series(&caller.requester(), path.into_inner()).await?;
+    let mut series = ScreeningSeries { phq9: Vec::new(), gad7: Vec::new() };
+    for result in results {
+        let point = ScreeningPoint {
+            form: result.form.as_str(),
+            assignment_id: result.assignment_id,
+            submitted_at_ms: result.submitted_at_ms,
+            total: result.score.total,
+            severity: result.score.severity,
+        };
+        match result.form {
+            FormKind::Phq9 => series.phq9.push(point),
+            FormKind::Gad7 => series.gad7.push(point),
+            FormKind::GeneralIntake => {}
+        }
+    }
+    Ok(HttpResponse::Ok().json(series))
+}

@@ -14,6 +14,7 @@ mod health;
 pub mod idempotency;
 mod intake;
 pub mod messaging;
+mod notes;
 mod oauth;
 pub mod openapi;
 mod patients;
@@ -74,6 +75,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(intake::assign)
         .service(intake::list)
         .service(intake::read)
+        .service(intake::series)
+        .service(notes::templates)
+        .service(notes::add_template)
+        .service(notes::list)
+        .service(notes::create)
+        .service(notes::cosign_queue)
+        .service(notes::read)
+        .service(notes::save_draft)
+        .service(notes::sign)
+        .service(notes::add_addendum)
+        .service(notes::cosign)
+        .service(notes::set_supervisor)
         .service(alerts::list)
         .service(alerts::acknowledge)
         .service(alerts::follow_up)

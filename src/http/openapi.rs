@@ -15,7 +15,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::shapes::{Shapes, one_of};
 use super::{
-    account, alerts, appointments, attachments, audit, browser, intake, messaging, oauth, patients, reminders, users,
+    account, alerts, appointments, attachments, audit, browser, intake, messaging, notes, oauth, patients, reminders,
+    users,
 };
 
 /// The document.
@@ -64,6 +65,18 @@ use super::{
         intake::assign,
         intake::list,
         intake::read,
+        intake::series,
+        notes::templates,
+        notes::add_template,
+        notes::list,
+        notes::create,
+        notes::read,
+        notes::save_draft,
+        notes::sign,
+        notes::add_addendum,
+        notes::cosign,
+        notes::cosign_queue,
+        notes::set_supervisor,
         alerts::list,
         alerts::acknowledge,
         alerts::follow_up,

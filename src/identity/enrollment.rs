@@ -186,20 +186,28 @@ impl Identity {
     /// Re-proves TOTP within a signed-in session (for a session that started before enrollment
     /// on another device): marks the session as having a second factor.
     pub async fn step_up(&self, owner: &SessionOwner, code: &str, origin: Origin) -> Result<(), AuthError> {
-        let actor = Self::user(owner.user_id, owner.role);
-        let subjects = [Subject::SecondFactor(owner.user_id)];
+        self.fresh_totp(owner.user_id, owner.role, code, origin).await?;
+        self.sessions.mark_mfa(owner.session_id).await?;
+        Ok(())
+    }
+
+    /// Checks a TOTP code given for one act that needs a fresh second factor (signing a clinical
+    /// note): the code must be right and not used before (each time step once), under the same
+    /// brute-force limits as sign-in; a wrong one is audited as `wrong_totp`.
+    pub async fn fresh_totp(&self, user: UserId, role: Role, code: &str, origin: Origin) -> Result<(), AuthError> {
+        let actor = Self::user(user, role);
+        let subjects = [Subject::SecondFactor(user)];
         self.throttle.check(&subjects).await?;
-        match self.check_totp(owner.user_id, code).await? {
+        match self.check_totp(user, code).await? {
             TotpCheck::Accepted => {
                 self.throttle.succeeded(subjects[0]).await?;
-                self.sessions.mark_mfa(owner.session_id).await?;
                 Ok(())
             }
             TotpCheck::Replayed | TotpCheck::Wrong => {
                 self.throttle.failed(&subjects).await?;
                 self.audit(Self::on_account(
                     self.event(actor, Action::MfaFailure, Outcome::Denied, origin, "wrong_totp"),
-                    owner.user_id,
+                    user,
                 ))
                 .await?;
                 Err(AuthError::InvalidMfa)

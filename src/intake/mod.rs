@@ -8,5 +8,5 @@ pub mod store;
 pub mod templates;
 
 pub use service::{IntakeService, IntakeServiceError, ListedForm, OpenedForm, SubmittedForm};
-pub use store::{Assignment, Intake, IntakeError};
+pub use store::{Assignment, Intake, IntakeError, ScreeningResult};
 pub use templates::{FormKind, InvalidAnswer, Score};

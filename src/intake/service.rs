@@ -13,7 +13,7 @@ use confidant_actors::ids::{PatientId, UserId};
 use confidant_protocol::{AlertKind, IntakeAnswers, ScreeningScore, ServerFrame, Severity, VERSION};
 use uuid::Uuid;
 
-use super::store::{Assignment, Intake, IntakeError};
+use super::store::{Assignment, Intake, IntakeError, ScreeningResult};
 use super::templates::{self, FormKind, InvalidAnswer, Score, Template};
 use crate::access::{AccessError, Denial, Gate, Operation, Requester, Resource, Target};
 use crate::alerts::{AlertError, AlertService, NewAlert, Recipients};
@@ -191,6 +191,20 @@ impl IntakeService {
                 ListedForm { assignment, urgent }
             })
             .collect())
+    }
+
+    /// A patient's PHQ-9 and GAD-7 results over time (measurement-based care), oldest first:
+    /// read like their forms, audited as one read of the patient's screening responses.
+    pub async fn series(
+        &self,
+        who: &Requester,
+        patient: PatientId,
+    ) -> Result<Vec<ScreeningResult>, IntakeServiceError> {
+        let about = About::new(Action::Read, ResourceType::IntakeResponse, None).for_patient(patient);
+        self.gate
+            .authorize_and_record(who, Resource::IntakeResponse, Operation::Read, Target::Patient(patient), about)
+            .await?;
+        Ok(self.intake.screenings(patient).await?)
     }
 
     /// A submitted form with its answers and score.

@@ -218,6 +218,48 @@ impl Intake {
     }
 }
 
+/// A submitted screening's result, for a patient's series.
+#[derive(Debug, Clone)]
+pub struct ScreeningResult {
+    /// The assignment.
+    pub assignment_id: Uuid,
+    /// PHQ-9 or GAD-7.
+    pub form: FormKind,
+    /// When it was submitted (UTC ms).
+    pub submitted_at_ms: i64,
+    /// Its total and band.
+    pub score: Score,
+}
+
+impl Intake {
+    /// A patient's submitted PHQ-9 and GAD-7 results, oldest first.
+    pub async fn screenings(&self, patient: PatientId) -> Result<Vec<ScreeningResult>, IntakeError> {
+        let rows = sqlx::query(
+            "SELECT assignment_id, form, submitted_at_ms, result FROM intake_assignments \
+             WHERE patient_id = $1 AND status = 'submitted' AND form IN ('phq9', 'gad7') \
+             ORDER BY submitted_at_ms, assignment_id",
+        )
+        .bind(patient.to_string())
+        .fetch_all(self.keyring.storage().pool())
+        .await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get(0)?;
+            let form: String = row.try_get(1)?;
+            let sealed: Vec<u8> = row.try_get(3)?;
+            let score: Option<Score> = self.open(&id, "result", &sealed).await?;
+            let Some(score) = score else { continue };
+            results.push(ScreeningResult {
+                assignment_id: parse_id(&id, "assignment_id")?,
+                form: FormKind::parse(&form).ok_or(StorageError::Corrupt { column: "form" })?,
+                submitted_at_ms: row.try_get::<Option<i64>, _>(2)?.unwrap_or_default(),
+                score,
+            });
+        }
+        Ok(results)
+    }
+}
+
 fn assignment(row: &AnyRow) -> Result<Assignment, StorageError> {
     let form: String = row.try_get(3)?;
     let status: String = row.try_get(4)?;

@@ -76,6 +76,20 @@ pub struct Settings {
     pub reminders: ReminderSettings,
     /// Alert escalation: the on-call list, working hours, timings.
     pub alerts: AlertSettings,
+    /// Clinical notes: open notes, late entries.
+    pub notes: NoteSettings,
+}
+
+/// Clinical notes (docs/OPERATIONS.md, "Clinical notes").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteSettings {
+    /// Open notes: patients read their own signed progress notes (never drafts, never
+    /// psychotherapy notes, never other kinds).
+    pub open_notes: bool,
+    /// A note signed, or an addendum written, more than this many hours after the date of
+    /// service is marked as a late entry.
+    pub late_entry_hours: u32,
 }
 
 /// Alert escalation (docs/OPERATIONS.md, "Alerts and escalation"). An urgent alert nobody

@@ -38,6 +38,15 @@ pub enum ApiError {
     /// A field breaks its rule (bad input). Names the field and the rule, never the value.
     #[error(transparent)]
     InvalidField(#[from] InvalidField),
+    /// A field whose name is data breaks its rule (bad input): a section of a note template,
+    /// a place in a template definition. Names the field and the rule, never the value.
+    #[error("{field} {rule}")]
+    InvalidNamedField {
+        /// The field (a template's section id, or a place in a definition).
+        field: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
     /// No valid access token (401, with `WWW-Authenticate: Bearer`).
     #[error("sign in first")]
     Unauthenticated,
@@ -107,7 +116,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::InvalidBody => "invalid_body",
-            ApiError::InvalidField(_) => "invalid_field",
+            ApiError::InvalidField(_) | ApiError::InvalidNamedField { .. } => "invalid_field",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::SessionExpired => "session_expired",
             ApiError::InvalidCredentials => "invalid_credentials",
@@ -144,6 +153,11 @@ impl ApiError {
                 "error": self.to_string(),
                 "code": self.code(),
                 "field": invalid.field,
+            }),
+            ApiError::InvalidNamedField { field, .. } => json!({
+                "error": self.to_string(),
+                "code": self.code(),
+                "field": field,
             }),
             other => json!({ "error": other.to_string(), "code": other.code() }),
         }
@@ -247,7 +261,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidBody | ApiError::InvalidField(_) | ApiError::Password(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidBody
+            | ApiError::InvalidField(_)
+            | ApiError::InvalidNamedField { .. }
+            | ApiError::Password(_) => StatusCode::BAD_REQUEST,
             ApiError::OAuth { code: "invalid_client", .. } => StatusCode::UNAUTHORIZED,
             ApiError::OAuth { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated

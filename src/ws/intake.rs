@@ -44,6 +44,8 @@ pub async fn answer(
         | ClientFrame::ScheduleSubscribe { .. }
         | ClientFrame::ScheduleUnsubscribe { .. }
         | ClientFrame::MlsAttach { .. }
+        | ClientFrame::NoteOpen { .. }
+        | ClientFrame::NoteDraft { .. }
         | ClientFrame::MlsSend { .. }
         | ClientFrame::MlsCommit { .. }
         | ClientFrame::MlsAck { .. }

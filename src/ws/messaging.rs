@@ -94,6 +94,8 @@ pub async fn answer(
         | ClientFrame::IntakeDraft { .. }
         | ClientFrame::IntakeSubmit { .. }
         | ClientFrame::MlsAttach { .. }
+        | ClientFrame::NoteOpen { .. }
+        | ClientFrame::NoteDraft { .. }
         | ClientFrame::AlertAck { .. } => Err(ErrorCode::MalformedFrame),
     };
     match outcome {

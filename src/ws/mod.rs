@@ -9,6 +9,7 @@ mod caller;
 mod handshake;
 mod intake;
 pub mod messaging;
+mod notes;
 mod ports;
 mod push_records;
 mod schedule;

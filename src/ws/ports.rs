@@ -111,6 +111,9 @@ impl SessionPorts for ServerPorts {
             ClientFrame::IntakeOpen { .. } | ClientFrame::IntakeDraft { .. } | ClientFrame::IntakeSubmit { .. } => {
                 Box::pin(super::intake::answer(self.state.clone(), who, self.peer, frame))
             }
+            ClientFrame::NoteOpen { .. } | ClientFrame::NoteDraft { .. } => {
+                Box::pin(super::notes::answer(self.state.clone(), who, self.peer, frame))
+            }
             ClientFrame::AlertAck { .. } => Box::pin(super::alerts::answer(self.state.clone(), who, self.peer, frame)),
             ClientFrame::Auth { .. }
             | ClientFrame::Activity { .. }

@@ -28,6 +28,9 @@ pub enum On {
     /// (404 for anyone else, before the matrix's message cell), as tests/api/attachments.rs
     /// shows; there is no conversation to walk here.
     Membership,
+    /// A signature (a note, an addendum, a co-signature): each call takes a fresh TOTP code, so
+    /// it is not walked here; tests/api/notes.rs walks every role against it.
+    StepUp,
 }
 
 /// Method, path, the matrix cell it needs, and what it acts on. `{p1}`, `{p2}`, `{staff}`
@@ -147,6 +150,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("GET", "/api/v1/patients/{patient_id}/alerts", Some((Resource::ClinicalNote, Operation::Read)), On::CarePatient),
     ("POST", "/api/v1/conversations/{conversation_id}/attachments", None, On::Membership),
     ("GET", "/api/v1/attachments/{attachment_id}", None, On::Membership),
+    (
+        "GET",
+        "/api/v1/patients/{patient_id}/screening-series",
+        Some((Resource::IntakeResponse, Operation::Read)),
+        On::CarePatient,
+    ),
+    ("GET", "/api/v1/note-templates", Some((Resource::NoteTemplate, Operation::Read)), On::Any),
+    ("POST", "/api/v1/note-templates", Some((Resource::NoteTemplate, Operation::Create)), On::Any),
+    ("GET", "/api/v1/patients/{patient_id}/notes", Some((Resource::NoteSummary, Operation::Read)), On::CarePatient),
+    ("POST", "/api/v1/patients/{patient_id}/notes", Some((Resource::ClinicalNote, Operation::Create)), On::CarePatient),
+    // Clinician A's own draft: the author reads and saves it.
+    ("GET", "/api/v1/notes/{note_id}", Some((Resource::ClinicalNote, Operation::Read)), On::CarePatient),
+    ("PUT", "/api/v1/notes/{note_id}/draft", Some((Resource::ClinicalNote, Operation::Update)), On::CarePatient),
+    ("POST", "/api/v1/notes/{note_id}/sign", None, On::StepUp),
+    ("POST", "/api/v1/notes/{note_id}/addenda", None, On::StepUp),
+    ("POST", "/api/v1/notes/{note_id}/cosign", None, On::StepUp),
+    ("GET", "/api/v1/cosign-queue", Some((Resource::Supervision, Operation::Read)), On::Any),
+    ("PUT", "/api/v1/users/{user_id}/supervisor", Some((Resource::Supervision, Operation::Update)), On::OtherAccount),
 ];
 
 /// Routes that also serve a staff conversation (`"kind": "staff"`, no patient), with the
@@ -173,8 +194,8 @@ fn allowed(role: Role, resource: Resource, operation: Operation, on: On) -> bool
         (_, On::OtherAccount) => false,
         (Scope::Own, On::OwnersAlert) => role == Role::PracticeOwner,
         (Scope::CareTeam, On::OwnersAlert) => false,
-        // Never walked: decided by the conversation's membership.
-        (_, On::Membership) => false,
+        // Never walked: decided by the conversation's membership, or needing a fresh code.
+        (_, On::Membership | On::StepUp) => false,
     }
 }
 
@@ -188,6 +209,7 @@ struct Practice {
     clinician_b: String,
     victim: String,
     alert: String,
+    note: String,
 }
 
 /// An owner, two clinicians, front desk, billing; patient 1 (clinician A's, with an account),
@@ -226,7 +248,12 @@ async fn practice(app: &TestApp) -> Practice {
     assert_eq!(status, StatusCode::CREATED, "{granted}");
     let (_, alerts) = owner.session.get(app, "/api/v1/alerts").await;
     let alert = alerts[0]["alert_id"].as_str().unwrap().to_owned();
+    let notes = format!("/api/v1/patients/{p1}/notes");
+    let (status, note) =
+        clinician_a.session.call(app, Method::POST, &notes, Some(json!({ "template_key": "soap" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
     Practice {
+        note: note["note_id"].as_str().unwrap().to_owned(),
         alert,
         assignment: assigned["assignment_id"].as_str().unwrap().to_owned(),
         clinician_a: clinician_a_id,
@@ -277,6 +304,13 @@ fn body_for(practice: &Practice, path: &str, method: &str, n: usize) -> Option<V
             Some(json!({ "signature_key": base64::engine::general_purpose::STANDARD.encode(key) }))
         }
         ("POST", "/api/v1/devices/{device_id}/key-packages") => Some(json!({ "key_packages": ["AAAA"] })),
+        ("POST", "/api/v1/note-templates") => {
+            Some(json!({ "key": format!("walked_{n}"), "title": "Walked", "kind": "progress",
+            "sections": [{ "id": "note", "label": "Note", "type": "text" }] }))
+        }
+        ("POST", "/api/v1/patients/{patient_id}/notes") => Some(json!({ "template_key": "soap" })),
+        ("PUT", "/api/v1/notes/{note_id}/draft") => Some(json!({ "fields": { "plan": format!("Plan {n}.") } })),
+        ("PUT", "/api/v1/users/{user_id}/supervisor") => Some(json!({ "supervisor_id": practice.clinician_a })),
         ("POST", "/api/v1/alerts/{alert_id}/follow-up") => Some(json!({ "note": format!("Follow-up {n}.") })),
         ("POST", "/api/v1/key-packages/claim") => {
             Some(json!({ "user_id": practice.clinician_a, "patient_id": practice.p1 }))
@@ -316,6 +350,7 @@ async fn every_role_meets_every_endpoint_as_the_matrix_says(backend: Backend) {
                 .replace("{appointment_id}", &practice.appointment)
                 .replace("{assignment_id}", &practice.assignment)
                 .replace("{alert_id}", &practice.alert)
+                .replace("{note_id}", &practice.note)
                 .replace("{device_id}", &uuid::Uuid::new_v4().to_string());
             let (status, body) = person
                 .session

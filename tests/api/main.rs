@@ -24,6 +24,7 @@ mod identity;
 mod ingest;
 mod input;
 mod messaging;
+mod notes;
 mod outage;
 mod pebble;
 mod phi;

@@ -11,6 +11,7 @@ use confidant::crypto::{KeyBytes, KeyState, Purpose};
 use confidant::identity::{Email, NewAccount};
 use confidant::intake::templates::{self, FormKind, Score};
 use confidant::intake::{Assignment, OpenedForm, SubmittedForm};
+use confidant::notes::{Addendum, Measure, NoteContent, NoteContext};
 use confidant::patients::{EmergencyContact, Patient, PatientRecord};
 use confidant::phi::PhiText;
 use confidant::reminders::Preferences;
@@ -22,8 +23,8 @@ use confidant_actors::hub::{BrokerMessage, FromBroker, Push, Topic};
 use confidant_actors::ids::{PatientId, UserId};
 use confidant_actors::session::{CatchUp, Inbound, Outbound};
 use confidant_protocol::{
-    AlertKind, AlertState, AlertView, Answer, AttackPattern, ClientFrame, FollowUpNote, IntakeAnswers, ScreeningScore,
-    ServerFrame, Severity, SignInAttack, VERSION,
+    AlertKind, AlertState, AlertView, Answer, AttackPattern, ClientFrame, FieldValue, FollowUpNote, IntakeAnswers,
+    NoteFields, ScreeningScore, ServerFrame, Severity, SignInAttack, VERSION,
 };
 use uuid::Uuid;
 
@@ -279,6 +280,56 @@ fn phi_never_prints_in_debug_output() {
     };
     let as_bytes = format!("{:?}", sentinel("message-plaintext").as_bytes());
     assert_hidden("client Event", &event, &[&sentinel("message-plaintext"), &as_bytes[1..as_bytes.len() - 1]]);
+
+    // Clinical notes: their fields, what they were pre-filled with, addenda, and the frames.
+    let mut fields = NoteFields::new();
+    fields.insert("subjective", FieldValue::Text(sentinel("note-subjective")));
+    fields.insert("diagnosis", FieldValue::List(vec![sentinel("note-diagnosis")]));
+    let context = NoteContext {
+        phq9: Some(Measure {
+            total: NUMBER,
+            severity: Severity::Severe,
+            submitted_at_ms: 1,
+            change_since_last_note: Some(i64::from(NUMBER)),
+        }),
+        gad7: None,
+        diagnosis: vec![sentinel("plan-diagnosis")],
+        goals: vec![sentinel("plan-goal")],
+    };
+    let note_secrets = [
+        sentinel("note-subjective"),
+        sentinel("note-diagnosis"),
+        sentinel("plan-diagnosis"),
+        sentinel("plan-goal"),
+        NUMBER.to_string(),
+    ];
+    let note_secrets: Vec<&str> = note_secrets.iter().map(String::as_str).collect();
+    assert_hidden("NoteFields", &fields, &note_secrets);
+    assert_hidden("FieldValue", &FieldValue::Text(sentinel("note-subjective")), &note_secrets);
+    let content = NoteContent { fields: fields.clone(), context };
+    assert_hidden("NoteContent", &content, &note_secrets);
+    let note_id = Uuid::from_u128(0xabcd);
+    let draft = ClientFrame::NoteDraft { v: VERSION, id: "n1".into(), note_id, fields: fields.clone() };
+    let opened = ServerFrame::NoteDraft {
+        v: VERSION,
+        id: "n2".into(),
+        note_id,
+        template_key: "soap".into(),
+        template_version: 1,
+        fields,
+    };
+    assert_hidden("ClientFrame::NoteDraft", &draft, &note_secrets);
+    assert_hidden("ServerFrame::NoteDraft", &opened, &note_secrets);
+    let addendum = Addendum {
+        id: note_id,
+        note_id,
+        author_id: UserId::from_uuid(Uuid::from_u128(0xcccc)),
+        body: PhiText::new(sentinel("addendum")),
+        signed_at_ms: 1,
+        signed_digest: "00".into(),
+        late_entry: false,
+    };
+    assert_hidden("Addendum", &addendum, &[&sentinel("addendum")]);
 }
 
 #[test]
@@ -325,7 +376,7 @@ macro_rules! assert_not_implemented {
 fn phi_has_no_display_and_keys_and_tokens_have_no_debug() {
     assert_not_implemented!(std::fmt::Display:
         PhiText, Email, PatientRecord, IntakeAnswers, Answer, ScreeningScore, Severity, Score, Details, PgpKey,
-        confidant_client::Event,
+        confidant_client::Event, NoteFields, FieldValue, NoteContent, NoteContext, Measure,
     );
     assert_not_implemented!(std::fmt::Debug:
         confidant::identity::tokens::Token,

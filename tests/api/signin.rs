@@ -3,7 +3,7 @@
 //! first owner on the command line, everyone else by invitation).
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,6 +45,21 @@ impl Authenticator {
         let step = (now - 1..=now + 1).find(|s| last.is_none_or(|l| *s > l)).expect("window exhausted");
         *last = Some(step);
         code_at(&self.secret, step * 30)
+    }
+
+    /// A code not used yet, waiting for the authenticator's next time step when every step the
+    /// server accepts now was used (each signature of a clinical note takes a fresh code).
+    pub async fn fresh_code(&self) -> String {
+        loop {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let step = now.as_secs() / 30;
+            let free = self.last_step.lock().unwrap().is_none_or(|last| last < step + 1);
+            if free {
+                return self.next_code();
+            }
+            let next_step = Duration::from_secs((step + 1) * 30).saturating_sub(now);
+            tokio::time::sleep(next_step + Duration::from_millis(50)).await;
+        }
     }
 }
 
