@@ -350,3 +350,51 @@ async fn a_patient_on_two_browsers_and_a_clinician_message_end_to_end_on_postgre
     }
     assert!(!app.logs().join("\n").contains(MESSAGING_CANARY), "the logs hold the canary");
 }
+
+/// The terminal client, built with the workspace (`cargo test --workspace` builds every binary).
+fn chat_binary() -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from(root).join("target"), PathBuf::from);
+    let binary = target.join("debug/confidant-chat");
+    assert!(binary.exists(), "{} is missing: build the workspace (cargo build --workspace)", binary.display());
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_converse() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = crate::signin::owner(&app).await;
+    let email = "dr.ruiz@practice.example";
+    create_staff(&app, "clinician", email);
+    // The clinician's TOTP, enrolled here; the terminal client is given a later code.
+    let session = crate::signin::sign_in(&app, email, STAFF_PASSWORD, None).await;
+    let (status, enrollment) = session.call(&app, reqwest::Method::POST, "/api/v1/me/totp", None).await;
+    assert_eq!(status, StatusCode::OK, "{enrollment}");
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    let code = crate::signin::Authenticator::from_base32(&secret).next_code();
+    let (status, body) =
+        session.call(&app, reqwest::Method::POST, "/api/v1/me/totp/confirm", Some(json!({ "code": code }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let record = crate::signin::patient_record(&app, &owner, "Ada Lovelace").await;
+    let path = format!("/api/v1/patients/{record}/care-team/{}", session.user_id);
+    let (status, body) = owner.session.call(&app, reqwest::Method::PUT, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let ada = crate::signin::patient(&app, &owner, &record, "ada@mail.example").await;
+
+    let env = [
+        ("CHAT_BIN", chat_binary().display().to_string()),
+        ("CA_PEM", app.dev_cert().display().to_string()),
+        ("CLINICIAN_EMAIL", email.to_owned()),
+        ("CLINICIAN_TOTP_SECRET", secret),
+        ("PATIENT_ID", record),
+        ("PATIENT_USER_ID", ada.session.user_id.clone()),
+        ("PATIENT_EMAIL", ada.email.clone()),
+        ("PATIENT_PASSWORD", crate::signin::PASSWORD.to_owned()),
+        ("CANARY", MESSAGING_CANARY.to_owned()),
+    ];
+    run_browser_script(&app, "interop.py", &env);
+    let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
+    assert!(!crate::messaging::contains(&stored, MESSAGING_CANARY), "the data directory holds the canary");
+    assert!(!app.logs().join("\n").contains(MESSAGING_CANARY), "the logs hold the canary");
+}
