@@ -76,6 +76,18 @@ pub struct Settings {
     pub reminders: ReminderSettings,
     /// Alert escalation: the on-call list, working hours, timings.
     pub alerts: AlertSettings,
+    /// Backups (docs/OPERATIONS.md, "Backups and restore").
+    pub backup: BackupSettings,
+}
+
+/// Backups (docs/OPERATIONS.md, "Backups and restore").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// The age public keys (`age1...`) every backup is encrypted to when `confidant backup
+    /// create` names none. Their identities (private keys) never belong on the server.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// Alert escalation (docs/OPERATIONS.md, "Alerts and escalation"). An urgent alert nobody
