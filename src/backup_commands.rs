@@ -7,6 +7,7 @@ use std::path::Path;
 use confidant_actors::audit::{Action, ResourceType};
 
 use crate::audit_commands::record_cli_event;
+use crate::backup::copy::{Copied, Stores};
 use crate::backup::create::Source;
 use crate::backup::restore::Target;
 use crate::backup::verify::VerifyWith;
@@ -16,7 +17,7 @@ use crate::crypto::master;
 use crate::node;
 use crate::settings::{DatabaseUrl, Settings};
 use crate::startup::{ServerError, open_keyring, open_stores, prepare_data_dir};
-use crate::storage::{Location, Store};
+use crate::storage::{Location, Storage, Store};
 
 /// `confidant backup create --to FILE`: a backup of the running practice, encrypted to
 /// `recipients` (else `backup.recipients`).
@@ -100,6 +101,36 @@ pub async fn restore(settings: &Settings, file: &Path, identity: &Path) -> Resul
     main.close().await;
     audit.close().await;
     Ok(restored)
+}
+
+/// `confidant store copy --to URL --audit-to URL`: the SQLite stores of the settings onto two
+/// empty PostgreSQL databases (`backup/copy.rs`). Recorded first, so the copy carries its own
+/// record.
+pub async fn copy_store(settings: &Settings, to: String, audit_to: String) -> Result<Copied, ServerError> {
+    let (to, audit_to) = (database_url(to)?, database_url(audit_to)?);
+    prepare_data_dir(&settings.data_dir)?;
+    let (main, audit) = open_stores(settings).await?;
+    main.migrate().await?;
+    audit.migrate().await?;
+    // The master key must open the source: the copy is useless to a server without it.
+    open_keyring(settings, &main).await?;
+    let to_main = Storage::connect(Store::Main, &Location::Postgres(to), &settings.database).await?;
+    let to_audit = Storage::connect(Store::Audit, &Location::Postgres(audit_to), &settings.database).await?;
+    if main.backend() == crate::storage::Backend::Sqlite {
+        record_cli_event(settings, &audit, Action::Export, (ResourceType::Server, None), "store_copied").await?;
+    }
+    let stores = Stores { from_main: &main, from_audit: &audit, to_main: &to_main, to_audit: &to_audit };
+    let copied = backup::copy::copy(
+        stores,
+        settings.audit_checkpoint_dir(),
+        node::local_chains(&settings.data_dir),
+        settings.pinned_audit_keys(),
+    )
+    .await;
+    for storage in [main, audit, to_main, to_audit] {
+        storage.close().await;
+    }
+    Ok(copied?)
 }
 
 /// The master key the settings name, if they name one or the generated file exists: never

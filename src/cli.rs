@@ -53,6 +53,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Move the practice's stores (see docs/OPERATIONS.md, "Moving from SQLite to PostgreSQL").
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Manage the keys that encrypt PHI at rest (see docs/SECURITY.md).
     Keys {
         /// What to do with them.
@@ -152,6 +158,25 @@ pub enum BackupCommand {
         /// An age identity file holding a recipient's private key.
         #[arg(long, value_name = "FILE")]
         identity: PathBuf,
+    },
+}
+
+/// `confidant store ...`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the SQLite main and audit stores of the settings onto two empty PostgreSQL
+    /// databases: every row and ciphertext as stored (nothing is decrypted), every audit chain
+    /// in order; then check the copy's rows and chain heads against the source and verify its
+    /// audit chains with the checkpoint files. Stop the server first. Audited.
+    ///
+    /// Then give the server `database_url`, `audit_database_url` and the same master key.
+    Copy {
+        /// The PostgreSQL database for the main store (empty).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The PostgreSQL database for the audit store (empty; a separate database).
+        #[arg(long, value_name = "URL")]
+        audit_to: String,
     },
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use confidant::audit::TrailReport;
-use confidant::cli::{AuditCommand, BackupCommand, Cli, Command, KeysCommand, UserCommand};
+use confidant::cli::{AuditCommand, BackupCommand, Cli, Command, KeysCommand, StoreCommand, UserCommand};
 use confidant::crypto::MasterKey;
 use confidant::{audit_commands, backup_commands, key_commands, server, settings, telemetry, user_commands};
 
@@ -95,6 +95,18 @@ fn main() -> ExitCode {
         },
         Command::Keys { command } => run_keys(&system, &settings, command),
         Command::Backup { command } => run_backup(&system, &settings, command),
+        Command::Store { command: StoreCommand::Copy { to, audit_to } } => {
+            match system.block_on(backup_commands::copy_store(&settings, to, audit_to)) {
+                Ok(copied) => print_lines([format!(
+                    "copied {} rows in {} tables onto PostgreSQL in {:.1} s; counts, chain heads and {} audit chain(s) verified. Set database_url and audit_database_url and keep the master key",
+                    copied.rows,
+                    copied.tables,
+                    copied.elapsed.as_secs_f64(),
+                    copied.chains
+                )]),
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::User { command } => run_user(&system, &settings, command),
     }
 }

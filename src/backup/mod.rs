@@ -8,6 +8,7 @@
 //! it says about itself, `store.rs` every statement.
 
 pub mod archive;
+pub mod copy;
 pub mod create;
 pub mod manifest;
 pub mod restore;
@@ -65,8 +66,9 @@ pub enum BackupError {
     /// A restore was pointed at a store or data directory that already holds data.
     #[error("refused: {0} is not empty (a restore never overwrites)")]
     NotEmpty(String),
-    /// The restored databases do not hold what the manifest says.
-    #[error("the restored data does not match the backup: {0}")]
+    /// Restored or copied databases do not hold what their source does (the manifest, the
+    /// SQLite stores).
+    #[error("check failed: {0}")]
     Mismatch(String),
 }
 

@@ -52,7 +52,7 @@ pub async fn restore(file: &Path, identities: &Identities, target: &Target) -> R
     let (manifest, faults) = unpack(file, identities, dir).await?;
     let Some(manifest) = manifest.filter(|_| faults.is_empty()) else {
         let faults: Vec<String> = faults.into_iter().map(|f| f.0).collect();
-        return Err(BackupError::Mismatch(faults.join("; ")));
+        return Err(BackupError::Mismatch(format!("the backup is damaged: {}", faults.join("; "))));
     };
     for (name, location) in [(manifest::MAIN, &target.main), (manifest::AUDIT, &target.audit)] {
         let image = manifest.store(name).ok_or_else(|| BackupError::Malformed(format!("no {name} store")))?;
@@ -66,7 +66,9 @@ pub async fn restore(file: &Path, identities: &Identities, target: &Target) -> R
     for (storage, name) in [(&main, manifest::MAIN), (&audit, manifest::AUDIT)] {
         let Some(image) = manifest.store(name) else { continue };
         let found = store::describe_store(storage, name == manifest::AUDIT).await?;
-        compare(image, &found).map_err(|fault| BackupError::Mismatch(fault.0))?;
+        compare(image, &found).map_err(|fault| {
+            BackupError::Mismatch(format!("the restored data does not match the backup: {}", fault.0))
+        })?;
     }
     let key_packages_discarded = Devices::new(main.clone())
         .discard_all_packages()
