@@ -18,7 +18,7 @@ use sqlx::Connection;
 use crate::helpers::{
     Backend, Options, TEST_MASTER_KEY, TestApp, TestDatabase, run_to_exit, server_command, spawn_app, spawn_app_with,
 };
-use crate::messaging::dr_and_ada_conversing;
+use crate::messaging::{Conversing, dr_and_ada_conversing};
 use crate::on_both_backends;
 use crate::signin::{Person, owner, patient_record};
 use crate::wsclient::signed_in;
@@ -28,6 +28,7 @@ on_both_backends!(
     a_damaged_backup_fails_verification,
     a_restore_never_overwrites,
     restore_drill_brings_back_every_row_and_the_server_serves_it,
+    store_copy_moves_a_sqlite_practice_onto_postgresql_row_for_row,
 );
 
 /// An age key pair made by the standard `age-keygen` (Debian's `age`, scripts/age-tool).
@@ -345,9 +346,10 @@ async fn every_row(
 /// a node's stop, an alert's escalation. Each is still compared by count with the manifest.
 const CHANGED_AFTER_THE_BACKUP: &[&str] = &["main.sessions", "main.nodes", "main.alerts"];
 
-async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: Backend) {
-    // A practice: a clinician, Ada with an account, a conversation between their devices.
-    let mut c = dr_and_ada_conversing(backend).await;
+/// Fills the practice of `c`: messages both ways, a second patient, appointments, a PHQ-9
+/// answered by Ada. Returns the reads (path and answer) a restored or moved practice must give
+/// back identically.
+async fn fill(c: &mut Conversing) -> Vec<(String, Value)> {
     let app = &c.app;
     for n in 0..3 {
         let text = format!("message {n} about sleep");
@@ -355,14 +357,12 @@ async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: B
     }
     c.phone.send(&mut c.phone_socket, c.conversation, b"a reply from Ada").await.unwrap();
     let grace = patient_record(app, &c.clinician, "Grace Hopper").await;
-    // Appointments.
     for (n, patient) in [&c.record, &grace].into_iter().enumerate() {
         let start = 1_900_000_000_000 + n as i64 * 7_200_000;
         let body = json!({ "clinician_id": c.clinician.session.user_id, "patient_id": patient, "starts_at_ms": start, "ends_at_ms": start + 3_000_000 });
         let (status, booked) = c.clinician.session.call(app, Method::POST, "/api/v1/appointments", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{booked}");
     }
-    // A PHQ-9 assigned and answered by Ada.
     let path = format!("/api/v1/patients/{}/intake-forms", c.record);
     let (status, assigned) = c.clinician.session.call(app, Method::POST, &path, Some(json!({ "form": "phq9" }))).await;
     assert_eq!(status, StatusCode::CREATED, "{assigned}");
@@ -371,15 +371,31 @@ async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: B
     let frame = json!({ "v": 1, "type": "intake.submit", "id": "s1", "assignment_id": assigned["assignment_id"], "answers": answers });
     laptop.send(frame).await;
     assert_eq!(laptop.frame().await["type"], "ack");
-    drop(laptop);
-    let reads = ["/api/v1/patients/{record}", "/api/v1/patients/{record}/intake-forms"]
-        .map(|p| p.replace("{record}", &c.record));
-    let mut before = Vec::new();
-    for path in &reads {
-        let (status, body) = c.clinician.session.get(app, path).await;
+    let mut reads = Vec::new();
+    for path in [format!("/api/v1/patients/{}", c.record), format!("/api/v1/patients/{grace}"), path] {
+        let (status, body) = c.clinician.session.get(app, &path).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        before.push(body);
+        reads.push((path, body));
     }
+    reads
+}
+
+/// The clinician's reads again, on the server the practice now runs on.
+async fn reads_back_identically(app: &TestApp, access: &str, reads: &[(String, Value)]) {
+    let session = crate::signin::Session { access: access.to_owned(), refresh: String::new(), user_id: String::new() };
+    for (path, expected) in reads {
+        let (status, body) = session.get(app, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(&body, expected, "{path} reads back identically");
+    }
+}
+
+async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: Backend) {
+    // A practice: a clinician, Ada with an account and a device each, messages, appointments,
+    // intake answers, audit entries.
+    let mut c = dr_and_ada_conversing(backend).await;
+    let reads = fill(&mut c).await;
+    let app = &c.app;
 
     // Backed up with requests in flight.
     let work = tempfile::tempdir().unwrap();
@@ -401,7 +417,7 @@ async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: B
     let status = c.app.stop_with("TERM");
     assert!(status.success());
     let original = every_row(backend, c.app.data_dir.path(), original_urls).await;
-    let (clinician_session, record) = (c.clinician.session.access.clone(), c.record.clone());
+    let clinician_session = c.clinician.session.access.clone();
     drop(c);
 
     // Restored into an empty data directory and empty databases.
@@ -476,14 +492,107 @@ async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: B
     let env = vec![("CONFIDANT_MASTER_KEY", master)];
     let app =
         spawn_app_with(backend, Options { env, data_dir: Some(restored_dir), databases, shared_databases: None }).await;
-    let session = crate::signin::Session { access: clinician_session, refresh: String::new(), user_id: String::new() };
-    for (path, expected) in reads.iter().zip(&before) {
-        let (status, body) = session.get(&app, path).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        assert_eq!(&body, expected, "{path} reads back identically");
+    reads_back_identically(&app, &clinician_session, &reads).await;
+    let (code, output) = app.cli(&["audit", "verify"], "");
+    assert_eq!(code, Some(0), "{output}");
+}
+
+/// Every table of a PostgreSQL store with its columns, each marked when it holds bytes.
+async fn postgres_tables(url: &str) -> BTreeMap<String, Vec<(String, bool)>> {
+    let mut conn = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT CAST(c.table_name AS TEXT), CAST(c.column_name AS TEXT), CAST(c.data_type AS TEXT) \
+         FROM information_schema.columns c JOIN information_schema.tables t \
+         ON t.table_name = c.table_name AND t.table_schema = c.table_schema \
+         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.table_name <> '_sqlx_migrations' \
+         ORDER BY c.table_name, c.ordinal_position",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut tables: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+    for (table, column, kind) in rows {
+        tables.entry(table).or_default().push((column, kind == "bytea"));
     }
-    let (status, _) = session.get(&app, &format!("/api/v1/patients/{record}")).await;
-    assert_eq!(status, StatusCode::OK);
+    tables
+}
+
+/// The rows of `table` as dialect-neutral text (bytes in hex, NULL spelled out), sorted.
+async fn neutral_rows(
+    sqlite_file: Option<&Path>,
+    postgres_url: Option<&str>,
+    table: &str,
+    columns: &[(String, bool)],
+) -> Vec<String> {
+    let expression = |(name, bytes): &(String, bool)| match (bytes, sqlite_file.is_some()) {
+        // hex(NULL) is '' in SQLite: spell NULL out first.
+        (true, true) => format!("CASE WHEN \"{name}\" IS NULL THEN 'NULL' ELSE lower(hex(\"{name}\")) END"),
+        (true, false) => format!("COALESCE(encode(\"{name}\", 'hex'), 'NULL')"),
+        (false, _) => format!("COALESCE(CAST(\"{name}\" AS TEXT), 'NULL')"),
+    };
+    let row = columns.iter().map(expression).collect::<Vec<_>>().join(" || ' | ' || ");
+    let select = sqlx::AssertSqlSafe(format!("SELECT {row} FROM \"{table}\""));
+    let mut rows: Vec<String> = match (sqlite_file, postgres_url) {
+        (Some(file), _) => {
+            let mut conn =
+                sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display())).await.unwrap();
+            sqlx::query_scalar(select).fetch_all(&mut conn).await.unwrap()
+        }
+        (None, Some(url)) => {
+            let mut conn = sqlx::postgres::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar(select).fetch_all(&mut conn).await.unwrap()
+        }
+        (None, None) => unreachable!(),
+    };
+    rows.sort();
+    rows
+}
+
+async fn store_copy_moves_a_sqlite_practice_onto_postgresql_row_for_row(backend: Backend) {
+    let mut c = dr_and_ada_conversing(backend).await;
+    let targets = (TestDatabase::create("moved").await, TestDatabase::create("moved_audit").await);
+    let copy =
+        |app: &TestApp| confidant(app, &["store", "copy", "--to", &targets.0.url(), "--audit-to", &targets.1.url()]);
+    if backend == Backend::Postgres {
+        // Already on PostgreSQL: nothing to move, and nothing is written to the targets.
+        let (code, output) = run_to_exit(copy(&c.app));
+        assert_eq!(code, Some(2), "{output}");
+        assert!(output.contains("already on PostgreSQL"), "{output}");
+        assert!(postgres_tables(&targets.0.url()).await.is_empty());
+        return;
+    }
+    let reads = fill(&mut c).await;
+    let master = master_key_of(&c.app, backend);
+    let access = c.clinician.session.access.clone();
+    assert!(c.app.stop_with("TERM").success());
+
+    let (code, output) = run_to_exit(copy(&c.app));
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("verified"), "{output}");
+
+    // Every table of both stores, row for row, every ciphertext byte for byte. Table-driven
+    // over the target's catalogue: a table a later migration adds is compared too.
+    let data_dir = c.app.data_dir.path().to_owned();
+    let mut compared = 0;
+    for (store, file, url) in [("main", "confidant.db", targets.0.url()), ("audit", "audit.db", targets.1.url())] {
+        let tables = postgres_tables(&url).await;
+        assert!(tables.len() > if store == "main" { 20 } else { 3 }, "{store}: {tables:?}");
+        for (table, columns) in &tables {
+            let source = neutral_rows(Some(&data_dir.join(file)), None, table, columns).await;
+            let moved = neutral_rows(None, Some(&url), table, columns).await;
+            assert_eq!(source, moved, "{store}.{table} moved row for row");
+            compared += source.len();
+        }
+    }
+    assert!(compared > 100, "{compared} rows compared");
+
+    // The server runs on PostgreSQL with the same master key and serves the same records; its
+    // audit trail verifies with the same checkpoint files.
+    let options = c.app.into_parts();
+    let env = vec![("CONFIDANT_MASTER_KEY", master)];
+    let options = Options { env, data_dir: options.data_dir, databases: Some(targets), shared_databases: None };
+    let app = spawn_app_with(Backend::Postgres, options).await;
+    reads_back_identically(&app, &access, &reads).await;
     let (code, output) = app.cli(&["audit", "verify"], "");
     assert_eq!(code, Some(0), "{output}");
 }
