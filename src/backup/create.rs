@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use confidant_actors::clock::now_ms;
 
 use super::archive::{self, Recipients};
+use super::images::{POOL, pg_command, run_tool};
 use super::manifest::{self, FileEntry, Manifest, StoreImage};
 use super::store::{self, Description};
 use super::{BackupError, CHECKPOINTS, MANIFEST};
@@ -126,7 +127,7 @@ async fn image(storage: &Storage, name: &str, dir: &Path) -> Result<StoreImage, 
             let path = dir.join(&file);
             store::vacuum_into(storage, &path).await?;
             let kind = if audit { Store::Audit } else { Store::Main };
-            let copy = Storage::connect(kind, &Location::Sqlite(path.clone()), &super::verify::POOL).await?;
+            let copy = Storage::connect(kind, &Location::Sqlite(path.clone()), &POOL).await?;
             let description = store::describe_store(&copy, audit).await;
             copy.close().await;
             (manifest::SQLITE, file, description?)
@@ -159,33 +160,4 @@ async fn pg_dump(url: &DatabaseUrl, snapshot: &str, into: &Path) -> Result<(), B
     command.args(["--format=custom", "--no-owner", "--no-privileges", "--compress=0"]);
     command.arg(format!("--snapshot={snapshot}")).arg("--file").arg(into);
     run_tool("pg_dump", command).await
-}
-
-/// A PostgreSQL client command for `url`: the URL without its password as `--dbname`, the
-/// password in the child's environment (never in its arguments, which other users can see).
-pub(crate) fn pg_command(program: &str, url: &DatabaseUrl) -> Result<std::process::Command, BackupError> {
-    let mut parsed = url::Url::parse(url.expose()).map_err(|e| BackupError::Usage(e.to_string()))?;
-    let password = parsed.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
-    let _ = parsed.set_password(None);
-    let mut command = std::process::Command::new(program);
-    command.arg("--dbname").arg(parsed.as_str()).stdin(std::process::Stdio::null());
-    if let Some(password) = password {
-        command.env("PGPASSWORD", password);
-    }
-    Ok(command)
-}
-
-/// Runs a PostgreSQL client to completion (on the blocking pool); its last line of standard
-/// error names a failure.
-pub(crate) async fn run_tool(tool: &'static str, mut command: std::process::Command) -> Result<(), BackupError> {
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .map_err(|e| BackupError::Tool { tool, detail: e.to_string() })?
-        .map_err(|e| BackupError::Tool { tool, detail: e.to_string() })?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
-    Err(BackupError::Tool { tool, detail: format!("{}: {last}", output.status) })
 }

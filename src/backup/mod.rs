@@ -5,11 +5,13 @@
 //!
 //! `create.rs` takes one while the server serves, `verify.rs` proves one restorable, `restore.rs`
 //! puts one back into empty stores; `archive.rs` is the file (tar inside age), `manifest.rs` what
-//! it says about itself, `store.rs` every statement.
+//! it says about itself, `images.rs` how a store's image goes in and out of a database,
+//! `store.rs` every statement. `copy.rs` moves a practice from SQLite onto PostgreSQL.
 
 pub mod archive;
 pub mod copy;
 pub mod create;
+pub mod images;
 pub mod manifest;
 pub mod restore;
 pub mod store;

@@ -8,10 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::archive::Identities;
-use super::create::{pg_command, run_tool};
-use super::manifest::{self, Manifest, StoreImage};
+use super::images::{POOL, load_image};
+use super::manifest::{self, Manifest};
 use super::store;
-use super::verify::{POOL, compare, unpack};
+use super::verify::{compare, unpack};
 use super::{BackupError, CHECKPOINTS};
 use crate::messaging::Devices;
 use crate::storage::{Location, Storage, Store};
@@ -107,31 +107,6 @@ async fn ensure_empty(target: &Target) -> Result<(), BackupError> {
         return Err(BackupError::NotEmpty(target.checkpoint_dir.display().to_string()));
     }
     Ok(())
-}
-
-/// Loads the staged `image` into `location`: a SQLite file moved into place, a PostgreSQL dump
-/// restored with `pg_restore` in one transaction. A backup restores onto the backend it was
-/// taken from; `confidant store copy` moves a practice from SQLite to PostgreSQL.
-pub(crate) async fn load_image(image: &StoreImage, dir: &Path, location: &Location) -> Result<(), BackupError> {
-    let staged = dir.join(&image.file);
-    match (image.backend.as_str(), location) {
-        (manifest::SQLITE, Location::Sqlite(path)) => {
-            if fs::rename(&staged, path).is_err() {
-                fs::copy(&staged, path).map_err(BackupError::file(path))?;
-            }
-            fs::File::open(path).and_then(|f| f.sync_all()).map_err(BackupError::file(path))?;
-            Ok(())
-        }
-        (manifest::POSTGRES, Location::Postgres(url)) => {
-            let mut command = pg_command("pg_restore", url)?;
-            command.args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]).arg(&staged);
-            run_tool("pg_restore", command).await
-        }
-        (backend, _) => Err(BackupError::Usage(format!(
-            "this backup's {} store is {backend}: restore it onto {backend} (then `confidant store copy` moves SQLite onto PostgreSQL)",
-            image.store
-        ))),
-    }
 }
 
 fn restore_checkpoints(manifest: &Manifest, dir: &Path, into: &Path) -> Result<(), BackupError> {

@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 
 use super::archive::{self, Identities, Unpacked};
+use super::images::{POOL, load_image};
 use super::manifest::{self, Manifest, StoreImage};
 use super::store::{self, Description};
 use super::{BackupError, CHECKPOINTS, MANIFEST};
 use crate::audit::{Evidence, Witnesses, verify_trail};
 use crate::crypto::check::open_every_value;
 use crate::crypto::{Keyring, MasterKey};
-use crate::settings::{DatabaseSettings, DatabaseUrl};
+use crate::settings::DatabaseUrl;
 use crate::storage::{Location, Storage, Store};
 
 /// One thing wrong with a backup, in words for the operator (names, counts and ids; never
@@ -181,7 +182,7 @@ async fn open_images(
             (manifest::POSTGRES, Some((main, audit))) => {
                 let url = if kind == Store::Main { main } else { audit };
                 let location = Location::Postgres(url.clone());
-                super::restore::load_image(image, dir, &location).await?;
+                load_image(image, dir, &location).await?;
                 location
             }
             (manifest::POSTGRES, None) => {
@@ -197,9 +198,6 @@ async fn open_images(
     let main = opened.pop().ok_or_else(|| BackupError::Malformed("no main store".to_owned()))?;
     Ok((main, audit))
 }
-
-/// The pool a verification or restore opens its stores with.
-pub(crate) const POOL: DatabaseSettings = DatabaseSettings { max_connections: 2, acquire_timeout_secs: 30 };
 
 /// The store `found` holds what `image` says: the same tables with the same rows, the same
 /// migrations, the same audit heads.
