@@ -85,7 +85,7 @@ fn write_sealed(dir: &Path, names: &[String], recipients: &Recipients, partial: 
         .open(partial)
         .map_err(BackupError::file(partial))?;
     let encryptor = age::Encryptor::with_recipients(recipients.0.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| BackupError::Decrypt(e.to_string()))?;
+        .map_err(|e| BackupError::Usage(format!("cannot encrypt to these recipients: {e}")))?;
     let stream = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file)).map_err(BackupError::file(partial))?;
     let mut tar = tar::Builder::new(stream);
     tar.mode(tar::HeaderMode::Deterministic);

@@ -50,7 +50,8 @@ pub enum BackupError {
     /// A store could not be read or written.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// Encryption failed, or the file is not an age file any identity given opens.
+    /// The file is not an age file any identity given opens, or it was damaged (age
+    /// authenticates every chunk, so a changed byte stops decryption).
     #[error("cannot decrypt the backup: {0}")]
     Decrypt(String),
     /// The archive inside is not one this version wrote (a file missing, unexpected, or a
