@@ -45,7 +45,7 @@ fn main() {
         let size = std::fs::metadata(data.join("confidant.db")).expect("size").len();
         println!("[fill] {:.0} MiB of attachments in {:.1?}", size as f64 / 1048576.0, t.elapsed());
 
-        let idle = read_latencies(&main, Duration::from_secs(8), None).await;
+        let idle = read_latencies(&main, mib as u64, Duration::from_secs(8), None).await;
         println!("[reads, no backup] {}", summary(&idle));
 
         let identity = age::x25519::Identity::generate();
@@ -62,7 +62,7 @@ fn main() {
             master_key_fingerprint: fingerprint,
             staging_in: data.clone(),
         };
-        let reads = read_latencies(&main, Duration::from_secs(600), Some(done.clone()));
+        let reads = read_latencies(&main, mib as u64, Duration::from_secs(600), Some(done.clone()));
         let backup = async {
             let created = confidant::backup::create(source, &recipients, &out).await.expect("backup");
             done.store(true, Ordering::SeqCst);
@@ -129,9 +129,9 @@ async fn fill(main: &Storage, mib: usize) {
     sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.expect("pragma");
 }
 
-/// Reads one attachment's metadata by id, again and again, for `within` or until `stop`; each
+/// Reads one of the `rows` attachments' metadata by id, again and again, for `within` or until `stop`; each
 /// read's latency.
-async fn read_latencies(main: &Storage, within: Duration, stop: Option<Arc<AtomicBool>>) -> Vec<Duration> {
+async fn read_latencies(main: &Storage, rows: u64, within: Duration, stop: Option<Arc<AtomicBool>>) -> Vec<Duration> {
     let pool = main.pool_for_tests();
     let started = Instant::now();
     let mut latencies = Vec::new();
@@ -139,7 +139,7 @@ async fn read_latencies(main: &Storage, within: Duration, stop: Option<Arc<Atomi
     while started.elapsed() < within && !stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
         let t = Instant::now();
         let _: i64 = sqlx::query_scalar("SELECT size_bytes FROM attachments WHERE attachment_id = $1")
-            .bind(format!("00000000-0000-7000-9000-{:012}", n % 1000))
+            .bind(format!("00000000-0000-7000-9000-{:012}", n % rows))
             .fetch_one(pool)
             .await
             .expect("read");
