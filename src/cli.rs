@@ -46,6 +46,19 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Encrypted backups: take one while the server runs, verify one, restore one (see
+    /// docs/OPERATIONS.md, "Backups and restore").
+    Backup {
+        /// What to do.
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Move the practice's stores (see docs/OPERATIONS.md, "Moving from SQLite to PostgreSQL").
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Manage the keys that encrypt PHI at rest (see docs/SECURITY.md).
     Keys {
         /// What to do with them.
@@ -94,6 +107,76 @@ pub enum UserCommand {
         /// Staff: degrees or licences shown after the name, e.g. "PsyD".
         #[arg(long)]
         credentials: Option<String>,
+    },
+}
+
+/// `confidant backup ...`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a consistent backup of the main store, the audit store and the audit checkpoint
+    /// files, while the server runs, encrypted to age recipients. Audited.
+    ///
+    /// SQLite stores are copied with `VACUUM INTO`, PostgreSQL ones with `pg_dump` (custom
+    /// format) in a snapshot shared with the row counts of the manifest. The master key is never
+    /// in a backup; the manifest names its fingerprint. The standard `age` tool decrypts the
+    /// file (`age -d -i KEY FILE | tar x`).
+    Create {
+        /// The backup file to write (replaced whole only once complete).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// An age public key (age1...) to encrypt to; repeatable. Default: `backup.recipients`.
+        #[arg(long = "recipient", value_name = "AGE1...")]
+        recipients: Vec<String>,
+    },
+    /// Decrypt a backup to a private temporary directory and check it: every checksum, both
+    /// databases against the manifest, the audit chains against the backup's checkpoint files,
+    /// and, with the master key of the settings, every encrypted field. Audited.
+    ///
+    /// Prints what held and every fault; exits 1 on any fault.
+    Verify {
+        /// The backup file.
+        file: PathBuf,
+        /// An age identity file (as `age-keygen` writes) holding a recipient's private key.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+        /// PostgreSQL backups only: an empty database to restore the main store's dump into.
+        #[arg(long, value_name = "URL")]
+        scratch_database: Option<String>,
+        /// PostgreSQL backups only: an empty database to restore the audit store's dump into.
+        #[arg(long, value_name = "URL")]
+        scratch_audit_database: Option<String>,
+    },
+    /// Restore a backup into the stores and data directory of the settings, which must be
+    /// empty (a restore never overwrites), onto the backend it was taken from. Audited.
+    ///
+    /// The restored stores are checked against the manifest; KeyPackages are discarded (devices
+    /// upload fresh ones on their next attach). Start the server with the master key the
+    /// restore names.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// An age identity file holding a recipient's private key.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+    },
+}
+
+/// `confidant store ...`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy the SQLite main and audit stores of the settings onto two empty PostgreSQL
+    /// databases: every row and ciphertext as stored (nothing is decrypted), every audit chain
+    /// in order; then check the copy's rows and chain heads against the source and verify its
+    /// audit chains with the checkpoint files. Stop the server first. Audited.
+    ///
+    /// Then give the server `database_url`, `audit_database_url` and the same master key.
+    Copy {
+        /// The PostgreSQL database for the main store (empty).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The PostgreSQL database for the audit store (empty; a separate database).
+        #[arg(long, value_name = "URL")]
+        audit_to: String,
     },
 }
 

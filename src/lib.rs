@@ -7,6 +7,8 @@ pub mod alerts;
 pub mod audit;
 pub mod audit_commands;
 pub mod auditor;
+pub mod backup;
+pub mod backup_commands;
 pub mod cli;
 pub mod crypto;
 pub mod email;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use confidant::audit::TrailReport;
-use confidant::cli::{AuditCommand, Cli, Command, KeysCommand, UserCommand};
+use confidant::cli::{AuditCommand, BackupCommand, Cli, Command, KeysCommand, StoreCommand, UserCommand};
 use confidant::crypto::MasterKey;
-use confidant::{audit_commands, key_commands, server, settings, telemetry, user_commands};
+use confidant::{audit_commands, backup_commands, key_commands, server, settings, telemetry, user_commands};
 
 fn main() -> ExitCode {
     // Every file this process creates (the SQLite databases and their WAL and shared-memory
@@ -94,6 +94,19 @@ fn main() -> ExitCode {
             Err(error) => fail(&error, error.exit_code()),
         },
         Command::Keys { command } => run_keys(&system, &settings, command),
+        Command::Backup { command } => run_backup(&system, &settings, command),
+        Command::Store { command: StoreCommand::Copy { to, audit_to } } => {
+            match system.block_on(backup_commands::copy_store(&settings, to, audit_to)) {
+                Ok(copied) => print_lines([format!(
+                    "copied {} rows in {} tables onto PostgreSQL in {:.1} s; counts, chain heads and {} audit chain(s) verified. Set database_url and audit_database_url and keep the master key",
+                    copied.rows,
+                    copied.tables,
+                    copied.elapsed.as_secs_f64(),
+                    copied.chains
+                )]),
+                Err(error) => fail(&error, error.exit_code()),
+            }
+        }
         Command::User { command } => run_user(&system, &settings, command),
     }
 }
@@ -131,6 +144,66 @@ fn run_user(system: &actix_web::rt::SystemRunner, settings: &settings::Settings,
     match outcome {
         Ok(lines) => print_lines(lines),
         Err(error) => fail(&error, error.exit_code()),
+    }
+}
+
+/// `confidant backup ...`.
+fn run_backup(system: &actix_web::rt::SystemRunner, settings: &settings::Settings, command: BackupCommand) -> ExitCode {
+    let outcome = match command {
+        BackupCommand::Create { to, recipients } => {
+            system.block_on(backup_commands::create(settings, &recipients, &to)).map(|created| {
+                let rows: i64 = created.manifest.stores.iter().flat_map(|s| s.tables.values()).sum();
+                vec![format!(
+                    "backup written to {}: {} bytes, {rows} rows, {} files, in {:.1} s; restoring it needs master key {}",
+                    created.path.display(),
+                    created.bytes,
+                    created.manifest.files.len(),
+                    created.elapsed.as_secs_f64(),
+                    created.manifest.master_key_fingerprint
+                )]
+            })
+        }
+        BackupCommand::Verify { file, identity, scratch_database, scratch_audit_database } => {
+            let scratch = backup_commands::Scratch { main: scratch_database, audit: scratch_audit_database };
+            match system.block_on(backup_commands::verify(settings, &file, &identity, scratch)) {
+                Ok(verified) => return report_backup(&verified),
+                Err(error) => Err(error),
+            }
+        }
+        BackupCommand::Restore { file, identity } => {
+            system.block_on(backup_commands::restore(settings, &file, &identity)).map(|restored| {
+                vec![
+                    format!(
+                        "restored the backup of {} ms; {} KeyPackages discarded (devices upload fresh ones on their next attach)",
+                        restored.manifest.created_at_ms, restored.key_packages_discarded
+                    ),
+                    format!("start the server with master key {}", restored.manifest.master_key_fingerprint),
+                ]
+            })
+        }
+    };
+    match outcome {
+        Ok(lines) => print_lines(lines),
+        Err(error) => fail(&error, error.exit_code()),
+    }
+}
+
+/// Prints the outcome of `backup verify`: what held, then every fault; exit 0 when sound, 1
+/// otherwise.
+#[allow(clippy::print_stdout)] // the command's output
+fn report_backup(verified: &confidant::backup::Verified) -> ExitCode {
+    for line in &verified.passed {
+        println!("ok: {line}");
+    }
+    for fault in &verified.faults {
+        println!("FAULT: {}", fault.0);
+    }
+    if verified.is_sound() {
+        println!("backup sound");
+        ExitCode::SUCCESS
+    } else {
+        println!("BACKUP FAULTY: {} fault(s)", verified.faults.len());
+        ExitCode::from(1)
     }
 }
 

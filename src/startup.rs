@@ -84,6 +84,9 @@ pub enum ServerError {
     /// A command was given arguments it cannot use.
     #[error("{0}")]
     Usage(&'static str),
+    /// A backup could not be taken, verified or restored.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// Reminders cannot be set up (an SMTP, template or DKIM setting is unusable).
     #[error(transparent)]
     Reminders(#[from] crate::reminders::ReminderError),
@@ -104,6 +107,7 @@ impl ServerError {
             ServerError::Auth(crate::identity::AuthError::Policy(_) | crate::identity::AuthError::Conflict(_)) => 2,
             ServerError::Redis(RedisError::Url(_)) | ServerError::Usage(_) | ServerError::Retention { .. } => 2,
             ServerError::Reminders(crate::reminders::ReminderError::Configuration(_)) => 2,
+            ServerError::Backup(e) if e.is_usage() => 2,
             _ => 1,
         }
     }

@@ -10,6 +10,7 @@
 //! - [`rotation`]: rotate, retire, rewrap, and the background re-encryption actor.
 //! - `store`: every SQL statement of this module, on `data_keys` and on the encrypted tables.
 
+pub mod check;
 pub mod envelope;
 pub mod error;
 pub mod keyring;

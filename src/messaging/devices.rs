@@ -47,6 +47,12 @@ impl Devices {
         Self { storage }
     }
 
+    /// Discards every KeyPackage after a restore (`rows::discard_all_packages` says why);
+    /// returns how many.
+    pub async fn discard_all_packages(&self) -> Result<u64, MessagingError> {
+        Ok(rows::discard_all_packages(&self.storage).await?)
+    }
+
     /// Registers a device of `user` with `signature_key` (32 bytes, Ed25519). A key already
     /// registered (by anyone) is refused: one key, one device.
     pub async fn register(&self, user: UserId, signature_key: &[u8], now_ms: i64) -> Result<Device, MessagingError> {

@@ -78,6 +78,8 @@ pub struct Settings {
     pub alerts: AlertSettings,
     /// Clinical notes: open notes, late entries.
     pub notes: NoteSettings,
+    /// Backups (docs/OPERATIONS.md, "Backups and restore").
+    pub backup: BackupSettings,
 }
 
 /// Clinical notes (docs/OPERATIONS.md, "Clinical notes").
@@ -90,6 +92,16 @@ pub struct NoteSettings {
     /// A note signed, or an addendum written, more than this many hours after the date of
     /// service is marked as a late entry.
     pub late_entry_hours: u32,
+}
+
+/// Backups (docs/OPERATIONS.md, "Backups and restore").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// The age public keys (`age1...`) every backup is encrypted to when `confidant backup
+    /// create` names none. Their identities (private keys) never belong on the server.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 /// Alert escalation (docs/OPERATIONS.md, "Alerts and escalation"). An urgent alert nobody

@@ -242,6 +242,20 @@ impl Backend {
         }
     }
 
+    /// A query listing the store's own tables by name (sqlx's migration table included, the
+    /// engine's own excluded): what a backup counts and a store copy moves, so a table added by
+    /// a later migration is covered without naming it anywhere.
+    pub fn tables_sql(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+            }
+        }
+    }
+
     /// A query returning 1 when sqlx's migration table exists, else 0.
     pub(super) fn migrations_table_exists_sql(self) -> &'static str {
         match self {

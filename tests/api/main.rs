@@ -10,6 +10,7 @@ mod architecture;
 mod attachments;
 mod audit;
 mod audit_trust;
+mod backup;
 mod config;
 mod contract;
 mod crash;

@@ -59,6 +59,34 @@ pub async fn under_other_keys(
     Ok(sealed)
 }
 
+/// Up to `limit` rows of `table` after id `after` (in id order), whatever their key: a backup's
+/// verification opens every value.
+pub async fn page(
+    storage: &Storage,
+    table: &EncryptedTable,
+    after: &str,
+    limit: u32,
+) -> Result<Vec<SealedRow>, KeyError> {
+    let columns = table.columns.join(", ");
+    let select = format!(
+        "SELECT {id}, key_id, {patient}, {columns} FROM {name} WHERE {id} > $1 ORDER BY {id} LIMIT $2",
+        id = table.id_column,
+        patient = table.patient_column,
+        name = table.name
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(select))
+        .bind(after.to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(storage.pool())
+        .await?;
+    let mut sealed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let values = (0..table.columns.len()).map(|i| row.try_get(3 + i)).collect::<Result<_, _>>()?;
+        sealed.push(SealedRow { row_id: row.try_get(0)?, key_id: row.try_get(1)?, patient: row.try_get(2)?, values });
+    }
+    Ok(sealed)
+}
+
 /// Writes `rows` back sealed under `key_id`, each only if it is still under the key it was read
 /// with, in one transaction; returns how many were written.
 pub async fn rewrite(

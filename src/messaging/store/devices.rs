@@ -91,6 +91,14 @@ pub async fn remove(storage: &Storage, user: UserId, id: DeviceId, now_ms: i64) 
     Ok(removed.rows_affected() == 1)
 }
 
+/// Deletes every stored KeyPackage, one-time and last-resort: after a restore, any of them may
+/// already have been handed out since the backup was taken, and a KeyPackage used twice breaks
+/// MLS's guarantees. Each device is then told it is low on its next attach and uploads fresh
+/// ones. Returns how many were deleted.
+pub async fn discard_all_packages(storage: &Storage) -> Result<u64, StorageError> {
+    Ok(sqlx::query("DELETE FROM key_packages").execute(storage.pool()).await?.rows_affected())
+}
+
 /// Stores `packages` of `device` (a new last-resort one replacing the old), in one transaction;
 /// the one-time packages it has now, or `None` (nothing stored) when that would be more than
 /// `max_stock`.
