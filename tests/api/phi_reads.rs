@@ -14,7 +14,8 @@ use crate::signin::{Person, owner, patient, patient_record, staff};
 use crate::wsclient::signed_in;
 
 /// `GET` routes that carry no patient's PHI (the caller's own account, staff, the API itself).
-const NO_PHI: [&str; 9] = [
+const NO_PHI: [&str; 10] = [
+    "/api/v1/note-templates",
     "/api/v1/audit/status",
     "/api/v1/browser/session",
     "/api/v1/devices",
@@ -74,8 +75,37 @@ async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend:
     let (status, grant) = other.session.call(&app, Method::POST, &path, Some(reason)).await;
     assert_eq!(status, StatusCode::CREATED, "{grant}");
 
+    // A note by the clinician, who is supervised by the other: signed, it waits in the other's
+    // co-sign queue.
+    let path = format!("/api/v1/users/{}/supervisor", clinician.session.user_id);
+    let supervisor = json!({ "supervisor_id": other.session.user_id });
+    let (status, body) = owner.session.call(&app, Method::PUT, &path, Some(supervisor)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let notes = format!("/api/v1/patients/{record}/notes");
+    let (status, note) =
+        clinician.session.call(&app, Method::POST, &notes, Some(json!({ "template_key": "soap" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    let note = note["note_id"].as_str().unwrap().to_owned();
+    let fields = json!({ "subjective": "Sleeping better.", "objective": "Calm.", "assessment": "Improving.", "plan": "Weekly." });
+    let draft = format!("/api/v1/notes/{note}/draft");
+    let (status, body) = clinician.session.call(&app, Method::PUT, &draft, Some(json!({ "fields": fields }))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let code = clinician.totp.as_ref().unwrap().fresh_code().await;
+    let sign = format!("/api/v1/notes/{note}/sign");
+    let (status, body) = clinician.session.call(&app, Method::POST, &sign, Some(json!({ "totp_code": code }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
     // Each route that returns PHI, with a reader allowed to call it.
     let phi: Vec<(&str, String, &Person)> = vec![
+        ("/api/v1/patients/{patient_id}/notes", notes.clone(), &clinician),
+        ("/api/v1/notes/{note_id}", format!("/api/v1/notes/{note}"), &clinician),
+        ("/api/v1/cosign-queue", "/api/v1/cosign-queue".into(), &other),
+        (
+            "/api/v1/patients/{patient_id}/screening-series",
+            format!("/api/v1/patients/{record}/screening-series"),
+            &clinician,
+        ),
+        ("/api/v1/patients/{patient_id}/participants", format!("/api/v1/patients/{record}/participants"), &clinician),
         ("/api/v1/patients", "/api/v1/patients".into(), &desk),
         ("/api/v1/patients/{patient_id}", format!("/api/v1/patients/{record}"), &clinician),
         ("/api/v1/patients/{patient_id}/care-team", format!("/api/v1/patients/{record}/care-team"), &desk),
