@@ -268,7 +268,7 @@ async fn save(messages: Vec<(Uuid, u64, Vec<u8>)>) -> Result<(), String> {
 
 /// The socket was welcomed: attach the device (its Welcomes and missed messages follow).
 fn attach() {
-    let Some(Some(device)) = messenger().device_id.get_untracked().map(Some) else { return };
+    let Some(device) = messenger().device_id.get_untracked() else { return };
     let id = live::request_id();
     // Once attached, the list is refreshed and the group changes it calls for (devices gone,
     // the person's new ones) are committed: commits need the socket.
@@ -304,8 +304,10 @@ async fn drain() {
         let Some(frame) = INBOX.with(|q| q.borrow_mut().pop_front()) else {
             if !owed.is_empty() || !kept.is_empty() {
                 if save(std::mem::take(&mut kept)).await.is_err() {
-                    // Not kept: acknowledge nothing, so the server sends it all again.
+                    // Not kept: acknowledge nothing, so the server keeps it all for this device,
+                    // and say so rather than show messages this browser could lose.
                     owed.clear();
+                    m.status.set(DeviceStatus::Failed(crate::text::VAULT_REFUSED.into()));
                 }
                 for (conversation, seq) in std::mem::take(&mut owed) {
                     let id = live::request_id();

@@ -401,3 +401,4 @@ pub const OPEN_FILE: &str = "Open";
 pub const SAVE_FILE: &str = "Save";
 pub const FILE_UNREADABLE: &str = "This file could not be opened: it did not match what the message says it is.";
 pub const KB: &str = "KB";
+pub const VAULT_REFUSED: &str = "this browser refused to keep your messages (its storage may be full); they stay on the server for this device until it can";
