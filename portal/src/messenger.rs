@@ -80,6 +80,23 @@ pub struct Outgoing {
     pub bytes: Vec<u8>,
 }
 
+impl Kept {
+    /// A line with no sender or text of its own: a membership change (`membership`), or a
+    /// message this device could not decrypt.
+    fn without_text(seq: u64, at_ms: f64, membership: bool) -> Self {
+        Self {
+            seq,
+            mine: false,
+            sender_user: None,
+            sender_device: Uuid::nil(),
+            text: None,
+            at_ms,
+            membership,
+            attachments: Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kept").field("seq", &self.seq).field("mine", &self.mine).finish_non_exhaustive()
@@ -361,16 +378,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
             if m.open.get_untracked() == Some(conversation) {
                 load_members(conversation);
             }
-            Some(Kept {
-                seq,
-                mine: false,
-                sender_user: None,
-                sender_device: Uuid::nil(),
-                text: None,
-                at_ms: now,
-                membership: true,
-                attachments: Vec::new(),
-            })
+            Some(Kept::without_text(seq, now, true))
         }
         DeviceEvent::Removed => {
             m.conversations.update(|c| {
@@ -378,16 +386,7 @@ fn take_event(conversation: Uuid, event: Option<DeviceEvent>) -> Option<Kept> {
             });
             None
         }
-        DeviceEvent::Failed { seq } => Some(Kept {
-            seq,
-            mine: false,
-            sender_user: None,
-            sender_device: Uuid::nil(),
-            text: None,
-            at_ms: now,
-            membership: false,
-            attachments: Vec::new(),
-        }),
+        DeviceEvent::Failed { seq } => Some(Kept::without_text(seq, now, false)),
     }
 }
 

@@ -52,6 +52,10 @@ fn string(value: JsValue) -> Result<String> {
     value.as_string().ok_or_else(|| MlsError("expected text".into()))
 }
 
+fn bytes(value: JsValue) -> Result<Vec<u8>> {
+    value.dyn_into::<Uint8Array>().map(|b| b.to_vec()).map_err(|_| MlsError("expected bytes".into()))
+}
+
 fn optional_string(value: JsValue) -> Result<Option<String>> {
     if value.is_undefined() || value.is_null() { Ok(None) } else { string(value).map(Some) }
 }
@@ -77,10 +81,7 @@ impl Module {
 
     /// The file a downloaded `ciphertext` holds, checked against its message's `reference`.
     pub fn open_file(&self, reference: &str, ciphertext: &[u8]) -> Result<Vec<u8>> {
-        let bytes: Uint8Array = call(&self.0, "open_file", &[reference.into(), Uint8Array::from(ciphertext).into()])?
-            .dyn_into()
-            .map_err(|_| MlsError("expected bytes".into()))?;
-        Ok(bytes.to_vec())
+        bytes(call(&self.0, "open_file", &[reference.into(), Uint8Array::from(ciphertext).into()])?)
     }
 
     /// The device whose state the vault kept.
@@ -96,9 +97,7 @@ pub struct SealedFile(JsValue);
 impl SealedFile {
     /// What to upload.
     pub fn ciphertext(&self) -> Result<Vec<u8>> {
-        let bytes: Uint8Array =
-            call(&self.0, "ciphertext", &[])?.dyn_into().map_err(|_| MlsError("expected bytes".into()))?;
-        Ok(bytes.to_vec())
+        bytes(call(&self.0, "ciphertext", &[])?)
     }
 
     /// The reference (JSON) of the upload the server named `attachment_id`.
@@ -125,9 +124,7 @@ pub struct MlsDevice(JsValue);
 
 impl MlsDevice {
     pub fn export_state(&self) -> Result<Vec<u8>> {
-        let bytes: Uint8Array =
-            call(&self.0, "export_state", &[])?.dyn_into().map_err(|_| MlsError("expected bytes".into()))?;
-        Ok(bytes.to_vec())
+        bytes(call(&self.0, "export_state", &[])?)
     }
 
     pub fn device_id(&self) -> Result<String> {

@@ -12,7 +12,7 @@ import sys
 from playwright.sync_api import expect, sync_playwright
 
 sys.path.insert(0, os.path.dirname(__file__))
-from portal_flow import check_screen, enroll_totp, new_page, photograph_failure, problems  # noqa: E402
+from portal_flow import check_screen, enroll_totp, launch, new_page, photograph_failure, problems, report  # noqa: E402
 
 URL = os.environ["CONFIDANT_URL"]
 
@@ -20,7 +20,7 @@ URL = os.environ["CONFIDANT_URL"]
 def main():
     os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch(pw)
         try:
             ctx, page = new_page(browser)
             # With the keyboard alone: Tab to the email field (past the skip link), type, Tab to
@@ -56,10 +56,7 @@ def main():
         except Exception:
             photograph_failure()
             raise
-    if problems:
-        print("\n".join(problems))
-        sys.exit(1)
-    print("idle: ok")
+    report("idle")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,12 @@ from playwright.sync_api import expect, sync_playwright
 sys.path.insert(0, os.path.dirname(__file__))
 from messaging import PNG, messages_ready, open_first_conversation, send  # noqa: E402
 from portal_flow import (  # noqa: E402
-    TIMEOUT,
     check_screen,
+    launch,
     new_page,
     photograph_failure,
     problems,
+    report,
     sign_in,
     totp,
 )
@@ -99,7 +100,7 @@ class Terminal:
 def main():
     workdir = tempfile.mkdtemp()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch(pw)
         terminal = None
         try:
             ctx, page = new_page(browser)
@@ -149,10 +150,7 @@ def main():
         finally:
             if terminal:
                 terminal.close()
-    if problems:
-        print("\n".join(problems))
-        sys.exit(1)
-    print("interop: ok")
+    report("interop")
 
 
 if __name__ == "__main__":

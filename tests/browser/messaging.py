@@ -37,9 +37,11 @@ from portal_flow import (  # noqa: E402
     TIMEOUT,
     check_screen,
     enroll_totp,
+    launch,
     new_page,
     photograph_failure,
     problems,
+    report,
     sign_in,
     tab,
 )
@@ -101,7 +103,7 @@ def bodies(page):
 
 def main():
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch(pw)
         try:
             # The clinician: no MLS code before sign-in; after it, a device of their own.
             clin_ctx, clin = new_page(browser)
@@ -273,10 +275,7 @@ def main():
         except Exception:
             photograph_failure()
             raise
-    if problems:
-        print("\n".join(problems))
-        sys.exit(1)
-    print("messaging: ok")
+    report("messaging")
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def tab(page, label):
 def main():
     os.makedirs(SHOTS, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch(pw)
         try:
 
             # The owner: TOTP enrollment, then signs in again with a recovery code; invites the
@@ -410,10 +410,20 @@ def main():
             photograph_failure()
             raise
 
+    report("portal flow")
+
+
+def launch(pw):
+    """Debian's Chromium, headless (nothing downloaded)."""
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+
+
+def report(name):
+    """Exits non-zero listing every problem noted on the way, or says the script passed."""
     if problems:
         print("\n".join(problems))
         sys.exit(1)
-    print("portal flow: ok")
+    print(f"{name}: ok")
 
 
 def photograph_failure():

@@ -23,9 +23,11 @@ from portal_flow import (  # noqa: E402
     TIMEOUT,
     check_screen,
     enroll_totp,
+    launch,
     new_page,
     photograph_failure,
     problems,
+    report,
     sign_in,
     tab,
 )
@@ -58,7 +60,7 @@ def stuff():
 def main():
     os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = launch(pw)
         try:
             ctx, page = new_page(browser)
             sign_in(page, os.environ["OWNER_EMAIL"], os.environ["STAFF_PASSWORD"])
@@ -92,10 +94,7 @@ def main():
         except Exception:
             photograph_failure()
             raise
-    if problems:
-        print("\n".join(problems))
-        sys.exit(1)
-    print("security alert: ok")
+    report("security alert")
 
 
 if __name__ == "__main__":
