@@ -312,6 +312,13 @@ impl TestApp {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Fails, quoting each line that holds `phrase`, when the server has printed it: a test that
+    /// finds a secret in the logs says where, so a failure on CI can be traced to its source.
+    pub fn assert_logs_free_of(&self, phrase: &str) {
+        let lines: Vec<String> = self.logs().into_iter().filter(|line| line.contains(phrase)).collect();
+        assert!(lines.is_empty(), "the logs hold {phrase:?} in {} line(s):\n{}", lines.len(), lines.join("\n"));
+    }
+
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the process to exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
         // Close our pooled keep-alive connections first, as a departing client would; the server

@@ -348,7 +348,7 @@ async fn a_patient_on_two_browsers_and_a_clinician_message_end_to_end_on_postgre
     for (what, bytes) in [("a database", &stored), ("the data directory", &files)] {
         assert!(!crate::messaging::contains(bytes, MESSAGING_CANARY), "{what} holds the canary");
     }
-    assert!(!app.logs().join("\n").contains(MESSAGING_CANARY), "the logs hold the canary");
+    app.assert_logs_free_of(MESSAGING_CANARY);
 }
 
 /// The terminal client, built with the workspace (`cargo test --workspace` builds every binary).
@@ -356,7 +356,11 @@ fn chat_binary() -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from(root).join("target"), PathBuf::from);
     let binary = target.join("debug/confidant-chat");
-    assert!(binary.exists(), "{} is missing: build the workspace (cargo build --workspace)", binary.display());
+    assert!(
+        binary.exists(),
+        "{} is missing: scripts/test builds it (cargo build -p confidant-client --bin confidant-chat)",
+        binary.display()
+    );
     binary
 }
 
@@ -396,5 +400,5 @@ async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_convers
     run_browser_script(&app, "interop.py", &env);
     let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
     assert!(!crate::messaging::contains(&stored, MESSAGING_CANARY), "the data directory holds the canary");
-    assert!(!app.logs().join("\n").contains(MESSAGING_CANARY), "the logs hold the canary");
+    app.assert_logs_free_of(MESSAGING_CANARY);
 }
