@@ -372,6 +372,7 @@ impl SessionActor {
             | ClientFrame::MlsSend { .. }
             | ClientFrame::MlsCommit { .. }
             | ClientFrame::MlsAck { .. }
+            | ClientFrame::MlsRead { .. }
             | ClientFrame::AlertAck { .. }) => {
                 match self.requests.clone().try_acquire_owned() {
                     Ok(permit) => self.answer(frame, permit, ctx),

@@ -1,6 +1,7 @@
 //! What the benchmarks share: a throw-away store on either backend, and a server process.
 #![allow(dead_code)] // each benchmark uses part of it
 
+pub mod browser;
 pub mod node;
 
 use confidant::settings::{self, DatabaseUrl};

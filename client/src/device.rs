@@ -189,4 +189,12 @@ impl Device {
     pub fn epoch(&self, conversation: Uuid) -> Result<u64, ClientError> {
         Ok(self.group(conversation)?.epoch().as_u64())
     }
+
+    /// The group's ratchet tree (TLS-encoded, public), which a joiner needs beside its Welcome.
+    /// The server keeps its own copy and sends it with each Welcome; a device hands out its own
+    /// only where no server stands between two devices (the benchmarks pair two in one process,
+    /// natively and in the browser, to time MLS alone).
+    pub fn ratchet_tree(&self, conversation: Uuid) -> Result<Vec<u8>, ClientError> {
+        self.group(conversation)?.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))
+    }
 }

@@ -118,6 +118,7 @@ impl Device {
             | ServerFrame::AlertUpdated { .. }
             | ServerFrame::MlsAccepted { .. }
             | ServerFrame::MlsStaleEpoch { .. }
+            | ServerFrame::MlsReceipt { .. }
             | ServerFrame::MlsKeyPackagesLow { .. } => Ok(None),
         }
     }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod live;
 pub mod messenger;
 pub mod mls;
+pub mod receipts;
 pub mod screens;
 pub mod session;
 pub mod text;

@@ -232,7 +232,10 @@ fn receive(frame: ServerFrame) {
                 (hooks.welcomed)();
             }
         }
-        ServerFrame::MlsWelcome { .. } | ServerFrame::MlsMessage { .. } | ServerFrame::MlsKeyPackagesLow { .. } => {
+        ServerFrame::MlsWelcome { .. }
+        | ServerFrame::MlsMessage { .. }
+        | ServerFrame::MlsReceipt { .. }
+        | ServerFrame::MlsKeyPackagesLow { .. } => {
             if let Some(hooks) = MLS.with(|m| *m.borrow()) {
                 (hooks.incoming)(frame);
             }

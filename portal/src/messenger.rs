@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::api::{self, Failure};
 use crate::live;
 use crate::mls::{self, MlsDevice, Module};
+use crate::receipts::{self, ReceiptRow};
 use crate::vault::Vault;
 
 /// How many KeyPackages a device uploads at once.
@@ -199,6 +200,7 @@ fn tab<T>(f: impl FnOnce(&mut Tab) -> T) -> Option<T> {
 /// Starts messaging for `account` (after sign-in, once the socket is asked for).
 pub fn start(account: Uuid) {
     live::on_mls(incoming, attach);
+    receipts::on_visible(read_open);
     let m = messenger();
     m.status.set(DeviceStatus::Starting);
     leptos::task::spawn_local(async move {
@@ -296,6 +298,15 @@ fn attach() {
 
 /// A frame for the device: queued, and taken in by the one task that drains the queue.
 fn incoming(frame: ServerFrame) {
+    if let Some((conversation, user, read)) = receipts::take(&frame) {
+        // The person read on another device: what was read there is not unread here.
+        if let Some(read) = read
+            && tab(|t| t.account) == Some(user)
+        {
+            read_elsewhere(conversation, read);
+        }
+        return;
+    }
     if let ServerFrame::MlsKeyPackagesLow { device_id, .. } = frame {
         if let Some(device) = tab(|t| t.device.clone()) {
             leptos::task::spawn_local(async move {
@@ -404,6 +415,9 @@ fn show(conversation: Uuid, kept: Kept) {
         });
         m.total.update(|t| *t += 1);
         tab(|t| t.seen.insert(conversation, seq));
+        if counts {
+            receipts::seen(conversation, seq);
+        }
     } else if counts {
         tab(|t| *t.unread.entry(conversation).or_default() += 1);
     }
@@ -419,6 +433,34 @@ fn show(conversation: Uuid, kept: Kept) {
     });
 }
 
+/// The person read `conversation` through `seq` on another of their devices.
+fn read_elsewhere(conversation: Uuid, seq: u64) {
+    let m = messenger();
+    let Some(last) = m.conversations.with_untracked(|c| c.get(&conversation).map(|c| c.last_seq)) else { return };
+    if seq < last {
+        return;
+    }
+    tab(|t| {
+        t.unread.remove(&conversation);
+        t.seen.insert(conversation, seq);
+    });
+    m.conversations.update(|c| {
+        if let Some(item) = c.get_mut(&conversation) {
+            item.unread = 0;
+        }
+    });
+}
+
+/// The open conversation's newest message is on screen (the page came back into view).
+fn read_open() {
+    let m = messenger();
+    if let (Some(conversation), Some(last)) =
+        (m.open.get_untracked(), m.messages.with_untracked(|l| l.last().map(|k| k.seq)))
+    {
+        receipts::seen(conversation, last);
+    }
+}
+
 /// A conversation as `GET /api/v1/devices/{id}/conversations` lists it.
 #[derive(Debug, Clone, Deserialize)]
 struct ConversationRow {
@@ -427,6 +469,8 @@ struct ConversationRow {
     last_seq: u64,
     #[serde(default)]
     removed_devices: Vec<RemovedDevice>,
+    #[serde(default)]
+    receipts: Vec<ReceiptRow>,
 }
 
 /// A device removed at the server that is still in a conversation's group.
@@ -447,6 +491,9 @@ pub async fn refresh_conversations() {
     let removals: Vec<(Uuid, RemovedDevice)> =
         rows.iter().flat_map(|r| r.removed_devices.iter().map(|d| (r.conversation_id, d.clone()))).collect();
     let kinds: Vec<(Uuid, Option<Uuid>)> = rows.iter().map(|r| (r.conversation_id, r.patient_id)).collect();
+    for row in &rows {
+        receipts::listed(row.conversation_id, &row.receipts);
+    }
     m.conversations.set(
         rows.into_iter()
             .map(|r| {
@@ -519,6 +566,7 @@ pub fn open(conversation: Uuid) {
             m.total.set(total);
             if let Some(last) = m.messages.with_untracked(|l| l.last().map(|k| k.seq)) {
                 tab(|t| t.seen.insert(conversation, last));
+                receipts::seen(conversation, last);
             }
             let _ = save(Vec::new()).await;
             m.version.update(|v| *v += 1);
@@ -755,6 +803,7 @@ fn forget() {
     m.open.set(None);
     m.messages.set(Vec::new());
     m.members.set(Vec::new());
+    receipts::clear();
 }
 
 /// Removes one of the person's devices (a lost phone): the server sends it nothing more; each

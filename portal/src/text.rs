@@ -381,6 +381,10 @@ pub const WHO_CAN_READ: &str = "Who can read this conversation";
 pub const DEVICE_ONE: &str = "device";
 pub const DEVICES_MANY: &str = "devices";
 pub const YOU: &str = "You";
+/// Where one of the person's messages stands with the others in the conversation.
+pub const RECEIPT_SENT: &str = "Sent";
+pub const RECEIPT_DELIVERED: &str = "Delivered";
+pub const RECEIPT_READ: &str = "Read";
 pub const SOMEONE: &str = "Someone";
 pub const UNDECRYPTABLE: &str = "This message could not be decrypted on this device.";
 pub const MEMBERSHIP_CHANGED: &str = "The devices in this conversation changed.";

@@ -185,6 +185,20 @@ pub enum ClientFrame {
         /// The highest sequence number processed.
         seq: u64,
     },
+    /// The person read a conversation up to `seq` (its messages were on their screen): the
+    /// other members see their messages as read, and the person's other devices stop counting
+    /// them unread.
+    #[serde(rename = "mls.read")]
+    MlsRead {
+        /// Protocol version.
+        v: u32,
+        /// Request id.
+        id: String,
+        /// The conversation (the attached device must be a member).
+        conversation_id: Uuid,
+        /// The newest seq read (at most the conversation's newest).
+        seq: u64,
+    },
     /// Acknowledge an alert sent to the caller: it stops escalating and clears for every
     /// recipient. With `follow_up` (a clinician on the patient's care team), the follow-up is
     /// documented at the same time, which resolves an urgent alert.
@@ -233,6 +247,7 @@ impl ClientFrame {
             | ClientFrame::MlsSend { v, .. }
             | ClientFrame::MlsCommit { v, .. }
             | ClientFrame::MlsAck { v, .. }
+            | ClientFrame::MlsRead { v, .. }
             | ClientFrame::AlertAck { v, .. } => *v,
         }
     }
@@ -251,6 +266,7 @@ impl ClientFrame {
             | ClientFrame::MlsSend { id, .. }
             | ClientFrame::MlsCommit { id, .. }
             | ClientFrame::MlsAck { id, .. }
+            | ClientFrame::MlsRead { id, .. }
             | ClientFrame::AlertAck { id, .. } => Some(id),
             ClientFrame::Auth { .. } | ClientFrame::Activity { .. } => None,
         }
@@ -291,6 +307,11 @@ impl ClientFrame {
     /// An `mls.ack` request: everything of the conversation through `seq` was processed.
     pub fn mls_ack(id: String, conversation_id: Uuid, seq: u64) -> Self {
         ClientFrame::MlsAck { v: VERSION, id, conversation_id, seq }
+    }
+
+    /// An `mls.read` request: the person read the conversation through `seq`.
+    pub fn mls_read(id: String, conversation_id: Uuid, seq: u64) -> Self {
+        ClientFrame::MlsRead { v: VERSION, id, conversation_id, seq }
     }
 }
 
@@ -531,6 +552,25 @@ pub enum ServerFrame {
         /// The conversation's current epoch.
         epoch: u64,
     },
+    /// How far one account of a conversation has got: its devices took in messages through
+    /// `delivered_seq`, the person read through `read_seq`. Each is only ever raised; a field
+    /// left out is unchanged. Sent to the sender's device when a message is taken in, and to
+    /// every member device when a person reads.
+    #[serde(rename = "mls.receipt")]
+    MlsReceipt {
+        /// Protocol version.
+        v: u32,
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The account.
+        user_id: Uuid,
+        /// Taken in by one of its devices through this seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivered_seq: Option<u64>,
+        /// Read by the person through this seq.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        read_seq: Option<u64>,
+    },
     /// The attached device has few one-time KeyPackages left: upload more.
     #[serde(rename = "mls.key_packages_low")]
     MlsKeyPackagesLow {
@@ -597,6 +637,7 @@ impl ServerFrame {
             | ServerFrame::AlertUpdated { .. }
             | ServerFrame::MlsMessage { .. }
             | ServerFrame::MlsWelcome { .. }
+            | ServerFrame::MlsReceipt { .. }
             | ServerFrame::MlsKeyPackagesLow { .. } => None,
         }
     }
@@ -780,6 +821,23 @@ mod tests {
         let carrying = ClientFrame::mls_send_with("s2".into(), conversation, "AAAA".into(), vec![Uuid::from_u128(9)]);
         let text = serde_json::to_string(&carrying).unwrap();
         assert_eq!(ClientFrame::parse(&text), Ok(carrying));
+    }
+
+    #[test]
+    fn a_receipt_leaves_out_what_it_does_not_change() {
+        let (conversation, user) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let read = ServerFrame::MlsReceipt {
+            v: VERSION,
+            conversation_id: conversation,
+            user_id: user,
+            delivered_seq: None,
+            read_seq: Some(4),
+        };
+        let text = read.to_text();
+        assert!(!text.contains("delivered_seq"), "{text}");
+        assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), read);
+        let asked = ClientFrame::mls_read("r1".into(), conversation, 4);
+        assert_eq!(ClientFrame::parse(&serde_json::to_string(&asked).unwrap()), Ok(asked));
     }
 
     #[test]

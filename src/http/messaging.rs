@@ -185,6 +185,21 @@ pub struct ConversationView {
     /// disabled account) or of an account no longer allowed in (a clinician off the care team).
     /// Commit their removal (any member may).
     removed_devices: Vec<RemovedDevice>,
+    /// How far each account with a device in it has got: what a sender shows as delivered and
+    /// read. Live changes follow as `mls.receipt` frames.
+    receipts: Vec<ReceiptView>,
+}
+
+/// One account's progress in a conversation.
+#[derive(Serialize, ToSchema)]
+pub struct ReceiptView {
+    /// The account.
+    #[schema(value_type = String, format = Uuid)]
+    user_id: UserId,
+    /// The newest seq one of its devices took in.
+    delivered_seq: u64,
+    /// The newest seq the person read (0: none yet).
+    read_seq: u64,
 }
 
 /// A device to commit out of a conversation.
@@ -210,6 +225,11 @@ impl From<&Conversation> for ConversationView {
                 .removed_devices
                 .iter()
                 .map(|(user_id, device_id)| RemovedDevice { user_id: *user_id, device_id: *device_id })
+                .collect(),
+            receipts: c
+                .receipts
+                .iter()
+                .map(|r| ReceiptView { user_id: r.user, delivered_seq: r.delivered_seq, read_seq: r.read_seq })
                 .collect(),
         }
     }

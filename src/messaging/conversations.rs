@@ -19,11 +19,13 @@ use super::error::MessagingError;
 use super::ingest::Ingest;
 use super::mls::{self, MlsError, ServerGroup};
 use super::store::conversations::{self as rows, CommitWrite};
+use super::store::receipts;
 use crate::access::ConversationKind;
 use crate::storage::Storage;
 
 pub use super::store::conversations::{Conversation, PendingWelcome};
 pub use super::store::messages::Stored;
+pub use super::store::receipts::Receipt;
 
 /// A device is sent at most this many missed messages per conversation when it attaches; it
 /// acknowledges them and attaches again (or reads on as new ones arrive) for the rest.
@@ -106,6 +108,7 @@ impl Conversations {
             epoch: group.epoch(),
             last_seq: 0,
             removed_devices: Vec::new(),
+            receipts: Vec::new(),
         };
         let devices: Vec<DeviceId> = members.iter().map(|m| m.device).collect();
         if !rows::insert(&self.storage, &conversation, state, &devices, now_ms).await? {
@@ -152,6 +155,30 @@ impl Conversations {
             }
         }
         Ok(())
+    }
+
+    /// Fills in each of `list` how far each account in it has got.
+    pub async fn add_receipts(&self, list: &mut [Conversation]) -> Result<(), MessagingError> {
+        for conversation in list.iter_mut() {
+            conversation.receipts = receipts::of_conversation(&self.storage, conversation.id).await?;
+        }
+        Ok(())
+    }
+
+    /// `user` read `conversation` through `seq`: their mark rises (never falls, never past the
+    /// newest seq). Whether it moved.
+    pub async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        seq: u64,
+    ) -> Result<bool, MessagingError> {
+        Ok(receipts::mark_read(&self.storage, conversation, user, seq).await?)
+    }
+
+    /// The device that sent the message at `seq`, while it is kept.
+    pub async fn sender_of(&self, conversation: ConversationId, seq: u64) -> Result<Option<DeviceId>, MessagingError> {
+        Ok(receipts::sender_of(&self.storage, conversation, seq).await?)
     }
 
     /// Whether `device` is a member of `conversation` now.

@@ -83,7 +83,10 @@ pub async fn answer(
             commit_frame(service, who, peer, id, conversation, &commit, welcome.as_deref()).await
         }
         ClientFrame::MlsAck { id, conversation_id, seq, .. } => {
-            ack(service, who, id, ConversationId::from_uuid(conversation_id), seq).await
+            ack(service, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
+        }
+        ClientFrame::MlsRead { id, conversation_id, seq, .. } => {
+            read(service, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
         }
         // Routed elsewhere (ports.rs); here only by mistake.
         ClientFrame::Auth { .. }
@@ -151,11 +154,25 @@ async fn commit_frame(
 async fn ack(
     service: &MessagingService,
     who: SessionIdentity,
+    peer: Option<IpAddr>,
     id: String,
     conversation: ConversationId,
     seq: u64,
 ) -> Result<Vec<ServerFrame>, ErrorCode> {
     let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
-    service.ack(device, conversation, seq).await.map_err(|e| error_code(&e))?;
+    service.ack(&requester(who, peer), device, conversation, seq).await.map_err(|e| error_code(&e))?;
+    Ok(vec![ServerFrame::ack(id)])
+}
+
+async fn read(
+    service: &MessagingService,
+    who: SessionIdentity,
+    peer: Option<IpAddr>,
+    id: String,
+    conversation: ConversationId,
+    seq: u64,
+) -> Result<Vec<ServerFrame>, ErrorCode> {
+    let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
+    service.read(&requester(who, peer), device, conversation, seq).await.map_err(|e| error_code(&e))?;
     Ok(vec![ServerFrame::ack(id)])
 }

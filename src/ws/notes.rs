@@ -50,6 +50,7 @@ pub async fn answer(
         | ClientFrame::MlsSend { .. }
         | ClientFrame::MlsCommit { .. }
         | ClientFrame::MlsAck { .. }
+        | ClientFrame::MlsRead { .. }
         | ClientFrame::AlertAck { .. }) => {
             vec![ServerFrame::error(other.request_id().map(str::to_owned), ErrorCode::MalformedFrame)]
         }

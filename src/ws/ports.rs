@@ -105,7 +105,10 @@ impl SessionPorts for ServerPorts {
         // attach) itself; only requests reach here. Every kind is named, so a new one is a
         // compile error until it is routed.
         match frame {
-            ClientFrame::MlsSend { .. } | ClientFrame::MlsCommit { .. } | ClientFrame::MlsAck { .. } => {
+            ClientFrame::MlsSend { .. }
+            | ClientFrame::MlsCommit { .. }
+            | ClientFrame::MlsAck { .. }
+            | ClientFrame::MlsRead { .. } => {
                 Box::pin(super::messaging::answer(self.state.clone(), who, self.peer, frame))
             }
             ClientFrame::IntakeOpen { .. } | ClientFrame::IntakeDraft { .. } | ClientFrame::IntakeSubmit { .. } => {

@@ -756,7 +756,66 @@ async fn a_clinician_off_the_care_team_is_named_for_removal(backend: Backend) {
     assert_eq!(named[0]["user_id"], clinician.session.user_id.as_str());
 }
 
+/// The next `mls.receipt` on `socket` that `wanted` accepts (earlier receipts, of the group's
+/// set-up, are passed over).
+async fn receipt_where(socket: &mut Connection, wanted: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match socket.next(left).await.unwrap() {
+            Some(frame @ ServerFrame::MlsReceipt { .. }) if wanted(&frame) => return frame,
+            Some(_) => continue,
+            None => panic!("no such receipt within {WAIT:?}"),
+        }
+    }
+}
+
+async fn a_sender_sees_its_message_delivered_then_read(backend: Backend) {
+    let Conversing { app, clinician, ada, mut dr, mut dr_socket, mut phone_socket, conversation, .. } =
+        dr_and_ada_conversing(backend).await;
+    let seq = dr.send(&mut dr_socket, conversation, b"how was your week?").await.unwrap();
+    let receipt = |delivered_seq, read_seq| ServerFrame::MlsReceipt {
+        v: 1,
+        conversation_id: conversation,
+        user_id: id(&ada),
+        delivered_seq,
+        read_seq,
+    };
+
+    // Ada's phone takes the message in: the clinician's device hears it was delivered.
+    phone_socket.request(|id| ClientFrame::mls_ack(id, conversation, seq)).await.unwrap();
+    let delivered = receipt_where(
+        &mut dr_socket,
+        |f| matches!(f, ServerFrame::MlsReceipt { delivered_seq: Some(s), .. } if *s == seq),
+    )
+    .await;
+    assert_eq!(delivered, receipt(Some(seq), None));
+
+    // Ada reads it: read.
+    phone_socket.request(|id| ClientFrame::mls_read(id, conversation, seq)).await.unwrap();
+    let read = receipt_where(&mut dr_socket, |f| matches!(f, ServerFrame::MlsReceipt { read_seq: Some(_), .. })).await;
+    assert_eq!(read, receipt(None, Some(seq)));
+
+    // A read past the newest message is refused and changes nothing; an older one changes nothing.
+    let refused = phone_socket.request(|id| ClientFrame::mls_read(id, conversation, seq + 5)).await;
+    assert!(matches!(refused, Err(ClientError::Refused { .. })), "{refused:?}");
+    phone_socket.request(|id| ClientFrame::mls_read(id, conversation, seq - 1)).await.unwrap();
+    // Nor may a device read a conversation it is not in.
+    let elsewhere = phone_socket.request(|id| ClientFrame::mls_read(id, Uuid::new_v4(), 1)).await;
+    assert!(matches!(elsewhere, Err(ClientError::Refused { .. })), "{elsewhere:?}");
+
+    // The list says the same to a device that was away.
+    let path = format!("/api/v1/devices/{}/conversations", dr.device_id);
+    let (status, list) = clinician.session.get(&app, &path).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let receipts = list[0]["receipts"].as_array().unwrap();
+    let of_ada = receipts.iter().find(|r| r["user_id"] == ada.session.user_id.as_str()).unwrap();
+    assert_eq!(of_ada, &json!({ "user_id": ada.session.user_id, "delivered_seq": seq, "read_seq": seq }));
+    assert_eq!(receipts.len(), 2, "one row per person in the conversation: {list}");
+}
+
 crate::on_both_backends!(
+    a_sender_sees_its_message_delivered_then_read,
     the_people_of_a_patients_conversation_are_her_account_and_her_care_team,
     a_removed_device_is_named_until_a_member_commits_it_out,
     a_clinician_off_the_care_team_is_named_for_removal,

@@ -216,6 +216,12 @@ impl MlsDevice {
         json(&self.device.conversations())
     }
 
+    /// Base64 of the group's ratchet tree (public), for a joiner's `mls.welcome` where no server
+    /// stands between two devices: the messaging benchmark pairs two in one page.
+    pub fn ratchet_tree(&self, conversation: &str) -> Result<String, JsError> {
+        Ok(B64.encode(self.device.ratchet_tree(id(conversation)?).map_err(fail)?))
+    }
+
     /// JSON array of `[account, device]` pairs: who can read what is sent, as the group says.
     pub fn members(&self, conversation: &str) -> Result<String, JsError> {
         json(&self.device.members(id(conversation)?).map_err(fail)?)

@@ -16,7 +16,7 @@ use confidant_protocol::device::FileRef;
 use wasm_bindgen::JsCast;
 
 use crate::messenger::{self, DeviceRow, DeviceStatus, Kept, Outgoing, messenger};
-use crate::{session, text, time};
+use crate::{receipts, session, text, time};
 
 /// Who is who, for names on screen: staff from the directory, patients from their records (a
 /// clinician's own patients only).
@@ -282,7 +282,15 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
             busy.set(false);
         });
     };
-    let line = move |k: Kept| {
+    // The other people in the conversation, as its group says: whose receipts a sender waits on.
+    let others = move || {
+        let me = session::portal().me.get_untracked().map(|m| m.user_id);
+        let accounts: std::collections::BTreeSet<Uuid> =
+            m.members.with(|list| list.iter().map(|(account, _)| *account).filter(|a| Some(*a) != me).collect());
+        accounts.into_iter().collect::<Vec<_>>()
+    };
+    let line = move |k: Kept, others: &[Uuid]| {
+        let receipt = (k.mine && !k.membership).then(|| receipts::state(conversation, k.seq, others)).flatten();
         let class = if k.membership {
             "message membership"
         } else if k.mine {
@@ -304,7 +312,9 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
         view! {
             <li class=class data-seq=k.seq.to_string() data-failed=failed.then_some("true")>
                 {(!k.membership).then(|| view! {
-                    <p class="meta"><strong>{who}</strong>" "<span class="muted">{time::date_time(k.at_ms as i64)}</span></p>
+                    <p class="meta"><strong>{who}</strong>" "<span class="muted">{time::date_time(k.at_ms as i64)}</span>
+                        {receipt.map(|r| view! { " " <span class="receipt" data-receipt=r.name()>{r.label()}</span> })}
+                    </p>
                 })}
                 {(!body.is_empty()).then(|| view! { <p class="body">{body}</p> })}
                 {k.attachments.into_iter().map(|file| view! { <Attachment file=file/> }).collect_view()}
@@ -324,7 +334,10 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
                 (total > shown).then(|| view! { <p class="muted small">{format!("{} {total}", text::SHOWING_NEWEST)}</p> })
             }}
             <ol class="messages" aria-live="polite">
-                {move || m.messages.get().into_iter().map(line).collect_view()}
+                {move || {
+                    let others = others();
+                    m.messages.get().into_iter().map(|k| line(k, &others)).collect_view()
+                }}
             </ol>
             <form on:submit=send novalidate>
                 <div class="field">

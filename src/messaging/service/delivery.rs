@@ -15,6 +15,22 @@ use crate::messaging::frames::{message_frame, welcome_frame};
 use crate::messaging::mls::MlsError;
 use crate::messaging::{Committed, Conversation, Device, MessagingError, PendingWelcome, Sent, Stored};
 
+/// An `mls.receipt` of the requester's account.
+fn receipt(
+    conversation: ConversationId,
+    who: &Requester,
+    delivered_seq: Option<u64>,
+    read_seq: Option<u64>,
+) -> ServerFrame {
+    ServerFrame::MlsReceipt {
+        v: confidant_protocol::VERSION,
+        conversation_id: *conversation.as_uuid(),
+        user_id: *who.principal.user_id.as_uuid(),
+        delivered_seq,
+        read_seq,
+    }
+}
+
 /// What became of a message or commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
@@ -176,14 +192,50 @@ impl MessagingService {
     }
 
     /// `device` (attached, so checked at attach) processed `conversation` up to `seq`: its
-    /// cursor moves forward, never back (docs/MESSAGING.md, "Delivery").
+    /// cursor moves forward, never back (docs/MESSAGING.md, "Delivery"). When it moved, the
+    /// device that sent the message at `seq` hears that the requester's account has it: one
+    /// receipt per acknowledgement, to one device, so a group's traffic grows with its size, not
+    /// its square. The sender's other devices and the other members learn it from the list.
     pub async fn ack(
         &self,
+        who: &Requester,
         device: DeviceId,
         conversation: ConversationId,
         seq: u64,
     ) -> Result<(), MessagingServiceError> {
-        self.conversations.ack(device, conversation, seq).await?;
+        if self.conversations.ack(device, conversation, seq).await?
+            && let Some(sender) = self.conversations.sender_of(conversation, seq).await?
+            && sender != device
+        {
+            let receipt = receipt(conversation, who, Some(seq), None);
+            self.pusher.push([Topic::Device(sender)], (None, None), &receipt, "conversation_receipt").await;
+        }
+        Ok(())
+    }
+
+    /// The requester read `conversation` through `seq` on `device`, their attached device (a
+    /// member): their mark rises, and every member device hears it, the requester's other
+    /// devices included (they stop counting those messages unread). A person reads at human
+    /// pace, so this fan-out is rare. Reading marks carry no PHI and are not audited: the
+    /// messages themselves were on record when they were sent and replayed.
+    pub async fn read(
+        &self,
+        who: &Requester,
+        device: DeviceId,
+        conversation: ConversationId,
+        seq: u64,
+    ) -> Result<(), MessagingServiceError> {
+        let (_, conversation) = self.member(who, device, conversation).await?;
+        if seq > conversation.last_seq {
+            return Err(MessagingServiceError::NotFound);
+        }
+        if self.conversations.mark_read(conversation.id, who.principal.user_id, seq).await? {
+            let members = self.conversations.members(conversation.id).await?;
+            let receipt = receipt(conversation.id, who, None, Some(seq));
+            self.pusher
+                .push(members.into_iter().map(Topic::Device), (None, None), &receipt, "conversation_receipt")
+                .await;
+        }
         Ok(())
     }
 

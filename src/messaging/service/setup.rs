@@ -124,6 +124,7 @@ impl MessagingService {
         self.own_device(who, device).await?;
         let mut list = self.conversations.of_device(device).await?;
         self.conversations.name_departed(&mut list, &self.policy).await?;
+        self.conversations.add_receipts(&mut list).await?;
         let reads = self.care_reads(who, list.iter().map(|c| (c.id, c.kind)), "device_conversations");
         if !reads.is_empty() {
             self.gate.record_all(reads).await?;

@@ -7,6 +7,7 @@ use confidant_protocol::MlsKind;
 use sqlx::Row;
 
 use super::messages::{Stored, insert_message, stored};
+use super::receipts::Receipt;
 use super::{to_i64, to_u64};
 use crate::access::ConversationKind;
 use crate::storage::{Storage, StorageError, parse_id};
@@ -27,6 +28,9 @@ pub struct Conversation {
     /// Devices removed at the server (revoked, or their account disabled) that are still in its
     /// group: a member must commit their removal. Filled by `Conversations::name_departed` only.
     pub removed_devices: Vec<(UserId, DeviceId)>,
+    /// How far each account in it has got (delivered and read). Filled by
+    /// `Conversations::add_receipts` only.
+    pub receipts: Vec<Receipt>,
 }
 
 /// A Welcome waiting for its device.
@@ -326,5 +330,6 @@ fn conversation(row: &sqlx::any::AnyRow) -> Result<Conversation, StorageError> {
         epoch: to_u64(row.try_get(4)?),
         last_seq: to_u64(row.try_get(5)?),
         removed_devices: Vec::new(),
+        receipts: Vec::new(),
     })
 }

@@ -1,12 +1,13 @@
 //! Messaging's tables. Every SQL statement of `messaging` is here: [`conversations`]
 //! (`conversations`, `conversation_devices`, `welcomes`), [`messages`]
-//! (`conversation_messages`), [`devices`] (`devices`, `key_packages`) and [`attachments`]
-//! (`attachments`).
+//! (`conversation_messages`), [`devices`] (`devices`, `key_packages`), [`attachments`]
+//! (`attachments`) and [`receipts`] (`conversation_reads`).
 
 pub mod attachments;
 pub mod conversations;
 pub mod devices;
 pub mod messages;
+pub mod receipts;
 
 /// A stored seq or epoch (never negative) as the protocol's `u64`.
 pub fn to_u64(value: i64) -> u64 {
