@@ -7,8 +7,9 @@ use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use super::content::Measure;
-use super::service::OpenedNote;
+use super::content::{Measure, NoteContent};
+use super::store::{Addendum, NoteMeta};
+use super::templates::Template;
 use confidant_protocol::FieldValue;
 
 /// US Letter, in points.
@@ -29,8 +30,17 @@ struct Line {
 /// Names the people a note mentions (author, supervisor, addenda authors) as the screen does.
 pub type Names<'a> = &'a dyn Fn(confidant_actors::ids::UserId) -> String;
 
+/// A signed note as read for its screen: facts, the template version it was written on, its
+/// content and its addenda.
+pub struct NoteDocument<'a> {
+    pub meta: &'a NoteMeta,
+    pub template: &'a Template,
+    pub content: &'a NoteContent,
+    pub addenda: &'a [Addendum],
+}
+
 /// The PDF of `note`, `names` naming its people.
-pub fn render(note: &OpenedNote, names: Names<'_>) -> Vec<u8> {
+pub fn render(note: &NoteDocument<'_>, names: Names<'_>) -> Vec<u8> {
     paginate(&lines(note, names))
 }
 
@@ -78,8 +88,8 @@ fn measure(form: &str, m: &Measure) -> String {
 }
 
 /// The document as lines, before wrapping.
-fn lines(note: &OpenedNote, names: Names<'_>) -> Vec<Line> {
-    let meta = &note.meta;
+fn lines(note: &NoteDocument<'_>, names: Names<'_>) -> Vec<Line> {
+    let meta = note.meta;
     let mut out = Vec::new();
     let push = |out: &mut Vec<Line>, t: String, heading: bool| out.push(Line { text: t, heading });
     push(&mut out, note.template.title.clone(), true);

@@ -421,7 +421,13 @@ impl NoteService {
             names.insert(person, name);
         }
         let name_of = |id: UserId| names.get(&id).cloned().unwrap_or_else(|| "Clinician".to_owned());
-        Ok(super::pdf::render(&note, &name_of))
+        let document = super::pdf::NoteDocument {
+            meta: &note.meta,
+            template: &note.template,
+            content: &note.content,
+            addenda: &note.addenda,
+        };
+        Ok(super::pdf::render(&document, &name_of))
     }
 
     async fn open(&self, meta: NoteMeta) -> Result<OpenedNote, NoteServiceError> {
