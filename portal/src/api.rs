@@ -477,3 +477,133 @@ pub struct ChartAlerts {
     pub urgent: bool,
     pub alerts: Vec<AlertView>,
 }
+
+pub use confidant_protocol::{FieldValue, NoteFields};
+
+/// A note without its content (`GET /api/v1/patients/{id}/notes`, `GET /api/v1/cosign-queue`):
+/// all that front desk and billing ever see.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NoteSummary {
+    pub note_id: Uuid,
+    pub patient_id: Uuid,
+    #[serde(default)]
+    pub appointment_id: Option<Uuid>,
+    pub author_id: Uuid,
+    pub template_key: String,
+    pub template_version: u32,
+    /// `progress`, `intake_assessment`, `treatment_plan`, `discharge_summary`, `psychotherapy`.
+    pub kind: String,
+    /// `draft`, `awaiting_cosign` or `final`.
+    pub status: String,
+    pub service_at_ms: i64,
+    #[serde(default)]
+    pub signed_at_ms: Option<i64>,
+    #[serde(default)]
+    pub late_entry: bool,
+    #[serde(default)]
+    pub cosigner_id: Option<Uuid>,
+    #[serde(default)]
+    pub cosigned_at_ms: Option<i64>,
+}
+
+/// One section of a note template.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TemplateSection {
+    pub id: String,
+    pub label: String,
+    /// `text`, `choice`, `multi_choice`, `date` or `list`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A note template's definition (docs/API.md, "Note templates").
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Template {
+    pub key: String,
+    pub version: u32,
+    pub title: String,
+    pub kind: String,
+    pub sections: Vec<TemplateSection>,
+}
+
+/// A template as `GET /api/v1/note-templates` lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListedTemplate {
+    pub definition: Template,
+    pub built_in: bool,
+}
+
+/// A screening's latest result, as a note was pre-filled with it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Measure {
+    pub total: u32,
+    pub severity: String,
+    pub submitted_at_ms: i64,
+    #[serde(default)]
+    pub change_since_last_note: Option<i64>,
+}
+
+/// What a note was pre-filled with when it was begun.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct NoteContext {
+    #[serde(default)]
+    pub phq9: Option<Measure>,
+    #[serde(default)]
+    pub gad7: Option<Measure>,
+    #[serde(default)]
+    pub diagnosis: Vec<String>,
+    #[serde(default)]
+    pub goals: Vec<String>,
+}
+
+/// A signed addendum.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Addendum {
+    pub addendum_id: Uuid,
+    pub author_id: Uuid,
+    pub text: String,
+    pub signed_at_ms: i64,
+    pub signed_digest: String,
+    #[serde(default)]
+    pub late_entry: bool,
+}
+
+/// A note whole (`GET /api/v1/notes/{id}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Note {
+    #[serde(flatten)]
+    pub summary: NoteSummary,
+    pub is_final: bool,
+    #[serde(default)]
+    pub signed_digest: Option<String>,
+    pub template: Template,
+    #[serde(default)]
+    pub fields: NoteFields,
+    #[serde(default)]
+    pub context: NoteContext,
+    #[serde(default)]
+    pub addenda: Vec<Addendum>,
+}
+
+/// One PHQ-9 or GAD-7 result in a patient's series.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScreeningPoint {
+    pub form: String,
+    pub assignment_id: Uuid,
+    pub submitted_at_ms: i64,
+    pub total: u32,
+    pub severity: String,
+}
+
+/// A patient's PHQ-9 and GAD-7 results, oldest first (`GET /api/v1/patients/{id}/screening-series`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct ScreeningSeries {
+    #[serde(default)]
+    pub phq9: Vec<ScreeningPoint>,
+    #[serde(default)]
+    pub gad7: Vec<ScreeningPoint>,
+}

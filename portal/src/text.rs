@@ -406,3 +406,105 @@ pub const SAVE_FILE: &str = "Save";
 pub const FILE_UNREADABLE: &str = "This file could not be opened: it did not match what the message says it is.";
 pub const KB: &str = "KB";
 pub const VAULT_REFUSED: &str = "this browser refused to keep your messages (its storage may be full); they stay on the server for this device until it can";
+
+// Clinical notes
+pub const NAV_COSIGN: &str = "Co-sign";
+pub const NAV_TEMPLATES: &str = "Templates";
+pub const NOTES: &str = "Notes";
+pub const NO_NOTES: &str = "No notes yet.";
+pub const LATE_ENTRY: &str = "Late entry";
+pub const CONTINUE_NOTE: &str = "Continue";
+pub const OPEN_NOTE: &str = "Open";
+pub const CHOOSE_A_TEMPLATE: &str = "Choose a template.";
+pub const NOTE_TEMPLATE: &str = "Template";
+pub const NOTE_SESSION: &str = "Session (leave empty for a note about no session)";
+pub const BEGIN_NOTE: &str = "Begin a note";
+pub const COSIGN_QUEUE: &str = "Notes to co-sign";
+pub const COSIGN_INTRO: &str =
+    "Notes of the clinicians you supervise. Each becomes part of the record only once you co-sign it.";
+pub const COSIGN_EMPTY: &str = "No note awaits your co-signature.";
+pub const SIGNED_ON: &str = "signed";
+pub const REVIEW_AND_COSIGN: &str = "Review and co-sign";
+pub const TEMPLATES: &str = "Note templates";
+pub const NO_TEMPLATES: &str = "No templates.";
+pub const VERSION: &str = "version";
+pub const BUILT_IN: &str = "built in";
+pub const PRACTICE_OWN: &str = "the practice's own";
+pub const BACK_TO_CHART: &str = "Back to the chart";
+pub const DATE_OF_SERVICE: &str = "Date of service";
+pub const NOTE_KIND: &str = "Kind";
+pub const NOTE_STATUS: &str = "Status";
+pub const AUTHOR: &str = "Written by";
+pub const SIGNED: &str = "Signed";
+pub const COSIGNER: &str = "Supervisor";
+pub const COSIGNED_ON: &str = "co-signed";
+pub const AWAITING: &str = "awaiting co-signature";
+pub const SINCE_LAST_NOTE: &str = "since the last note";
+pub const NOTE_CONTEXT: &str = "When this note was begun";
+pub const DIAGNOSIS: &str = "Diagnosis";
+pub const GOALS: &str = "Goals";
+pub const CODE_NEEDED: &str = "Enter the 6-digit code from your authenticator app.";
+pub const UNSAVED: &str = "Not saved yet…";
+pub const SIGN_NOTE: &str = "Sign and lock";
+pub const SIGN_NOTE_HINT: &str =
+    "Signing locks the note for good: afterwards it can only be corrected by a signed addendum.";
+pub const SIGN_AND_LOCK: &str = "Sign note";
+pub const SECTION_REQUIRED: &str = "This section is required before the note is signed.";
+pub const ONE_PER_LINE: &str = "One per line.";
+pub const NOTE_LOCKED: &str = "Signed and locked. Corrections are added as addenda below.";
+pub const NOT_FILLED_IN: &str = "Not filled in";
+pub const SIGNATURE_DIGEST: &str = "Signature digest";
+pub const DOWNLOAD_PDF: &str = "Download PDF (release of records)";
+pub const ADDENDA: &str = "Addenda";
+pub const NO_ADDENDA: &str = "No addenda.";
+pub const ADDENDUM: &str = "Addendum";
+pub const ADDENDUM_NEEDED: &str = "Write the addendum first.";
+pub const ADD_ADDENDUM: &str = "Add an addendum";
+pub const ADDENDUM_HINT: &str = "An addendum is appended to the note, signed, and never replaces it.";
+pub const SIGN_ADDENDUM: &str = "Sign addendum";
+pub const COSIGN: &str = "Co-sign";
+pub const COSIGN_HINT: &str = "Your co-signature makes this note final.";
+pub const COSIGN_NOTE: &str = "Co-sign note";
+pub const NO_RESULTS_YET: &str = "No results yet.";
+pub const RESULTS: &str = "results";
+pub const ONE_RESULT: &str = "1 result";
+pub const DATE: &str = "Date";
+pub const UNCHANGED: &str = "unchanged since the first";
+pub const UP: &str = "up";
+pub const DOWN: &str = "down";
+pub const SINCE_FIRST: &str = "since the first";
+pub const LATEST: &str = "latest";
+
+/// How a note's kind reads.
+pub fn note_kind(kind: &str) -> &'static str {
+    match kind {
+        "progress" => "Progress note",
+        "intake_assessment" => "Intake assessment",
+        "treatment_plan" => "Treatment plan",
+        "discharge_summary" => "Discharge summary",
+        "psychotherapy" => "Psychotherapy note",
+        _ => "Note",
+    }
+}
+
+/// How a note's status reads.
+pub fn note_status(status: &str) -> &'static str {
+    match status {
+        "draft" => "Draft",
+        "awaiting_cosign" => "Awaiting co-signature",
+        "final" => "Signed",
+        _ => "—",
+    }
+}
+
+/// How a template section's type reads.
+pub fn section_kind(kind: &str) -> &'static str {
+    match kind {
+        "text" => "text",
+        "choice" => "one choice",
+        "multi_choice" => "several choices",
+        "date" => "date",
+        "list" => "list",
+        _ => "field",
+    }
+}

@@ -190,6 +190,15 @@ field! {
 }
 
 field! {
+    /// A signed clinical note as a PDF document, for release of records.
+    PdfDocument => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .description(Some("A PDF document (raw bytes)"))
+        .into()
+}
+
+field! {
     /// An attachment's ciphertext, as raw bytes: a 12-byte nonce, the AES-256-GCM ciphertext and
     /// its 16-byte tag.
     Ciphertext => ObjectBuilder::new()

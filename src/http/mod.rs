@@ -82,6 +82,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(notes::create)
         .service(notes::cosign_queue)
         .service(notes::read)
+        .service(notes::pdf)
         .service(notes::save_draft)
         .service(notes::sign)
         .service(notes::add_addendum)

@@ -302,6 +302,26 @@ pub async fn read(state: web::Data<AppState>, caller: Caller, path: web::Path<Uu
     Ok(HttpResponse::Ok().json(NoteView::from(note)))
 }
 
+/// A signed record note as a PDF for release of records: what its screen shows, with its
+/// addenda and signatures. Audited as a read; `409` for a draft, `403` for a psychotherapy note
+/// (never part of an export of the record) to everyone.
+#[utoipa::path(get, path = "/api/v1/notes/{note_id}/pdf", tag = "notes", security(("bearer" = [])),
+    params(("note_id" = String, Path, format = Uuid)),
+    responses((status = 200, description = "The note as a PDF document", content_type = "application/pdf",
+            body = super::fields::PdfDocument,
+            headers(("Cache-Control" = String, description = "`no-store`"),
+                ("Content-Disposition" = String, description = "`attachment; filename=\"note.pdf\"`"))),
+        (status = 401), (status = 403), (status = 404), (status = 409)))]
+#[get("/api/v1/notes/{note_id}/pdf")]
+pub async fn pdf(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let bytes = state.services.notes.export_pdf(&caller.requester(), path.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_TYPE, "application/pdf"))
+        .insert_header(actix_web::http::header::CacheControl(vec![actix_web::http::header::CacheDirective::NoStore]))
+        .insert_header((actix_web::http::header::CONTENT_DISPOSITION, "attachment; filename=\"note.pdf\""))
+        .body(bytes))
+}
+
 /// Saves the draft's fields (autosave; the socket's `note.draft` does the same). A signed note
 /// refuses with 409.
 #[utoipa::path(put, path = "/api/v1/notes/{note_id}/draft", tag = "notes", security(("bearer" = [])),

@@ -71,6 +71,7 @@ use super::{
         notes::list,
         notes::create,
         notes::read,
+        notes::pdf,
         notes::save_draft,
         notes::sign,
         notes::add_addendum,

@@ -388,6 +388,48 @@ impl NoteService {
         self.open(meta).await
     }
 
+    /// A signed record note as a PDF for release of records (`notes/pdf.rs`: what the note's
+    /// screen shows, with its addenda and signatures): for whoever may read it, audited as a
+    /// read before it is made. A draft is not part of the record (`Conflict`); a psychotherapy
+    /// note is never part of an export of the record, so it is refused to everyone, its author
+    /// included (audited).
+    pub async fn export_pdf(&self, who: &Requester, id: Uuid) -> Result<Vec<u8>, NoteServiceError> {
+        let meta = self.notes.get(id).await?.ok_or(NoteServiceError::NotFound)?;
+        let about = note_about(&meta, Action::Read);
+        if meta.kind == NoteKind::Psychotherapy {
+            return Err(self.refuse(who, about, Denial::NotPermitted).await);
+        }
+        let decision = self.authorize_read(who, &meta, about).await?;
+        if meta.status == NoteStatus::Draft {
+            return Err(NoteServiceError::Conflict("a draft is not part of the record: sign it first"));
+        }
+        let mut event = self.gate.event(who, about, Outcome::Success, allowed_because(decision));
+        event.reason = ReasonCode::new("note_exported_pdf");
+        self.gate.record_all(vec![event]).await?;
+        let note = self.open(meta).await?;
+        let mut people = vec![note.meta.author_id];
+        people.extend(note.meta.cosigner_id);
+        people.extend(note.addenda.iter().map(|a| a.author_id));
+        let mut names = std::collections::HashMap::new();
+        for person in people {
+            if names.contains_key(&person) {
+                continue;
+            }
+            // As the portal's directory names staff: by name, or by role until named (no email).
+            let account = self.identity.accounts.get(person).await.map_err(auth_store)?;
+            let name = account.and_then(|a| a.name.map(|n| n.shown())).unwrap_or_else(|| "Clinician".to_owned());
+            names.insert(person, name);
+        }
+        let name_of = |id: UserId| names.get(&id).cloned().unwrap_or_else(|| "Clinician".to_owned());
+        let document = super::pdf::NoteDocument {
+            meta: &note.meta,
+            template: &note.template,
+            content: &note.content,
+            addenda: &note.addenda,
+        };
+        Ok(super::pdf::render(&document, &name_of))
+    }
+
     async fn open(&self, meta: NoteMeta) -> Result<OpenedNote, NoteServiceError> {
         let template = self.template(&meta.template_key, Some(meta.template_version)).await?;
         let content = self.notes.content(meta.id).await?.ok_or(NoteServiceError::NotFound)?;

@@ -162,6 +162,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("POST", "/api/v1/patients/{patient_id}/notes", Some((Resource::ClinicalNote, Operation::Create)), On::CarePatient),
     // Clinician A's own draft: the author reads and saves it.
     ("GET", "/api/v1/notes/{note_id}", Some((Resource::ClinicalNote, Operation::Read)), On::CarePatient),
+    // Its PDF: a draft is refused (409) after the read check, as the matrix decides the caller.
+    ("GET", "/api/v1/notes/{note_id}/pdf", Some((Resource::ClinicalNote, Operation::Read)), On::CarePatient),
     ("PUT", "/api/v1/notes/{note_id}/draft", Some((Resource::ClinicalNote, Operation::Update)), On::CarePatient),
     ("POST", "/api/v1/notes/{note_id}/sign", None, On::StepUp),
     ("POST", "/api/v1/notes/{note_id}/addenda", None, On::StepUp),

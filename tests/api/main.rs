@@ -25,6 +25,7 @@ mod identity;
 mod ingest;
 mod input;
 mod messaging;
+mod note_pdf;
 mod notes;
 mod outage;
 mod pebble;

@@ -16,19 +16,19 @@ use crate::wsclient::signed_in;
 
 /// A practice: an owner; Dr A (who creates patient 1, so is on the care team) and Dr C (added
 /// to it); Dr B (another patient's clinician); front desk; billing; Ada, patient 1's account.
-struct Clinic {
-    app: TestApp,
-    owner: Person,
-    dr_a: Person,
-    dr_b: Person,
-    dr_c: Person,
-    desk: Person,
-    billing: Person,
-    ada: Person,
-    p1: String,
+pub(crate) struct Clinic {
+    pub(crate) app: TestApp,
+    pub(crate) owner: Person,
+    pub(crate) dr_a: Person,
+    pub(crate) dr_b: Person,
+    pub(crate) dr_c: Person,
+    pub(crate) desk: Person,
+    pub(crate) billing: Person,
+    pub(crate) ada: Person,
+    pub(crate) p1: String,
 }
 
-async fn clinic(backend: Backend, open_notes: bool) -> Clinic {
+pub(crate) async fn clinic(backend: Backend, open_notes: bool) -> Clinic {
     let env = vec![("CONFIDANT_NOTES__OPEN_NOTES", open_notes.to_string())];
     let app = spawn_app_with(backend, Options { env, ..Options::default() }).await;
     let owner = owner(&app).await;
@@ -46,7 +46,7 @@ async fn clinic(backend: Backend, open_notes: bool) -> Clinic {
 }
 
 /// Begins a note on `template` about `patient`; returns its id.
-async fn begin(app: &TestApp, dr: &Person, patient: &str, template: &str) -> String {
+pub(crate) async fn begin(app: &TestApp, dr: &Person, patient: &str, template: &str) -> String {
     let path = format!("/api/v1/patients/{patient}/notes");
     let (status, note) = dr.session.call(app, Method::POST, &path, Some(json!({ "template_key": template }))).await;
     assert_eq!(status, StatusCode::CREATED, "{note}");
@@ -54,22 +54,22 @@ async fn begin(app: &TestApp, dr: &Person, patient: &str, template: &str) -> Str
 }
 
 /// Saves `fields` as the draft of `note`.
-async fn save(app: &TestApp, dr: &Person, note: &str, fields: Value) -> (StatusCode, Value) {
+pub(crate) async fn save(app: &TestApp, dr: &Person, note: &str, fields: Value) -> (StatusCode, Value) {
     dr.session.call(app, Method::PUT, &format!("/api/v1/notes/{note}/draft"), Some(json!({ "fields": fields }))).await
 }
 
-fn soap(subjective: &str) -> Value {
+pub(crate) fn soap(subjective: &str) -> Value {
     json!({ "subjective": subjective, "objective": "Calm, engaged.", "assessment": "Improving.", "plan": "Weekly CBT." })
 }
 
 /// Signs `note` with a fresh code from `dr`'s authenticator.
-async fn sign(app: &TestApp, dr: &Person, note: &str) -> (StatusCode, Value) {
+pub(crate) async fn sign(app: &TestApp, dr: &Person, note: &str) -> (StatusCode, Value) {
     let code = dr.totp.as_ref().unwrap().fresh_code().await;
     dr.session.call(app, Method::POST, &format!("/api/v1/notes/{note}/sign"), Some(json!({ "totp_code": code }))).await
 }
 
 /// A SOAP note by `dr`, filled in and signed.
-async fn signed_soap(app: &TestApp, dr: &Person, patient: &str, subjective: &str) -> String {
+pub(crate) async fn signed_soap(app: &TestApp, dr: &Person, patient: &str, subjective: &str) -> String {
     let note = begin(app, dr, patient, "soap").await;
     assert_eq!(save(app, dr, &note, soap(subjective)).await.0, StatusCode::NO_CONTENT);
     let (status, body) = sign(app, dr, &note).await;

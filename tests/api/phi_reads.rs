@@ -99,6 +99,7 @@ async fn every_route_and_frame_that_returns_phi_leaves_a_read_on_record(backend:
     let phi: Vec<(&str, String, &Person)> = vec![
         ("/api/v1/patients/{patient_id}/notes", notes.clone(), &clinician),
         ("/api/v1/notes/{note_id}", format!("/api/v1/notes/{note}"), &clinician),
+        ("/api/v1/notes/{note_id}/pdf", format!("/api/v1/notes/{note}/pdf"), &clinician),
         ("/api/v1/cosign-queue", "/api/v1/cosign-queue".into(), &other),
         (
             "/api/v1/patients/{patient_id}/screening-series",

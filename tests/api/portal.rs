@@ -287,6 +287,22 @@ async fn the_portal_reads_every_answer_the_server_gives() {
     let audit: AuditStatus = read_as(&app, &owner, "/api/v1/audit/status").await;
     assert!(audit.last_verification.is_some_and(|v: AuditVerification| v.intact));
 
+    // Clinical notes: the templates, a note whole, a chart's list, the co-sign queue, the
+    // screening series.
+    use confidant_portal::api::{ListedTemplate, Note, NoteSummary, ScreeningSeries};
+    let templates: Vec<ListedTemplate> = read_as(&app, &ana, "/api/v1/note-templates").await;
+    assert!(templates.iter().any(|t| t.definition.key == "biopsychosocial" && t.built_in));
+    let notes = format!("/api/v1/patients/{record}/notes");
+    let (status, begun) = ana.session.call(&app, Method::POST, &notes, Some(json!({ "template_key": "soap" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{begun}");
+    let note: Note = read_as(&app, &ana, &format!("/api/v1/notes/{}", begun["note_id"].as_str().unwrap())).await;
+    assert!(note.context.phq9.is_some() && note.template.sections.len() == 4);
+    let listed: Vec<NoteSummary> = read_as(&app, &desk, &notes).await;
+    assert_eq!(listed.len(), 1);
+    let _: Vec<NoteSummary> = read_as(&app, &ana, "/api/v1/cosign-queue").await;
+    let series: ScreeningSeries = read_as(&app, &ana, &format!("/api/v1/patients/{record}/screening-series")).await;
+    assert_eq!(series.phq9.len(), 1);
+
     // The sign-in answers, as the browser session gives them.
     let origin = format!("https://{}", app.address);
     let signed = app
@@ -401,4 +417,99 @@ async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_convers
     let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
     assert!(!crate::messaging::contains(&stored, MESSAGING_CANARY), "the data directory holds the canary");
     app.assert_logs_free_of(MESSAGING_CANARY);
+}
+
+/// A sentence typed into a clinical note in the browser: sealed at rest, never logged.
+const NOTE_CANARY: &str = "canary: she told me about the second overdose in March";
+
+/// A member of staff invited by `owner` under `name`, TOTP enrolled over REST: their session, the
+/// authenticator's secret and two recovery codes (the browser signs in with either).
+async fn named_staff(
+    app: &TestApp,
+    owner: &crate::signin::Person,
+    role: &str,
+    email: &str,
+    name: &str,
+) -> (crate::signin::Session, String, Vec<String>) {
+    use reqwest::Method;
+    let body = json!({ "role": role, "email": email, "display_name": name });
+    let (status, made) = owner.session.call(app, Method::POST, "/api/v1/users/invitations", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["invitation_token"].as_str().unwrap().to_owned();
+    assert_eq!(crate::signin::accept(app, &token).await, StatusCode::OK);
+    let session = crate::signin::sign_in(app, email, crate::signin::PASSWORD, None).await;
+    let (status, enrollment) = session.call(app, Method::POST, "/api/v1/me/totp", None).await;
+    assert_eq!(status, StatusCode::OK, "{enrollment}");
+    let secret = enrollment["secret"].as_str().unwrap().to_owned();
+    let code = crate::signin::Authenticator::from_base32(&secret).next_code();
+    let (status, codes) =
+        session.call(app, Method::POST, "/api/v1/me/totp/confirm", Some(json!({ "code": code }))).await;
+    assert_eq!(status, StatusCode::OK, "{codes}");
+    let recovery = codes["recovery_codes"].as_array().unwrap().iter().take(2).map(|c| c.as_str().unwrap().to_owned());
+    (session, secret, recovery.collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clinicians_write_sign_amend_and_cosign_notes_in_a_real_browser_and_front_desk_sees_no_content() {
+    use reqwest::Method;
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = crate::signin::owner(&app).await;
+    let (ana_session, ana_secret, ana_recovery) =
+        named_staff(&app, &owner, "clinician", "ana@practice.example", "Dr. Ana Ruiz").await;
+    let (ben_session, ben_secret, _) = named_staff(&app, &owner, "clinician", "ben@practice.example", "Ben Ode").await;
+    let (ana, ben) = (ana_session.user_id.clone(), ben_session.user_id.clone());
+    let (_, desk_secret, _) = named_staff(&app, &owner, "front_desk", "desk@practice.example", "Sam Lee").await;
+    let record = crate::signin::patient_record(&app, &owner, "Ada Lovelace").await;
+    for clinician in [&ana, &ben] {
+        let path = format!("/api/v1/patients/{record}/care-team/{clinician}");
+        let (status, body) = owner.session.call(&app, Method::PUT, &path, None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    }
+    let body = json!({ "supervisor_id": ana });
+    let (status, answer) =
+        owner.session.call(&app, Method::PUT, &format!("/api/v1/users/{ben}/supervisor"), Some(body)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+
+    // Two PHQ-9 results (20, then 14) and a GAD-7 (9) for the chart, given by Ana.
+    let ada = crate::signin::patient(&app, &owner, &record, "ada@mail.example").await;
+    let mut phone = crate::wsclient::signed_in(&app, &ada.session.access).await;
+    for (n, (form, items)) in [
+        ("phq9", vec![3, 3, 3, 3, 2, 2, 2, 2, 0]),
+        ("phq9", vec![2, 2, 2, 2, 2, 2, 1, 1, 0]),
+        ("gad7", vec![2, 2, 1, 1, 1, 1, 1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = format!("/api/v1/patients/{record}/intake-forms");
+        let (status, assigned) = ana_session.call(&app, Method::POST, &path, Some(json!({ "form": form }))).await;
+        assert_eq!(status, StatusCode::CREATED, "{assigned}");
+        let answers: serde_json::Map<String, serde_json::Value> =
+            items.iter().enumerate().map(|(i, v)| (format!("item{}", i + 1), json!(v))).collect();
+        let frame = json!({ "v": 1, "type": "intake.submit", "id": format!("s{n}"), "assignment_id": assigned["assignment_id"], "answers": answers });
+        phone.send(frame).await;
+        assert_eq!(phone.frame().await["type"], "ack");
+    }
+
+    let env = [
+        ("STAFF_PASSWORD", crate::signin::PASSWORD.to_owned()),
+        ("ANA_EMAIL", "ana@practice.example".to_owned()),
+        ("ANA_SECRET", ana_secret),
+        ("ANA_RECOVERY", ana_recovery.join(" ")),
+        ("BEN_EMAIL", "ben@practice.example".to_owned()),
+        ("BEN_SECRET", ben_secret),
+        ("DESK_EMAIL", "desk@practice.example".to_owned()),
+        ("DESK_SECRET", desk_secret),
+        ("PATIENT_ID", record),
+        ("CANARY", NOTE_CANARY.to_owned()),
+    ];
+    run_browser_script(&app, "notes.py", &env);
+
+    // The note was typed, autosaved, resumed, signed and shown without the server ever
+    // keeping the sentence readable: in no file of the data directory (both databases with
+    // their journals, checkpoints) and not in the logs.
+    let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
+    assert!(!crate::messaging::contains(&stored, NOTE_CANARY), "the data directory holds the canary");
+    assert!(!app.logs().join("\n").contains(NOTE_CANARY), "the logs hold the canary");
 }

@@ -1,6 +1,7 @@
 //! Patients and their charts, and alerts. A clinician sees their care team's patients; a chart
 //! shows demographics, every form with its score, severity band and the item-9 flag, the scores
-//! over time as a chart, and the urgent alerts to acknowledge and document. Front desk and
+//! over time as charts (`scores.rs`), the patient's notes (`notes.rs`), and the urgent alerts to
+//! acknowledge and document. Front desk and
 //! owners create patients and invite them to the portal from the same list.
 
 use leptos::prelude::*;
@@ -271,6 +272,8 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                 {(role == "front_desk").then(|| view! { <AssignForClinician patient=patient team=team/> })}
             }
         })}
+        {clinician.then(|| view! { <super::scores::ScreeningCharts patient=patient/> })}
+        {matches!(role.as_str(), "clinician" | "front_desk" | "billing").then(|| view! { <super::notes::NoteList patient=patient/> })}
         {clinician.then(|| view! {
             <section class="card" aria-labelledby="alerts-title">
                 <h2 id="alerts-title">
@@ -298,7 +301,6 @@ pub fn Chart(patient: Uuid) -> impl IntoView {
                         </li>
                     }).collect_view()}
                 </ul>
-                <ScoreChart forms=forms/>
                 <form class="inline" on:submit=assign>
                     <label for="assign-form">{text::ASSIGN_FORM}</label>
                     <select id="assign-form" on:change=move |ev| form_choice.set(event_target_value(&ev))>
@@ -479,47 +481,6 @@ fn CareTeam(patient: Uuid, team: Team, failure: RwSignal<Option<Failure>>) -> im
                 <button type="submit">{text::ADD_TO_CARE_TEAM}</button>
             </form>
         </section>
-    }
-}
-
-/// The chart's severity bands: class, top and height in the 120-unit-high drawing. Drawn from
-/// data rather than as literal elements, which Leptos would insert through `innerHTML`, which
-/// Trusted Types refuses (see `lib.rs`).
-const BANDS: [(&str, u32, u32); 3] = [("band-severe", 10, 27), ("band-moderate", 37, 33), ("band-mild", 70, 23)];
-
-/// PHQ-9 and GAD-7 totals over time, one line each, on the severity bands.
-#[component]
-fn ScoreChart(forms: RwSignal<Vec<(Assignment, Option<Submitted>)>>) -> impl IntoView {
-    let points = move |kind: &'static str, max: f64| {
-        let mut series: Vec<(i64, u32)> = forms.with(|f| {
-            f.iter()
-                .filter(|(a, _)| a.form == kind)
-                .filter_map(|(a, s)| Some((a.submitted_at_ms?, s.as_ref()?.score.as_ref()?.total)))
-                .collect()
-        });
-        series.sort();
-        let n = series.len().max(2) as f64 - 1.0;
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, (_, total))| {
-                format!("{:.1},{:.1}", 10.0 + 280.0 * i as f64 / n, 110.0 - 100.0 * *total as f64 / max)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    view! {
-        <figure class="chart">
-            <figcaption>{text::SCORES_OVER_TIME}</figcaption>
-            <svg viewBox="0 0 300 120" role="img" aria-label=text::SCORES_OVER_TIME>
-                {BANDS.iter().map(|(class, y, height)| view! {
-                    <rect class=*class x="10" y=y.to_string() width="280" height=height.to_string()/>
-                }).collect_view()}
-                <polyline class="line phq9" points=move || points("phq9", 27.0)/>
-                <polyline class="line gad7" points=move || points("gad7", 21.0)/>
-            </svg>
-            <p class="legend small"><span class="key phq9">{text::form_short("phq9")}</span>" "<span class="key gad7">{text::form_short("gad7")}</span></p>
-        </figure>
     }
 }
 

@@ -5,9 +5,12 @@
 pub mod clinician;
 pub mod enroll;
 pub mod messages;
+pub mod note;
+pub mod notes;
 pub mod owner;
 pub mod patient;
 pub mod schedule;
+pub mod scores;
 pub mod sign_in;
 pub mod widgets;
 
@@ -27,6 +30,9 @@ pub enum Place {
     Schedule,
     Patients,
     Chart(Uuid),
+    Note(Uuid),
+    Cosign,
+    Templates,
     Alerts,
     Staff,
     BreakGlass,
@@ -55,6 +61,8 @@ pub fn Home() -> impl IntoView {
                 (Place::Patients, text::NAV_PATIENTS),
                 (Place::Messages, text::NAV_MESSAGES),
                 (Place::Alerts, text::NAV_ALERTS),
+                (Place::Cosign, text::NAV_COSIGN),
+                (Place::Templates, text::NAV_TEMPLATES),
             ],
             "practice_owner" => &[
                 (Place::Home, text::NAV_SCHEDULE),
@@ -62,6 +70,7 @@ pub fn Home() -> impl IntoView {
                 (Place::Alerts, text::NAV_ALERTS),
                 (Place::Messages, text::NAV_MESSAGES),
                 (Place::Staff, text::NAV_USERS),
+                (Place::Templates, text::NAV_TEMPLATES),
                 (Place::BreakGlass, text::NAV_BREAK_GLASS),
                 (Place::Audit, text::NAV_AUDIT),
             ],
@@ -92,6 +101,9 @@ pub fn Home() -> impl IntoView {
                 (_, Place::Home | Place::Schedule) => view! { <schedule::ScheduleScreen/> }.into_any(),
                 (_, Place::Patients) => view! { <clinician::PatientList/> }.into_any(),
                 (_, Place::Chart(id)) => view! { <clinician::Chart patient=id/> }.into_any(),
+                (_, Place::Note(id)) => view! { <note::NoteScreen note_id=id/> }.into_any(),
+                ("clinician" | "practice_owner", Place::Cosign) => view! { <notes::CosignQueue/> }.into_any(),
+                ("clinician" | "practice_owner", Place::Templates) => view! { <notes::TemplateList/> }.into_any(),
                 (_, Place::Alerts) => view! { <clinician::AlertList/> }.into_any(),
                 ("practice_owner", Place::Staff) => view! { <owner::StaffScreen/> }.into_any(),
                 ("practice_owner", Place::BreakGlass) => view! { <owner::BreakGlassScreen/> }.into_any(),

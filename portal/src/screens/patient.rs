@@ -327,7 +327,8 @@ fn frame_failure(code: &str, message: String) -> Failure {
     }
 }
 
-fn focus(id: &str) {
+/// Moves the keyboard focus to element `id`.
+pub(crate) fn focus(id: &str) {
     use wasm_bindgen::JsCast;
     if let Some(el) = web_sys::window()
         .and_then(|w| w.document())
