@@ -2,7 +2,9 @@
 //! throughput (consistent copy, tar, age encryption), `backup restore`'s time per GiB, and the
 //! latency of reads from the main store while an online backup runs compared with none. The
 //! bulk is attachment ciphertext, which dominates a practice's size. Prints its figures; not a
-//! test. Run with `cargo bench --bench backup` (BACKUP_BENCH_MIB overrides the size).
+//! test. Run with `cargo bench --bench backup` (BACKUP_BENCH_MIB overrides the size,
+//! BACKUP_BENCH_ROUNDS the rounds of backup and restore on the one practice, 3 by default;
+//! the last line gives their medians).
 #![allow(clippy::print_stdout, clippy::expect_used)] // a program that prints figures; set-up failures abort it
 
 use std::sync::Arc;
@@ -45,56 +47,78 @@ fn main() {
         let size = std::fs::metadata(data.join("confidant.db")).expect("size").len();
         println!("[fill] {:.0} MiB of attachments in {:.1?}", size as f64 / 1048576.0, t.elapsed());
 
-        let idle = read_latencies(&main, mib as u64, Duration::from_secs(8), None).await;
-        println!("[reads, no backup] {}", summary(&idle));
-
         let identity = age::x25519::Identity::generate();
         let recipients = Recipients::parse(&[identity.to_public().to_string()]).expect("recipient");
         let key_file = work.path().join("identity.txt");
         std::fs::write(&key_file, identity.to_string().expose_secret()).expect("identity");
-        let out = work.path().join("practice.backup");
-        let done = Arc::new(AtomicBool::new(false));
-        let source = Source {
-            main: &main,
-            audit: &audit,
-            checkpoint_dir: data.join("audit-checkpoints"),
-            local_chains: Vec::new(),
-            master_key_fingerprint: fingerprint,
-            staging_in: data.clone(),
-        };
-        let reads = read_latencies(&main, mib as u64, Duration::from_secs(600), Some(done.clone()));
-        let backup = async {
-            let created = confidant::backup::create(source, &recipients, &out).await.expect("backup");
-            done.store(true, Ordering::SeqCst);
-            created
-        };
-        let (busy, created) = tokio::join!(reads, backup);
-        let secs = created.elapsed.as_secs_f64();
-        println!(
-            "[backup] {:.0} MiB of stores -> {:.0} MiB file in {secs:.1} s: {:.0} MB/s (of store data)",
-            size as f64 / 1048576.0,
-            created.bytes as f64 / 1048576.0,
-            size as f64 / 1e6 / secs
-        );
-        println!("[reads, during the online backup] {}", summary(&busy));
+        let rounds: usize = std::env::var("BACKUP_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+        let (mut backup_mbs, mut restore_s_per_gib) = (Vec::new(), Vec::new());
+        let (mut idle_p99, mut busy_p99, mut busy_max) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let idle = read_latencies(&main, mib as u64, Duration::from_secs(8), None).await;
+            println!("[round {round}] [reads, no backup] {}", summary(&idle));
 
-        let restored = work.path().join("restored");
-        let target = Target {
-            data_dir: restored.clone(),
-            main: Location::Sqlite(restored.join("confidant.db")),
-            audit: Location::Sqlite(restored.join("audit.db")),
-            checkpoint_dir: restored.join("audit-checkpoints"),
-        };
-        let identities = Identities::from_file(&key_file).expect("identities");
-        let t = Instant::now();
-        let done = confidant::backup::restore(&out, &identities, &target).await.expect("restore");
-        let took = t.elapsed().as_secs_f64();
+            let out = work.path().join("practice.backup");
+            let done = Arc::new(AtomicBool::new(false));
+            let source = Source {
+                main: &main,
+                audit: &audit,
+                checkpoint_dir: data.join("audit-checkpoints"),
+                local_chains: Vec::new(),
+                master_key_fingerprint: fingerprint.clone(),
+                staging_in: data.clone(),
+            };
+            let reads = read_latencies(&main, mib as u64, Duration::from_secs(600), Some(done.clone()));
+            let backup = async {
+                let created = confidant::backup::create(source, &recipients, &out).await.expect("backup");
+                done.store(true, Ordering::SeqCst);
+                created
+            };
+            let (busy, created) = tokio::join!(reads, backup);
+            let secs = created.elapsed.as_secs_f64();
+            println!(
+                "[round {round}] [backup] {:.0} MiB of stores -> {:.0} MiB file in {secs:.1} s: {:.0} MB/s (of store data)",
+                size as f64 / 1048576.0,
+                created.bytes as f64 / 1048576.0,
+                size as f64 / 1e6 / secs
+            );
+            println!("[round {round}] [reads, during the online backup] {}", summary(&busy));
+
+            let restored = work.path().join("restored");
+            let target = Target {
+                data_dir: restored.clone(),
+                main: Location::Sqlite(restored.join("confidant.db")),
+                audit: Location::Sqlite(restored.join("audit.db")),
+                checkpoint_dir: restored.join("audit-checkpoints"),
+            };
+            let identities = Identities::from_file(&key_file).expect("identities");
+            let t = Instant::now();
+            let done = confidant::backup::restore(&out, &identities, &target).await.expect("restore");
+            let took = t.elapsed().as_secs_f64();
+            println!(
+                "[round {round}] [restore] decrypt, unpack, load and check against the manifest in {took:.1} s: {:.1} s per GiB",
+                took / (size as f64 / 1073741824.0)
+            );
+            done.stores.0.close().await;
+            done.stores.1.close().await;
+            std::fs::remove_dir_all(&restored).expect("remove the restored copy");
+            std::fs::remove_file(&out).expect("remove the backup");
+
+            backup_mbs.push(size as f64 / 1e6 / secs);
+            restore_s_per_gib.push(took / (size as f64 / 1073741824.0));
+            idle_p99.push(quantile(&idle, 0.99).as_secs_f64() * 1e3);
+            busy_p99.push(quantile(&busy, 0.99).as_secs_f64() * 1e3);
+            busy_max.push(quantile(&busy, 1.0).as_secs_f64() * 1e3);
+        }
         println!(
-            "[restore] decrypt, unpack, load and check against the manifest in {took:.1} s: {:.1} s per GiB",
-            took / (size as f64 / 1073741824.0)
+            "[median of {rounds}] backup {:.0} MB/s; restore {:.1} s per GiB; read p99 {:.2} ms without a backup, \
+             {:.2} ms during one (max {:.0} ms)",
+            median(&mut backup_mbs),
+            median(&mut restore_s_per_gib),
+            median(&mut idle_p99),
+            median(&mut busy_p99),
+            median(&mut busy_max)
         );
-        done.stores.0.close().await;
-        done.stores.1.close().await;
         main.close().await;
         audit.close().await;
     });
@@ -150,14 +174,18 @@ async fn read_latencies(main: &Storage, rows: u64, within: Duration, stop: Optio
     latencies
 }
 
-fn summary(latencies: &[Duration]) -> String {
+fn quantile(latencies: &[Duration], q: f64) -> Duration {
     let mut sorted = latencies.to_vec();
     sorted.sort();
-    let at = |q: f64| {
-        sorted
-            .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    format!("{} reads: p50 {:.2?}, p99 {:.2?}, max {:.2?}", sorted.len(), at(0.5), at(0.99), at(1.0))
+    sorted.get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1))).copied().unwrap_or_default()
+}
+
+fn summary(latencies: &[Duration]) -> String {
+    let at = |q| quantile(latencies, q);
+    format!("{} reads: p50 {:.2?}, p99 {:.2?}, max {:.2?}", latencies.len(), at(0.5), at(0.99), at(1.0))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or_default()
 }

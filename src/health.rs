@@ -2,6 +2,8 @@
 //! within `http.readiness_timeout_ms`. [`Readiness::check`] probes them at once; a dependency
 //! that goes down is audited once (`readiness_failure`), not at every probe. The one home of
 //! "a database or Redis is down" for operators: `/readyz` reports it, load balancers route by it.
+//! It also shows how the scheduled backups went (`backup/schedule.rs`), which never makes a
+//! node unready.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -11,6 +13,7 @@ use confidant_actors::audit::{Action, Outcome, ResourceType};
 use serde::Serialize;
 
 use crate::auditor::{Auditor, reason_or};
+use crate::backup::schedule::{BackupStatus, BackupStatusReader};
 use crate::redis_link::RedisLink;
 use crate::storage::Storage;
 
@@ -35,6 +38,11 @@ pub struct ReadinessReport {
     pub audit_database: Check,
     /// Redis.
     pub redis: Check,
+    /// How the scheduled backups went (absent when none are scheduled, or when their status
+    /// could not be read in time). Never makes the node unready: a failed backup alerts the
+    /// owners instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<BackupStatus>,
 }
 
 impl ReadinessReport {
@@ -57,6 +65,7 @@ pub struct Readiness {
     auditor: Auditor,
     budget: Duration,
     last_down: Arc<Mutex<Vec<&'static str>>>,
+    backups: Option<BackupStatusReader>,
 }
 
 impl Readiness {
@@ -68,7 +77,13 @@ impl Readiness {
         auditor: Auditor,
         budget: Duration,
     ) -> Self {
-        Self { storage, audit_storage, redis, auditor, budget, last_down: Arc::default() }
+        Self { storage, audit_storage, redis, auditor, budget, last_down: Arc::default(), backups: None }
+    }
+
+    /// Also reports the scheduled backups' status.
+    pub fn with_backups(mut self, backups: BackupStatusReader) -> Self {
+        self.backups = Some(backups);
+        self
     }
 
     /// Probes every dependency at once; a newly failed one is audited in the background.
@@ -80,12 +95,24 @@ impl Readiness {
                 Some(link) => probe("redis", budget, link.ping()).await,
             }
         };
-        let (database, audit_database, redis) = futures_util::join!(
+        let backups = async {
+            let reader = self.backups.as_ref()?;
+            match tokio::time::timeout(budget, reader.read()).await {
+                Ok(Ok(status)) => Some(status),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot read the scheduled backups' status");
+                    None
+                }
+                Err(_) => None,
+            }
+        };
+        let (database, audit_database, redis, backups) = futures_util::join!(
             probe("database", budget, self.storage.ping()),
             probe("audit_database", budget, self.audit_storage.ping()),
             redis,
+            backups,
         );
-        let report = ReadinessReport { database, audit_database, redis };
+        let report = ReadinessReport { database, audit_database, redis, backups };
         self.audit_newly_down(&report);
         report
     }

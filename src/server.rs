@@ -174,13 +174,21 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
         let registered = lifecycle.send(Register { component: "email_witness", recipient: witness.recipient() }).await;
         debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
     }
-    let readiness = Readiness::new(
+    let mut readiness = Readiness::new(
         storage.clone(),
         audit_storage.clone(),
         redis.clone(),
         auditor.clone(),
         settings.http.readiness_timeout(),
     );
+    if let Some((scheduler, status)) =
+        start_backups(&settings, &services, (&storage, &audit_storage), keyring.master().fingerprint())?
+    {
+        let registered =
+            lifecycle.send(Register { component: "backup_scheduler", recipient: scheduler.recipient() }).await;
+        debug_assert!(matches!(registered, Ok(Ok(()))), "nothing can stop the lifecycle actor during start-up");
+        readiness = readiness.with_backups(status);
+    }
     let audit_status = AuditStatus::new(
         audit_storage.clone(),
         (settings.audit_checkpoint_dir(), node::local_chains(&settings.data_dir)),
@@ -343,6 +351,35 @@ pub fn start_email_witness(
         check_every: Duration::from_secs(settings.audit.checkpoint_every_secs.max(1)),
     };
     Some(EmailWitness::new(deps).start())
+}
+
+/// Starts this node's scheduled-backup worker when `backup.schedule` is not off, with the
+/// reader of its status for `/readyz`. The directory must exist (it is the operator's: another
+/// disk, a mounted store); a missing one is a failure of each backup, alerted, not a refusal to
+/// start.
+pub fn start_backups(
+    settings: &Settings,
+    services: &Services,
+    (main, audit): (&crate::storage::Storage, &crate::storage::Storage),
+    master_key_fingerprint: &str,
+) -> Result<
+    Option<(actix::Addr<crate::backup::schedule::BackupScheduler>, crate::backup::schedule::BackupStatusReader)>,
+    ServerError,
+> {
+    use crate::backup::schedule::{BackupDeps, BackupScheduler, BackupStatusReader, Plan};
+    let Some(plan) = Plan::of(&settings.backup)? else { return Ok(None) };
+    let deps = BackupDeps {
+        main: main.clone(),
+        audit: audit.clone(),
+        checkpoint_dir: settings.audit_checkpoint_dir(),
+        data_dir: settings.data_dir.clone(),
+        master_key_fingerprint: master_key_fingerprint.to_owned(),
+        auditor: services.auditor.clone(),
+        alerts: services.alerts.clone(),
+        clock: services.identity.clock.clone(),
+    };
+    let status = BackupStatusReader::new(main.clone(), plan.clone());
+    Ok(Some((BackupScheduler::new(deps, plan).start(), status)))
 }
 
 /// Starts this node's alert escalation worker (every node runs one; a step is taken once).

@@ -261,6 +261,8 @@ fn receive(frame: ServerFrame) {
                 l.alerts.update(|a| a.push(alert));
                 if kind == AlertKind::SignInAttack {
                     toast(true, crate::text::TOAST_SIGN_IN_ATTACK, None);
+                } else if kind == AlertKind::BackupFailed {
+                    toast(true, crate::text::TOAST_BACKUP_FAILED, None);
                 } else if urgent {
                     toast(true, crate::text::TOAST_ALERT, patient_id);
                 }

@@ -130,6 +130,7 @@ pub const ASSIGN: &str = "Assign";
 pub const TOAST_INTAKE: &str = "A form was submitted";
 pub const TOAST_ALERT: &str = "Urgent: a patient needs attention";
 pub const TOAST_SIGN_IN_ATTACK: &str = "Sign-in attack noticed: see Alerts";
+pub const TOAST_BACKUP_FAILED: &str = "A scheduled backup failed: see Alerts";
 
 // Sign-in attack alerts (owners)
 pub const ATTACK_STUFFING: &str =
@@ -351,6 +352,7 @@ pub fn alert_kind(kind: &str) -> &'static str {
         "break_glass" => "Break-glass access granted",
         "reminder_failed" => "A reminder could not be delivered",
         "sign_in_attack" => "Sign-in attack",
+        "backup_failed" => "A scheduled backup failed",
         _ => "Alert",
     }
 }

@@ -29,11 +29,14 @@ pub enum AlertKind {
     /// Sign-in failures formed an attack pattern (credential stuffing from one address, or
     /// guessing one account's password from many): to owners. About no patient.
     SignInAttack,
+    /// A scheduled backup failed (to owners; once per run of failures). About no patient: what
+    /// failed is in `/readyz` and the server's log.
+    BackupFailed,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::Phq9Item9,
         AlertKind::Phq9Severe,
         AlertKind::Gad7Severe,
@@ -41,6 +44,7 @@ impl AlertKind {
         AlertKind::BreakGlass,
         AlertKind::ReminderFailed,
         AlertKind::SignInAttack,
+        AlertKind::BackupFailed,
     ];
 
     /// Urgent alerts escalate when nobody acknowledges them in time, and flag the patient's
@@ -59,13 +63,15 @@ impl AlertKind {
             AlertKind::BreakGlass => "break_glass",
             AlertKind::ReminderFailed => "reminder_failed",
             AlertKind::SignInAttack => "sign_in_attack",
+            AlertKind::BackupFailed => "backup_failed",
         }
     }
 
     /// Whether alerts of this kind are about a patient (and so carry a `patient_id` and are
-    /// audited as an access to that patient's PHI). A sign-in attack is about accounts.
+    /// audited as an access to that patient's PHI). A sign-in attack is about accounts, a
+    /// failed backup about the practice.
     pub const fn is_about_a_patient(self) -> bool {
-        !matches!(self, AlertKind::SignInAttack)
+        !matches!(self, AlertKind::SignInAttack | AlertKind::BackupFailed)
     }
 }
 

@@ -6,9 +6,11 @@
 //! An urgent one nobody acknowledges escalates to the on-call list ([`escalation`]), live and
 //! by a staff notice email with no PHI in it through the reminder outbox. A sign-in attack
 //! pattern alerts the practice's owners ([`security`]): about no patient, once per pattern,
-//! source and window, and never escalated. docs/PROTOCOL.md ("Alerts") and docs/API.md
+//! source and window, and never escalated. A failed scheduled backup alerts them too
+//! ([`backups`]). docs/PROTOCOL.md ("Alerts") and docs/API.md
 //! describe what clients see.
 
+mod backups;
 pub mod escalation;
 mod security;
 pub mod service;

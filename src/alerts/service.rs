@@ -382,10 +382,10 @@ impl AlertService {
         let row = rows::get(&self.storage, alert).await?.ok_or(AlertError::NotFound)?;
         let about = About::new(Action::Update, ResourceType::Alert, Some(alert)).for_patient_if(row.patient_id);
         let recipients = rows::recipients(&self.storage, alert).await?;
-        // A sign-in attack is the practice's, not one recipient's: whoever the matrix lets
+        // A sign-in attack or a failed backup is the practice's, not one recipient's: whoever the matrix lets
         // act on security alerts acknowledges it (an owner invited since it was raised, too).
         // Only an alert about no patient can be one, so no PHI is opened to find out.
-        let security = row.patient_id.is_none() && self.open(&row).await?.body.kind == AlertKind::SignInAttack;
+        let security = row.patient_id.is_none() && !self.open(&row).await?.body.kind.is_about_a_patient();
         let (resource, target) = if security {
             (Resource::SecurityAlert, Target::Any)
         } else {

@@ -89,6 +89,10 @@ fn write_sealed(dir: &Path, names: &[String], recipients: &Recipients, partial: 
     let stream = encryptor.wrap_output(BufWriter::with_capacity(1 << 20, file)).map_err(BackupError::file(partial))?;
     let mut tar = tar::Builder::new(stream);
     tar.mode(tar::HeaderMode::Deterministic);
+    // Every file goes in whole, as a plain regular entry: a SQLite file past 1 GiB has a hole
+    // (SQLite never writes its lock-byte page, at offset 2^30), and the tar crate would
+    // otherwise write such a file as a GNU sparse entry.
+    tar.sparse(false);
     for name in names {
         let path = dir.join(name);
         let mut source = File::open(&path).map_err(BackupError::file(&path))?;
@@ -116,7 +120,9 @@ pub struct Unpacked {
 
 /// Decrypts `file` with `identities` and unpacks it into `into` (which must exist, mode 0700),
 /// hashing each file as it is written. Only regular files with plain relative paths are
-/// accepted. Blocking: run it off the async runtime.
+/// accepted; a GNU sparse entry counts as a regular file (backups of a store past 1 GiB were
+/// written so before `seal` turned sparse entries off), its holes read back as zeros.
+/// Blocking: run it off the async runtime.
 pub fn open(file: &Path, identities: &Identities, into: &Path) -> Result<Vec<Unpacked>, BackupError> {
     let input = BufReader::with_capacity(1 << 20, File::open(file).map_err(BackupError::file(file))?);
     let identities = identities.parse()?;
@@ -132,7 +138,8 @@ pub fn open(file: &Path, identities: &Identities, into: &Path) -> Result<Vec<Unp
         let path = entry.path().map_err(|e| BackupError::Malformed(e.to_string()))?.into_owned();
         let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
         let name = path.to_str().filter(|_| plain).map(str::to_owned);
-        let Some(name) = name.filter(|_| entry.header().entry_type().is_file()) else {
+        let kind = entry.header().entry_type();
+        let Some(name) = name.filter(|_| kind.is_file() || kind.is_gnu_sparse()) else {
             return Err(BackupError::Malformed(format!("unexpected entry {}", path.display())));
         };
         let target = into.join(&name);

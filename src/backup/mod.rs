@@ -7,6 +7,7 @@
 //! puts one back into empty stores; `archive.rs` is the file (tar inside age), `manifest.rs` what
 //! it says about itself, `images.rs` how a store's image goes in and out of a database,
 //! `store.rs` every statement. `copy.rs` moves a practice from SQLite onto PostgreSQL.
+//! `schedule.rs` is the server's own backups on a schedule, `retention.rs` which of them stay.
 
 pub mod archive;
 pub mod copy;
@@ -14,6 +15,8 @@ pub mod create;
 pub mod images;
 pub mod manifest;
 pub mod restore;
+pub mod retention;
+pub mod schedule;
 pub mod store;
 pub mod verify;
 

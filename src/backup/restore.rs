@@ -1,7 +1,8 @@
 //! Putting a backup back: only into stores that hold nothing and a checkpoint directory with no
 //! files (a restore never overwrites), then checked against the manifest. KeyPackages in the
 //! backup are discarded: some may have been handed out after the backup was taken, and MLS
-//! must never see one used twice; devices are asked for fresh ones on their next attach.
+//! must never see one used twice; devices are asked for fresh ones on their next attach. The
+//! lease of a scheduled backup running when the backup was taken is freed.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -69,6 +70,10 @@ pub async fn restore(file: &Path, identities: &Identities, target: &Target) -> R
         compare(image, &found).map_err(|fault| {
             BackupError::Mismatch(format!("the restored data does not match the backup: {}", fault.0))
         })?;
+    }
+    // A scheduled backup's lease held while this one was taken is no restored node's.
+    if manifest.store(manifest::MAIN).is_some_and(|image| image.tables.contains_key("backup_schedule")) {
+        store::free_schedule_lease(&main).await?;
     }
     let key_packages_discarded = Devices::new(main.clone())
         .discard_all_packages()

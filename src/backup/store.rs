@@ -262,3 +262,118 @@ pub async fn postgres_advance_sequence(storage: &Storage, table: &str, column: &
         .await?;
     Ok(())
 }
+
+/// The `backup_schedule` row: how the scheduled backups went (times, a file name, a size, a
+/// reason code; no PHI).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleRow {
+    /// When the newest scheduled backup started (UTC ms).
+    pub last_started_at_ms: Option<i64>,
+    /// When the newest one that succeeded ended.
+    pub last_success_at_ms: Option<i64>,
+    /// Its file's name, in the backup directory.
+    pub last_success_file: Option<String>,
+    /// Its size.
+    pub last_success_bytes: Option<i64>,
+    /// When the newest one that failed ended.
+    pub last_failure_at_ms: Option<i64>,
+    /// Why, as a reason code (`file`, `storage`, `tool`, ...).
+    pub last_failure: Option<String>,
+}
+
+/// Takes the scheduled backup that is due for `owner`: succeeds (true) only if none started at
+/// or after `due_before` and no other node's lease runs past `now_ms`. One conditional update, so
+/// of several nodes asking at once, one wins.
+pub async fn claim_scheduled(
+    storage: &Storage,
+    owner: &str,
+    now_ms: i64,
+    due_before: i64,
+    lease_until_ms: i64,
+) -> Result<bool, StorageError> {
+    // The row is made by the first claim of a practice (migrations seed no rows).
+    sqlx::query("INSERT INTO backup_schedule (schedule_id) VALUES (1) ON CONFLICT (schedule_id) DO NOTHING")
+        .execute(storage.pool())
+        .await?;
+    let claimed = sqlx::query(
+        "UPDATE backup_schedule SET lease_owner = $1, lease_until_ms = $2, last_started_at_ms = $3 \
+         WHERE schedule_id = 1 AND (last_started_at_ms IS NULL OR last_started_at_ms < $4) \
+         AND (lease_until_ms IS NULL OR lease_until_ms < $3)",
+    )
+    .bind(owner)
+    .bind(lease_until_ms)
+    .bind(now_ms)
+    .bind(due_before)
+    .execute(storage.pool())
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+/// Records that `owner`'s scheduled backup succeeded, into `file` of `bytes`, and frees the lease.
+pub async fn record_scheduled_success(
+    storage: &Storage,
+    owner: &str,
+    at_ms: i64,
+    file: &str,
+    bytes: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE backup_schedule SET last_success_at_ms = $2, last_success_file = $3, last_success_bytes = $4, \
+         lease_owner = NULL, lease_until_ms = NULL WHERE schedule_id = 1 AND lease_owner = $1",
+    )
+    .bind(owner)
+    .bind(at_ms)
+    .bind(file)
+    .bind(bytes)
+    .execute(storage.pool())
+    .await?;
+    Ok(())
+}
+
+/// Records that `owner`'s scheduled backup failed for `reason` (a reason code), and frees the
+/// lease.
+pub async fn record_scheduled_failure(
+    storage: &Storage,
+    owner: &str,
+    at_ms: i64,
+    reason: &str,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "UPDATE backup_schedule SET last_failure_at_ms = $2, last_failure = $3, lease_owner = NULL, \
+         lease_until_ms = NULL WHERE schedule_id = 1 AND lease_owner = $1",
+    )
+    .bind(owner)
+    .bind(at_ms)
+    .bind(reason)
+    .execute(storage.pool())
+    .await?;
+    Ok(())
+}
+
+/// The `backup_schedule` row (all empty before the first scheduled backup).
+pub async fn scheduled(storage: &Storage) -> Result<ScheduleRow, StorageError> {
+    let row = sqlx::query(
+        "SELECT last_started_at_ms, last_success_at_ms, last_success_file, last_success_bytes, \
+         last_failure_at_ms, last_failure FROM backup_schedule WHERE schedule_id = 1",
+    )
+    .fetch_optional(storage.pool())
+    .await?;
+    let Some(row) = row else { return Ok(ScheduleRow::default()) };
+    Ok(ScheduleRow {
+        last_started_at_ms: row.try_get(0)?,
+        last_success_at_ms: row.try_get(1)?,
+        last_success_file: row.try_get(2)?,
+        last_success_bytes: row.try_get(3)?,
+        last_failure_at_ms: row.try_get(4)?,
+        last_failure: row.try_get(5)?,
+    })
+}
+
+/// After a restore: the lease a scheduled backup held while the backup was taken belongs to no
+/// node of the restored practice.
+pub async fn free_schedule_lease(storage: &Storage) -> Result<(), StorageError> {
+    sqlx::query("UPDATE backup_schedule SET lease_owner = NULL, lease_until_ms = NULL WHERE schedule_id = 1")
+        .execute(storage.pool())
+        .await?;
+    Ok(())
+}

@@ -258,6 +258,7 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     }
     check_reminders(&settings.reminders).map_err(|problems| ConfigError::Invalid { problems })?;
     check_alerts(&settings.alerts).map_err(|problems| ConfigError::Invalid { problems })?;
+    check_backup(&settings.backup).map_err(|problems| ConfigError::Invalid { problems })?;
     let client_ok = |c: &crate::settings::OAuthClient| {
         !c.id.is_empty() && !c.redirect_uris.is_empty() && c.redirect_uris.iter().all(|u| url::Url::parse(u).is_ok())
     };
@@ -318,6 +319,36 @@ fn check_reminders(r: &crate::settings::ReminderSettings) -> Result<(), String> 
     }
     if r.dkim_key_file.is_some() && r.dkim_selector.trim().is_empty() {
         return Err("`reminders.dkim_selector` is needed with `reminders.dkim_key_file`".into());
+    }
+    Ok(())
+}
+
+/// The backup settings: a schedule that can run, into a directory, encrypted to valid keys,
+/// keeping something.
+fn check_backup(b: &crate::settings::BackupSettings) -> Result<(), String> {
+    use crate::settings::BackupSchedule;
+    if crate::backup::Recipients::parse(&b.recipients).is_err() && !b.recipients.is_empty() {
+        return Err("`backup.recipients` must be age public keys (age1...)".into());
+    }
+    if b.daily_minute().is_none() {
+        return Err("`backup.daily_at` must be a time of day HH:MM (UTC)".into());
+    }
+    if b.interval_secs == 0 {
+        return Err("`backup.interval_secs` must be greater than 0".into());
+    }
+    if b.schedule == BackupSchedule::Off {
+        return Ok(());
+    }
+    if b.directory.as_ref().is_none_or(|d| d.as_os_str().is_empty()) {
+        return Err("`backup.directory` is needed when `backup.schedule` is not off".into());
+    }
+    if b.recipients.is_empty() {
+        return Err(
+            "`backup.recipients` must name at least one age public key when `backup.schedule` is not off".into()
+        );
+    }
+    if b.keep_daily == 0 && b.keep_weekly == 0 && b.keep_monthly == 0 {
+        return Err("`backup.keep_daily`, `backup.keep_weekly` and `backup.keep_monthly` cannot all be 0".into());
     }
     Ok(())
 }
@@ -499,6 +530,23 @@ mod tests {
         assert!(s.database_url.is_some() && s.audit_database_url.is_some() && s.redis_url.is_some());
         assert!(s.tls.cert.is_some());
         assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_backup_schedule_needs_a_directory_recipients_and_a_time_of_day() {
+        let key =
+            ("CONFIDANT_BACKUP__RECIPIENTS", "[\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]");
+        let message = problems(&[("CONFIDANT_BACKUP__SCHEDULE", "daily"), key]);
+        assert!(message.contains("`backup.directory`"), "{message}");
+        let message = problems(&[("CONFIDANT_BACKUP__SCHEDULE", "interval"), ("CONFIDANT_BACKUP__DIRECTORY", "/b")]);
+        assert!(message.contains("`backup.recipients`"), "{message}");
+        let message = problems(&[("CONFIDANT_BACKUP__DAILY_AT", "25:00")]);
+        assert!(message.contains("`backup.daily_at`"), "{message}");
+        let s = load_from(
+            None,
+            env(&[("CONFIDANT_BACKUP__SCHEDULE", "daily"), ("CONFIDANT_BACKUP__DIRECTORY", "/b"), key]),
+        );
+        assert_eq!(s.unwrap().backup.daily_minute(), Some(150));
     }
 
     #[test]

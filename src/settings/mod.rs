@@ -102,6 +102,49 @@ pub struct BackupSettings {
     /// create` names none. Their identities (private keys) never belong on the server.
     #[serde(default)]
     pub recipients: Vec<String>,
+    /// Scheduled backups taken by the server: `off`, `daily` (at `daily_at`) or `interval`
+    /// (every `interval_secs`). With several nodes, one takes each.
+    pub schedule: BackupSchedule,
+    /// The time of day (`HH:MM`, UTC) of the daily backup.
+    pub daily_at: String,
+    /// Seconds between two backups on the `interval` schedule.
+    pub interval_secs: u64,
+    /// The directory scheduled backups are written to (needed unless `schedule` is `off`):
+    /// another disk or a mounted remote store, never beside the master key.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// Retention: the newest backup of each of this many most recent days is kept...
+    pub keep_daily: u32,
+    /// ...and of each of this many most recent ISO weeks...
+    pub keep_weekly: u32,
+    /// ...and of each of this many most recent months; every other scheduled backup in the
+    /// directory is deleted after a backup succeeds.
+    pub keep_monthly: u32,
+}
+
+/// When the server takes backups by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupSchedule {
+    /// Never (backups are taken with `confidant backup create`).
+    Off,
+    /// Once a day at `backup.daily_at` (UTC).
+    Daily,
+    /// Every `backup.interval_secs`.
+    Interval,
+}
+
+impl BackupSettings {
+    /// `daily_at` as minutes after midnight UTC, if it is a valid `HH:MM`.
+    pub fn daily_minute(&self) -> Option<u32> {
+        let (hours, minutes) = self.daily_at.split_once(':')?;
+        let all_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+        if !all_digits(hours) || !all_digits(minutes) {
+            return None;
+        }
+        let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+        (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+    }
 }
 
 /// Alert escalation (docs/OPERATIONS.md, "Alerts and escalation"). An urgent alert nobody

@@ -11,6 +11,7 @@ mod attachments;
 mod audit;
 mod audit_trust;
 mod backup;
+mod backup_schedule;
 mod config;
 mod contract;
 mod crash;
