@@ -8,6 +8,9 @@ Playwright), against a real server on PostgreSQL started by `tests/api/portal.rs
   two devices and the clinician's one). A canary sentence typed on the laptop appears live on
   the clinician's screen (counted unread first) and on the phone; the clinician's reply appears
   live on both.
+- Receipts: the laptop's message shows "Delivered" once the clinician's device has it, "Read"
+  once the clinician opened the conversation; the clinician's reply shows "Read" as the open
+  conversation on the laptop shows it.
 - The phone goes away (its page closed); two messages follow; the phone comes back (reload of
   the same browser profile: the device is opened from IndexedDB) and catches up: every
   message once, in order.
@@ -97,6 +100,11 @@ def send(page, text):
     expect(page.locator("#message")).to_have_value("")
 
 
+def receipt(page, text):
+    """Where the page's own message holding `text` stands with the others (sent, delivered, read)."""
+    return page.locator("li.message.mine", has_text=text).locator("[data-receipt]")
+
+
 def bodies(page):
     return page.locator("ol.messages li.message:not(.membership) p.body").all_inner_texts()
 
@@ -140,11 +148,18 @@ def main():
             # Live on the clinician's screen (unread first) and on the phone.
             expect(clin.locator("li.row[data-conversation] .badge")).to_have_attribute("data-unread", "1", timeout=TIMEOUT)
             expect(clin.locator("li.row[data-conversation]")).to_contain_text("Ada Lovelace")
+            # The clinician's device has it, unread: the laptop says delivered, not read.
+            expect(receipt(laptop, CANARY)).to_have_attribute("data-receipt", "delivered", timeout=TIMEOUT)
+            expect(receipt(laptop, CANARY)).to_have_text("Delivered")
             check_screen(clin, "messages-clinician-list")
             open_first_conversation(clin)
             expect(clin.locator("li.message", has_text=CANARY)).to_be_visible()
             expect(clin.locator("[data-readers]")).to_contain_text("Ada Lovelace (2 devices)")
+            # The clinician opened it: read, on the laptop and on the patient's phone alike.
+            expect(receipt(laptop, CANARY)).to_have_attribute("data-receipt", "read", timeout=TIMEOUT)
             send(clin, "Thank you for telling me. Let's talk about it on Thursday.")
+            # The laptop shows the conversation: the reply is read as it arrives.
+            expect(receipt(clin, "talk about it on Thursday")).to_have_attribute("data-receipt", "read", timeout=TIMEOUT)
             check_screen(clin, "messages-clinician-conversation")
             open_first_conversation(phone)
             expect(phone.locator("li.message", has_text=CANARY)).to_be_visible()
