@@ -119,7 +119,8 @@ impl Device {
             | ServerFrame::MlsAccepted { .. }
             | ServerFrame::MlsStaleEpoch { .. }
             | ServerFrame::MlsReceipt { .. }
-            | ServerFrame::MlsKeyPackagesLow { .. } => Ok(None),
+            | ServerFrame::MlsKeyPackagesLow { .. }
+            | ServerFrame::Unknown => Ok(None),
         }
     }
 

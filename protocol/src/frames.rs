@@ -581,6 +581,11 @@ pub enum ServerFrame {
         /// One-time KeyPackages left (the last-resort one not counted).
         remaining: u64,
     },
+    /// A kind of frame this build does not know: a newer server's push, which an older client
+    /// passes over rather than failing on (a terminal client outlives a server upgrade). Never
+    /// sent.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What an `mls.message` carries.
@@ -638,7 +643,8 @@ impl ServerFrame {
             | ServerFrame::MlsMessage { .. }
             | ServerFrame::MlsWelcome { .. }
             | ServerFrame::MlsReceipt { .. }
-            | ServerFrame::MlsKeyPackagesLow { .. } => None,
+            | ServerFrame::MlsKeyPackagesLow { .. }
+            | ServerFrame::Unknown => None,
         }
     }
 
@@ -838,6 +844,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), read);
         let asked = ClientFrame::mls_read("r1".into(), conversation, 4);
         assert_eq!(ClientFrame::parse(&serde_json::to_string(&asked).unwrap()), Ok(asked));
+    }
+
+    #[test]
+    fn a_frame_of_a_newer_kind_is_passed_over_not_refused() {
+        let newer = r#"{"v":1,"type":"mls.something_new","conversation_id":"00000000-0000-0000-0000-000000000007"}"#;
+        assert_eq!(serde_json::from_str::<ServerFrame>(newer).unwrap(), ServerFrame::Unknown);
+        // A known kind with a broken field is still an error.
+        assert!(serde_json::from_str::<ServerFrame>(r#"{"v":1,"type":"mls.receipt","user_id":7}"#).is_err());
     }
 
     #[test]
