@@ -281,13 +281,26 @@ def memory(browser, patient_ctx, patient):
     """The patient's tab holding CONVERSATIONS conversations (one message each beyond the first)."""
     for n in range(1, CONVERSATIONS):
         patient.click("button.link:has-text('conversations')")
-        patient.click("button:has-text('Message your care team')")
-        patient.wait_for_selector("#conversation-title")
+        for attempt in range(2):
+            patient.click("button:has-text('Message your care team')")
+            try:
+                patient.wait_for_selector("#conversation-title")
+                break
+            except Exception:
+                said = " ".join(patient.locator("p.error[role=alert]").all_inner_texts())
+                if attempt == 0 and "Too many" in said:
+                    # The server lets an account claim 60 KeyPackages a minute (two per
+                    # conversation here): wait out the window, as a person would be told to.
+                    time.sleep(61)
+                    continue
+                fail(f"conversation {n + 1} did not start: {said!r}")
         patient.evaluate(SEND, f"conversation {n}")
         expect(patient.locator("li.message.mine", has_text=f"conversation {n}")).to_be_visible()
     patient.reload()
     messages_ready(patient)
-    expect(patient.locator("li.row[data-conversation]")).to_have_count(CONVERSATIONS, timeout=60_000)
+    # At least: a start refused at the claim limit leaves its group behind (noted in the docs).
+    expect(patient.locator("li.row[data-conversation]").nth(CONVERSATIONS - 1)).to_be_attached(timeout=60_000)
+    held = patient.locator("li.row[data-conversation]").count()
     cdp = patient_ctx.new_cdp_session(patient)
     cdp.send("HeapProfiler.collectGarbage")
     cdp.send("Performance.enable")
@@ -298,7 +311,7 @@ def memory(browser, patient_ctx, patient):
     pid, rss, pss = max(processes, key=lambda p: p[1])
     heap = metrics["JSHeapUsedSize"] / 1024 / 1024
     print(
-        f"[a tab holding {CONVERSATIONS} conversations] renderer process {pid}: RSS {rss / 1024:.1f} MiB, "
+        f"[a tab holding {held} conversations] renderer process {pid}: RSS {rss / 1024:.1f} MiB, "
         f"PSS {pss / 1024:.1f} MiB; JS heap used {heap:.1f} MiB (of {metrics['JSHeapTotalSize'] / 1024 / 1024:.1f}), "
         f"{int(metrics['Nodes'])} DOM nodes; other renderers: "
         + (", ".join(f"{r / 1024:.1f} MiB" for p, r, _ in processes if p != pid) or "none")
