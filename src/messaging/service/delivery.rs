@@ -203,8 +203,19 @@ impl MessagingService {
         conversation: ConversationId,
         seq: u64,
     ) -> Result<(), MessagingServiceError> {
-        if self.conversations.ack(device, conversation, seq).await?
-            && let Some(sender) = self.conversations.sender_of(conversation, seq).await?
+        if !self.conversations.ack(device, conversation, seq).await? {
+            return Ok(());
+        }
+        // The cursor moved, which is what the device asked: a receipt that cannot be sent does
+        // not undo it (the sender sees the same from the list).
+        let sender = match self.conversations.sender_of(conversation, seq).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                tracing::warn!(%error, "could not find whom to tell of a delivery");
+                None
+            }
+        };
+        if let Some(sender) = sender
             && sender != device
         {
             let receipt = receipt(conversation, who, Some(seq), None);
