@@ -370,7 +370,7 @@ def main():
             b.wait_for_selector("#pgp_public_key")
             b.fill("#pgp_public_key", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nnot a key\n")
             b.click("form button:has-text('Save')")
-            expect(b.locator("#pgp-error")).not_to_be_empty()
+            expect(b.locator("#pgp-error")).not_to_be_empty(timeout=TIMEOUT)
             check_screen(b, "patient-preferences")
             # Front desk cancels: the clinician's week shows it cancelled, the patient's home no
             # longer lists it.
