@@ -22,12 +22,9 @@
 //! figures; not a test.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
 
-use std::process::Command;
-
 mod support;
 
-use support::browser::{CLINICIAN, PATIENT_EMAIL, PATIENT_PASSWORD, Practice, browser_python, cpu_model};
-use support::node::{Node, PASSWORD};
+use support::browser::{cpu_model, run_script};
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -39,7 +36,6 @@ fn main() {
 }
 
 async fn run() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let (loads, changes, answers) = (knob("BENCH_LOADS", 10), knob("BENCH_CHANGES", 200), knob("BENCH_ANSWERS", 200));
     println!(
@@ -47,29 +43,10 @@ async fn run() {
          {loads} cold loads, {changes} schedule changes, {answers} autosaved answers",
         cpu_model()
     );
-    let python = browser_python();
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::start(dir.path(), &[]);
-    let practice = Practice::set_up(&node).await;
-
-    let root = env!("CARGO_MANIFEST_DIR");
-    let status = Command::new(python)
-        .arg(format!("{root}/benches/portal.py"))
-        .env("CONFIDANT_URL", format!("https://{}", node.address))
-        .env("CERT", node.cert())
-        .env("DESK_TOKEN", &practice.desk_token)
-        .env("CLINICIAN_EMAIL", CLINICIAN)
-        .env("CLINICIAN_TOTP_SECRET", &practice.clinician_totp)
-        .env("CLINICIAN_ID", &practice.clinician_id)
-        .env("PATIENT_ID", &practice.patient_id)
-        .env("PATIENT_EMAIL", PATIENT_EMAIL)
-        .env("STAFF_PASSWORD", PASSWORD)
-        .env("PATIENT_PASSWORD", PATIENT_PASSWORD)
-        .env("BENCH_LOADS", loads.to_string())
-        .env("BENCH_CHANGES", changes.to_string())
-        .env("BENCH_ANSWERS", answers.to_string())
-        .status()
-        .expect("benches/portal.py");
-    node.stop();
-    assert!(status.success(), "benches/portal.py failed");
+    let knobs = [
+        ("BENCH_LOADS", loads.to_string()),
+        ("BENCH_CHANGES", changes.to_string()),
+        ("BENCH_ANSWERS", answers.to_string()),
+    ];
+    run_script("portal.py", &knobs).await;
 }

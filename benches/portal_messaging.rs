@@ -17,7 +17,6 @@
 //! BENCH_CONVERSATIONS (50). Prints its figures; not a test.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)] // a program that prints figures
 
-use std::process::Command;
 use std::time::Instant;
 
 use base64::Engine;
@@ -31,8 +30,7 @@ use uuid::Uuid;
 
 mod support;
 
-use support::browser::{CLINICIAN, PATIENT_EMAIL, PATIENT_PASSWORD, Practice, browser_python, cpu_model};
-use support::node::{Node, PASSWORD};
+use support::browser::{cpu_model, run_script};
 
 /// What each timed message says: a typical line of a patient's message.
 const TEXT: &str = "Could we move Thursday's session to the afternoon? Mornings are hard this week.";
@@ -132,27 +130,12 @@ fn median(values: &[f64]) -> f64 {
 }
 
 async fn browser(mls: usize, native_encrypt_us: f64, native_decrypt_us: f64) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let python = browser_python();
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = Node::start(dir.path(), &[]);
-    let practice = Practice::set_up(&node).await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let status = Command::new(python)
-        .arg(format!("{root}/benches/portal_messaging.py"))
-        .env("CONFIDANT_URL", format!("https://{}", node.address))
-        .env("CLINICIAN_EMAIL", CLINICIAN)
-        .env("CLINICIAN_TOTP_SECRET", &practice.clinician_totp)
-        .env("PATIENT_EMAIL", PATIENT_EMAIL)
-        .env("STAFF_PASSWORD", PASSWORD)
-        .env("PATIENT_PASSWORD", PATIENT_PASSWORD)
-        .env("BENCH_MLS", mls.to_string())
-        .env("BENCH_BATCH", BATCH.to_string())
-        .env("BENCH_TEXT", TEXT)
-        .env("NATIVE_ENCRYPT_US", format!("{native_encrypt_us:.2}"))
-        .env("NATIVE_DECRYPT_US", format!("{native_decrypt_us:.2}"))
-        .status()
-        .expect("benches/portal_messaging.py");
-    node.stop();
-    assert!(status.success(), "benches/portal_messaging.py failed");
+    let knobs = [
+        ("BENCH_MLS", mls.to_string()),
+        ("BENCH_BATCH", BATCH.to_string()),
+        ("BENCH_TEXT", TEXT.to_owned()),
+        ("NATIVE_ENCRYPT_US", format!("{native_encrypt_us:.2}")),
+        ("NATIVE_DECRYPT_US", format!("{native_decrypt_us:.2}")),
+    ];
+    run_script("portal_messaging.py", &knobs).await;
 }

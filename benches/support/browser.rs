@@ -1,5 +1,6 @@
-//! What the browser benchmarks share: a practice furnished over the API for the portal's
-//! people, the Python interpreter that drives Chromium, and the CPU's name for the record.
+//! What the browser benchmarks share: a server furnished over the API with the portal's
+//! people, the script run against it in the Python that drives Chromium, and the CPU's name
+//! for the record.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // set-up failures abort the benchmark
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,37 @@ pub const DESK: &str = "desk@bench.example";
 pub const CLINICIAN: &str = "dr@bench.example";
 pub const PATIENT_EMAIL: &str = "patient@bench.example";
 pub const PATIENT_PASSWORD: &str = "Quiet-Harbour-Lamp-7731";
+
+/// Starts the server on its embedded defaults (SQLite, core 0), furnishes the practice, and runs
+/// `benches/<script>` in the browser's Python with each person's details and `knobs` in its
+/// environment: CONFIDANT_URL, CERT, DESK_TOKEN, CLINICIAN_EMAIL, CLINICIAN_TOTP_SECRET,
+/// CLINICIAN_ID, PATIENT_ID, PATIENT_EMAIL, STAFF_PASSWORD, PATIENT_PASSWORD. Fails when the
+/// script does.
+pub async fn run_script(script: &str, knobs: &[(&str, String)]) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let python = browser_python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), &[]);
+    let practice = Practice::set_up(&node).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = Command::new(python)
+        .arg(format!("{root}/benches/{script}"))
+        .env("CONFIDANT_URL", format!("https://{}", node.address))
+        .env("CERT", node.cert())
+        .env("DESK_TOKEN", &practice.desk_token)
+        .env("CLINICIAN_EMAIL", CLINICIAN)
+        .env("CLINICIAN_TOTP_SECRET", &practice.clinician_totp)
+        .env("CLINICIAN_ID", &practice.clinician_id)
+        .env("PATIENT_ID", &practice.patient_id)
+        .env("PATIENT_EMAIL", PATIENT_EMAIL)
+        .env("STAFF_PASSWORD", PASSWORD)
+        .env("PATIENT_PASSWORD", PATIENT_PASSWORD)
+        .envs(knobs.iter().map(|(k, v)| (*k, v.as_str())))
+        .status()
+        .expect(script);
+    node.stop();
+    assert!(status.success(), "benches/{script} failed");
+}
 
 /// What the browser script needs to act as each person.
 pub struct Practice {

@@ -83,10 +83,10 @@ pub async fn answer(
             commit_frame(service, who, peer, id, conversation, &commit, welcome.as_deref()).await
         }
         ClientFrame::MlsAck { id, conversation_id, seq, .. } => {
-            ack(service, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
+            mark(service, Mark::Processed, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
         }
         ClientFrame::MlsRead { id, conversation_id, seq, .. } => {
-            read(service, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
+            mark(service, Mark::Read, who, peer, id, ConversationId::from_uuid(conversation_id), seq).await
         }
         // Routed elsewhere (ports.rs); here only by mistake.
         ClientFrame::Auth { .. }
@@ -151,21 +151,19 @@ async fn commit_frame(
     Ok(vec![submitted(id, conversation, committed.map_err(|e| error_code(&e))?)])
 }
 
-async fn ack(
-    service: &MessagingService,
-    who: SessionIdentity,
-    peer: Option<IpAddr>,
-    id: String,
-    conversation: ConversationId,
-    seq: u64,
-) -> Result<Vec<ServerFrame>, ErrorCode> {
-    let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
-    service.ack(&requester(who, peer), device, conversation, seq).await.map_err(|e| error_code(&e))?;
-    Ok(vec![ServerFrame::ack(id)])
+/// How far the attached device got in a conversation.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    /// It took in every message through the seq (`mls.ack`).
+    Processed,
+    /// Its person read through the seq (`mls.read`).
+    Read,
 }
 
-async fn read(
+/// Records a mark of the attached device; answered `ack`.
+async fn mark(
     service: &MessagingService,
+    mark: Mark,
     who: SessionIdentity,
     peer: Option<IpAddr>,
     id: String,
@@ -173,6 +171,11 @@ async fn read(
     seq: u64,
 ) -> Result<Vec<ServerFrame>, ErrorCode> {
     let device = who.device_id.ok_or(ErrorCode::NoDevice)?;
-    service.read(&requester(who, peer), device, conversation, seq).await.map_err(|e| error_code(&e))?;
+    let who = requester(who, peer);
+    let marked = match mark {
+        Mark::Processed => service.ack(&who, device, conversation, seq).await,
+        Mark::Read => service.read(&who, device, conversation, seq).await,
+    };
+    marked.map_err(|e| error_code(&e))?;
     Ok(vec![ServerFrame::ack(id)])
 }
