@@ -88,10 +88,8 @@ impl Node {
 
     pub fn cli(&self, args: &[&str], stdin: &str) {
         use std::io::Write;
-        let mut child = Command::new(server_binary())
-            .args(args)
-            .env_remove("CONFIDANT_TEST_POSTGRES_URL")
-            .envs(self.env.iter().cloned())
+        let mut child = self
+            .cli_command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,6 +97,14 @@ impl Node {
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         assert!(child.wait().unwrap().success(), "confidant {args:?} failed");
+    }
+
+    /// `confidant ARGS` with this node's settings (its stores, its master key), to run as the
+    /// caller likes.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(server_binary());
+        command.args(args).env_remove("CONFIDANT_TEST_POSTGRES_URL").envs(self.env.iter().cloned());
+        command
     }
 
     pub fn stop(&mut self) {

@@ -76,7 +76,7 @@ impl Device {
         conversation: Uuid,
         members: &[NewMember],
     ) -> Result<Option<StagedCommit>, ClientError> {
-        let mut group = self.group(conversation)?;
+        let mut group = self.take_group(conversation)?;
         let present: Vec<Vec<u8>> = group
             .members()
             .filter_map(|m| BasicCredential::try_from(m.credential).ok().map(|c| c.identity().to_vec()))
@@ -93,41 +93,47 @@ impl Device {
             packages.push(package);
         }
         if packages.is_empty() {
+            self.keep_group(conversation, group);
             return Ok(None);
         }
         let (commit, welcome, _) =
             group.add_members(&self.provider, &self.signer, &packages).map_err(mls("add members"))?;
-        Ok(Some(StagedCommit {
+        let staged = StagedCommit {
             commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?),
             welcome: Some(b64(&welcome.tls_serialize_detached().map_err(mls("encode"))?)),
-        }))
+        };
+        self.keep_group(conversation, group);
+        Ok(Some(staged))
     }
 
     /// Stages the commit removing `device` (of any account) from `conversation`: after it, the
     /// device cannot read what is sent.
     pub fn stage_removal(&mut self, conversation: Uuid, user: Uuid, device: Uuid) -> Result<StagedCommit, ClientError> {
-        let mut group = self.group(conversation)?;
         let identity = format!("confidant/{user}/{device}").into_bytes();
-        let leaf = group
-            .members()
-            .find(|m| {
-                BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == identity.as_slice())
-            })
-            .map(|m| m.index)
-            .ok_or(ClientError::Protocol("no such member"))?;
-        let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
-        Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
+        self.with_group(conversation, |group| {
+            let leaf = group
+                .members()
+                .find(|m| {
+                    BasicCredential::try_from(m.credential.clone()).is_ok_and(|c| c.identity() == identity.as_slice())
+                })
+                .map(|m| m.index)
+                .ok_or(ClientError::Protocol("no such member"))?;
+            let (commit, _, _) =
+                group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
+            Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
+        })
     }
 
     /// Stages a commit refreshing this device's keys in `conversation` (tests also use it to race
     /// two commits).
     pub fn stage_self_update(&mut self, conversation: Uuid) -> Result<StagedCommit, ClientError> {
-        let mut group = self.group(conversation)?;
-        let bundle = group
-            .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
-            .map_err(mls("self update"))?;
-        let commit = bundle.into_commit();
-        Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
+        self.with_group(conversation, |group| {
+            let bundle = group
+                .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
+                .map_err(mls("self update"))?;
+            let commit = bundle.into_commit();
+            Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
+        })
     }
 
     /// Settles the commit staged in `conversation` with the server's answer: accepted, it is
@@ -138,26 +144,30 @@ impl Device {
         conversation: Uuid,
         answer: Result<ServerFrame, ClientError>,
     ) -> Result<u64, ClientError> {
-        let mut group = self.group(conversation)?;
+        let mut group = self.take_group(conversation)?;
         let refused = match answer {
             Ok(ServerFrame::MlsAccepted { seq, .. }) => {
                 group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
                 self.cursors.mark(conversation, seq);
-                return Ok(group.epoch().as_u64());
+                let epoch = group.epoch().as_u64();
+                self.keep_group(conversation, group);
+                return Ok(epoch);
             }
             Ok(ServerFrame::MlsStaleEpoch { epoch, .. }) => ClientError::Stale(epoch),
             Ok(_) => ClientError::Protocol("a commit was answered with neither mls.accepted nor mls.stale_epoch"),
             Err(error) => error,
         };
         group.clear_pending_commit(self.provider.storage()).map_err(mls("clear commit"))?;
+        self.keep_group(conversation, group);
         Err(refused)
     }
 
     /// The ciphertext of `text` in `conversation` (an `MlsMessageOut`, TLS-encoded).
     pub fn encrypt(&mut self, conversation: Uuid, text: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut group = self.group(conversation)?;
-        let message = group.create_message(&self.provider, &self.signer, text).map_err(mls("encrypt"))?;
-        message.tls_serialize_detached().map_err(mls("encode"))
+        self.with_group(conversation, |group| {
+            let message = group.create_message(&self.provider, &self.signer, text).map_err(mls("encrypt"))?;
+            message.tls_serialize_detached().map_err(mls("encode"))
+        })
     }
 
     /// Settles a message this device sent to `conversation` with the server's answer: its seq
@@ -178,13 +188,14 @@ impl Device {
     /// Tries to decrypt an application message of `conversation` (what a removed device
     /// would be left doing).
     pub fn decrypt(&mut self, conversation: Uuid, bytes: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let mut group = self.group(conversation)?;
-        let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls("decode"))?;
-        let protocol = message.try_into_protocol_message().map_err(mls("decode"))?;
-        let processed = group.process_message(&self.provider, protocol).map_err(mls("decrypt"))?;
-        match processed.into_content() {
-            ProcessedMessageContent::ApplicationMessage(app) => Ok(app.into_bytes()),
-            _ => Err(ClientError::Protocol("not an application message")),
-        }
+        self.with_group(conversation, |group| {
+            let message = MlsMessageIn::tls_deserialize_exact(bytes).map_err(mls("decode"))?;
+            let protocol = message.try_into_protocol_message().map_err(mls("decode"))?;
+            let processed = group.process_message(&self.provider, protocol).map_err(mls("decrypt"))?;
+            match processed.into_content() {
+                ProcessedMessageContent::ApplicationMessage(app) => Ok(app.into_bytes()),
+                _ => Err(ClientError::Protocol("not an application message")),
+            }
+        })
     }
 }

@@ -3,6 +3,9 @@
 //! `receive.rs` (taking in what the server pushes), this is the device's MLS core: it does no
 //! I/O, so it builds for wasm32. `online.rs` drives it against a server.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use openmls::prelude::*;
@@ -43,6 +46,11 @@ impl From<Uuid> for ConversationKind {
 /// A registered device and its MLS state.
 pub struct Device {
     pub(crate) provider: OpenMlsRustCrypto,
+    /// The groups loaded from storage, kept for the next operation. openmls writes each change
+    /// through to storage as it makes it, so a kept group is what storage holds; loading one
+    /// anew for every message re-read (and the memory storage re-parsed from JSON) the whole
+    /// ratchet tree and epoch secrets, the largest part of a message's cost in the browser.
+    pub(crate) groups: RefCell<HashMap<Uuid, MlsGroup>>,
     pub(crate) signer: SignatureKeyPair,
     /// The device's id.
     pub device_id: Uuid,
@@ -93,6 +101,7 @@ impl Device {
     ) -> Self {
         Self {
             provider,
+            groups: RefCell::default(),
             signer,
             device_id,
             user_id,
@@ -152,10 +161,34 @@ impl Device {
             .build()
     }
 
-    pub(crate) fn group(&self, conversation: Uuid) -> Result<MlsGroup, ClientError> {
+    /// The group of `conversation`, taken out of memory (or loaded from storage) for one
+    /// operation; [`Device::keep_group`] puts it back when the operation succeeded. A group an
+    /// operation failed on is not put back: openmls may have changed it in memory and not in
+    /// storage, so the next operation starts again from storage.
+    pub(crate) fn take_group(&self, conversation: Uuid) -> Result<MlsGroup, ClientError> {
+        if let Some(group) = self.groups.borrow_mut().remove(&conversation) {
+            return Ok(group);
+        }
         MlsGroup::load(self.provider.storage(), &GroupId::from_slice(conversation.as_bytes()))
             .map_err(mls("load group"))?
             .ok_or(ClientError::Protocol("not a member of this conversation"))
+    }
+
+    /// Keeps `group` of `conversation` in memory for the next operation.
+    pub(crate) fn keep_group(&self, conversation: Uuid, group: MlsGroup) {
+        self.groups.borrow_mut().insert(conversation, group);
+    }
+
+    /// Runs `op` on the group of `conversation`, keeping the group only when `op` succeeds.
+    pub(crate) fn with_group<T>(
+        &self,
+        conversation: Uuid,
+        op: impl FnOnce(&mut MlsGroup) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let mut group = self.take_group(conversation)?;
+        let done = op(&mut group)?;
+        self.keep_group(conversation, group);
+        Ok(done)
     }
 
     /// The conversations this device is in.
@@ -173,21 +206,22 @@ impl Device {
     /// device as (account, device), from the credential the server checked when it was added.
     /// A leaf whose credential is not `confidant/<user>/<device>` is left out (none can join).
     pub fn members(&self, conversation: Uuid) -> Result<Vec<(Uuid, Uuid)>, ClientError> {
-        Ok(self
-            .group(conversation)?
-            .members()
-            .filter_map(|member| {
-                let basic = BasicCredential::try_from(member.credential).ok()?;
-                let text = std::str::from_utf8(basic.identity()).ok()?;
-                let (user, device) = text.strip_prefix("confidant/")?.split_once('/')?;
-                Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
-            })
-            .collect())
+        self.with_group(conversation, |group| {
+            Ok(group
+                .members()
+                .filter_map(|member| {
+                    let basic = BasicCredential::try_from(member.credential).ok()?;
+                    let text = std::str::from_utf8(basic.identity()).ok()?;
+                    let (user, device) = text.strip_prefix("confidant/")?.split_once('/')?;
+                    Some((Uuid::parse_str(user).ok()?, Uuid::parse_str(device).ok()?))
+                })
+                .collect())
+        })
     }
 
     /// The epoch of this device's group of `conversation`.
     pub fn epoch(&self, conversation: Uuid) -> Result<u64, ClientError> {
-        Ok(self.group(conversation)?.epoch().as_u64())
+        self.with_group(conversation, |group| Ok(group.epoch().as_u64()))
     }
 
     /// The group's ratchet tree (TLS-encoded, public), which a joiner needs beside its Welcome.
@@ -195,6 +229,8 @@ impl Device {
     /// only where no server stands between two devices (the benchmarks pair two in one process,
     /// natively and in the browser, to time MLS alone).
     pub fn ratchet_tree(&self, conversation: Uuid) -> Result<Vec<u8>, ClientError> {
-        self.group(conversation)?.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))
+        self.with_group(conversation, |group| {
+            group.export_ratchet_tree().tls_serialize_detached().map_err(mls("encode"))
+        })
     }
 }

@@ -167,13 +167,14 @@ impl Device {
             // server's cursor catch up if an earlier acknowledgement was lost.
             return Ok(Some(Received { conversation, event: None }));
         }
-        let mut group = self.group(conversation)?;
+        let mut group = self.take_group(conversation)?;
         if sender_device == self.device_id {
             // Our own, accepted while we were not listening for the answer: a commit is merged;
             // an application message we wrote ourselves (MLS does not let its sender decrypt it).
             if kind == MlsKind::Commit && group.pending_commit().is_some() {
                 group.merge_pending_commit(&self.provider).map_err(mls("merge commit"))?;
             }
+            self.keep_group(conversation, group);
             self.cursors.mark(conversation, seq);
             return Ok(Some(Received { conversation, event: None }));
         }
@@ -184,19 +185,25 @@ impl Device {
             .and_then(|p| group.process_message(&self.provider, p).map_err(mls("process")));
         self.cursors.mark(conversation, seq);
         let event = match processed {
+            // Not kept: the next message starts again from the group in storage.
             Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
             Ok(processed) => match processed.into_content() {
-                ProcessedMessageContent::ApplicationMessage(app) => match Payload::decode(&app.into_bytes()) {
-                    Ok(Payload { text, attachments }) => {
-                        Event::Message { conversation, seq, sender_device, text, attachments }
+                ProcessedMessageContent::ApplicationMessage(app) => {
+                    self.keep_group(conversation, group);
+                    match Payload::decode(&app.into_bytes()) {
+                        Ok(Payload { text, attachments }) => {
+                            Event::Message { conversation, seq, sender_device, text, attachments }
+                        }
+                        // That message alone is unreadable here; the conversation goes on.
+                        Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
                     }
-                    // That message alone is unreadable here; the conversation goes on.
-                    Err(error) => Event::Failed { conversation, seq, reason: error.to_string() },
-                },
+                }
                 ProcessedMessageContent::StagedCommitMessage(staged) => {
                     group.merge_staged_commit(&self.provider, *staged).map_err(mls("merge"))?;
                     if group.is_active() {
-                        Event::Changed { conversation, epoch: group.epoch().as_u64() }
+                        let epoch = group.epoch().as_u64();
+                        self.keep_group(conversation, group);
+                        Event::Changed { conversation, epoch }
                     } else {
                         self.cursors.remove(conversation);
                         Event::Removed { conversation }

@@ -24,7 +24,7 @@ const OLD: [&str; 3] = [
 ];
 const NOT_OURS: &str = "before-the-move.backup";
 
-fn schedule_env(directory: &Path, recipient: &str, interval_secs: u64) -> Vec<(&'static str, String)> {
+pub(crate) fn schedule_env(directory: &Path, recipient: &str, interval_secs: u64) -> Vec<(&'static str, String)> {
     vec![
         ("CONFIDANT_BACKUP__SCHEDULE", "interval".to_owned()),
         ("CONFIDANT_BACKUP__INTERVAL_SECS", interval_secs.to_string()),

@@ -196,11 +196,21 @@ async fn an_idle_session_warns_then_says_it_ended_in_the_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owner_sees_a_sign_in_attack_live_and_acknowledges_it_in_a_real_browser() {
-    let env = vec![("CONFIDANT_IDENTITY__ADDRESS_FREE_FAILURES", "3".to_owned())];
+async fn an_owner_sees_a_sign_in_attack_and_a_failed_backup_live_and_acknowledges_them_in_a_real_browser() {
+    // Backups every 2 s into a directory the script later replaces with a file.
+    let work = tempfile::tempdir().unwrap();
+    let backups = work.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
+    let key = crate::backup::age_key(work.path());
+    let mut env = crate::backup_schedule::schedule_env(&backups, &key.recipient, 2);
+    env.push(("CONFIDANT_IDENTITY__ADDRESS_FREE_FAILURES", "3".to_owned()));
     let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
     create_staff(&app, "practice_owner", "owner@practice.example");
-    run_browser_script(&app, "security_alert.py", &[("OWNER_EMAIL", "owner@practice.example".to_owned())]);
+    let script_env = [
+        ("OWNER_EMAIL", "owner@practice.example".to_owned()),
+        ("BACKUP_DIRECTORY", backups.display().to_string()),
+    ];
+    run_browser_script(&app, "security_alert.py", &script_env);
 }
 
 /// Reads `path` as `who` and decodes it as the portal does.

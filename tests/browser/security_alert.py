@@ -1,19 +1,28 @@
-"""An owner sees a sign-in attack live in a real browser: signed in on the Alerts tab, the owner
-watches while this script, from another address (127.0.0.9), tries wrong passwords for several
-accounts that do not exist (credential stuffing; the server under test allows three failures
-per address). Without a reload the alert appears, with a notice in the corner, saying what
-happened, from which address, how many failures and when; the owner acknowledges it and it is
-resolved. Neither an email tried nor a password appears on the page. Every screen is scanned
-with axe-core and photographed at 360 and 1280 px.
+"""An owner sees a sign-in attack and a failed backup live in a real browser.
 
-Environment: CONFIDANT_URL, OWNER_EMAIL, STAFF_PASSWORD, SCREENSHOTS.
+- Signed in on the Alerts tab, the owner watches while this script, from another address
+  (127.0.0.9), tries wrong passwords for several accounts that do not exist (credential
+  stuffing; the server under test allows three failures per address). Without a reload the alert
+  appears, with a notice in the corner, saying what happened, from which address, how many
+  failures and when; the owner acknowledges it and it is resolved. Neither an email tried nor a
+  password appears on the page.
+- The server takes a backup every 2 s into BACKUP_DIRECTORY; the script puts a file where that
+  directory was (the disk it named is gone). Without a reload a "scheduled backup failed" alert
+  appears with its notice; the owner acknowledges it. Only one alert is raised for the run of
+  failures that follows.
+
+Every screen is scanned with axe-core and photographed at 360 and 1280 px.
+
+Environment: CONFIDANT_URL, OWNER_EMAIL, STAFF_PASSWORD, SCREENSHOTS, BACKUP_DIRECTORY.
 """
 
 import http.client
 import json
 import os
+import shutil
 import ssl
 import sys
+import time
 import urllib.parse
 
 from playwright.sync_api import expect, sync_playwright
@@ -89,6 +98,23 @@ def main():
             expect(alert.locator("button:has-text('Acknowledge')")).to_have_count(0)
             expect(alert.locator("[data-acknowledged]")).to_be_visible()
             check_screen(page, "owner-sign-in-attack-acknowledged")
+
+            # The backups' directory is replaced by a file: the next scheduled backup fails.
+            backups = os.environ["BACKUP_DIRECTORY"]
+            shutil.rmtree(backups)
+            with open(backups, "w") as f:
+                f.write("not a directory")
+            failed = page.locator("li[data-alert][data-state=open]", has_text="A scheduled backup failed")
+            expect(failed).to_be_visible(timeout=TIMEOUT)
+            expect(page.locator(".toast", has_text="A scheduled backup failed")).to_be_visible()
+            check_screen(page, "owner-backup-failed")
+            failed.locator("button:has-text('Acknowledge')").click()
+            acknowledged = page.locator("li[data-alert][data-state=resolved]", has_text="A scheduled backup failed")
+            expect(acknowledged).to_be_visible(timeout=TIMEOUT)
+            # Backups go on failing (every 2 s); the run of failures raised that one alert.
+            time.sleep(5)
+            expect(page.locator("li[data-alert]", has_text="A scheduled backup failed")).to_have_count(1)
+            check_screen(page, "owner-backup-failed-acknowledged")
             ctx.close()
             browser.close()
         except Exception:
