@@ -390,6 +390,7 @@ pub const RECEIPT_READ: &str = "Read";
 pub const SOMEONE: &str = "Someone";
 pub const UNDECRYPTABLE: &str = "This message could not be decrypted on this device.";
 pub const MEMBERSHIP_CHANGED: &str = "The devices in this conversation changed.";
+pub const LEFT_CONVERSATION: &str = "This browser is no longer in this conversation: what it received stays here, and nothing more can be sent or received in it.";
 pub const MESSAGE_LABEL: &str = "Message";
 pub const SEND: &str = "Send";
 pub const SHOWING_NEWEST: &str = "Showing the newest messages of";

@@ -12,6 +12,8 @@ mod audit;
 mod audit_trust;
 mod backup;
 mod backup_schedule;
+mod bad_input;
+mod browser_script;
 mod config;
 mod contract;
 mod crash;

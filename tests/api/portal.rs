@@ -3,12 +3,12 @@
 //! driven by Playwright, `tests/browser/`) against the real server on the embedded default.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 use serde_json::json;
 
+use crate::browser_script::BrowserScript;
 use crate::helpers::{Backend, Options, TestApp, spawn_app, spawn_app_with};
 
 const STAFF_PASSWORD: &str = "Tidal-Orchid-Lantern-42";
@@ -150,28 +150,17 @@ async fn a_browser_session_is_a_cookie_script_cannot_read_and_other_sites_cannot
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// The Python interpreter with Playwright and axe-core (`scripts/browser-tools` installs them).
-fn browser_python() -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let output = Command::new(format!("{root}/scripts/browser-tools")).output().unwrap();
-    assert!(output.status.success(), "browser-tools: {}", String::from_utf8_lossy(&output.stderr));
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+/// Starts `tests/browser/{script}` against `app`, beside the test (`STAFF_PASSWORD` set unless
+/// `env` sets it).
+fn start_browser_script(app: &TestApp, script: &str, env: &[(&str, String)]) -> BrowserScript {
+    let mut all = vec![("STAFF_PASSWORD", STAFF_PASSWORD.to_owned())];
+    all.extend(env.iter().cloned());
+    BrowserScript::start(app, script, &all)
 }
 
 /// Runs `tests/browser/{script}` against `app`; panics with its output unless it passes.
 fn run_browser_script(app: &TestApp, script: &str, env: &[(&str, String)]) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let shots = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from(root).join("target"), PathBuf::from);
-    let output = Command::new(browser_python())
-        .arg(format!("{root}/tests/browser/{script}"))
-        .env("CONFIDANT_URL", format!("https://{}", app.address))
-        .env("SCREENSHOTS", shots.join("portal-screenshots"))
-        .env("STAFF_PASSWORD", STAFF_PASSWORD)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{script} failed:\n{text}");
+    start_browser_script(app, script, env).finish();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,8 +379,10 @@ fn chat_binary() -> PathBuf {
     binary
 }
 
+/// Interoperability (`interop.py`), then bad input toward the same browser from a second
+/// clinician's misbehaving devices (`bad_input.rs`), in turns with the script.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_converse() {
+async fn a_browser_patient_and_a_terminal_clinician_converse_and_bad_input_breaks_nothing() {
     let app = spawn_app(Backend::Sqlite).await;
     let owner = crate::signin::owner(&app).await;
     let email = "dr.ruiz@practice.example";
@@ -411,6 +402,13 @@ async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_convers
     let (status, body) = owner.session.call(&app, reqwest::Method::PUT, &path, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let ada = crate::signin::patient(&app, &owner, &record, "ada@mail.example").await;
+    // A second clinician of Ada's care team, whose devices misbehave toward her browser.
+    let mallory = crate::signin::staff(&app, &owner, "clinician", "dr.mallory@practice.example").await;
+    let path = format!("/api/v1/patients/{record}/care-team/{}", mallory.session.user_id);
+    let (status, body) = owner.session.call(&app, reqwest::Method::PUT, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let mallory = crate::messaging::server(&app).with_token(&mallory.session.access);
+    let (record_id, ada_id) = (record.parse().unwrap(), ada.session.user_id.parse().unwrap());
 
     let env = [
         ("CHAT_BIN", chat_binary().display().to_string()),
@@ -423,7 +421,9 @@ async fn a_patient_in_the_browser_and_a_clinician_on_the_terminal_client_convers
         ("PATIENT_PASSWORD", crate::signin::PASSWORD.to_owned()),
         ("CANARY", MESSAGING_CANARY.to_owned()),
     ];
-    run_browser_script(&app, "interop.py", &env);
+    let mut script = start_browser_script(&app, "interop.py", &env);
+    crate::bad_input::misbehave(&mut script, &mallory, record_id, ada_id).await;
+    script.finish();
     let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
     assert!(!crate::messaging::contains(&stored, MESSAGING_CANARY), "the data directory holds the canary");
     app.assert_logs_free_of(MESSAGING_CANARY);

@@ -197,11 +197,15 @@ async fn chosen_file() -> Result<Option<Outgoing>, &'static str> {
     Ok(Some(Outgoing { name: file.name(), media_type, bytes }))
 }
 
+/// The files of the open conversation opened so far: a `blob:` URL, or why it could not be
+/// opened. Kept by the conversation, not by each file's view: the list of messages is drawn anew
+/// whenever a message or a receipt arrives, and an opened file must stay open.
+type Opened = RwSignal<BTreeMap<Uuid, Result<String, String>>>;
+
 /// A file of a message: its name and size; opened on request (downloaded, checked, decrypted
 /// here), an image previewed from a `blob:` URL, anything else offered to save.
 #[component]
-fn Attachment(file: FileRef) -> impl IntoView {
-    let opened = RwSignal::new(None::<Result<String, String>>);
+fn Attachment(file: FileRef, opened: Opened) -> impl IntoView {
     let busy = RwSignal::new(false);
     let image = file.media_type.starts_with("image/");
     let (name, media_type, id) = (file.name.clone(), file.media_type.clone(), file.id);
@@ -217,14 +221,16 @@ fn Attachment(file: FileRef) -> impl IntoView {
                 Ok(bytes) => blob_url(&bytes, &file.media_type).ok_or_else(|| text::FILE_UNREADABLE.to_owned()),
                 Err(_) => Err(text::FILE_UNREADABLE.to_owned()),
             };
-            opened.set(Some(result));
+            opened.update(|o| {
+                o.insert(file.id, result);
+            });
             busy.set(false);
         });
     };
     view! {
         <div class="attachment" data-attachment=id.to_string() data-media-type=media_type>
             <span class="name">{name.clone()}</span>" "<span class="muted small">{size}</span>" "
-            {move || match opened.get() {
+            {move || match opened.with(|o| o.get(&id).cloned()) {
                 None => view! { <button type="button" disabled=move || busy.get() on:click=open.clone()>{text::OPEN_FILE}</button> }.into_any(),
                 Some(Err(why)) => view! { <p class="error" data-unreadable="true">{why}</p> }.into_any(),
                 Some(Ok(url)) if image => view! { <img class="preview" src=url alt=name.clone()/> }.into_any(),
@@ -249,7 +255,11 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let failure = RwSignal::new(None::<Failure>);
     let busy = RwSignal::new(false);
+    let opened: Opened = RwSignal::new(BTreeMap::new());
     let patient = m.conversations.with_untracked(|c| c.get(&conversation).and_then(|c| c.patient_id));
+    // A commit took this browser's device out of the conversation: what it received stays on
+    // screen, and nothing more can be sent or received in it here.
+    let left = move || m.conversations.with(|c| !c.contains_key(&conversation));
     let send = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = draft.get_untracked();
@@ -317,7 +327,7 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
                     </p>
                 })}
                 {(!body.is_empty()).then(|| view! { <p class="body">{body}</p> })}
-                {k.attachments.into_iter().map(|file| view! { <Attachment file=file/> }).collect_view()}
+                {k.attachments.into_iter().map(|file| view! { <Attachment file=file opened=opened/> }).collect_view()}
             </li>
         }
     };
@@ -325,7 +335,8 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
         <button type="button" class="link" on:click=|_| messenger::close()>{text::BACK_TO_CONVERSATIONS}</button>
         <section class="card conversation" aria-labelledby="conversation-title">
             <h2 id="conversation-title">{title(names, patient)}</h2>
-            <p class="muted small" data-readers="">
+            // Once this browser left, the group it holds no longer says who reads what follows.
+            <p class="muted small" data-readers="" hidden=left>
                 <strong>{text::WHO_CAN_READ}": "</strong>
                 {move || m.members.with(|list| readers(names, patient, list))}
             </p>
@@ -339,7 +350,8 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
                     m.messages.get().into_iter().map(|k| line(k, &others)).collect_view()
                 }}
             </ol>
-            <form on:submit=send novalidate>
+            {move || left().then(|| view! { <p class="notice" role="status">{text::LEFT_CONVERSATION}</p> })}
+            <form on:submit=send novalidate hidden=left>
                 <div class="field">
                     <label for="message">{text::MESSAGE_LABEL}</label>
                     <textarea id="message" rows="3" aria-describedby="message-error"
