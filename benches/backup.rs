@@ -74,6 +74,8 @@ async fn run(backend: &str) {
         .await
         .unwrap();
     let patient_url = node.url(&format!("/api/v1/patients/{}", created["id"].as_str().expect("patient")));
+    let me: Value = client.get(node.url("/api/v1/me")).bearer_auth(&dr).send().await.unwrap().json().await.unwrap();
+    let uploader = me["user_id"].as_str().expect("the clinician's id").to_owned();
 
     // The bulk, written beside the running server into its main store.
     let main_location = match &databases {
@@ -82,7 +84,7 @@ async fn run(backend: &str) {
     };
     let main = Storage::connect(Store::Main, &main_location, &POOL).await.expect("main store");
     let t = Instant::now();
-    fill(&main, mib, databases.is_some()).await;
+    fill(&main, mib, &uploader).await;
     let size = store_bytes(&main, databases.is_some()).await;
     println!("[{backend}] [fill] a {:.0} MiB main store in {:.1?}", size as f64 / 1048576.0, t.elapsed());
 
@@ -174,19 +176,25 @@ async fn run(backend: &str) {
     }
 }
 
-/// Adds `mib` attachments of 1 MiB (pseudo-random bytes, as ciphertext is). They name a
-/// conversation and uploader that do not exist: foreign keys are off on the one connection that
-/// writes them (SQLite's pragma; PostgreSQL's replica role skips the constraint triggers), since
-/// only their bytes matter here. Dated now, so the server's sweep of unsent uploads spares them.
-async fn fill(main: &Storage, mib: usize, postgres: bool) {
-    let mut conn = main.pool_for_tests().acquire().await.expect("connection");
-    let (off, on) = if postgres {
-        ("SET session_replication_role = replica", "SET session_replication_role = DEFAULT")
-    } else {
-        ("PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON")
-    };
-    sqlx::query(off).execute(&mut *conn).await.expect("foreign keys off");
+/// Adds `mib` attachments of 1 MiB (pseudo-random bytes, as ciphertext is) to one staff
+/// conversation of `uploader`'s, made here with no MLS group behind it: only the bytes matter,
+/// but every row keeps the store's constraints, which a restore checks. Dated now, so the
+/// server's sweep of unsent uploads spares them.
+async fn fill(main: &Storage, mib: usize, uploader: &str) {
+    let pool = main.pool_for_tests();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let conversation = "00000000-0000-7000-8000-000000000002";
+    sqlx::query(
+        "INSERT INTO conversations (conversation_id, patient_id, created_by, created_at_ms, epoch, last_seq, public_group, kind) \
+         VALUES ($1, NULL, $2, $3, 0, 0, $4, 'staff')",
+    )
+    .bind(conversation)
+    .bind(uploader)
+    .bind(now_ms)
+    .bind(Vec::<u8>::new())
+    .execute(pool)
+    .await
+    .expect("conversation");
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut blob = vec![0u8; ATTACHMENT];
     for n in 0..mib {
@@ -198,18 +206,19 @@ async fn fill(main: &Storage, mib: usize, postgres: bool) {
         }
         sqlx::query(
             "INSERT INTO attachments (attachment_id, conversation_id, uploaded_by, size_bytes, sha256, ciphertext, uploaded_at_ms) \
-             VALUES ($1, '00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(format!("00000000-0000-7000-9000-{n:012}"))
+        .bind(conversation)
+        .bind(uploader)
         .bind(ATTACHMENT as i64)
         .bind(vec![0u8; 32])
         .bind(blob.clone())
         .bind(now_ms)
-        .execute(&mut *conn)
+        .execute(pool)
         .await
         .expect("attachment");
     }
-    sqlx::query(on).execute(&mut *conn).await.expect("foreign keys on");
 }
 
 /// The main store's size on disk: SQLite's pages, PostgreSQL's database.
