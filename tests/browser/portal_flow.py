@@ -264,6 +264,8 @@ def main():
             sign_in(a, PATIENT_EMAIL, PATIENT_PASSWORD)
             a.wait_for_selector("button[data-assignment]")
             check_screen(a, "patient-home")
+            # Open notes is off here: the patient has no notes tab.
+            expect(a.locator("nav.tabs button:has-text('My notes')")).to_have_count(0)
             a.click("li.row:has-text('PHQ-9') button[data-assignment]")
             a.wait_for_selector("#item-item1")
             a.check("#item-item1-2")
