@@ -437,6 +437,6 @@ pub async fn set_supervisor(
     responses((status = 200, body = Vec<SupervisionView>), (status = 401), (status = 403)))]
 #[get("/api/v1/supervisions")]
 pub async fn supervisions(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    let list = state.services.notes.supervisions(&caller.requester()).await?;
-    Ok(HttpResponse::Ok().json(list.iter().map(SupervisionView::from).collect::<Vec<_>>()))
+    let pairs = state.services.notes.supervisions(&caller.requester()).await?;
+    Ok(HttpResponse::Ok().json(pairs.iter().map(SupervisionView::from).collect::<Vec<_>>()))
 }

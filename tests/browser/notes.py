@@ -381,9 +381,8 @@ def main():
             saved(ana)
             check_screen(ana, "note-practice-template")
             open_chart(ana)
+            expect(ana.locator("li[data-status=draft]")).to_have_count(2)
             drafts = ana.locator("li[data-status=draft]").evaluate_all("rows => rows.map(r => r.dataset.note)")
-            if len(drafts) != 2:
-                problems.append(f"Ana's chart lists {len(drafts)} drafts, not 2")
 
             patient_reads_open_notes(browser, drafts)
 

@@ -101,11 +101,11 @@ fn Facts(summary: NoteSummary, names: Directory) -> impl IntoView {
                 {text::note_status(&s.status)}
                 {s.late_entry.then(|| view! { " " <span class="badge">{text::LATE_ENTRY}</span> })}
             </dd>
-            <dt>{text::AUTHOR}</dt><dd>{names.name(s.author_id)}</dd>
+            <dt>{text::AUTHOR}</dt><dd>{move || names.name(s.author_id)}</dd>
             {s.signed_at_ms.map(|at| view! { <dt>{text::SIGNED}</dt><dd>{time::date_time(at)}</dd> })}
             {s.cosigner_id.map(|c| view! {
                 <dt>{text::COSIGNER}</dt>
-                <dd>{names.name(c)} " " {s.cosigned_at_ms.map(|at| format!("({} {})", text::COSIGNED_ON, time::date_time(at)))
+                <dd>{move || names.name(c)} " " {s.cosigned_at_ms.map(|at| format!("({} {})", text::COSIGNED_ON, time::date_time(at)))
                     .unwrap_or_else(|| format!("({})", text::AWAITING))}</dd>
             })}
         </dl>

@@ -45,7 +45,7 @@ pub fn MyNotes() -> impl IntoView {
                                 <li class="row" data-note=id.to_string() data-status=n.status.clone()>
                                     <span>{time::day(n.service_at_ms)}</span>
                                     <span>{text::note_kind(&n.kind)}</span>
-                                    <span class="muted">{names.name(n.author_id)}</span>
+                                    <span class="muted">{move || names.name(n.author_id)}</span>
                                     <button type="button" on:click=move |_| place.set(Place::Note(id))>{text::READ_NOTE}</button>
                                 </li>
                             }
