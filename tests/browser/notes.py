@@ -6,7 +6,8 @@ on both clinicians' care team with two PHQ-9 results and one GAD-7.
 - Olive adds the practice's own template, section by section: a choice with one choice is
   refused by the server at that section's choices (focused); a section added then removed; once
   fixed it is listed as the practice's own, version 1. A new version of it adds a section
-  (version 2). On the staff screen she marks Ben as supervised by Ana: both rows say so.
+  (version 2). On the staff screen she gives Ana a supervisor and clears it, then marks Ben as
+  supervised by Ana: both rows say so.
 - Ana opens the patient's chart: the PHQ-9 and GAD-7 series are drawn on their severity bands,
   with the same results as a table and a summary; the note templates are listed.
 - Ana begins a SOAP note and types a canary sentence: the draft is saved as typed ("Saved").
@@ -151,19 +152,31 @@ def owner_adds_a_template_and_a_supervisor(browser):
     # Its next version: the form starts as a copy; a list section is added.
     first.locator("button:has-text('New version')").click()
     expect(owner.locator("#tpl-title")).to_have_value("Brief check-in")
+    expect(owner.locator("#tpl-kind")).to_have_value("progress")
     expect(owner.locator("fieldset[data-section-draft]")).to_have_count(2)
+    expect(draft_section(owner, 1).locator("select")).to_have_value("choice")
     owner.click("#tpl-add-section")
     homework = draft_section(owner, 2)
     homework.locator("input[id$='-label']").fill("Homework")
     homework.locator("select").select_option("list")
+    expect(homework.locator("select")).to_be_visible()
     check_screen(owner, "template-new-version")
     owner.click("button:has-text('Save new version')")
     second = owner.locator("section.template[data-template=brief_check_in][data-version='2']")
     expect(second).to_contain_text("Homework · list")
     expect(first.locator("button:has-text('New version')")).to_have_count(0)
 
-    # Ben, pre-licensed, supervised by Ana.
+    # A supervisor chosen by mistake, then cleared; Ben, pre-licensed, supervised by Ana.
     tab(owner, "Staff")
+    ana_row = owner.locator(f"li[data-supervisee='{ANA_ID}']")
+    ana_row.locator("select").select_option(BEN_ID)
+    ana_row.locator("button:has-text('Save')").click()
+    expect(owner.locator(f"li[data-supervisee='{ANA_ID}'][data-supervisor='{BEN_ID}']")).to_have_count(1)
+    expect(ana_row.locator("[data-supervision-state]")).to_have_text("Supervised by Ben Ode")
+    ana_row.locator("select").select_option("")
+    ana_row.locator("button:has-text('Save')").click()
+    expect(owner.locator(f"li[data-supervisee='{ANA_ID}'][data-supervisor='']")).to_have_count(1)
+    expect(ana_row.locator("[data-supervision-state]")).to_have_text("Not supervised")
     ben_row = owner.locator(f"li[data-supervisee='{BEN_ID}']")
     expect(ben_row.locator("[data-supervision-state]")).to_have_text("Not supervised")
     ben_row.locator("select").select_option(ANA_ID)

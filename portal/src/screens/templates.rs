@@ -431,7 +431,7 @@ fn SectionEditor(
                 <select id=type_id.clone() name=type_id.clone() on:change=move |ev| section.kind.set(event_target_value(&ev))>
                     {SECTION_TYPES.iter().map(|k| {
                         let k = *k;
-                        view! { <option value=k selected=move || section.kind.get() == k>{text::section_type(k)}</option> }
+                        view! { <option value=k prop:selected=move || section.kind.get() == k>{text::section_type(k)}</option> }
                     }).collect_view()}
                 </select>
             </div>

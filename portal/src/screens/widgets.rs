@@ -76,10 +76,10 @@ pub fn Select(
             <select id=id.clone() name=id.clone() aria-describedby=format!("{id}-error")
                 aria-invalid=move || error.with(|e| e.as_ref().map(|_| "true"))
                 on:change=move |ev| value.set(event_target_value(&ev))>
-                <option value="" selected=move || value.get().is_empty()>{empty}</option>
+                <option value="" prop:selected=move || value.get().is_empty()>{empty}</option>
                 {move || options.get().into_iter().map(|(key, label)| {
                     let selected = { let key = key.clone(); move || value.get() == key };
-                    view! { <option value=key selected=selected>{label}</option> }
+                    view! { <option value=key prop:selected=selected>{label}</option> }
                 }).collect_view()}
             </select>
             <p class="error" id=format!("{id}-error")>{move || error.get()}</p>
