@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod scores;
 pub mod sign_in;
 pub mod supervision;
+pub mod template_form;
 pub mod templates;
 pub mod widgets;
 
