@@ -270,6 +270,9 @@ pub struct Me {
     pub mfa_required: bool,
     pub idle_timeout_secs: u64,
     pub expires_at_ms: i64,
+    /// The practice shares patients' final progress notes with them (`notes.open_notes`).
+    #[serde(default)]
+    pub open_notes: bool,
 }
 
 impl Me {
@@ -535,6 +538,14 @@ pub struct Template {
 pub struct ListedTemplate {
     pub definition: Template,
     pub built_in: bool,
+}
+
+/// Who supervises whom (`GET /api/v1/supervisions`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Supervision {
+    pub clinician_id: Uuid,
+    pub supervisor_id: Uuid,
+    pub set_at_ms: i64,
 }
 
 /// A screening's latest result, as a note was pre-filled with it.

@@ -478,6 +478,57 @@ pub const DOWN: &str = "down";
 pub const SINCE_FIRST: &str = "since the first";
 pub const LATEST: &str = "latest";
 
+pub const NEW_VERSION: &str = "New version";
+pub const NEW_VERSION_OF: &str = "New version of";
+pub const ADD_TEMPLATE: &str = "Add a template";
+pub const ADD_TEMPLATE_HINT: &str = "The practice's own template: name it, choose the kind of note it makes, and add its sections in order. Notes already written keep the version they were begun on.";
+pub const TEMPLATE_NAME: &str = "Template name";
+pub const TEMPLATE_KIND: &str = "Kind of note";
+pub const CHOOSE_A_KIND: &str = "Choose the kind of note this template makes.";
+pub const TEMPLATE_NAME_LETTERS: &str = "Give the template a name with letters or digits.";
+pub const TEMPLATE_NAME_TAKEN: &str =
+    "A template of this name exists: choose another name, or use that template's New version button.";
+pub const TEMPLATE_SAVED: &str = "Template saved:";
+pub const SAVE_TEMPLATE: &str = "Save template";
+pub const SAVE_VERSION: &str = "Save new version";
+pub const CANCEL: &str = "Cancel";
+pub const ADD_SECTION: &str = "Add a section";
+pub const SECTION: &str = "Section";
+pub const SECTION_LABEL: &str = "Label";
+pub const SECTION_TYPE: &str = "Type";
+pub const SECTION_REQUIRED_TO_SIGN: &str = "Required before the note is signed";
+pub const CHOICES: &str = "Choices";
+pub const CHOICES_HINT: &str = "One per line: 2 to 30 different choices.";
+pub const CHOICE: &str = "Choice";
+pub const REMOVE_SECTION: &str = "Remove section";
+pub const SUPERVISION: &str = "Supervision";
+pub const SUPERVISION_INTRO: &str =
+    "A supervised (pre-licensed) clinician's notes become final only once their supervisor co-signs them.";
+pub const SUPERVISION_NEEDS_TWO: &str = "Supervision needs at least two active clinicians.";
+pub const SUPERVISOR: &str = "Supervisor";
+pub const NO_SUPERVISOR: &str = "Not supervised";
+pub const NOT_SUPERVISED: &str = "Not supervised";
+pub const SUPERVISED_BY: &str = "Supervised by";
+pub const SUPERVISES: &str = "Supervises";
+pub const NAV_MY_NOTES: &str = "My notes";
+pub const MY_NOTES: &str = "My notes";
+pub const MY_NOTES_INTRO: &str = "The progress notes your clinicians have signed, with any corrections added since.";
+pub const NO_SHARED_NOTES: &str = "No notes are shared with you yet.";
+pub const READ_NOTE: &str = "Read";
+pub const BACK_TO_MY_NOTES: &str = "Back to my notes";
+
+/// How a template section's type reads where it is chosen.
+pub fn section_type(kind: &str) -> &'static str {
+    match kind {
+        "text" => "Text",
+        "choice" => "One choice",
+        "multi_choice" => "Several choices",
+        "date" => "Date",
+        "list" => "List",
+        _ => "Field",
+    }
+}
+
 /// How a note's kind reads.
 pub fn note_kind(kind: &str) -> &'static str {
     match kind {

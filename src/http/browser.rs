@@ -67,6 +67,9 @@ pub struct BrowserSession {
     idle_timeout_secs: u64,
     /// The session ends at this time whatever happens (UTC ms).
     expires_at_ms: i64,
+    /// Whether the practice shares patients' final progress notes with them
+    /// (`notes.open_notes`): the portal shows a patient their notes only then.
+    open_notes: bool,
 }
 
 /// A sign-in step's outcome.
@@ -115,6 +118,7 @@ async fn session_view(state: &AppState, owner: &SessionOwner) -> Result<BrowserS
         mfa_required: state.services.access.needs_mfa(owner.role),
         idle_timeout_secs: identity.settings().session_idle_secs,
         expires_at_ms: owner.expires_at_ms,
+        open_notes: state.settings.notes.open_notes,
     })
 }
 

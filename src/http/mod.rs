@@ -88,6 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(notes::add_addendum)
         .service(notes::cosign)
         .service(notes::set_supervisor)
+        .service(notes::supervisions)
         .service(alerts::list)
         .service(alerts::acknowledge)
         .service(alerts::follow_up)

@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 
 use super::auth::Caller;
 use crate::notes::{
-    Addendum, ListedTemplate, NoteContext, NoteError, NoteMeta, NoteServiceError, NoteStatus, OpenedNote, Template,
+    Addendum, ListedTemplate, NoteContext, NoteError, NoteMeta, NoteServiceError, NoteStatus, OpenedNote, Supervision,
+    Template,
 };
 use crate::state::AppState;
 use crate::web::ApiError;
@@ -224,6 +225,25 @@ pub struct AddendumBody {
     totp_code: Zeroizing<String>,
 }
 
+/// A supervised clinician and their supervisor.
+#[derive(Serialize, ToSchema)]
+pub struct SupervisionView {
+    /// The supervised (pre-licensed) clinician.
+    #[schema(value_type = String, format = Uuid)]
+    clinician_id: UserId,
+    /// The clinician who co-signs their record notes.
+    #[schema(value_type = String, format = Uuid)]
+    supervisor_id: UserId,
+    /// When an owner set it (UTC ms).
+    set_at_ms: i64,
+}
+
+impl From<&Supervision> for SupervisionView {
+    fn from(s: &Supervision) -> Self {
+        Self { clinician_id: s.clinician, supervisor_id: s.supervisor, set_at_ms: s.set_at_ms }
+    }
+}
+
 /// Who supervises a clinician.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -410,4 +430,13 @@ pub async fn set_supervisor(
 ) -> Result<HttpResponse, ApiError> {
     state.services.notes.set_supervisor(&caller.requester(), path.into_inner(), body.supervisor_id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who supervises whom: every supervision for owners; for a clinician, those they are part of.
+#[utoipa::path(get, path = "/api/v1/supervisions", tag = "notes", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SupervisionView>), (status = 401), (status = 403)))]
+#[get("/api/v1/supervisions")]
+pub async fn supervisions(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let pairs = state.services.notes.supervisions(&caller.requester()).await?;
+    Ok(HttpResponse::Ok().json(pairs.iter().map(SupervisionView::from).collect::<Vec<_>>()))
 }

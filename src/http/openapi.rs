@@ -78,6 +78,7 @@ use super::{
         notes::cosign,
         notes::cosign_queue,
         notes::set_supervisor,
+        notes::supervisions,
         alerts::list,
         alerts::acknowledge,
         alerts::follow_up,

@@ -12,5 +12,5 @@ pub mod templates;
 
 pub use content::{Measure, NoteContent, NoteContext};
 pub use service::{ListedTemplate, NoteService, NoteServiceError, OpenedNote};
-pub use store::{Addendum, NoteError, NoteMeta, NoteStatus, Notes};
+pub use store::{Addendum, NoteError, NoteMeta, NoteStatus, Notes, Supervision};
 pub use templates::{InvalidField, InvalidTemplate, NoteKind, Template};

@@ -15,7 +15,7 @@ use confidant_protocol::{FieldValue, NoteFields};
 use uuid::Uuid;
 
 use super::content::{Measure, NoteContent, NoteContext};
-use super::store::{Addendum, NewNote, NoteError, NoteMeta, NoteStatus, Notes};
+use super::store::{Addendum, NewNote, NoteError, NoteMeta, NoteStatus, Notes, Supervision};
 use super::templates::{self, InvalidField, InvalidTemplate, NoteKind, Template};
 use crate::access::{AccessError, Decision, Denial, Gate, Operation, Requester, Resource, Target, allowed_because};
 use crate::auditor::About;
@@ -216,6 +216,23 @@ impl NoteService {
         let why = if supervisor.is_some() { "supervisor_set" } else { "supervisor_removed" };
         self.gate.record_all(vec![self.gate.event(who, about, Outcome::Success, why)]).await?;
         Ok(self.notes.set_supervisor(clinician, supervisor, who.principal.user_id, self.clock.now_ms()).await?)
+    }
+
+    /// Who supervises whom: every supervision for an owner; for a clinician, those they are
+    /// part of (as supervisor or supervised). Names no patient.
+    pub async fn supervisions(&self, who: &Requester) -> Result<Vec<Supervision>, NoteServiceError> {
+        let me = who.principal.user_id;
+        let about = About::new(Action::Read, ResourceType::User, None);
+        let decision =
+            self.gate.authorize(who, Resource::Supervision, Operation::Read, Target::Account(me), about).await?;
+        let everyone = decision == Decision::Practice;
+        Ok(self
+            .notes
+            .supervisions()
+            .await?
+            .into_iter()
+            .filter(|s| everyone || s.clinician == me || s.supervisor == me)
+            .collect())
     }
 
     async fn is_clinician(&self, user: UserId) -> Result<bool, NoteServiceError> {
@@ -534,14 +551,16 @@ impl NoteService {
     }
 
     /// Signs and locks the caller's draft with a fresh TOTP code: every required field filled
-    /// in, the keyed digest of the content on record (`signed_<digest>`), late entries marked.
+    /// in (checked before the code, which a refused draft does not spend), the keyed digest of the content on record (`signed_<digest>`), late entries marked.
     /// A supervised author's record note then awaits the supervisor's co-signature.
     pub async fn sign(&self, who: &Requester, id: Uuid, totp_code: &str) -> Result<NoteMeta, NoteServiceError> {
         let meta = self.draft_of_author(who, id).await?;
-        self.step_up(who, totp_code).await?;
         let template = self.template(&meta.template_key, Some(meta.template_version)).await?;
         let content = self.notes.content(id).await?.ok_or(NoteServiceError::NotFound)?;
+        // A draft that cannot be signed is refused before the code is checked, so the code is
+        // not spent on it (the person fills the section and signs with the same code).
         template.check_fields(&content.fields, true)?;
+        self.step_up(who, totp_code).await?;
         let text = content.signing_text(id, &meta.template_key, meta.template_version);
         let digest = self.notes.digest(CLINICAL_NOTES.name, "content", &text);
         let now = self.clock.now_ms();

@@ -36,6 +36,17 @@ impl From<sqlx::Error> for NoteError {
     }
 }
 
+/// A pre-licensed clinician and the clinician who supervises them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervision {
+    /// The supervised clinician.
+    pub clinician: UserId,
+    /// Their supervisor, who co-signs their record notes.
+    pub supervisor: UserId,
+    /// When an owner set it (UTC ms).
+    pub set_at_ms: i64,
+}
+
 /// Where a note stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -249,6 +260,24 @@ impl Notes {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every supervision: (clinician, supervisor, when it was set), in the order they were set.
+    pub async fn supervisions(&self) -> Result<Vec<Supervision>, NoteError> {
+        let rows = sqlx::query(
+            "SELECT clinician_id, supervisor_id, set_at_ms FROM supervisions ORDER BY set_at_ms, clinician_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(Supervision {
+                clinician: parse_id(&row.try_get::<String, _>(0)?, "clinician_id")?,
+                supervisor: parse_id(&row.try_get::<String, _>(1)?, "supervisor_id")?,
+                set_at_ms: row.try_get(2)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Who supervises `clinician`, if anyone.

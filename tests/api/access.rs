@@ -170,6 +170,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ("POST", "/api/v1/notes/{note_id}/cosign", None, On::StepUp),
     ("GET", "/api/v1/cosign-queue", Some((Resource::Supervision, Operation::Read)), On::Any),
     ("PUT", "/api/v1/users/{user_id}/supervisor", Some((Resource::Supervision, Operation::Update)), On::OtherAccount),
+    ("GET", "/api/v1/supervisions", Some((Resource::Supervision, Operation::Read)), On::Any),
 ];
 
 /// Routes that also serve a staff conversation (`"kind": "staff"`, no patient), with the

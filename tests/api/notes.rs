@@ -124,6 +124,7 @@ async fn every_role_meets_every_note_operation_as_the_matrix_says(backend: Backe
             [true, false, false, false, false, false, false],
         ),
         (Method::GET, "/api/v1/cosign-queue".to_owned(), None, [true, true, true, true, false, false, false]),
+        (Method::GET, "/api/v1/supervisions".to_owned(), None, [true, true, true, true, false, false, false]),
         (
             Method::PUT,
             format!("/api/v1/users/{}/supervisor", c.dr_b.session.user_id),
@@ -277,6 +278,28 @@ async fn a_signed_note_refuses_every_change_and_takes_signed_addenda(backend: Ba
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+async fn a_signature_refused_for_an_empty_required_section_spends_no_code(backend: Backend) {
+    let app = spawn_app_with(backend, Options::default()).await;
+    let owner = owner(&app).await;
+    let dr = staff(&app, &owner, "clinician", "a@practice.example").await;
+    let patient = patient_record(&app, &dr, "Ada Lovelace").await;
+    let note = begin(&app, &dr, &patient, "soap").await;
+    let (status, _) = save(&app, &dr, &note, json!({ "subjective": "Slept better." })).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // A valid code with the objective still empty: refused at the section, the code unspent.
+    let code = dr.totp.as_ref().unwrap().fresh_code().await;
+    let path = format!("/api/v1/notes/{note}/sign");
+    let (status, refused) = dr.session.call(&app, Method::POST, &path, Some(json!({ "totp_code": code }))).await;
+    assert_eq!((status, refused["field"].as_str()), (StatusCode::BAD_REQUEST, Some("objective")), "{refused}");
+
+    // Filled in, the same code signs.
+    let (status, _) = save(&app, &dr, &note, soap("Slept better.")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, signed) = dr.session.call(&app, Method::POST, &path, Some(json!({ "totp_code": code }))).await;
+    assert_eq!((status, signed["status"].as_str()), (StatusCode::OK, Some("final")), "{signed}");
+}
+
 async fn a_supervised_clinicians_note_is_final_only_once_cosigned(backend: Backend) {
     let c = clinic(backend, false).await;
     let app = &c.app;
@@ -288,6 +311,20 @@ async fn a_supervised_clinicians_note_is_final_only_once_cosigned(backend: Backe
     let (status, _) =
         c.owner.session.call(app, Method::PUT, &path, Some(json!({ "supervisor_id": c.dr_b.session.user_id }))).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // Who supervises whom: owners see every pair, a clinician the pairs they are part of.
+    let (status, pairs) = c.owner.session.get(app, "/api/v1/supervisions").await;
+    assert_eq!(status, StatusCode::OK, "{pairs}");
+    let pair = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["clinician_id"].as_str().unwrap().to_owned(), p["supervisor_id"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let expected = vec![(c.dr_a.session.user_id.clone(), c.dr_b.session.user_id.clone())];
+    assert_eq!(pair(&pairs), expected);
+    assert_eq!(pair(&c.dr_b.session.get(app, "/api/v1/supervisions").await.1), expected);
+    assert!(pair(&c.dr_c.session.get(app, "/api/v1/supervisions").await.1).is_empty());
 
     let note = begin(app, &c.dr_a, &c.p1, "girp").await;
     let fields = json!({ "goals": "Sleep 7 hours.", "intervention": "Sleep hygiene.", "response": "Engaged.", "plan": "Review." });
@@ -578,6 +615,7 @@ async fn a_canary_sentence_in_a_note_is_in_no_file_dump_log_or_error_body(backen
 crate::on_both_backends!(
     every_role_meets_every_note_operation_as_the_matrix_says,
     a_signed_note_refuses_every_change_and_takes_signed_addenda,
+    a_signature_refused_for_an_empty_required_section_spends_no_code,
     a_supervised_clinicians_note_is_final_only_once_cosigned,
     a_psychotherapy_note_is_its_authors_alone,
     templates_are_versioned_data_and_an_invalid_one_is_refused,

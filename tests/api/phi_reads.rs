@@ -14,8 +14,9 @@ use crate::signin::{Person, owner, patient, patient_record, staff};
 use crate::wsclient::signed_in;
 
 /// `GET` routes that carry no patient's PHI (the caller's own account, staff, the API itself).
-const NO_PHI: [&str; 10] = [
+const NO_PHI: [&str; 11] = [
     "/api/v1/note-templates",
+    "/api/v1/supervisions",
     "/api/v1/audit/status",
     "/api/v1/browser/session",
     "/api/v1/devices",

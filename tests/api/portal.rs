@@ -260,7 +260,7 @@ async fn the_portal_reads_every_answer_the_server_gives() {
     assert_eq!(status, StatusCode::OK);
 
     let me: Me = read_as(&app, &ana, "/api/v1/browser/session").await;
-    assert_eq!(me.role, "clinician");
+    assert_eq!((me.role.as_str(), me.open_notes), ("clinician", false));
     let records: Vec<PatientRecord> = read_as(&app, &desk, "/api/v1/patients").await;
     assert!(records.iter().any(|r| r.id.is_some_and(|id| id.to_string() == record)));
     let _: PatientRecord = read_as(&app, &ana, &format!("/api/v1/patients/{record}")).await;
@@ -299,6 +299,17 @@ async fn the_portal_reads_every_answer_the_server_gives() {
     let listed: Vec<NoteSummary> = read_as(&app, &desk, &notes).await;
     assert_eq!(listed.len(), 1);
     let _: Vec<NoteSummary> = read_as(&app, &ana, "/api/v1/cosign-queue").await;
+    let definition = json!({ "key": "brief", "title": "Brief", "kind": "progress",
+        "sections": [{ "id": "risk", "label": "Risk", "type": "choice", "options": ["low", "high"] }] });
+    let (status, added) = owner.session.call(&app, Method::POST, "/api/v1/note-templates", Some(definition)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let added: ListedTemplate = serde_json::from_value(added).unwrap();
+    assert_eq!((added.definition.version, added.definition.sections[0].options.len()), (1, 2));
+    let body = json!({ "supervisor_id": ana.session.user_id });
+    let path = format!("/api/v1/users/{}/supervisor", ben.session.user_id);
+    assert_eq!(owner.session.call(&app, Method::PUT, &path, Some(body)).await.0, StatusCode::NO_CONTENT);
+    let pairs: Vec<confidant_portal::api::Supervision> = read_as(&app, &owner, "/api/v1/supervisions").await;
+    assert_eq!(pairs.len(), 1);
     let series: ScreeningSeries = read_as(&app, &ana, &format!("/api/v1/patients/{record}/screening-series")).await;
     assert_eq!(series.phq9.len(), 1);
 
@@ -459,12 +470,19 @@ async fn named_staff(
     (session, secret, recovery.collect())
 }
 
+/// One server, one script: an owner adds a template and marks a supervision in the browser;
+/// clinicians write, sign, amend and co-sign; front desk sees no content; the patient reads
+/// their signed notes under open notes. On PostgreSQL (the portal's other scripts run on
+/// SQLite), so the notes screens run on both backends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clinicians_write_sign_amend_and_cosign_notes_in_a_real_browser_and_front_desk_sees_no_content() {
     use reqwest::Method;
 
-    let app = spawn_app(Backend::Sqlite).await;
+    let env = vec![("CONFIDANT_NOTES__OPEN_NOTES", "true".to_owned())];
+    let app = spawn_app_with(Backend::Postgres, Options { env, ..Options::default() }).await;
     let owner = crate::signin::owner(&app).await;
+    let (_, _, olive_recovery) =
+        named_staff(&app, &owner, "practice_owner", "olive@practice.example", "Olive Park").await;
     let (ana_session, ana_secret, ana_recovery) =
         named_staff(&app, &owner, "clinician", "ana@practice.example", "Dr. Ana Ruiz").await;
     let (ben_session, ben_secret, _) = named_staff(&app, &owner, "clinician", "ben@practice.example", "Ben Ode").await;
@@ -476,10 +494,6 @@ async fn clinicians_write_sign_amend_and_cosign_notes_in_a_real_browser_and_fron
         let (status, body) = owner.session.call(&app, Method::PUT, &path, None).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
-    let body = json!({ "supervisor_id": ana });
-    let (status, answer) =
-        owner.session.call(&app, Method::PUT, &format!("/api/v1/users/{ben}/supervisor"), Some(body)).await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
 
     // Two PHQ-9 results (20, then 14) and a GAD-7 (9) for the chart, given by Ana.
     let ada = crate::signin::patient(&app, &owner, &record, "ada@mail.example").await;
@@ -504,22 +518,36 @@ async fn clinicians_write_sign_amend_and_cosign_notes_in_a_real_browser_and_fron
 
     let env = [
         ("STAFF_PASSWORD", crate::signin::PASSWORD.to_owned()),
+        ("OWNER_EMAIL", "olive@practice.example".to_owned()),
+        ("OWNER_RECOVERY", olive_recovery[0].clone()),
         ("ANA_EMAIL", "ana@practice.example".to_owned()),
+        ("ANA_ID", ana),
         ("ANA_SECRET", ana_secret),
         ("ANA_RECOVERY", ana_recovery.join(" ")),
         ("BEN_EMAIL", "ben@practice.example".to_owned()),
+        ("BEN_ID", ben),
         ("BEN_SECRET", ben_secret),
         ("DESK_EMAIL", "desk@practice.example".to_owned()),
         ("DESK_SECRET", desk_secret),
         ("PATIENT_ID", record),
+        ("PATIENT_EMAIL", ada.email.clone()),
+        ("PATIENT_PASSWORD", crate::signin::PASSWORD.to_owned()),
         ("CANARY", NOTE_CANARY.to_owned()),
     ];
     run_browser_script(&app, "notes.py", &env);
 
-    // The note was typed, autosaved, resumed, signed and shown without the server ever
-    // keeping the sentence readable: in no file of the data directory (both databases with
-    // their journals, checkpoints) and not in the logs.
-    let stored = crate::messaging::stored_bytes(&app, Backend::Sqlite).await;
-    assert!(!crate::messaging::contains(&stored, NOTE_CANARY), "the data directory holds the canary");
+    // The note was typed, autosaved, resumed, signed and shown (to the patient too) without the
+    // server ever keeping the sentence readable: not in the main or audit database (pg_dump),
+    // the data directory's files, or the logs.
+    let stored = crate::messaging::stored_bytes(&app, Backend::Postgres).await;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(app.data_dir.path()).unwrap().flatten() {
+        if entry.path().is_file() {
+            files.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    for (what, bytes) in [("a database", &stored), ("the data directory", &files)] {
+        assert!(!crate::messaging::contains(bytes, NOTE_CANARY), "{what} holds the canary");
+    }
     assert!(!app.logs().join("\n").contains(NOTE_CANARY), "the logs hold the canary");
 }

@@ -1,8 +1,13 @@
 """Clinical notes in a real browser (Debian's Chromium, headless, through Playwright), against a
-real server started by `tests/api/portal.rs`, which made the practice: Dr. Ana Ruiz (who
-supervises), Dr. Ben Ode (supervised, pre-licensed), front desk, and a patient on both
-clinicians' care team with two PHQ-9 results and one GAD-7.
+real server on PostgreSQL with open notes on, started by `tests/api/portal.rs`, which made the
+practice: Olive Park (an owner), Dr. Ana Ruiz, Ben Ode (pre-licensed), front desk, and a patient
+on both clinicians' care team with two PHQ-9 results and one GAD-7.
 
+- Olive adds the practice's own template, section by section: a choice with one choice is
+  refused by the server at that section's choices (focused); a section added then removed; once
+  fixed it is listed as the practice's own, version 1. A new version of it adds a section
+  (version 2). On the staff screen she gives Ana a supervisor and clears it, then marks Ben as
+  supervised by Ana: both rows say so.
 - Ana opens the patient's chart: the PHQ-9 and GAD-7 series are drawn on their severity bands,
   with the same results as a table and a summary; the note templates are listed.
 - Ana begins a SOAP note and types a canary sentence: the draft is saved as typed ("Saved").
@@ -18,12 +23,17 @@ clinicians' care team with two PHQ-9 results and one GAD-7.
   page holds no note content, and the note's route refuses them.
 - Ana begins an intake assessment: its mental status exam is radio buttons and check boxes,
   saved as chosen and found again after a reload.
+- Ana begins a note on Olive's template (its version 2): its sections are the form, saved as
+  typed.
+- The patient, under open notes, lists their signed progress notes (both, no draft), reads
+  Ana's read-only with its addendum and signature, and Ben's with Ana's co-signature; the
+  drafts' routes refuse them.
 
 Every screen is scanned with axe-core and photographed at 360 and 1280 px into $SCREENSHOTS.
 
-Environment: CONFIDANT_URL, STAFF_PASSWORD, SCREENSHOTS, ANA_EMAIL, ANA_RECOVERY (two codes,
-space-separated), ANA_SECRET, BEN_EMAIL, BEN_SECRET, DESK_EMAIL, DESK_SECRET, PATIENT_ID,
-CANARY.
+Environment: CONFIDANT_URL, STAFF_PASSWORD, SCREENSHOTS, OWNER_EMAIL, OWNER_RECOVERY, ANA_EMAIL,
+ANA_ID, ANA_RECOVERY (two codes, space-separated), ANA_SECRET, BEN_EMAIL, BEN_ID, BEN_SECRET,
+DESK_EMAIL, DESK_SECRET, PATIENT_ID, PATIENT_EMAIL, PATIENT_PASSWORD, CANARY.
 """
 
 import os
@@ -47,14 +57,20 @@ from portal_flow import (  # noqa: E402
 )
 
 PASSWORD = os.environ["STAFF_PASSWORD"]
+OWNER = os.environ["OWNER_EMAIL"]
+OWNER_RECOVERY = os.environ["OWNER_RECOVERY"]
 ANA = os.environ["ANA_EMAIL"]
+ANA_ID = os.environ["ANA_ID"]
 ANA_RECOVERY = os.environ["ANA_RECOVERY"].split()
 ANA_SECRET = os.environ["ANA_SECRET"]
 BEN = os.environ["BEN_EMAIL"]
+BEN_ID = os.environ["BEN_ID"]
 BEN_SECRET = os.environ["BEN_SECRET"]
 DESK = os.environ["DESK_EMAIL"]
 DESK_SECRET = os.environ["DESK_SECRET"]
 PATIENT = os.environ["PATIENT_ID"]
+PATIENT_EMAIL = os.environ["PATIENT_EMAIL"]
+PATIENT_PASSWORD = os.environ["PATIENT_PASSWORD"]
 CANARY = os.environ["CANARY"]
 
 # Each TOTP time step signs once per account: the last one used, per secret. The server made
@@ -94,11 +110,124 @@ def saved(page):
     expect(page.locator("[data-save=saved]")).to_be_visible()
 
 
+def draft_section(page, n):
+    """The template form's section `n` (from 0)."""
+    return page.locator("fieldset[data-section-draft]").nth(n)
+
+
+def owner_adds_a_template_and_a_supervisor(browser):
+    """Olive: the practice's template (refused at the field first), a new version of it, and
+    Ben supervised by Ana."""
+    ctx, owner = new_page(browser)
+    staff_sign_in(owner, OWNER, recovery=OWNER_RECOVERY)
+    tab(owner, "Templates")
+    expect(owner.locator("section.template")).to_have_count(8)
+    owner.fill("#tpl-title", "Brief check-in")
+    owner.select_option("#tpl-kind", "progress")
+    draft_section(owner, 0).locator("input[id$='-label']").fill("Summary")
+    draft_section(owner, 0).locator("input[type=checkbox]").check()
+    owner.click("#tpl-add-section")
+    risk = draft_section(owner, 1)
+    risk.locator("input[id$='-label']").fill("Risk today")
+    risk.locator("select").select_option("choice")
+    risk.locator("textarea").fill("none")
+    owner.click("button:has-text('Save template')")
+    expect(risk.locator("p.error[id$='-options-error']")).to_contain_text("2 to 30 choices")
+    expect(risk.locator("textarea")).to_be_focused()
+    expect(risk.locator("textarea")).to_have_attribute("aria-invalid", "true")
+    check_screen(owner, "template-refused")
+    risk.locator("textarea").fill("none\nlow\nhigh")
+    owner.click("#tpl-add-section")
+    expect(owner.locator("fieldset[data-section-draft]")).to_have_count(3)
+    owner.click("button:has-text('Remove section 3')")
+    expect(owner.locator("fieldset[data-section-draft]")).to_have_count(2)
+    owner.click("button:has-text('Save template')")
+    expect(owner.locator(".template-editor .notice")).to_contain_text("Brief check-in (version 1)")
+    first = owner.locator("section.template[data-template=brief_check_in][data-version='1']")
+    expect(first).to_contain_text("the practice's own")
+    expect(first).to_contain_text("Risk today · one choice: none, low, high")
+    expect(owner.locator("fieldset[data-section-draft] input[id$='-label']")).to_have_value("")
+    check_screen(owner, "templates-owner")
+
+    # Its next version: the form starts as a copy; a list section is added.
+    first.locator("button:has-text('New version')").click()
+    expect(owner.locator("#tpl-title")).to_have_value("Brief check-in")
+    expect(owner.locator("#tpl-kind")).to_have_value("progress")
+    expect(owner.locator("fieldset[data-section-draft]")).to_have_count(2)
+    expect(draft_section(owner, 1).locator("select")).to_have_value("choice")
+    owner.click("#tpl-add-section")
+    homework = draft_section(owner, 2)
+    homework.locator("input[id$='-label']").fill("Homework")
+    homework.locator("select").select_option("list")
+    expect(homework.locator("select")).to_be_visible()
+    check_screen(owner, "template-new-version")
+    owner.click("button:has-text('Save new version')")
+    second = owner.locator("section.template[data-template=brief_check_in][data-version='2']")
+    expect(second).to_contain_text("Homework · list")
+    expect(first.locator("button:has-text('New version')")).to_have_count(0)
+
+    # A supervisor chosen by mistake, then cleared; Ben, pre-licensed, supervised by Ana.
+    tab(owner, "Staff")
+    ana_row = owner.locator(f"li[data-supervisee='{ANA_ID}']")
+    ana_row.locator("select").select_option(BEN_ID)
+    ana_row.locator("button:has-text('Save')").click()
+    expect(owner.locator(f"li[data-supervisee='{ANA_ID}'][data-supervisor='{BEN_ID}']")).to_have_count(1)
+    expect(ana_row.locator("[data-supervision-state]")).to_have_text("Supervised by Ben Ode")
+    ana_row.locator("select").select_option("")
+    ana_row.locator("button:has-text('Save')").click()
+    expect(owner.locator(f"li[data-supervisee='{ANA_ID}'][data-supervisor='']")).to_have_count(1)
+    expect(ana_row.locator("[data-supervision-state]")).to_have_text("Not supervised")
+    ben_row = owner.locator(f"li[data-supervisee='{BEN_ID}']")
+    expect(ben_row.locator("[data-supervision-state]")).to_have_text("Not supervised")
+    ben_row.locator("select").select_option(ANA_ID)
+    ben_row.locator("button:has-text('Save')").click()
+    expect(owner.locator(f"li[data-supervisee='{BEN_ID}'][data-supervisor='{ANA_ID}']")).to_have_count(1)
+    expect(ben_row.locator("[data-supervision-state]")).to_have_text("Supervised by Dr. Ana Ruiz")
+    expect(owner.locator(f"li[data-supervisee='{ANA_ID}'] [data-supervises]")).to_have_text("Supervises Ben Ode")
+    check_screen(owner, "staff-supervision")
+    ctx.close()
+
+
+def patient_reads_open_notes(browser, drafts):
+    """The patient under open notes: their final progress notes only, each read-only."""
+    ctx, pat = new_page(browser)
+    sign_in(pat, PATIENT_EMAIL, PATIENT_PASSWORD)
+    pat.wait_for_selector("nav.tabs")
+    tab(pat, "My notes")
+    expect(pat.locator("li[data-note]")).to_have_count(2)
+    expect(pat.locator("li[data-status=final]")).to_have_count(2)
+    check_screen(pat, "patient-notes")
+    pat.locator("li[data-note]:has-text('Dr. Ana Ruiz') button").click()
+    expect(pat.locator("dd[data-section=subjective]")).to_contain_text(CANARY)
+    expect(pat.locator("[data-locked=true]")).to_be_visible()
+    expect(pat.locator("li.addendum")).to_contain_text("50 minutes")
+    expect(pat.locator("section.note textarea, section.note input, #addendum-text, #cosign-code")).to_have_count(0)
+    check_screen(pat, "patient-note")
+    pat.click("button:has-text('Back to my notes')")
+    pat.locator("li[data-note]:has-text('Ben Ode') button").click()
+    expect(pat.locator("dd[data-section=data]")).to_contain_text("panic episodes")
+    expect(pat.locator("dl.facts")).to_contain_text("Dr. Ana Ruiz (co-signed")
+    page_text = pat.content()
+    for draft_text in ("coping well",):
+        if draft_text in page_text:
+            problems.append(f"the patient's page shows a draft: {draft_text!r}")
+    for note_id in drafts:
+        status = pat.evaluate(
+            """async (id) => (await fetch(`/api/v1/notes/${id}`, {headers: {"X-Confidant-Csrf": "1"}})).status""",
+            note_id,
+        )
+        if status != 403:
+            problems.append(f"the patient reading a draft got {status}, not 403")
+    ctx.close()
+
+
 def main():
     os.makedirs(os.environ["SCREENSHOTS"], exist_ok=True)
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
+            owner_adds_a_template_and_a_supervisor(browser)
+
             # Ana: the chart with the scores drawn, the templates.
             ana_ctx, ana = new_page(browser)
             staff_sign_in(ana, ANA, recovery=ANA_RECOVERY[0])
@@ -115,8 +244,10 @@ def main():
             expect(ana.locator("#notes-title ~ p.muted")).to_contain_text("No notes yet")
             check_screen(ana, "notes-chart")
             tab(ana, "Templates")
-            expect(ana.locator("section.template")).to_have_count(8)
+            expect(ana.locator("section.template")).to_have_count(10)
             expect(ana.locator("[data-template=biopsychosocial]")).to_contain_text("one choice")
+            expect(ana.locator("[data-template=brief_check_in][data-version='2']")).to_contain_text("Homework")
+            expect(ana.locator("section.template button, #tpl-title")).to_have_count(0)
             check_screen(ana, "notes-templates")
 
             # Ana begins a SOAP note: no template chosen is named at the field first.
@@ -250,6 +381,23 @@ def main():
             expect(ana.locator("#section-mse_mood input[value=anxious]")).to_be_checked()
             expect(ana.locator("#section-mse_thought_content input[value=obsessions]")).to_be_checked()
             expect(ana.locator("#section-mse_thought_content input[value=paranoia]")).not_to_be_checked()
+
+            # The practice's template, as a clinician sees and uses it: its latest version.
+            open_chart(ana)
+            ana.select_option("#note-template", "brief_check_in")
+            ana.click("button:has-text('Begin a note')")
+            ana.wait_for_selector("#section-summary")
+            expect(ana.locator("#section-risk_today input[type=radio]")).to_have_count(3)
+            expect(ana.locator("#section-homework")).to_be_visible()
+            ana.fill("#section-summary", "Brief call: coping well.")
+            ana.check("#section-risk_today input[value=low]")
+            saved(ana)
+            check_screen(ana, "note-practice-template")
+            open_chart(ana)
+            expect(ana.locator("li[data-status=draft]")).to_have_count(2)
+            drafts = ana.locator("li[data-status=draft]").evaluate_all("rows => rows.map(r => r.dataset.note)")
+
+            patient_reads_open_notes(browser, drafts)
 
             for ctx in (ana_ctx, other_ctx, ben_ctx, desk_ctx):
                 ctx.close()

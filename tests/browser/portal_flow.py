@@ -165,6 +165,9 @@ def main():
             owner.fill("#staff-credentials", "PsyD")
             owner.click("form button:has-text('Invite')")
             clinician_invitation = owner.locator("code.invitation").inner_text()
+            # The staff list reloads after an invitation (rebuilding its rows): wait for it, or a
+            # rename begun meanwhile is swept away with the row it was open in.
+            expect(owner.locator("#staff-title ~ ul li.row:has-text('Dr. Ana Ruiz')")).to_be_visible()
             desk_row = owner.locator(f"li.row:has-text('{DESK}')")
             desk_row.locator("button:has-text('Rename')").click()
             desk_row.locator("input").first.fill("Sam Lee")
@@ -264,6 +267,8 @@ def main():
             sign_in(a, PATIENT_EMAIL, PATIENT_PASSWORD)
             a.wait_for_selector("button[data-assignment]")
             check_screen(a, "patient-home")
+            # Open notes is off here: the patient has no notes tab.
+            expect(a.locator("nav.tabs button:has-text('My notes')")).to_have_count(0)
             a.click("li.row:has-text('PHQ-9') button[data-assignment]")
             a.wait_for_selector("#item-item1")
             a.check("#item-item1-2")

@@ -7,11 +7,15 @@ pub mod enroll;
 pub mod messages;
 pub mod note;
 pub mod notes;
+pub mod open_notes;
 pub mod owner;
 pub mod patient;
 pub mod schedule;
 pub mod scores;
 pub mod sign_in;
+pub mod supervision;
+pub mod template_form;
+pub mod templates;
 pub mod widgets;
 
 use leptos::prelude::*;
@@ -25,6 +29,7 @@ use crate::text;
 pub enum Place {
     Home,
     Messages,
+    MyNotes,
     Preferences,
     Form(Uuid),
     Schedule,
@@ -50,12 +55,22 @@ pub fn Home() -> impl IntoView {
         if me.must_enroll() {
             return view! { <enroll::Enroll/> }.into_any();
         }
-        let tabs: &[(Place, &str)] = match me.role.as_str() {
-            "patient" => &[
+        let patient_tabs: &[(Place, &str)] = if me.open_notes {
+            &[
+                (Place::Home, text::NAV_HOME),
+                (Place::Messages, text::NAV_MESSAGES),
+                (Place::MyNotes, text::NAV_MY_NOTES),
+                (Place::Preferences, text::NAV_PREFERENCES),
+            ]
+        } else {
+            &[
                 (Place::Home, text::NAV_HOME),
                 (Place::Messages, text::NAV_MESSAGES),
                 (Place::Preferences, text::NAV_PREFERENCES),
-            ],
+            ]
+        };
+        let tabs: &[(Place, &str)] = match me.role.as_str() {
+            "patient" => patient_tabs,
             "clinician" => &[
                 (Place::Home, text::NAV_SCHEDULE),
                 (Place::Patients, text::NAV_PATIENTS),
@@ -96,6 +111,7 @@ pub fn Home() -> impl IntoView {
             {move || match (role.as_str(), place.get()) {
                 ("patient", Place::Home) => view! { <patient::PatientHome/> }.into_any(),
                 ("patient", Place::Preferences) => view! { <patient::Preferences/> }.into_any(),
+                ("patient", Place::MyNotes) => view! { <open_notes::MyNotes/> }.into_any(),
                 ("patient", Place::Form(id)) => view! { <patient::FormScreen assignment=id/> }.into_any(),
                 (_, Place::Messages) => view! { <messages::MessagesScreen/> }.into_any(),
                 (_, Place::Home | Place::Schedule) => view! { <schedule::ScheduleScreen/> }.into_any(),
@@ -103,7 +119,7 @@ pub fn Home() -> impl IntoView {
                 (_, Place::Chart(id)) => view! { <clinician::Chart patient=id/> }.into_any(),
                 (_, Place::Note(id)) => view! { <note::NoteScreen note_id=id/> }.into_any(),
                 ("clinician" | "practice_owner", Place::Cosign) => view! { <notes::CosignQueue/> }.into_any(),
-                ("clinician" | "practice_owner", Place::Templates) => view! { <notes::TemplateList/> }.into_any(),
+                ("clinician" | "practice_owner", Place::Templates) => view! { <templates::TemplateList/> }.into_any(),
                 (_, Place::Alerts) => view! { <clinician::AlertList/> }.into_any(),
                 ("practice_owner", Place::Staff) => view! { <owner::StaffScreen/> }.into_any(),
                 ("practice_owner", Place::BreakGlass) => view! { <owner::BreakGlassScreen/> }.into_any(),

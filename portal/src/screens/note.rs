@@ -34,7 +34,10 @@ pub fn NoteScreen(note_id: Uuid) -> impl IntoView {
     let reload = RwSignal::new(0u32);
     let names = Directory::load();
     let me = my_id();
-    let clinician = session::portal().me.get_untracked().is_some_and(|m| m.role == "clinician");
+    let role = session::portal().me.get_untracked().map(|m| m.role).unwrap_or_default();
+    let clinician = role == "clinician";
+    // A patient reads their own notes under open notes, from their list of them.
+    let patient = role == "patient";
     Effect::new(move |_| {
         reload.track();
         leptos::task::spawn_local(async move {
@@ -45,11 +48,12 @@ pub fn NoteScreen(note_id: Uuid) -> impl IntoView {
         });
     });
     let back = move |_| match note.with_untracked(|n| n.as_ref().map(|n| n.summary.patient_id)) {
-        Some(patient) => place.set(Place::Chart(patient)),
+        _ if patient => place.set(Place::MyNotes),
+        Some(record) => place.set(Place::Chart(record)),
         None => place.set(Place::Patients),
     };
     view! {
-        <button type="button" class="link" on:click=back>{text::BACK_TO_CHART}</button>
+        <button type="button" class="link" on:click=back>{if patient { text::BACK_TO_MY_NOTES } else { text::BACK_TO_CHART }}</button>
         <ErrorNote failure=failure/>
         {move || match note.get() {
             None if failure.with(Option::is_some) => ().into_any(),
@@ -97,11 +101,11 @@ fn Facts(summary: NoteSummary, names: Directory) -> impl IntoView {
                 {text::note_status(&s.status)}
                 {s.late_entry.then(|| view! { " " <span class="badge">{text::LATE_ENTRY}</span> })}
             </dd>
-            <dt>{text::AUTHOR}</dt><dd>{names.name(s.author_id)}</dd>
+            <dt>{text::AUTHOR}</dt><dd>{move || names.name(s.author_id)}</dd>
             {s.signed_at_ms.map(|at| view! { <dt>{text::SIGNED}</dt><dd>{time::date_time(at)}</dd> })}
             {s.cosigner_id.map(|c| view! {
                 <dt>{text::COSIGNER}</dt>
-                <dd>{names.name(c)} " " {s.cosigned_at_ms.map(|at| format!("({} {})", text::COSIGNED_ON, time::date_time(at)))
+                <dd>{move || names.name(c)} " " {s.cosigned_at_ms.map(|at| format!("({} {})", text::COSIGNED_ON, time::date_time(at)))
                     .unwrap_or_else(|| format!("({})", text::AWAITING))}</dd>
             })}
         </dl>

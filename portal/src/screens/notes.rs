@@ -1,6 +1,6 @@
 //! Clinical notes around a note: a patient's notes in the chart (clinicians open and begin
-//! them; front desk and billing see only that a note exists, its date, kind and status), the
-//! supervisor's co-sign queue, and the note templates. The note itself is `note.rs`.
+//! them; front desk and billing see only that a note exists, its date, kind and status) and the
+//! supervisor's co-sign queue. The note itself is `note.rs`; the templates, `templates.rs`.
 
 use leptos::prelude::*;
 use serde::Serialize;
@@ -209,50 +209,5 @@ pub fn CosignQueue() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
-    }
-}
-
-/// The note templates: built-in, then the practice's own, each with its sections.
-#[component]
-pub fn TemplateList() -> impl IntoView {
-    let templates = RwSignal::new(None::<Vec<ListedTemplate>>);
-    let failure = RwSignal::new(None::<Failure>);
-    leptos::task::spawn_local(async move {
-        match api::get::<Vec<ListedTemplate>>("/api/v1/note-templates").await {
-            Ok(list) => templates.set(Some(list)),
-            Err(f) => failure.set(Some(f)),
-        }
-    });
-    view! {
-        <h1>{text::TEMPLATES}</h1>
-        <ErrorNote failure=failure/>
-        {move || match templates.get() {
-            None if failure.with(Option::is_some) => ().into_any(),
-            None => view! { <p class="muted" role="status">{text::LOADING}</p> }.into_any(),
-            Some(list) if list.is_empty() => view! { <p class="muted">{text::NO_TEMPLATES}</p> }.into_any(),
-            Some(list) => list.into_iter().map(|t| {
-                let d = t.definition;
-                let title_id = format!("template-{}-{}", d.key, d.version);
-                view! {
-                    <section class="card template" data-template=d.key.clone() aria-labelledby=title_id.clone()>
-                        <h2 id=title_id.clone()>{d.title.clone()}</h2>
-                        <p class="muted">
-                            {format!("{} · {} {} · {}", text::note_kind(&d.kind), text::VERSION, d.version,
-                                if t.built_in { text::BUILT_IN } else { text::PRACTICE_OWN })}
-                        </p>
-                        <ul class="sections">
-                            {d.sections.into_iter().map(|s| view! {
-                                <li>
-                                    <strong>{s.label}</strong>
-                                    {format!(" · {}", text::section_kind(&s.kind))}
-                                    {s.required.then(|| view! { <span class="required">{format!(" ({})", text::REQUIRED)}</span> })}
-                                    {(!s.options.is_empty()).then(|| view! { <span class="muted small">{format!(": {}", s.options.join(", "))}</span> })}
-                                </li>
-                            }).collect_view()}
-                        </ul>
-                    </section>
-                }
-            }).collect_view().into_any(),
-        }}
     }
 }

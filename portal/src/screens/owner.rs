@@ -1,5 +1,5 @@
 //! The practice owner's screens: staff accounts and invitations (invite with a name and
-//! credentials, rename, disable), break-glass grants with their reasons (updated live when a
+//! credentials, rename, disable) with who supervises whom (`supervision.rs`), break-glass grants with their reasons (updated live when a
 //! clinician breaks the glass), the audit trail's state with verification on demand, and what
 //! a sign-in attack alert reports (shown in the owner's live alert list).
 
@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::supervision::SupervisionCard;
 use super::widgets::{ErrorNote, Field, Select, at};
 use crate::api::{
     self, AttackPattern, AuditStatus, AuditVerification, BreakGlassGrant, Failure, Invitation, PatientRecord,
@@ -63,6 +64,7 @@ pub fn StaffScreen() -> impl IntoView {
                 }.into_any(),
             }}
         </section>
+        <SupervisionCard users=users reload=reload/>
         <InviteStaff reload=reload/>
     }
 }

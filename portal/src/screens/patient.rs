@@ -353,7 +353,12 @@ pub fn Preferences() -> impl IntoView {
         leptos::task::spawn_local(async move {
             if let Ok(p) = api::get::<Prefs>(&path).await {
                 enabled.set(p.email_enabled);
-                key.set(p.pgp_public_key.unwrap_or_default());
+                // A key typed before the saved one arrived is the person's: it is not replaced.
+                key.update(|k| {
+                    if k.is_empty() {
+                        *k = p.pgp_public_key.unwrap_or_default();
+                    }
+                });
             }
         });
     }

@@ -59,25 +59,27 @@ pub fn Field(
     }
 }
 
-/// A labelled `<select>` with its error; `options` are (value, label) pairs.
+/// A labelled `<select>` with its error; `options` are (value, label) pairs, after an empty
+/// one that reads `empty` ("Choose…" unless given).
 #[component]
 pub fn Select(
-    id: &'static str,
+    #[prop(into)] id: String,
     label: &'static str,
     value: RwSignal<String>,
     #[prop(into)] error: Signal<Option<String>>,
     #[prop(into)] options: Signal<Vec<(String, String)>>,
+    #[prop(default = text::CHOOSE)] empty: &'static str,
 ) -> impl IntoView {
     view! {
         <div class="field">
-            <label for=id>{label}</label>
-            <select id=id name=id aria-describedby=format!("{id}-error")
+            <label for=id.clone()>{label}</label>
+            <select id=id.clone() name=id.clone() aria-describedby=format!("{id}-error")
                 aria-invalid=move || error.with(|e| e.as_ref().map(|_| "true"))
                 on:change=move |ev| value.set(event_target_value(&ev))>
-                <option value="" selected=move || value.get().is_empty()>{text::CHOOSE}</option>
+                <option value="" prop:selected=move || value.get().is_empty()>{empty}</option>
                 {move || options.get().into_iter().map(|(key, label)| {
                     let selected = { let key = key.clone(); move || value.get() == key };
-                    view! { <option value=key selected=selected>{label}</option> }
+                    view! { <option value=key prop:selected=selected>{label}</option> }
                 }).collect_view()}
             </select>
             <p class="error" id=format!("{id}-error")>{move || error.get()}</p>
