@@ -23,8 +23,8 @@ use confidant::backup::Identities;
 use confidant::backup::restore::Target;
 use confidant::settings::{DatabaseSettings, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
-use support::node::{Node, enroll_totp, owner_and_clinician, sign_in};
 use serde_json::{Value, json};
+use support::node::{Node, enroll_totp, owner_and_clinician, sign_in};
 
 const POOL: DatabaseSettings = DatabaseSettings { max_connections: 4, acquire_timeout_secs: 30 };
 const ATTACHMENT: usize = 1 << 20;
@@ -103,7 +103,8 @@ async fn run(backend: &str) {
         let reads = http_latencies(&client, &dr, &patient_url, Duration::from_secs(600), Some(done.clone()));
         let backup = {
             let (out, done) = (out.clone(), done.clone());
-            let cli = node.cli_command(&["backup", "create", "--to", &out.display().to_string(), "--recipient", &recipient]);
+            let cli =
+                node.cli_command(&["backup", "create", "--to", &out.display().to_string(), "--recipient", &recipient]);
             tokio::task::spawn_blocking(move || {
                 let t = Instant::now();
                 let output = { cli }.output().expect("backup command");

@@ -88,13 +88,8 @@ impl Node {
 
     pub fn cli(&self, args: &[&str], stdin: &str) {
         use std::io::Write;
-        let mut child = self
-            .cli_command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child =
+            self.cli_command(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         assert!(child.wait().unwrap().success(), "confidant {args:?} failed");
     }

@@ -118,8 +118,7 @@ impl Device {
                 })
                 .map(|m| m.index)
                 .ok_or(ClientError::Protocol("no such member"))?;
-            let (commit, _, _) =
-                group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
+            let (commit, _, _) = group.remove_members(&self.provider, &self.signer, &[leaf]).map_err(mls("remove"))?;
             Ok(StagedCommit { commit: b64(&commit.tls_serialize_detached().map_err(mls("encode"))?), welcome: None })
         })
     }

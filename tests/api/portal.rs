@@ -195,10 +195,8 @@ async fn an_owner_sees_a_sign_in_attack_and_a_failed_backup_live_and_acknowledge
     env.push(("CONFIDANT_IDENTITY__ADDRESS_FREE_FAILURES", "3".to_owned()));
     let app = spawn_app_with(Backend::Sqlite, Options { env, ..Options::default() }).await;
     create_staff(&app, "practice_owner", "owner@practice.example");
-    let script_env = [
-        ("OWNER_EMAIL", "owner@practice.example".to_owned()),
-        ("BACKUP_DIRECTORY", backups.display().to_string()),
-    ];
+    let script_env =
+        [("OWNER_EMAIL", "owner@practice.example".to_owned()), ("BACKUP_DIRECTORY", backups.display().to_string())];
     run_browser_script(&app, "security_alert.py", &script_env);
 }
 
