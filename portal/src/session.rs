@@ -178,10 +178,13 @@ pub fn stay() {
     });
 }
 
-/// The session is over: close the socket, forget everything loaded, and say why.
+/// The session is over: close the socket, forget everything loaded, and say why. Only a tab
+/// that holds a session (signed in, or between password and second factor) has one to end: a
+/// 401 that arrives later, for a request of a session already over, must not take the sign-in
+/// form from under the person signing in again.
 pub fn ended(why: Ended) {
     let p = portal();
-    if matches!(p.stage.get_untracked(), Stage::Ended(_)) && p.me.get_untracked().is_none() {
+    if p.me.get_untracked().is_none() && p.stage.get_untracked() != Stage::SecondFactor {
         return;
     }
     live::disconnect();
