@@ -303,8 +303,8 @@ def memory(browser, patient_ctx, patient):
         expect(patient.locator("li.message.mine", has_text=f"conversation {n}")).to_be_visible()
     patient.reload()
     messages_ready(patient)
-    # At least: a start refused at the claim limit leaves its group behind (noted in the docs).
-    expect(patient.locator("li.row[data-conversation]").nth(CONVERSATIONS - 1)).to_be_attached(timeout=60_000)
+    # Exactly: a start refused at the claim limit leaves nothing behind (it claims first).
+    expect(patient.locator("li.row[data-conversation]")).to_have_count(CONVERSATIONS, timeout=60_000)
     held = patient.locator("li.row[data-conversation]").count()
     cdp = patient_ctx.new_cdp_session(patient)
     cdp.send("HeapProfiler.collectGarbage")

@@ -687,6 +687,13 @@ pub async fn start_conversation(patient: Option<Uuid>, people: Vec<Uuid>) -> Res
         return Err("messaging is not ready".into());
     };
     let device_id = messenger().device_id.get_untracked().ok_or("messaging is not ready")?;
+    // The KeyPackages first: a claim the server refuses (its limit per minute) leaves no group
+    // here and no conversation there.
+    let mut wanted = people;
+    wanted.push(account);
+    wanted.sort();
+    wanted.dedup();
+    let joiners = claim(patient, wanted, &[(account, device_id)]).await?;
     let new: NewGroup =
         serde_json::from_str(&device.start_conversation().map_err(|e| e.0)?).map_err(|_| "decode".to_owned())?;
     let kind = match patient {
@@ -703,11 +710,7 @@ pub async fn start_conversation(patient: Option<Uuid>, people: Vec<Uuid>) -> Res
     let conversation = new.conversation_id;
     device.conversation_registered(&conversation.to_string()).map_err(|e| e.0)?;
     save(Vec::new()).await?;
-    let mut wanted = people;
-    wanted.push(account);
-    wanted.sort();
-    wanted.dedup();
-    add_people(conversation, patient, wanted).await?;
+    add_joiners(conversation, joiners).await?;
     refresh_conversations().await;
     open(conversation);
     Ok(conversation)
@@ -717,6 +720,13 @@ pub async fn start_conversation(patient: Option<Uuid>, people: Vec<Uuid>) -> Res
 pub async fn add_people(conversation: Uuid, patient: Option<Uuid>, people: Vec<Uuid>) -> Result<(), String> {
     let Some(device) = tab(|t| t.device.clone()) else { return Err("messaging is not ready".into()) };
     let members = device.members(&conversation.to_string()).map_err(|e| e.0)?;
+    let joiners = claim(patient, people, &members).await?;
+    add_joiners(conversation, joiners).await
+}
+
+/// One KeyPackage of each active device of `people` (in a conversation about `patient`, or a
+/// staff one), leaving out the devices among `members`.
+async fn claim(patient: Option<Uuid>, people: Vec<Uuid>, members: &[(Uuid, Uuid)]) -> Result<Vec<Joiner>, String> {
     let mut joiners = Vec::new();
     for user in people {
         let mut claim = serde_json::json!({ "user_id": user });
@@ -739,6 +749,12 @@ pub async fn add_people(conversation: Uuid, patient: Option<Uuid>, people: Vec<U
             }
         }
     }
+    Ok(joiners)
+}
+
+/// Commits `joiners` into `conversation` (nothing when there is none).
+async fn add_joiners(conversation: Uuid, joiners: Vec<Joiner>) -> Result<(), String> {
+    let Some(device) = tab(|t| t.device.clone()) else { return Err("messaging is not ready".into()) };
     if joiners.is_empty() {
         return Ok(());
     }
