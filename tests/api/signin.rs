@@ -38,13 +38,23 @@ impl Authenticator {
         Self { secret: TotpSecret::from_bytes(decoded.as_bytes()).unwrap(), last_step: Mutex::new(None) }
     }
 
-    /// A code for the earliest step in the server's window (now -1 .. now +1) not used yet.
+    /// A code for the earliest step in the server's window (now -1 .. now +1) not used yet. The
+    /// previous step only in a step's first 20 s: its code leaves the window at the next step
+    /// boundary, and a request sent just before one reached the server after it under load.
+    /// When every step allowed now was used, waits for the next one (this blocks the thread).
     pub fn next_code(&self) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 30;
-        let mut last = self.last_step.lock().unwrap();
-        let step = (now - 1..=now + 1).find(|s| last.is_none_or(|l| *s > l)).expect("window exhausted");
-        *last = Some(step);
-        code_at(&self.secret, step * 30)
+        loop {
+            let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            let now = secs / 30;
+            let earliest = if secs % 30 < 20 { now - 1 } else { now };
+            let mut last = self.last_step.lock().unwrap();
+            if let Some(step) = (earliest..=now + 1).find(|s| last.is_none_or(|l| *s > l)) {
+                *last = Some(step);
+                return code_at(&self.secret, step * 30);
+            }
+            drop(last);
+            std::thread::sleep(Duration::from_secs(30 - secs % 30) + Duration::from_millis(50));
+        }
     }
 
     /// A code not used yet, waiting for the authenticator's next time step when every step the
