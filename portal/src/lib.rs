@@ -30,9 +30,25 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::session::Stage;
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// Says where a panic happened on the browser's console before the module traps (a trap says
+/// only "unreachable"). The place only: a panic's message may quote what it was handling.
+fn report_panics(module: &'static str) {
+    std::panic::set_hook(Box::new(move |info| {
+        let at = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        console_error(&format!("{module} panicked at {}", at.as_deref().unwrap_or("an unknown place")));
+    }));
+}
+
 /// Runs when the module is instantiated: mounts the app and asks for the session.
 #[wasm_bindgen(start)]
 pub fn start() {
+    report_panics("portal");
     leptos::mount::mount_to_body(App);
     session::start();
 }

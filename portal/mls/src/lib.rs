@@ -18,6 +18,23 @@ use openmls_basic_credential::SignatureKeyPair;
 use uuid::Uuid;
 use wasm_bindgen::prelude::*;
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// Runs when the module is instantiated: a panic says where it happened on the browser's
+/// console before the module traps (a trap says only "unreachable"). The place only: a panic's
+/// message may quote what it was handling.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        console_error(&format!("MLS module panicked at {}", at.as_deref().unwrap_or("an unknown place")));
+    }));
+}
+
 /// Why a call failed, as a JavaScript error (no message content in it).
 fn fail(error: impl std::fmt::Display) -> JsError {
     JsError::new(&error.to_string())
