@@ -302,13 +302,12 @@ pub async fn ack(
 /// the conversations it was in.
 pub async fn forget_device(storage: &Storage, device: DeviceId) -> Result<Vec<ConversationId>, StorageError> {
     let mut tx = storage.pool().begin().await?;
-    let rows = sqlx::query("SELECT conversation_id FROM conversation_devices WHERE device_id = $1")
+    // A write first: a deferred SQLite transaction that reads before it writes fails at the
+    // write (SQLITE_BUSY, no waiting) when another writer committed in between, which answered a
+    // device's removal 500 under concurrent requests.
+    let rows = sqlx::query("DELETE FROM conversation_devices WHERE device_id = $1 RETURNING conversation_id")
         .bind(device.to_string())
         .fetch_all(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM conversation_devices WHERE device_id = $1")
-        .bind(device.to_string())
-        .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM welcomes WHERE device_id = $1").bind(device.to_string()).execute(&mut *tx).await?;
     tx.commit().await?;
