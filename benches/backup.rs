@@ -23,8 +23,8 @@ use confidant::backup::Identities;
 use confidant::backup::restore::Target;
 use confidant::settings::{DatabaseSettings, DatabaseUrl};
 use confidant::storage::{Location, Storage, Store};
-use serde_json::{Value, json};
-use support::node::{Node, enroll_totp, owner_and_clinician, sign_in};
+use serde_json::Value;
+use support::node::{Node, create_patient, enroll_totp, owner_and_clinician, sign_in};
 
 const POOL: DatabaseSettings = DatabaseSettings { max_connections: 4, acquire_timeout_secs: 30 };
 const ATTACHMENT: usize = 1 << 20;
@@ -62,18 +62,8 @@ async fn run(backend: &str) {
     let (client, _owner) = owner_and_clinician(&node).await;
     let dr = sign_in(&client, &node, "dr@bench.example").await;
     enroll_totp(&client, &node, &dr).await;
-    let record = json!({ "legal_name": "Bench Patient", "date_of_birth": "1980-01-01" });
-    let created: Value = client
-        .post(node.url("/api/v1/patients"))
-        .bearer_auth(&dr)
-        .json(&record)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let patient_url = node.url(&format!("/api/v1/patients/{}", created["id"].as_str().expect("patient")));
+    let patient = create_patient(&client, &node, &dr, "Bench Patient").await;
+    let patient_url = node.url(&format!("/api/v1/patients/{patient}"));
     let me: Value = client.get(node.url("/api/v1/me")).bearer_auth(&dr).send().await.unwrap().json().await.unwrap();
     let uploader = me["user_id"].as_str().expect("the clinician's id").to_owned();
 

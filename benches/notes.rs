@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
-use support::node::{Node, PASSWORD, connector, enroll_totp, owner_and_clinician, sign_in};
+use support::node::{Node, PASSWORD, connector, create_patient, enroll_totp, owner_and_clinician, sign_in};
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -187,18 +187,7 @@ async fn run(backend: &str) {
 /// A patient record made by `token`'s clinician (who joins its care team) and a SOAP note begun
 /// about it.
 async fn patient_with_note(client: &reqwest::Client, node: &Node, token: &str, n: usize) -> (String, String) {
-    let record = json!({ "legal_name": format!("Bench Patient {n}"), "date_of_birth": "1980-01-01" });
-    let created: Value = client
-        .post(node.url("/api/v1/patients"))
-        .bearer_auth(token)
-        .json(&record)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let patient = created["id"].as_str().expect("patient").to_owned();
+    let patient = create_patient(client, node, token, &format!("Bench Patient {n}")).await;
     let note: Value = client
         .post(node.url(&format!("/api/v1/patients/{patient}/notes")))
         .bearer_auth(token)

@@ -184,6 +184,22 @@ pub async fn enroll_totp(client: &reqwest::Client, node: &Node, token: &str) -> 
     base32
 }
 
+/// A patient record made by `token`'s clinician (who joins its care team); its id.
+pub async fn create_patient(client: &reqwest::Client, node: &Node, token: &str, name: &str) -> String {
+    let record = json!({ "legal_name": name, "date_of_birth": "1980-01-01" });
+    let created: Value = client
+        .post(node.url("/api/v1/patients"))
+        .bearer_auth(token)
+        .json(&record)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["id"].as_str().expect("patient").to_owned()
+}
+
 /// A client trusting the node's certificate, resolving `localhost` to it.
 pub fn http_client(node: &Node) -> reqwest::Client {
     let pem = std::fs::read(node.cert()).unwrap();
