@@ -36,6 +36,19 @@ extern "C" {
     fn console_error(message: &str);
 }
 
+/// Makes the tab's state (the session's, the socket's, the messenger's and the receipts'
+/// signals, each kept in a thread-local) before anything is mounted. A signal belongs to the
+/// reactive owner current where it is made, and is disposed with it: made first inside a view,
+/// the tab's state would die when that view is drawn anew, and the next read would panic. (A
+/// conversation opened before the list's receipts had loaded did exactly that: its messages,
+/// redrawn, disposed the receipts.) Made here, with no owner, they live as long as the tab.
+fn make_tab_state() {
+    session::portal();
+    live::live();
+    messenger::messenger();
+    receipts::make();
+}
+
 /// Says where a panic happened on the browser's console before the module traps (a trap says
 /// only "unreachable"). The place only: a panic's message may quote what it was handling.
 fn report_panics(module: &'static str) {
@@ -49,6 +62,7 @@ fn report_panics(module: &'static str) {
 #[wasm_bindgen(start)]
 pub fn start() {
     report_panics("portal");
+    make_tab_state();
     leptos::mount::mount_to_body(App);
     session::start();
 }

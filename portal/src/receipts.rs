@@ -74,6 +74,11 @@ fn progress() -> RwSignal<BTreeMap<Uuid, BTreeMap<Uuid, Progress>>> {
     PROGRESS.with(|p| *p)
 }
 
+/// Makes the receipts' signal, at the start, outside every view (`make_tab_state` in lib.rs).
+pub fn make() {
+    progress();
+}
+
 /// The list's view of `conversation`, which replaces what was known (it is read from the server).
 pub fn listed(conversation: Uuid, rows: &[ReceiptRow]) {
     let fresh: BTreeMap<Uuid, Progress> = rows.iter().map(|r| (r.user_id, r.progress)).collect();

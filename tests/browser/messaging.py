@@ -47,6 +47,7 @@ from portal_flow import (  # noqa: E402
     report,
     sign_in,
     tab,
+    watched,
 )
 
 CLINICIAN = os.environ["CLINICIAN_EMAIL"]
@@ -171,9 +172,7 @@ def main():
             phone.close()
             send(laptop, "Missed one: I will bring my pill box.")
             send(clin, "Missed two: see you Thursday at 3.")
-            phone = phone_ctx.new_page()
-            phone.set_default_timeout(TIMEOUT)
-            phone.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            phone = watched(phone_ctx.new_page())
             phone.goto(phone_url)
             messages_ready(phone)
             expect(phone.locator("li.row[data-conversation] .badge")).to_have_attribute("data-unread", "1")

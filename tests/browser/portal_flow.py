@@ -83,7 +83,15 @@ def check_screen(page, name):
 
 def new_page(browser):
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+    page = watched(context.new_page())
+    page.goto(URL + "/")
+    page.wait_for_selector("#email")
+    return context, page
+
+
+def watched(page):
+    """`page`, with every error it meets noted: a script error, a console error (a wasm panic
+    names its place there before the trap), a refused request."""
     page.set_default_timeout(TIMEOUT)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     # Refused requests are the browser's to log; the answers below say which they were.
@@ -102,9 +110,7 @@ def new_page(browser):
 
     page.on("response", on_response)
     PAGES.append(page)
-    page.goto(URL + "/")
-    page.wait_for_selector("#email")
-    return context, page
+    return page
 
 
 def sign_in(page, email, password):
