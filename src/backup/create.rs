@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use confidant_actors::clock::now_ms;
 
 use super::archive::{self, Recipients};
-use super::images::{POOL, pg_command, run_tool};
-use super::manifest::{self, FileEntry, Manifest, StoreImage};
+use super::images::{COPIED_APART, POOL, pg_command, run_tool};
+use super::manifest::{self, FileEntry, Manifest, StoreImage, TableFile};
 use super::store::{self, Description};
 use super::{BackupError, CHECKPOINTS, MANIFEST};
 use crate::settings::DatabaseUrl;
@@ -59,8 +59,10 @@ pub async fn create(source: Source<'_>, recipients: &Recipients, out: &Path) -> 
     let mut names = copy_checkpoints(&source.checkpoint_dir, dir)?;
     let main = image(source.main, manifest::MAIN, dir).await?;
     let audit = image(source.audit, manifest::AUDIT, dir).await?;
-    names.push(main.file.clone());
-    names.push(audit.file.clone());
+    for image in [&main, &audit] {
+        names.push(image.file.clone());
+        names.extend(image.table_files.iter().map(|part| part.file.clone()));
+    }
     let mut files = Vec::with_capacity(names.len());
     for name in &names {
         let (bytes, sha256) = archive::checksum(&dir.join(name))?;
@@ -121,7 +123,7 @@ fn copy_checkpoints(from: &Path, dir: &Path) -> Result<Vec<String>, BackupError>
 /// Writes a consistent image of `storage` into `dir` and describes it from the same snapshot.
 async fn image(storage: &Storage, name: &str, dir: &Path) -> Result<StoreImage, BackupError> {
     let audit = name == manifest::AUDIT;
-    let (backend, file, description) = match storage.postgres_url() {
+    let (backend, file, description, table_files) = match storage.postgres_url() {
         None => {
             let file = format!("{name}.db");
             let path = dir.join(&file);
@@ -130,16 +132,28 @@ async fn image(storage: &Storage, name: &str, dir: &Path) -> Result<StoreImage, 
             let copy = Storage::connect(kind, &Location::Sqlite(path.clone()), &POOL).await?;
             let description = store::describe_store(&copy, audit).await;
             copy.close().await;
-            (manifest::SQLITE, file, description?)
+            (manifest::SQLITE, file, description?, Vec::new())
         }
         Some(url) => {
             let file = format!("{name}.pgdump");
-            let path = dir.join(&file);
             let (mut conn, snapshot) = store::begin_snapshot(storage).await?;
             let description = store::describe(&mut conn, Backend::Postgres, audit).await?;
-            pg_dump(url, &snapshot, &path).await?;
+            let apart: Vec<TableFile> = COPIED_APART
+                .iter()
+                .filter(|table| description.tables.contains_key(**table))
+                .map(|table| TableFile { table: (*table).to_owned(), file: format!("{name}.{table}.pgcopy") })
+                .collect();
+            // The dump and the binary copies read the one snapshot side by side.
+            let (dump_path, part_paths) =
+                (dir.join(&file), apart.iter().map(|part| dir.join(&part.file)).collect::<Vec<_>>());
+            let copies =
+                apart.iter().zip(&part_paths).map(|(part, path)| store::copy_out(url, &snapshot, &part.table, path));
+            let (dumped, copied) =
+                tokio::join!(pg_dump(url, &snapshot, &apart, &dump_path), futures_util::future::try_join_all(copies));
+            dumped?;
+            copied?;
             store::end_snapshot(conn).await?;
-            (manifest::POSTGRES, file, description)
+            (manifest::POSTGRES, file, description, apart)
         }
     };
     let Description { tables, migration_level, migrations, audit_heads } = description;
@@ -151,13 +165,18 @@ async fn image(storage: &Storage, name: &str, dir: &Path) -> Result<StoreImage, 
         migrations,
         tables,
         audit_heads,
+        table_files,
     })
 }
 
-/// `pg_dump` of `url` in its custom format, in the exported `snapshot`.
-async fn pg_dump(url: &DatabaseUrl, snapshot: &str, into: &Path) -> Result<(), BackupError> {
+/// `pg_dump` of `url` in its custom format, in the exported `snapshot`, without the rows of the
+/// tables copied `apart` (their definitions, indexes and constraints stay in the dump).
+async fn pg_dump(url: &DatabaseUrl, snapshot: &str, apart: &[TableFile], into: &Path) -> Result<(), BackupError> {
     let mut command = pg_command("pg_dump", url)?;
     command.args(["--format=custom", "--no-owner", "--no-privileges", "--compress=0"]);
+    for part in apart {
+        command.arg(format!("--exclude-table-data={}", part.table));
+    }
     command.arg(format!("--snapshot={snapshot}")).arg("--file").arg(into);
     run_tool("pg_dump", command).await
 }

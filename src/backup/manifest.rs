@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The version of this layout; a reader refuses any other.
-pub const FORMAT: u32 = 1;
+/// The version of this layout. Format 2 added [`StoreImage::table_files`]; a reader refuses
+/// any format outside [`READS`].
+pub const FORMAT: u32 = 2;
+
+/// The formats this version reads (a format 1 backup simply has no table files).
+pub const READS: std::ops::RangeInclusive<u32> = 1..=FORMAT;
 
 /// `manifest.json`, the first file of a backup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -49,6 +53,20 @@ pub struct StoreImage {
     /// The audit store: each chain's newest entry.
     #[serde(default)]
     pub audit_heads: Vec<AuditHead>,
+    /// PostgreSQL: tables whose rows are not in `file` but each in a file of its own, in
+    /// PostgreSQL's binary `COPY` format, read in the same snapshot (see `images::COPIED_APART`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_files: Vec<TableFile>,
+}
+
+/// A table's rows in a file of their own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TableFile {
+    /// The table.
+    pub table: String,
+    /// Its file in the archive.
+    pub file: String,
 }
 
 /// The newest entry of one audit chain.

@@ -1,18 +1,24 @@
 //! Every statement of backups: the consistent snapshot of a store (SQLite `VACUUM INTO`; a
-//! PostgreSQL transaction whose snapshot `pg_dump` shares), and what the manifest says about a
+//! PostgreSQL transaction whose snapshot `pg_dump` and the binary `COPY` of bulky tables
+//! share), and what the manifest says about a
 //! store, read inside that same snapshot: each table's rows, the migration level, the audit
 //! chains' heads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use futures_util::StreamExt;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Row};
+use sqlx::postgres::PgConnection;
+use sqlx::{Any, AnyConnection, Connection, Row};
+use tokio::io::AsyncWriteExt;
 
 use crate::audit::checkpoint::to_hex;
 use crate::storage::{Backend, Storage, StorageError};
 
+use super::BackupError;
 use super::manifest::AuditHead;
+use crate::settings::DatabaseUrl;
 
 /// What the manifest records of one store, read in one snapshot.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +56,60 @@ pub async fn end_snapshot(mut conn: PoolConnection<Any>) -> Result<(), StorageEr
     sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
 }
+
+/// PostgreSQL: writes `table`'s rows as the exported `snapshot` sees them into `into`, in the
+/// binary `COPY` format (a `bytea` column as its bytes, where `pg_dump` writes hex text of twice
+/// the size); returns the bytes written. Its own connection, so it runs beside `pg_dump`.
+pub async fn copy_out(url: &DatabaseUrl, snapshot: &str, table: &str, into: &Path) -> Result<u64, BackupError> {
+    let mut conn = PgConnection::connect(url.expose()).await.map_err(StorageError::from)?;
+    sqlx::raw_sql("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut conn)
+        .await
+        .map_err(StorageError::from)?;
+    // The id comes from `pg_export_snapshot()`; quoted all the same.
+    let set = format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.replace('\'', "''"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(set)).execute(&mut conn).await.map_err(StorageError::from)?;
+    let file = tokio::fs::File::create(into).await.map_err(BackupError::file(into))?;
+    let mut out = tokio::io::BufWriter::with_capacity(COPY_BUFFER, file);
+    let statement = format!("COPY {} TO STDOUT (FORMAT binary)", quoted(table));
+    let mut written = 0u64;
+    {
+        let mut rows = conn.copy_out_raw(&statement).await.map_err(StorageError::from)?;
+        while let Some(chunk) = rows.next().await {
+            let chunk = chunk.map_err(StorageError::from)?;
+            out.write_all(&chunk).await.map_err(BackupError::file(into))?;
+            written += chunk.len() as u64;
+        }
+    }
+    out.flush().await.map_err(BackupError::file(into))?;
+    out.into_inner().sync_all().await.map_err(BackupError::file(into))?;
+    sqlx::raw_sql("COMMIT").execute(&mut conn).await.map_err(StorageError::from)?;
+    conn.close().await.map_err(StorageError::from)?;
+    Ok(written)
+}
+
+/// PostgreSQL: loads a file written by [`copy_out`] into `table` (which exists, with the same
+/// columns); returns the rows loaded. One statement: it loads all or nothing.
+pub async fn copy_in(url: &DatabaseUrl, table: &str, from: &Path) -> Result<u64, BackupError> {
+    let mut conn = PgConnection::connect(url.expose()).await.map_err(StorageError::from)?;
+    let file = tokio::fs::File::open(from).await.map_err(BackupError::file(from))?;
+    let statement = format!("COPY {} FROM STDIN (FORMAT binary)", quoted(table));
+    let mut copy = conn.copy_in_raw(&statement).await.map_err(StorageError::from)?;
+    let read = copy.read_from(tokio::io::BufReader::with_capacity(COPY_BUFFER, file)).await.map(|_| ());
+    if let Err(error) = read {
+        // Ends the statement (rolled back) so the connection closes cleanly; the read's error
+        // is the one to report.
+        let _ = copy.abort("the backup's table file could not be read").await;
+        return Err(StorageError::from(error).into());
+    }
+    let rows = copy.finish().await.map_err(StorageError::from)?;
+    conn.close().await.map_err(StorageError::from)?;
+    Ok(rows)
+}
+
+/// The buffer between a table file and its `COPY`: large enough that a file system call moves
+/// many rows' worth at once.
+const COPY_BUFFER: usize = 1 << 20;
 
 /// The store's own tables, by name.
 pub async fn tables(conn: &mut AnyConnection, backend: Backend) -> Result<Vec<String>, StorageError> {

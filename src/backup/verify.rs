@@ -133,8 +133,9 @@ pub(crate) async fn unpack(
         Ok(manifest) => manifest,
         Err(e) => return Ok((None, vec![Fault(format!("the manifest is unreadable: {e}"))])),
     };
-    if manifest.format != manifest::FORMAT {
-        let fault = Fault(format!("format {} is not one this version reads ({})", manifest.format, manifest::FORMAT));
+    if !manifest::READS.contains(&manifest.format) {
+        let (first, last) = (manifest::READS.start(), manifest::READS.end());
+        let fault = Fault(format!("format {} is not one this version reads ({first} to {last})", manifest.format));
         return Ok((None, vec![fault]));
     }
     let faults = check_files(&manifest, &unpacked);
@@ -160,8 +161,11 @@ fn check_files(manifest: &Manifest, unpacked: &[Unpacked]) -> Vec<Fault> {
         }
     }
     for image in &manifest.stores {
-        if !manifest.files.iter().any(|f| f.path == image.file) {
-            faults.push(Fault(format!("the {} store's image {} is not in the manifest", image.store, image.file)));
+        let parts = std::iter::once(&image.file).chain(image.table_files.iter().map(|t| &t.file));
+        for file in parts {
+            if !manifest.files.iter().any(|f| &f.path == file) {
+                faults.push(Fault(format!("the {} store's image {file} is not in the manifest", image.store)));
+            }
         }
     }
     faults

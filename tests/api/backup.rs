@@ -1,7 +1,7 @@
 //! Backups and the restore drill (issue 30), on both backends. A backup taken while the server
 //! serves decrypts with the standard `age` tool, holds no master key, and verifies; a damaged
-//! one does not. The drill fills a practice (patients, appointments, intake answers, messages,
-//! audit entries), backs it up with requests in flight, destroys it, restores it into empty
+//! one does not. The drill fills a practice (patients, appointments, intake answers, messages
+//! with an attachment, a signed note, audit entries), backs it up with requests in flight, destroys it, restores it into empty
 //! stores, and proves that every table reads back row for row as the snapshot held it, that the
 //! audit trail verifies and that the server serves the same records.
 
@@ -135,6 +135,14 @@ async fn a_backup_taken_while_serving_decrypts_with_the_age_tool_and_verifies(ba
     decrypt_with_age_tool(&file, &key, &plain);
     let manifest: Value = serde_json::from_slice(&std::fs::read(plain.join("manifest.json")).unwrap()).unwrap();
     let image = if backend == Backend::Sqlite { "db" } else { "pgdump" };
+    if backend == Backend::Postgres {
+        // Attachments are copied apart from the dump, in binary, and listed with their checksum.
+        let parts = manifest["stores"][0]["table_files"].as_array().unwrap();
+        assert_eq!(parts[0]["table"], "attachments", "{parts:?}");
+        assert_eq!(parts[0]["file"], "main.attachments.pgcopy");
+        assert!(plain.join("main.attachments.pgcopy").is_file());
+        assert!(manifest["files"].as_array().unwrap().iter().any(|f| f["path"] == "main.attachments.pgcopy"));
+    }
     for name in [format!("main.{image}"), format!("audit.{image}")] {
         assert!(plain.join(&name).is_file(), "{name} in the backup");
         let listed = manifest["files"].as_array().unwrap().iter().find(|f| f["path"] == name.as_str()).unwrap();
@@ -346,8 +354,8 @@ async fn every_row(
 /// a node's stop, an alert's escalation. Each is still compared by count with the manifest.
 const CHANGED_AFTER_THE_BACKUP: &[&str] = &["main.sessions", "main.nodes", "main.alerts"];
 
-/// Fills the practice of `c`: messages both ways, a second patient, appointments, a PHQ-9
-/// answered by Ada. Returns the reads (path and answer) a restored or moved practice must give
+/// Fills the practice of `c`: messages both ways, an attachment, a signed note, a second
+/// patient, appointments, a PHQ-9 answered by Ada. Returns the reads (path and answer) a restored or moved practice must give
 /// back identically.
 async fn fill(c: &mut Conversing) -> Vec<(String, Value)> {
     let app = &c.app;
@@ -356,6 +364,21 @@ async fn fill(c: &mut Conversing) -> Vec<(String, Value)> {
         c.dr.send(&mut c.dr_socket, c.conversation, text.as_bytes()).await.unwrap();
     }
     c.phone.send(&mut c.phone_socket, c.conversation, b"a reply from Ada").await.unwrap();
+    // A letter attached: 256 KiB of pseudo-random bytes, as ciphertext is (a PostgreSQL backup
+    // holds attachments apart from its dump, in the binary COPY format).
+    let letter: Vec<u8> = (0..256 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    c.dr.send_attachment(
+        &c.api_dr,
+        &mut c.dr_socket,
+        c.conversation,
+        "a letter",
+        &letter,
+        "letter.pdf",
+        "application/pdf",
+    )
+    .await
+    .unwrap();
+    let note = crate::notes::signed_soap(app, &c.clinician, &c.record, "Sleeping better since the last session.").await;
     let grace = patient_record(app, &c.clinician, "Grace Hopper").await;
     for (n, patient) in [&c.record, &grace].into_iter().enumerate() {
         let start = 1_900_000_000_000 + n as i64 * 7_200_000;
@@ -372,7 +395,8 @@ async fn fill(c: &mut Conversing) -> Vec<(String, Value)> {
     laptop.send(frame).await;
     assert_eq!(laptop.frame().await["type"], "ack");
     let mut reads = Vec::new();
-    for path in [format!("/api/v1/patients/{}", c.record), format!("/api/v1/patients/{grace}"), path] {
+    let note = format!("/api/v1/notes/{note}");
+    for path in [format!("/api/v1/patients/{}", c.record), format!("/api/v1/patients/{grace}"), path, note] {
         let (status, body) = c.clinician.session.get(app, &path).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         reads.push((path, body));
@@ -483,6 +507,8 @@ async fn restore_drill_brings_back_every_row_and_the_server_serves_it(backend: B
         "main.appointments",
         "main.intake_assignments",
         "main.conversation_messages",
+        "main.attachments",
+        "main.clinical_notes",
         "audit.audit_entries",
     ] {
         assert!(counted(table) > 0, "{table} was filled");
