@@ -278,11 +278,21 @@ pub async fn serve(settings: Settings) -> Result<(), ServerError> {
 /// How long the listener keeps accepting after every socket was handed its going-away close.
 const CLOSE_FRAMES_GRACE: Duration = Duration::from_millis(250);
 
-/// Records that this node stopped cleanly, so its next start does not warn of a crash. Retried
-/// a few times: the pool may still be handing back connections that the last requests used.
+/// Records that this node stopped cleanly, so its next start does not warn of a crash. On a
+/// store opened for it ([`Storage::reopened`]): the pool's connections may belong to the HTTP
+/// workers' stopped runtimes (a stop under load on PostgreSQL failed all three tries on them).
+/// Retried a few times all the same: the database may be briefly busy.
 async fn record_clean_stop(storage: &crate::storage::Storage, node_id: &node::NodeId) {
     for attempt in 1..=3 {
-        match storage.record_node_stop(node_id, now_ms()).await {
+        let recorded = match storage.reopened().await {
+            Ok(own) => {
+                let recorded = own.record_node_stop(node_id, now_ms()).await;
+                own.close().await;
+                recorded
+            }
+            Err(error) => Err(error),
+        };
+        match recorded {
             Ok(()) => return,
             Err(error) if attempt == 3 => {
                 tracing::error!(%error, cause = ?std::error::Error::source(&error), "could not record the clean stop");

@@ -22,8 +22,9 @@ pub(crate) const POOL: DatabaseSettings = DatabaseSettings { max_connections: 2,
 
 /// Loads the staged `image` into `location`: a SQLite file moved into place; a PostgreSQL dump
 /// restored with `pg_restore` in one transaction, then each table file loaded with one `COPY`
-/// (a failure there leaves the tables made, and the restore reports it). A backup restores onto the backend it was
-/// taken from; `confidant store copy` moves a practice from SQLite to PostgreSQL.
+/// (a failure there leaves the tables made, and the restore reports it). A backup restores
+/// onto the backend it was taken from; `confidant store copy` moves a practice from SQLite to
+/// PostgreSQL.
 pub(crate) async fn load_image(image: &StoreImage, dir: &Path, location: &Location) -> Result<(), BackupError> {
     let staged = dir.join(&image.file);
     match (image.backend.as_str(), location) {

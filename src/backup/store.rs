@@ -1,8 +1,7 @@
 //! Every statement of backups: the consistent snapshot of a store (SQLite `VACUUM INTO`; a
 //! PostgreSQL transaction whose snapshot `pg_dump` and the binary `COPY` of bulky tables
-//! share), and what the manifest says about a
-//! store, read inside that same snapshot: each table's rows, the migration level, the audit
-//! chains' heads.
+//! share), and what the manifest says about a store, read inside that same snapshot: each
+//! table's rows, the migration level, the audit chains' heads.
 
 use std::collections::BTreeMap;
 use std::path::Path;

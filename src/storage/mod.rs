@@ -98,6 +98,15 @@ impl Storage {
         }
     }
 
+    /// The same store on connections of its own, opened on the calling runtime. At shutdown
+    /// the pool's PostgreSQL connections may have been opened by the HTTP workers, whose
+    /// runtimes are stopped by then: every statement on one fails ("a Tokio 1.x context was
+    /// found but it is being shutdown").
+    pub async fn reopened(&self) -> Result<Self, StorageError> {
+        Self::connect(self.store, &self.location, &DatabaseSettings { max_connections: 1, acquire_timeout_secs: 5 })
+            .await
+    }
+
     /// Cheap round trip for readiness checks.
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
