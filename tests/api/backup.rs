@@ -1,9 +1,10 @@
 //! Backups and the restore drill (issue 30), on both backends. A backup taken while the server
 //! serves decrypts with the standard `age` tool, holds no master key, and verifies; a damaged
 //! one does not. The drill fills a practice (patients, appointments, intake answers, messages
-//! with an attachment, a signed note, audit entries), backs it up with requests in flight, destroys it, restores it into empty
-//! stores, and proves that every table reads back row for row as the snapshot held it, that the
-//! audit trail verifies and that the server serves the same records.
+//! with an attachment, a signed note, audit entries), backs it up with requests in flight,
+//! destroys it, restores it into empty stores, and proves that every table reads back row for
+//! row as the snapshot held it, that the audit trail verifies and that the server serves the
+//! same records.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -355,8 +356,8 @@ async fn every_row(
 const CHANGED_AFTER_THE_BACKUP: &[&str] = &["main.sessions", "main.nodes", "main.alerts"];
 
 /// Fills the practice of `c`: messages both ways, an attachment, a signed note, a second
-/// patient, appointments, a PHQ-9 answered by Ada. Returns the reads (path and answer) a restored or moved practice must give
-/// back identically.
+/// patient, appointments, a PHQ-9 answered by Ada. Returns the reads (path and answer) a
+/// restored or moved practice must give back identically.
 async fn fill(c: &mut Conversing) -> Vec<(String, Value)> {
     let app = &c.app;
     for n in 0..3 {
