@@ -36,7 +36,7 @@ use uuid::Uuid;
 mod support;
 
 use support::BareServer;
-use support::node::{Node, PASSWORD, connector, enroll_totp, owner_and_clinician, sign_in};
+use support::node::{Node, PASSWORD, connector, create_patient, enroll_totp, owner_and_clinician, sign_in};
 
 /// Conversation sizes (devices) and the offered message rates (per second) tried for each.
 const SCENARIOS: [(&str, usize, &[u32]); 3] = [
@@ -167,17 +167,7 @@ impl Practice {
         let post = |path: &str, token: &str, body: Value| {
             client.post(node.url(path)).bearer_auth(token.to_owned()).json(&body).send()
         };
-        let created: Value = post(
-            "/api/v1/patients",
-            &clinician,
-            json!({ "legal_name": "Bench Patient", "date_of_birth": "1980-01-01" }),
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-        let patient_id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
+        let patient_id: Uuid = create_patient(&client, node, &clinician, "Bench Patient").await.parse().unwrap();
         let invitation: Value = post(
             "/api/v1/users/invitations",
             &clinician,

@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod support;
 
-use support::node::{Node, connector, owner_and_clinician, rss_kib, ticks_per_sec};
+use support::node::{Node, connector, create_patient, owner_and_clinician, rss_kib, ticks_per_sec};
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -293,17 +293,8 @@ impl Practice {
             .as_str()
             .unwrap()
             .to_owned();
-        let created: Value = client
-            .post(node.url("/api/v1/patients"))
-            .bearer_auth(&token)
-            .json(&json!({ "legal_name": "Bench Patient", "date_of_birth": "1980-01-01" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Self { client, token, clinician, patient: created["id"].as_str().unwrap().to_owned() }
+        let patient = create_patient(&client, node, &token, "Bench Patient").await;
+        Self { client, token, clinician, patient }
     }
 }
 

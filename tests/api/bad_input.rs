@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::browser_script::BrowserScript;
-use crate::messaging::{WAIT, next_message};
+use crate::messaging::{WAIT, converse};
 
 /// A 1x1 PNG (the browser script's own).
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
@@ -86,13 +86,8 @@ fn seq_of(answer: &Result<ServerFrame, ClientError>) -> u64 {
 /// with the patient `ada` (about `record`), then each kind of bad input in its own step.
 pub(crate) async fn misbehave(script: &mut BrowserScript, api: &Api, record: Uuid, ada: Uuid) {
     script.wait("ready").await;
-    let mut a = Device::register(api).await.unwrap();
-    let mut b = Device::register(api).await.unwrap();
-    let mut a_socket = a.connect(api).await.unwrap();
-    let mut b_socket = b.connect(api).await.unwrap();
-    // Every device of Ada's (the browser) and of this clinician's (b) is added.
-    let conversation = a.create_conversation(api, &mut a_socket, record, &[ada]).await.unwrap();
-    assert_eq!(next_message(&mut b, &mut b_socket).await, Event::Joined { conversation });
+    // Both devices are this clinician's: every device of Ada's (the browser) and b are added.
+    let (a, a_socket, b, b_socket, conversation) = converse(api, api, record, ada).await;
     let mut m = Mallory { a, a_socket, b: Some((b, b_socket)), conversation };
     let first = "Dr. Mallory here: a few questions about your sleep.";
     m.say(first).await;
