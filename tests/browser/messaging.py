@@ -177,6 +177,8 @@ def main():
             messages_ready(phone)
             expect(phone.locator("li.row[data-conversation] .badge")).to_have_attribute("data-unread", "1")
             open_first_conversation(phone)
+            # Opened before or after the list arrived, it is the care team's conversation.
+            expect(phone.locator("#conversation-title")).to_have_text("Your care team")
             expect(phone.locator("li.message", has_text="Missed two")).to_be_visible()
             expected = [
                 CANARY,

@@ -256,7 +256,12 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
     let failure = RwSignal::new(None::<Failure>);
     let busy = RwSignal::new(false);
     let opened: Opened = RwSignal::new(BTreeMap::new());
-    let patient = m.conversations.with_untracked(|c| c.get(&conversation).and_then(|c| c.patient_id));
+    // Whom the conversation is about, as the list says. A conversation opened before the list
+    // loaded (a live message put it there first) learns it when the list arrives; one this
+    // browser left keeps what it was.
+    let patient = Memo::new(move |before: Option<&Option<Uuid>>| {
+        m.conversations.with(|c| c.get(&conversation).and_then(|c| c.patient_id)).or(before.copied().flatten())
+    });
     // A commit took this browser's device out of the conversation: what it received stays on
     // screen, and nothing more can be sent or received in it here.
     let left = move || m.conversations.with(|c| !c.contains_key(&conversation));
@@ -311,7 +316,7 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
         let who = if k.mine {
             text::YOU.to_owned()
         } else {
-            k.sender_user.map(|u| names.person(u, patient)).unwrap_or_else(|| text::SOMEONE.to_owned())
+            k.sender_user.map(|u| names.person(u, patient.get())).unwrap_or_else(|| text::SOMEONE.to_owned())
         };
         let body = match (&k.text, k.membership) {
             (_, true) => text::MEMBERSHIP_CHANGED.to_owned(),
@@ -334,11 +339,11 @@ fn Conversation(conversation: Uuid, names: Names) -> impl IntoView {
     view! {
         <button type="button" class="link" on:click=|_| messenger::close()>{text::BACK_TO_CONVERSATIONS}</button>
         <section class="card conversation" aria-labelledby="conversation-title">
-            <h2 id="conversation-title">{title(names, patient)}</h2>
+            <h2 id="conversation-title">{move || title(names, patient.get())}</h2>
             // Once this browser left, the group it holds no longer says who reads what follows.
             <p class="muted small" data-readers="" hidden=left>
                 <strong>{text::WHO_CAN_READ}": "</strong>
-                {move || m.members.with(|list| readers(names, patient, list))}
+                {move || m.members.with(|list| readers(names, patient.get(), list))}
             </p>
             {move || {
                 let (shown, total) = (m.messages.with(Vec::len), m.total.get() as usize);
